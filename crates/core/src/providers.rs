@@ -1,0 +1,524 @@
+//! The action types Pipewright implements, with the structural facts
+//! validation needs about each: how many input and output artifacts it takes,
+//! which configuration keys it requires, and its timeouts.
+//!
+//! The numbers follow CodePipeline's action structure reference and quotas.
+
+use std::fmt;
+
+use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId, Configuration};
+
+/// An inclusive range of artifact counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArtifactCount {
+    /// The fewest artifacts allowed.
+    pub min: usize,
+    /// The most artifacts allowed.
+    pub max: usize,
+}
+
+impl ArtifactCount {
+    const fn exactly(n: usize) -> Self {
+        ArtifactCount { min: n, max: n }
+    }
+
+    const fn between(min: usize, max: usize) -> Self {
+        ArtifactCount { min, max }
+    }
+
+    /// Whether `n` artifacts are allowed.
+    pub fn allows(&self, n: usize) -> bool {
+        (self.min..=self.max).contains(&n)
+    }
+}
+
+impl fmt::Display for ArtifactCount {
+    /// `exactly 1`, `none`, `1 to 5`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.min, self.max) {
+            (0, 0) => f.write_str("none"),
+            (a, b) if a == b => write!(f, "exactly {a}"),
+            (a, b) => write!(f, "{a} to {b}"),
+        }
+    }
+}
+
+/// How an action type treats the action-level `commands` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandsUse {
+    /// `commands` is required (1 to 50 items): the `Commands` action.
+    Required,
+    /// `commands` is not used by this action type and must be absent.
+    NotUsed,
+}
+
+/// An action type's timeouts, in minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout {
+    /// The timeout when the action declares no `timeoutInMinutes`.
+    pub default_minutes: u32,
+    /// The smallest `timeoutInMinutes` allowed.
+    pub min_minutes: u32,
+    /// The largest `timeoutInMinutes` allowed.
+    pub max_minutes: u32,
+}
+
+impl Timeout {
+    /// A timeout that can be shortened (down to 5 minutes) but not lengthened.
+    const fn fixed(minutes: u32) -> Self {
+        Timeout {
+            default_minutes: minutes,
+            min_minutes: MIN_TIMEOUT_MINUTES,
+            max_minutes: minutes,
+        }
+    }
+}
+
+/// botocore's minimum `ActionTimeout`.
+const MIN_TIMEOUT_MINUTES: u32 = 5;
+
+/// A configuration key that is required only for some configurations.
+type ConditionalKeys = fn(&Configuration) -> Vec<&'static str>;
+
+/// What Pipewright knows about one action type.
+#[derive(Debug)]
+pub struct ActionTypeSpec {
+    /// The category (`Source`, `Build`, ...).
+    pub category: ActionCategory,
+    /// The owner (`AWS`, `ThirdParty`).
+    pub owner: ActionOwner,
+    /// The provider (`S3`, `CodeBuild`, ...).
+    pub provider: &'static str,
+    /// The version (`1`).
+    pub version: &'static str,
+    /// How many input artifacts an action of this type takes.
+    pub input_artifacts: ArtifactCount,
+    /// How many output artifacts an action of this type produces.
+    pub output_artifacts: ArtifactCount,
+    /// Configuration keys every action of this type must set.
+    pub required_configuration: &'static [&'static str],
+    /// When `Some`, the only configuration keys allowed.
+    pub allowed_configuration: Option<&'static [&'static str]>,
+    /// Configuration keys whose value must be one of a closed set.
+    pub allowed_values: &'static [(&'static str, &'static [&'static str])],
+    /// Whether the action-level `commands` list is used.
+    pub commands: CommandsUse,
+    /// Default and allowed `timeoutInMinutes`.
+    pub timeout: Timeout,
+    /// Keys required depending on other keys' values (e.g. CloudFormation's `ActionMode`).
+    conditional_configuration: ConditionalKeys,
+}
+
+impl ActionTypeSpec {
+    /// Whether this spec describes the given action type id.
+    pub fn matches(&self, id: &ActionTypeId) -> bool {
+        self.category == id.category
+            && self.owner == id.owner
+            && self.provider == id.provider
+            && self.version == id.version
+    }
+
+    /// The configuration keys that `configuration` must hold: the
+    /// always-required ones, then the ones its other values make required.
+    pub fn required_keys(&self, configuration: &Configuration) -> Vec<&'static str> {
+        let mut keys: Vec<&'static str> = self.required_configuration.to_vec();
+        for key in (self.conditional_configuration)(configuration) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// `Category/Owner/Provider`.
+    pub fn short_name(&self) -> String {
+        format!("{}/{}/{}", self.category, self.owner, self.provider)
+    }
+}
+
+impl fmt::Display for ActionTypeSpec {
+    /// `Category/Owner/Provider (version V)`, like [`ActionTypeId`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (version {})", self.short_name(), self.version)
+    }
+}
+
+fn no_conditional_keys(_: &Configuration) -> Vec<&'static str> {
+    Vec::new()
+}
+
+/// The CloudFormation action modes.
+pub const CLOUDFORMATION_ACTION_MODES: &[&str] = &[
+    "CHANGE_SET_EXECUTE",
+    "CHANGE_SET_REPLACE",
+    "CREATE_UPDATE",
+    "DELETE_ONLY",
+    "REPLACE_ON_FAILURE",
+];
+
+/// CloudFormation: change-set modes need `ChangeSetName`; the modes that
+/// call CloudFormation with a template or delete a stack need `RoleArn` (the
+/// role CloudFormation acts as), and the modes that send a template need
+/// `TemplatePath`.
+fn cloudformation_keys(configuration: &Configuration) -> Vec<&'static str> {
+    let mode = configuration.get("ActionMode").map(String::as_str);
+    let mut keys = Vec::new();
+    if matches!(mode, Some("CHANGE_SET_REPLACE" | "CHANGE_SET_EXECUTE")) {
+        keys.push("ChangeSetName");
+    }
+    if matches!(
+        mode,
+        Some("CREATE_UPDATE" | "REPLACE_ON_FAILURE" | "DELETE_ONLY" | "CHANGE_SET_REPLACE")
+    ) {
+        keys.push("RoleArn");
+    }
+    if matches!(
+        mode,
+        Some("CREATE_UPDATE" | "REPLACE_ON_FAILURE" | "CHANGE_SET_REPLACE")
+    ) {
+        keys.push("TemplatePath");
+    }
+    keys
+}
+
+/// S3 deploy: without extraction the object needs a key.
+fn s3_deploy_keys(configuration: &Configuration) -> Vec<&'static str> {
+    match configuration.get("Extract") {
+        Some(v) if v.eq_ignore_ascii_case("false") => vec!["ObjectKey"],
+        _ => Vec::new(),
+    }
+}
+
+/// The configuration keys the manual approval action accepts.
+pub const MANUAL_APPROVAL_KEYS: &[&str] = &["NotificationArn", "CustomData", "ExternalEntityLink"];
+
+/// Default timeout of a manual approval: 7 days.
+pub const APPROVAL_DEFAULT_TIMEOUT_MINUTES: u32 = 7 * 24 * 60;
+
+/// Largest configurable timeout (botocore's `ActionTimeout` maximum, 60 days).
+pub const MAX_TIMEOUT_MINUTES: u32 = 86_400;
+
+/// CodePipeline's timeout for every action type without its own: 1 hour.
+const ONE_HOUR: u32 = 60;
+
+const fn source(provider: &'static str, required: &'static [&'static str]) -> ActionTypeSpec {
+    source_owned(ActionOwner::Aws, provider, required)
+}
+
+const fn source_owned(
+    owner: ActionOwner,
+    provider: &'static str,
+    required: &'static [&'static str],
+) -> ActionTypeSpec {
+    ActionTypeSpec {
+        category: ActionCategory::Source,
+        owner,
+        provider,
+        version: "1",
+        input_artifacts: ArtifactCount::exactly(0),
+        output_artifacts: ArtifactCount::exactly(1),
+        required_configuration: required,
+        allowed_configuration: None,
+        allowed_values: &[],
+        commands: CommandsUse::NotUsed,
+        timeout: Timeout::fixed(ONE_HOUR),
+        conditional_configuration: no_conditional_keys,
+    }
+}
+
+const fn codebuild(category: ActionCategory) -> ActionTypeSpec {
+    ActionTypeSpec {
+        category,
+        owner: ActionOwner::Aws,
+        provider: "CodeBuild",
+        version: "1",
+        input_artifacts: ArtifactCount::between(1, 5),
+        output_artifacts: ArtifactCount::between(0, 5),
+        required_configuration: &["ProjectName"],
+        allowed_configuration: None,
+        allowed_values: &[],
+        commands: CommandsUse::NotUsed,
+        // CodePipeline waits for the build, whose own limit is 8 hours.
+        timeout: Timeout::fixed(8 * 60),
+        conditional_configuration: no_conditional_keys,
+    }
+}
+
+static SPECS: &[ActionTypeSpec] = &[
+    source("S3", &["S3Bucket", "S3ObjectKey"]),
+    source("CodeCommit", &["RepositoryName", "BranchName"]),
+    source(
+        "CodeStarSourceConnection",
+        &["ConnectionArn", "FullRepositoryId", "BranchName"],
+    ),
+    source_owned(
+        ActionOwner::ThirdParty,
+        "GitHub",
+        &["Owner", "Repo", "Branch", "OAuthToken"],
+    ),
+    source("ECR", &["RepositoryName"]),
+    codebuild(ActionCategory::Build),
+    codebuild(ActionCategory::Test),
+    ActionTypeSpec {
+        category: ActionCategory::Compute,
+        owner: ActionOwner::Aws,
+        provider: "Commands",
+        version: "1",
+        input_artifacts: ArtifactCount::between(1, 10),
+        output_artifacts: ArtifactCount::between(0, 1),
+        required_configuration: &[],
+        allowed_configuration: None,
+        allowed_values: &[],
+        commands: CommandsUse::Required,
+        // "The timeout for builds with the Commands action is 55 minutes."
+        timeout: Timeout::fixed(55),
+        conditional_configuration: no_conditional_keys,
+    },
+    ActionTypeSpec {
+        category: ActionCategory::Invoke,
+        owner: ActionOwner::Aws,
+        provider: "Lambda",
+        version: "1",
+        input_artifacts: ArtifactCount::between(0, 5),
+        output_artifacts: ArtifactCount::between(0, 5),
+        required_configuration: &["FunctionName"],
+        allowed_configuration: None,
+        allowed_values: &[],
+        commands: CommandsUse::NotUsed,
+        timeout: Timeout::fixed(24 * 60),
+        conditional_configuration: no_conditional_keys,
+    },
+    ActionTypeSpec {
+        category: ActionCategory::Invoke,
+        owner: ActionOwner::Aws,
+        provider: "StepFunctions",
+        version: "1",
+        input_artifacts: ArtifactCount::between(0, 1),
+        output_artifacts: ArtifactCount::between(0, 1),
+        required_configuration: &["StateMachineArn"],
+        allowed_configuration: None,
+        allowed_values: &[],
+        commands: CommandsUse::NotUsed,
+        timeout: Timeout::fixed(ONE_HOUR),
+        conditional_configuration: no_conditional_keys,
+    },
+    ActionTypeSpec {
+        category: ActionCategory::Deploy,
+        owner: ActionOwner::Aws,
+        provider: "S3",
+        version: "1",
+        input_artifacts: ArtifactCount::exactly(1),
+        output_artifacts: ArtifactCount::exactly(0),
+        required_configuration: &["BucketName", "Extract"],
+        allowed_configuration: None,
+        allowed_values: &[("Extract", &["true", "false"])],
+        commands: CommandsUse::NotUsed,
+        timeout: Timeout::fixed(90),
+        conditional_configuration: s3_deploy_keys,
+    },
+    ActionTypeSpec {
+        category: ActionCategory::Deploy,
+        owner: ActionOwner::Aws,
+        provider: "CloudFormation",
+        version: "1",
+        input_artifacts: ArtifactCount::between(0, 10),
+        output_artifacts: ArtifactCount::between(0, 1),
+        required_configuration: &["ActionMode", "StackName"],
+        allowed_configuration: None,
+        allowed_values: &[("ActionMode", CLOUDFORMATION_ACTION_MODES)],
+        commands: CommandsUse::NotUsed,
+        timeout: Timeout::fixed(3 * 24 * 60),
+        conditional_configuration: cloudformation_keys,
+    },
+    ActionTypeSpec {
+        category: ActionCategory::Deploy,
+        owner: ActionOwner::Aws,
+        provider: "CodeDeploy",
+        version: "1",
+        input_artifacts: ArtifactCount::exactly(1),
+        output_artifacts: ArtifactCount::exactly(0),
+        required_configuration: &["ApplicationName", "DeploymentGroupName"],
+        allowed_configuration: None,
+        allowed_values: &[],
+        commands: CommandsUse::NotUsed,
+        timeout: Timeout::fixed(5 * 24 * 60),
+        conditional_configuration: no_conditional_keys,
+    },
+    ActionTypeSpec {
+        category: ActionCategory::Deploy,
+        owner: ActionOwner::Aws,
+        provider: "ECS",
+        version: "1",
+        input_artifacts: ArtifactCount::exactly(1),
+        output_artifacts: ArtifactCount::exactly(0),
+        required_configuration: &["ClusterName", "ServiceName"],
+        allowed_configuration: None,
+        allowed_values: &[],
+        commands: CommandsUse::NotUsed,
+        timeout: Timeout::fixed(ONE_HOUR),
+        conditional_configuration: no_conditional_keys,
+    },
+    ActionTypeSpec {
+        category: ActionCategory::Approval,
+        owner: ActionOwner::Aws,
+        provider: "Manual",
+        version: "1",
+        input_artifacts: ArtifactCount::exactly(0),
+        output_artifacts: ArtifactCount::exactly(0),
+        required_configuration: &[],
+        allowed_configuration: Some(MANUAL_APPROVAL_KEYS),
+        allowed_values: &[],
+        commands: CommandsUse::NotUsed,
+        timeout: Timeout {
+            default_minutes: APPROVAL_DEFAULT_TIMEOUT_MINUTES,
+            min_minutes: MIN_TIMEOUT_MINUTES,
+            max_minutes: MAX_TIMEOUT_MINUTES,
+        },
+        conditional_configuration: no_conditional_keys,
+    },
+];
+
+/// The spec of an action type, if Pipewright implements it.
+pub fn lookup(id: &ActionTypeId) -> Option<&'static ActionTypeSpec> {
+    SPECS.iter().find(|spec| spec.matches(id))
+}
+
+/// Every action type Pipewright implements, source types first.
+pub fn supported() -> impl Iterator<Item = &'static ActionTypeSpec> {
+    SPECS.iter()
+}
+
+/// The supported action types as one line for error messages:
+/// `Source/AWS/S3, Source/AWS/CodeCommit, ... (all version 1)`.
+pub fn supported_list() -> String {
+    let all_v1 = SPECS.iter().all(|s| s.version == "1");
+    let names: Vec<String> = SPECS
+        .iter()
+        .map(|s| {
+            if all_v1 {
+                s.short_name()
+            } else {
+                s.to_string()
+            }
+        })
+        .collect();
+    if all_v1 {
+        format!("{} (all version 1)", names.join(", "))
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The stage-condition rule providers CodePipeline offers.
+pub const RULE_PROVIDERS: &[&str] = &[
+    "CloudWatchAlarm",
+    "CodeBuild",
+    "Commands",
+    "DeploymentWindow",
+    "LambdaInvoke",
+    "VariableCheck",
+];
+
+/// The configuration keys a condition rule provider requires.
+pub fn rule_required_keys(provider: &str) -> &'static [&'static str] {
+    match provider {
+        "CloudWatchAlarm" => &["AlarmName"],
+        "CodeBuild" => &["ProjectName"],
+        "DeploymentWindow" => &["Cron"],
+        "LambdaInvoke" => &["FunctionName"],
+        "VariableCheck" => &["Variable", "Value", "Operator"],
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(category: ActionCategory, owner: ActionOwner, provider: &str) -> ActionTypeId {
+        ActionTypeId {
+            category,
+            owner,
+            provider: provider.into(),
+            version: "1".into(),
+        }
+    }
+
+    #[test]
+    fn looks_up_every_listed_type() {
+        for spec in supported() {
+            let found = lookup(&id(spec.category, spec.owner, spec.provider)).expect("listed");
+            assert!(std::ptr::eq(found, spec), "{spec} found twice");
+        }
+        assert_eq!(supported().count(), 15);
+    }
+
+    #[test]
+    fn unknown_versions_and_providers_are_not_found() {
+        let mut s3 = id(ActionCategory::Source, ActionOwner::Aws, "S3");
+        assert!(lookup(&s3).is_some());
+        s3.version = "2".into();
+        assert!(lookup(&s3).is_none());
+        assert!(lookup(&id(ActionCategory::Build, ActionOwner::Aws, "Jenkins")).is_none());
+        // Same provider, other category.
+        assert!(lookup(&id(ActionCategory::Deploy, ActionOwner::Aws, "CodeCommit")).is_none());
+    }
+
+    #[test]
+    fn cloudformation_required_keys_depend_on_mode() {
+        let spec = lookup(&id(ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation"))
+            .expect("cfn");
+        let mut config = Configuration::new();
+        config.insert("ActionMode".into(), "CHANGE_SET_EXECUTE".into());
+        assert_eq!(
+            spec.required_keys(&config),
+            ["ActionMode", "StackName", "ChangeSetName"]
+        );
+        config.insert("ActionMode".into(), "CREATE_UPDATE".into());
+        assert_eq!(
+            spec.required_keys(&config),
+            ["ActionMode", "StackName", "RoleArn", "TemplatePath"]
+        );
+        config.insert("ActionMode".into(), "DELETE_ONLY".into());
+        assert_eq!(
+            spec.required_keys(&config),
+            ["ActionMode", "StackName", "RoleArn"]
+        );
+    }
+
+    #[test]
+    fn s3_deploy_needs_object_key_without_extract() {
+        let spec = lookup(&id(ActionCategory::Deploy, ActionOwner::Aws, "S3")).expect("s3");
+        let mut config = Configuration::new();
+        config.insert("Extract".into(), "true".into());
+        assert_eq!(spec.required_keys(&config), ["BucketName", "Extract"]);
+        config.insert("Extract".into(), "false".into());
+        assert_eq!(
+            spec.required_keys(&config),
+            ["BucketName", "Extract", "ObjectKey"]
+        );
+    }
+
+    #[test]
+    fn approval_timeouts() {
+        let spec = lookup(&id(ActionCategory::Approval, ActionOwner::Aws, "Manual")).expect("m");
+        assert_eq!(spec.timeout.default_minutes, 10_080);
+        assert_eq!((spec.timeout.min_minutes, spec.timeout.max_minutes), (5, 86_400));
+    }
+
+    #[test]
+    fn artifact_count_display() {
+        assert_eq!(ArtifactCount::exactly(0).to_string(), "none");
+        assert_eq!(ArtifactCount::exactly(1).to_string(), "exactly 1");
+        assert_eq!(ArtifactCount::between(1, 5).to_string(), "1 to 5");
+        assert!(ArtifactCount::between(1, 5).allows(5));
+        assert!(!ArtifactCount::between(1, 5).allows(0));
+    }
+
+    #[test]
+    fn supported_list_mentions_every_type() {
+        let list = supported_list();
+        assert!(list.starts_with("Source/AWS/S3, Source/AWS/CodeCommit, "), "{list}");
+        assert!(list.ends_with("Approval/AWS/Manual (all version 1)"), "{list}");
+    }
+}

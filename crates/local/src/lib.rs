@@ -1,0 +1,196 @@
+//! The local stack: the whole of `template.yaml` running in an AWS emulator on 127.0.0.1, with
+//! the real function binaries, no AWS account and no Docker.
+//!
+//! `up` builds the template's functions for this host, starts fakecloud (a separate AGPL
+//! program, never linked) with `pipewright-lambda-host` as its container engine, creates the
+//! template's stack through the emulator's CloudFormation API, and writes the endpoints to
+//! `.pipewright/local.env`. `down` stops it all.
+
+pub mod emulator;
+pub mod env_file;
+pub mod invoke;
+pub mod package;
+pub mod stack;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use emulator::{Emulator, EmulatorOptions};
+use package::{Profile, Workspace, LAMBDA_HOST_PACKAGE};
+use template::Template;
+
+/// The stack's name in the emulator.
+pub const STACK_NAME: &str = "pipewright-local";
+
+/// Why the local stack could not be brought up or down.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// `template.yaml` could not be read or is not usable.
+    #[error("template: {0}")]
+    Template(String),
+    /// Building or packing the functions failed.
+    #[error("build: {0}")]
+    Build(String),
+    /// The emulator could not be started or reached.
+    #[error("emulator: {0}")]
+    Emulator(String),
+    /// Creating the stack in the emulator failed.
+    #[error("deploy: {0}")]
+    Deploy(String),
+    /// An AWS call to the emulator failed.
+    #[error("{0}")]
+    Aws(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl LocalError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), source }
+    }
+
+    fn aws<E: std::error::Error + 'static>(call: &str, err: E) -> Self {
+        let mut msg = format!("{call}: {err}");
+        let mut source = err.source();
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        Self::Aws(msg)
+    }
+}
+
+/// How to bring the stack up.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The project root: `template.yaml` and the workspace `Cargo.toml`.
+    pub root: PathBuf,
+    /// Where the emulator's log, pid, sandboxes and `local.env` go (default `<root>/.pipewright`).
+    pub state_dir: PathBuf,
+    /// Emulator port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Profile the functions are built with.
+    pub profile: Profile,
+}
+
+impl UpOptions {
+    /// Defaults for the project at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        Self { state_dir: root.join(".pipewright"), root, port: 0, profile: Profile::Dev }
+    }
+}
+
+/// A running local stack.
+#[derive(Debug, Clone)]
+pub struct LocalStack {
+    /// The emulator.
+    pub emulator: Emulator,
+    /// The stack's outputs (`ArtifactBucketName`, `PipelinesTableName`, ...).
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl LocalStack {
+    /// The `KEY=value` pairs that describe the stack, in a stable order.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL".to_string(), self.emulator.endpoint.clone()),
+            ("AWS_REGION".to_string(), pipewright_aws::config::DEFAULT_REGION.to_string()),
+            ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
+            ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+            ("PIPEWRIGHT_STACK".to_string(), STACK_NAME.to_string()),
+            ("PIPEWRIGHT_EMULATOR_PID".to_string(), self.emulator.pid.to_string()),
+        ];
+        env.extend(self.outputs.iter().map(|(k, v)| (env_file::output_key(k), v.clone())));
+        env
+    }
+
+    /// Stop the emulator and every function sandbox it started.
+    pub fn stop(&self, state_dir: &Path) {
+        emulator::stop_pid(self.emulator.pid);
+        // The function sandboxes watch their folders and exit when they are removed.
+        let _ = std::fs::remove_dir_all(state_dir.join("lambda"));
+    }
+}
+
+/// Bring the local stack up (see the crate docs) and write `local.env`. When a healthy stack is
+/// already running from `opts.state_dir`, it is returned as it is.
+pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
+    if let Some(running) = status(&opts.state_dir) {
+        return Ok(running);
+    }
+    let template = Template::load(&opts.root.join("template.yaml"))?;
+    let workspace = Workspace::open(&opts.root)?;
+    let functions = workspace.build_functions(&template.rust_functions(), opts.profile, &opts.state_dir.join("build"))?;
+    let emulator = Emulator::start(&EmulatorOptions {
+        fakecloud: emulator::find_fakecloud()?,
+        lambda_host: workspace.binary(opts.profile, LAMBDA_HOST_PACKAGE),
+        state_dir: opts.state_dir.clone(),
+        port: opts.port,
+    })?;
+    let outputs = match stack::deploy(&emulator.endpoint, &template, &functions, STACK_NAME).await {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            emulator::stop_pid(emulator.pid);
+            return Err(e);
+        }
+    };
+    let stack = LocalStack { emulator, outputs };
+    env_file::write(&opts.state_dir, &stack.env())?;
+    Ok(stack)
+}
+
+/// The stack described by `<state_dir>/local.env`, if its emulator is alive and healthy.
+pub fn status(state_dir: &Path) -> Option<LocalStack> {
+    let env = env_file::read(state_dir)?;
+    let pid: u32 = env.get("PIPEWRIGHT_EMULATOR_PID")?.parse().ok()?;
+    let emulator = Emulator { endpoint: env.get("AWS_ENDPOINT_URL")?.clone(), pid };
+    if !emulator::is_alive(pid) || !emulator.healthy() {
+        return None;
+    }
+    let outputs = env
+        .iter()
+        .filter_map(|(k, v)| Some((output_name(k.strip_prefix("PIPEWRIGHT_")?)?, v.clone())))
+        .collect();
+    Some(LocalStack { emulator, outputs })
+}
+
+/// Take the stack down: stop the emulator and the sandboxes, remove `local.env`. Returns false
+/// when nothing was running.
+pub fn down(state_dir: &Path) -> bool {
+    let Some(env) = env_file::read(state_dir) else { return false };
+    let running = env
+        .get("PIPEWRIGHT_EMULATOR_PID")
+        .and_then(|p| p.parse::<u32>().ok())
+        .filter(|pid| emulator::is_alive(*pid));
+    if let Some(pid) = running {
+        emulator::stop_pid(pid);
+    }
+    let _ = std::fs::remove_dir_all(state_dir.join("lambda"));
+    let _ = std::fs::remove_file(state_dir.join(env_file::FILE_NAME));
+    running.is_some()
+}
+
+/// `ARTIFACT_BUCKET_NAME` → `ArtifactBucketName` (the inverse of [`env_file::output_key`]),
+/// skipping the keys that are not stack outputs.
+fn output_name(key: &str) -> Option<String> {
+    if matches!(key, "STACK" | "EMULATOR_PID") {
+        return None;
+    }
+    Some(
+        key.split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next().map(|f| f.to_string() + &c.as_str().to_ascii_lowercase()).unwrap_or_default()
+            })
+            .collect(),
+    )
+}

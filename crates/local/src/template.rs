@@ -1,0 +1,233 @@
+//! Reading `template.yaml` and rewriting it for the local emulator.
+//!
+//! The local stack is created from the very template that deploys to AWS. Only what a deploy
+//! tool would change is changed: each Rust function's `CodeUri` (a crate folder, built by
+//! `sam build`) becomes the S3 location of a zip built for this host, and the functions'
+//! architecture becomes the host's. Nothing else is touched.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use crate::LocalError;
+
+/// A Lambda function the template builds from a crate of this workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSource {
+    /// The function's logical id in the template, e.g. `ApiFunction`.
+    pub logical_id: String,
+    /// The crate folder its `CodeUri` names, relative to the template, e.g. `functions/api`.
+    pub code_uri: String,
+}
+
+/// A parsed SAM template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    body: Value,
+}
+
+impl Template {
+    /// Read and parse the template at `path`.
+    pub fn load(path: &Path) -> Result<Self, LocalError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LocalError::Template(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| match e {
+            LocalError::Template(msg) => LocalError::Template(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parse a template written in YAML (or JSON) in CloudFormation's long form.
+    pub fn parse(text: &str) -> Result<Self, LocalError> {
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| LocalError::Template(e.to_string()))?;
+        let body = yaml_to_json(&yaml, "")?;
+        if !body.get("Resources").is_some_and(Value::is_object) {
+            return Err(LocalError::Template("no `Resources` mapping".into()));
+        }
+        Ok(Self { body })
+    }
+
+    /// The template as CloudFormation JSON.
+    pub fn body(&self) -> &Value {
+        &self.body
+    }
+
+    /// Names of the stack's outputs, in template order.
+    pub fn output_names(&self) -> Vec<String> {
+        self.body
+            .get("Outputs")
+            .and_then(Value::as_object)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every `AWS::Serverless::Function` built with cargo-lambda from a local crate folder.
+    pub fn rust_functions(&self) -> Vec<FunctionSource> {
+        self.resources()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
+            .filter(|(_, r)| {
+                r.pointer("/Metadata/BuildMethod").and_then(Value::as_str) == Some("rust-cargolambda")
+            })
+            .filter_map(|(id, r)| {
+                let code_uri = r.pointer("/Properties/CodeUri").and_then(Value::as_str)?;
+                Some(FunctionSource { logical_id: id.clone(), code_uri: code_uri.to_string() })
+            })
+            .collect()
+    }
+
+    /// The template as the emulator should get it: each function in `code` (logical id → S3
+    /// bucket and key of its zip) points at that zip, and every function runs on `architecture`.
+    pub fn for_local(&self, code: &BTreeMap<String, (String, String)>, architecture: &str) -> Value {
+        let mut body = self.body.clone();
+        if let Some(globals) = body.pointer_mut("/Globals/Function").and_then(Value::as_object_mut) {
+            if globals.contains_key("Architectures") {
+                globals.insert("Architectures".into(), json!([architecture]));
+            }
+        }
+        if let Some(resources) = body.get_mut("Resources").and_then(Value::as_object_mut) {
+            for (id, resource) in resources.iter_mut() {
+                let Some((bucket, key)) = code.get(id) else { continue };
+                let props = resource
+                    .as_object_mut()
+                    .map(|r| r.entry("Properties").or_insert_with(|| json!({})));
+                if let Some(Value::Object(props)) = props {
+                    props.insert("CodeUri".into(), json!(format!("s3://{bucket}/{key}")));
+                    if props.contains_key("Architectures") {
+                        props.insert("Architectures".into(), json!([architecture]));
+                    }
+                }
+            }
+        }
+        body
+    }
+
+    fn resources(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.body.get("Resources").and_then(Value::as_object).into_iter().flat_map(Map::iter)
+    }
+}
+
+/// Lambda's name for the architecture this process runs on.
+pub fn host_architecture() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "x86_64"
+    }
+}
+
+/// YAML to JSON, refusing the short-form intrinsic tags (`!Ref`, `!GetAtt`, ...): they are not
+/// plain YAML, and the long form says the same thing.
+fn yaml_to_json(value: &serde_yaml::Value, path: &str) -> Result<Value, LocalError> {
+    use serde_yaml::Value as Y;
+    Ok(match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Number(n) => serde_json::to_value(n).map_err(|e| LocalError::Template(e.to_string()))?,
+        Y::String(s) => Value::String(s.clone()),
+        Y::Sequence(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| yaml_to_json(v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(LocalError::Template(format!("{path}: unsupported key {other:?}")))
+                    }
+                };
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                out.insert(key, yaml_to_json(v, &child)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(tagged) => {
+            return Err(LocalError::Template(format!(
+                "{path}: short-form intrinsic `{}` is not supported; write it in long form \
+                 (e.g. `Fn::GetAtt: [Res, Attr]`, `Ref: Name`)",
+                tagged.tag
+            )))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Architectures: [arm64]
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+  ApiFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+    Properties:
+      CodeUri: functions/api
+      Architectures: [arm64]
+  PythonFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+Outputs:
+  B:
+    Value: 1
+  A:
+    Value: 2
+"#;
+
+    #[test]
+    fn finds_only_the_rust_functions() {
+        let t = Template::parse(SAMPLE).unwrap();
+        assert_eq!(
+            t.rust_functions(),
+            vec![FunctionSource { logical_id: "ApiFunction".into(), code_uri: "functions/api".into() }]
+        );
+        assert_eq!(t.output_names(), vec!["B".to_string(), "A".to_string()]);
+    }
+
+    #[test]
+    fn rewrites_code_and_architecture_and_nothing_else() {
+        let t = Template::parse(SAMPLE).unwrap();
+        let code = BTreeMap::from([("ApiFunction".to_string(), ("code".to_string(), "api.zip".to_string()))]);
+        let local = t.for_local(&code, "x86_64");
+        assert_eq!(local.pointer("/Resources/ApiFunction/Properties/CodeUri").unwrap(), "s3://code/api.zip");
+        assert_eq!(local.pointer("/Resources/ApiFunction/Properties/Architectures").unwrap(), &json!(["x86_64"]));
+        assert_eq!(local.pointer("/Globals/Function/Architectures").unwrap(), &json!(["x86_64"]));
+        assert_eq!(local.pointer("/Resources/PythonFunction/Properties/CodeUri").unwrap(), "src/");
+        assert_eq!(local.pointer("/Resources/Table"), t.body().pointer("/Resources/Table"));
+    }
+
+    #[test]
+    fn short_form_tags_are_refused_with_their_place() {
+        let err = Template::parse("Resources:\n  X:\n    Properties:\n      Name: !Ref Other\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("Resources.X.Properties.Name"), "{msg}");
+        assert!(msg.contains("!Ref"), "{msg}");
+    }
+
+    #[test]
+    fn the_project_template_reads_and_names_its_functions() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let t = Template::load(&path).unwrap();
+        let functions = t.rust_functions();
+        assert!(functions.iter().any(|f| f.logical_id == "ApiFunction"), "{functions:?}");
+        for f in functions {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&f.code_uri).join("Cargo.toml");
+            assert!(manifest.is_file(), "{} names {}, which has no Cargo.toml", f.logical_id, f.code_uri);
+        }
+    }
+}

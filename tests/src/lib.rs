@@ -1,0 +1,104 @@
+//! The harness for end-to-end tests: one local stack per test binary.
+//!
+//! A test calls [`stack`] and gets the endpoint and the stack's outputs. The stack is started on
+//! first use (a free port on 127.0.0.1, functions built for the host, `template.yaml` created in
+//! the emulator) and stopped when the test binary exits. With `PIPEWRIGHT_LOCAL_ENV` naming a
+//! `local.env` file (from `pipewright local up`), that running stack is used instead.
+//!
+//! Tests share the stack, so each one works on names of its own ([`unique`]) and never resets
+//! the emulator.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use pipewright_aws::config::{self, Target};
+use pipewright_local::{env_file, UpOptions};
+
+/// A running local stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The emulator's endpoint.
+    pub endpoint: String,
+    /// The stack's outputs by name (`ApiFunctionName`, `PipelinesTableName`, ...).
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// An output of the stack; panics with the list of outputs when it is missing.
+    pub fn output(&self, name: &str) -> &str {
+        self.outputs
+            .get(name)
+            .unwrap_or_else(|| panic!("stack has no output {name}; it has {:?}", self.outputs.keys()))
+    }
+
+    /// SDK configuration pointed at the emulator.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        config::load(&Target::local(self.endpoint.clone())).await
+    }
+}
+
+static STACK: OnceLock<Stack> = OnceLock::new();
+static EMULATOR: OnceLock<(u32, PathBuf)> = OnceLock::new();
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The shared stack, started on first use.
+pub fn stack() -> &'static Stack {
+    STACK.get_or_init(|| {
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        if let Some(file) = std::env::var_os("PIPEWRIGHT_LOCAL_ENV") {
+            let dir = Path::new(&file).parent().expect("local.env has a folder").to_path_buf();
+            let env = env_file::read(&dir).unwrap_or_else(|| panic!("cannot read {}", Path::new(&file).display()));
+            let running = pipewright_local::status(&dir).expect("the stack in PIPEWRIGHT_LOCAL_ENV is not running");
+            drop(env);
+            return Stack { endpoint: running.emulator.endpoint, outputs: running.outputs };
+        }
+        let mut opts = UpOptions::new(root());
+        opts.state_dir = root().join("target").join(format!("pipewright-test-{}", std::process::id()));
+        // Started on a thread of its own: tests each run their own tokio runtime.
+        let stack = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+            let result = runtime.block_on(pipewright_local::up(&opts));
+            (result, opts.state_dir)
+        })
+        .join()
+        .expect("stack thread");
+        let (result, state_dir) = stack;
+        let stack = result.unwrap_or_else(|e| panic!("local stack did not come up: {e}"));
+        let _ = EMULATOR.set((stack.emulator.pid, state_dir));
+        // SAFETY: registering a plain extern "C" function with atexit(3).
+        unsafe { libc::atexit(stop_at_exit) };
+        Stack { endpoint: stack.emulator.endpoint, outputs: stack.outputs }
+    })
+}
+
+extern "C" fn stop_at_exit() {
+    if let Some((pid, state_dir)) = EMULATOR.get() {
+        pipewright_local::emulator::stop_pid(*pid);
+        let _ = std::fs::remove_dir_all(state_dir);
+    }
+}
+
+/// A name no other test in this run uses: `<prefix>-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A Function URL (payload format 2.0) event for a POST of `body` with the given headers, as
+/// Lambda hands it to a function behind its URL.
+pub fn function_url_event(headers: &[(&str, &str)], body: &str) -> serde_json::Value {
+    let template = include_str!("../../events/api-list-pipelines.json");
+    let mut event: serde_json::Value = serde_json::from_str(template).expect("sample event is JSON");
+    let map = event["headers"].as_object_mut().expect("sample event has headers");
+    for (k, v) in headers {
+        map.insert(k.to_ascii_lowercase(), serde_json::Value::String(v.to_string()));
+    }
+    event["body"] = serde_json::Value::String(body.to_string());
+    event
+}
