@@ -38,7 +38,7 @@ impl DynamoPipelineStore {
         ])
     }
 
-    fn version_key(name: &str, version: i32) -> HashMap<String, AttributeValue> {
+    fn version_key(name: &str, version: u32) -> HashMap<String, AttributeValue> {
         HashMap::from([
             ("pk".to_string(), AttributeValue::S(format!("PIPELINE#{name}"))),
             ("sk".to_string(), AttributeValue::S(format!("VERSION#{version:010}"))),
@@ -65,7 +65,7 @@ impl DynamoPipelineStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn put_with_version(&self, item: HashMap<String, AttributeValue>, previous: i32) -> Result<TransactWriteItem, StoreError> {
+    fn put_with_version(&self, item: HashMap<String, AttributeValue>, previous: u32) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -127,7 +127,7 @@ impl PipelineStore for DynamoPipelineStore {
         self.write(items, format!("pipeline {name} changed since version {}", version - 1)).await
     }
 
-    async fn get(&self, name: &str, version: Option<i32>) -> Result<Option<PipelineRecord>, StoreError> {
+    async fn get(&self, name: &str, version: Option<u32>) -> Result<Option<PipelineRecord>, StoreError> {
         let key = match version {
             None => Self::current_key(name),
             Some(v) => Self::version_key(name, v),

@@ -135,7 +135,7 @@ struct UpdatePipelineInput {
 #[serde(deny_unknown_fields)]
 struct GetPipelineInput {
     name: String,
-    version: Option<i32>,
+    version: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -264,13 +264,17 @@ async fn get_pipeline(
     input: GetPipelineInput,
 ) -> Result<Value, ApiError> {
     check_name("name", &input.name)?;
-    if let Some(v) = input.version {
-        if v < 1 {
-            return Err(ApiError::validation(format!("version: must be at least 1, got {v}")));
-        }
-    }
-    let record = store.get(&input.name, input.version).await.map_err(ApiError::internal)?;
-    let record = match (record, input.version) {
+    let version = match input.version {
+        None => None,
+        Some(v) => Some(
+            u32::try_from(v)
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| ApiError::validation(format!("version: must be at least 1, got {v}")))?,
+        ),
+    };
+    let record = store.get(&input.name, version).await.map_err(ApiError::internal)?;
+    let record = match (record, version) {
         (Some(r), _) => r,
         (None, Some(v)) if store.get(&input.name, None).await.map_err(ApiError::internal)?.is_some() => {
             return Err(ApiError::new(

@@ -804,6 +804,14 @@ impl fmt::Display for ParseError {
 /// the rules.
 pub fn parse_pipeline(text: &str) -> Result<PipelineDeclaration, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(ParseError {
+            line: None,
+            column: None,
+            path: String::new(),
+            message: "the document is empty; expected a pipeline declaration".to_owned(),
+        });
+    }
     if text.trim_start().starts_with('{') {
         parse_json(text)
     } else {
@@ -815,9 +823,8 @@ pub fn parse_pipeline(text: &str) -> Result<PipelineDeclaration, ParseError> {
 pub fn to_json_pretty(pipeline: &PipelineDeclaration) -> String {
     // Serializing these types cannot fail: every map has string keys and
     // there are no non-finite floats.
-    serde_json::to_string_pretty(pipeline).unwrap_or_else(|e| {
-        unreachable!("a PipelineDeclaration always serializes to JSON: {e}")
-    })
+    serde_json::to_string_pretty(pipeline)
+        .unwrap_or_else(|e| unreachable!("a PipelineDeclaration always serializes to JSON: {e}"))
 }
 
 fn parse_json(text: &str) -> Result<PipelineDeclaration, ParseError> {
@@ -993,9 +1000,7 @@ stages:
         );
         let wrapped = format!(
             "pipeline:\n{}",
-            yaml.lines()
-                .map(|l| format!("  {l}\n"))
-                .collect::<String>()
+            yaml.lines().map(|l| format!("  {l}\n")).collect::<String>()
         );
         assert_eq!(parse_pipeline(&wrapped).expect("wrapped yaml"), p);
     }
@@ -1006,7 +1011,8 @@ stages:
         let err = parse_pipeline(&text).expect_err("unknown field");
         assert_eq!(err.path, "stages[1].actions[0].foo");
         assert!(
-            err.message.starts_with("unknown field `foo`, expected one of"),
+            err.message
+                .starts_with("unknown field `foo`, expected one of"),
             "{err}"
         );
         assert_eq!(err.line, Some(14));
@@ -1050,6 +1056,15 @@ stages:
     }
 
     #[test]
+    fn empty_document() {
+        let err = parse_pipeline(" \n").expect_err("empty");
+        assert_eq!(
+            err.to_string(),
+            "the document is empty; expected a pipeline declaration"
+        );
+    }
+
+    #[test]
     fn missing_required_field() {
         let err = parse_pipeline(r#"{"name": "p", "stages": []}"#).expect_err("missing");
         assert!(err.message.contains("missing field `roleArn`"), "{err}");
@@ -1084,7 +1099,11 @@ stages:
             r#""S3Bucket": "b", "S3Bucket": "c","#,
         );
         let err = parse_pipeline(&text).expect_err("duplicate");
-        assert!(err.message.contains("duplicate configuration key `S3Bucket`"), "{err}");
+        assert!(
+            err.message
+                .contains("duplicate configuration key `S3Bucket`"),
+            "{err}"
+        );
         assert_eq!(err.path, "stages[0].actions[0].configuration");
     }
 
@@ -1103,7 +1122,8 @@ stages:
         assert!(!json.contains("runOrder"), "{json}");
         assert_eq!(parse_pipeline(&json).expect("again"), p);
 
-        let with_null = MINIMAL_JSON.replace(r#""inputArtifacts": []"#, r#""inputArtifacts": null"#);
+        let with_null =
+            MINIMAL_JSON.replace(r#""inputArtifacts": []"#, r#""inputArtifacts": null"#);
         let q = parse_pipeline(&with_null).expect("null");
         assert_eq!(q.stages[0].actions[0].input_artifacts, None);
     }

@@ -9,7 +9,10 @@
 //!   artifact counts, required configuration and timeouts;
 //! - [`variables`]: `#{namespace.key}` references, found and resolved;
 //! - [`validation`]: every structural rule, reporting all problems at once
-//!   with the path of the member at fault.
+//!   with the path of the member at fault;
+//! - [`store`]: the storage the domain needs, as traits (DynamoDB in
+//!   `pipewright-aws`, in memory here for tests);
+//! - [`control_plane`]: CodePipeline's API operations over those traits.
 //!
 //! ```
 //! use pipewright_core::{parse_pipeline, validate};
@@ -43,8 +46,10 @@
 
 #![warn(missing_docs)]
 
+pub mod control_plane;
 pub mod declaration;
 pub mod providers;
+pub mod store;
 pub mod validation;
 pub mod variables;
 

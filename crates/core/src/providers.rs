@@ -466,8 +466,12 @@ mod tests {
 
     #[test]
     fn cloudformation_required_keys_depend_on_mode() {
-        let spec = lookup(&id(ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation"))
-            .expect("cfn");
+        let spec = lookup(&id(
+            ActionCategory::Deploy,
+            ActionOwner::Aws,
+            "CloudFormation",
+        ))
+        .expect("cfn");
         let mut config = Configuration::new();
         config.insert("ActionMode".into(), "CHANGE_SET_EXECUTE".into());
         assert_eq!(
@@ -503,7 +507,10 @@ mod tests {
     fn approval_timeouts() {
         let spec = lookup(&id(ActionCategory::Approval, ActionOwner::Aws, "Manual")).expect("m");
         assert_eq!(spec.timeout.default_minutes, 10_080);
-        assert_eq!((spec.timeout.min_minutes, spec.timeout.max_minutes), (5, 86_400));
+        assert_eq!(
+            (spec.timeout.min_minutes, spec.timeout.max_minutes),
+            (5, 86_400)
+        );
     }
 
     #[test]
@@ -518,7 +525,13 @@ mod tests {
     #[test]
     fn supported_list_mentions_every_type() {
         let list = supported_list();
-        assert!(list.starts_with("Source/AWS/S3, Source/AWS/CodeCommit, "), "{list}");
-        assert!(list.ends_with("Approval/AWS/Manual (all version 1)"), "{list}");
+        assert!(
+            list.starts_with("Source/AWS/S3, Source/AWS/CodeCommit, "),
+            "{list}"
+        );
+        assert!(
+            list.ends_with("Approval/AWS/Manual (all version 1)"),
+            "{list}"
+        );
     }
 }

@@ -32,7 +32,7 @@ pub struct PipelineRecord {
 
 impl PipelineRecord {
     /// The version number (1 for a record that has none).
-    pub fn version(&self) -> i32 {
+    pub fn version(&self) -> u32 {
         self.declaration.version.unwrap_or(1)
     }
 }
@@ -75,7 +75,7 @@ pub trait PipelineStore: Send + Sync {
     async fn update(&self, record: &PipelineRecord) -> Result<(), StoreError>;
 
     /// The current version, or the given one.
-    async fn get(&self, name: &str, version: Option<i32>) -> Result<Option<PipelineRecord>, StoreError>;
+    async fn get(&self, name: &str, version: Option<u32>) -> Result<Option<PipelineRecord>, StoreError>;
 
     /// Delete the pipeline and its versions. Returns false when there was none.
     async fn delete(&self, name: &str) -> Result<bool, StoreError>;
@@ -127,7 +127,7 @@ pub mod memory {
             Ok(())
         }
 
-        async fn get(&self, name: &str, version: Option<i32>) -> Result<Option<PipelineRecord>, StoreError> {
+        async fn get(&self, name: &str, version: Option<u32>) -> Result<Option<PipelineRecord>, StoreError> {
             let map = self.lock()?;
             let Some(versions) = map.get(name) else { return Ok(None) };
             Ok(match version {

@@ -18,7 +18,9 @@ use crate::declaration::{
     StageDeclaration,
 };
 use crate::providers::{self, CommandsUse};
-use crate::variables::{self, CODEPIPELINE_KEYS, CODEPIPELINE_NAMESPACE, PIPELINE_VARIABLES_NAMESPACE};
+use crate::variables::{
+    self, CODEPIPELINE_KEYS, CODEPIPELINE_NAMESPACE, PIPELINE_VARIABLES_NAMESPACE,
+};
 
 /// One thing wrong with a declaration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,8 +72,7 @@ impl Problems {
         if self.0.is_empty() {
             return Ok(());
         }
-        self.0
-            .sort_by(|a, b| compare_paths(&a.path, &b.path));
+        self.0.sort_by(|a, b| compare_paths(&a.path, &b.path));
         Err(self.0)
     }
 }
@@ -262,7 +263,9 @@ fn check_role_arn(out: &mut Problems, path: &str, value: &str) {
     if !is_role_arn(value) || value.chars().count() > 1024 {
         out.add(
             path,
-            format!("`{value}` is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)"),
+            format!(
+                "`{value}` is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)"
+            ),
         );
     }
 }
@@ -272,7 +275,12 @@ fn check_region(out: &mut Problems, path: &str, region: &str) {
 }
 
 /// Configuration maps: keys 1 to 50 characters, values 1 to `max_value`.
-fn check_configuration_sizes(out: &mut Problems, path: &str, config: &Configuration, max_value: usize) {
+fn check_configuration_sizes(
+    out: &mut Problems,
+    path: &str,
+    config: &Configuration,
+    max_value: usize,
+) {
     for (key, value) in config {
         if !(1..=50).contains(&key.chars().count()) {
             out.add(
@@ -903,7 +911,7 @@ fn check_namespaces(p: &PipelineDeclaration, index: &Index, out: &mut Problems) 
             out.add(
                 &path,
                 format!(
-                    "namespace `{ns}` is also the name of an artifact (produced by {})",
+                    "namespace `{ns}` is also the name of an artifact produced by {}",
                     producer.describe()
                 ),
             );
@@ -921,7 +929,10 @@ fn referencing_texts(action: &ActionDeclaration, path: &str) -> Vec<(String, Str
         texts.push((format!("{path}.commands[{i}]"), command.clone()));
     }
     for (i, var) in action.environment_variables.iter().flatten().enumerate() {
-        texts.push((format!("{path}.environmentVariables[{i}].value"), var.value.clone()));
+        texts.push((
+            format!("{path}.environmentVariables[{i}].value"),
+            var.value.clone(),
+        ));
     }
     texts
 }
@@ -966,9 +977,8 @@ fn check_references_in(
                 None => Some(format!(
                     "variable {reference} refers to namespace `{ns}`, which no action declares"
                 )),
-                Some(producer) => unavailable_because(producer, consumer).map(|why| {
-                    format!("variable {reference} refers to the namespace of {why}")
-                }),
+                Some(producer) => unavailable_because(producer, consumer)
+                    .map(|why| format!("variable {reference} refers to the namespace of {why}")),
             }
         };
         if let Some(reason) = problem {
@@ -983,7 +993,10 @@ fn check_pipeline_variables(p: &PipelineDeclaration, out: &mut Problems) {
     if vars.len() > 50 {
         out.add(
             "variables",
-            format!("a pipeline may declare at most 50 variables, found {}", vars.len()),
+            format!(
+                "a pipeline may declare at most 50 variables, found {}",
+                vars.len()
+            ),
         );
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
@@ -1016,7 +1029,10 @@ fn check_triggers(p: &PipelineDeclaration, out: &mut Problems) {
     if triggers.len() > 50 {
         out.add(
             "triggers",
-            format!("a pipeline may declare at most 50 triggers, found {}", triggers.len()),
+            format!(
+                "a pipeline may declare at most 50 triggers, found {}",
+                triggers.len()
+            ),
         );
     }
     for (t, trigger) in triggers.iter().enumerate() {
@@ -1036,8 +1052,8 @@ fn check_triggers(p: &PipelineDeclaration, out: &mut Problems) {
                 &name_path,
                 format!("`{}` is not a source action", git.source_action_name),
             ),
-            Some(action) if action.action_type_id.provider != trigger.provider_type.as_str() => {
-                out.add(
+            Some(action) if action.action_type_id.provider != trigger.provider_type.as_str() => out
+                .add(
                     &name_path,
                     format!(
                         "a {} trigger needs a {} source action; `{}` is {}",
@@ -1046,12 +1062,18 @@ fn check_triggers(p: &PipelineDeclaration, out: &mut Problems) {
                         git.source_action_name,
                         action.action_type_id
                     ),
-                )
-            }
+                ),
             Some(_) => {}
         }
         if let Some(push) = &git.push {
-            check_count(out, &format!("{path}.push"), push.len(), 1, 3, "push filters");
+            check_count(
+                out,
+                &format!("{path}.push"),
+                push.len(),
+                1,
+                3,
+                "push filters",
+            );
             for (f, filter) in push.iter().enumerate() {
                 let fp = format!("{path}.push[{f}]");
                 check_git_criteria(out, &format!("{fp}.tags"), filter.tags.as_ref());
@@ -1078,7 +1100,10 @@ fn check_git_criteria(out: &mut Problems, path: &str, criteria: Option<&GitFilte
     let Some(criteria) = criteria else {
         return;
     };
-    for (member, patterns) in [("includes", &criteria.includes), ("excludes", &criteria.excludes)] {
+    for (member, patterns) in [
+        ("includes", &criteria.includes),
+        ("excludes", &criteria.excludes),
+    ] {
         let Some(patterns) = patterns else {
             continue;
         };
@@ -1144,7 +1169,14 @@ fn check_stage_conditions(p: &PipelineDeclaration, index: &Index, out: &mut Prob
         if let Some(on_failure) = &stage.on_failure {
             let site_path = format!("{path}.onFailure");
             if let Some(result) = on_failure.result {
-                check_result(p, s, ConditionSite::OnFailure, result, &format!("{site_path}.result"), out);
+                check_result(
+                    p,
+                    s,
+                    ConditionSite::OnFailure,
+                    result,
+                    &format!("{site_path}.result"),
+                    out,
+                );
             }
             if on_failure.retry_configuration.is_some()
                 && on_failure.result != Some(ConditionResult::Retry)
@@ -1155,16 +1187,40 @@ fn check_stage_conditions(p: &PipelineDeclaration, index: &Index, out: &mut Prob
                 );
             }
             if let Some(conditions) = &on_failure.conditions {
-                check_conditions(p, index, s, ConditionSite::OnFailure, conditions, &site_path, out);
+                check_conditions(
+                    p,
+                    index,
+                    s,
+                    ConditionSite::OnFailure,
+                    conditions,
+                    &site_path,
+                    out,
+                );
             }
         }
         if let Some(on_success) = &stage.on_success {
             let site_path = format!("{path}.onSuccess");
-            check_conditions(p, index, s, ConditionSite::OnSuccess, &on_success.conditions, &site_path, out);
+            check_conditions(
+                p,
+                index,
+                s,
+                ConditionSite::OnSuccess,
+                &on_success.conditions,
+                &site_path,
+                out,
+            );
         }
         if let Some(before_entry) = &stage.before_entry {
             let site_path = format!("{path}.beforeEntry");
-            check_conditions(p, index, s, ConditionSite::BeforeEntry, &before_entry.conditions, &site_path, out);
+            check_conditions(
+                p,
+                index,
+                s,
+                ConditionSite::BeforeEntry,
+                &before_entry.conditions,
+                &site_path,
+                out,
+            );
         }
     }
 }
@@ -1233,7 +1289,10 @@ fn check_conditions(
             if let Some(first) = names.get(rule.name.as_str()) {
                 out.add(
                     format!("{rule_path}.name"),
-                    format!("duplicate rule name `{}`: rules[{first}] has the same name", rule.name),
+                    format!(
+                        "duplicate rule name `{}`: rules[{first}] has the same name",
+                        rule.name
+                    ),
                 );
             } else {
                 names.insert(&rule.name, r);
@@ -1301,13 +1360,33 @@ fn check_conditions(
                 }
             }
             if let Some(inputs) = &rule.input_artifacts {
-                check_inputs(inputs, &format!("{rule_path}.inputArtifacts"), &consumer, index, out);
+                check_inputs(
+                    inputs,
+                    &format!("{rule_path}.inputArtifacts"),
+                    &consumer,
+                    index,
+                    out,
+                );
             }
             for (key, value) in &config {
-                check_references_in(p, index, &consumer, &format!("{rule_path}.configuration.{key}"), value, out);
+                check_references_in(
+                    p,
+                    index,
+                    &consumer,
+                    &format!("{rule_path}.configuration.{key}"),
+                    value,
+                    out,
+                );
             }
             for (i, command) in rule.commands.iter().flatten().enumerate() {
-                check_references_in(p, index, &consumer, &format!("{rule_path}.commands[{i}]"), command, out);
+                check_references_in(
+                    p,
+                    index,
+                    &consumer,
+                    &format!("{rule_path}.commands[{i}]"),
+                    command,
+                    out,
+                );
             }
         }
     }

@@ -5,7 +5,7 @@ use super::*;
 use crate::declaration::{
     parse_pipeline, ActionTypeId, BeforeEntryConditions, EnvironmentVariable, FailureConditions,
     GitConfiguration, GitPushFilter, OutputArtifact, PipelineTriggerDeclaration,
-    PipelineVariableDeclaration, RetryConfiguration, RuleDeclaration, RuleTypeId, RuleCategory,
+    PipelineVariableDeclaration, RetryConfiguration, RuleCategory, RuleDeclaration, RuleTypeId,
     StageRetryMode, SuccessConditions, TriggerProviderType,
 };
 
@@ -214,7 +214,11 @@ fn exactly_one_artifact_store_kind() {
     assert_only(&p, "artifactStore", "an artifact store is required");
     p.artifact_store = store.clone();
     p.artifact_stores = Some([("us-east-1".to_owned(), store.clone().expect("store"))].into());
-    assert_only(&p, "artifactStores", "either artifactStore or artifactStores");
+    assert_only(
+        &p,
+        "artifactStores",
+        "either artifactStore or artifactStores",
+    );
 }
 
 #[test]
@@ -223,7 +227,11 @@ fn artifact_store_location_is_a_bucket_name() {
     if let Some(store) = p.artifact_store.as_mut() {
         store.location = "ab".into();
     }
-    assert_only(&p, "artifactStore.location", "must be 3 to 63 characters long, found 2");
+    assert_only(
+        &p,
+        "artifactStore.location",
+        "must be 3 to 63 characters long, found 2",
+    );
     if let Some(store) = p.artifact_store.as_mut() {
         store.location = "my_bucket".into();
     }
@@ -301,7 +309,11 @@ fn at_most_500_actions() {
 fn stage_needs_one_to_fifty_actions() {
     let mut p = base();
     p.stages[2].actions.clear();
-    assert_only(&p, "stages[2].actions", "a stage needs 1 to 50 actions, found 0");
+    assert_only(
+        &p,
+        "stages[2].actions",
+        "a stage needs 1 to 50 actions, found 0",
+    );
     let gate = base().stages[2].actions[0].clone();
     p.stages[2].actions = (0..51)
         .map(|a| {
@@ -395,7 +407,11 @@ fn approval_not_in_the_first_stage() {
 fn run_order_is_1_to_999() {
     let mut p = base();
     action(&mut p, 3, 0).run_order = Some(0);
-    assert_only(&p, "stages[3].actions[0].runOrder", "must be 1 to 999, found 0");
+    assert_only(
+        &p,
+        "stages[3].actions[0].runOrder",
+        "must be 1 to 999, found 0",
+    );
     action(&mut p, 3, 0).run_order = Some(1000);
     assert_only(&p, "stages[3].actions[0].runOrder", "found 1000");
     action(&mut p, 3, 0).run_order = Some(999);
@@ -431,7 +447,11 @@ fn configuration_key_and_value_lengths() {
         "must be 1 to 1000 characters long, found 1001",
     );
     action(&mut p, 1, 0).configuration = config(&[("ProjectName", "")]);
-    assert_only(&p, "stages[1].actions[0].configuration.ProjectName", "must not be empty");
+    assert_only(
+        &p,
+        "stages[1].actions[0].configuration.ProjectName",
+        "must not be empty",
+    );
 }
 
 #[test]
@@ -443,8 +463,13 @@ fn output_files_and_variables_limits() {
     action(&mut p, 1, 1).output_variables = Some(vec![String::new()]);
     let found = problems(&p);
     assert_eq!(found.len(), 2, "{found:#?}");
-    assert_eq!(found[0].path, "stages[1].actions[1].outputArtifacts[0].files");
-    assert!(found[0].reason.contains("must hold 1 to 10 file paths, found 0"));
+    assert_eq!(
+        found[0].path,
+        "stages[1].actions[1].outputArtifacts[0].files"
+    );
+    assert!(found[0]
+        .reason
+        .contains("must hold 1 to 10 file paths, found 0"));
     assert_eq!(found[1].path, "stages[1].actions[1].outputVariables[0]");
 }
 
@@ -472,9 +497,9 @@ fn unsupported_action_type_lists_the_supported_ones() {
     let found = problems(&p);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0].path, "stages[1].actions[0].actionTypeId");
-    assert!(found[0]
-        .reason
-        .starts_with("unsupported action type Build/AWS/Jenkins (version 1); supported: Source/AWS/S3, "));
+    assert!(found[0].reason.starts_with(
+        "unsupported action type Build/AWS/Jenkins (version 1); supported: Source/AWS/S3, "
+    ));
     assert!(found[0].reason.contains("Build/AWS/CodeBuild"));
     assert!(found[0].reason.contains("Approval/AWS/Manual"));
 }
@@ -521,7 +546,9 @@ fn output_artifact_counts_per_provider() {
     action(&mut p, 0, 0).output_artifacts = Some(Vec::new());
     let found = problems(&p);
     assert_eq!(found[0].path, "stages[0].actions[0].outputArtifacts");
-    assert!(found[0].reason.contains("produces exactly 1 output artifacts, found 0"));
+    assert!(found[0]
+        .reason
+        .contains("produces exactly 1 output artifacts, found 0"));
 }
 
 #[test]
@@ -550,8 +577,11 @@ fn s3_deploy_without_extract_needs_object_key() {
         "stages[3].actions[0].configuration",
         "requires configuration key `ObjectKey`",
     );
-    action(&mut p, 3, 0).configuration =
-        config(&[("BucketName", "b"), ("Extract", "false"), ("ObjectKey", "app.zip")]);
+    action(&mut p, 3, 0).configuration = config(&[
+        ("BucketName", "b"),
+        ("Extract", "false"),
+        ("ObjectKey", "app.zip"),
+    ]);
     assert_eq!(validate(&p), Ok(()));
     action(&mut p, 3, 0).configuration = config(&[("BucketName", "b"), ("Extract", "yes")]);
     assert_only(
@@ -584,10 +614,8 @@ fn cloudformation_keys_depend_on_action_mode() {
         "`CREATE` is not a valid ActionMode",
     );
     // A variable reference is resolved at run time, so it is not checked.
-    action(&mut p, 3, 0).configuration = config(&[
-        ("ActionMode", "#{variables.Bucket}"),
-        ("StackName", "s"),
-    ]);
+    action(&mut p, 3, 0).configuration =
+        config(&[("ActionMode", "#{variables.Bucket}"), ("StackName", "s")]);
     assert_eq!(validate(&p), Ok(()));
 }
 
@@ -612,7 +640,11 @@ fn commands_action_requires_commands() {
         "Compute/AWS/Commands requires a commands list",
     );
     action(&mut p, 1, 1).commands = Some(Vec::new());
-    assert_only(&p, "stages[1].actions[1].commands", "must hold 1 to 50 commands, found 0");
+    assert_only(
+        &p,
+        "stages[1].actions[1].commands",
+        "must hold 1 to 50 commands, found 0",
+    );
     action(&mut p, 1, 1).commands = Some(vec!["ls".into(); 51]);
     assert_only(&p, "stages[1].actions[1].commands", "found 51");
     action(&mut p, 1, 1).commands = Some(vec!["ls".into(), String::new()]);
@@ -686,7 +718,11 @@ fn artifact_name_pattern() {
     );
     let mut p = base();
     action(&mut p, 1, 1).output_artifacts = outputs(&[&"D".repeat(101)]);
-    assert_only(&p, "stages[1].actions[1].outputArtifacts[0].name", "found 101");
+    assert_only(
+        &p,
+        "stages[1].actions[1].outputArtifacts[0].name",
+        "found 101",
+    );
 }
 
 #[test]
@@ -845,8 +881,10 @@ fn reference_to_a_namespace_in_the_same_group() {
 #[test]
 fn reference_to_own_namespace() {
     let mut p = base();
-    action(&mut p, 1, 0).configuration =
-        config(&[("ProjectName", "x"), ("EnvironmentVariables", "#{BuildVars.X}")]);
+    action(&mut p, 1, 0).configuration = config(&[
+        ("ProjectName", "x"),
+        ("EnvironmentVariables", "#{BuildVars.X}"),
+    ]);
     assert_only(
         &p,
         "stages[1].actions[0].configuration.EnvironmentVariables",
@@ -935,7 +973,11 @@ fn pipeline_variable_name_length() {
         description: None,
     }]);
     action(&mut p, 3, 0).configuration = config(&[("BucketName", "b"), ("Extract", "true")]);
-    assert_only(&p, "variables[0].name", "must be 1 to 128 characters long, found 129");
+    assert_only(
+        &p,
+        "variables[0].name",
+        "must be 1 to 128 characters long, found 129",
+    );
 }
 
 // --- V1 and V2 --------------------------------------------------------------
@@ -980,9 +1022,17 @@ fn variables_need_v2() {
 fn execution_modes_other_than_superseded_need_v2() {
     let mut p = v1();
     p.execution_mode = Some(ExecutionMode::Queued);
-    assert_only(&p, "executionMode", "QUEUED execution mode needs pipelineType V2");
+    assert_only(
+        &p,
+        "executionMode",
+        "QUEUED execution mode needs pipelineType V2",
+    );
     p.execution_mode = Some(ExecutionMode::Parallel);
-    assert_only(&p, "executionMode", "PARALLEL execution mode needs pipelineType V2");
+    assert_only(
+        &p,
+        "executionMode",
+        "PARALLEL execution mode needs pipelineType V2",
+    );
     p.execution_mode = Some(ExecutionMode::Superseded);
     assert_eq!(validate(&p), Ok(()));
 }
@@ -1016,7 +1066,10 @@ fn connection_pipeline() -> PipelineDeclaration {
     let fetch = action(&mut p, 0, 0);
     fetch.action_type_id = type_id(ActionCategory::Source, "CodeStarSourceConnection");
     fetch.configuration = config(&[
-        ("ConnectionArn", "arn:aws:codestar-connections:us-east-1:123456789012:connection/x"),
+        (
+            "ConnectionArn",
+            "arn:aws:codestar-connections:us-east-1:123456789012:connection/x",
+        ),
         ("FullRepositoryId", "org/repo"),
         ("BranchName", "main"),
     ]);
@@ -1327,7 +1380,11 @@ fn commands_rule_needs_commands() {
 #[test]
 fn before_entry_rule_cannot_read_this_stage() {
     let mut p = base();
-    let mut r = rule("Check", "LambdaInvoke", &[("FunctionName", "#{BuildVars.Fn}")]);
+    let mut r = rule(
+        "Check",
+        "LambdaInvoke",
+        &[("FunctionName", "#{BuildVars.Fn}")],
+    );
     r.input_artifacts = inputs(&["DocsOut"]);
     p.stages[1].before_entry = Some(BeforeEntryConditions {
         conditions: vec![condition(ConditionResult::Fail, vec![r])],

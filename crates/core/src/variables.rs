@@ -127,7 +127,9 @@ mod tests {
     #[test]
     fn finds_references_with_text_around() {
         assert_eq!(
-            references("commit #{SourceVariables.CommitId} in #{codepipeline.PipelineExecutionId}!"),
+            references(
+                "commit #{SourceVariables.CommitId} in #{codepipeline.PipelineExecutionId}!"
+            ),
             [
                 r("SourceVariables", "CommitId"),
                 r("codepipeline", "PipelineExecutionId")

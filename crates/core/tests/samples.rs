@@ -66,7 +66,10 @@ fn valid_samples_parse_and_validate() {
 fn invalid_samples_report_exactly_their_expected_lines() {
     let dir = pipelines_dir().join("invalid");
     let files = declaration_files(&dir);
-    assert!(files.len() >= 5, "expected invalid samples, found {files:?}");
+    assert!(
+        files.len() >= 5,
+        "expected invalid samples, found {files:?}"
+    );
     let bless = std::env::var_os("PIPEWRIGHT_BLESS").is_some();
     let mut failures = Vec::new();
     for path in files {
