@@ -20,7 +20,16 @@ async fn call_api(lambda: &aws_sdk_lambda::Client, function: &str, operation: &s
     let payload: Value = serde_json::from_slice(out.payload().expect("a payload").as_ref()).expect("JSON payload");
     assert!(out.function_error().is_none(), "function failed: {payload}");
     let status = payload["statusCode"].as_u64().expect("statusCode") as u16;
-    let body: Value = serde_json::from_str(payload["body"].as_str().expect("body")).expect("JSON body");
+    let body = payload["body"].as_str().expect("body");
+    // lambda_http base64-encodes bodies whose content type it does not know as text, as
+    // application/x-amz-json-1.1; the Function URL decodes them before the client sees them.
+    let body = if payload["isBase64Encoded"] == json!(true) {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(body).expect("base64 body")
+    } else {
+        body.as_bytes().to_vec()
+    };
+    let body: Value = serde_json::from_slice(&body).expect("JSON body");
     (status, body)
 }
 

@@ -103,6 +103,7 @@ impl LocalStack {
         let mut env = vec![
             ("AWS_ENDPOINT_URL".to_string(), self.emulator.endpoint.clone()),
             ("AWS_REGION".to_string(), pipewright_aws::config::DEFAULT_REGION.to_string()),
+            ("AWS_DEFAULT_REGION".to_string(), pipewright_aws::config::DEFAULT_REGION.to_string()),
             ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
             ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
             ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
