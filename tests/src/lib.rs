@@ -14,13 +14,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use pipewright_aws::config::{self, Target};
-use pipewright_local::{env_file, UpOptions};
+use pipewright_local::UpOptions;
 
 /// A running local stack.
 #[derive(Debug, Clone)]
 pub struct Stack {
     /// The emulator's endpoint.
     pub endpoint: String,
+    /// The control plane's endpoint (the local Function URL of the api function).
+    pub api_endpoint: String,
     /// The stack's outputs by name (`ApiFunctionName`, `PipelinesTableName`, ...).
     pub outputs: BTreeMap<String, String>,
 }
@@ -28,9 +30,12 @@ pub struct Stack {
 impl Stack {
     /// An output of the stack; panics with the list of outputs when it is missing.
     pub fn output(&self, name: &str) -> &str {
-        self.outputs
-            .get(name)
-            .unwrap_or_else(|| panic!("stack has no output {name}; it has {:?}", self.outputs.keys()))
+        self.outputs.get(name).unwrap_or_else(|| {
+            panic!(
+                "stack has no output {name}; it has {:?}",
+                self.outputs.keys()
+            )
+        })
     }
 
     /// SDK configuration pointed at the emulator.
@@ -40,11 +45,14 @@ impl Stack {
 }
 
 static STACK: OnceLock<Stack> = OnceLock::new();
-static EMULATOR: OnceLock<(u32, PathBuf)> = OnceLock::new();
+static STARTED: OnceLock<(pipewright_local::LocalStack, PathBuf)> = OnceLock::new();
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The shared stack, started on first use.
@@ -52,17 +60,25 @@ pub fn stack() -> &'static Stack {
     STACK.get_or_init(|| {
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
         if let Some(file) = std::env::var_os("PIPEWRIGHT_LOCAL_ENV") {
-            let dir = Path::new(&file).parent().expect("local.env has a folder").to_path_buf();
-            let env = env_file::read(&dir).unwrap_or_else(|| panic!("cannot read {}", Path::new(&file).display()));
-            let running = pipewright_local::status(&dir).expect("the stack in PIPEWRIGHT_LOCAL_ENV is not running");
-            drop(env);
-            return Stack { endpoint: running.emulator.endpoint, outputs: running.outputs };
+            let dir = Path::new(&file)
+                .parent()
+                .expect("local.env has a folder")
+                .to_path_buf();
+            let running = pipewright_local::status(&dir).unwrap_or_else(|| {
+                panic!("the stack in {} is not running", Path::new(&file).display())
+            });
+            return Stack::of(running);
         }
         let mut opts = UpOptions::new(root());
-        opts.state_dir = root().join("target").join(format!("pipewright-test-{}", std::process::id()));
+        opts.state_dir = root()
+            .join("target")
+            .join(format!("pipewright-test-{}", std::process::id()));
         // Started on a thread of its own: tests each run their own tokio runtime.
         let stack = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             let result = runtime.block_on(pipewright_local::up(&opts));
             (result, opts.state_dir)
         })
@@ -70,16 +86,26 @@ pub fn stack() -> &'static Stack {
         .expect("stack thread");
         let (result, state_dir) = stack;
         let stack = result.unwrap_or_else(|e| panic!("local stack did not come up: {e}"));
-        let _ = EMULATOR.set((stack.emulator.pid, state_dir));
+        let _ = STARTED.set((stack.clone(), state_dir));
         // SAFETY: registering a plain extern "C" function with atexit(3).
         unsafe { libc::atexit(stop_at_exit) };
-        Stack { endpoint: stack.emulator.endpoint, outputs: stack.outputs }
+        Stack::of(stack)
     })
 }
 
+impl Stack {
+    fn of(running: pipewright_local::LocalStack) -> Self {
+        Self {
+            endpoint: running.emulator.endpoint,
+            api_endpoint: running.gateway.endpoint,
+            outputs: running.outputs,
+        }
+    }
+}
+
 extern "C" fn stop_at_exit() {
-    if let Some((pid, state_dir)) = EMULATOR.get() {
-        pipewright_local::emulator::stop_pid(*pid);
+    if let Some((stack, state_dir)) = STARTED.get() {
+        stack.stop(state_dir);
         let _ = std::fs::remove_dir_all(state_dir);
     }
 }
@@ -87,17 +113,27 @@ extern "C" fn stop_at_exit() {
 /// A name no other test in this run uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A Function URL (payload format 2.0) event for a POST of `body` with the given headers, as
 /// Lambda hands it to a function behind its URL.
 pub fn function_url_event(headers: &[(&str, &str)], body: &str) -> serde_json::Value {
     let template = include_str!("../../events/api-list-pipelines.json");
-    let mut event: serde_json::Value = serde_json::from_str(template).expect("sample event is JSON");
-    let map = event["headers"].as_object_mut().expect("sample event has headers");
+    let mut event: serde_json::Value =
+        serde_json::from_str(template).expect("sample event is JSON");
+    let map = event["headers"]
+        .as_object_mut()
+        .expect("sample event has headers");
     for (k, v) in headers {
-        map.insert(k.to_ascii_lowercase(), serde_json::Value::String(v.to_string()));
+        map.insert(
+            k.to_ascii_lowercase(),
+            serde_json::Value::String(v.to_string()),
+        );
     }
     event["body"] = serde_json::Value::String(body.to_string());
     event

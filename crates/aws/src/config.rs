@@ -25,14 +25,19 @@ pub struct Target {
 impl Target {
     /// The local emulator at `endpoint`.
     pub fn local(endpoint: impl Into<String>) -> Self {
-        Self { endpoint: Some(endpoint.into()), region: None }
+        Self {
+            endpoint: Some(endpoint.into()),
+            region: None,
+        }
     }
 
     /// Whatever the environment says (`AWS_ENDPOINT_URL`, `AWS_REGION`): right both in Lambda and
     /// in a shell that sourced `.pipewright/local.env`.
     pub fn from_env() -> Self {
         Self {
-            endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|s| !s.is_empty()),
+            endpoint: std::env::var("AWS_ENDPOINT_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
             region: None,
         }
     }
@@ -48,13 +53,21 @@ pub async fn load(target: &Target) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
-    } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+    } else if std::env::var_os("AWS_REGION").is_none()
+        && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
         loader = loader.region(Region::new(DEFAULT_REGION));
     }
     if let Some(endpoint) = &target.endpoint {
         loader = loader.endpoint_url(endpoint);
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "pipewright-local"));
+            loader = loader.credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "pipewright-local",
+            ));
         }
     }
     loader.load().await
@@ -62,6 +75,8 @@ pub async fn load(target: &Target) -> SdkConfig {
 
 /// An S3 client for `config`, path-style when talking to the emulator.
 pub fn s3_client(config: &SdkConfig, target: &Target) -> aws_sdk_s3::Client {
-    let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(target.is_local()).build();
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(target.is_local())
+        .build();
     aws_sdk_s3::Client::from_conf(s3)
 }

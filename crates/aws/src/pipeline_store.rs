@@ -28,7 +28,10 @@ pub struct DynamoPipelineStore {
 impl DynamoPipelineStore {
     /// A store over `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     fn current_key(name: &str) -> HashMap<String, AttributeValue> {
@@ -40,22 +43,44 @@ impl DynamoPipelineStore {
 
     fn version_key(name: &str, version: u32) -> HashMap<String, AttributeValue> {
         HashMap::from([
-            ("pk".to_string(), AttributeValue::S(format!("PIPELINE#{name}"))),
-            ("sk".to_string(), AttributeValue::S(format!("VERSION#{version:010}"))),
+            (
+                "pk".to_string(),
+                AttributeValue::S(format!("PIPELINE#{name}")),
+            ),
+            (
+                "sk".to_string(),
+                AttributeValue::S(format!("VERSION#{version:010}")),
+            ),
         ])
     }
 
-    fn item(key: HashMap<String, AttributeValue>, record: &PipelineRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    fn item(
+        key: HashMap<String, AttributeValue>,
+        record: &PipelineRecord,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut item = key;
-        item.insert("name".into(), AttributeValue::S(record.declaration.name.clone()));
-        item.insert("version".into(), AttributeValue::N(record.version().to_string()));
-        item.insert("updated".into(), AttributeValue::N(record.updated.to_string()));
+        item.insert(
+            "name".into(),
+            AttributeValue::S(record.declaration.name.clone()),
+        );
+        item.insert(
+            "version".into(),
+            AttributeValue::N(record.version().to_string()),
+        );
+        item.insert(
+            "updated".into(),
+            AttributeValue::N(record.updated.to_string()),
+        );
         item.insert("record".into(), AttributeValue::S(json));
         Ok(item)
     }
 
-    fn put(&self, item: HashMap<String, AttributeValue>, condition: &str) -> Result<TransactWriteItem, StoreError> {
+    fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        condition: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -65,7 +90,11 @@ impl DynamoPipelineStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn put_with_version(&self, item: HashMap<String, AttributeValue>, previous: u32) -> Result<TransactWriteItem, StoreError> {
+    fn put_with_version(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        previous: u32,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -77,11 +106,23 @@ impl DynamoPipelineStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    async fn write(&self, items: Vec<TransactWriteItem>, conflict: String) -> Result<(), StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+    async fn write(
+        &self,
+        items: Vec<TransactWriteItem>,
+        conflict: String,
+    ) -> Result<(), StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
-                Some(s) if s.is_transaction_canceled_exception() => Err(StoreError::Conflict(conflict)),
+                Some(s) if s.is_transaction_canceled_exception() => {
+                    Err(StoreError::Conflict(conflict))
+                }
                 _ => Err(backend("TransactWriteItems", e)),
             },
         }
@@ -111,8 +152,14 @@ impl PipelineStore for DynamoPipelineStore {
     async fn create(&self, record: &PipelineRecord) -> Result<(), StoreError> {
         let name = &record.declaration.name;
         let items = vec![
-            self.put(Self::item(Self::current_key(name), record)?, "attribute_not_exists(pk)")?,
-            self.put(Self::item(Self::version_key(name, record.version()), record)?, "attribute_not_exists(pk)")?,
+            self.put(
+                Self::item(Self::current_key(name), record)?,
+                "attribute_not_exists(pk)",
+            )?,
+            self.put(
+                Self::item(Self::version_key(name, record.version()), record)?,
+                "attribute_not_exists(pk)",
+            )?,
         ];
         self.write(items, format!("pipeline {name} exists")).await
     }
@@ -122,12 +169,23 @@ impl PipelineStore for DynamoPipelineStore {
         let version = record.version();
         let items = vec![
             self.put_with_version(Self::item(Self::current_key(name), record)?, version - 1)?,
-            self.put(Self::item(Self::version_key(name, version), record)?, "attribute_not_exists(pk)")?,
+            self.put(
+                Self::item(Self::version_key(name, version), record)?,
+                "attribute_not_exists(pk)",
+            )?,
         ];
-        self.write(items, format!("pipeline {name} changed since version {}", version - 1)).await
+        self.write(
+            items,
+            format!("pipeline {name} changed since version {}", version - 1),
+        )
+        .await
     }
 
-    async fn get(&self, name: &str, version: Option<u32>) -> Result<Option<PipelineRecord>, StoreError> {
+    async fn get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<PipelineRecord>, StoreError> {
         let key = match version {
             None => Self::current_key(name),
             Some(v) => Self::version_key(name, v),
@@ -185,7 +243,11 @@ impl PipelineStore for DynamoPipelineStore {
         Ok(existed)
     }
 
-    async fn list(&self, next_token: Option<&str>, limit: usize) -> Result<Page<PipelineRecord>, StoreError> {
+    async fn list(
+        &self,
+        next_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<PipelineRecord>, StoreError> {
         let start = next_token.map(Self::current_key);
         let wanted = i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX);
         let out = self
@@ -200,7 +262,11 @@ impl PipelineStore for DynamoPipelineStore {
             .send()
             .await
             .map_err(|e| backend("Query", e))?;
-        let mut items = out.items().iter().map(record_of).collect::<Result<Vec<_>, _>>()?;
+        let mut items = out
+            .items()
+            .iter()
+            .map(record_of)
+            .collect::<Result<Vec<_>, _>>()?;
         let next_token = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|r| r.declaration.name.clone())

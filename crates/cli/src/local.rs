@@ -9,8 +9,10 @@ use pipewright_local::{env_file, package::Profile, UpOptions};
 pub enum LocalCommand {
     /// Build the functions, start the emulator and create the stack; print its endpoints as
     /// `KEY=value` lines (also written to .pipewright/local.env).
-    #[command(after_help = "Example:\n  pipewright local up && set -a && . .pipewright/local.env && set +a\n  \
-                            aws dynamodb list-tables")]
+    #[command(
+        after_help = "Example:\n  pipewright local up && set -a && . .pipewright/local.env && set +a\n  \
+                            aws dynamodb list-tables"
+    )]
     Up {
         /// Port for the emulator on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 0)]
@@ -29,7 +31,9 @@ pub enum LocalCommand {
         root: Option<PathBuf>,
     },
     /// Invoke a function of the running stack with an event file; print its response.
-    #[command(after_help = "Example:\n  pipewright local invoke ApiFunction --data-file events/api-list-pipelines.json")]
+    #[command(
+        after_help = "Example:\n  pipewright local invoke ApiFunction --data-file events/api-list-pipelines.json"
+    )]
     Invoke {
         /// The function's logical id in template.yaml (e.g. ApiFunction) or its name.
         function: String,
@@ -51,12 +55,25 @@ pub enum LocalCommand {
 /// Run a `local` subcommand; returns the exit code.
 pub fn run(command: LocalCommand) -> i32 {
     match command {
-        LocalCommand::Up { port, release, root } => {
-            let Some(root) = project_root(root) else { return no_project() };
+        LocalCommand::Up {
+            port,
+            release,
+            root,
+        } => {
+            let Some(root) = project_root(root) else {
+                return no_project();
+            };
             let mut opts = UpOptions::new(root);
             opts.port = port;
-            opts.profile = if release { Profile::Release } else { Profile::Dev };
-            let result = runtime().and_then(|rt| rt.block_on(pipewright_local::up(&opts)).map_err(|e| e.to_string()));
+            opts.profile = if release {
+                Profile::Release
+            } else {
+                Profile::Dev
+            };
+            let result = runtime().and_then(|rt| {
+                rt.block_on(pipewright_local::up(&opts))
+                    .map_err(|e| e.to_string())
+            });
             match result {
                 Ok(stack) => {
                     print!("{}", env_file::render(&stack.env()));
@@ -69,7 +86,9 @@ pub fn run(command: LocalCommand) -> i32 {
             }
         }
         LocalCommand::Down { root } => {
-            let Some(root) = project_root(root) else { return no_project() };
+            let Some(root) = project_root(root) else {
+                return no_project();
+            };
             if pipewright_local::down(&root.join(".pipewright")) {
                 eprintln!("local stack stopped");
             } else {
@@ -77,8 +96,14 @@ pub fn run(command: LocalCommand) -> i32 {
             }
             0
         }
-        LocalCommand::Invoke { function, data_file, root } => {
-            let Some(root) = project_root(root) else { return no_project() };
+        LocalCommand::Invoke {
+            function,
+            data_file,
+            root,
+        } => {
+            let Some(root) = project_root(root) else {
+                return no_project();
+            };
             let Some(stack) = pipewright_local::status(&root.join(".pipewright")) else {
                 eprintln!("no local stack is running (start one with `pipewright local up`)");
                 return 1;
@@ -91,7 +116,8 @@ pub fn run(command: LocalCommand) -> i32 {
                 }
             };
             let result = runtime().and_then(|rt| {
-                rt.block_on(pipewright_local::invoke::invoke(&stack, &function, payload)).map_err(|e| e.to_string())
+                rt.block_on(pipewright_local::invoke::invoke(&stack, &function, payload))
+                    .map_err(|e| e.to_string())
             });
             match result {
                 Ok(out) => {
@@ -111,7 +137,9 @@ pub fn run(command: LocalCommand) -> i32 {
             }
         }
         LocalCommand::Status { root } => {
-            let Some(root) = project_root(root) else { return no_project() };
+            let Some(root) = project_root(root) else {
+                return no_project();
+            };
             match pipewright_local::status(&root.join(".pipewright")) {
                 Some(stack) => {
                     print!("{}", env_file::render(&stack.env()));
@@ -144,5 +172,7 @@ fn project_root(given: Option<PathBuf>) -> Option<PathBuf> {
         return Some(root);
     }
     let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors().find(|d| d.join("template.yaml").is_file()).map(Path::to_path_buf)
+    cwd.ancestors()
+        .find(|d| d.join("template.yaml").is_file())
+        .map(Path::to_path_buf)
 }

@@ -21,8 +21,10 @@ enum Command {
     /// Check a pipeline declaration (JSON or YAML, as `aws codepipeline create-pipeline` takes it).
     ///
     /// Exit status: 0 valid, 1 invalid (one `path: reason` line per problem), 2 unreadable.
-    #[command(after_help = "Examples:\n  pipewright validate infra/pipelines/sample.json\n  \
-                            aws codepipeline get-pipeline --name app > app.json && pipewright validate app.json")]
+    #[command(
+        after_help = "Examples:\n  pipewright validate infra/pipelines/sample.json\n  \
+                            aws codepipeline get-pipeline --name app > app.json && pipewright validate app.json"
+    )]
     Validate {
         /// The declaration file.
         file: PathBuf,
@@ -37,9 +39,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Validate { file } => {
-            validate::run(&file, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
-        }
+        Command::Validate { file } => validate::run(
+            &file,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ),
         Command::Local { command } => local::run(command),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))

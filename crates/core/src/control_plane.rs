@@ -28,9 +28,9 @@ pub struct ServiceContext {
 }
 
 impl ServiceContext {
-    /// `arn:aws:codepipeline:<region>:<account>:<name>`.
+    /// The pipeline's ARN in this region and account ([`crate::events::pipeline_arn`]).
     pub fn pipeline_arn(&self, name: &str) -> String {
-        format!("arn:aws:codepipeline:{}:{}:{}", self.region, self.account_id, name)
+        crate::events::pipeline_arn(&self.region, &self.account_id, name)
     }
 }
 
@@ -49,7 +49,11 @@ pub struct ApiError {
 impl ApiError {
     /// A client error of kind `kind`.
     pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), server_fault: false }
+        Self {
+            kind,
+            message: message.into(),
+            server_fault: false,
+        }
     }
 
     /// `ValidationException`.
@@ -58,7 +62,11 @@ impl ApiError {
     }
 
     fn internal(err: StoreError) -> Self {
-        Self { kind: "InternalFailure", message: err.to_string(), server_fault: true }
+        Self {
+            kind: "InternalFailure",
+            message: err.to_string(),
+            server_fault: true,
+        }
     }
 }
 
@@ -69,10 +77,17 @@ pub async fn handle(
     target: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
-    let operation = target
-        .strip_prefix(TARGET_PREFIX)
-        .ok_or_else(|| ApiError::new("UnknownOperationException", format!("unknown target {target:?}")))?;
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let operation = target.strip_prefix(TARGET_PREFIX).ok_or_else(|| {
+        ApiError::new(
+            "UnknownOperationException",
+            format!("unknown target {target:?}"),
+        )
+    })?;
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
     match operation {
         "CreatePipeline" => create_pipeline(store, ctx, parse(body)?).await,
         "UpdatePipeline" => update_pipeline(store, ctx, parse(body)?).await,
@@ -83,22 +98,59 @@ pub async fn handle(
             "UnsupportedOperationException",
             format!("{other} is a CodePipeline operation that Pipewright does not implement yet"),
         )),
-        other => Err(ApiError::new("UnknownOperationException", format!("unknown operation {other:?}"))),
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("unknown operation {other:?}"),
+        )),
     }
 }
 
 /// Every operation of CodePipeline's API (botocore's model), implemented or not.
 pub const KNOWN_OPERATIONS: &[&str] = &[
-    "AcknowledgeJob", "AcknowledgeThirdPartyJob", "CreateCustomActionType", "CreatePipeline",
-    "DeleteCustomActionType", "DeletePipeline", "DeleteWebhook", "DeregisterWebhookWithThirdParty",
-    "DisableStageTransition", "EnableStageTransition", "GetActionType", "GetJobDetails", "GetPipeline",
-    "GetPipelineExecution", "GetPipelineState", "GetThirdPartyJobDetails", "ListActionExecutions",
-    "ListActionTypes", "ListDeployActionExecutionTargets", "ListPipelineExecutions", "ListPipelines",
-    "ListRuleExecutions", "ListRuleTypes", "ListTagsForResource", "ListWebhooks", "OverrideStageCondition",
-    "PollForJobs", "PollForThirdPartyJobs", "PutActionRevision", "PutApprovalResult", "PutJobFailureResult",
-    "PutJobSuccessResult", "PutThirdPartyJobFailureResult", "PutThirdPartyJobSuccessResult", "PutWebhook",
-    "RegisterWebhookWithThirdParty", "RetryStageExecution", "RollbackStage", "StartPipelineExecution",
-    "StopPipelineExecution", "TagResource", "UntagResource", "UpdateActionType", "UpdatePipeline",
+    "AcknowledgeJob",
+    "AcknowledgeThirdPartyJob",
+    "CreateCustomActionType",
+    "CreatePipeline",
+    "DeleteCustomActionType",
+    "DeletePipeline",
+    "DeleteWebhook",
+    "DeregisterWebhookWithThirdParty",
+    "DisableStageTransition",
+    "EnableStageTransition",
+    "GetActionType",
+    "GetJobDetails",
+    "GetPipeline",
+    "GetPipelineExecution",
+    "GetPipelineState",
+    "GetThirdPartyJobDetails",
+    "ListActionExecutions",
+    "ListActionTypes",
+    "ListDeployActionExecutionTargets",
+    "ListPipelineExecutions",
+    "ListPipelines",
+    "ListRuleExecutions",
+    "ListRuleTypes",
+    "ListTagsForResource",
+    "ListWebhooks",
+    "OverrideStageCondition",
+    "PollForJobs",
+    "PollForThirdPartyJobs",
+    "PutActionRevision",
+    "PutApprovalResult",
+    "PutJobFailureResult",
+    "PutJobSuccessResult",
+    "PutThirdPartyJobFailureResult",
+    "PutThirdPartyJobSuccessResult",
+    "PutWebhook",
+    "RegisterWebhookWithThirdParty",
+    "RetryStageExecution",
+    "RollbackStage",
+    "StartPipelineExecution",
+    "StopPipelineExecution",
+    "TagResource",
+    "UntagResource",
+    "UpdateActionType",
+    "UpdatePipeline",
 ];
 
 /// Decode a request body, naming the member that is wrong.
@@ -108,7 +160,10 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::new("SerializationException", format!("request body is not valid JSON: {inner}"))
+            ApiError::new(
+                "SerializationException",
+                format!("request body is not valid JSON: {inner}"),
+            )
         } else if path == "." {
             ApiError::validation(inner.to_string())
         } else {
@@ -161,9 +216,15 @@ struct PipelineMetadata {
 
 fn check_name(member: &str, name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::validation(format!("{member}: length must be 1..100, got {}", name.chars().count())));
+        return Err(ApiError::validation(format!(
+            "{member}: length must be 1..100, got {}",
+            name.chars().count()
+        )));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_')))
+    {
         return Err(ApiError::validation(format!(
             "{member}: {c:?} is not allowed; use letters, digits and . @ - _"
         )));
@@ -173,14 +234,23 @@ fn check_name(member: &str, name: &str) -> Result<(), ApiError> {
 
 fn check_tags(tags: &[Tag]) -> Result<(), ApiError> {
     if tags.len() > 200 {
-        return Err(ApiError::new("TooManyTagsException", "tags: at most 200 tags"));
+        return Err(ApiError::new(
+            "TooManyTagsException",
+            "tags: at most 200 tags",
+        ));
     }
     for (i, t) in tags.iter().enumerate() {
         if t.key.is_empty() || t.key.chars().count() > 128 {
-            return Err(ApiError::new("InvalidTagsException", format!("tags[{i}].key: length must be 1..128")));
+            return Err(ApiError::new(
+                "InvalidTagsException",
+                format!("tags[{i}].key: length must be 1..128"),
+            ));
         }
         if t.value.chars().count() > 256 {
-            return Err(ApiError::new("InvalidTagsException", format!("tags[{i}].value: length must be 0..256")));
+            return Err(ApiError::new(
+                "InvalidTagsException",
+                format!("tags[{i}].value: length must be 0..256"),
+            ));
         }
     }
     Ok(())
@@ -206,13 +276,21 @@ async fn create_pipeline(
     check_declaration(&pipeline)?;
     check_tags(&input.tags)?;
     pipeline.version = Some(1);
-    let record = PipelineRecord { declaration: pipeline, created: ctx.now, updated: ctx.now, tags: input.tags };
+    let record = PipelineRecord {
+        declaration: pipeline,
+        created: ctx.now,
+        updated: ctx.now,
+        tags: input.tags,
+    };
     match store.create(&record).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::new(
                 "PipelineNameInUseException",
-                format!("a pipeline named {} already exists", record.declaration.name),
+                format!(
+                    "a pipeline named {} already exists",
+                    record.declaration.name
+                ),
             ))
         }
         Err(e) => return Err(ApiError::internal(e)),
@@ -249,7 +327,12 @@ async fn update_pipeline(
         }
     }
     pipeline.version = Some(current.version() + 1);
-    let record = PipelineRecord { declaration: pipeline, created: current.created, updated: ctx.now, tags: current.tags };
+    let record = PipelineRecord {
+        declaration: pipeline,
+        created: current.created,
+        updated: ctx.now,
+        tags: current.tags,
+    };
     match store.update(&record).await {
         Ok(()) => Ok(json!({ "pipeline": record.declaration })),
         Err(StoreError::Conflict(m)) => Err(ApiError::new("ConcurrentModificationException", m)),
@@ -266,17 +349,23 @@ async fn get_pipeline(
     check_name("name", &input.name)?;
     let version = match input.version {
         None => None,
-        Some(v) => Some(
-            u32::try_from(v)
-                .ok()
-                .filter(|v| *v >= 1)
-                .ok_or_else(|| ApiError::validation(format!("version: must be at least 1, got {v}")))?,
-        ),
+        Some(v) => Some(u32::try_from(v).ok().filter(|v| *v >= 1).ok_or_else(|| {
+            ApiError::validation(format!("version: must be at least 1, got {v}"))
+        })?),
     };
-    let record = store.get(&input.name, version).await.map_err(ApiError::internal)?;
+    let record = store
+        .get(&input.name, version)
+        .await
+        .map_err(ApiError::internal)?;
     let record = match (record, version) {
         (Some(r), _) => r,
-        (None, Some(v)) if store.get(&input.name, None).await.map_err(ApiError::internal)?.is_some() => {
+        (None, Some(v))
+            if store
+                .get(&input.name, None)
+                .await
+                .map_err(ApiError::internal)?
+                .is_some() =>
+        {
             return Err(ApiError::new(
                 "PipelineVersionNotFoundException",
                 format!("pipeline {} has no version {v}", input.name),
@@ -292,18 +381,31 @@ async fn get_pipeline(
     Ok(json!({ "pipeline": record.declaration, "metadata": metadata }))
 }
 
-async fn list_pipelines(store: &dyn PipelineStore, input: ListPipelinesInput) -> Result<Value, ApiError> {
+async fn list_pipelines(
+    store: &dyn PipelineStore,
+    input: ListPipelinesInput,
+) -> Result<Value, ApiError> {
     let limit = match input.max_results {
         None => 100,
         Some(n @ 1..=1000) => n as usize,
-        Some(n) => return Err(ApiError::validation(format!("maxResults: must be 1..1000, got {n}"))),
+        Some(n) => {
+            return Err(ApiError::validation(format!(
+                "maxResults: must be 1..1000, got {n}"
+            )))
+        }
     };
     if let Some(token) = &input.next_token {
         if token.is_empty() || token.len() > 2048 || check_name("nextToken", token).is_err() {
-            return Err(ApiError::new("InvalidNextTokenException", "nextToken: not a token this service issued"));
+            return Err(ApiError::new(
+                "InvalidNextTokenException",
+                "nextToken: not a token this service issued",
+            ));
         }
     }
-    let page = store.list(input.next_token.as_deref(), limit).await.map_err(ApiError::internal)?;
+    let page = store
+        .list(input.next_token.as_deref(), limit)
+        .await
+        .map_err(ApiError::internal)?;
     let pipelines: Vec<Value> = page
         .items
         .iter()
@@ -318,7 +420,7 @@ async fn list_pipelines(store: &dyn PipelineStore, input: ListPipelinesInput) ->
             if let Some(t) = &d.pipeline_type {
                 summary["pipelineType"] = json!(t);
             }
-            summary["executionMode"] = json!(d.execution_mode.clone().unwrap_or_default());
+            summary["executionMode"] = json!(d.execution_mode.unwrap_or_default());
             summary
         })
         .collect();
@@ -329,15 +431,24 @@ async fn list_pipelines(store: &dyn PipelineStore, input: ListPipelinesInput) ->
     Ok(out)
 }
 
-async fn delete_pipeline(store: &dyn PipelineStore, input: DeletePipelineInput) -> Result<Value, ApiError> {
+async fn delete_pipeline(
+    store: &dyn PipelineStore,
+    input: DeletePipelineInput,
+) -> Result<Value, ApiError> {
     check_name("name", &input.name)?;
     // CodePipeline answers success for a pipeline that does not exist.
-    store.delete(&input.name).await.map_err(ApiError::internal)?;
+    store
+        .delete(&input.name)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(json!({}))
 }
 
 fn not_found(name: &str) -> ApiError {
-    ApiError::new("PipelineNotFoundException", format!("pipeline {name} does not exist"))
+    ApiError::new(
+        "PipelineNotFoundException",
+        format!("pipeline {name} does not exist"),
+    )
 }
 
 #[cfg(test)]
@@ -346,7 +457,11 @@ mod tests {
     use crate::store::memory::MemoryPipelineStore;
 
     fn ctx() -> ServiceContext {
-        ServiceContext { region: "us-east-1".into(), account_id: "123456789012".into(), now: 1_700_000_000.0 }
+        ServiceContext {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            now: 1_700_000_000.0,
+        }
     }
 
     fn sample() -> Value {
@@ -356,7 +471,13 @@ mod tests {
     }
 
     async fn call(store: &MemoryPipelineStore, op: &str, body: Value) -> Result<Value, ApiError> {
-        handle(store, &ctx(), &format!("{TARGET_PREFIX}{op}"), body.to_string().as_bytes()).await
+        handle(
+            store,
+            &ctx(),
+            &format!("{TARGET_PREFIX}{op}"),
+            body.to_string().as_bytes(),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -365,29 +486,52 @@ mod tests {
         let pipeline = sample();
         let name = pipeline["name"].as_str().unwrap().to_string();
 
-        let created = call(&store, "CreatePipeline", json!({ "pipeline": pipeline })).await.unwrap();
+        let created = call(&store, "CreatePipeline", json!({ "pipeline": pipeline }))
+            .await
+            .unwrap();
         assert_eq!(created["pipeline"]["version"], 1);
 
-        let again = call(&store, "CreatePipeline", json!({ "pipeline": sample() })).await.unwrap_err();
+        let again = call(&store, "CreatePipeline", json!({ "pipeline": sample() }))
+            .await
+            .unwrap_err();
         assert_eq!(again.kind, "PipelineNameInUseException");
 
-        let got = call(&store, "GetPipeline", json!({ "name": name })).await.unwrap();
-        assert_eq!(got["metadata"]["pipelineArn"], format!("arn:aws:codepipeline:us-east-1:123456789012:{name}"));
+        let got = call(&store, "GetPipeline", json!({ "name": name }))
+            .await
+            .unwrap();
+        assert_eq!(
+            got["metadata"]["pipelineArn"],
+            format!("arn:aws:codepipeline:us-east-1:123456789012:{name}")
+        );
         assert_eq!(got["pipeline"]["stages"], sample()["stages"]);
 
-        let updated = call(&store, "UpdatePipeline", json!({ "pipeline": got["pipeline"] })).await.unwrap();
+        let updated = call(
+            &store,
+            "UpdatePipeline",
+            json!({ "pipeline": got["pipeline"] }),
+        )
+        .await
+        .unwrap();
         assert_eq!(updated["pipeline"]["version"], 2);
-        let v1 = call(&store, "GetPipeline", json!({ "name": name, "version": 1 })).await.unwrap();
+        let v1 = call(&store, "GetPipeline", json!({ "name": name, "version": 1 }))
+            .await
+            .unwrap();
         assert_eq!(v1["pipeline"]["version"], 1);
-        let v9 = call(&store, "GetPipeline", json!({ "name": name, "version": 9 })).await.unwrap_err();
+        let v9 = call(&store, "GetPipeline", json!({ "name": name, "version": 9 }))
+            .await
+            .unwrap_err();
         assert_eq!(v9.kind, "PipelineVersionNotFoundException");
 
         let listed = call(&store, "ListPipelines", json!({})).await.unwrap();
         assert_eq!(listed["pipelines"][0]["name"], name);
         assert_eq!(listed["pipelines"][0]["version"], 2);
 
-        call(&store, "DeletePipeline", json!({ "name": name })).await.unwrap();
-        let gone = call(&store, "GetPipeline", json!({ "name": name })).await.unwrap_err();
+        call(&store, "DeletePipeline", json!({ "name": name }))
+            .await
+            .unwrap();
+        let gone = call(&store, "GetPipeline", json!({ "name": name }))
+            .await
+            .unwrap_err();
         assert_eq!(gone.kind, "PipelineNotFoundException");
     }
 
@@ -397,7 +541,9 @@ mod tests {
         for i in 0..5 {
             let mut p = sample();
             p["name"] = json!(format!("p{i}"));
-            call(&store, "CreatePipeline", json!({ "pipeline": p })).await.unwrap();
+            call(&store, "CreatePipeline", json!({ "pipeline": p }))
+                .await
+                .unwrap();
         }
         let mut seen = Vec::new();
         let mut token: Option<Value> = None;
@@ -409,7 +555,11 @@ mod tests {
             let page = call(&store, "ListPipelines", req).await.unwrap();
             let names = page["pipelines"].as_array().unwrap();
             assert!(names.len() <= 2);
-            seen.extend(names.iter().map(|p| p["name"].as_str().unwrap().to_string()));
+            seen.extend(
+                names
+                    .iter()
+                    .map(|p| p["name"].as_str().unwrap().to_string()),
+            );
             match page.get("nextToken") {
                 Some(t) => token = Some(t.clone()),
                 None => break,
@@ -423,28 +573,57 @@ mod tests {
         let store = MemoryPipelineStore::default();
         let mut p = sample();
         p["stages"][1]["actions"][0]["runOrder"] = json!("first");
-        let err = call(&store, "CreatePipeline", json!({ "pipeline": p })).await.unwrap_err();
+        let err = call(&store, "CreatePipeline", json!({ "pipeline": p }))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, "ValidationException");
-        assert!(err.message.contains("pipeline.stages[1].actions[0].runOrder"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("pipeline.stages[1].actions[0].runOrder"),
+            "{}",
+            err.message
+        );
 
         let mut p = sample();
         p["stages"] = json!([p["stages"][0]]);
-        let err = call(&store, "CreatePipeline", json!({ "pipeline": p })).await.unwrap_err();
+        let err = call(&store, "CreatePipeline", json!({ "pipeline": p }))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, "InvalidStructureException");
         assert!(err.message.contains("pipeline.stages"), "{}", err.message);
 
-        let err = call(&store, "GetPipeline", json!({ "name": "bad name!" })).await.unwrap_err();
+        let err = call(&store, "GetPipeline", json!({ "name": "bad name!" }))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, "ValidationException");
         assert!(err.message.starts_with("name:"), "{}", err.message);
 
-        let err = call(&store, "ListPipelines", json!({ "maxResults": 0 })).await.unwrap_err();
+        let err = call(&store, "ListPipelines", json!({ "maxResults": 0 }))
+            .await
+            .unwrap_err();
         assert!(err.message.starts_with("maxResults:"), "{}", err.message);
 
-        let err = handle(&store, &ctx(), "CodePipeline_20150709.GetPipeline", b"{not json").await.unwrap_err();
+        let err = handle(
+            &store,
+            &ctx(),
+            "CodePipeline_20150709.GetPipeline",
+            b"{not json",
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind, "SerializationException");
-        let err = handle(&store, &ctx(), "CodePipeline_20150709.Nope", b"{}").await.unwrap_err();
+        let err = handle(&store, &ctx(), "CodePipeline_20150709.Nope", b"{}")
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, "UnknownOperationException");
-        let err = handle(&store, &ctx(), "CodePipeline_20150709.StartPipelineExecution", b"{}").await.unwrap_err();
+        let err = handle(
+            &store,
+            &ctx(),
+            "CodePipeline_20150709.StartPipelineExecution",
+            b"{}",
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind, "UnsupportedOperationException");
 
         assert!(store.list(None, 10).await.unwrap().items.is_empty());

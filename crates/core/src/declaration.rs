@@ -53,6 +53,9 @@ macro_rules! wire_enum {
     };
 }
 
+// Other modules of the crate declare their wire enums the same way.
+pub(crate) use wire_enum;
+
 wire_enum! {
     /// `ActionCategory`: what kind of work an action does.
     ActionCategory {

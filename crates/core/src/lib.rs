@@ -12,7 +12,8 @@
 //!   with the path of the member at fault;
 //! - [`store`]: the storage the domain needs, as traits (DynamoDB in
 //!   `pipewright-aws`, in memory here for tests);
-//! - [`control_plane`]: CodePipeline's API operations over those traits.
+//! - [`control_plane`]: CodePipeline's API operations over those traits;
+//! - [`asl`]: the Step Functions definition each pipeline version runs as.
 //!
 //! ```
 //! use pipewright_core::{parse_pipeline, validate};
@@ -46,8 +47,10 @@
 
 #![warn(missing_docs)]
 
+pub mod asl;
 pub mod control_plane;
 pub mod declaration;
+pub mod events;
 pub mod providers;
 pub mod store;
 pub mod validation;

@@ -75,13 +75,21 @@ pub trait PipelineStore: Send + Sync {
     async fn update(&self, record: &PipelineRecord) -> Result<(), StoreError>;
 
     /// The current version, or the given one.
-    async fn get(&self, name: &str, version: Option<u32>) -> Result<Option<PipelineRecord>, StoreError>;
+    async fn get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<PipelineRecord>, StoreError>;
 
     /// Delete the pipeline and its versions. Returns false when there was none.
     async fn delete(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Current versions in name order, `limit` at a time, starting after `next_token`.
-    async fn list(&self, next_token: Option<&str>, limit: usize) -> Result<Page<PipelineRecord>, StoreError>;
+    async fn list(
+        &self,
+        next_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<PipelineRecord>, StoreError>;
 }
 
 /// In-memory stores with the same semantics as the DynamoDB ones, for unit tests of the domain.
@@ -98,8 +106,13 @@ pub mod memory {
     }
 
     impl MemoryPipelineStore {
-        fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Vec<PipelineRecord>>>, StoreError> {
-            self.pipelines.lock().map_err(|_| StoreError::Backend("poisoned".into()))
+        fn lock(
+            &self,
+        ) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Vec<PipelineRecord>>>, StoreError>
+        {
+            self.pipelines
+                .lock()
+                .map_err(|_| StoreError::Backend("poisoned".into()))
         }
     }
 
@@ -118,18 +131,28 @@ pub mod memory {
         async fn update(&self, record: &PipelineRecord) -> Result<(), StoreError> {
             let mut map = self.lock()?;
             let name = &record.declaration.name;
-            let versions = map.get_mut(name).ok_or_else(|| StoreError::NotFound(name.clone()))?;
+            let versions = map
+                .get_mut(name)
+                .ok_or_else(|| StoreError::NotFound(name.clone()))?;
             let current = versions.last().map(PipelineRecord::version).unwrap_or(0);
             if current + 1 != record.version() {
-                return Err(StoreError::Conflict(format!("pipeline {name} is at version {current}")));
+                return Err(StoreError::Conflict(format!(
+                    "pipeline {name} is at version {current}"
+                )));
             }
             versions.push(record.clone());
             Ok(())
         }
 
-        async fn get(&self, name: &str, version: Option<u32>) -> Result<Option<PipelineRecord>, StoreError> {
+        async fn get(
+            &self,
+            name: &str,
+            version: Option<u32>,
+        ) -> Result<Option<PipelineRecord>, StoreError> {
             let map = self.lock()?;
-            let Some(versions) = map.get(name) else { return Ok(None) };
+            let Some(versions) = map.get(name) else {
+                return Ok(None);
+            };
             Ok(match version {
                 None => versions.last().cloned(),
                 Some(v) => versions.iter().find(|r| r.version() == v).cloned(),
@@ -140,7 +163,11 @@ pub mod memory {
             Ok(self.lock()?.remove(name).is_some())
         }
 
-        async fn list(&self, next_token: Option<&str>, limit: usize) -> Result<Page<PipelineRecord>, StoreError> {
+        async fn list(
+            &self,
+            next_token: Option<&str>,
+            limit: usize,
+        ) -> Result<Page<PipelineRecord>, StoreError> {
             let map = self.lock()?;
             let mut items: Vec<PipelineRecord> = map
                 .iter()

@@ -8,6 +8,7 @@
 //! failure instead of a silently misread image name.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,9 @@ pub enum Command {
     Ps(PsArgs),
     /// Hidden: `serve ID`, the detached per-container server.
     Serve { id: String },
+    /// `gateway --emulator URL --function NAME [...]`: a local Function URL
+    /// for one function in the emulator. Not a docker command.
+    Gateway(GatewayArgs),
     /// Anything else (`pull`, `tag`, `image inspect`, `network ls`, ...):
     /// succeed quietly.
     Ignored,
@@ -88,6 +92,24 @@ pub struct PsArgs {
     pub format: Option<String>,
 }
 
+/// Arguments of `gateway`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayArgs {
+    /// The emulator's endpoint, `http://127.0.0.1:PORT`.
+    pub emulator: String,
+    /// The function to invoke: a name, or an ARN.
+    pub function: String,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Where to write the bound port, for the parent to read.
+    pub port_file: Option<PathBuf>,
+    /// The region the function lives in (the invocation's credential scope,
+    /// and the Function URL's domain name).
+    pub region: String,
+    /// Exit once this process is gone.
+    pub parent_pid: Option<i32>,
+}
+
 /// A command line we can't make sense of. Docker exits 125 for these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -122,6 +144,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         "rm" | "stop" | "kill" => parse_remove(sub, rest),
         "logs" => parse_logs(rest),
         "ps" => parse_ps(rest).map(Command::Ps),
+        "gateway" => parse_gateway(rest).map(Command::Gateway),
         "serve" => match rest {
             [id] => Ok(Command::Serve { id: id.clone() }),
             _ => Err(usage("serve takes exactly one container id")),
@@ -480,6 +503,67 @@ fn parse_ps(rest: &[String]) -> Result<PsArgs, UsageError> {
     Ok(out)
 }
 
+fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
+    let mut emulator = None;
+    let mut function = None;
+    let mut port = 0;
+    let mut port_file = None;
+    let mut region = "us-east-1".to_string();
+    let mut parent_pid = None;
+    let mut it = rest.iter();
+    while let Some(token) = it.next() {
+        let (flag, inline) = split_inline(token);
+        match flag {
+            "--emulator" => emulator = Some(take_value(flag, inline, &mut it)?.to_string()),
+            "--function" => function = Some(take_value(flag, inline, &mut it)?.to_string()),
+            "--port" => {
+                let v = take_value(flag, inline, &mut it)?;
+                port = v
+                    .parse()
+                    .map_err(|_| usage(format!("invalid --port: {v}")))?;
+            }
+            "--port-file" => port_file = Some(PathBuf::from(take_value(flag, inline, &mut it)?)),
+            "--region" => region = take_value(flag, inline, &mut it)?.to_string(),
+            "--parent-pid" => {
+                let v = take_value(flag, inline, &mut it)?;
+                let pid = v
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|p| *p > 1)
+                    .ok_or_else(|| usage(format!("invalid --parent-pid: {v}")))?;
+                parent_pid = Some(pid);
+            }
+            _ => return Err(usage(format!("unknown argument for gateway: {token}"))),
+        }
+    }
+    let emulator = emulator
+        .map(|e| e.trim_end_matches('/').to_string())
+        .ok_or_else(|| usage("gateway requires --emulator http://127.0.0.1:PORT"))?;
+    if !emulator.starts_with("http://") || emulator.len() <= "http://".len() {
+        return Err(usage(format!(
+            "--emulator must be an http:// endpoint, got {emulator}"
+        )));
+    }
+    let function = function
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| usage("gateway requires --function NAME"))?;
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(usage(format!("invalid --region: {region}")));
+    }
+    Ok(GatewayArgs {
+        emulator,
+        function,
+        port,
+        port_file,
+        region,
+        parent_pid,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,5 +813,64 @@ mod tests {
                 format: Some("{{.ID}} {{.Label \"fakecloud-instance\"}}".into()),
             }))
         );
+    }
+
+    #[test]
+    fn gateway() {
+        assert_eq!(
+            parse(&argv(&[
+                "gateway",
+                "--emulator",
+                "http://127.0.0.1:4566/",
+                "--function=api",
+                "--port",
+                "0",
+                "--port-file",
+                "/tmp/p",
+                "--region=eu-west-2",
+                "--parent-pid",
+                "42",
+            ])),
+            Ok(Command::Gateway(GatewayArgs {
+                emulator: "http://127.0.0.1:4566".into(),
+                function: "api".into(),
+                port: 0,
+                port_file: Some("/tmp/p".into()),
+                region: "eu-west-2".into(),
+                parent_pid: Some(42),
+            }))
+        );
+        let Ok(Command::Gateway(defaults)) = parse(&argv(&[
+            "gateway",
+            "--emulator",
+            "http://127.0.0.1:1",
+            "--function",
+            "f",
+        ])) else {
+            panic!("gateway with defaults");
+        };
+        assert_eq!(defaults.region, "us-east-1");
+        assert_eq!(
+            (defaults.port, defaults.port_file, defaults.parent_pid),
+            (0, None, None)
+        );
+        for bad in [
+            &["gateway", "--function", "f"][..],
+            &["gateway", "--emulator", "http://127.0.0.1:1"],
+            &["gateway", "--emulator", "https://x", "--function", "f"],
+            &["gateway", "--emulator", "http://x", "--function"],
+        ] {
+            assert!(parse(&argv(bad)).is_err(), "{bad:?}");
+        }
+        for extra in [
+            &["--port", "70000"][..],
+            &["--bogus"],
+            &["--region", "a/b"],
+            &["--parent-pid", "1"],
+        ] {
+            let mut bad = vec!["gateway", "--emulator", "http://x", "--function", "f"];
+            bad.extend_from_slice(extra);
+            assert!(parse(&argv(&bad)).is_err(), "{bad:?}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli_args::{Command, CopyArgs, CreateArgs, EnvArg, PsArgs};
 use crate::container::{self, Config, Container, Root, ROOT_ENV};
-use crate::{process, serve};
+use crate::{gateway, process, serve};
 
 /// What `--version` prints: fakecloud must classify us as Docker, not podman.
 pub const VERSION_LINE: &str = "Docker version 27.0.0, build pipewright-lambda-host";
@@ -62,6 +62,7 @@ pub fn run(root: &Root, cmd: Command, out: &mut dyn Write) -> Result<(), Failure
         }
         Command::Ps(args) => ps(root, &args, out),
         Command::Serve { id } => Ok(serve::run(root.find(&id)?)?),
+        Command::Gateway(args) => Ok(gateway::run(&args, out)?),
         Command::Ignored => Ok(()),
     }
 }

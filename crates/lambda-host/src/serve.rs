@@ -631,7 +631,7 @@ fn unix_ms() -> u128 {
 }
 
 /// A random UUID-shaped request id.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     let h = random_hex(16);
     format!(
         "{}-{}-{}-{}-{}",

@@ -80,11 +80,16 @@ impl Emulator {
             if !is_alive(pid) || Instant::now() > deadline {
                 let tail = tail(&log_path, 20);
                 stop_pid(pid);
-                return Err(LocalError::Emulator(format!("fakecloud did not start; its log ends:\n{tail}")));
+                return Err(LocalError::Emulator(format!(
+                    "fakecloud did not start; its log ends:\n{tail}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        let emulator = Self { endpoint: format!("http://127.0.0.1:{port}"), pid };
+        let emulator = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            pid,
+        };
         while !emulator.healthy() {
             if !is_alive(pid) || Instant::now() > deadline {
                 stop_pid(pid);
@@ -123,7 +128,9 @@ pub fn stop_pid(pid: u32) {
 
 /// True while a process with this id exists (and is not a zombie of ours).
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     reap(pid as u32);
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }
@@ -142,11 +149,15 @@ pub fn find_fakecloud() -> Result<PathBuf, LocalError> {
         return Ok(PathBuf::from(p));
     }
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("fakecloud")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("fakecloud"))
+                .collect()
+        })
         .unwrap_or_default();
-    if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| {
-        std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string())
-    }) {
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string()))
+    {
         candidates.push(Path::new(&home).join("bin/fakecloud"));
     }
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
@@ -163,7 +174,10 @@ pub fn http_get(url: &str) -> Result<String, LocalError> {
         .timeout_global(Some(Duration::from_secs(5)))
         .build()
         .new_agent();
-    let mut response = agent.get(url).call().map_err(|e| LocalError::Emulator(format!("GET {url}: {e}")))?;
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| LocalError::Emulator(format!("GET {url}: {e}")))?;
     response
         .body_mut()
         .read_to_string()
@@ -174,7 +188,13 @@ pub fn http_get(url: &str) -> Result<String, LocalError> {
 fn read_port(log: &Path) -> Option<u16> {
     let mut text = String::new();
     File::open(log).ok()?.read_to_string(&mut text).ok()?;
-    text.lines().find_map(|l| l.trim().strip_prefix("FAKECLOUD_PORT=")?.trim().parse().ok())
+    text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("FAKECLOUD_PORT=")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// The last `n` lines of a file, for error messages.

@@ -32,7 +32,9 @@ pub fn write(state_dir: &Path, pairs: &[(String, String)]) -> Result<(), LocalEr
 
 /// Read the file from `state_dir`, if there is one.
 pub fn read(state_dir: &Path) -> Option<BTreeMap<String, String>> {
-    std::fs::read_to_string(state_dir.join(FILE_NAME)).ok().map(|t| parse(&t))
+    std::fs::read_to_string(state_dir.join(FILE_NAME))
+        .ok()
+        .map(|t| parse(&t))
 }
 
 /// `ApprovalTopicArn` → `PIPEWRIGHT_APPROVAL_TOPIC_ARN`.
@@ -54,7 +56,10 @@ mod tests {
     #[test]
     fn render_and_parse_round_trip() {
         let pairs = vec![
-            ("AWS_ENDPOINT_URL".to_string(), "http://127.0.0.1:4566".to_string()),
+            (
+                "AWS_ENDPOINT_URL".to_string(),
+                "http://127.0.0.1:4566".to_string(),
+            ),
             ("AWS_REGION".to_string(), "us-east-1".to_string()),
         ];
         let parsed = parse(&format!("# comment\n\n{}", render(&pairs)));
@@ -64,7 +69,10 @@ mod tests {
 
     #[test]
     fn output_names_become_env_keys() {
-        assert_eq!(output_key("ApprovalTopicArn"), "PIPEWRIGHT_APPROVAL_TOPIC_ARN");
+        assert_eq!(
+            output_key("ApprovalTopicArn"),
+            "PIPEWRIGHT_APPROVAL_TOPIC_ARN"
+        );
         assert_eq!(output_key("ApiUrl"), "PIPEWRIGHT_API_URL");
     }
 }

@@ -17,8 +17,16 @@ pub struct Invocation {
 
 /// Invoke `function` (a logical id from the template, such as `ApiFunction`, or a function name)
 /// with `payload`.
-pub async fn invoke(stack: &LocalStack, function: &str, payload: Vec<u8>) -> Result<Invocation, LocalError> {
-    let name = stack.outputs.get(&format!("{function}Name")).map(String::as_str).unwrap_or(function);
+pub async fn invoke(
+    stack: &LocalStack,
+    function: &str,
+    payload: Vec<u8>,
+) -> Result<Invocation, LocalError> {
+    let name = stack
+        .outputs
+        .get(&format!("{function}Name"))
+        .map(String::as_str)
+        .unwrap_or(function);
     let sdk = config::load(&Target::local(stack.emulator.endpoint.clone())).await;
     let out = aws_sdk_lambda::Client::new(&sdk)
         .invoke()
@@ -28,7 +36,10 @@ pub async fn invoke(stack: &LocalStack, function: &str, payload: Vec<u8>) -> Res
         .await
         .map_err(|e| LocalError::aws("lambda:Invoke", e))?;
     Ok(Invocation {
-        payload: out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default(),
+        payload: out
+            .payload()
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default(),
         function_error: out.function_error().map(str::to_string),
     })
 }

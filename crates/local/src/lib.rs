@@ -8,6 +8,7 @@
 
 pub mod emulator;
 pub mod env_file;
+pub mod gateway;
 pub mod invoke;
 pub mod package;
 pub mod stack;
@@ -17,11 +18,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use emulator::{Emulator, EmulatorOptions};
+use gateway::Gateway;
 use package::{Profile, Workspace, LAMBDA_HOST_PACKAGE};
 use template::Template;
 
 /// The stack's name in the emulator.
 pub const STACK_NAME: &str = "pipewright-local";
+
+/// The stack output naming the control-plane function the gateway serves.
+pub const API_FUNCTION_OUTPUT: &str = "ApiFunctionName";
 
 /// Why the local stack could not be brought up or down.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +58,10 @@ pub enum LocalError {
 
 impl LocalError {
     fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     fn aws<E: std::error::Error + 'static>(call: &str, err: E) -> Self {
@@ -84,7 +92,12 @@ impl UpOptions {
     /// Defaults for the project at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
-        Self { state_dir: root.join(".pipewright"), root, port: 0, profile: Profile::Dev }
+        Self {
+            state_dir: root.join(".pipewright"),
+            root,
+            port: 0,
+            profile: Profile::Dev,
+        }
     }
 }
 
@@ -93,6 +106,8 @@ impl UpOptions {
 pub struct LocalStack {
     /// The emulator.
     pub emulator: Emulator,
+    /// The control plane's local Function URL.
+    pub gateway: Gateway,
     /// The stack's outputs (`ArtifactBucketName`, `PipelinesTableName`, ...).
     pub outputs: BTreeMap<String, String>,
 }
@@ -101,21 +116,46 @@ impl LocalStack {
     /// The `KEY=value` pairs that describe the stack, in a stable order.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![
-            ("AWS_ENDPOINT_URL".to_string(), self.emulator.endpoint.clone()),
-            ("AWS_REGION".to_string(), pipewright_aws::config::DEFAULT_REGION.to_string()),
-            ("AWS_DEFAULT_REGION".to_string(), pipewright_aws::config::DEFAULT_REGION.to_string()),
+            (
+                "AWS_ENDPOINT_URL".to_string(),
+                self.emulator.endpoint.clone(),
+            ),
+            (
+                "AWS_REGION".to_string(),
+                pipewright_aws::config::DEFAULT_REGION.to_string(),
+            ),
+            (
+                "AWS_DEFAULT_REGION".to_string(),
+                pipewright_aws::config::DEFAULT_REGION.to_string(),
+            ),
             ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
             ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
             ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+            (
+                "PIPEWRIGHT_ENDPOINT".to_string(),
+                self.gateway.endpoint.clone(),
+            ),
             ("PIPEWRIGHT_STACK".to_string(), STACK_NAME.to_string()),
-            ("PIPEWRIGHT_EMULATOR_PID".to_string(), self.emulator.pid.to_string()),
+            (
+                "PIPEWRIGHT_EMULATOR_PID".to_string(),
+                self.emulator.pid.to_string(),
+            ),
+            (
+                "PIPEWRIGHT_GATEWAY_PID".to_string(),
+                self.gateway.pid.to_string(),
+            ),
         ];
-        env.extend(self.outputs.iter().map(|(k, v)| (env_file::output_key(k), v.clone())));
+        env.extend(
+            self.outputs
+                .iter()
+                .map(|(k, v)| (env_file::output_key(k), v.clone())),
+        );
         env
     }
 
-    /// Stop the emulator and every function sandbox it started.
+    /// Stop the gateway, the emulator and every function sandbox it started.
     pub fn stop(&self, state_dir: &Path) {
+        emulator::stop_pid(self.gateway.pid);
         emulator::stop_pid(self.emulator.pid);
         // The function sandboxes watch their folders and exit when they are removed.
         let _ = std::fs::remove_dir_all(state_dir.join("lambda"));
@@ -130,21 +170,38 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
     }
     let template = Template::load(&opts.root.join("template.yaml"))?;
     let workspace = Workspace::open(&opts.root)?;
-    let functions = workspace.build_functions(&template.rust_functions(), opts.profile, &opts.state_dir.join("build"))?;
+    let functions = workspace.build_functions(
+        &template.rust_functions(),
+        opts.profile,
+        &opts.state_dir.join("build"),
+    )?;
+    let lambda_host = workspace.binary(opts.profile, LAMBDA_HOST_PACKAGE);
     let emulator = Emulator::start(&EmulatorOptions {
         fakecloud: emulator::find_fakecloud()?,
-        lambda_host: workspace.binary(opts.profile, LAMBDA_HOST_PACKAGE),
+        lambda_host: lambda_host.clone(),
         state_dir: opts.state_dir.clone(),
         port: opts.port,
     })?;
-    let outputs = match stack::deploy(&emulator.endpoint, &template, &functions, STACK_NAME).await {
-        Ok(outputs) => outputs,
+    let started = async {
+        let outputs = stack::deploy(&emulator.endpoint, &template, &functions, STACK_NAME).await?;
+        let api = outputs.get(API_FUNCTION_OUTPUT).ok_or_else(|| {
+            LocalError::Deploy(format!("template.yaml has no output {API_FUNCTION_OUTPUT}"))
+        })?;
+        let gateway = gateway::start(&lambda_host, &emulator.endpoint, api, &opts.state_dir)?;
+        Ok::<_, LocalError>((outputs, gateway))
+    };
+    let (outputs, gateway) = match started.await {
+        Ok(started) => started,
         Err(e) => {
             emulator::stop_pid(emulator.pid);
             return Err(e);
         }
     };
-    let stack = LocalStack { emulator, outputs };
+    let stack = LocalStack {
+        emulator,
+        gateway,
+        outputs,
+    };
     env_file::write(&opts.state_dir, &stack.env())?;
     Ok(stack)
 }
@@ -153,25 +210,43 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
 pub fn status(state_dir: &Path) -> Option<LocalStack> {
     let env = env_file::read(state_dir)?;
     let pid: u32 = env.get("PIPEWRIGHT_EMULATOR_PID")?.parse().ok()?;
-    let emulator = Emulator { endpoint: env.get("AWS_ENDPOINT_URL")?.clone(), pid };
-    if !emulator::is_alive(pid) || !emulator.healthy() {
+    let emulator = Emulator {
+        endpoint: env.get("AWS_ENDPOINT_URL")?.clone(),
+        pid,
+    };
+    let gateway = Gateway {
+        endpoint: env.get("PIPEWRIGHT_ENDPOINT")?.clone(),
+        pid: env.get("PIPEWRIGHT_GATEWAY_PID")?.parse().ok()?,
+    };
+    if !emulator::is_alive(pid) || !emulator.healthy() || !emulator::is_alive(gateway.pid) {
         return None;
     }
     let outputs = env
         .iter()
         .filter_map(|(k, v)| Some((output_name(k.strip_prefix("PIPEWRIGHT_")?)?, v.clone())))
         .collect();
-    Some(LocalStack { emulator, outputs })
+    Some(LocalStack {
+        emulator,
+        gateway,
+        outputs,
+    })
 }
 
 /// Take the stack down: stop the emulator and the sandboxes, remove `local.env`. Returns false
 /// when nothing was running.
 pub fn down(state_dir: &Path) -> bool {
-    let Some(env) = env_file::read(state_dir) else { return false };
-    let running = env
-        .get("PIPEWRIGHT_EMULATOR_PID")
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|pid| emulator::is_alive(*pid));
+    let Some(env) = env_file::read(state_dir) else {
+        return false;
+    };
+    let alive = |key: &str| {
+        env.get(key)
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|pid| emulator::is_alive(*pid))
+    };
+    if let Some(pid) = alive("PIPEWRIGHT_GATEWAY_PID") {
+        emulator::stop_pid(pid);
+    }
+    let running = alive("PIPEWRIGHT_EMULATOR_PID");
     if let Some(pid) = running {
         emulator::stop_pid(pid);
     }
@@ -183,14 +258,16 @@ pub fn down(state_dir: &Path) -> bool {
 /// `ARTIFACT_BUCKET_NAME` → `ArtifactBucketName` (the inverse of [`env_file::output_key`]),
 /// skipping the keys that are not stack outputs.
 fn output_name(key: &str) -> Option<String> {
-    if matches!(key, "STACK" | "EMULATOR_PID") {
+    if matches!(key, "STACK" | "EMULATOR_PID" | "GATEWAY_PID" | "ENDPOINT") {
         return None;
     }
     Some(
         key.split('_')
             .map(|w| {
                 let mut c = w.chars();
-                c.next().map(|f| f.to_string() + &c.as_str().to_ascii_lowercase()).unwrap_or_default()
+                c.next()
+                    .map(|f| f.to_string() + &c.as_str().to_ascii_lowercase())
+                    .unwrap_or_default()
             })
             .collect(),
     )

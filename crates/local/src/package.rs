@@ -75,7 +75,13 @@ impl Workspace {
     /// Read the workspace whose root (the folder of `template.yaml` and the top `Cargo.toml`) is `root`.
     pub fn open(root: &Path) -> Result<Self, LocalError> {
         let output = Command::new(cargo())
-            .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
+            .args([
+                "metadata",
+                "--no-deps",
+                "--format-version",
+                "1",
+                "--manifest-path",
+            ])
             .arg(root.join("Cargo.toml"))
             .output()
             .map_err(|e| LocalError::Build(format!("cannot run cargo metadata: {e}")))?;
@@ -87,7 +93,10 @@ impl Workspace {
         }
         let metadata: Metadata = serde_json::from_slice(&output.stdout)
             .map_err(|e| LocalError::Build(format!("cannot read cargo metadata: {e}")))?;
-        Ok(Self { root: root.to_path_buf(), metadata })
+        Ok(Self {
+            root: root.to_path_buf(),
+            metadata,
+        })
     }
 
     /// The folder cargo builds into.
@@ -104,7 +113,10 @@ impl Workspace {
     fn function_binary(&self, f: &FunctionSource) -> Result<(&str, &str), LocalError> {
         let manifest = self.root.join(&f.code_uri).join("Cargo.toml");
         let manifest = manifest.canonicalize().map_err(|e| {
-            LocalError::Build(format!("{}: CodeUri {} has no Cargo.toml ({e})", f.logical_id, f.code_uri))
+            LocalError::Build(format!(
+                "{}: CodeUri {} has no Cargo.toml ({e})",
+                f.logical_id, f.code_uri
+            ))
         })?;
         let package = self
             .metadata
@@ -112,9 +124,16 @@ impl Workspace {
             .iter()
             .find(|p| p.manifest_path.canonicalize().ok().as_deref() == Some(manifest.as_path()))
             .ok_or_else(|| {
-                LocalError::Build(format!("{}: {} is not a member of the workspace", f.logical_id, f.code_uri))
+                LocalError::Build(format!(
+                    "{}: {} is not a member of the workspace",
+                    f.logical_id, f.code_uri
+                ))
             })?;
-        let bins: Vec<&Target> = package.targets.iter().filter(|t| t.kind.iter().any(|k| k == "bin")).collect();
+        let bins: Vec<&Target> = package
+            .targets
+            .iter()
+            .filter(|t| t.kind.iter().any(|k| k == "bin"))
+            .collect();
         match bins.as_slice() {
             [bin] => Ok((package.name.as_str(), bin.name.as_str())),
             _ => Err(LocalError::Build(format!(
@@ -134,9 +153,14 @@ impl Workspace {
         profile: Profile,
         out_dir: &Path,
     ) -> Result<Vec<PackagedFunction>, LocalError> {
-        let bins = functions.iter().map(|f| self.function_binary(f)).collect::<Result<Vec<_>, _>>()?;
+        let bins = functions
+            .iter()
+            .map(|f| self.function_binary(f))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut cmd = Command::new(cargo());
-        cmd.arg("build").arg("--manifest-path").arg(self.root.join("Cargo.toml"));
+        cmd.arg("build")
+            .arg("--manifest-path")
+            .arg(self.root.join("Cargo.toml"));
         if profile == Profile::Release {
             cmd.arg("--release");
         }
@@ -144,7 +168,9 @@ impl Workspace {
         for (package, _) in &bins {
             cmd.args(["-p", package]);
         }
-        let status = cmd.status().map_err(|e| LocalError::Build(format!("cannot run cargo build: {e}")))?;
+        let status = cmd
+            .status()
+            .map_err(|e| LocalError::Build(format!("cannot run cargo build: {e}")))?;
         if !status.success() {
             return Err(LocalError::Build(format!("cargo build failed ({status})")));
         }
@@ -155,7 +181,10 @@ impl Workspace {
             .map(|(f, (_, bin))| {
                 let zip = out_dir.join(format!("{}.zip", f.logical_id));
                 zip_bootstrap(&self.binary(profile, bin), &zip)?;
-                Ok(PackagedFunction { logical_id: f.logical_id.clone(), zip })
+                Ok(PackagedFunction {
+                    logical_id: f.logical_id.clone(),
+                    zip,
+                })
             })
             .collect()
     }
@@ -169,9 +198,15 @@ pub fn zip_bootstrap(binary: &Path, zip_path: &Path) -> Result<(), LocalError> {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .unix_permissions(0o755);
-    writer.start_file("bootstrap", options).map_err(|e| LocalError::Build(format!("zip: {e}")))?;
+    writer
+        .start_file("bootstrap", options)
+        .map_err(|e| LocalError::Build(format!("zip: {e}")))?;
     std::io::copy(&mut input, &mut writer).map_err(|e| LocalError::io(zip_path, e))?;
-    writer.finish().map_err(|e| LocalError::Build(format!("zip: {e}")))?.flush().map_err(|e| LocalError::io(zip_path, e))?;
+    writer
+        .finish()
+        .map_err(|e| LocalError::Build(format!("zip: {e}")))?
+        .flush()
+        .map_err(|e| LocalError::io(zip_path, e))?;
     Ok(())
 }
 

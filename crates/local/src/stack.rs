@@ -32,13 +32,17 @@ pub async fn deploy(
 
     match s3.create_bucket().bucket(CODE_BUCKET).send().await {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
         Err(e) => return Err(LocalError::aws("s3:CreateBucket", e)),
     }
     let mut code = BTreeMap::new();
     for f in functions {
         let key = format!("{}.zip", f.logical_id);
-        let body = ByteStream::from_path(&f.zip).await.map_err(|e| LocalError::Deploy(format!("{}: {e}", f.zip.display())))?;
+        let body = ByteStream::from_path(&f.zip)
+            .await
+            .map_err(|e| LocalError::Deploy(format!("{}: {e}", f.zip.display())))?;
         s3.put_object()
             .bucket(CODE_BUCKET)
             .key(&key)
@@ -56,7 +60,12 @@ pub async fn deploy(
         .capabilities(Capability::CapabilityIam)
         .capabilities(Capability::CapabilityNamedIam)
         .capabilities(Capability::CapabilityAutoExpand)
-        .parameters(Parameter::builder().parameter_key("StageName").parameter_value("local").build())
+        .parameters(
+            Parameter::builder()
+                .parameter_key("StageName")
+                .parameter_value("local")
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| LocalError::aws("cloudformation:CreateStack", e))?;
@@ -78,7 +87,9 @@ pub async fn deploy(
                 return Ok(stack
                     .outputs()
                     .iter()
-                    .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+                    .filter_map(|o| {
+                        Some((o.output_key()?.to_string(), o.output_value()?.to_string()))
+                    })
                     .collect());
             }
             Some(StackStatus::CreateInProgress) | None if Instant::now() < deadline => {
@@ -98,13 +109,21 @@ pub async fn deploy(
 
 /// The resources that failed, with CloudFormation's reasons, one per line.
 async fn failure_reasons(cfn: &aws_sdk_cloudformation::Client, stack_name: &str) -> String {
-    let Ok(events) = cfn.describe_stack_events().stack_name(stack_name).send().await else {
+    let Ok(events) = cfn
+        .describe_stack_events()
+        .stack_name(stack_name)
+        .send()
+        .await
+    else {
         return String::new();
     };
     events
         .stack_events()
         .iter()
-        .filter(|e| e.resource_status().is_some_and(|s| s.as_str().ends_with("FAILED")))
+        .filter(|e| {
+            e.resource_status()
+                .is_some_and(|s| s.as_str().ends_with("FAILED"))
+        })
         .map(|e| {
             format!(
                 "\n  {}: {}",

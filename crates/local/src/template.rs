@@ -66,29 +66,44 @@ impl Template {
     /// Every `AWS::Serverless::Function` built with cargo-lambda from a local crate folder.
     pub fn rust_functions(&self) -> Vec<FunctionSource> {
         self.resources()
-            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
             .filter(|(_, r)| {
-                r.pointer("/Metadata/BuildMethod").and_then(Value::as_str) == Some("rust-cargolambda")
+                r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function")
+            })
+            .filter(|(_, r)| {
+                r.pointer("/Metadata/BuildMethod").and_then(Value::as_str)
+                    == Some("rust-cargolambda")
             })
             .filter_map(|(id, r)| {
                 let code_uri = r.pointer("/Properties/CodeUri").and_then(Value::as_str)?;
-                Some(FunctionSource { logical_id: id.clone(), code_uri: code_uri.to_string() })
+                Some(FunctionSource {
+                    logical_id: id.clone(),
+                    code_uri: code_uri.to_string(),
+                })
             })
             .collect()
     }
 
     /// The template as the emulator should get it: each function in `code` (logical id → S3
     /// bucket and key of its zip) points at that zip, and every function runs on `architecture`.
-    pub fn for_local(&self, code: &BTreeMap<String, (String, String)>, architecture: &str) -> Value {
+    pub fn for_local(
+        &self,
+        code: &BTreeMap<String, (String, String)>,
+        architecture: &str,
+    ) -> Value {
         let mut body = self.body.clone();
-        if let Some(globals) = body.pointer_mut("/Globals/Function").and_then(Value::as_object_mut) {
+        if let Some(globals) = body
+            .pointer_mut("/Globals/Function")
+            .and_then(Value::as_object_mut)
+        {
             if globals.contains_key("Architectures") {
                 globals.insert("Architectures".into(), json!([architecture]));
             }
         }
         if let Some(resources) = body.get_mut("Resources").and_then(Value::as_object_mut) {
             for (id, resource) in resources.iter_mut() {
-                let Some((bucket, key)) = code.get(id) else { continue };
+                let Some((bucket, key)) = code.get(id) else {
+                    continue;
+                };
                 let props = resource
                     .as_object_mut()
                     .map(|r| r.entry("Properties").or_insert_with(|| json!({})));
@@ -104,7 +119,11 @@ impl Template {
     }
 
     fn resources(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.body.get("Resources").and_then(Value::as_object).into_iter().flat_map(Map::iter)
+        self.body
+            .get("Resources")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(Map::iter)
     }
 }
 
@@ -141,10 +160,16 @@ fn yaml_to_json(value: &serde_yaml::Value, path: &str) -> Result<Value, LocalErr
                     Y::Number(n) => n.to_string(),
                     Y::Bool(b) => b.to_string(),
                     other => {
-                        return Err(LocalError::Template(format!("{path}: unsupported key {other:?}")))
+                        return Err(LocalError::Template(format!(
+                            "{path}: unsupported key {other:?}"
+                        )))
                     }
                 };
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 out.insert(key, yaml_to_json(v, &child)?);
             }
             Value::Object(out)
@@ -194,7 +219,10 @@ Outputs:
         let t = Template::parse(SAMPLE).unwrap();
         assert_eq!(
             t.rust_functions(),
-            vec![FunctionSource { logical_id: "ApiFunction".into(), code_uri: "functions/api".into() }]
+            vec![FunctionSource {
+                logical_id: "ApiFunction".into(),
+                code_uri: "functions/api".into()
+            }]
         );
         assert_eq!(t.output_names(), vec!["B".to_string(), "A".to_string()]);
     }
@@ -202,18 +230,43 @@ Outputs:
     #[test]
     fn rewrites_code_and_architecture_and_nothing_else() {
         let t = Template::parse(SAMPLE).unwrap();
-        let code = BTreeMap::from([("ApiFunction".to_string(), ("code".to_string(), "api.zip".to_string()))]);
+        let code = BTreeMap::from([(
+            "ApiFunction".to_string(),
+            ("code".to_string(), "api.zip".to_string()),
+        )]);
         let local = t.for_local(&code, "x86_64");
-        assert_eq!(local.pointer("/Resources/ApiFunction/Properties/CodeUri").unwrap(), "s3://code/api.zip");
-        assert_eq!(local.pointer("/Resources/ApiFunction/Properties/Architectures").unwrap(), &json!(["x86_64"]));
-        assert_eq!(local.pointer("/Globals/Function/Architectures").unwrap(), &json!(["x86_64"]));
-        assert_eq!(local.pointer("/Resources/PythonFunction/Properties/CodeUri").unwrap(), "src/");
-        assert_eq!(local.pointer("/Resources/Table"), t.body().pointer("/Resources/Table"));
+        assert_eq!(
+            local
+                .pointer("/Resources/ApiFunction/Properties/CodeUri")
+                .unwrap(),
+            "s3://code/api.zip"
+        );
+        assert_eq!(
+            local
+                .pointer("/Resources/ApiFunction/Properties/Architectures")
+                .unwrap(),
+            &json!(["x86_64"])
+        );
+        assert_eq!(
+            local.pointer("/Globals/Function/Architectures").unwrap(),
+            &json!(["x86_64"])
+        );
+        assert_eq!(
+            local
+                .pointer("/Resources/PythonFunction/Properties/CodeUri")
+                .unwrap(),
+            "src/"
+        );
+        assert_eq!(
+            local.pointer("/Resources/Table"),
+            t.body().pointer("/Resources/Table")
+        );
     }
 
     #[test]
     fn short_form_tags_are_refused_with_their_place() {
-        let err = Template::parse("Resources:\n  X:\n    Properties:\n      Name: !Ref Other\n").unwrap_err();
+        let err = Template::parse("Resources:\n  X:\n    Properties:\n      Name: !Ref Other\n")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("Resources.X.Properties.Name"), "{msg}");
         assert!(msg.contains("!Ref"), "{msg}");
@@ -224,10 +277,21 @@ Outputs:
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
         let t = Template::load(&path).unwrap();
         let functions = t.rust_functions();
-        assert!(functions.iter().any(|f| f.logical_id == "ApiFunction"), "{functions:?}");
+        assert!(
+            functions.iter().any(|f| f.logical_id == "ApiFunction"),
+            "{functions:?}"
+        );
         for f in functions {
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&f.code_uri).join("Cargo.toml");
-            assert!(manifest.is_file(), "{} names {}, which has no Cargo.toml", f.logical_id, f.code_uri);
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(&f.code_uri)
+                .join("Cargo.toml");
+            assert!(
+                manifest.is_file(),
+                "{} names {}, which has no Cargo.toml",
+                f.logical_id,
+                f.code_uri
+            );
         }
     }
 }

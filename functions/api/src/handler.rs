@@ -30,15 +30,34 @@ impl Service<'_> {
             .filter(|a| a.len() == 12)
             .unwrap_or_else(|| "123456789012".to_string());
         if request.method() != Method::POST {
-            return respond(&request_id, Err(ApiError::new("UnknownOperationException", "the API takes POST /")));
+            return respond(
+                &request_id,
+                Err(ApiError::new(
+                    "UnknownOperationException",
+                    "the API takes POST /",
+                )),
+            );
         }
-        let Some(target) = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()) else {
-            return respond(&request_id, Err(ApiError::new("MissingAction", "X-Amz-Target header is missing")));
+        let Some(target) = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return respond(
+                &request_id,
+                Err(ApiError::new(
+                    "MissingAction",
+                    "X-Amz-Target header is missing",
+                )),
+            );
         };
         let ctx = ServiceContext {
             region: self.region.to_string(),
             account_id,
-            now: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default(),
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default(),
         };
         let result = control_plane::handle(self.store, &ctx, target, request.body().as_ref()).await;
         if let Err(e) = &result {
@@ -48,12 +67,23 @@ impl Service<'_> {
     }
 }
 
-fn respond(request_id: &str, result: Result<serde_json::Value, ApiError>) -> Result<Response<Body>, Error> {
+fn respond(
+    request_id: &str,
+    result: Result<serde_json::Value, ApiError>,
+) -> Result<Response<Body>, Error> {
     let (status, body, error_type) = match result {
         Ok(value) => (StatusCode::OK, value, None),
         Err(e) => {
-            let status = if e.server_fault { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::BAD_REQUEST };
-            (status, json!({ "__type": e.kind, "message": e.message }), Some(e.kind))
+            let status = if e.server_fault {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (
+                status,
+                json!({ "__type": e.kind, "message": e.message }),
+                Some(e.kind),
+            )
         }
     };
     let mut builder = Response::builder()
@@ -72,7 +102,9 @@ mod tests {
     use pipewright_core::store::memory::MemoryPipelineStore;
 
     fn request(target: Option<&str>, body: &str) -> Request {
-        let mut builder = lambda_http::http::Request::builder().method("POST").uri("/");
+        let mut builder = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/");
         if let Some(t) = target {
             builder = builder.header("X-Amz-Target", t);
         }
@@ -86,14 +118,23 @@ mod tests {
     #[tokio::test]
     async fn errors_are_aws_json_with_type_and_status() {
         let store = MemoryPipelineStore::default();
-        let service = Service { store: &store, region: "us-east-1" };
+        let service = Service {
+            store: &store,
+            region: "us-east-1",
+        };
         let response = service
-            .handle(request(Some("CodePipeline_20150709.GetPipeline"), r#"{"name":"missing"}"#))
+            .handle(request(
+                Some("CodePipeline_20150709.GetPipeline"),
+                r#"{"name":"missing"}"#,
+            ))
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(response.headers()[CONTENT_TYPE], JSON_1_1);
-        assert_eq!(response.headers()["x-amzn-ErrorType"], "PipelineNotFoundException");
+        assert_eq!(
+            response.headers()["x-amzn-ErrorType"],
+            "PipelineNotFoundException"
+        );
         assert_eq!(body_json(&response)["__type"], "PipelineNotFoundException");
 
         let response = service.handle(request(None, "{}")).await.unwrap();
@@ -103,8 +144,14 @@ mod tests {
     #[tokio::test]
     async fn a_list_answers_200_with_the_members() {
         let store = MemoryPipelineStore::default();
-        let service = Service { store: &store, region: "us-east-1" };
-        let response = service.handle(request(Some("CodePipeline_20150709.ListPipelines"), "")).await.unwrap();
+        let service = Service {
+            store: &store,
+            region: "us-east-1",
+        };
+        let response = service
+            .handle(request(Some("CodePipeline_20150709.ListPipelines"), ""))
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(body_json(&response), json!({ "pipelines": [] }));
     }

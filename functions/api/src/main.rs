@@ -14,7 +14,13 @@ async fn main() -> Result<(), Error> {
     let sdk = config::load(&target).await;
     let table = std::env::var("PIPELINES_TABLE").map_err(|_| "PIPELINES_TABLE is not set")?;
     let store = DynamoPipelineStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| config::DEFAULT_REGION.to_string());
-    let service = handler::Service { store: &store, region: &region };
+    let region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| config::DEFAULT_REGION.to_string());
+    let service = handler::Service {
+        store: &store,
+        region: &region,
+    };
     run(service_fn(|request| service.handle(request))).await
 }

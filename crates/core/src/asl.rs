@@ -1,0 +1,780 @@
+//! The ASL compiler: one Step Functions state machine per pipeline version.
+//!
+//! [`compile`] turns a [`PipelineDeclaration`] into the Amazon States Language
+//! definition described in `docs/engine.md`; [`state_machine_name`] names the
+//! state machine. The definition only sequences the work: every decision
+//! (stage locks, execution modes, results) is taken by the two functions of
+//! [`AslTargets`], which the definition calls with small JSON payloads.
+//!
+//! The shape, per stage `S`:
+//!
+//! ```text
+//! Start (Choice on $.startStage) ──► S.Enter ──► S.Group1 ──► S.Group1.Check ──► S.Group1.Outcome ──► … ──► S.Leave ──► next stage's Enter, or Succeeded ──► Done
+//!                                      │  (Parallel, one branch                       │ failed
+//!                                      │   per action: S.A ─catch─► S.A.Failed)       ▼
+//!                                      └──────── States.ALL ─────────────────────► S.Failed ──► Failed
+//!                                      Pipewright.Superseded ─► Superseded, Pipewright.Stopped ─► Stopped
+//! ```
+//!
+//! State names are readable (`Build.Enter`, `Build.Group1`, `Build.Compile`)
+//! when they fit Step Functions' 80 characters and are unique in the whole
+//! definition; otherwise a stage's states use the index form `S<i>.Enter`,
+//! `S<i>.Group<k>`, ... and an action's states `S<i>.A<j>` and
+//! `S<i>.A<j>.Failed` (`i`, `j`, `k` 1-based). Each task carries a `Comment`
+//! naming its stage and action, so index forms stay readable in the console.
+//!
+//! ```
+//! use pipewright_core::asl::{compile, state_machine_name, AslTargets};
+//! use pipewright_core::parse_pipeline;
+//!
+//! let pipeline = parse_pipeline(r#"{
+//!   "name": "demo", "version": 2,
+//!   "roleArn": "arn:aws:iam::123456789012:role/demo",
+//!   "artifactStore": {"type": "S3", "location": "demo-artifacts"},
+//!   "stages": [
+//!     {"name": "Source", "actions": [{
+//!       "name": "Fetch",
+//!       "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+//!       "configuration": {"S3Bucket": "demo-src", "S3ObjectKey": "app.zip"},
+//!       "outputArtifacts": [{"name": "App"}]
+//!     }]}
+//!   ]
+//! }"#).expect("well-formed");
+//! let targets = AslTargets {
+//!     orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:orchestrator".into(),
+//!     action_arn: "arn:aws:lambda:us-east-1:123456789012:function:action".into(),
+//! };
+//! let asl = compile(&pipeline, &targets);
+//! assert_eq!(asl["StartAt"], "Start");
+//! assert_eq!(asl["States"]["Source.Enter"]["Next"], "Source.Group1");
+//! let fetch = &asl["States"]["Source.Group1"]["Branches"][0]["States"]["Source.Fetch"];
+//! assert_eq!(fetch["TimeoutSeconds"], 3600);
+//! assert_eq!(state_machine_name("demo", 2), "pipewright-demo-v2");
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Map, Value};
+
+use crate::declaration::{ActionDeclaration, PipelineDeclaration, StageDeclaration};
+use crate::providers::lookup;
+
+/// The Lambda functions a compiled definition invokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AslTargets {
+    /// The `orchestrator` function: enter / check / leave stages, finish executions.
+    pub orchestrator_arn: String,
+    /// The `action` function: runs one action through its provider.
+    pub action_arn: String,
+}
+
+/// The longest state machine or state name Step Functions accepts.
+pub const MAX_NAME_LENGTH: usize = 80;
+
+/// The error an `enterStage` token is failed with when a newer execution
+/// supersedes this one while it waits in front of the stage.
+pub const SUPERSEDED_ERROR: &str = "Pipewright.Superseded";
+
+/// The error a token is failed with when the execution is stopped.
+pub const STOPPED_ERROR: &str = "Pipewright.Stopped";
+
+/// The error the definition's final `Fail` state ends a failed execution with.
+pub const STAGE_FAILED_ERROR: &str = "Pipewright.StageFailed";
+
+/// The payload `op` of the orchestrator's stage-enter call (answered through its task token).
+pub const OP_ENTER_STAGE: &str = "enterStage";
+/// The payload `op` of the action function's call (answered through its task token).
+pub const OP_RUN_ACTION: &str = "runAction";
+/// The payload `op` of the orchestrator's end-of-group check (returns `{"failed": bool}`).
+pub const OP_CHECK_GROUP: &str = "checkGroup";
+/// The payload `op` of the orchestrator's stage-leave call (`outcome`: `Succeeded` / `Failed`).
+pub const OP_LEAVE_STAGE: &str = "leaveStage";
+/// The payload `op` of the orchestrator's final call after the last stage.
+pub const OP_FINISH_EXECUTION: &str = "finishExecution";
+
+/// The first state: a `Choice` on `$.startStage`.
+const START: &str = "Start";
+/// The task recording a successful execution.
+const SUCCEEDED: &str = "Succeeded";
+/// The `Succeed` state after [`SUCCEEDED`].
+const DONE: &str = "Done";
+/// The `Succeed` state of a superseded execution.
+const SUPERSEDED: &str = "Superseded";
+/// The `Succeed` state of a stopped execution.
+const STOPPED: &str = "Stopped";
+/// The `Fail` state of a failed execution.
+const FAILED: &str = "Failed";
+
+/// The `Resource` of a request-response Lambda invocation.
+const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
+/// The `Resource` of a Lambda invocation answered through a task token.
+const LAMBDA_INVOKE_WAIT: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
+
+/// The Lambda service errors every invocation retries.
+const RETRIED_LAMBDA_ERRORS: [&str; 4] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+/// The timeout of an action whose type Pipewright does not know (CodePipeline's 1 hour).
+const UNKNOWN_TYPE_TIMEOUT_MINUTES: u32 = 60;
+
+/// The state machine's name: `pipewright-<pipeline>-v<version>`.
+///
+/// Step Functions names are at most 80 characters; Pipewright also keeps
+/// them to `[A-Za-z0-9_-]` so that CloudWatch logging works. A pipeline name
+/// that does not fit (too long, or holding `.` or `@`) is shortened and
+/// cleaned (`.` and `@` become `-`), and a stable 8-hex-digit FNV-1a hash of
+/// the full pipeline name is added before the version, so two pipelines never
+/// share a state machine: `pipewright-<cleaned prefix>-<hash>-v<version>`.
+///
+/// ```
+/// use pipewright_core::asl::state_machine_name;
+///
+/// assert_eq!(state_machine_name("app", 3), "pipewright-app-v3");
+/// let long = state_machine_name(&"x".repeat(100), 12);
+/// assert_eq!(long.len(), 80);
+/// assert!(long.starts_with("pipewright-xxx") && long.ends_with("-v12"));
+/// assert_ne!(state_machine_name("my.app", 1), state_machine_name("my-app", 1));
+/// ```
+pub fn state_machine_name(pipeline: &str, version: u32) -> String {
+    const PREFIX: &str = "pipewright-";
+    let plain = format!("{PREFIX}{pipeline}-v{version}");
+    let clean = pipeline.chars().all(name_char);
+    if clean && plain.len() <= MAX_NAME_LENGTH {
+        return plain;
+    }
+    let suffix = format!("-{:08x}-v{version}", fnv1a_32(pipeline.as_bytes()));
+    let room = MAX_NAME_LENGTH - PREFIX.len() - suffix.len();
+    let cleaned: String = pipeline
+        .chars()
+        .map(|c| if name_char(c) { c } else { '-' })
+        .take(room)
+        .collect();
+    format!("{PREFIX}{cleaned}{suffix}")
+}
+
+/// The characters a state machine name keeps: `[A-Za-z0-9_-]`.
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// 32-bit FNV-1a: small, stable across platforms and releases.
+fn fnv1a_32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Compiles a (valid) pipeline declaration into its Amazon States Language
+/// definition, exactly as `docs/engine.md` lays it out.
+///
+/// The output is deterministic: the same declaration and targets always give
+/// the same JSON value. The comment names the pipeline and its version (1
+/// when the declaration has none).
+pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
+    let names = StateNames::assign(p);
+    let mut states = Map::new();
+    let start_at = match names.stages.first() {
+        Some(first) => {
+            states.insert(START.into(), start_choice(p, &names, &first.enter));
+            START
+        }
+        // Not a valid pipeline; still a valid definition.
+        None => SUCCEEDED,
+    };
+
+    for (i, stage) in p.stages.iter().enumerate() {
+        let stage_names = &names.stages[i];
+        let after = names
+            .stages
+            .get(i + 1)
+            .map_or(SUCCEEDED, |next| next.enter.as_str());
+        let groups = action_groups(stage);
+        let first_step = stage_names
+            .groups
+            .first()
+            .map_or(&stage_names.leave, |group| &group.parallel);
+        states.insert(
+            stage_names.enter.clone(),
+            enter_state(stage, stage_names, first_step, targets),
+        );
+        for (k, (run_order, members)) in groups.iter().enumerate() {
+            let group_names = &stage_names.groups[k];
+            let next_step = stage_names
+                .groups
+                .get(k + 1)
+                .map_or(&stage_names.leave, |next| &next.parallel);
+            states.insert(
+                group_names.parallel.clone(),
+                group_parallel(stage, stage_names, k, *run_order, members, targets),
+            );
+            states.insert(
+                group_names.check.clone(),
+                group_check(stage, group_names, k, targets),
+            );
+            states.insert(
+                group_names.outcome.clone(),
+                group_outcome(stage, stage_names, next_step),
+            );
+        }
+        states.insert(
+            stage_names.leave.clone(),
+            leave_state(stage, after, targets),
+        );
+        states.insert(
+            stage_names.failed.clone(),
+            stage_failed_state(stage, targets),
+        );
+    }
+
+    states.insert(SUCCEEDED.into(), succeeded_state(targets));
+    states.insert(
+        DONE.into(),
+        json!({"Type": "Succeed", "Comment": "The pipeline execution succeeded."}),
+    );
+    if !p.stages.is_empty() {
+        states.insert(SUPERSEDED.into(), superseded_state());
+        states.insert(STOPPED.into(), stopped_state());
+        states.insert(FAILED.into(), failed_state());
+    }
+
+    json!({
+        "Comment": format!(
+            "Pipewright pipeline {} version {}: {} stage(s), {} execution mode.",
+            p.name,
+            p.version.unwrap_or(1),
+            p.stages.len(),
+            p.execution_mode()
+        ),
+        "StartAt": start_at,
+        "States": states,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// State names
+// ---------------------------------------------------------------------------
+
+/// The names of one action group's states.
+#[derive(Debug, Clone)]
+struct GroupNames {
+    /// `S.Group<k>` (Parallel).
+    parallel: String,
+    /// `S.Group<k>.Check` (Task).
+    check: String,
+    /// `S.Group<k>.Outcome` (Choice).
+    outcome: String,
+}
+
+/// The names of one action's states (inside its branch).
+#[derive(Debug, Clone)]
+struct ActionNames {
+    /// `S.<action>` (Task).
+    task: String,
+    /// `S.<action>.Failed` (Pass).
+    failed: String,
+}
+
+/// The names of one stage's states.
+#[derive(Debug, Clone)]
+struct StageNames {
+    /// `S.Enter`.
+    enter: String,
+    /// One per action group, in ascending runOrder.
+    groups: Vec<GroupNames>,
+    /// `S.Leave`.
+    leave: String,
+    /// `S.Failed`.
+    failed: String,
+    /// One per action, in declaration order.
+    actions: Vec<ActionNames>,
+}
+
+/// Every state name of a definition, unique and at most 80 characters.
+#[derive(Debug, Clone)]
+struct StateNames {
+    stages: Vec<StageNames>,
+}
+
+impl StageNames {
+    /// `<prefix>.Enter`, `<prefix>.Group<k>`, ... for a stage of `group_count` groups
+    /// (actions named separately).
+    fn with_prefix(prefix: &str, group_count: usize) -> StageNames {
+        StageNames {
+            enter: format!("{prefix}.Enter"),
+            groups: (1..=group_count)
+                .map(|k| GroupNames {
+                    parallel: format!("{prefix}.Group{k}"),
+                    check: format!("{prefix}.Group{k}.Check"),
+                    outcome: format!("{prefix}.Group{k}.Outcome"),
+                })
+                .collect(),
+            leave: format!("{prefix}.Leave"),
+            failed: format!("{prefix}.Failed"),
+            actions: Vec::new(),
+        }
+    }
+
+    /// The stage's own state names (not its actions').
+    fn own(&self) -> Vec<&str> {
+        let mut names = vec![self.enter.as_str()];
+        for group in &self.groups {
+            names.extend([
+                group.parallel.as_str(),
+                group.check.as_str(),
+                group.outcome.as_str(),
+            ]);
+        }
+        names.extend([self.leave.as_str(), self.failed.as_str()]);
+        names
+    }
+}
+
+impl ActionNames {
+    /// `<prefix>` and `<prefix>.Failed`.
+    fn with_prefix(prefix: String) -> ActionNames {
+        ActionNames {
+            failed: format!("{prefix}.Failed"),
+            task: prefix,
+        }
+    }
+
+    /// Both names.
+    fn own(&self) -> Vec<&str> {
+        vec![self.task.as_str(), self.failed.as_str()]
+    }
+}
+
+/// What [`StateNames::assign`] picks from: the readable names of a set of
+/// states named together (a stage's own states, or an action's two) and
+/// their index forms.
+struct Candidates<T> {
+    readable: T,
+    fallback: T,
+}
+
+impl StateNames {
+    /// Names every state of `p`.
+    ///
+    /// Sets of states are named in priority order: every stage's own states
+    /// first, then every action's. A set keeps its readable names when each
+    /// fits in 80 characters, none is taken yet, and none is the index form
+    /// of another state; otherwise it takes its index forms. Index forms are
+    /// distinct from each other by construction and readable names never take
+    /// one, so all names end up unique.
+    fn assign(p: &PipelineDeclaration) -> StateNames {
+        let stages: Vec<Candidates<StageNames>> = p
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                let group_count = action_groups(stage).len();
+                Candidates {
+                    readable: StageNames::with_prefix(&stage.name, group_count),
+                    fallback: StageNames::with_prefix(&format!("S{}", i + 1), group_count),
+                }
+            })
+            .collect();
+        let actions: Vec<Vec<Candidates<ActionNames>>> = p
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                (stage.actions.iter().enumerate())
+                    .map(|(j, action)| Candidates {
+                        readable: ActionNames::with_prefix(format!(
+                            "{}.{}",
+                            stage.name, action.name
+                        )),
+                        fallback: ActionNames::with_prefix(format!("S{}.A{}", i + 1, j + 1)),
+                    })
+                    .collect()
+            })
+            .collect();
+
+        let reserved: BTreeSet<String> = stages
+            .iter()
+            .flat_map(|c| c.fallback.own())
+            .chain(actions.iter().flatten().flat_map(|c| c.fallback.own()))
+            .map(str::to_owned)
+            .collect();
+        let mut taken: BTreeSet<String> = [START, SUCCEEDED, DONE, SUPERSEDED, STOPPED, FAILED]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        // Whether `readable` may be used, given its index forms `fallback`.
+        let mut usable = |readable: Vec<&str>, fallback: Vec<&str>| -> bool {
+            let ok = readable.iter().zip(&fallback).all(|(r, f)| {
+                r.chars().count() <= MAX_NAME_LENGTH
+                    && !taken.contains(*r)
+                    && (r == f || !reserved.contains(*r))
+            });
+            let chosen = if ok { readable } else { fallback };
+            taken.extend(chosen.into_iter().map(str::to_owned));
+            ok
+        };
+
+        let mut named: Vec<StageNames> = stages
+            .into_iter()
+            .map(|c| {
+                if usable(c.readable.own(), c.fallback.own()) {
+                    c.readable
+                } else {
+                    c.fallback
+                }
+            })
+            .collect();
+        for (stage, candidates) in named.iter_mut().zip(actions) {
+            stage.actions = candidates
+                .into_iter()
+                .map(|c| {
+                    if usable(c.readable.own(), c.fallback.own()) {
+                        c.readable
+                    } else {
+                        c.fallback
+                    }
+                })
+                .collect();
+        }
+        StateNames { stages: named }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Action groups
+// ---------------------------------------------------------------------------
+
+/// The stage's action groups: each distinct runOrder, ascending, with the
+/// indices of its actions in declaration order.
+fn action_groups(stage: &StageDeclaration) -> Vec<(u32, Vec<usize>)> {
+    let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (j, action) in stage.actions.iter().enumerate() {
+        groups.entry(action.run_order()).or_default().push(j);
+    }
+    groups.into_iter().collect()
+}
+
+/// The action's timeout in seconds: its `timeoutInMinutes`, else its type's default.
+fn timeout_seconds(action: &ActionDeclaration) -> u64 {
+    let minutes = action.timeout_in_minutes.unwrap_or_else(|| {
+        lookup(&action.action_type_id).map_or(UNKNOWN_TYPE_TIMEOUT_MINUTES, |spec| {
+            spec.timeout.default_minutes
+        })
+    });
+    u64::from(minutes) * 60
+}
+
+// ---------------------------------------------------------------------------
+// Building blocks
+// ---------------------------------------------------------------------------
+
+/// `op` plus the execution's identifiers, taken from the state input.
+fn payload(op: &str) -> Map<String, Value> {
+    let mut payload = Map::new();
+    payload.insert("op".into(), op.into());
+    payload.insert("pipelineName.$".into(), "$.pipelineName".into());
+    payload.insert("pipelineVersion.$".into(), "$.pipelineVersion".into());
+    payload.insert(
+        "pipelineExecutionId.$".into(),
+        "$.pipelineExecutionId".into(),
+    );
+    payload
+}
+
+/// Adds the task token to a payload (for `.waitForTaskToken` invocations).
+fn with_token(mut payload: Map<String, Value>) -> Map<String, Value> {
+    payload.insert("taskToken.$".into(), "$$.Task.Token".into());
+    payload
+}
+
+/// The retry policy of every Lambda invocation.
+fn lambda_retry() -> Value {
+    json!([{
+        "ErrorEquals": RETRIED_LAMBDA_ERRORS,
+        "IntervalSeconds": 1,
+        "MaxAttempts": 3,
+        "BackoffRate": 2,
+    }])
+}
+
+/// A `Task` invoking `function` with `payload` (retry included).
+fn lambda_task(
+    resource: &str,
+    comment: String,
+    function: &str,
+    payload: Map<String, Value>,
+) -> Map<String, Value> {
+    let mut task = Map::new();
+    task.insert("Type".into(), "Task".into());
+    task.insert("Comment".into(), comment.into());
+    task.insert("Resource".into(), resource.into());
+    task.insert(
+        "Parameters".into(),
+        json!({"FunctionName": function, "Payload": payload}),
+    );
+    task.insert("Retry".into(), lambda_retry());
+    task
+}
+
+/// A `Catch` entry; the error goes to `$.error` so the state input (the
+/// execution's identifiers) survives for the handler.
+fn catch(error: &str, next: &str) -> Value {
+    json!({"ErrorEquals": [error], "ResultPath": "$.error", "Next": next})
+}
+
+// ---------------------------------------------------------------------------
+// One function per kind of state
+// ---------------------------------------------------------------------------
+
+/// `Start`: jumps to `$.startStage`'s enter state when given, else the first stage.
+fn start_choice(p: &PipelineDeclaration, names: &StateNames, first_enter: &str) -> Value {
+    let choices: Vec<Value> = p
+        .stages
+        .iter()
+        .zip(&names.stages)
+        .map(|(stage, stage_names)| {
+            json!({
+                "And": [
+                    {"Variable": "$.startStage", "IsPresent": true},
+                    {"Variable": "$.startStage", "StringEquals": stage.name},
+                ],
+                "Next": stage_names.enter,
+            })
+        })
+        .collect();
+    json!({
+        "Type": "Choice",
+        "Comment": "Start at $.startStage (a stage retry) when given, else at the first stage.",
+        "Choices": choices,
+        "Default": first_enter,
+    })
+}
+
+/// `S.Enter`: asks the orchestrator for the stage; the token is answered when
+/// the execution holds it (at once, or after waiting per the execution mode).
+fn enter_state(
+    stage: &StageDeclaration,
+    names: &StageNames,
+    next: &str,
+    targets: &AslTargets,
+) -> Value {
+    let mut body = payload(OP_ENTER_STAGE);
+    body.insert("stage".into(), stage.name.clone().into());
+    let mut task = lambda_task(
+        LAMBDA_INVOKE_WAIT,
+        format!(
+            "Enter stage {}: wait until the execution holds it.",
+            stage.name
+        ),
+        &targets.orchestrator_arn,
+        with_token(body),
+    );
+    task.insert("ResultPath".into(), Value::Null);
+    task.insert(
+        "Catch".into(),
+        json!([
+            catch(SUPERSEDED_ERROR, SUPERSEDED),
+            catch(STOPPED_ERROR, STOPPED),
+            catch("States.ALL", &names.failed),
+        ]),
+    );
+    task.insert("Next".into(), next.into());
+    Value::Object(task)
+}
+
+/// `S.Group<k>`: a `Parallel` state with one branch per action of the group.
+fn group_parallel(
+    stage: &StageDeclaration,
+    names: &StageNames,
+    k: usize,
+    run_order: u32,
+    members: &[usize],
+    targets: &AslTargets,
+) -> Value {
+    let group = k + 1;
+    let branches: Vec<Value> = members
+        .iter()
+        .map(|&j| {
+            action_branch(
+                stage,
+                &stage.actions[j],
+                &names.actions[j],
+                run_order,
+                group,
+                targets,
+            )
+        })
+        .collect();
+    json!({
+        "Type": "Parallel",
+        "Comment": format!(
+            "Stage {}, action group {group} (runOrder {run_order}): {} action(s).",
+            stage.name,
+            members.len()
+        ),
+        "Branches": branches,
+        "ResultPath": null,
+        "Next": names.groups[k].check,
+    })
+}
+
+/// One branch of a group: the action's task and the `Pass` state its
+/// failure is caught into, so the sibling actions finish.
+fn action_branch(
+    stage: &StageDeclaration,
+    action: &ActionDeclaration,
+    names: &ActionNames,
+    run_order: u32,
+    group: usize,
+    targets: &AslTargets,
+) -> Value {
+    let mut body = payload(OP_RUN_ACTION);
+    body.insert("stage".into(), stage.name.clone().into());
+    body.insert("action".into(), action.name.clone().into());
+    body.insert("runOrder".into(), run_order.into());
+    body.insert("group".into(), group.into());
+    let id = &action.action_type_id;
+    let mut task = lambda_task(
+        LAMBDA_INVOKE_WAIT,
+        format!(
+            "Stage {}, action {} ({}/{}/{} version {}), runOrder {run_order}.",
+            stage.name, action.name, id.category, id.owner, id.provider, id.version
+        ),
+        &targets.action_arn,
+        with_token(body),
+    );
+    task.insert("TimeoutSeconds".into(), timeout_seconds(action).into());
+    task.insert("ResultPath".into(), Value::Null);
+    task.insert("Catch".into(), json!([catch("States.ALL", &names.failed)]));
+    task.insert("End".into(), true.into());
+
+    let failed = json!({
+        "Type": "Pass",
+        "Comment": format!(
+            "Action {} failed or timed out; the group check records it.",
+            action.name
+        ),
+        "End": true,
+    });
+    let mut states = Map::new();
+    states.insert(names.task.clone(), Value::Object(task));
+    states.insert(names.failed.clone(), failed);
+    json!({"StartAt": names.task, "States": states})
+}
+
+/// `S.Group<k>.Check`: asks the orchestrator whether the group failed; the
+/// answer lands in `$.check.failed`.
+fn group_check(
+    stage: &StageDeclaration,
+    names: &GroupNames,
+    k: usize,
+    targets: &AslTargets,
+) -> Value {
+    let group = k + 1;
+    let mut body = payload(OP_CHECK_GROUP);
+    body.insert("stage".into(), stage.name.clone().into());
+    body.insert("group".into(), group.into());
+    let mut task = lambda_task(
+        LAMBDA_INVOKE,
+        format!(
+            "Stage {}: record timeouts and whether action group {group} failed.",
+            stage.name
+        ),
+        &targets.orchestrator_arn,
+        body,
+    );
+    task.insert(
+        "ResultSelector".into(),
+        json!({"failed.$": "$.Payload.failed"}),
+    );
+    task.insert("ResultPath".into(), "$.check".into());
+    task.insert("Next".into(), names.outcome.clone().into());
+    Value::Object(task)
+}
+
+/// `S.Group<k>.Outcome`: to `S.Failed` when the group failed, else onwards.
+fn group_outcome(stage: &StageDeclaration, stage_names: &StageNames, next: &str) -> Value {
+    json!({
+        "Type": "Choice",
+        "Comment": format!("Stage {}: fail the stage when the group failed.", stage.name),
+        "Choices": [{
+            "Variable": "$.check.failed",
+            "BooleanEquals": true,
+            "Next": stage_names.failed,
+        }],
+        "Default": next,
+    })
+}
+
+/// `S.Leave`: the stage succeeded; hand it over and go on.
+fn leave_state(stage: &StageDeclaration, next: &str, targets: &AslTargets) -> Value {
+    let mut task = leave_task(stage, "Succeeded", targets);
+    task.insert("Next".into(), next.into());
+    Value::Object(task)
+}
+
+/// `S.Failed`: the stage failed; hand it over and fail the execution.
+fn stage_failed_state(stage: &StageDeclaration, targets: &AslTargets) -> Value {
+    let mut task = leave_task(stage, "Failed", targets);
+    task.insert("Next".into(), FAILED.into());
+    Value::Object(task)
+}
+
+/// The `leaveStage` invocation shared by [`leave_state`] and [`stage_failed_state`].
+fn leave_task(stage: &StageDeclaration, outcome: &str, targets: &AslTargets) -> Map<String, Value> {
+    let mut body = payload(OP_LEAVE_STAGE);
+    body.insert("stage".into(), stage.name.clone().into());
+    body.insert("outcome".into(), outcome.into());
+    let mut task = lambda_task(
+        LAMBDA_INVOKE,
+        format!("Leave stage {} ({outcome}).", stage.name),
+        &targets.orchestrator_arn,
+        body,
+    );
+    task.insert("ResultPath".into(), Value::Null);
+    task
+}
+
+/// `Succeeded`: records the execution's success.
+fn succeeded_state(targets: &AslTargets) -> Value {
+    let mut body = payload(OP_FINISH_EXECUTION);
+    body.insert("outcome".into(), "Succeeded".into());
+    let mut task = lambda_task(
+        LAMBDA_INVOKE,
+        "Every stage succeeded: record the execution as Succeeded.".to_owned(),
+        &targets.orchestrator_arn,
+        body,
+    );
+    task.insert("ResultPath".into(), Value::Null);
+    task.insert("Next".into(), DONE.into());
+    Value::Object(task)
+}
+
+/// `Superseded`: a newer execution took this one's place (recorded by the orchestrator).
+fn superseded_state() -> Value {
+    json!({
+        "Type": "Succeed",
+        "Comment": "A newer execution superseded this one while it waited for a stage.",
+    })
+}
+
+/// `Stopped`: the execution was stopped (recorded by the orchestrator).
+fn stopped_state() -> Value {
+    json!({
+        "Type": "Succeed",
+        "Comment": "The execution was stopped.",
+    })
+}
+
+/// `Failed`: a stage failed.
+fn failed_state() -> Value {
+    json!({
+        "Type": "Fail",
+        "Comment": "A stage failed; the orchestrator has recorded the execution as Failed.",
+        "Error": STAGE_FAILED_ERROR,
+        "Cause": "A stage of the pipeline failed.",
+    })
+}

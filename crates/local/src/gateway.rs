@@ -1,0 +1,82 @@
+//! The local stand-in for the api function's Function URL: `pipewright-lambda-host gateway`
+//! serves HTTP on 127.0.0.1 and turns each request into a Function URL (payload 2.0) invocation
+//! in the emulator, so `aws codepipeline --endpoint-url "$PIPEWRIGHT_ENDPOINT"` and boto3 reach
+//! the real function.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::emulator::{self, tail};
+use crate::LocalError;
+
+/// A running gateway.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// Its process id (its own process group).
+    pub pid: u32,
+}
+
+/// Start `lambda_host gateway` for `function` in the emulator at `emulator_endpoint`; its log
+/// and port file go into `state_dir`.
+pub fn start(
+    lambda_host: &Path,
+    emulator_endpoint: &str,
+    function: &str,
+    state_dir: &Path,
+) -> Result<Gateway, LocalError> {
+    let port_file = state_dir.join("gateway.port");
+    let _ = std::fs::remove_file(&port_file);
+    let log_path = state_dir.join("gateway.log");
+    let log = File::create(&log_path).map_err(|e| LocalError::io(&log_path, e))?;
+    let log_err = log.try_clone().map_err(|e| LocalError::io(&log_path, e))?;
+    let child = Command::new(lambda_host)
+        .arg("gateway")
+        .args([
+            "--emulator",
+            emulator_endpoint,
+            "--function",
+            function,
+            "--port",
+            "0",
+        ])
+        .arg("--port-file")
+        .arg(&port_file)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            LocalError::Emulator(format!(
+                "cannot start the gateway {}: {e}",
+                lambda_host.display()
+            ))
+        })?;
+    let pid = child.id();
+    std::mem::forget(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u16>().ok())
+        {
+            return Ok(Gateway {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                pid,
+            });
+        }
+        if !emulator::is_alive(pid) || Instant::now() > deadline {
+            emulator::stop_pid(pid);
+            return Err(LocalError::Emulator(format!(
+                "the gateway did not start; its log ends:\n{}",
+                tail(&log_path, 20)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
