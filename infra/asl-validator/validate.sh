@@ -17,7 +17,10 @@ if [[ ! -x "$here/node_modules/.bin/asl-validator" ]]; then
 fi
 
 if [[ $# -gt 0 ]]; then
-    files=("$@")
+    files=()
+    for arg in "$@"; do
+        files+=("$(realpath -- "$arg")")
+    done
 else
     shopt -s nullglob
     files=("$golden"/*.json)

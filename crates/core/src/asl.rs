@@ -9,11 +9,13 @@
 //! The shape, per stage `S`:
 //!
 //! ```text
-//! Start (Choice on $.startStage) ──► S.Enter ──► S.Group1 ──► S.Group1.Check ──► S.Group1.Outcome ──► … ──► S.Leave ──► next stage's Enter, or Succeeded ──► Done
-//!                                      │  (Parallel, one branch                       │ failed
-//!                                      │   per action: S.A ─catch─► S.A.Failed)       ▼
-//!                                      └──────── States.ALL ─────────────────────► S.Failed ──► Failed
-//!                                      Pipewright.Superseded ─► Superseded, Pipewright.Stopped ─► Stopped
+//! Start ─($.startStage, default: first stage)─► S.Enter
+//! S.Enter ──► S.Group1 ──► S.Group1.Check ──► S.Group1.Outcome ──► S.Group2 … ──► S.Leave
+//!    │        (Parallel: per action                    │ $.check.failed       │
+//!    │         S.A ─(States.ALL)─► S.A.Failed)         ▼                      ▼
+//!    ├─ States.ALL ───────────────────────────────► S.Failed ──► Failed   next stage's Enter,
+//!    ├─ Pipewright.Superseded ──► Superseded                              or Succeeded ──► Done
+//!    └─ Pipewright.Stopped ─────► Stopped
 //! ```
 //!
 //! State names are readable (`Build.Enter`, `Build.Group1`, `Build.Compile`)
@@ -231,10 +233,7 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
     }
 
     states.insert(SUCCEEDED.into(), succeeded_state(targets));
-    states.insert(
-        DONE.into(),
-        json!({"Type": "Succeed", "Comment": "The pipeline execution succeeded."}),
-    );
+    states.insert(DONE.into(), done_state());
     if !p.stages.is_empty() {
         states.insert(SUPERSEDED.into(), superseded_state());
         states.insert(STOPPED.into(), stopped_state());
@@ -753,6 +752,11 @@ fn succeeded_state(targets: &AslTargets) -> Value {
     Value::Object(task)
 }
 
+/// `Done`: the end of a successful execution.
+fn done_state() -> Value {
+    json!({"Type": "Succeed", "Comment": "The pipeline execution succeeded."})
+}
+
 /// `Superseded`: a newer execution took this one's place (recorded by the orchestrator).
 fn superseded_state() -> Value {
     json!({
@@ -777,4 +781,133 @@ fn failed_state() -> Value {
         "Error": STAGE_FAILED_ERROR,
         "Cause": "A stage of the pipeline failed.",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId};
+    use crate::parse_pipeline;
+
+    fn targets() -> AslTargets {
+        AslTargets {
+            orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:o".into(),
+            action_arn: "arn:aws:lambda:us-east-1:123456789012:function:a".into(),
+        }
+    }
+
+    #[test]
+    fn fnv1a_matches_the_reference_vectors() {
+        assert_eq!(fnv1a_32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a_32(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a_32(b"foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn state_machine_names() {
+        assert_eq!(state_machine_name("app", 1), "pipewright-app-v1");
+        // Exactly 80 characters stays plain; one more is shortened and hashed.
+        let fits = "f".repeat(66);
+        assert_eq!(
+            state_machine_name(&fits, 1),
+            format!("pipewright-{fits}-v1")
+        );
+        let over = "f".repeat(67);
+        let name = state_machine_name(&over, 1);
+        assert_eq!(name.len(), 80);
+        assert_eq!(
+            name,
+            format!(
+                "pipewright-{}-{:08x}-v1",
+                "f".repeat(57),
+                fnv1a_32(over.as_bytes())
+            )
+        );
+        // `.` and `@` are replaced, and the hash keeps names apart.
+        let dotted = state_machine_name("my.app@prod", 7);
+        assert_eq!(
+            dotted,
+            format!("pipewright-my-app-prod-{:08x}-v7", fnv1a_32(b"my.app@prod"))
+        );
+        assert_ne!(dotted, state_machine_name("my-app-prod", 7));
+        assert_eq!(
+            state_machine_name("x", u32::MAX),
+            "pipewright-x-v4294967295"
+        );
+        assert!(state_machine_name(&"y".repeat(100), u32::MAX).len() <= 80);
+    }
+
+    #[test]
+    fn timeouts_come_from_the_action_or_its_type() {
+        let text = r#"{"name": "t", "roleArn": "r",
+          "artifactStore": {"type": "S3", "location": "b"},
+          "stages": [{"name": "S", "actions": [
+            {"name": "Approve", "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}},
+            {"name": "Quick", "timeoutInMinutes": 10, "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}
+          ]}]}"#;
+        let p = parse_pipeline(text).expect("parses");
+        assert_eq!(timeout_seconds(&p.stages[0].actions[0]), 7 * 24 * 3600);
+        assert_eq!(timeout_seconds(&p.stages[0].actions[1]), 600);
+        let mut unknown = p.stages[0].actions[0].clone();
+        unknown.action_type_id = ActionTypeId {
+            category: ActionCategory::Build,
+            owner: ActionOwner::Custom,
+            provider: "Jenkins".into(),
+            version: "1".into(),
+        };
+        assert_eq!(timeout_seconds(&unknown), 3600);
+    }
+
+    #[test]
+    fn groups_follow_run_order_not_declaration_order() {
+        let text = r#"{"name": "t", "roleArn": "r",
+          "artifactStore": {"type": "S3", "location": "b"},
+          "stages": [{"name": "S", "actions": [
+            {"name": "Late", "runOrder": 5, "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}},
+            {"name": "Early", "runOrder": 2, "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}},
+            {"name": "AlsoLate", "runOrder": 5, "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}
+          ]}]}"#;
+        let p = parse_pipeline(text).expect("parses");
+        assert_eq!(
+            action_groups(&p.stages[0]),
+            vec![(2, vec![1]), (5, vec![0, 2])]
+        );
+        let asl = compile(&p, &targets());
+        let states = &asl["States"];
+        assert_eq!(states["S.Enter"]["Next"], "S.Group1");
+        let early = &states["S.Group1"]["Branches"][0]["States"]["S.Early"];
+        assert_eq!(early["Parameters"]["Payload"]["runOrder"], 2);
+        assert_eq!(early["Parameters"]["Payload"]["group"], 1);
+        let late = &states["S.Group2"]["Branches"];
+        assert_eq!(late[0]["StartAt"], "S.Late");
+        assert_eq!(late[1]["StartAt"], "S.AlsoLate");
+        assert_eq!(
+            states["S.Group2.Check"]["Parameters"]["Payload"]["group"],
+            2
+        );
+        assert_eq!(states["S.Group2.Outcome"]["Default"], "S.Leave");
+    }
+
+    #[test]
+    fn degenerate_declarations_still_compile() {
+        // Not valid pipelines, but compile must not panic on them.
+        let text = r#"{"name": "t", "roleArn": "r",
+          "artifactStore": {"type": "S3", "location": "b"},
+          "stages": [{"name": "Empty", "actions": []}]}"#;
+        let mut p = parse_pipeline(text).expect("parses");
+        let asl = compile(&p, &targets());
+        assert_eq!(asl["States"]["Empty.Enter"]["Next"], "Empty.Leave");
+        assert_eq!(asl["States"]["Empty.Leave"]["Next"], "Succeeded");
+
+        p.stages.clear();
+        let asl = compile(&p, &targets());
+        assert_eq!(asl["StartAt"], "Succeeded");
+        let names: Vec<&String> = asl["States"].as_object().expect("states").keys().collect();
+        assert_eq!(names, ["Done", "Succeeded"]);
+    }
 }

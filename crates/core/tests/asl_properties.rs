@@ -64,7 +64,7 @@ fn action_pool() -> Vec<String> {
 fn rename(
     mut p: PipelineDeclaration,
     stage_picks: &[Option<usize>],
-    action_picks: &[Vec<(Option<usize>, Option<u32>)>],
+    action_picks: &ActionPicks,
 ) -> PipelineDeclaration {
     let stages = stage_pool();
     let actions = action_pool();
@@ -104,7 +104,11 @@ fn targets() -> AslTargets {
     }
 }
 
-fn picks() -> impl Strategy<Value = (Vec<Option<usize>>, Vec<Vec<(Option<usize>, Option<u32>)>>)> {
+/// Per action: an optional pick from [`action_pool`] and an optional timeout.
+type ActionPicks = Vec<Vec<(Option<usize>, Option<u32>)>>;
+
+/// Per stage, an optional pick from [`stage_pool`]; per action, see [`ActionPicks`].
+fn picks() -> impl Strategy<Value = (Vec<Option<usize>>, ActionPicks)> {
     (
         prop::collection::vec(prop::option::of(0usize..100), 6),
         prop::collection::vec(
