@@ -50,7 +50,9 @@
 pub mod asl;
 pub mod control_plane;
 pub mod declaration;
+pub mod engine;
 pub mod events;
+pub mod execution;
 pub mod providers;
 pub mod store;
 pub mod validation;

@@ -1,0 +1,808 @@
+//! The execution engine's decisions, over ports that `pipewright-aws` implements.
+//!
+//! The state machine compiled by [`crate::asl`] calls the `orchestrator` and `action` functions;
+//! they decode their payload and call the operations here:
+//!
+//! - [`Engine::start_execution`]: the execution record (conditional put, idempotent), the
+//!   `STARTED` event, then the state machine execution;
+//! - [`Engine::enter_stage`] / [`Engine::leave_stage`] / [`Engine::finish_execution`];
+//! - [`Engine::begin_action`] / [`Engine::complete_action`] around a provider's work;
+//! - [`Engine::check_group`] after each action group.
+//!
+//! Every state change is written to the store first, then published as a CodePipeline-shaped
+//! event (best effort, at least once, as CodePipeline's own events).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::asl::{self, AslTargets};
+use crate::declaration::{ActionDeclaration, PipelineDeclaration};
+use crate::events::{self, ActionState, ArtifactRef, EventEntry, ExecutionRef, PipelineState, StageState};
+use crate::execution::{
+    artifact_key, ActionExecution, ActionExecutionInput, ActionExecutionOutput, ActionExecutionResult,
+    ActionExecutionStatus, ArtifactDetail, ArtifactLocation, ErrorDetails, ExecutionSnapshot, ExecutionTrigger,
+    ExecutionType, PipelineExecution, PipelineExecutionStatus, ResolvedPipelineVariable, SourceRevision,
+    SourceRevisionOverride, StageExecution, StageExecutionStatus,
+};
+use crate::store::{Page, PipelineRecord, PipelineStore, StoreError};
+use crate::variables;
+
+/// Execution records.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// Write a new execution. With `idempotency_key`, the key is claimed in the same transaction:
+    /// when it was claimed before, nothing is written and the earlier execution's id is returned
+    /// as `Err(StoreError::Conflict(id))`.
+    async fn create_execution(&self, execution: &PipelineExecution, idempotency_key: Option<&str>)
+        -> Result<(), StoreError>;
+    /// Everything recorded about an execution.
+    async fn snapshot(&self, pipeline_execution_id: &str) -> Result<Option<ExecutionSnapshot>, StoreError>;
+    /// Replace the execution record, only while its status is one of `expected`
+    /// ([`StoreError::Conflict`] otherwise).
+    async fn put_execution(
+        &self,
+        execution: &PipelineExecution,
+        expected: &[PipelineExecutionStatus],
+    ) -> Result<(), StoreError>;
+    /// Write a stage execution (one item per stage and attempt).
+    async fn put_stage(&self, stage: &StageExecution) -> Result<(), StoreError>;
+    /// Write an action execution: a new one when `expected` is `None` (Conflict if it exists),
+    /// else only while its status is `expected` (so an action completes once).
+    async fn put_action(
+        &self,
+        action: &ActionExecution,
+        expected: Option<ActionExecutionStatus>,
+    ) -> Result<(), StoreError>;
+    /// Executions of a pipeline, newest first.
+    async fn list_executions(
+        &self,
+        pipeline_name: &str,
+        next_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<PipelineExecution>, StoreError>;
+}
+
+/// EventBridge.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Put the events on the bus.
+    async fn publish(&self, entries: &[EventEntry]) -> Result<(), String>;
+}
+
+/// Step Functions task tokens.
+#[async_trait]
+pub trait TaskCallbacks: Send + Sync {
+    /// `SendTaskSuccess`.
+    async fn succeed(&self, token: &str, output: &Value) -> Result<(), String>;
+    /// `SendTaskFailure`.
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), String>;
+}
+
+/// Step Functions state machines.
+#[async_trait]
+pub trait StateMachines: Send + Sync {
+    /// The ARN of state machine `name`, created with `definition` if it does not exist.
+    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, String>;
+    /// Start an execution named `name`; returns its ARN.
+    async fn start(&self, state_machine_arn: &str, name: &str, input: &Value) -> Result<String, String>;
+}
+
+/// Where the engine runs and what it calls.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// AWS region.
+    pub region: String,
+    /// Account id.
+    pub account_id: String,
+    /// The artifact bucket.
+    pub artifact_bucket: String,
+    /// The functions the state machines call.
+    pub targets: AslTargets,
+}
+
+/// The engine: ports plus configuration.
+pub struct Engine<'a> {
+    /// Pipeline declarations.
+    pub pipelines: &'a dyn PipelineStore,
+    /// Execution records.
+    pub executions: &'a dyn ExecutionStore,
+    /// The event bus.
+    pub events: &'a dyn EventPublisher,
+    /// Task tokens.
+    pub tasks: &'a dyn TaskCallbacks,
+    /// State machines.
+    pub machines: &'a dyn StateMachines,
+    /// Configuration.
+    pub config: EngineConfig,
+}
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EngineError {
+    /// No such pipeline.
+    #[error("pipeline {0} does not exist")]
+    PipelineNotFound(String),
+    /// No such execution.
+    #[error("pipeline execution {0} does not exist")]
+    ExecutionNotFound(String),
+    /// No such stage or action in the execution's pipeline version.
+    #[error("{0}")]
+    NotInPipeline(String),
+    /// The request is invalid (the message names the member).
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Step Functions failed.
+    #[error("state machine: {0}")]
+    StateMachine(String),
+    /// Completing a task token failed.
+    #[error("task callback: {0}")]
+    Callback(String),
+}
+
+/// A request to start an execution.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// Pipeline name.
+    pub pipeline_name: String,
+    /// The new execution's id (a UUID, made by the caller).
+    pub pipeline_execution_id: String,
+    /// What started it.
+    pub trigger: ExecutionTrigger,
+    /// Pipeline variable overrides (`name` → value).
+    pub variables: Vec<(String, String)>,
+    /// Source revision overrides.
+    pub source_revisions: Vec<SourceRevisionOverride>,
+    /// An idempotency key (event id, delivery id, clientRequestToken).
+    pub idempotency_key: Option<String>,
+    /// Now, seconds since the epoch.
+    pub now: f64,
+}
+
+/// What starting gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The execution's id (the earlier one when the idempotency key was used before).
+    pub pipeline_execution_id: String,
+    /// False when the idempotency key had been used: nothing new started.
+    pub new: bool,
+}
+
+/// The ids every state-machine task carries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionIds {
+    /// Pipeline name.
+    pub pipeline_name: String,
+    /// Pipeline version.
+    pub pipeline_version: u32,
+    /// Execution id.
+    pub pipeline_execution_id: String,
+}
+
+/// An action ready to run: everything a provider needs, resolved.
+#[derive(Debug, Clone)]
+pub struct PreparedAction {
+    /// The record written when the action began (status InProgress, with the task token).
+    pub record: ActionExecution,
+    /// The action as declared.
+    pub declaration: ActionDeclaration,
+    /// Configuration with variables resolved.
+    pub configuration: BTreeMap<String, String>,
+    /// `commands` with variables resolved (Commands actions).
+    pub commands: Vec<String>,
+    /// Input artifacts, pinned to S3 versions.
+    pub inputs: Vec<ArtifactDetail>,
+    /// Where each output artifact goes (bucket and key; the version comes back from the write).
+    pub outputs: Vec<ArtifactDetail>,
+    /// Pipeline variables and namespaces visible to the action, for environment variables.
+    pub variables: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// How a provider's work ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionOutcome {
+    /// Succeeded or Failed.
+    pub status: ActionExecutionStatus,
+    /// Output artifacts written, with their versions.
+    pub output_artifacts: Vec<ArtifactDetail>,
+    /// Output variables.
+    pub output_variables: BTreeMap<String, String>,
+    /// The result (error details when failed).
+    pub result: ActionExecutionResult,
+    /// The revision a source action fetched.
+    pub source_revision: Option<SourceRevision>,
+    /// The tail of the log.
+    pub log_tail: Option<String>,
+}
+
+impl ActionOutcome {
+    /// A failure with `code` and `message`.
+    pub fn failed(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: ActionExecutionStatus::Failed,
+            output_artifacts: Vec::new(),
+            output_variables: BTreeMap::new(),
+            result: ActionExecutionResult {
+                error_details: Some(ErrorDetails { code: code.into(), message: message.into() }),
+                ..Default::default()
+            },
+            source_revision: None,
+            log_tail: None,
+        }
+    }
+}
+
+/// The Step Functions error a failed action reports (caught inside its branch).
+pub const ACTION_FAILED_ERROR: &str = "Pipewright.ActionFailed";
+
+impl Engine<'_> {
+    // ------------------------------------------------------------------ start
+
+    /// Start an execution of the current version of `req.pipeline_name`.
+    pub async fn start_execution(&self, req: StartRequest) -> Result<Started, EngineError> {
+        let pipeline = self
+            .pipelines
+            .get(&req.pipeline_name, None)
+            .await?
+            .ok_or_else(|| EngineError::PipelineNotFound(req.pipeline_name.clone()))?;
+        let variables = resolve_pipeline_variables(&pipeline.declaration, &req.variables)?;
+        check_source_overrides(&pipeline.declaration, &req.source_revisions)?;
+        let declaration = &pipeline.declaration;
+        let version = pipeline.version();
+        let definition = asl::compile(declaration, &self.config.targets);
+        let machine = self
+            .machines
+            .ensure(&asl::state_machine_name(&declaration.name, version), &definition)
+            .await
+            .map_err(EngineError::StateMachine)?;
+
+        let mut execution = PipelineExecution {
+            pipeline_name: declaration.name.clone(),
+            pipeline_version: version,
+            pipeline_execution_id: req.pipeline_execution_id.clone(),
+            status: PipelineExecutionStatus::InProgress,
+            status_summary: None,
+            trigger: req.trigger.clone(),
+            variables,
+            source_revisions: Vec::new(),
+            source_revision_overrides: req.source_revisions.clone(),
+            execution_mode: declaration.execution_mode(),
+            execution_type: ExecutionType::Standard,
+            start_time: req.now,
+            last_update_time: req.now,
+            state_machine_execution_arn: None,
+        };
+        match self.executions.create_execution(&execution, req.idempotency_key.as_deref()).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(existing)) if req.idempotency_key.is_some() => {
+                return Ok(Started { pipeline_execution_id: existing, new: false });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.publish(vec![self.pipeline_event(&execution, PipelineState::Started)]).await;
+
+        let input = json!({
+            "pipelineName": execution.pipeline_name,
+            "pipelineVersion": version,
+            "pipelineExecutionId": execution.pipeline_execution_id,
+        });
+        match self.machines.start(&machine, &execution.pipeline_execution_id, &input).await {
+            Ok(arn) => {
+                execution.state_machine_execution_arn = Some(arn);
+                self.executions.put_execution(&execution, &[PipelineExecutionStatus::InProgress]).await?;
+            }
+            Err(e) => {
+                execution.status = PipelineExecutionStatus::Failed;
+                execution.status_summary = Some(format!("the state machine did not start: {e}"));
+                self.executions.put_execution(&execution, &[PipelineExecutionStatus::InProgress]).await?;
+                self.publish(vec![self.pipeline_event(&execution, PipelineState::Failed)]).await;
+                return Err(EngineError::StateMachine(e));
+            }
+        }
+        Ok(Started { pipeline_execution_id: execution.pipeline_execution_id, new: true })
+    }
+
+    // ------------------------------------------------------------------ stages
+
+    /// The state machine reached stage `stage`: record it, publish `STARTED`, answer the token.
+    /// (Execution modes hold the token here; see the modes issue.)
+    pub async fn enter_stage(&self, ids: &ExecutionIds, stage: &str, token: &str, now: f64) -> Result<(), EngineError> {
+        let (snapshot, pipeline) = self.load(ids).await?;
+        stage_of(&pipeline.declaration, stage)?;
+        if matches!(
+            snapshot.execution.status,
+            PipelineExecutionStatus::Stopping | PipelineExecutionStatus::Stopped
+        ) {
+            return self
+                .tasks
+                .fail(token, asl::STOPPED_ERROR, "the execution was stopped")
+                .await
+                .map_err(EngineError::Callback);
+        }
+        let attempt = snapshot.stage(stage).map(|s| s.attempt + 1).unwrap_or(1);
+        let record = StageExecution {
+            pipeline_execution_id: ids.pipeline_execution_id.clone(),
+            stage_name: stage.to_string(),
+            status: StageExecutionStatus::InProgress,
+            attempt,
+            start_time: now,
+            last_update_time: now,
+        };
+        self.executions.put_stage(&record).await?;
+        self.publish(vec![self.stage_event(&snapshot.execution, &record, StageState::Started)]).await;
+        self.tasks.succeed(token, &json!({})).await.map_err(EngineError::Callback)
+    }
+
+    /// After action group `group` (1-based) of `stage`: an action whose branch ended without a
+    /// result (its task timed out) is recorded Failed; returns true when any action of the group
+    /// did not succeed.
+    pub async fn check_group(&self, ids: &ExecutionIds, stage: &str, group: usize, now: f64) -> Result<bool, EngineError> {
+        let (snapshot, pipeline) = self.load(ids).await?;
+        let groups = action_groups(stage_of(&pipeline.declaration, stage)?);
+        let actions = groups
+            .get(group.wrapping_sub(1))
+            .ok_or_else(|| EngineError::NotInPipeline(format!("stage {stage} has no action group {group}")))?;
+        let stage_attempt = snapshot.stage(stage).map(|s| s.attempt).unwrap_or(1);
+        let mut failed = false;
+        for action in actions {
+            match snapshot.latest_action(stage, &action.name) {
+                Some(run) if run.attempt == stage_attempt && run.status == ActionExecutionStatus::Succeeded => {}
+                Some(run) if run.attempt == stage_attempt && run.status == ActionExecutionStatus::InProgress => {
+                    failed = true;
+                    let mut record = run.clone();
+                    record.status = ActionExecutionStatus::Failed;
+                    record.last_update_time = now;
+                    record.task_token = None;
+                    record.output.execution_result.error_details = Some(ErrorDetails {
+                        code: "TimedOut".into(),
+                        message: format!("action {} did not finish in time", action.name),
+                    });
+                    match self.executions.put_action(&record, Some(ActionExecutionStatus::InProgress)).await {
+                        Ok(()) => {
+                            let event = self.action_event(&snapshot.execution, &record, ActionState::Failed);
+                            self.publish(vec![event]).await;
+                        }
+                        // It completed meanwhile: the next check sees its real status.
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                _ => failed = true,
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The stage ended (`succeeded` or not): record it and publish; a failed stage fails the
+    /// execution, with the failing actions named in its status summary.
+    pub async fn leave_stage(&self, ids: &ExecutionIds, stage: &str, succeeded: bool, now: f64) -> Result<(), EngineError> {
+        let (snapshot, _) = self.load(ids).await?;
+        let mut record = snapshot.stage(stage).cloned().unwrap_or(StageExecution {
+            pipeline_execution_id: ids.pipeline_execution_id.clone(),
+            stage_name: stage.to_string(),
+            status: StageExecutionStatus::InProgress,
+            attempt: 1,
+            start_time: now,
+            last_update_time: now,
+        });
+        record.status = if succeeded { StageExecutionStatus::Succeeded } else { StageExecutionStatus::Failed };
+        record.last_update_time = now;
+        self.executions.put_stage(&record).await?;
+        let state = if succeeded { StageState::Succeeded } else { StageState::Failed };
+        let mut events = vec![self.stage_event(&snapshot.execution, &record, state)];
+        if !succeeded {
+            let mut execution = snapshot.execution.clone();
+            execution.status = PipelineExecutionStatus::Failed;
+            execution.status_summary = Some(failure_summary(&snapshot, stage, record.attempt));
+            execution.last_update_time = now;
+            execution.source_revisions = source_revisions(&snapshot);
+            self.executions
+                .put_execution(&execution, &[PipelineExecutionStatus::InProgress, PipelineExecutionStatus::Stopping])
+                .await?;
+            events.push(self.pipeline_event(&execution, PipelineState::Failed));
+        }
+        self.publish(events).await;
+        Ok(())
+    }
+
+    /// Every stage succeeded.
+    pub async fn finish_execution(&self, ids: &ExecutionIds, now: f64) -> Result<(), EngineError> {
+        let (snapshot, _) = self.load(ids).await?;
+        let mut execution = snapshot.execution.clone();
+        execution.status = PipelineExecutionStatus::Succeeded;
+        execution.last_update_time = now;
+        execution.source_revisions = source_revisions(&snapshot);
+        self.executions.put_execution(&execution, &[PipelineExecutionStatus::InProgress]).await?;
+        self.publish(vec![self.pipeline_event(&execution, PipelineState::Succeeded)]).await;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ actions
+
+    /// Record action `stage`/`action` as started (with the task token that will complete it),
+    /// publish `STARTED`, and resolve what the provider needs. When the action cannot even be
+    /// prepared (an unresolvable variable, a missing input artifact), it is completed as failed
+    /// here and `Ok(None)` is returned.
+    pub async fn begin_action(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        action: &str,
+        action_execution_id: &str,
+        token: &str,
+        now: f64,
+    ) -> Result<Option<PreparedAction>, EngineError> {
+        let (snapshot, pipeline) = self.load(ids).await?;
+        let declaration = &pipeline.declaration;
+        let action_decl = stage_of(declaration, stage)?
+            .actions
+            .iter()
+            .find(|a| a.name == action)
+            .ok_or_else(|| EngineError::NotInPipeline(format!("stage {stage} has no action {action}")))?
+            .clone();
+        let attempt = snapshot.stage(stage).map(|s| s.attempt).unwrap_or(1);
+        let artifacts = snapshot.artifacts();
+        let scope = variable_scope(&snapshot, declaration);
+        let mut problems = Vec::new();
+        let inputs: Vec<ArtifactDetail> = action_decl
+            .input_artifacts()
+            .iter()
+            .filter_map(|a| match artifacts.get(&a.name) {
+                Some(location) => Some(ArtifactDetail { name: a.name.clone(), s3_location: location.clone() }),
+                None => {
+                    problems.push(format!("input artifact {} was not produced", a.name));
+                    None
+                }
+            })
+            .collect();
+        let configuration: BTreeMap<String, String> = action_decl
+            .configuration()
+            .iter()
+            .filter_map(|(k, v)| match resolve(v, &scope) {
+                Ok(value) => Some((k.clone(), value)),
+                Err(e) => {
+                    problems.push(format!("configuration {k}: {e}"));
+                    None
+                }
+            })
+            .collect();
+        let commands: Vec<String> = action_decl
+            .commands()
+            .iter()
+            .filter_map(|c| match resolve(c, &scope) {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    problems.push(format!("commands: {e}"));
+                    None
+                }
+            })
+            .collect();
+        let outputs: Vec<ArtifactDetail> = action_decl
+            .output_artifacts()
+            .iter()
+            .map(|a| ArtifactDetail {
+                name: a.name.clone(),
+                s3_location: ArtifactLocation {
+                    bucket: self.config.artifact_bucket.clone(),
+                    key: artifact_key(&ids.pipeline_name, &a.name, action_execution_id),
+                    version_id: None,
+                },
+            })
+            .collect();
+        let record = ActionExecution {
+            pipeline_execution_id: ids.pipeline_execution_id.clone(),
+            action_execution_id: action_execution_id.to_string(),
+            pipeline_version: ids.pipeline_version,
+            stage_name: stage.to_string(),
+            action_name: action.to_string(),
+            attempt,
+            status: ActionExecutionStatus::InProgress,
+            start_time: now,
+            last_update_time: now,
+            updated_by: Some("pipewright".into()),
+            input: ActionExecutionInput {
+                action_type_id: action_decl.action_type_id.clone(),
+                configuration: action_decl.configuration().clone(),
+                resolved_configuration: configuration.clone(),
+                region: Some(action_decl.region.clone().unwrap_or_else(|| self.config.region.clone())),
+                input_artifacts: inputs.clone(),
+                namespace: action_decl.namespace.clone(),
+            },
+            output: ActionExecutionOutput::default(),
+            log_tail: None,
+            source_revision: None,
+            task_token: Some(token.to_string()),
+        };
+        self.executions.put_action(&record, None).await?;
+        self.publish(vec![self.action_event(&snapshot.execution, &record, ActionState::Started)]).await;
+        let prepared = PreparedAction {
+            record,
+            declaration: action_decl,
+            configuration,
+            commands,
+            inputs,
+            outputs,
+            variables: scope,
+        };
+        if !problems.is_empty() {
+            let outcome = ActionOutcome::failed("ConfigurationError", problems.join("; "));
+            self.complete_action(&prepared.record, outcome, now).await?;
+            return Ok(None);
+        }
+        Ok(Some(prepared))
+    }
+
+    /// Record how the action ended, publish it, and answer its task token. Completing an action
+    /// that already ended changes nothing (at-least-once callers are safe).
+    pub async fn complete_action(
+        &self,
+        started: &ActionExecution,
+        outcome: ActionOutcome,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let mut record = started.clone();
+        let token = record.task_token.take();
+        record.status = outcome.status;
+        record.last_update_time = now;
+        record.output = ActionExecutionOutput {
+            output_artifacts: outcome.output_artifacts,
+            execution_result: outcome.result,
+            output_variables: outcome.output_variables,
+        };
+        record.log_tail = outcome.log_tail;
+        record.source_revision = outcome.source_revision;
+        match self.executions.put_action(&record, Some(ActionExecutionStatus::InProgress)).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let snapshot = self
+            .executions
+            .snapshot(&record.pipeline_execution_id)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionNotFound(record.pipeline_execution_id.clone()))?;
+        let state = if record.status == ActionExecutionStatus::Succeeded { ActionState::Succeeded } else { ActionState::Failed };
+        self.publish(vec![self.action_event(&snapshot.execution, &record, state)]).await;
+        let Some(token) = token else { return Ok(()) };
+        let answer = if record.status == ActionExecutionStatus::Succeeded {
+            self.tasks.succeed(&token, &json!({})).await
+        } else {
+            let cause = record
+                .output
+                .execution_result
+                .error_details
+                .as_ref()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .unwrap_or_else(|| "the action failed".into());
+            self.tasks.fail(&token, ACTION_FAILED_ERROR, &truncate(&cause, 32_000)).await
+        };
+        answer.map_err(EngineError::Callback)
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    async fn load(&self, ids: &ExecutionIds) -> Result<(ExecutionSnapshot, PipelineRecord), EngineError> {
+        let snapshot = self
+            .executions
+            .snapshot(&ids.pipeline_execution_id)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionNotFound(ids.pipeline_execution_id.clone()))?;
+        let pipeline = self
+            .pipelines
+            .get(&ids.pipeline_name, Some(ids.pipeline_version))
+            .await?
+            .ok_or_else(|| EngineError::PipelineNotFound(format!("{} version {}", ids.pipeline_name, ids.pipeline_version)))?;
+        Ok((snapshot, pipeline))
+    }
+
+    async fn publish(&self, entries: Vec<EventEntry>) {
+        if let Err(e) = self.events.publish(&entries).await {
+            tracing_free_log(&format!("publishing {} event(s) failed: {e}", entries.len()));
+        }
+    }
+
+    fn execution_ref(&self, execution: &PipelineExecution, attempt: u32) -> ExecutionRef {
+        ExecutionRef {
+            pipeline_arn: events::pipeline_arn(&self.config.region, &self.config.account_id, &execution.pipeline_name),
+            pipeline: execution.pipeline_name.clone(),
+            pipeline_version: execution.pipeline_version,
+            execution_id: execution.pipeline_execution_id.clone(),
+            attempt,
+        }
+    }
+
+    fn pipeline_event(&self, execution: &PipelineExecution, state: PipelineState) -> EventEntry {
+        events::pipeline_event(&events::PipelineEventInput {
+            execution: self.execution_ref(execution, 1),
+            state,
+            start_time: Some(events::format_time_millis(execution.start_time)),
+            trigger: Some(events::ExecutionTrigger {
+                trigger_type: execution.trigger.trigger_type,
+                trigger_detail: Some(execution.trigger.trigger_detail.clone()).filter(|d| !d.is_empty()),
+                git: BTreeMap::new(),
+            }),
+            stop_comments: None,
+        })
+        .with_time(events::format_time(execution.last_update_time))
+    }
+
+    fn stage_event(&self, execution: &PipelineExecution, stage: &StageExecution, state: StageState) -> EventEntry {
+        events::stage_event(&events::StageEventInput {
+            execution: self.execution_ref(execution, stage.attempt),
+            stage: stage.stage_name.clone(),
+            state,
+            start_time: Some(events::format_time_millis(execution.start_time)),
+            last_retry_time: None,
+        })
+        .with_time(events::format_time(stage.last_update_time))
+    }
+
+    fn action_event(&self, execution: &PipelineExecution, action: &ActionExecution, state: ActionState) -> EventEntry {
+        let refs = |details: &[ArtifactDetail]| {
+            details
+                .iter()
+                .map(|d| ArtifactRef { name: d.name.clone(), bucket: d.s3_location.bucket.clone(), key: d.s3_location.key.clone() })
+                .collect()
+        };
+        let result = &action.output.execution_result;
+        let ended = state != ActionState::Started;
+        events::action_event(&events::ActionEventInput {
+            execution: self.execution_ref(execution, action.attempt),
+            stage: action.stage_name.clone(),
+            action: action.action_name.clone(),
+            action_execution_id: action.action_execution_id.clone(),
+            state,
+            region: action.input.region.clone().unwrap_or_else(|| self.config.region.clone()),
+            action_type: action.input.action_type_id.clone(),
+            start_time: Some(events::format_time_millis(action.start_time)),
+            input_artifacts: if ended { Vec::new() } else { refs(&action.input.input_artifacts) },
+            output_artifacts: if state == ActionState::Succeeded { refs(&action.output.output_artifacts) } else { Vec::new() },
+            result: ended.then(|| events::ExecutionResult {
+                external_execution_url: result.external_execution_url.clone(),
+                external_execution_summary: result
+                    .external_execution_summary
+                    .clone()
+                    .or_else(|| result.error_details.as_ref().map(|e| e.message.clone())),
+                external_execution_id: result.external_execution_id.clone(),
+                error_code: result.error_details.as_ref().map(|e| e.code.clone()),
+            }),
+        })
+        .with_time(events::format_time(action.last_update_time))
+    }
+}
+
+/// No logging framework in core: failures that must not stop the engine go to stderr, which
+/// Lambda captures.
+fn tracing_free_log(message: &str) {
+    eprintln!("pipewright: {message}");
+}
+
+fn stage_of<'p>(declaration: &'p PipelineDeclaration, stage: &str) -> Result<&'p crate::declaration::StageDeclaration, EngineError> {
+    declaration
+        .stages
+        .iter()
+        .find(|s| s.name == stage)
+        .ok_or_else(|| EngineError::NotInPipeline(format!("pipeline {} has no stage {stage}", declaration.name)))
+}
+
+/// The actions of a stage grouped by runOrder, ascending (one action group each).
+pub fn action_groups(stage: &crate::declaration::StageDeclaration) -> Vec<Vec<&ActionDeclaration>> {
+    let mut groups: BTreeMap<u32, Vec<&ActionDeclaration>> = BTreeMap::new();
+    for action in &stage.actions {
+        groups.entry(action.run_order()).or_default().push(action);
+    }
+    groups.into_values().collect()
+}
+
+/// Pipeline variables for an execution: declared defaults, then overrides. An override of an
+/// undeclared variable, or a value outside 1..1000 characters, is refused naming it.
+pub fn resolve_pipeline_variables(
+    declaration: &PipelineDeclaration,
+    overrides: &[(String, String)],
+) -> Result<Vec<ResolvedPipelineVariable>, EngineError> {
+    let declared = declaration.variables();
+    for (i, (name, value)) in overrides.iter().enumerate() {
+        if !declared.iter().any(|v| &v.name == name) {
+            return Err(EngineError::Invalid(format!(
+                "variables[{i}].name: {name} is not a variable of pipeline {}",
+                declaration.name
+            )));
+        }
+        let len = value.chars().count();
+        if !(1..=1000).contains(&len) {
+            return Err(EngineError::Invalid(format!("variables[{i}].value: length must be 1..1000, got {len}")));
+        }
+    }
+    declared
+        .iter()
+        .map(|v| {
+            let value = overrides.iter().rev().find(|(n, _)| n == &v.name).map(|(_, value)| value.clone());
+            match value.or_else(|| v.default_value.clone()) {
+                Some(resolved_value) => Ok(ResolvedPipelineVariable { name: v.name.clone(), resolved_value }),
+                None => Err(EngineError::Invalid(format!(
+                    "variables: {} has no default value and was not given one",
+                    v.name
+                ))),
+            }
+        })
+        .collect()
+}
+
+fn check_source_overrides(declaration: &PipelineDeclaration, overrides: &[SourceRevisionOverride]) -> Result<(), EngineError> {
+    const TYPES: &[&str] = &["COMMIT_ID", "IMAGE_DIGEST", "S3_OBJECT_VERSION_ID", "S3_OBJECT_KEY"];
+    let sources = declaration.stages.first().map(|s| s.actions.as_slice()).unwrap_or_default();
+    for (i, o) in overrides.iter().enumerate() {
+        if !sources.iter().any(|a| a.name == o.action_name) {
+            return Err(EngineError::Invalid(format!(
+                "sourceRevisions[{i}].actionName: {} is not a source action of pipeline {}",
+                o.action_name, declaration.name
+            )));
+        }
+        if !TYPES.contains(&o.revision_type.as_str()) {
+            return Err(EngineError::Invalid(format!(
+                "sourceRevisions[{i}].revisionType: {} is not one of {}",
+                o.revision_type,
+                TYPES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Namespaces visible now: `codepipeline`, `variables`, and every namespace whose action has
+/// succeeded in this execution.
+pub fn variable_scope(snapshot: &ExecutionSnapshot, declaration: &PipelineDeclaration) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut scope = snapshot.namespaces(declaration);
+    scope.insert(
+        variables::CODEPIPELINE_NAMESPACE.to_string(),
+        BTreeMap::from([("PipelineExecutionId".to_string(), snapshot.execution.pipeline_execution_id.clone())]),
+    );
+    scope.insert(
+        variables::PIPELINE_VARIABLES_NAMESPACE.to_string(),
+        snapshot.execution.variables.iter().map(|v| (v.name.clone(), v.resolved_value.clone())).collect(),
+    );
+    scope
+}
+
+fn resolve(text: &str, scope: &BTreeMap<String, BTreeMap<String, String>>) -> Result<String, variables::UnresolvedVariable> {
+    variables::resolve(text, |ns, key| scope.get(ns).and_then(|m| m.get(key)).cloned())
+}
+
+/// Source revisions recorded by the first stage's actions.
+fn source_revisions(snapshot: &ExecutionSnapshot) -> Vec<SourceRevision> {
+    snapshot.actions.iter().filter_map(|a| a.source_revision.clone()).collect()
+}
+
+/// `Stage Build failed: action Compile: JobFailed: exit code 2 ...`.
+fn failure_summary(snapshot: &ExecutionSnapshot, stage: &str, attempt: u32) -> String {
+    let failures: Vec<String> = snapshot
+        .actions
+        .iter()
+        .filter(|a| a.stage_name == stage && a.attempt == attempt && a.status == ActionExecutionStatus::Failed)
+        .map(|a| match &a.output.execution_result.error_details {
+            Some(e) => format!("action {}: {}: {}", a.action_name, e.code, e.message),
+            None => format!("action {} failed", a.action_name),
+        })
+        .collect();
+    if failures.is_empty() {
+        format!("stage {stage} failed")
+    } else {
+        truncate(&format!("stage {stage} failed: {}", failures.join("; ")), 2048)
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}

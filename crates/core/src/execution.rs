@@ -1,0 +1,391 @@
+//! Execution records: a pipeline execution, its stage executions and its action executions, as
+//! the engine writes them to the store and as the control plane serves them
+//! (GetPipelineExecution, GetPipelineState, ListPipelineExecutions, ListActionExecutions).
+//!
+//! Field names follow CodePipeline's API shapes (botocore `codepipeline/2015-07-09`) where the API
+//! has them; the few Pipewright-only fields (S3 version ids, the task token, the log tail) are
+//! named so.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::declaration::{wire_enum, ActionTypeId, Configuration, ExecutionMode, PipelineDeclaration};
+use crate::events::TriggerType;
+
+wire_enum! {
+    /// `PipelineExecutionStatus`.
+    PipelineExecutionStatus {
+        /// Cancelled (by a newer execution in QUEUED/… modes or a rollback).
+        Cancelled => "Cancelled",
+        /// Running.
+        InProgress => "InProgress",
+        /// Stopped by StopPipelineExecution.
+        Stopped => "Stopped",
+        /// Stop requested; in-progress actions are finishing.
+        Stopping => "Stopping",
+        /// Every stage succeeded.
+        Succeeded => "Succeeded",
+        /// Overtaken by a newer execution while waiting (SUPERSEDED mode).
+        Superseded => "Superseded",
+        /// A stage failed.
+        Failed => "Failed",
+    }
+}
+
+impl PipelineExecutionStatus {
+    /// True once the execution can change no more (retry aside).
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::InProgress | Self::Stopping)
+    }
+}
+
+wire_enum! {
+    /// `StageExecutionStatus`.
+    StageExecutionStatus {
+        /// Cancelled.
+        Cancelled => "Cancelled",
+        /// Running.
+        InProgress => "InProgress",
+        /// An action failed.
+        Failed => "Failed",
+        /// Stopped.
+        Stopped => "Stopped",
+        /// Stopping.
+        Stopping => "Stopping",
+        /// Every action succeeded.
+        Succeeded => "Succeeded",
+        /// Skipped by a beforeEntry condition.
+        Skipped => "Skipped",
+    }
+}
+
+wire_enum! {
+    /// `ActionExecutionStatus`.
+    ActionExecutionStatus {
+        /// Running.
+        InProgress => "InProgress",
+        /// Abandoned by a stop-and-abandon.
+        Abandoned => "Abandoned",
+        /// Succeeded.
+        Succeeded => "Succeeded",
+        /// Failed.
+        Failed => "Failed",
+    }
+}
+
+wire_enum! {
+    /// `ExecutionType`.
+    ExecutionType {
+        /// A normal run.
+        Standard => "STANDARD",
+        /// A rollback run.
+        Rollback => "ROLLBACK",
+    }
+}
+
+/// `ExecutionTrigger`: what started the execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionTrigger {
+    /// `CreatePipeline`, `StartPipelineExecution`, `CloudWatchEvent`, `Webhook`, ...
+    pub trigger_type: TriggerType,
+    /// Who or what: a user ARN, an event id, a webhook delivery.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trigger_detail: String,
+}
+
+/// `SourceRevision`: the revision a source action fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRevision {
+    /// The source action.
+    pub action_name: String,
+    /// Commit id, S3 version id, image digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+    /// Commit message, object key, image tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_summary: Option<String>,
+    /// Link to the revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_url: Option<String>,
+}
+
+/// `SourceRevisionOverride` of StartPipelineExecution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceRevisionOverride {
+    /// The source action it applies to.
+    pub action_name: String,
+    /// `COMMIT_ID`, `IMAGE_DIGEST`, `S3_OBJECT_VERSION_ID`, `S3_OBJECT_KEY`.
+    pub revision_type: String,
+    /// The revision.
+    pub revision_value: String,
+}
+
+/// `ResolvedPipelineVariable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPipelineVariable {
+    /// Variable name.
+    pub name: String,
+    /// Its value for this execution.
+    pub resolved_value: String,
+}
+
+/// `PipelineExecution` plus what the engine keeps about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineExecution {
+    /// Pipeline name.
+    pub pipeline_name: String,
+    /// The pipeline version this execution runs.
+    pub pipeline_version: u32,
+    /// Execution id (a UUID).
+    pub pipeline_execution_id: String,
+    /// Status.
+    pub status: PipelineExecutionStatus,
+    /// Why it has that status (the failing action and reason, the stop reason, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_summary: Option<String>,
+    /// What started it.
+    pub trigger: ExecutionTrigger,
+    /// Pipeline variables with their values for this execution.
+    #[serde(default)]
+    pub variables: Vec<ResolvedPipelineVariable>,
+    /// Revisions fetched by the source actions (filled as they run).
+    #[serde(default)]
+    pub source_revisions: Vec<SourceRevision>,
+    /// Overrides given at start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_revision_overrides: Vec<SourceRevisionOverride>,
+    /// The mode in force when it started.
+    pub execution_mode: ExecutionMode,
+    /// STANDARD or ROLLBACK.
+    pub execution_type: ExecutionType,
+    /// Start, seconds since the epoch.
+    pub start_time: f64,
+    /// Last change, seconds since the epoch.
+    pub last_update_time: f64,
+    /// The Step Functions execution that drives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_machine_execution_arn: Option<String>,
+}
+
+/// `S3Location` of an artifact, with the S3 version id Pipewright pins it to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactLocation {
+    /// Bucket.
+    pub bucket: String,
+    /// Key: `<pipeline>/<artifact>/<id>.zip`.
+    pub key: String,
+    /// S3 version id of the object written (later readers read exactly this version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// `ArtifactDetail`: an artifact's name and location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactDetail {
+    /// Artifact name.
+    pub name: String,
+    /// Where it is (`s3location` on the wire, as CodePipeline spells it).
+    #[serde(rename = "s3location")]
+    pub s3_location: ArtifactLocation,
+}
+
+/// `ErrorDetails`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetails {
+    /// `JobFailed`, `ConfigurationError`, `PermissionError`, `TimedOut`, ...
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// `ActionExecutionResult`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecutionResult {
+    /// The provider's id for the work (a build id, an execution ARN, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_execution_id: Option<String>,
+    /// One line about the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_execution_summary: Option<String>,
+    /// Link to the work's logs or console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_execution_url: Option<String>,
+    /// Set when the action failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<ErrorDetails>,
+}
+
+/// `ActionExecutionInput`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecutionInput {
+    /// The action type.
+    pub action_type_id: ActionTypeId,
+    /// Configuration as declared.
+    #[serde(default)]
+    pub configuration: Configuration,
+    /// Configuration with every `#{ns.key}` resolved.
+    #[serde(default)]
+    pub resolved_configuration: Configuration,
+    /// Region it ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Input artifacts, pinned to versions.
+    #[serde(default)]
+    pub input_artifacts: Vec<ArtifactDetail>,
+    /// The action's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// `ActionExecutionOutput`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecutionOutput {
+    /// Output artifacts written.
+    #[serde(default)]
+    pub output_artifacts: Vec<ArtifactDetail>,
+    /// The result.
+    #[serde(default)]
+    pub execution_result: ActionExecutionResult,
+    /// Output variables (exported to the action's namespace).
+    #[serde(default)]
+    pub output_variables: BTreeMap<String, String>,
+}
+
+/// One run of one action (`ActionExecutionDetail` plus the engine's own fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecution {
+    /// The pipeline execution.
+    pub pipeline_execution_id: String,
+    /// This action execution's id.
+    pub action_execution_id: String,
+    /// Pipeline version.
+    pub pipeline_version: u32,
+    /// Stage.
+    pub stage_name: String,
+    /// Action.
+    pub action_name: String,
+    /// 1 for the first run, +1 per retry of the stage.
+    pub attempt: u32,
+    /// Status.
+    pub status: ActionExecutionStatus,
+    /// Start.
+    pub start_time: f64,
+    /// Last change.
+    pub last_update_time: f64,
+    /// Who changed it last (`pipewright`, an approver, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    /// Input.
+    pub input: ActionExecutionInput,
+    /// Output (empty until it ends).
+    #[serde(default)]
+    pub output: ActionExecutionOutput,
+    /// The last 64 KB of the action's log (Commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
+    /// The revision a source action fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<SourceRevision>,
+    /// The Step Functions task token that completes it. Secret: never logged, never returned by
+    /// the API except as CodePipeline returns an approval token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_token: Option<String>,
+}
+
+/// One run of one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageExecution {
+    /// The pipeline execution.
+    pub pipeline_execution_id: String,
+    /// Stage.
+    pub stage_name: String,
+    /// Status.
+    pub status: StageExecutionStatus,
+    /// 1 for the first run, +1 per retry.
+    pub attempt: u32,
+    /// Start.
+    pub start_time: f64,
+    /// Last change.
+    pub last_update_time: f64,
+}
+
+/// Everything recorded about one execution, read at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionSnapshot {
+    /// The execution.
+    pub execution: PipelineExecution,
+    /// Its stage executions.
+    pub stages: Vec<StageExecution>,
+    /// Its action executions (every attempt).
+    pub actions: Vec<ActionExecution>,
+}
+
+impl ExecutionSnapshot {
+    /// The latest attempt of `stage`/`action`.
+    pub fn latest_action(&self, stage: &str, action: &str) -> Option<&ActionExecution> {
+        self.actions
+            .iter()
+            .filter(|a| a.stage_name == stage && a.action_name == action)
+            .max_by_key(|a| a.attempt)
+    }
+
+    /// The latest attempt of `stage`.
+    pub fn stage(&self, stage: &str) -> Option<&StageExecution> {
+        self.stages.iter().filter(|s| s.stage_name == stage).max_by_key(|s| s.attempt)
+    }
+
+    /// The artifacts produced so far, by name, from the latest succeeded run of each action.
+    pub fn artifacts(&self) -> BTreeMap<String, ArtifactLocation> {
+        self.latest_succeeded()
+            .flat_map(|a| a.output.output_artifacts.iter())
+            .map(|d| (d.name.clone(), d.s3_location.clone()))
+            .collect()
+    }
+
+    /// Output variables so far, by namespace.
+    pub fn namespaces(&self, declaration: &PipelineDeclaration) -> BTreeMap<String, BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for run in self.latest_succeeded() {
+            let namespace = declaration
+                .stages
+                .iter()
+                .find(|s| s.name == run.stage_name)
+                .and_then(|s| s.actions.iter().find(|a| a.name == run.action_name))
+                .and_then(|a| a.namespace.clone());
+            if let Some(ns) = namespace {
+                out.insert(ns, run.output.output_variables.clone());
+            }
+        }
+        out
+    }
+
+    fn latest_succeeded(&self) -> impl Iterator<Item = &ActionExecution> {
+        let mut latest: BTreeMap<(&str, &str), &ActionExecution> = BTreeMap::new();
+        for a in &self.actions {
+            let key = (a.stage_name.as_str(), a.action_name.as_str());
+            if latest.get(&key).is_none_or(|l| l.attempt < a.attempt) {
+                latest.insert(key, a);
+            }
+        }
+        latest.into_values().filter(|a| a.status == ActionExecutionStatus::Succeeded)
+    }
+}
+
+/// The object key of an output artifact: `<pipeline>/<artifact>/<id>.zip` (DESIGN.md). S3 keys
+/// allow the characters of pipeline and artifact names as they are.
+pub fn artifact_key(pipeline: &str, artifact: &str, id: &str) -> String {
+    format!("{pipeline}/{artifact}/{id}.zip")
+}
