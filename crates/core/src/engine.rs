@@ -98,8 +98,8 @@ pub struct EngineConfig {
     pub account_id: String,
     /// The artifact bucket.
     pub artifact_bucket: String,
-    /// The functions the state machines call.
-    pub targets: AslTargets,
+    /// The functions the state machines call (needed only by functions that start executions).
+    pub targets: Option<AslTargets>,
 }
 
 /// The engine: ports plus configuration.
@@ -201,6 +201,8 @@ pub struct PreparedAction {
     pub outputs: Vec<ArtifactDetail>,
     /// Pipeline variables and namespaces visible to the action, for environment variables.
     pub variables: BTreeMap<String, BTreeMap<String, String>>,
+    /// Source revision overrides given at start for this (source) action.
+    pub source_revision_overrides: Vec<SourceRevisionOverride>,
 }
 
 /// How a provider's work ended.
@@ -254,7 +256,10 @@ impl Engine<'_> {
         check_source_overrides(&pipeline.declaration, &req.source_revisions)?;
         let declaration = &pipeline.declaration;
         let version = pipeline.version();
-        let definition = asl::compile(declaration, &self.config.targets);
+        let targets = self.config.targets.as_ref().ok_or_else(|| {
+            EngineError::StateMachine("this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN)".into())
+        })?;
+        let definition = asl::compile(declaration, targets);
         let machine = self
             .machines
             .ensure(&asl::state_machine_name(&declaration.name, version), &definition)
@@ -528,6 +533,13 @@ impl Engine<'_> {
             inputs,
             outputs,
             variables: scope,
+            source_revision_overrides: snapshot
+                .execution
+                .source_revision_overrides
+                .iter()
+                .filter(|o| o.action_name == action)
+                .cloned()
+                .collect(),
         };
         if !problems.is_empty() {
             let outcome = ActionOutcome::failed("ConfigurationError", problems.join("; "));
@@ -805,4 +817,159 @@ fn truncate(text: &str, max: usize) -> String {
         end -= 1;
     }
     text[..end].to_string()
+}
+
+/// A task of the state machine, as the compiled definition sends it (see [`crate::asl`]).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum TaskRequest {
+    /// `enterStage` (waits for its token).
+    #[serde(rename_all = "camelCase")]
+    EnterStage {
+        /// The execution.
+        #[serde(flatten)]
+        ids: ExecutionIds,
+        /// Stage.
+        stage: String,
+        /// Token to answer.
+        task_token: String,
+    },
+    /// `checkGroup`.
+    #[serde(rename_all = "camelCase")]
+    CheckGroup {
+        /// The execution.
+        #[serde(flatten)]
+        ids: ExecutionIds,
+        /// Stage.
+        stage: String,
+        /// 1-based action group.
+        group: usize,
+    },
+    /// `leaveStage`.
+    #[serde(rename_all = "camelCase")]
+    LeaveStage {
+        /// The execution.
+        #[serde(flatten)]
+        ids: ExecutionIds,
+        /// Stage.
+        stage: String,
+        /// `Succeeded` or `Failed`.
+        outcome: String,
+    },
+    /// `finishExecution`.
+    #[serde(rename_all = "camelCase")]
+    FinishExecution {
+        /// The execution.
+        #[serde(flatten)]
+        ids: ExecutionIds,
+        /// `Succeeded`.
+        outcome: String,
+    },
+    /// `runAction` (waits for its token).
+    #[serde(rename_all = "camelCase")]
+    RunAction {
+        /// The execution.
+        #[serde(flatten)]
+        ids: ExecutionIds,
+        /// Stage.
+        stage: String,
+        /// Action.
+        action: String,
+        /// Token to answer.
+        task_token: String,
+        /// The action's runOrder.
+        #[serde(default)]
+        run_order: u32,
+        /// 1-based action group.
+        #[serde(default)]
+        group: usize,
+    },
+}
+
+impl Engine<'_> {
+    /// Run one orchestrator task; returns the task's result (`{"failed": bool}` for
+    /// `checkGroup`, `{}` otherwise). `runAction` belongs to the action function.
+    pub async fn handle_orchestrator_task(&self, request: TaskRequest, now: f64) -> Result<Value, EngineError> {
+        match request {
+            TaskRequest::EnterStage { ids, stage, task_token } => {
+                self.enter_stage(&ids, &stage, &task_token, now).await?;
+                Ok(json!({}))
+            }
+            TaskRequest::CheckGroup { ids, stage, group } => {
+                let failed = self.check_group(&ids, &stage, group, now).await?;
+                Ok(json!({ "failed": failed }))
+            }
+            TaskRequest::LeaveStage { ids, stage, outcome } => {
+                let succeeded = match outcome.as_str() {
+                    "Succeeded" => true,
+                    "Failed" => false,
+                    other => return Err(EngineError::Invalid(format!("outcome: {other} is not Succeeded or Failed"))),
+                };
+                self.leave_stage(&ids, &stage, succeeded, now).await?;
+                Ok(json!({}))
+            }
+            TaskRequest::FinishExecution { ids, .. } => {
+                self.finish_execution(&ids, now).await?;
+                Ok(json!({}))
+            }
+            TaskRequest::RunAction { .. } => {
+                Err(EngineError::Invalid("op: runAction is handled by the action function".into()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_requests_decode_from_the_compiled_payloads() {
+        let enter: TaskRequest = serde_json::from_value(json!({
+            "op": "enterStage", "pipelineName": "p", "pipelineVersion": 2,
+            "pipelineExecutionId": "e", "stage": "Build", "taskToken": "t"
+        }))
+        .unwrap();
+        assert_eq!(
+            enter,
+            TaskRequest::EnterStage {
+                ids: ExecutionIds { pipeline_name: "p".into(), pipeline_version: 2, pipeline_execution_id: "e".into() },
+                stage: "Build".into(),
+                task_token: "t".into(),
+            }
+        );
+        let run: TaskRequest = serde_json::from_value(json!({
+            "op": "runAction", "pipelineName": "p", "pipelineVersion": 2, "pipelineExecutionId": "e",
+            "stage": "Build", "action": "Compile", "taskToken": "t", "runOrder": 1, "group": 1
+        }))
+        .unwrap();
+        assert!(matches!(run, TaskRequest::RunAction { group: 1, run_order: 1, .. }));
+    }
+
+    #[test]
+    fn groups_follow_run_order() {
+        let text = include_str!("../../../infra/pipelines/sample.json");
+        let p = crate::parse_pipeline(text).unwrap();
+        let build = p.stages.iter().find(|s| s.name == "Build").unwrap();
+        let groups = action_groups(build);
+        assert!(!groups.is_empty());
+        let orders: Vec<u32> = groups.iter().map(|g| g[0].run_order()).collect();
+        let mut sorted = orders.clone();
+        sorted.sort();
+        assert_eq!(orders, sorted);
+    }
+
+    #[test]
+    fn variable_overrides_must_be_declared_and_sized() {
+        let text = include_str!("../../../infra/pipelines/sample.json");
+        let p = crate::parse_pipeline(text).unwrap();
+        let ok = resolve_pipeline_variables(&p, &[("SiteBucket".into(), "other".into())]).unwrap();
+        assert_eq!(ok[0].resolved_value, "other");
+        let defaults = resolve_pipeline_variables(&p, &[]).unwrap();
+        assert_eq!(defaults[0].resolved_value, "pipewright-sample-site");
+        let err = resolve_pipeline_variables(&p, &[("Nope".into(), "x".into())]).unwrap_err();
+        assert!(err.to_string().starts_with("variables[0].name"), "{err}");
+        let err = resolve_pipeline_variables(&p, &[("SiteBucket".into(), String::new())]).unwrap_err();
+        assert!(err.to_string().starts_with("variables[0].value"), "{err}");
+    }
 }
