@@ -55,6 +55,7 @@ pub mod events;
 pub mod execution;
 pub mod providers;
 pub mod store;
+pub mod triggers;
 pub mod validation;
 pub mod variables;
 

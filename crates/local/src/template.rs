@@ -54,15 +54,6 @@ impl Template {
         &self.body
     }
 
-    /// Names of the stack's outputs, in template order.
-    pub fn output_names(&self) -> Vec<String> {
-        self.body
-            .get("Outputs")
-            .and_then(Value::as_object)
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Every `AWS::Serverless::Function` built with cargo-lambda from a local crate folder.
     pub fn rust_functions(&self) -> Vec<FunctionSource> {
         self.resources()
@@ -224,7 +215,6 @@ Outputs:
                 code_uri: "functions/api".into()
             }]
         );
-        assert_eq!(t.output_names(), vec!["B".to_string(), "A".to_string()]);
     }
 
     #[test]

@@ -1,0 +1,15 @@
+//! `trigger`: source-change events from EventBridge start the pipelines that watch the changed
+//! source, once per event (the event id is the idempotency key: EventBridge delivers at least once).
+
+mod handler;
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use pipewright_aws::engine::Adapters;
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    pipewright_aws::logging::init();
+    let adapters = Adapters::from_env().await?;
+    run(service_fn(|event: LambdaEvent<Value>| handler::handle(&adapters, event))).await
+}
