@@ -19,12 +19,15 @@ use serde_json::{json, Value};
 
 use crate::asl::{self, AslTargets};
 use crate::declaration::{ActionDeclaration, PipelineDeclaration};
-use crate::events::{self, ActionState, ArtifactRef, EventEntry, ExecutionRef, PipelineState, StageState};
+use crate::events::{
+    self, ActionState, ArtifactRef, EventEntry, ExecutionRef, PipelineState, StageState,
+};
 use crate::execution::{
-    artifact_key, ActionExecution, ActionExecutionInput, ActionExecutionOutput, ActionExecutionResult,
-    ActionExecutionStatus, ArtifactDetail, ArtifactLocation, ErrorDetails, ExecutionSnapshot, ExecutionTrigger,
-    ExecutionType, PipelineExecution, PipelineExecutionStatus, ResolvedPipelineVariable, SourceRevision,
-    SourceRevisionOverride, StageExecution, StageExecutionStatus,
+    artifact_key, ActionExecution, ActionExecutionInput, ActionExecutionOutput,
+    ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, ArtifactLocation, ErrorDetails,
+    ExecutionSnapshot, ExecutionTrigger, ExecutionType, PipelineExecution, PipelineExecutionStatus,
+    ResolvedPipelineVariable, SourceRevision, SourceRevisionOverride, StageExecution,
+    StageExecutionStatus,
 };
 use crate::store::{Page, PipelineRecord, PipelineStore, StoreError};
 use crate::variables;
@@ -35,10 +38,16 @@ pub trait ExecutionStore: Send + Sync {
     /// Write a new execution. With `idempotency_key`, the key is claimed in the same transaction:
     /// when it was claimed before, nothing is written and the earlier execution's id is returned
     /// as `Err(StoreError::Conflict(id))`.
-    async fn create_execution(&self, execution: &PipelineExecution, idempotency_key: Option<&str>)
-        -> Result<(), StoreError>;
+    async fn create_execution(
+        &self,
+        execution: &PipelineExecution,
+        idempotency_key: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Everything recorded about an execution.
-    async fn snapshot(&self, pipeline_execution_id: &str) -> Result<Option<ExecutionSnapshot>, StoreError>;
+    async fn snapshot(
+        &self,
+        pipeline_execution_id: &str,
+    ) -> Result<Option<ExecutionSnapshot>, StoreError>;
     /// Replace the execution record, only while its status is one of `expected`
     /// ([`StoreError::Conflict`] otherwise).
     async fn put_execution(
@@ -86,7 +95,12 @@ pub trait StateMachines: Send + Sync {
     /// The ARN of state machine `name`, created with `definition` if it does not exist.
     async fn ensure(&self, name: &str, definition: &Value) -> Result<String, String>;
     /// Start an execution named `name`; returns its ARN.
-    async fn start(&self, state_machine_arn: &str, name: &str, input: &Value) -> Result<String, String>;
+    async fn start(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &Value,
+    ) -> Result<String, String>;
 }
 
 /// Where the engine runs and what it calls.
@@ -230,7 +244,10 @@ impl ActionOutcome {
             output_artifacts: Vec::new(),
             output_variables: BTreeMap::new(),
             result: ActionExecutionResult {
-                error_details: Some(ErrorDetails { code: code.into(), message: message.into() }),
+                error_details: Some(ErrorDetails {
+                    code: code.into(),
+                    message: message.into(),
+                }),
                 ..Default::default()
             },
             source_revision: None,
@@ -257,12 +274,17 @@ impl Engine<'_> {
         let declaration = &pipeline.declaration;
         let version = pipeline.version();
         let targets = self.config.targets.as_ref().ok_or_else(|| {
-            EngineError::StateMachine("this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN)".into())
+            EngineError::StateMachine(
+                "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN)".into(),
+            )
         })?;
         let definition = asl::compile(declaration, targets);
         let machine = self
             .machines
-            .ensure(&asl::state_machine_name(&declaration.name, version), &definition)
+            .ensure(
+                &asl::state_machine_name(&declaration.name, version),
+                &definition,
+            )
             .await
             .map_err(EngineError::StateMachine)?;
 
@@ -282,41 +304,67 @@ impl Engine<'_> {
             last_update_time: req.now,
             state_machine_execution_arn: None,
         };
-        match self.executions.create_execution(&execution, req.idempotency_key.as_deref()).await {
+        match self
+            .executions
+            .create_execution(&execution, req.idempotency_key.as_deref())
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict(existing)) if req.idempotency_key.is_some() => {
-                return Ok(Started { pipeline_execution_id: existing, new: false });
+                return Ok(Started {
+                    pipeline_execution_id: existing,
+                    new: false,
+                });
             }
             Err(e) => return Err(e.into()),
         }
-        self.publish(vec![self.pipeline_event(&execution, PipelineState::Started)]).await;
+        self.publish(vec![self.pipeline_event(&execution, PipelineState::Started)])
+            .await;
 
         let input = json!({
             "pipelineName": execution.pipeline_name,
             "pipelineVersion": version,
             "pipelineExecutionId": execution.pipeline_execution_id,
         });
-        match self.machines.start(&machine, &execution.pipeline_execution_id, &input).await {
+        match self
+            .machines
+            .start(&machine, &execution.pipeline_execution_id, &input)
+            .await
+        {
             Ok(arn) => {
                 execution.state_machine_execution_arn = Some(arn);
-                self.executions.put_execution(&execution, &[PipelineExecutionStatus::InProgress]).await?;
+                self.executions
+                    .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+                    .await?;
             }
             Err(e) => {
                 execution.status = PipelineExecutionStatus::Failed;
                 execution.status_summary = Some(format!("the state machine did not start: {e}"));
-                self.executions.put_execution(&execution, &[PipelineExecutionStatus::InProgress]).await?;
-                self.publish(vec![self.pipeline_event(&execution, PipelineState::Failed)]).await;
+                self.executions
+                    .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+                    .await?;
+                self.publish(vec![self.pipeline_event(&execution, PipelineState::Failed)])
+                    .await;
                 return Err(EngineError::StateMachine(e));
             }
         }
-        Ok(Started { pipeline_execution_id: execution.pipeline_execution_id, new: true })
+        Ok(Started {
+            pipeline_execution_id: execution.pipeline_execution_id,
+            new: true,
+        })
     }
 
     // ------------------------------------------------------------------ stages
 
     /// The state machine reached stage `stage`: record it, publish `STARTED`, answer the token.
     /// (Execution modes hold the token here; see the modes issue.)
-    pub async fn enter_stage(&self, ids: &ExecutionIds, stage: &str, token: &str, now: f64) -> Result<(), EngineError> {
+    pub async fn enter_stage(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        token: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
         stage_of(&pipeline.declaration, stage)?;
         if matches!(
@@ -339,25 +387,44 @@ impl Engine<'_> {
             last_update_time: now,
         };
         self.executions.put_stage(&record).await?;
-        self.publish(vec![self.stage_event(&snapshot.execution, &record, StageState::Started)]).await;
-        self.tasks.succeed(token, &json!({})).await.map_err(EngineError::Callback)
+        self.publish(vec![self.stage_event(
+            &snapshot.execution,
+            &record,
+            StageState::Started,
+        )])
+        .await;
+        self.tasks
+            .succeed(token, &json!({}))
+            .await
+            .map_err(EngineError::Callback)
     }
 
     /// After action group `group` (1-based) of `stage`: an action whose branch ended without a
     /// result (its task timed out) is recorded Failed; returns true when any action of the group
     /// did not succeed.
-    pub async fn check_group(&self, ids: &ExecutionIds, stage: &str, group: usize, now: f64) -> Result<bool, EngineError> {
+    pub async fn check_group(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        group: usize,
+        now: f64,
+    ) -> Result<bool, EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
         let groups = action_groups(stage_of(&pipeline.declaration, stage)?);
-        let actions = groups
-            .get(group.wrapping_sub(1))
-            .ok_or_else(|| EngineError::NotInPipeline(format!("stage {stage} has no action group {group}")))?;
+        let actions = groups.get(group.wrapping_sub(1)).ok_or_else(|| {
+            EngineError::NotInPipeline(format!("stage {stage} has no action group {group}"))
+        })?;
         let stage_attempt = snapshot.stage(stage).map(|s| s.attempt).unwrap_or(1);
         let mut failed = false;
         for action in actions {
             match snapshot.latest_action(stage, &action.name) {
-                Some(run) if run.attempt == stage_attempt && run.status == ActionExecutionStatus::Succeeded => {}
-                Some(run) if run.attempt == stage_attempt && run.status == ActionExecutionStatus::InProgress => {
+                Some(run)
+                    if run.attempt == stage_attempt
+                        && run.status == ActionExecutionStatus::Succeeded => {}
+                Some(run)
+                    if run.attempt == stage_attempt
+                        && run.status == ActionExecutionStatus::InProgress =>
+                {
                     failed = true;
                     let mut record = run.clone();
                     record.status = ActionExecutionStatus::Failed;
@@ -367,9 +434,17 @@ impl Engine<'_> {
                         code: "TimedOut".into(),
                         message: format!("action {} did not finish in time", action.name),
                     });
-                    match self.executions.put_action(&record, Some(ActionExecutionStatus::InProgress)).await {
+                    match self
+                        .executions
+                        .put_action(&record, Some(ActionExecutionStatus::InProgress))
+                        .await
+                    {
                         Ok(()) => {
-                            let event = self.action_event(&snapshot.execution, &record, ActionState::Failed);
+                            let event = self.action_event(
+                                &snapshot.execution,
+                                &record,
+                                ActionState::Failed,
+                            );
                             self.publish(vec![event]).await;
                         }
                         // It completed meanwhile: the next check sees its real status.
@@ -385,7 +460,13 @@ impl Engine<'_> {
 
     /// The stage ended (`succeeded` or not): record it and publish; a failed stage fails the
     /// execution, with the failing actions named in its status summary.
-    pub async fn leave_stage(&self, ids: &ExecutionIds, stage: &str, succeeded: bool, now: f64) -> Result<(), EngineError> {
+    pub async fn leave_stage(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        succeeded: bool,
+        now: f64,
+    ) -> Result<(), EngineError> {
         let (snapshot, _) = self.load(ids).await?;
         let mut record = snapshot.stage(stage).cloned().unwrap_or(StageExecution {
             pipeline_execution_id: ids.pipeline_execution_id.clone(),
@@ -395,10 +476,18 @@ impl Engine<'_> {
             start_time: now,
             last_update_time: now,
         });
-        record.status = if succeeded { StageExecutionStatus::Succeeded } else { StageExecutionStatus::Failed };
+        record.status = if succeeded {
+            StageExecutionStatus::Succeeded
+        } else {
+            StageExecutionStatus::Failed
+        };
         record.last_update_time = now;
         self.executions.put_stage(&record).await?;
-        let state = if succeeded { StageState::Succeeded } else { StageState::Failed };
+        let state = if succeeded {
+            StageState::Succeeded
+        } else {
+            StageState::Failed
+        };
         let mut events = vec![self.stage_event(&snapshot.execution, &record, state)];
         if !succeeded {
             let mut execution = snapshot.execution.clone();
@@ -407,7 +496,13 @@ impl Engine<'_> {
             execution.last_update_time = now;
             execution.source_revisions = source_revisions(&snapshot);
             self.executions
-                .put_execution(&execution, &[PipelineExecutionStatus::InProgress, PipelineExecutionStatus::Stopping])
+                .put_execution(
+                    &execution,
+                    &[
+                        PipelineExecutionStatus::InProgress,
+                        PipelineExecutionStatus::Stopping,
+                    ],
+                )
                 .await?;
             events.push(self.pipeline_event(&execution, PipelineState::Failed));
         }
@@ -422,8 +517,13 @@ impl Engine<'_> {
         execution.status = PipelineExecutionStatus::Succeeded;
         execution.last_update_time = now;
         execution.source_revisions = source_revisions(&snapshot);
-        self.executions.put_execution(&execution, &[PipelineExecutionStatus::InProgress]).await?;
-        self.publish(vec![self.pipeline_event(&execution, PipelineState::Succeeded)]).await;
+        self.executions
+            .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+            .await?;
+        self.publish(vec![
+            self.pipeline_event(&execution, PipelineState::Succeeded)
+        ])
+        .await;
         Ok(())
     }
 
@@ -448,7 +548,9 @@ impl Engine<'_> {
             .actions
             .iter()
             .find(|a| a.name == action)
-            .ok_or_else(|| EngineError::NotInPipeline(format!("stage {stage} has no action {action}")))?
+            .ok_or_else(|| {
+                EngineError::NotInPipeline(format!("stage {stage} has no action {action}"))
+            })?
             .clone();
         let attempt = snapshot.stage(stage).map(|s| s.attempt).unwrap_or(1);
         let artifacts = snapshot.artifacts();
@@ -458,7 +560,10 @@ impl Engine<'_> {
             .input_artifacts()
             .iter()
             .filter_map(|a| match artifacts.get(&a.name) {
-                Some(location) => Some(ArtifactDetail { name: a.name.clone(), s3_location: location.clone() }),
+                Some(location) => Some(ArtifactDetail {
+                    name: a.name.clone(),
+                    s3_location: location.clone(),
+                }),
                 None => {
                     problems.push(format!("input artifact {} was not produced", a.name));
                     None
@@ -514,7 +619,12 @@ impl Engine<'_> {
                 action_type_id: action_decl.action_type_id.clone(),
                 configuration: action_decl.configuration().clone(),
                 resolved_configuration: configuration.clone(),
-                region: Some(action_decl.region.clone().unwrap_or_else(|| self.config.region.clone())),
+                region: Some(
+                    action_decl
+                        .region
+                        .clone()
+                        .unwrap_or_else(|| self.config.region.clone()),
+                ),
                 input_artifacts: inputs.clone(),
                 namespace: action_decl.namespace.clone(),
             },
@@ -524,7 +634,12 @@ impl Engine<'_> {
             task_token: Some(token.to_string()),
         };
         self.executions.put_action(&record, None).await?;
-        self.publish(vec![self.action_event(&snapshot.execution, &record, ActionState::Started)]).await;
+        self.publish(vec![self.action_event(
+            &snapshot.execution,
+            &record,
+            ActionState::Started,
+        )])
+        .await;
         let prepared = PreparedAction {
             record,
             declaration: action_decl,
@@ -568,7 +683,11 @@ impl Engine<'_> {
         };
         record.log_tail = outcome.log_tail;
         record.source_revision = outcome.source_revision;
-        match self.executions.put_action(&record, Some(ActionExecutionStatus::InProgress)).await {
+        match self
+            .executions
+            .put_action(&record, Some(ActionExecutionStatus::InProgress))
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -578,8 +697,13 @@ impl Engine<'_> {
             .snapshot(&record.pipeline_execution_id)
             .await?
             .ok_or_else(|| EngineError::ExecutionNotFound(record.pipeline_execution_id.clone()))?;
-        let state = if record.status == ActionExecutionStatus::Succeeded { ActionState::Succeeded } else { ActionState::Failed };
-        self.publish(vec![self.action_event(&snapshot.execution, &record, state)]).await;
+        let state = if record.status == ActionExecutionStatus::Succeeded {
+            ActionState::Succeeded
+        } else {
+            ActionState::Failed
+        };
+        self.publish(vec![self.action_event(&snapshot.execution, &record, state)])
+            .await;
         let Some(token) = token else { return Ok(()) };
         let answer = if record.status == ActionExecutionStatus::Succeeded {
             self.tasks.succeed(&token, &json!({})).await
@@ -591,14 +715,19 @@ impl Engine<'_> {
                 .as_ref()
                 .map(|e| format!("{}: {}", e.code, e.message))
                 .unwrap_or_else(|| "the action failed".into());
-            self.tasks.fail(&token, ACTION_FAILED_ERROR, &truncate(&cause, 32_000)).await
+            self.tasks
+                .fail(&token, ACTION_FAILED_ERROR, &truncate(&cause, 32_000))
+                .await
         };
         answer.map_err(EngineError::Callback)
     }
 
     // ------------------------------------------------------------------ helpers
 
-    async fn load(&self, ids: &ExecutionIds) -> Result<(ExecutionSnapshot, PipelineRecord), EngineError> {
+    async fn load(
+        &self,
+        ids: &ExecutionIds,
+    ) -> Result<(ExecutionSnapshot, PipelineRecord), EngineError> {
         let snapshot = self
             .executions
             .snapshot(&ids.pipeline_execution_id)
@@ -608,19 +737,31 @@ impl Engine<'_> {
             .pipelines
             .get(&ids.pipeline_name, Some(ids.pipeline_version))
             .await?
-            .ok_or_else(|| EngineError::PipelineNotFound(format!("{} version {}", ids.pipeline_name, ids.pipeline_version)))?;
+            .ok_or_else(|| {
+                EngineError::PipelineNotFound(format!(
+                    "{} version {}",
+                    ids.pipeline_name, ids.pipeline_version
+                ))
+            })?;
         Ok((snapshot, pipeline))
     }
 
     async fn publish(&self, entries: Vec<EventEntry>) {
         if let Err(e) = self.events.publish(&entries).await {
-            tracing_free_log(&format!("publishing {} event(s) failed: {e}", entries.len()));
+            tracing_free_log(&format!(
+                "publishing {} event(s) failed: {e}",
+                entries.len()
+            ));
         }
     }
 
     fn execution_ref(&self, execution: &PipelineExecution, attempt: u32) -> ExecutionRef {
         ExecutionRef {
-            pipeline_arn: events::pipeline_arn(&self.config.region, &self.config.account_id, &execution.pipeline_name),
+            pipeline_arn: events::pipeline_arn(
+                &self.config.region,
+                &self.config.account_id,
+                &execution.pipeline_name,
+            ),
             pipeline: execution.pipeline_name.clone(),
             pipeline_version: execution.pipeline_version,
             execution_id: execution.pipeline_execution_id.clone(),
@@ -635,7 +776,8 @@ impl Engine<'_> {
             start_time: Some(events::format_time_millis(execution.start_time)),
             trigger: Some(events::ExecutionTrigger {
                 trigger_type: execution.trigger.trigger_type,
-                trigger_detail: Some(execution.trigger.trigger_detail.clone()).filter(|d| !d.is_empty()),
+                trigger_detail: Some(execution.trigger.trigger_detail.clone())
+                    .filter(|d| !d.is_empty()),
                 git: BTreeMap::new(),
             }),
             stop_comments: None,
@@ -643,7 +785,12 @@ impl Engine<'_> {
         .with_time(events::format_time(execution.last_update_time))
     }
 
-    fn stage_event(&self, execution: &PipelineExecution, stage: &StageExecution, state: StageState) -> EventEntry {
+    fn stage_event(
+        &self,
+        execution: &PipelineExecution,
+        stage: &StageExecution,
+        state: StageState,
+    ) -> EventEntry {
         events::stage_event(&events::StageEventInput {
             execution: self.execution_ref(execution, stage.attempt),
             stage: stage.stage_name.clone(),
@@ -654,11 +801,20 @@ impl Engine<'_> {
         .with_time(events::format_time(stage.last_update_time))
     }
 
-    fn action_event(&self, execution: &PipelineExecution, action: &ActionExecution, state: ActionState) -> EventEntry {
+    fn action_event(
+        &self,
+        execution: &PipelineExecution,
+        action: &ActionExecution,
+        state: ActionState,
+    ) -> EventEntry {
         let refs = |details: &[ArtifactDetail]| {
             details
                 .iter()
-                .map(|d| ArtifactRef { name: d.name.clone(), bucket: d.s3_location.bucket.clone(), key: d.s3_location.key.clone() })
+                .map(|d| ArtifactRef {
+                    name: d.name.clone(),
+                    bucket: d.s3_location.bucket.clone(),
+                    key: d.s3_location.key.clone(),
+                })
                 .collect()
         };
         let result = &action.output.execution_result;
@@ -669,11 +825,23 @@ impl Engine<'_> {
             action: action.action_name.clone(),
             action_execution_id: action.action_execution_id.clone(),
             state,
-            region: action.input.region.clone().unwrap_or_else(|| self.config.region.clone()),
+            region: action
+                .input
+                .region
+                .clone()
+                .unwrap_or_else(|| self.config.region.clone()),
             action_type: action.input.action_type_id.clone(),
             start_time: Some(events::format_time_millis(action.start_time)),
-            input_artifacts: if ended { Vec::new() } else { refs(&action.input.input_artifacts) },
-            output_artifacts: if state == ActionState::Succeeded { refs(&action.output.output_artifacts) } else { Vec::new() },
+            input_artifacts: if ended {
+                Vec::new()
+            } else {
+                refs(&action.input.input_artifacts)
+            },
+            output_artifacts: if state == ActionState::Succeeded {
+                refs(&action.output.output_artifacts)
+            } else {
+                Vec::new()
+            },
             result: ended.then(|| events::ExecutionResult {
                 external_execution_url: result.external_execution_url.clone(),
                 external_execution_summary: result
@@ -694,12 +862,20 @@ fn tracing_free_log(message: &str) {
     eprintln!("pipewright: {message}");
 }
 
-fn stage_of<'p>(declaration: &'p PipelineDeclaration, stage: &str) -> Result<&'p crate::declaration::StageDeclaration, EngineError> {
+fn stage_of<'p>(
+    declaration: &'p PipelineDeclaration,
+    stage: &str,
+) -> Result<&'p crate::declaration::StageDeclaration, EngineError> {
     declaration
         .stages
         .iter()
         .find(|s| s.name == stage)
-        .ok_or_else(|| EngineError::NotInPipeline(format!("pipeline {} has no stage {stage}", declaration.name)))
+        .ok_or_else(|| {
+            EngineError::NotInPipeline(format!(
+                "pipeline {} has no stage {stage}",
+                declaration.name
+            ))
+        })
 }
 
 /// The actions of a stage grouped by runOrder, ascending (one action group each).
@@ -727,15 +903,24 @@ pub fn resolve_pipeline_variables(
         }
         let len = value.chars().count();
         if !(1..=1000).contains(&len) {
-            return Err(EngineError::Invalid(format!("variables[{i}].value: length must be 1..1000, got {len}")));
+            return Err(EngineError::Invalid(format!(
+                "variables[{i}].value: length must be 1..1000, got {len}"
+            )));
         }
     }
     declared
         .iter()
         .map(|v| {
-            let value = overrides.iter().rev().find(|(n, _)| n == &v.name).map(|(_, value)| value.clone());
+            let value = overrides
+                .iter()
+                .rev()
+                .find(|(n, _)| n == &v.name)
+                .map(|(_, value)| value.clone());
             match value.or_else(|| v.default_value.clone()) {
-                Some(resolved_value) => Ok(ResolvedPipelineVariable { name: v.name.clone(), resolved_value }),
+                Some(resolved_value) => Ok(ResolvedPipelineVariable {
+                    name: v.name.clone(),
+                    resolved_value,
+                }),
                 None => Err(EngineError::Invalid(format!(
                     "variables: {} has no default value and was not given one",
                     v.name
@@ -745,9 +930,21 @@ pub fn resolve_pipeline_variables(
         .collect()
 }
 
-fn check_source_overrides(declaration: &PipelineDeclaration, overrides: &[SourceRevisionOverride]) -> Result<(), EngineError> {
-    const TYPES: &[&str] = &["COMMIT_ID", "IMAGE_DIGEST", "S3_OBJECT_VERSION_ID", "S3_OBJECT_KEY"];
-    let sources = declaration.stages.first().map(|s| s.actions.as_slice()).unwrap_or_default();
+fn check_source_overrides(
+    declaration: &PipelineDeclaration,
+    overrides: &[SourceRevisionOverride],
+) -> Result<(), EngineError> {
+    const TYPES: &[&str] = &[
+        "COMMIT_ID",
+        "IMAGE_DIGEST",
+        "S3_OBJECT_VERSION_ID",
+        "S3_OBJECT_KEY",
+    ];
+    let sources = declaration
+        .stages
+        .first()
+        .map(|s| s.actions.as_slice())
+        .unwrap_or_default();
     for (i, o) in overrides.iter().enumerate() {
         if !sources.iter().any(|a| a.name == o.action_name) {
             return Err(EngineError::Invalid(format!(
@@ -768,26 +965,46 @@ fn check_source_overrides(declaration: &PipelineDeclaration, overrides: &[Source
 
 /// Namespaces visible now: `codepipeline`, `variables`, and every namespace whose action has
 /// succeeded in this execution.
-pub fn variable_scope(snapshot: &ExecutionSnapshot, declaration: &PipelineDeclaration) -> BTreeMap<String, BTreeMap<String, String>> {
+pub fn variable_scope(
+    snapshot: &ExecutionSnapshot,
+    declaration: &PipelineDeclaration,
+) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut scope = snapshot.namespaces(declaration);
     scope.insert(
         variables::CODEPIPELINE_NAMESPACE.to_string(),
-        BTreeMap::from([("PipelineExecutionId".to_string(), snapshot.execution.pipeline_execution_id.clone())]),
+        BTreeMap::from([(
+            "PipelineExecutionId".to_string(),
+            snapshot.execution.pipeline_execution_id.clone(),
+        )]),
     );
     scope.insert(
         variables::PIPELINE_VARIABLES_NAMESPACE.to_string(),
-        snapshot.execution.variables.iter().map(|v| (v.name.clone(), v.resolved_value.clone())).collect(),
+        snapshot
+            .execution
+            .variables
+            .iter()
+            .map(|v| (v.name.clone(), v.resolved_value.clone()))
+            .collect(),
     );
     scope
 }
 
-fn resolve(text: &str, scope: &BTreeMap<String, BTreeMap<String, String>>) -> Result<String, variables::UnresolvedVariable> {
-    variables::resolve(text, |ns, key| scope.get(ns).and_then(|m| m.get(key)).cloned())
+fn resolve(
+    text: &str,
+    scope: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<String, variables::UnresolvedVariable> {
+    variables::resolve(text, |ns, key| {
+        scope.get(ns).and_then(|m| m.get(key)).cloned()
+    })
 }
 
 /// Source revisions recorded by the first stage's actions.
 fn source_revisions(snapshot: &ExecutionSnapshot) -> Vec<SourceRevision> {
-    snapshot.actions.iter().filter_map(|a| a.source_revision.clone()).collect()
+    snapshot
+        .actions
+        .iter()
+        .filter_map(|a| a.source_revision.clone())
+        .collect()
 }
 
 /// `Stage Build failed: action Compile: JobFailed: exit code 2 ...`.
@@ -795,7 +1012,11 @@ fn failure_summary(snapshot: &ExecutionSnapshot, stage: &str, attempt: u32) -> S
     let failures: Vec<String> = snapshot
         .actions
         .iter()
-        .filter(|a| a.stage_name == stage && a.attempt == attempt && a.status == ActionExecutionStatus::Failed)
+        .filter(|a| {
+            a.stage_name == stage
+                && a.attempt == attempt
+                && a.status == ActionExecutionStatus::Failed
+        })
         .map(|a| match &a.output.execution_result.error_details {
             Some(e) => format!("action {}: {}: {}", a.action_name, e.code, e.message),
             None => format!("action {} failed", a.action_name),
@@ -804,7 +1025,10 @@ fn failure_summary(snapshot: &ExecutionSnapshot, stage: &str, attempt: u32) -> S
     if failures.is_empty() {
         format!("stage {stage} failed")
     } else {
-        truncate(&format!("stage {stage} failed: {}", failures.join("; ")), 2048)
+        truncate(
+            &format!("stage {stage} failed: {}", failures.join("; ")),
+            2048,
+        )
     }
 }
 
@@ -889,9 +1113,17 @@ pub enum TaskRequest {
 impl Engine<'_> {
     /// Run one orchestrator task; returns the task's result (`{"failed": bool}` for
     /// `checkGroup`, `{}` otherwise). `runAction` belongs to the action function.
-    pub async fn handle_orchestrator_task(&self, request: TaskRequest, now: f64) -> Result<Value, EngineError> {
+    pub async fn handle_orchestrator_task(
+        &self,
+        request: TaskRequest,
+        now: f64,
+    ) -> Result<Value, EngineError> {
         match request {
-            TaskRequest::EnterStage { ids, stage, task_token } => {
+            TaskRequest::EnterStage {
+                ids,
+                stage,
+                task_token,
+            } => {
                 self.enter_stage(&ids, &stage, &task_token, now).await?;
                 Ok(json!({}))
             }
@@ -899,11 +1131,19 @@ impl Engine<'_> {
                 let failed = self.check_group(&ids, &stage, group, now).await?;
                 Ok(json!({ "failed": failed }))
             }
-            TaskRequest::LeaveStage { ids, stage, outcome } => {
+            TaskRequest::LeaveStage {
+                ids,
+                stage,
+                outcome,
+            } => {
                 let succeeded = match outcome.as_str() {
                     "Succeeded" => true,
                     "Failed" => false,
-                    other => return Err(EngineError::Invalid(format!("outcome: {other} is not Succeeded or Failed"))),
+                    other => {
+                        return Err(EngineError::Invalid(format!(
+                            "outcome: {other} is not Succeeded or Failed"
+                        )))
+                    }
                 };
                 self.leave_stage(&ids, &stage, succeeded, now).await?;
                 Ok(json!({}))
@@ -912,9 +1152,9 @@ impl Engine<'_> {
                 self.finish_execution(&ids, now).await?;
                 Ok(json!({}))
             }
-            TaskRequest::RunAction { .. } => {
-                Err(EngineError::Invalid("op: runAction is handled by the action function".into()))
-            }
+            TaskRequest::RunAction { .. } => Err(EngineError::Invalid(
+                "op: runAction is handled by the action function".into(),
+            )),
         }
     }
 }
@@ -933,7 +1173,11 @@ mod tests {
         assert_eq!(
             enter,
             TaskRequest::EnterStage {
-                ids: ExecutionIds { pipeline_name: "p".into(), pipeline_version: 2, pipeline_execution_id: "e".into() },
+                ids: ExecutionIds {
+                    pipeline_name: "p".into(),
+                    pipeline_version: 2,
+                    pipeline_execution_id: "e".into()
+                },
                 stage: "Build".into(),
                 task_token: "t".into(),
             }
@@ -943,7 +1187,14 @@ mod tests {
             "stage": "Build", "action": "Compile", "taskToken": "t", "runOrder": 1, "group": 1
         }))
         .unwrap();
-        assert!(matches!(run, TaskRequest::RunAction { group: 1, run_order: 1, .. }));
+        assert!(matches!(
+            run,
+            TaskRequest::RunAction {
+                group: 1,
+                run_order: 1,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -969,7 +1220,255 @@ mod tests {
         assert_eq!(defaults[0].resolved_value, "pipewright-sample-site");
         let err = resolve_pipeline_variables(&p, &[("Nope".into(), "x".into())]).unwrap_err();
         assert!(err.to_string().starts_with("variables[0].name"), "{err}");
-        let err = resolve_pipeline_variables(&p, &[("SiteBucket".into(), String::new())]).unwrap_err();
+        let err =
+            resolve_pipeline_variables(&p, &[("SiteBucket".into(), String::new())]).unwrap_err();
         assert!(err.to_string().starts_with("variables[0].value"), "{err}");
+    }
+}
+
+/// In-memory ports with the DynamoDB / EventBridge / Step Functions semantics the engine relies
+/// on, for unit tests of the domain (and of the control plane).
+pub mod memory {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Executions in maps.
+    #[derive(Debug, Default)]
+    pub struct MemoryExecutionStore {
+        inner: Mutex<Inner>,
+    }
+
+    #[derive(Debug, Default)]
+    struct Inner {
+        executions: BTreeMap<String, PipelineExecution>,
+        stages: BTreeMap<(String, String, u32), StageExecution>,
+        actions: BTreeMap<(String, String, String, u32), ActionExecution>,
+        idempotency: BTreeMap<String, String>,
+    }
+
+    impl MemoryExecutionStore {
+        fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+            self.inner
+                .lock()
+                .map_err(|_| StoreError::Backend("poisoned".into()))
+        }
+    }
+
+    #[async_trait]
+    impl ExecutionStore for MemoryExecutionStore {
+        async fn create_execution(
+            &self,
+            execution: &PipelineExecution,
+            key: Option<&str>,
+        ) -> Result<(), StoreError> {
+            let mut inner = self.lock()?;
+            if let Some(existing) = key.and_then(|k| inner.idempotency.get(k)) {
+                return Err(StoreError::Conflict(existing.clone()));
+            }
+            if inner
+                .executions
+                .contains_key(&execution.pipeline_execution_id)
+            {
+                return Err(StoreError::Conflict(
+                    execution.pipeline_execution_id.clone(),
+                ));
+            }
+            if let Some(k) = key {
+                inner
+                    .idempotency
+                    .insert(k.to_string(), execution.pipeline_execution_id.clone());
+            }
+            inner
+                .executions
+                .insert(execution.pipeline_execution_id.clone(), execution.clone());
+            Ok(())
+        }
+
+        async fn snapshot(&self, id: &str) -> Result<Option<ExecutionSnapshot>, StoreError> {
+            let inner = self.lock()?;
+            let Some(execution) = inner.executions.get(id).cloned() else {
+                return Ok(None);
+            };
+            Ok(Some(ExecutionSnapshot {
+                execution,
+                stages: inner
+                    .stages
+                    .values()
+                    .filter(|s| s.pipeline_execution_id == id)
+                    .cloned()
+                    .collect(),
+                actions: inner
+                    .actions
+                    .values()
+                    .filter(|a| a.pipeline_execution_id == id)
+                    .cloned()
+                    .collect(),
+            }))
+        }
+
+        async fn put_execution(
+            &self,
+            e: &PipelineExecution,
+            expected: &[PipelineExecutionStatus],
+        ) -> Result<(), StoreError> {
+            let mut inner = self.lock()?;
+            match inner.executions.get(&e.pipeline_execution_id) {
+                Some(current) if expected.contains(&current.status) => {
+                    inner
+                        .executions
+                        .insert(e.pipeline_execution_id.clone(), e.clone());
+                    Ok(())
+                }
+                Some(current) => Err(StoreError::Conflict(format!(
+                    "status is {}",
+                    current.status
+                ))),
+                None => Err(StoreError::NotFound(e.pipeline_execution_id.clone())),
+            }
+        }
+
+        async fn put_stage(&self, stage: &StageExecution) -> Result<(), StoreError> {
+            let key = (
+                stage.pipeline_execution_id.clone(),
+                stage.stage_name.clone(),
+                stage.attempt,
+            );
+            self.lock()?.stages.insert(key, stage.clone());
+            Ok(())
+        }
+
+        async fn put_action(
+            &self,
+            a: &ActionExecution,
+            expected: Option<ActionExecutionStatus>,
+        ) -> Result<(), StoreError> {
+            let mut inner = self.lock()?;
+            let key = (
+                a.pipeline_execution_id.clone(),
+                a.stage_name.clone(),
+                a.action_name.clone(),
+                a.attempt,
+            );
+            match (inner.actions.get(&key).map(|c| c.status), expected) {
+                (None, None) => {}
+                (Some(current), Some(want)) if current == want => {}
+                (current, _) => {
+                    return Err(StoreError::Conflict(format!(
+                        "action status is {current:?}"
+                    )))
+                }
+            }
+            inner.actions.insert(key, a.clone());
+            Ok(())
+        }
+
+        async fn list_executions(
+            &self,
+            pipeline: &str,
+            token: Option<&str>,
+            limit: usize,
+        ) -> Result<Page<PipelineExecution>, StoreError> {
+            let inner = self.lock()?;
+            let mut all: Vec<&PipelineExecution> = inner
+                .executions
+                .values()
+                .filter(|e| e.pipeline_name == pipeline)
+                .collect();
+            all.sort_by(|a, b| {
+                b.start_time
+                    .total_cmp(&a.start_time)
+                    .then(b.pipeline_execution_id.cmp(&a.pipeline_execution_id))
+            });
+            let start = token
+                .and_then(|t| all.iter().position(|e| e.pipeline_execution_id == t))
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            let items: Vec<PipelineExecution> = all
+                .iter()
+                .skip(start)
+                .take(limit)
+                .map(|e| (*e).clone())
+                .collect();
+            let next_token = (start + items.len() < all.len())
+                .then(|| items.last().map(|e| e.pipeline_execution_id.clone()))
+                .flatten();
+            Ok(Page { items, next_token })
+        }
+    }
+
+    /// Records what was published.
+    #[derive(Debug, Default)]
+    pub struct MemoryEvents {
+        /// Every entry, in order.
+        pub published: Mutex<Vec<EventEntry>>,
+    }
+
+    #[async_trait]
+    impl EventPublisher for MemoryEvents {
+        async fn publish(&self, entries: &[EventEntry]) -> Result<(), String> {
+            self.published
+                .lock()
+                .map_err(|e| e.to_string())?
+                .extend_from_slice(entries);
+            Ok(())
+        }
+    }
+
+    /// Records how task tokens were answered: token → `Ok(output)` or `Err(error)`.
+    #[derive(Debug, Default)]
+    pub struct MemoryTasks {
+        /// Answers by token.
+        pub answers: Mutex<BTreeMap<String, Result<Value, String>>>,
+    }
+
+    #[async_trait]
+    impl TaskCallbacks for MemoryTasks {
+        async fn succeed(&self, token: &str, output: &Value) -> Result<(), String> {
+            self.answers
+                .lock()
+                .map_err(|e| e.to_string())?
+                .insert(token.into(), Ok(output.clone()));
+            Ok(())
+        }
+        async fn fail(&self, token: &str, error: &str, _cause: &str) -> Result<(), String> {
+            self.answers
+                .lock()
+                .map_err(|e| e.to_string())?
+                .insert(token.into(), Err(error.into()));
+            Ok(())
+        }
+    }
+
+    /// State machines by name; started executions recorded.
+    #[derive(Debug, Default)]
+    pub struct MemoryMachines {
+        /// name → definition.
+        pub machines: Mutex<BTreeMap<String, Value>>,
+        /// (machine ARN, execution name, input).
+        pub started: Mutex<Vec<(String, String, Value)>>,
+    }
+
+    #[async_trait]
+    impl StateMachines for MemoryMachines {
+        async fn ensure(&self, name: &str, definition: &Value) -> Result<String, String> {
+            self.machines
+                .lock()
+                .map_err(|e| e.to_string())?
+                .entry(name.into())
+                .or_insert_with(|| definition.clone());
+            Ok(format!(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
+            ))
+        }
+        async fn start(&self, arn: &str, name: &str, input: &Value) -> Result<String, String> {
+            self.started.lock().map_err(|e| e.to_string())?.push((
+                arn.into(),
+                name.into(),
+                input.clone(),
+            ));
+            Ok(format!("{arn}:{name}").replace(":stateMachine:", ":execution:"))
+        }
     }
 }

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::declaration::{wire_enum, ActionTypeId, Configuration, ExecutionMode, PipelineDeclaration};
+use crate::declaration::{
+    wire_enum, ActionTypeId, Configuration, ExecutionMode, PipelineDeclaration,
+};
 use crate::events::TriggerType;
 
 wire_enum! {
@@ -344,7 +346,10 @@ impl ExecutionSnapshot {
 
     /// The latest attempt of `stage`.
     pub fn stage(&self, stage: &str) -> Option<&StageExecution> {
-        self.stages.iter().filter(|s| s.stage_name == stage).max_by_key(|s| s.attempt)
+        self.stages
+            .iter()
+            .filter(|s| s.stage_name == stage)
+            .max_by_key(|s| s.attempt)
     }
 
     /// The artifacts produced so far, by name, from the latest succeeded run of each action.
@@ -356,7 +361,10 @@ impl ExecutionSnapshot {
     }
 
     /// Output variables so far, by namespace.
-    pub fn namespaces(&self, declaration: &PipelineDeclaration) -> BTreeMap<String, BTreeMap<String, String>> {
+    pub fn namespaces(
+        &self,
+        declaration: &PipelineDeclaration,
+    ) -> BTreeMap<String, BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for run in self.latest_succeeded() {
             let namespace = declaration
@@ -380,7 +388,9 @@ impl ExecutionSnapshot {
                 latest.insert(key, a);
             }
         }
-        latest.into_values().filter(|a| a.status == ActionExecutionStatus::Succeeded)
+        latest
+            .into_values()
+            .filter(|a| a.status == ActionExecutionStatus::Succeeded)
     }
 }
 

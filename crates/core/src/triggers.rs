@@ -38,18 +38,29 @@ pub fn s3_object_created(event: &Value) -> Option<S3ObjectCreated> {
         event_id: envelope.id,
         bucket: detail.pointer("/bucket/name")?.as_str()?.to_string(),
         key: detail.pointer("/object/key")?.as_str()?.to_string(),
-        version_id: detail.pointer("/object/version-id").and_then(Value::as_str).map(str::to_string),
+        version_id: detail
+            .pointer("/object/version-id")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
 /// The S3 source actions of `pipeline` that watch `bucket`/`key` (configuration `S3Bucket` and
 /// `S3ObjectKey`), unless they poll instead (`PollForSourceChanges: true`).
-pub fn s3_sources_watching<'p>(pipeline: &'p PipelineDeclaration, bucket: &str, key: &str) -> Vec<&'p str> {
-    let Some(first) = pipeline.stages.first() else { return Vec::new() };
+pub fn s3_sources_watching<'p>(
+    pipeline: &'p PipelineDeclaration,
+    bucket: &str,
+    key: &str,
+) -> Vec<&'p str> {
+    let Some(first) = pipeline.stages.first() else {
+        return Vec::new();
+    };
     first
         .actions
         .iter()
-        .filter(|a| a.action_type_id.category == ActionCategory::Source && a.action_type_id.provider == "S3")
+        .filter(|a| {
+            a.action_type_id.category == ActionCategory::Source && a.action_type_id.provider == "S3"
+        })
         .filter(|a| {
             let config = a.configuration();
             config.get("S3Bucket").map(String::as_str) == Some(bucket)
@@ -84,7 +95,10 @@ mod tests {
         let change = s3_object_created(&event("aws.s3", "Object Created")).unwrap();
         assert_eq!(change.bucket, "pipewright-sample-source");
         assert_eq!(change.key, "app.zip");
-        assert_eq!(change.version_id.as_deref(), Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"));
+        assert_eq!(
+            change.version_id.as_deref(),
+            Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e")
+        );
         assert_eq!(change.event_id, "17793124-05d4-b198-2fde-7ededc63b103");
     }
 
@@ -97,8 +111,12 @@ mod tests {
 
     #[test]
     fn only_sources_watching_that_object_match() {
-        let p = crate::parse_pipeline(include_str!("../../../infra/pipelines/sample.json")).unwrap();
-        assert_eq!(s3_sources_watching(&p, "pipewright-sample-source", "app.zip"), vec!["Source"]);
+        let p =
+            crate::parse_pipeline(include_str!("../../../infra/pipelines/sample.json")).unwrap();
+        assert_eq!(
+            s3_sources_watching(&p, "pipewright-sample-source", "app.zip"),
+            vec!["Source"]
+        );
         assert!(s3_sources_watching(&p, "pipewright-sample-source", "other.zip").is_empty());
         assert!(s3_sources_watching(&p, "other-bucket", "app.zip").is_empty());
         let mut polling = p.clone();

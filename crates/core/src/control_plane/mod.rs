@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+mod executions;
+
 use crate::declaration::PipelineDeclaration;
+use crate::engine::Engine;
 use crate::store::{PipelineRecord, PipelineStore, StoreError, Tag};
 use crate::validation;
 
@@ -25,6 +28,8 @@ pub struct ServiceContext {
     pub account_id: String,
     /// Current time, seconds since the epoch.
     pub now: f64,
+    /// A fresh UUID for whatever the request creates (an execution id).
+    pub new_id: String,
 }
 
 impl ServiceContext {
@@ -70,13 +75,22 @@ impl ApiError {
     }
 }
 
+/// What the operations work on.
+pub struct Services<'a> {
+    /// Pipeline declarations.
+    pub pipelines: &'a dyn PipelineStore,
+    /// The execution engine; without it, execution operations answer that they are unavailable.
+    pub engine: Option<&'a Engine<'a>>,
+}
+
 /// Run the operation named by `target` (`CodePipeline_20150709.<Operation>`) on `body`.
 pub async fn handle(
-    store: &dyn PipelineStore,
+    services: &Services<'_>,
     ctx: &ServiceContext,
     target: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
+    let store = services.pipelines;
     let operation = target.strip_prefix(TARGET_PREFIX).ok_or_else(|| {
         ApiError::new(
             "UnknownOperationException",
@@ -94,6 +108,9 @@ pub async fn handle(
         "GetPipeline" => get_pipeline(store, ctx, parse(body)?).await,
         "ListPipelines" => list_pipelines(store, parse(body)?).await,
         "DeletePipeline" => delete_pipeline(store, parse(body)?).await,
+        "StartPipelineExecution" => executions::start(engine(services)?, ctx, parse(body)?).await,
+        "GetPipelineExecution" => executions::get(engine(services)?, parse(body)?).await,
+        "ListPipelineExecutions" => executions::list(engine(services)?, parse(body)?).await,
         other if KNOWN_OPERATIONS.contains(&other) => Err(ApiError::new(
             "UnsupportedOperationException",
             format!("{other} is a CodePipeline operation that Pipewright does not implement yet"),
@@ -103,6 +120,14 @@ pub async fn handle(
             format!("unknown operation {other:?}"),
         )),
     }
+}
+
+fn engine<'a>(services: &'a Services<'a>) -> Result<&'a Engine<'a>, ApiError> {
+    services.engine.ok_or_else(|| ApiError {
+        kind: "InternalFailure",
+        message: "the execution engine is not configured for this function".into(),
+        server_fault: true,
+    })
 }
 
 /// Every operation of CodePipeline's API (botocore's model), implemented or not.
@@ -230,6 +255,21 @@ fn check_name(member: &str, name: &str) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// `PipelineExecutionId`: 36 characters of `[0-9a-f-]` (a UUID).
+fn parse_pipeline_execution_id(member: &str, id: &str) -> Result<(), ApiError> {
+    if id.len() == 36
+        && id
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c) || c == '-')
+    {
+        Ok(())
+    } else {
+        Err(ApiError::validation(format!(
+            "{member}: must be 36 characters of 0-9, a-f and -"
+        )))
+    }
 }
 
 fn check_tags(tags: &[Tag]) -> Result<(), ApiError> {
@@ -461,18 +501,22 @@ mod tests {
             region: "us-east-1".into(),
             account_id: "123456789012".into(),
             now: 1_700_000_000.0,
+            new_id: "00000000-0000-4000-8000-000000000001".into(),
         }
     }
 
     fn sample() -> Value {
-        let text = include_str!("../../../infra/pipelines/sample.json");
+        let text = include_str!("../../../../infra/pipelines/sample.json");
         let v: Value = serde_json::from_str(text).unwrap();
         v.get("pipeline").cloned().unwrap_or(v)
     }
 
     async fn call(store: &MemoryPipelineStore, op: &str, body: Value) -> Result<Value, ApiError> {
         handle(
-            store,
+            &Services {
+                pipelines: store,
+                engine: None,
+            },
             &ctx(),
             &format!("{TARGET_PREFIX}{op}"),
             body.to_string().as_bytes(),
@@ -604,7 +648,10 @@ mod tests {
         assert!(err.message.starts_with("maxResults:"), "{}", err.message);
 
         let err = handle(
-            &store,
+            &Services {
+                pipelines: &store,
+                engine: None,
+            },
             &ctx(),
             "CodePipeline_20150709.GetPipeline",
             b"{not json",
@@ -612,14 +659,25 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.kind, "SerializationException");
-        let err = handle(&store, &ctx(), "CodePipeline_20150709.Nope", b"{}")
-            .await
-            .unwrap_err();
+        let err = handle(
+            &Services {
+                pipelines: &store,
+                engine: None,
+            },
+            &ctx(),
+            "CodePipeline_20150709.Nope",
+            b"{}",
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind, "UnknownOperationException");
         let err = handle(
-            &store,
+            &Services {
+                pipelines: &store,
+                engine: None,
+            },
             &ctx(),
-            "CodePipeline_20150709.StartPipelineExecution",
+            "CodePipeline_20150709.PutApprovalResult",
             b"{}",
         )
         .await

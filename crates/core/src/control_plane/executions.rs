@@ -1,0 +1,241 @@
+//! StartPipelineExecution, GetPipelineExecution, ListPipelineExecutions.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{check_name, parse_pipeline_execution_id, ApiError, ServiceContext};
+use crate::engine::{Engine, EngineError, StartRequest};
+use crate::events::TriggerType;
+use crate::execution::{ExecutionTrigger, PipelineExecution, SourceRevisionOverride};
+use crate::store::StoreError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineVariable {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct StartInput {
+    name: String,
+    #[serde(default)]
+    variables: Vec<PipelineVariable>,
+    client_request_token: Option<String>,
+    #[serde(default)]
+    source_revisions: Vec<SourceRevisionOverride>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct GetInput {
+    pipeline_name: String,
+    pipeline_execution_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ListInput {
+    pipeline_name: String,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+    filter: Option<Value>,
+}
+
+fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::PipelineNotFound(name) => ApiError::new(
+            "PipelineNotFoundException",
+            format!("pipeline {name} does not exist"),
+        ),
+        EngineError::ExecutionNotFound(id) => ApiError::new(
+            "PipelineExecutionNotFoundException",
+            format!("pipeline execution {id} does not exist"),
+        ),
+        EngineError::Invalid(message) => ApiError::validation(message),
+        other => ApiError {
+            kind: "InternalFailure",
+            message: other.to_string(),
+            server_fault: true,
+        },
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    ApiError {
+        kind: "InternalFailure",
+        message: e.to_string(),
+        server_fault: true,
+    }
+}
+
+pub(super) async fn start(
+    engine: &Engine<'_>,
+    ctx: &ServiceContext,
+    input: StartInput,
+) -> Result<Value, ApiError> {
+    check_name("name", &input.name)?;
+    if let Some(token) = &input.client_request_token {
+        if token.is_empty()
+            || token.len() > 128
+            || !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(ApiError::validation(
+                "clientRequestToken: 1..128 characters of letters, digits and -",
+            ));
+        }
+    }
+    if input.variables.len() > 50 {
+        return Err(ApiError::validation("variables: at most 50 variables"));
+    }
+    if input.source_revisions.len() > 50 {
+        return Err(ApiError::validation(
+            "sourceRevisions: at most 50 overrides",
+        ));
+    }
+    let request = StartRequest {
+        pipeline_name: input.name.clone(),
+        pipeline_execution_id: ctx.new_id.clone(),
+        trigger: ExecutionTrigger {
+            trigger_type: TriggerType::StartPipelineExecution,
+            trigger_detail: "StartPipelineExecution".into(),
+        },
+        variables: input
+            .variables
+            .into_iter()
+            .map(|v| (v.name, v.value))
+            .collect(),
+        source_revisions: input.source_revisions,
+        idempotency_key: input
+            .client_request_token
+            .map(|t| format!("request/{}/{t}", input.name)),
+        now: ctx.now,
+    };
+    let started = engine
+        .start_execution(request)
+        .await
+        .map_err(engine_error)?;
+    Ok(json!({ "pipelineExecutionId": started.pipeline_execution_id }))
+}
+
+/// `PipelineExecution` as the API returns it.
+pub fn execution_json(e: &PipelineExecution) -> Value {
+    let mut out = json!({
+        "pipelineName": e.pipeline_name,
+        "pipelineVersion": e.pipeline_version,
+        "pipelineExecutionId": e.pipeline_execution_id,
+        "status": e.status,
+        "artifactRevisions": [],
+        "variables": e.variables,
+        "trigger": e.trigger,
+        "executionMode": e.execution_mode,
+        "executionType": e.execution_type,
+    });
+    if let Some(summary) = &e.status_summary {
+        out["statusSummary"] = json!(summary);
+    }
+    out
+}
+
+/// `PipelineExecutionSummary` as the API returns it.
+pub fn summary_json(e: &PipelineExecution) -> Value {
+    let mut out = json!({
+        "pipelineExecutionId": e.pipeline_execution_id,
+        "status": e.status,
+        "startTime": e.start_time,
+        "lastUpdateTime": e.last_update_time,
+        "sourceRevisions": e.source_revisions,
+        "trigger": e.trigger,
+        "executionMode": e.execution_mode,
+        "executionType": e.execution_type,
+    });
+    if let Some(summary) = &e.status_summary {
+        out["statusSummary"] = json!(summary);
+    }
+    out
+}
+
+pub(super) async fn get(engine: &Engine<'_>, input: GetInput) -> Result<Value, ApiError> {
+    check_name("pipelineName", &input.pipeline_name)?;
+    parse_pipeline_execution_id("pipelineExecutionId", &input.pipeline_execution_id)?;
+    let snapshot = engine
+        .executions
+        .snapshot(&input.pipeline_execution_id)
+        .await
+        .map_err(store_error)?;
+    match snapshot {
+        Some(s) if s.execution.pipeline_name == input.pipeline_name => {
+            Ok(json!({ "pipelineExecution": execution_json(&s.execution) }))
+        }
+        _ => {
+            if engine
+                .pipelines
+                .get(&input.pipeline_name, None)
+                .await
+                .map_err(store_error)?
+                .is_none()
+            {
+                return Err(ApiError::new(
+                    "PipelineNotFoundException",
+                    format!("pipeline {} does not exist", input.pipeline_name),
+                ));
+            }
+            Err(ApiError::new(
+                "PipelineExecutionNotFoundException",
+                format!(
+                    "pipeline {} has no execution {}",
+                    input.pipeline_name, input.pipeline_execution_id
+                ),
+            ))
+        }
+    }
+}
+
+pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value, ApiError> {
+    check_name("pipelineName", &input.pipeline_name)?;
+    let limit = match input.max_results {
+        None => 100,
+        Some(n @ 1..=100) => n as usize,
+        Some(n) => {
+            return Err(ApiError::validation(format!(
+                "maxResults: must be 1..100, got {n}"
+            )))
+        }
+    };
+    if input.filter.is_some() {
+        return Err(ApiError::validation(
+            "filter: execution filters are not supported yet",
+        ));
+    }
+    if let Some(token) = &input.next_token {
+        if token.is_empty() || token.len() > 2048 {
+            return Err(ApiError::new(
+                "InvalidNextTokenException",
+                "nextToken: not a token this service issued",
+            ));
+        }
+    }
+    if engine
+        .pipelines
+        .get(&input.pipeline_name, None)
+        .await
+        .map_err(store_error)?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            "PipelineNotFoundException",
+            format!("pipeline {} does not exist", input.pipeline_name),
+        ));
+    }
+    let page = engine
+        .executions
+        .list_executions(&input.pipeline_name, input.next_token.as_deref(), limit)
+        .await
+        .map_err(store_error)?;
+    let mut out = json!({ "pipelineExecutionSummaries": page.items.iter().map(summary_json).collect::<Vec<_>>() });
+    if let Some(token) = page.next_token {
+        out["nextToken"] = json!(token);
+    }
+    Ok(out)
+}
