@@ -1,6 +1,18 @@
 //! Pipewright's adapters to AWS services. Each implements a trait that `pipewright-core` owns, so
 //! the domain never sees an SDK type.
 
+pub mod artifacts;
 pub mod config;
+pub mod engine;
+pub mod events;
+pub mod execution_store;
 pub mod logging;
 pub mod pipeline_store;
+pub mod sfn;
+
+/// Now, in seconds since the epoch (the engine's clock).
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

@@ -70,6 +70,12 @@ pub struct AslTargets {
     pub action_arn: String,
 }
 
+/// Where a task's own result goes when the state must pass its input on unchanged. Standard ASL
+/// would say `"ResultPath": null`; the local emulator (fakecloud 0.51) treats a JSON null there
+/// as `$` and replaces the input, so the result is parked in a scratch field instead, which means
+/// the same on AWS.
+pub const DISCARD_RESULT: &str = "$.lastResult";
+
 /// The longest state machine or state name Step Functions accepts.
 pub const MAX_NAME_LENGTH: usize = 80;
 
@@ -571,7 +577,7 @@ fn enter_state(
         &targets.orchestrator_arn,
         with_token(body),
     );
-    task.insert("ResultPath".into(), Value::Null);
+    task.insert("ResultPath".into(), DISCARD_RESULT.into());
     task.insert(
         "Catch".into(),
         json!([
@@ -615,7 +621,7 @@ fn group_parallel(
             members.len()
         ),
         "Branches": branches,
-        "ResultPath": null,
+        "ResultPath": DISCARD_RESULT,
         "Next": names.groups[k].check,
     })
 }
@@ -646,7 +652,7 @@ fn action_branch(
         with_token(body),
     );
     task.insert("TimeoutSeconds".into(), timeout_seconds(action).into());
-    task.insert("ResultPath".into(), Value::Null);
+    task.insert("ResultPath".into(), DISCARD_RESULT.into());
     task.insert("Catch".into(), json!([catch("States.ALL", &names.failed)]));
     task.insert("End".into(), true.into());
 
@@ -733,7 +739,7 @@ fn leave_task(stage: &StageDeclaration, outcome: &str, targets: &AslTargets) -> 
         &targets.orchestrator_arn,
         body,
     );
-    task.insert("ResultPath".into(), Value::Null);
+    task.insert("ResultPath".into(), DISCARD_RESULT.into());
     task
 }
 
@@ -747,7 +753,7 @@ fn succeeded_state(targets: &AslTargets) -> Value {
         &targets.orchestrator_arn,
         body,
     );
-    task.insert("ResultPath".into(), Value::Null);
+    task.insert("ResultPath".into(), DISCARD_RESULT.into());
     task.insert("Next".into(), DONE.into());
     Value::Object(task)
 }

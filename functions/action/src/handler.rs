@@ -24,7 +24,8 @@ pub async fn handle(adapters: &Adapters, providers: &Providers, event: LambdaEve
         tracing::info!("action could not start (configuration); recorded as failed");
         return Ok(json!({ "status": "Failed" }));
     };
-    let outcome = match providers.run(&prepared).await {
+    let deadline = crate::providers::lambda_deadline(event.context.deadline);
+    let outcome = match providers.run(&prepared, deadline).await {
         Ok(outcome) => outcome,
         Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
     };

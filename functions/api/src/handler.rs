@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_http::http::{header::CONTENT_TYPE, Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use pipewright_core::control_plane::{self, ApiError, ServiceContext};
+use pipewright_core::control_plane::{self, ApiError, ServiceContext, Services};
+use pipewright_core::engine::Engine;
 use pipewright_core::store::PipelineStore;
 use serde_json::json;
 
@@ -16,6 +17,8 @@ pub const JSON_1_1: &str = "application/x-amz-json-1.1";
 pub struct Service<'a> {
     /// Pipeline declarations.
     pub store: &'a dyn PipelineStore,
+    /// The execution engine (None: execution operations are unavailable).
+    pub engine: Option<&'a Engine<'a>>,
     /// The region, for ARNs.
     pub region: &'a str,
 }
@@ -58,8 +61,10 @@ impl Service<'_> {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default(),
+            new_id: uuid::Uuid::new_v4().to_string(),
         };
-        let result = control_plane::handle(self.store, &ctx, target, request.body().as_ref()).await;
+        let result = control_plane::handle(
+            &Services { pipelines: self.store, engine: self.engine }, &ctx, target, request.body().as_ref()).await;
         if let Err(e) = &result {
             tracing::info!(target, error = %e.kind, "request refused");
         }
@@ -118,10 +123,7 @@ mod tests {
     #[tokio::test]
     async fn errors_are_aws_json_with_type_and_status() {
         let store = MemoryPipelineStore::default();
-        let service = Service {
-            store: &store,
-            region: "us-east-1",
-        };
+        let service = Service { store: &store, engine: None, region: "us-east-1" };
         let response = service
             .handle(request(
                 Some("CodePipeline_20150709.GetPipeline"),
@@ -144,10 +146,7 @@ mod tests {
     #[tokio::test]
     async fn a_list_answers_200_with_the_members() {
         let store = MemoryPipelineStore::default();
-        let service = Service {
-            store: &store,
-            region: "us-east-1",
-        };
+        let service = Service { store: &store, engine: None, region: "us-east-1" };
         let response = service
             .handle(request(Some("CodePipeline_20150709.ListPipelines"), ""))
             .await

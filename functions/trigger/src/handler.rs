@@ -5,7 +5,7 @@ use pipewright_aws::engine::Adapters;
 use pipewright_core::engine::StartRequest;
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::{ExecutionTrigger, SourceRevisionOverride};
-use pipewright_core::store::PipelineRecord;
+use pipewright_core::store::{PipelineRecord, PipelineStore};
 use pipewright_core::triggers;
 use serde_json::{json, Value};
 

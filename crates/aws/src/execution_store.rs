@@ -1,0 +1,688 @@
+//! [`ExecutionStore`] over the DynamoDB table `ExecutionsTable` (keys `pk`, `sk`; TTL attribute
+//! `expiresAt`).
+//!
+//! Items:
+//! - `pk = "EXEC#<id>"` holds everything about one execution, so a snapshot is one Query:
+//!   - `sk = "EXECUTION"`: the execution;
+//!   - `sk = "STAGE#<stage>#<attempt, 3 digits>"`: one stage execution per stage and attempt;
+//!   - `sk = "ACTION#<stage>#<action>#<attempt, 3 digits>"`: one action execution per action and
+//!     attempt (stage and action names cannot contain `#`);
+//! - `pk = "PIPELINE#<name>"`, `sk = "EXEC#<start time, 15-digit ms>#<id>"`: the list index, a
+//!   copy of the execution record, so ListPipelineExecutions (newest first) is one Query with
+//!   `ScanIndexForward=false` and its token is the last `sk` returned. It is written in the same
+//!   transaction as the `EXECUTION` item, every time (the start time never changes, so neither
+//!   does its key);
+//! - `pk = "IDEMPOTENCY#<key>"`, `sk = "IDEMPOTENCY"`: an idempotency key (an event id, a webhook
+//!   delivery id, a `clientRequestToken`) and the execution it started (`pipelineExecutionId`),
+//!   claimed with `attribute_not_exists` in the transaction that creates the execution.
+//!
+//! Every item has `record` (the record as JSON, the only attribute read back), `expiresAt` (now +
+//! 365 days, epoch seconds: CodePipeline keeps 12 months of history) and a few top-level
+//! attributes for people reading the table (`status`, `startTime`, `lastUpdateTime`, names).
+//! `status` is also what the conditional writes test: an execution is replaced only while its
+//! status is one the caller expects, and an action completes only once.
+//!
+//! An action's task token lives only inside `record`: it is a secret, so records are never logged
+//! and errors about them never quote them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::config::AsyncSleep;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use pipewright_core::engine::ExecutionStore;
+use pipewright_core::execution::{
+    ActionExecution, ActionExecutionStatus, ExecutionSnapshot, PipelineExecution,
+    PipelineExecutionStatus, StageExecution,
+};
+use pipewright_core::store::{Page, StoreError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// How long records are kept: 365 days, in seconds.
+pub const RETENTION_SECONDS: u64 = 365 * 24 * 60 * 60;
+
+const EXECUTION_SK: &str = "EXECUTION";
+const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+/// Attempts of a transaction that lost to a concurrent one (`TransactionConflict`).
+const TRANSACTION_ATTEMPTS: u32 = 3;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Execution records in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoExecutionStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoExecutionStore {
+    /// A store over `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// A transaction Put; when its condition fails, the item as it was comes back in the
+    /// cancellation reason.
+    fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_string))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Run a transaction. A transaction that lost to a concurrent one (`TransactionConflict`) is
+    /// tried again; one whose condition failed ends as [`Outcome::ConditionFailed`].
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Outcome, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Outcome::Written),
+                Err(err) => err,
+            };
+            let reasons: Vec<Reason> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| Reason {
+                        code: r.code().unwrap_or("None").to_string(),
+                        old: r.item().filter(|i| !i.is_empty()).cloned(),
+                    })
+                    .collect(),
+                _ => return Err(backend("TransactWriteItems", err)),
+            };
+            if reasons.iter().any(|r| r.failed()) {
+                return Ok(Outcome::ConditionFailed(reasons));
+            }
+            if reasons.iter().any(|r| r.code == "TransactionConflict")
+                && attempt < TRANSACTION_ATTEMPTS
+            {
+                self.pause(Duration::from_millis(50 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+                continue;
+            }
+            let codes: Vec<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
+            return Err(StoreError::Backend(format!(
+                "TransactWriteItems cancelled: [{}]",
+                codes.join(", ")
+            )));
+        }
+    }
+
+    /// A short pause between attempts, with the SDK's own sleep (no timer runtime of our own).
+    async fn pause(&self, duration: Duration) {
+        if let Some(sleep) = self.client.config().sleep_impl() {
+            sleep.sleep(duration).await;
+        }
+    }
+
+    /// PutItem with `condition`; when it fails, `conflict` is given the item as it was.
+    async fn put_item(
+        &self,
+        item: Item,
+        condition: &str,
+        expected: Option<&str>,
+        conflict: impl FnOnce(Option<&Item>) -> String,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(status) = expected {
+            request = request
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":expected", AttributeValue::S(status.to_string()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => Err(
+                    StoreError::Conflict(conflict(failed.item().filter(|i| !i.is_empty()))),
+                ),
+                _ => Err(backend("PutItem", e)),
+            },
+        }
+    }
+
+    async fn execution_of_idempotency_key(&self, key: &str) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(idempotency_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", e))?;
+        out.item()
+            .and_then(|item| item.get("pipelineExecutionId"))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "idempotency key {key} was claimed, but its item cannot be read"
+                ))
+            })
+    }
+}
+
+/// How a transaction ended.
+enum Outcome {
+    /// Every item was written.
+    Written,
+    /// Nothing was written: a condition failed. The reasons, in item order.
+    ConditionFailed(Vec<Reason>),
+}
+
+/// Why one item of a cancelled transaction was not written.
+struct Reason {
+    /// `None`, `ConditionalCheckFailed`, `TransactionConflict`, ...
+    code: String,
+    /// The item as it was, when its condition failed and it existed.
+    old: Option<Item>,
+}
+
+impl Reason {
+    fn failed(&self) -> bool {
+        self.code == "ConditionalCheckFailed"
+    }
+}
+
+/// The `status` attribute of an item.
+fn status_of(item: &Item) -> Option<&str> {
+    item.get("status")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn key(pk: String, sk: String) -> Item {
+    HashMap::from([
+        ("pk".to_string(), AttributeValue::S(pk)),
+        ("sk".to_string(), AttributeValue::S(sk)),
+    ])
+}
+
+fn execution_pk(id: &str) -> String {
+    format!("EXEC#{id}")
+}
+
+fn stage_sk(stage: &str, attempt: u32) -> String {
+    format!("STAGE#{stage}#{attempt:03}")
+}
+
+fn action_sk(stage: &str, action: &str, attempt: u32) -> String {
+    format!("ACTION#{stage}#{action}#{attempt:03}")
+}
+
+fn list_pk(pipeline: &str) -> String {
+    format!("PIPELINE#{pipeline}")
+}
+
+/// `EXEC#<start time in ms, 15 digits>#<id>`: sorts by start time (15 digits last until the
+/// year 33658).
+fn list_sk(execution: &PipelineExecution) -> String {
+    let millis = (execution.start_time * 1000.0).round().max(0.0) as u64;
+    format!("EXEC#{millis:015}#{}", execution.pipeline_execution_id)
+}
+
+fn idempotency_key(key: &str) -> Item {
+    self::key(format!("IDEMPOTENCY#{key}"), IDEMPOTENCY_SK.to_string())
+}
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn expires_at() -> AttributeValue {
+    number(crate::now() as u64 + RETENTION_SECONDS)
+}
+
+/// An item: `key`, the record as JSON, `expiresAt`, and `attributes` for people.
+fn item<T: Serialize>(
+    key: Item,
+    record: &T,
+    attributes: Vec<(&str, AttributeValue)>,
+) -> Result<Item, StoreError> {
+    let json = serde_json::to_string(record)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode record: {}", json_error(&e))))?;
+    let mut item = key;
+    item.insert("record".into(), AttributeValue::S(json));
+    item.insert("expiresAt".into(), expires_at());
+    for (name, value) in attributes {
+        item.insert(name.to_string(), value);
+    }
+    Ok(item)
+}
+
+fn execution_item(key: Item, e: &PipelineExecution) -> Result<Item, StoreError> {
+    item(
+        key,
+        e,
+        vec![
+            ("status", AttributeValue::S(e.status.as_str().into())),
+            ("pipelineName", AttributeValue::S(e.pipeline_name.clone())),
+            ("pipelineVersion", number(e.pipeline_version)),
+            (
+                "pipelineExecutionId",
+                AttributeValue::S(e.pipeline_execution_id.clone()),
+            ),
+            ("startTime", number(e.start_time)),
+            ("lastUpdateTime", number(e.last_update_time)),
+        ],
+    )
+}
+
+fn stage_item(s: &StageExecution) -> Result<Item, StoreError> {
+    item(
+        key(
+            execution_pk(&s.pipeline_execution_id),
+            stage_sk(&s.stage_name, s.attempt),
+        ),
+        s,
+        vec![
+            ("status", AttributeValue::S(s.status.as_str().into())),
+            ("stageName", AttributeValue::S(s.stage_name.clone())),
+            ("attempt", number(s.attempt)),
+            ("startTime", number(s.start_time)),
+            ("lastUpdateTime", number(s.last_update_time)),
+        ],
+    )
+}
+
+fn action_item(a: &ActionExecution) -> Result<Item, StoreError> {
+    item(
+        key(
+            execution_pk(&a.pipeline_execution_id),
+            action_sk(&a.stage_name, &a.action_name, a.attempt),
+        ),
+        a,
+        vec![
+            ("status", AttributeValue::S(a.status.as_str().into())),
+            ("stageName", AttributeValue::S(a.stage_name.clone())),
+            ("actionName", AttributeValue::S(a.action_name.clone())),
+            (
+                "actionExecutionId",
+                AttributeValue::S(a.action_execution_id.clone()),
+            ),
+            ("attempt", number(a.attempt)),
+            ("startTime", number(a.start_time)),
+            ("lastUpdateTime", number(a.last_update_time)),
+        ],
+    )
+}
+
+/// The record of `item`, decoded. Errors name the item's `sk` and where the JSON broke, never
+/// the JSON itself (it may hold a task token).
+fn record_of<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let sk = item
+        .get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map_or("?", |s| s);
+    let json = item
+        .get("record")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("item {sk} has no `record` attribute")))?;
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("item {sk}: {}", json_error(&e))))
+}
+
+/// A serde_json error described without quoting the data it failed on.
+fn json_error(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error in the record JSON at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
+fn backend<E: std::error::Error + 'static>(call: &str, err: E) -> StoreError {
+    let mut msg = format!("{call}: {err}");
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    StoreError::Backend(msg)
+}
+
+#[async_trait]
+impl ExecutionStore for DynamoExecutionStore {
+    async fn create_execution(
+        &self,
+        execution: &PipelineExecution,
+        idempotency_key: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let id = &execution.pipeline_execution_id;
+        let mut items = vec![
+            self.put(
+                execution_item(key(execution_pk(id), EXECUTION_SK.into()), execution)?,
+                Some("attribute_not_exists(pk)"),
+            )?,
+            self.put(
+                execution_item(
+                    key(list_pk(&execution.pipeline_name), list_sk(execution)),
+                    execution,
+                )?,
+                Some("attribute_not_exists(pk)"),
+            )?,
+        ];
+        if let Some(claim) = idempotency_key {
+            let record = serde_json::json!({
+                "idempotencyKey": claim,
+                "pipelineName": execution.pipeline_name,
+                "pipelineExecutionId": id,
+            });
+            let claim_item = item(
+                self::idempotency_key(claim),
+                &record,
+                vec![
+                    ("pipelineExecutionId", AttributeValue::S(id.clone())),
+                    (
+                        "pipelineName",
+                        AttributeValue::S(execution.pipeline_name.clone()),
+                    ),
+                    ("startTime", number(execution.start_time)),
+                ],
+            )?;
+            items.push(self.put(claim_item, Some("attribute_not_exists(pk)"))?);
+        }
+        let reasons = match self.transact(items).await? {
+            Outcome::Written => return Ok(()),
+            Outcome::ConditionFailed(reasons) => reasons,
+        };
+        let claim = reasons.get(2).filter(|r| r.failed());
+        match (idempotency_key, claim) {
+            (Some(key), Some(reason)) => {
+                let earlier = reason
+                    .old
+                    .as_ref()
+                    .and_then(|item| item.get("pipelineExecutionId"))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned();
+                match earlier {
+                    Some(earlier) => Err(StoreError::Conflict(earlier)),
+                    None => Err(StoreError::Conflict(
+                        self.execution_of_idempotency_key(key).await?,
+                    )),
+                }
+            }
+            _ => Err(StoreError::Conflict(format!(
+                "pipeline execution {id} exists"
+            ))),
+        }
+    }
+
+    async fn snapshot(
+        &self,
+        pipeline_execution_id: &str,
+    ) -> Result<Option<ExecutionSnapshot>, StoreError> {
+        let mut execution = None;
+        let mut stages: Vec<StageExecution> = Vec::new();
+        let mut actions: Vec<ActionExecution> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(execution_pk(pipeline_execution_id)),
+                )
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query", e))?;
+            for item in page.items() {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok()).map_or("", |s| s);
+                if sk == EXECUTION_SK {
+                    execution = Some(record_of::<PipelineExecution>(item)?);
+                } else if sk.starts_with("STAGE#") {
+                    stages.push(record_of(item)?);
+                } else if sk.starts_with("ACTION#") {
+                    actions.push(record_of(item)?);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        let Some(execution) = execution else {
+            return Ok(None);
+        };
+        // Chronological, then by name and attempt (the key order).
+        stages.sort_by(|a, b| {
+            a.start_time
+                .total_cmp(&b.start_time)
+                .then_with(|| a.stage_name.cmp(&b.stage_name))
+                .then_with(|| a.attempt.cmp(&b.attempt))
+        });
+        actions.sort_by(|a, b| {
+            a.start_time
+                .total_cmp(&b.start_time)
+                .then_with(|| a.stage_name.cmp(&b.stage_name))
+                .then_with(|| a.action_name.cmp(&b.action_name))
+                .then_with(|| a.attempt.cmp(&b.attempt))
+        });
+        Ok(Some(ExecutionSnapshot {
+            execution,
+            stages,
+            actions,
+        }))
+    }
+
+    async fn put_execution(
+        &self,
+        execution: &PipelineExecution,
+        expected: &[PipelineExecutionStatus],
+    ) -> Result<(), StoreError> {
+        let id = &execution.pipeline_execution_id;
+        let (condition, values) = if expected.is_empty() {
+            ("attribute_exists(pk)".to_string(), Vec::new())
+        } else {
+            let names: Vec<String> = (0..expected.len()).map(|i| format!(":s{i}")).collect();
+            let values = names
+                .iter()
+                .zip(expected)
+                .map(|(n, s)| (n.clone(), AttributeValue::S(s.as_str().to_string())))
+                .collect();
+            (format!("#status IN ({})", names.join(", ")), values)
+        };
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(execution_item(
+                key(execution_pk(id), EXECUTION_SK.into()),
+                execution,
+            )?))
+            .condition_expression(&condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if !values.is_empty() {
+            put = put.expression_attribute_names("#status", "status");
+        }
+        for (name, value) in values {
+            put = put.expression_attribute_values(name, value);
+        }
+        let put = put
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.put(
+                execution_item(
+                    key(list_pk(&execution.pipeline_name), list_sk(execution)),
+                    execution,
+                )?,
+                None,
+            )?,
+        ];
+        let reasons = match self.transact(items).await? {
+            Outcome::Written => return Ok(()),
+            Outcome::ConditionFailed(reasons) => reasons,
+        };
+        match reasons.first().and_then(|r| r.old.as_ref()) {
+            None => Err(StoreError::NotFound(format!("pipeline execution {id}"))),
+            Some(old) => {
+                let expected: Vec<&str> = expected.iter().map(|s| s.as_str()).collect();
+                Err(StoreError::Conflict(format!(
+                    "pipeline execution {id} is {}, not {}",
+                    status_of(old).unwrap_or("without a status"),
+                    expected.join(" or ")
+                )))
+            }
+        }
+    }
+
+    async fn put_stage(&self, stage: &StageExecution) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(stage_item(stage)?))
+            .send()
+            .await
+            .map_err(|e| backend("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn put_action(
+        &self,
+        action: &ActionExecution,
+        expected: Option<ActionExecutionStatus>,
+    ) -> Result<(), StoreError> {
+        let what = format!(
+            "action {}/{} attempt {} of pipeline execution {}",
+            action.stage_name, action.action_name, action.attempt, action.pipeline_execution_id
+        );
+        let item = action_item(action)?;
+        match expected {
+            None => {
+                self.put_item(item, "attribute_not_exists(pk)", None, |old| {
+                    let status = old.and_then(status_of).unwrap_or("recorded");
+                    format!("{what} exists (it is {status})")
+                })
+                .await
+            }
+            Some(status) => {
+                let expected = status.as_str();
+                self.put_item(
+                    item,
+                    "#status = :expected",
+                    Some(expected),
+                    |old| match old {
+                        Some(old) => format!(
+                            "{what} is {}, not {expected}",
+                            status_of(old).unwrap_or("without a status")
+                        ),
+                        None => format!("{what} does not exist"),
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    async fn list_executions(
+        &self,
+        pipeline_name: &str,
+        next_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<PipelineExecution>, StoreError> {
+        let wanted = limit.saturating_add(1);
+        let mut start = next_token
+            .filter(|t| !t.is_empty())
+            .map(|t| key(list_pk(pipeline_name), t.to_string()));
+        let mut items: Vec<(String, PipelineExecution)> = Vec::new();
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(list_pk(pipeline_name)))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from(wanted - items.len()).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| backend("Query", e))?;
+            for item in page.items() {
+                let sk = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                items.push((sk, record_of(item)?));
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() && items.len() < wanted => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        let next_token = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|(sk, _)| sk.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: items.into_iter().map(|(_, e)| e).collect(),
+            next_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_as_documented() {
+        assert_eq!(stage_sk("Build", 2), "STAGE#Build#002");
+        assert_eq!(
+            action_sk("Build", "Compile", 12),
+            "ACTION#Build#Compile#012"
+        );
+        assert_eq!(execution_pk("e1"), "EXEC#e1");
+        assert_eq!(list_pk("app"), "PIPELINE#app");
+    }
+
+    #[test]
+    fn corrupt_records_are_reported_without_their_content() {
+        let item = HashMap::from([
+            ("sk".to_string(), AttributeValue::S("ACTION#B#A#001".into())),
+            (
+                "record".to_string(),
+                AttributeValue::S(r#"{"taskToken": 42, "secret": "s3cr3t"#.into()),
+            ),
+        ]);
+        let err = record_of::<ActionExecution>(&item).unwrap_err().to_string();
+        assert!(err.contains("ACTION#B#A#001"), "{err}");
+        assert!(!err.contains("s3cr3t") && !err.contains("42"), "{err}");
+    }
+}

@@ -1,0 +1,281 @@
+//! Step Functions: answering task tokens ([`TaskCallbacks`]) and the per-pipeline-version state
+//! machines ([`StateMachines`]).
+//!
+//! A task token is a secret (whoever holds it completes the task), so no message made here quotes
+//! it, including the service's own error messages (some echo the token back).
+
+use async_trait::async_trait;
+use aws_sdk_sfn::error::ProvideErrorMetadata;
+use aws_sdk_sfn::types::StateMachineType;
+use aws_sdk_sfn::Client;
+use pipewright_core::engine::{StateMachines, TaskCallbacks};
+use serde_json::Value;
+
+use crate::events::error_chain;
+
+/// `SendTaskFailure` takes an `error` of at most this many characters.
+pub const MAX_ERROR_CHARS: usize = 256;
+/// `SendTaskFailure` takes a `cause` of at most this many characters.
+pub const MAX_CAUSE_CHARS: usize = 32_768;
+
+/// Answers `.waitForTaskToken` tasks.
+#[derive(Debug, Clone)]
+pub struct SfnTaskCallbacks {
+    client: Client,
+}
+
+impl SfnTaskCallbacks {
+    /// Callbacks through `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl TaskCallbacks for SfnTaskCallbacks {
+    async fn succeed(&self, token: &str, output: &Value) -> Result<(), String> {
+        self.client
+            .send_task_success()
+            .task_token(token)
+            .output(output.to_string())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| redact(&sdk_error("SendTaskSuccess", &e), token))
+    }
+
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), String> {
+        self.client
+            .send_task_failure()
+            .task_token(token)
+            .error(truncate_chars(error, MAX_ERROR_CHARS))
+            .cause(truncate_chars(cause, MAX_CAUSE_CHARS))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| redact(&sdk_error("SendTaskFailure", &e), token))
+    }
+}
+
+/// Creates and starts the state machines compiled from pipeline declarations.
+#[derive(Debug, Clone)]
+pub struct SfnStateMachines {
+    client: Client,
+    role_arn: Option<String>,
+    region: String,
+    account: String,
+}
+
+impl SfnStateMachines {
+    /// State machines in `region` of `account`, created with the execution role `role_arn`
+    /// (without one, only existing state machines can be used).
+    pub fn new(
+        client: Client,
+        role_arn: Option<String>,
+        region: impl Into<String>,
+        account: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            role_arn,
+            region: region.into(),
+            account: account.into(),
+        }
+    }
+
+    /// `arn:<partition>:states:<region>:<account>:stateMachine:<name>`.
+    pub fn state_machine_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:states:{}:{}:stateMachine:{name}",
+            partition(&self.region),
+            self.region,
+            self.account
+        )
+    }
+
+    /// The ARN of execution `name` of the state machine `state_machine_arn`:
+    /// `arn:<partition>:states:<region>:<account>:execution:<machine name>:<name>`.
+    pub fn execution_arn(&self, state_machine_arn: &str, name: &str) -> String {
+        let fields: Vec<&str> = state_machine_arn.splitn(7, ':').collect();
+        match fields.as_slice() {
+            ["arn", partition, "states", region, account, "stateMachine", machine] => {
+                format!("arn:{partition}:states:{region}:{account}:execution:{machine}:{name}")
+            }
+            _ => {
+                let machine = state_machine_arn.rsplit(':').next().unwrap_or_default();
+                format!(
+                    "arn:{}:states:{}:{}:execution:{machine}:{name}",
+                    partition(&self.region),
+                    self.region,
+                    self.account
+                )
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StateMachines for SfnStateMachines {
+    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, String> {
+        let arn = self.state_machine_arn(name);
+        match self
+            .client
+            .describe_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+        {
+            Ok(out) => return Ok(out.state_machine_arn().to_string()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_does_not_exist()) => {}
+            Err(e) => return Err(sdk_error("DescribeStateMachine", &e)),
+        }
+        let role = self.role_arn.as_deref().ok_or_else(|| {
+            format!("state machine {name} does not exist and cannot be created here (no STATE_MACHINE_ROLE_ARN)")
+        })?;
+        match self
+            .client
+            .create_state_machine()
+            .name(name)
+            .definition(definition.to_string())
+            .role_arn(role)
+            .r#type(StateMachineType::Standard)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.state_machine_arn().to_string()),
+            // Created meanwhile by a concurrent start of the same pipeline version.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_already_exists()) =>
+            {
+                Ok(arn)
+            }
+            Err(e) => Err(sdk_error("CreateStateMachine", &e)),
+        }
+    }
+
+    async fn start(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &Value,
+    ) -> Result<String, String> {
+        match self
+            .client
+            .start_execution()
+            .state_machine_arn(state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.execution_arn().to_string()),
+            // Started before (an at-least-once caller): that execution is this one.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
+                Ok(self.execution_arn(state_machine_arn, name))
+            }
+            Err(e) => Err(sdk_error("StartExecution", &e)),
+        }
+    }
+}
+
+/// `call: Code: message` for a service error, the error and its causes otherwise.
+fn sdk_error<E>(call: &str, err: &E) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err.code() {
+        Some(code) => format!("{call}: {code}: {}", err.message().unwrap_or("")),
+        None => error_chain(call, err),
+    }
+}
+
+/// `message` with every occurrence of `token` replaced.
+fn redact(message: &str, token: &str) -> String {
+    if token.is_empty() {
+        message.to_string()
+    } else {
+        message.replace(token, "<task token>")
+    }
+}
+
+/// At most `max` characters of `text`.
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// The partition of `region` (`aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, ...).
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machines(region: &str) -> SfnStateMachines {
+        let config = aws_sdk_sfn::Config::builder()
+            .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
+            .region(aws_sdk_sfn::config::Region::new(region.to_string()))
+            .build();
+        SfnStateMachines::new(Client::from_conf(config), None, region, "111122223333")
+    }
+
+    #[test]
+    fn arns_follow_the_region_and_account() {
+        let m = machines("eu-west-1");
+        let machine = m.state_machine_arn("pipewright-app-v1");
+        assert_eq!(
+            machine,
+            "arn:aws:states:eu-west-1:111122223333:stateMachine:pipewright-app-v1"
+        );
+        assert_eq!(
+            m.execution_arn(&machine, "e1"),
+            "arn:aws:states:eu-west-1:111122223333:execution:pipewright-app-v1:e1"
+        );
+        assert_eq!(
+            machines("cn-north-1").state_machine_arn("x"),
+            "arn:aws-cn:states:cn-north-1:111122223333:stateMachine:x"
+        );
+        assert_eq!(
+            m.execution_arn("not-an-arn:m", "e"),
+            "arn:aws:states:eu-west-1:111122223333:execution:m:e"
+        );
+    }
+
+    #[test]
+    fn failure_fields_are_cut_to_the_api_limits() {
+        let long = "é".repeat(MAX_ERROR_CHARS + 10);
+        assert_eq!(
+            truncate_chars(&long, MAX_ERROR_CHARS).chars().count(),
+            MAX_ERROR_CHARS
+        );
+        assert_eq!(truncate_chars("short", MAX_ERROR_CHARS), "short");
+    }
+
+    #[test]
+    fn tokens_never_appear_in_errors() {
+        assert_eq!(
+            redact("TaskDoesNotExist: Task does not exist: AAAtok", "AAAtok"),
+            "TaskDoesNotExist: Task does not exist: <task token>"
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! The action providers the action function runs itself, chosen by the action's type:
+//!
+//! - `Source/AWS/S3` ([`s3_source`]): copies the source object into the output artifact;
+//! - `Compute/AWS/Commands` ([`commands`]): runs the action's shell commands on its input
+//!   artifacts and zips its declared output files;
+//! - `Deploy/AWS/S3` ([`s3_deploy`]): publishes the input artifact to a bucket, extracted or as
+//!   the zip.
+//!
+//! Any other provider is refused with `ConfigurationError`. A provider returns an
+//! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
+//! with the log tail) or a [`ProviderError`], which the handler records with
+//! [`ProviderError::code`].
+
+mod commands;
+mod s3_deploy;
+mod s3_source;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pipewright_aws::artifacts::{ArtifactError, S3Artifacts};
+use pipewright_aws::engine::Adapters;
+use pipewright_core::declaration::{ActionCategory, ActionOwner};
+use pipewright_core::engine::{ActionOutcome, PreparedAction};
+
+/// Why a provider could not do its work, by CodePipeline's failure types.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The action's configuration cannot work (a missing key, an unsupported option).
+    #[error("{0}")]
+    Configuration(String),
+    /// AWS refused access.
+    #[error("{0}")]
+    Permission(String),
+    /// The source revision asked for does not exist.
+    #[error("{0}")]
+    RevisionUnavailable(String),
+    /// The work failed.
+    #[error("{0}")]
+    Job(String),
+    /// Reading or writing an artifact failed.
+    #[error("{context}: {source}")]
+    Artifact {
+        /// What the action was doing (`input artifact SourceArtifact`, ...).
+        context: String,
+        /// The error.
+        #[source]
+        source: ArtifactError,
+    },
+}
+
+impl ProviderError {
+    /// CodePipeline's name for the failure (`FailureDetails.type` / `ErrorDetails.code`):
+    /// `ConfigurationError`, `PermissionError`, `RevisionUnavailable` or `JobFailed`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Configuration(_) => "ConfigurationError",
+            Self::Permission(_) => "PermissionError",
+            Self::RevisionUnavailable(_) => "RevisionUnavailable",
+            Self::Job(_) => "JobFailed",
+            Self::Artifact { source, .. } if source.is_access_denied() => "PermissionError",
+            Self::Artifact {
+                source: ArtifactError::Pattern { .. },
+                ..
+            } => "ConfigurationError",
+            Self::Artifact { .. } => "JobFailed",
+        }
+    }
+}
+
+/// Attach what the action was doing to an artifact error.
+trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, ProviderError>;
+}
+
+impl<T> Context<T> for Result<T, ArtifactError> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, ProviderError> {
+        self.map_err(|source| ProviderError::Artifact {
+            context: what(),
+            source,
+        })
+    }
+}
+
+/// The providers, with what they share.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    artifacts: S3Artifacts,
+    /// Where actions get their work directories (`$TMPDIR`, else `/tmp`: Lambda's writable
+    /// storage).
+    work_root: PathBuf,
+}
+
+impl Providers {
+    /// Providers over the function's clients.
+    pub fn new(adapters: &Adapters) -> Self {
+        Self::with_client(adapters.s3.clone())
+    }
+
+    /// Providers over `s3`.
+    pub fn with_client(s3: aws_sdk_s3::Client) -> Self {
+        Self {
+            artifacts: S3Artifacts::new(s3),
+            work_root: std::env::temp_dir(),
+        }
+    }
+
+    /// Run `prepared` through its provider. `deadline` is when the function will be stopped
+    /// (the Lambda deadline): long work is stopped a little before it and fails as timed out.
+    pub async fn run(
+        &self,
+        prepared: &PreparedAction,
+        deadline: Option<Instant>,
+    ) -> Result<ActionOutcome, ProviderError> {
+        let id = &prepared.declaration.action_type_id;
+        match (id.category, id.owner, id.provider.as_str()) {
+            (ActionCategory::Source, ActionOwner::Aws, "S3") => {
+                s3_source::run(&self.artifacts, prepared).await
+            }
+            (ActionCategory::Compute, ActionOwner::Aws, "Commands") => {
+                commands::run(&self.artifacts, prepared, &self.work_root, deadline).await
+            }
+            (ActionCategory::Deploy, ActionOwner::Aws, "S3") => {
+                s3_deploy::run(&self.artifacts, prepared, &self.work_root).await
+            }
+            _ => Err(ProviderError::Configuration(format!(
+                "provider {id} is not run by the action function yet"
+            ))),
+        }
+    }
+}
+
+/// The Lambda deadline (`Context::deadline`, milliseconds since the epoch) as an [`Instant`];
+/// `None` when unknown (0).
+pub fn lambda_deadline(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// A required configuration key.
+fn required<'a>(prepared: &'a PreparedAction, key: &str) -> Result<&'a str, ProviderError> {
+    match prepared.configuration.get(key).map(|v| v.trim()) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(ProviderError::Configuration(format!(
+            "configuration {key} is required by {}",
+            prepared.declaration.action_type_id
+        ))),
+    }
+}
+
+/// An optional configuration key (blank counts as absent).
+fn optional<'a>(prepared: &'a PreparedAction, key: &str) -> Option<&'a str> {
+    prepared
+        .configuration
+        .get(key)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Remove a work directory, off the async threads.
+async fn remove_work_dir(dir: PathBuf) {
+    let shown = dir.display().to_string();
+    let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    })
+    .await;
+    if !matches!(removed, Ok(Ok(()))) {
+        tracing::warn!(dir = %shown, "the work directory could not be removed");
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::BTreeMap;
+
+    use pipewright_core::declaration::ActionDeclaration;
+    use pipewright_core::engine::PreparedAction;
+    use pipewright_core::execution::{
+        ActionExecution, ActionExecutionInput, ActionExecutionStatus,
+    };
+
+    /// A prepared action of `declaration` (JSON of an `ActionDeclaration`) with `configuration`.
+    pub fn prepared(declaration: serde_json::Value) -> PreparedAction {
+        let declaration: ActionDeclaration =
+            serde_json::from_value(declaration).expect("declaration");
+        PreparedAction {
+            record: ActionExecution {
+                pipeline_execution_id: "11111111-2222-3333-4444-555555555555".into(),
+                action_execution_id: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into(),
+                pipeline_version: 1,
+                stage_name: "Build".into(),
+                action_name: declaration.name.clone(),
+                attempt: 1,
+                status: ActionExecutionStatus::InProgress,
+                start_time: 0.0,
+                last_update_time: 0.0,
+                updated_by: None,
+                input: ActionExecutionInput {
+                    action_type_id: declaration.action_type_id.clone(),
+                    configuration: declaration.configuration().clone(),
+                    resolved_configuration: declaration.configuration().clone(),
+                    region: Some("us-east-1".into()),
+                    input_artifacts: Vec::new(),
+                    namespace: None,
+                },
+                output: Default::default(),
+                log_tail: None,
+                source_revision: None,
+                task_token: None,
+            },
+            configuration: declaration.configuration().clone(),
+            commands: declaration.commands().to_vec(),
+            declaration,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            variables: BTreeMap::new(),
+            source_revision_overrides: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn providers() -> Providers {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .build();
+        Providers::with_client(aws_sdk_s3::Client::from_conf(config))
+    }
+
+    #[tokio::test]
+    async fn other_providers_are_configuration_errors() {
+        let prepared = test_support::prepared(json!({
+            "name": "Deploy",
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"}
+        }));
+        let err = providers().run(&prepared, None).await.unwrap_err();
+        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(
+            err.to_string(),
+            "provider Deploy/AWS/CodeDeploy (version 1) is not run by the action function yet"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_configuration_is_named() {
+        let prepared = test_support::prepared(json!({
+            "name": "Src",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"S3Bucket": "b"}
+        }));
+        let err = providers().run(&prepared, None).await.unwrap_err();
+        assert_eq!(err.code(), "ConfigurationError");
+        assert!(err.to_string().contains("S3ObjectKey"), "{err}");
+    }
+
+    #[test]
+    fn artifact_errors_map_to_failure_types() {
+        let s3 = |code: &str, status| ProviderError::Artifact {
+            context: "input artifact A".into(),
+            source: ArtifactError::S3(Box::new(pipewright_aws::artifacts::S3Failure {
+                operation: "GetObject",
+                bucket: "b".into(),
+                key: "k".into(),
+                code: Some(code.into()),
+                status: Some(status),
+                message: "m".into(),
+            })),
+        };
+        assert_eq!(s3("AccessDenied", 403).code(), "PermissionError");
+        assert_eq!(s3("InternalError", 500).code(), "JobFailed");
+        assert_eq!(
+            s3("InternalError", 500).to_string(),
+            "input artifact A: S3 GetObject s3://b/k: m"
+        );
+        let pattern = ProviderError::Artifact {
+            context: "output artifact B".into(),
+            source: ArtifactError::Pattern {
+                pattern: "../x".into(),
+                reason: "no".into(),
+            },
+        };
+        assert_eq!(pattern.code(), "ConfigurationError");
+    }
+
+    #[test]
+    fn deadline_from_lambda_context() {
+        assert_eq!(lambda_deadline(0), None);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let deadline = lambda_deadline(now_ms + 60_000).unwrap();
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(58) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
+    }
+}
