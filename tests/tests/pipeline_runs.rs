@@ -179,11 +179,61 @@ async fn start(c: &Clients, name: &str) -> String {
         .to_string()
 }
 
+/// An SQS queue receiving this pipeline's events through an EventBridge rule on the default bus.
+async fn subscribe(c: &Clients, pipeline: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&c.sdk);
+    let events = aws_sdk_eventbridge::Client::new(&c.sdk);
+    let queue = sqs.create_queue().queue_name(pipeline).send().await.expect("CreateQueue");
+    let url = queue.queue_url().unwrap().to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let pattern = json!({ "source": ["pipewright"], "detail": { "pipeline": [pipeline] } });
+    events.put_rule().name(pipeline).event_pattern(pattern.to_string()).send().await.expect("PutRule");
+    events
+        .put_targets()
+        .rule(pipeline)
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().unwrap())
+        .send()
+        .await
+        .expect("PutTargets");
+    url
+}
+
+/// Every event in the queue, in arrival order, as (detail-type word, stage.action, state).
+async fn drain(c: &Clients, url: &str, settle: Duration) -> Vec<(String, String, String)> {
+    let sqs = aws_sdk_sqs::Client::new(&c.sdk);
+    let mut out = Vec::new();
+    let deadline = Instant::now() + settle;
+    while Instant::now() < deadline {
+        let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        for m in got.messages() {
+            let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(event["source"], "pipewright");
+            let d = &event["detail"];
+            let kind = event["detail-type"].as_str().unwrap().split(' ').nth(1).unwrap().to_string();
+            let place = [d["stage"].as_str(), d["action"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(".");
+            out.push((kind, place, d["state"].as_str().unwrap().to_string()));
+            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+        if got.messages().is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn the_sample_pipeline_runs_end_to_end() {
     let stack = stack();
     let c = clients(stack).await;
     let s = sample(&c, stack, |_| {}).await;
+    let queue = subscribe(&c, &s.name).await;
     let id = start(&c, &s.name).await;
     let (status, summary) = wait_for(&c, &s.name, &id).await;
     assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
@@ -208,7 +258,68 @@ async fn the_sample_pipeline_runs_end_to_end() {
     assert!(input["versionId"].is_string());
     let source = action(&records, "Source", "Source");
     assert_eq!(source["output"]["outputVariables"]["VersionId"], json!(s.source_version));
-    let _ = (&s.source_bucket, &s.declaration, &c.sdk);
+
+    // Every state change went out on EventBridge, each once, in an order that makes sense.
+    let events = drain(&c, &queue, Duration::from_secs(3)).await;
+    let mut expected: Vec<(String, String, String)> = vec![
+        ("Pipeline".into(), String::new(), "STARTED".into()),
+        ("Pipeline".into(), String::new(), "SUCCEEDED".into()),
+    ];
+    let stages = [("Source", vec!["Source"]), ("Build", vec!["Compile", "Docs"]), ("Test", vec!["UnitTests"]), ("Deploy", vec!["Publish"])];
+    for (stage, actions) in &stages {
+        for state in ["STARTED", "SUCCEEDED"] {
+            expected.push(("Stage".into(), stage.to_string(), state.into()));
+            for a in actions {
+                expected.push(("Action".into(), format!("{stage}.{a}"), state.into()));
+            }
+        }
+    }
+    let mut got_sorted = events.clone();
+    got_sorted.sort();
+    expected.sort();
+    assert_eq!(got_sorted, expected, "events: {events:#?}");
+    let at = |kind: &str, place: &str, state: &str| {
+        events.iter().position(|e| e.0 == kind && e.1 == place && e.2 == state).unwrap()
+    };
+    assert_eq!(at("Pipeline", "", "STARTED"), 0);
+    assert_eq!(at("Pipeline", "", "SUCCEEDED"), events.len() - 1);
+    let mut last_stage_end = 0;
+    for (stage, actions) in &stages {
+        let (begin, end) = (at("Stage", stage, "STARTED"), at("Stage", stage, "SUCCEEDED"));
+        assert!(begin > last_stage_end || *stage == "Source", "{stage} started before the previous stage ended");
+        for a in actions {
+            let place = format!("{stage}.{a}");
+            assert!(begin < at("Action", &place, "STARTED"));
+            assert!(at("Action", &place, "STARTED") < at("Action", &place, "SUCCEEDED"));
+            assert!(at("Action", &place, "SUCCEEDED") < end);
+        }
+        last_stage_end = end;
+    }
+    let _ = (&s.source_bucket, &s.declaration);
+}
+
+#[tokio::test]
+async fn two_executions_at_once_keep_separate_artifacts_and_records() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let s = sample(&c, stack, |_| {}).await;
+    let (a, b) = tokio::join!(start(&c, &s.name), start(&c, &s.name));
+    assert_ne!(a, b);
+    let (ra, rb) = tokio::join!(wait_for(&c, &s.name, &a), wait_for(&c, &s.name, &b));
+    assert_eq!(ra.0, PipelineExecutionStatus::Succeeded, "{ra:?}");
+    assert_eq!(rb.0, PipelineExecutionStatus::Succeeded, "{rb:?}");
+    let (records_a, records_b) = (records(&c, stack, &a).await, records(&c, stack, &b).await);
+    for (stage, name) in [("Source", "Source"), ("Build", "Compile"), ("Build", "Docs")] {
+        let (x, y) = (action(&records_a, stage, name), action(&records_b, stage, name));
+        assert_eq!(x["pipelineExecutionId"], json!(a));
+        assert_eq!(y["pipelineExecutionId"], json!(b));
+        let (kx, ky) = (&x["output"]["outputArtifacts"][0]["s3location"], &y["output"]["outputArtifacts"][0]["s3location"]);
+        assert_ne!(kx["key"], ky["key"], "{stage}.{name} wrote both executions' artifacts to one key");
+    }
+    // Each Test stage read its own execution's build output.
+    let (ta, tb) = (action(&records_a, "Test", "UnitTests"), action(&records_b, "Test", "UnitTests"));
+    assert_eq!(ta["input"]["inputArtifacts"][0]["s3location"], action(&records_a, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]);
+    assert_eq!(tb["input"]["inputArtifacts"][0]["s3location"], action(&records_b, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]);
 }
 
 #[tokio::test]
