@@ -26,7 +26,9 @@ async fn clients(stack: &Stack) -> Clients {
     let sdk = stack.sdk().await;
     let target = pipewright_aws::config::Target::local(stack.endpoint.clone());
     let codepipeline = aws_sdk_codepipeline::Client::from_conf(
-        aws_sdk_codepipeline::config::Builder::from(&sdk).endpoint_url(&stack.api_endpoint).build(),
+        aws_sdk_codepipeline::config::Builder::from(&sdk)
+            .endpoint_url(&stack.api_endpoint)
+            .build(),
     );
     Clients {
         s3: pipewright_aws::config::s3_client(&sdk, &target),
@@ -40,7 +42,9 @@ async fn clients(stack: &Stack) -> Clients {
 fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (path, body) in files {
-        writer.start_file(*path, zip::write::SimpleFileOptions::default()).unwrap();
+        writer
+            .start_file(*path, zip::write::SimpleFileOptions::default())
+            .unwrap();
         writer.write_all(body.as_bytes()).unwrap();
     }
     writer.finish().unwrap().into_inner()
@@ -60,7 +64,11 @@ async fn sample(c: &Clients, stack: &Stack, edit: impl FnOnce(&mut Value)) -> Sa
     let source_bucket = unique("pipewright-src");
     let site_bucket = unique("pipewright-site");
     for bucket in [&source_bucket, &site_bucket] {
-        c.s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
+        c.s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("create bucket");
     }
     c.s3.put_bucket_versioning()
         .bucket(&source_bucket)
@@ -72,15 +80,17 @@ async fn sample(c: &Clients, stack: &Stack, edit: impl FnOnce(&mut Value)) -> Sa
         .send()
         .await
         .expect("versioning");
-    let put = c
-        .s3
-        .put_object()
-        .bucket(&source_bucket)
-        .key("app.zip")
-        .body(ByteStream::from(zip_of(&[("src/index.html", INDEX_HTML), ("README.md", "# sample\n")])))
-        .send()
-        .await
-        .expect("put source");
+    let put =
+        c.s3.put_object()
+            .bucket(&source_bucket)
+            .key("app.zip")
+            .body(ByteStream::from(zip_of(&[
+                ("src/index.html", INDEX_HTML),
+                ("README.md", "# sample\n"),
+            ])))
+            .send()
+            .await
+            .expect("put source");
     let text = std::fs::read_to_string(root().join("infra/pipelines/sample.json")).unwrap();
     let mut declaration: Value = serde_json::from_str::<Value>(&text).unwrap()["pipeline"].clone();
     declaration["name"] = json!(name);
@@ -115,7 +125,11 @@ async fn create_pipeline(stack: &Stack, declaration: &Value) {
 }
 
 /// Wait until the execution leaves InProgress; returns its final status and summary.
-async fn wait_for(c: &Clients, pipeline: &str, id: &str) -> (PipelineExecutionStatus, Option<String>) {
+async fn wait_for(
+    c: &Clients,
+    pipeline: &str,
+    id: &str,
+) -> (PipelineExecutionStatus, Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let out = c
@@ -131,7 +145,10 @@ async fn wait_for(c: &Clients, pipeline: &str, id: &str) -> (PipelineExecutionSt
         if status != PipelineExecutionStatus::InProgress {
             return (status, execution.status_summary().map(str::to_string));
         }
-        assert!(Instant::now() < deadline, "execution {id} still InProgress after 180 s");
+        assert!(
+            Instant::now() < deadline,
+            "execution {id} still InProgress after 180 s"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -183,7 +200,12 @@ async fn start(c: &Clients, name: &str) -> String {
 async fn subscribe(c: &Clients, pipeline: &str) -> String {
     let sqs = aws_sdk_sqs::Client::new(&c.sdk);
     let events = aws_sdk_eventbridge::Client::new(&c.sdk);
-    let queue = sqs.create_queue().queue_name(pipeline).send().await.expect("CreateQueue");
+    let queue = sqs
+        .create_queue()
+        .queue_name(pipeline)
+        .send()
+        .await
+        .expect("CreateQueue");
     let url = queue.queue_url().unwrap().to_string();
     let attrs = sqs
         .get_queue_attributes()
@@ -192,13 +214,26 @@ async fn subscribe(c: &Clients, pipeline: &str) -> String {
         .send()
         .await
         .unwrap();
-    let arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
     let pattern = json!({ "source": ["pipewright"], "detail": { "pipeline": [pipeline] } });
-    events.put_rule().name(pipeline).event_pattern(pattern.to_string()).send().await.expect("PutRule");
+    events
+        .put_rule()
+        .name(pipeline)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .expect("PutRule");
     events
         .put_targets()
         .rule(pipeline)
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().unwrap())
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .expect("PutTargets");
@@ -211,15 +246,36 @@ async fn drain(c: &Clients, url: &str, settle: Duration) -> Vec<(String, String,
     let mut out = Vec::new();
     let deadline = Instant::now() + settle;
     while Instant::now() < deadline {
-        let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         for m in got.messages() {
             let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
             assert_eq!(event["source"], "pipewright");
             let d = &event["detail"];
-            let kind = event["detail-type"].as_str().unwrap().split(' ').nth(1).unwrap().to_string();
-            let place = [d["stage"].as_str(), d["action"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(".");
+            let kind = event["detail-type"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .to_string();
+            let place = [d["stage"].as_str(), d["action"].as_str()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(".");
             out.push((kind, place, d["state"].as_str().unwrap().to_string()));
-            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
         if got.messages().is_empty() {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -239,7 +295,13 @@ async fn the_sample_pipeline_runs_end_to_end() {
     assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
 
     // The Deploy stage extracted the build output into the site bucket.
-    let deployed = c.s3.get_object().bucket(&s.site_bucket).key("dist/index.html").send().await.expect("deployed file");
+    let deployed =
+        c.s3.get_object()
+            .bucket(&s.site_bucket)
+            .key("dist/index.html")
+            .send()
+            .await
+            .expect("deployed file");
     let body = deployed.body.collect().await.unwrap().into_bytes();
     assert_eq!(String::from_utf8_lossy(&body), INDEX_HTML);
 
@@ -247,17 +309,29 @@ async fn the_sample_pipeline_runs_end_to_end() {
     let records = records(&c, stack, &id).await;
     let compile = action(&records, "Build", "Compile");
     assert_eq!(compile["status"], "Succeeded");
-    assert!(compile["logTail"].as_str().unwrap().contains(&format!("building revision {}", s.source_version)));
-    assert_eq!(compile["output"]["outputVariables"]["BUILD_ID"], json!(format!("build-{id}")));
+    assert!(compile["logTail"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("building revision {}", s.source_version)));
+    assert_eq!(
+        compile["output"]["outputVariables"]["BUILD_ID"],
+        json!(format!("build-{id}"))
+    );
     let tests = action(&records, "Test", "UnitTests");
-    assert!(tests["logTail"].as_str().unwrap().contains(&format!("tested build build-{id}")));
+    assert!(tests["logTail"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("tested build build-{id}")));
     // Inputs are read by the S3 version the producer wrote.
     let output = &compile["output"]["outputArtifacts"][0]["s3location"];
     let input = &tests["input"]["inputArtifacts"][0]["s3location"];
     assert_eq!(output, input);
     assert!(input["versionId"].is_string());
     let source = action(&records, "Source", "Source");
-    assert_eq!(source["output"]["outputVariables"]["VersionId"], json!(s.source_version));
+    assert_eq!(
+        source["output"]["outputVariables"]["VersionId"],
+        json!(s.source_version)
+    );
 
     // Every state change went out on EventBridge, each once, in an order that makes sense.
     let events = drain(&c, &queue, Duration::from_secs(3)).await;
@@ -265,7 +339,12 @@ async fn the_sample_pipeline_runs_end_to_end() {
         ("Pipeline".into(), String::new(), "STARTED".into()),
         ("Pipeline".into(), String::new(), "SUCCEEDED".into()),
     ];
-    let stages = [("Source", vec!["Source"]), ("Build", vec!["Compile", "Docs"]), ("Test", vec!["UnitTests"]), ("Deploy", vec!["Publish"])];
+    let stages = [
+        ("Source", vec!["Source"]),
+        ("Build", vec!["Compile", "Docs"]),
+        ("Test", vec!["UnitTests"]),
+        ("Deploy", vec!["Publish"]),
+    ];
     for (stage, actions) in &stages {
         for state in ["STARTED", "SUCCEEDED"] {
             expected.push(("Stage".into(), stage.to_string(), state.into()));
@@ -279,14 +358,23 @@ async fn the_sample_pipeline_runs_end_to_end() {
     expected.sort();
     assert_eq!(got_sorted, expected, "events: {events:#?}");
     let at = |kind: &str, place: &str, state: &str| {
-        events.iter().position(|e| e.0 == kind && e.1 == place && e.2 == state).unwrap()
+        events
+            .iter()
+            .position(|e| e.0 == kind && e.1 == place && e.2 == state)
+            .unwrap()
     };
     assert_eq!(at("Pipeline", "", "STARTED"), 0);
     assert_eq!(at("Pipeline", "", "SUCCEEDED"), events.len() - 1);
     let mut last_stage_end = 0;
     for (stage, actions) in &stages {
-        let (begin, end) = (at("Stage", stage, "STARTED"), at("Stage", stage, "SUCCEEDED"));
-        assert!(begin > last_stage_end || *stage == "Source", "{stage} started before the previous stage ended");
+        let (begin, end) = (
+            at("Stage", stage, "STARTED"),
+            at("Stage", stage, "SUCCEEDED"),
+        );
+        assert!(
+            begin > last_stage_end || *stage == "Source",
+            "{stage} started before the previous stage ended"
+        );
         for a in actions {
             let place = format!("{stage}.{a}");
             assert!(begin < at("Action", &place, "STARTED"));
@@ -309,17 +397,39 @@ async fn two_executions_at_once_keep_separate_artifacts_and_records() {
     assert_eq!(ra.0, PipelineExecutionStatus::Succeeded, "{ra:?}");
     assert_eq!(rb.0, PipelineExecutionStatus::Succeeded, "{rb:?}");
     let (records_a, records_b) = (records(&c, stack, &a).await, records(&c, stack, &b).await);
-    for (stage, name) in [("Source", "Source"), ("Build", "Compile"), ("Build", "Docs")] {
-        let (x, y) = (action(&records_a, stage, name), action(&records_b, stage, name));
+    for (stage, name) in [
+        ("Source", "Source"),
+        ("Build", "Compile"),
+        ("Build", "Docs"),
+    ] {
+        let (x, y) = (
+            action(&records_a, stage, name),
+            action(&records_b, stage, name),
+        );
         assert_eq!(x["pipelineExecutionId"], json!(a));
         assert_eq!(y["pipelineExecutionId"], json!(b));
-        let (kx, ky) = (&x["output"]["outputArtifacts"][0]["s3location"], &y["output"]["outputArtifacts"][0]["s3location"]);
-        assert_ne!(kx["key"], ky["key"], "{stage}.{name} wrote both executions' artifacts to one key");
+        let (kx, ky) = (
+            &x["output"]["outputArtifacts"][0]["s3location"],
+            &y["output"]["outputArtifacts"][0]["s3location"],
+        );
+        assert_ne!(
+            kx["key"], ky["key"],
+            "{stage}.{name} wrote both executions' artifacts to one key"
+        );
     }
     // Each Test stage read its own execution's build output.
-    let (ta, tb) = (action(&records_a, "Test", "UnitTests"), action(&records_b, "Test", "UnitTests"));
-    assert_eq!(ta["input"]["inputArtifacts"][0]["s3location"], action(&records_a, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]);
-    assert_eq!(tb["input"]["inputArtifacts"][0]["s3location"], action(&records_b, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]);
+    let (ta, tb) = (
+        action(&records_a, "Test", "UnitTests"),
+        action(&records_b, "Test", "UnitTests"),
+    );
+    assert_eq!(
+        ta["input"]["inputArtifacts"][0]["s3location"],
+        action(&records_a, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]
+    );
+    assert_eq!(
+        tb["input"]["inputArtifacts"][0]["s3location"],
+        action(&records_b, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]
+    );
 }
 
 #[tokio::test]
@@ -334,14 +444,19 @@ async fn a_failing_command_fails_its_stage_and_the_execution() {
     let (status, summary) = wait_for(&c, &s.name, &id).await;
     assert_eq!(status, PipelineExecutionStatus::Failed);
     let summary = summary.expect("a status summary");
-    assert!(summary.contains("Compile") && summary.contains("exit code 3"), "{summary}");
+    assert!(
+        summary.contains("Compile") && summary.contains("exit code 3"),
+        "{summary}"
+    );
 
     let records = records(&c, stack, &id).await;
     assert_eq!(action(&records, "Build", "Compile")["status"], "Failed");
     // Its sibling in the same action group still ran to the end.
     assert_eq!(action(&records, "Build", "Docs")["status"], "Succeeded");
     // Later stages never started.
-    assert!(!records.iter().any(|(sk, _)| sk.starts_with("STAGE#Test") || sk.starts_with("ACTION#Test")));
+    assert!(!records
+        .iter()
+        .any(|(sk, _)| sk.starts_with("STAGE#Test") || sk.starts_with("ACTION#Test")));
 }
 
 #[tokio::test]
@@ -349,9 +464,10 @@ async fn an_s3_object_created_event_starts_the_pipeline_once() {
     let stack = stack();
     let c = clients(stack).await;
     let s = sample(&c, stack, |_| {}).await;
-    let mut event: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("events/trigger-s3-object-created.json")).unwrap())
-            .unwrap();
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events/trigger-s3-object-created.json")).unwrap(),
+    )
+    .unwrap();
     event["id"] = json!(unique("event"));
     event["detail"]["bucket"]["name"] = json!(s.source_bucket);
     event["detail"]["object"]["version-id"] = json!(s.source_version);
@@ -371,12 +487,23 @@ async fn an_s3_object_created_event_starts_the_pipeline_once() {
         let started = result["started"].as_array().unwrap();
         assert_eq!(started.len(), 1, "{result}");
         assert_eq!(started[0]["pipelineName"], json!(s.name));
-        ids.push(started[0]["pipelineExecutionId"].as_str().unwrap().to_string());
+        ids.push(
+            started[0]["pipelineExecutionId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
     let (status, summary) = wait_for(&c, &s.name, &ids[0]).await;
     assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
-    let listed = c.codepipeline.list_pipeline_executions().pipeline_name(&s.name).send().await.unwrap();
+    let listed = c
+        .codepipeline
+        .list_pipeline_executions()
+        .pipeline_name(&s.name)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.pipeline_execution_summaries().len(), 1);
     let trigger = listed.pipeline_execution_summaries()[0].trigger().unwrap();
     assert_eq!(trigger.trigger_type().unwrap().as_str(), "CloudWatchEvent");

@@ -21,6 +21,7 @@ use pipewright_core::engine::{Engine, EngineConfig};
 use crate::config::{self, Target, DEFAULT_REGION};
 use crate::events::EventBridgePublisher;
 use crate::execution_store::DynamoExecutionStore;
+use crate::lambda::LambdaFunctions;
 use crate::pipeline_store::DynamoPipelineStore;
 use crate::sfn::{SfnStateMachines, SfnTaskCallbacks};
 
@@ -120,6 +121,8 @@ pub struct Adapters {
     pub events: EventBridgePublisher,
     /// Task tokens.
     pub tasks: SfnTaskCallbacks,
+    /// The functions job-worker actions invoke.
+    pub functions: LambdaFunctions,
     sfn: aws_sdk_sfn::Client,
     /// Built on first use, for the account of the first invoked function ARN (one function has
     /// one ARN, so one account).
@@ -148,6 +151,7 @@ impl Adapters {
                 &settings.event_bus_name,
             ),
             tasks: SfnTaskCallbacks::new(sfn.clone()),
+            functions: LambdaFunctions::new(aws_sdk_lambda::Client::new(&sdk)),
             sfn,
             machines: OnceLock::new(),
             sdk,
@@ -187,6 +191,7 @@ impl Adapters {
             events: &self.events,
             tasks: &self.tasks,
             machines: self.state_machines(&account_id),
+            functions: &self.functions,
             config: EngineConfig {
                 region: self.region(),
                 account_id,

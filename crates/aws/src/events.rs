@@ -6,6 +6,8 @@
 //! failure); what still fails is reported as an error naming each error code.
 
 use async_trait::async_trait;
+
+use crate::error_chain;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
@@ -133,15 +135,4 @@ impl EventPublisher for EventBridgePublisher {
             Err(errors.join("; "))
         }
     }
-}
-
-/// `call: error: source: ...`, the SDK error with its causes.
-pub(crate) fn error_chain(call: &str, err: &dyn std::error::Error) -> String {
-    let mut msg = format!("{call}: {err}");
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
 }

@@ -14,7 +14,11 @@
 //!   does its key);
 //! - `pk = "IDEMPOTENCY#<key>"`, `sk = "IDEMPOTENCY"`: an idempotency key (an event id, a webhook
 //!   delivery id, a `clientRequestToken`) and the execution it started (`pipelineExecutionId`),
-//!   claimed with `attribute_not_exists` in the transaction that creates the execution.
+//!   claimed with `attribute_not_exists` in the transaction that creates the execution;
+//! - `pk = "JOB#<action execution id>"`, `sk = "JOB"`: the job index (a job's id is its action
+//!   execution's id), pointing at the action item (`pipelineExecutionId`, `stageName`,
+//!   `actionName`, `attempt`) so PutJobSuccessResult / PutJobFailureResult find it with two
+//!   GetItems. It is written in the same transaction as the new action item and never changes.
 //!
 //! Every item has `record` (the record as JSON, the only attribute read back), `expiresAt` (now +
 //! 365 days, epoch seconds: CodePipeline keeps 12 months of history) and a few top-level
@@ -50,6 +54,7 @@ pub const RETENTION_SECONDS: u64 = 365 * 24 * 60 * 60;
 
 const EXECUTION_SK: &str = "EXECUTION";
 const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+const JOB_SK: &str = "JOB";
 /// Attempts of a transaction that lost to a concurrent one (`TransactionConflict`).
 const TRANSACTION_ATTEMPTS: u32 = 3;
 
@@ -246,6 +251,45 @@ fn list_pk(pipeline: &str) -> String {
 fn list_sk(execution: &PipelineExecution) -> String {
     let millis = (execution.start_time * 1000.0).round().max(0.0) as u64;
     format!("EXEC#{millis:015}#{}", execution.pipeline_execution_id)
+}
+
+fn job_key(job_id: &str) -> Item {
+    key(format!("JOB#{job_id}"), JOB_SK.to_string())
+}
+
+/// The job index item of a new action execution.
+fn job_item(a: &ActionExecution) -> Result<Item, StoreError> {
+    let pointer = JobPointer {
+        job_id: a.action_execution_id.clone(),
+        pipeline_execution_id: a.pipeline_execution_id.clone(),
+        stage_name: a.stage_name.clone(),
+        action_name: a.action_name.clone(),
+        attempt: a.attempt,
+    };
+    item(
+        job_key(&a.action_execution_id),
+        &pointer,
+        vec![
+            (
+                "pipelineExecutionId",
+                AttributeValue::S(a.pipeline_execution_id.clone()),
+            ),
+            ("stageName", AttributeValue::S(a.stage_name.clone())),
+            ("actionName", AttributeValue::S(a.action_name.clone())),
+            ("attempt", number(a.attempt)),
+        ],
+    )
+}
+
+/// What a job index item points at.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobPointer {
+    job_id: String,
+    pipeline_execution_id: String,
+    stage_name: String,
+    action_name: String,
+    attempt: u32,
 }
 
 fn idempotency_key(key: &str) -> Item {
@@ -582,11 +626,29 @@ impl ExecutionStore for DynamoExecutionStore {
         let item = action_item(action)?;
         match expected {
             None => {
-                self.put_item(item, "attribute_not_exists(pk)", None, |old| {
-                    let status = old.and_then(status_of).unwrap_or("recorded");
-                    format!("{what} exists (it is {status})")
-                })
-                .await
+                // A new action claims its job id in the same transaction.
+                let items = vec![
+                    self.put(item, Some("attribute_not_exists(pk)"))?,
+                    self.put(job_item(action)?, Some("attribute_not_exists(pk)"))?,
+                ];
+                match self.transact(items).await? {
+                    Outcome::Written => Ok(()),
+                    Outcome::ConditionFailed(reasons) => {
+                        match reasons.first().filter(|r| r.failed()) {
+                            Some(r) => {
+                                let status =
+                                    r.old.as_ref().and_then(status_of).unwrap_or("recorded");
+                                Err(StoreError::Conflict(format!(
+                                    "{what} exists (it is {status})"
+                                )))
+                            }
+                            None => Err(StoreError::Conflict(format!(
+                                "job {} exists",
+                                action.action_execution_id
+                            ))),
+                        }
+                    }
+                }
             }
             Some(status) => {
                 let expected = status.as_str();
@@ -604,6 +666,35 @@ impl ExecutionStore for DynamoExecutionStore {
                 )
                 .await
             }
+        }
+    }
+
+    async fn find_job(&self, job_id: &str) -> Result<Option<ActionExecution>, StoreError> {
+        let get = |key: Item| {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .consistent_read(true)
+                .send()
+        };
+        let out = get(job_key(job_id))
+            .await
+            .map_err(|e| backend("GetItem", e))?;
+        let Some(index) = out.item().filter(|i| !i.is_empty()) else {
+            return Ok(None);
+        };
+        let pointer: JobPointer = record_of(index)?;
+        let out = get(key(
+            execution_pk(&pointer.pipeline_execution_id),
+            action_sk(&pointer.stage_name, &pointer.action_name, pointer.attempt),
+        ))
+        .await
+        .map_err(|e| backend("GetItem", e))?;
+        // An action item gone (expired) takes its job with it.
+        match out.item().filter(|i| !i.is_empty()) {
+            Some(item) => Ok(Some(record_of(item)?)),
+            None => Ok(None),
         }
     }
 

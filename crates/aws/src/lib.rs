@@ -6,6 +6,7 @@ pub mod config;
 pub mod engine;
 pub mod events;
 pub mod execution_store;
+pub mod lambda;
 pub mod logging;
 pub mod pipeline_store;
 pub mod sfn;
@@ -15,4 +16,15 @@ pub fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `call: error: source: ...`, the SDK error with its causes.
+pub fn error_chain(call: &str, err: &dyn std::error::Error) -> String {
+    let mut msg = format!("{call}: {err}");
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
 }

@@ -9,9 +9,10 @@ use aws_sdk_sfn::error::ProvideErrorMetadata;
 use aws_sdk_sfn::types::StateMachineType;
 use aws_sdk_sfn::Client;
 use pipewright_core::engine::{StateMachines, TaskCallbacks};
+use pipewright_core::events::partition;
 use serde_json::Value;
 
-use crate::events::error_chain;
+use crate::error_chain;
 
 /// `SendTaskFailure` takes an `error` of at most this many characters.
 pub const MAX_ERROR_CHARS: usize = 256;
@@ -209,21 +210,6 @@ fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((end, _)) => text[..end].to_string(),
         None => text.to_string(),
-    }
-}
-
-/// The partition of `region` (`aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, ...).
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else {
-        "aws"
     }
 }
 

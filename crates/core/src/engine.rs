@@ -64,6 +64,9 @@ pub trait ExecutionStore: Send + Sync {
         action: &ActionExecution,
         expected: Option<ActionExecutionStatus>,
     ) -> Result<(), StoreError>;
+    /// The action execution whose job id is `job_id` (a job's id is its action execution's id),
+    /// as currently recorded (with its task token while it is in progress).
+    async fn find_job(&self, job_id: &str) -> Result<Option<ActionExecution>, StoreError>;
     /// Executions of a pipeline, newest first.
     async fn list_executions(
         &self,
@@ -128,6 +131,8 @@ pub struct Engine<'a> {
     pub tasks: &'a dyn TaskCallbacks,
     /// State machines.
     pub machines: &'a dyn StateMachines,
+    /// Lambda functions that job-worker actions invoke (`Invoke/AWS/Lambda`).
+    pub functions: &'a dyn crate::jobs::Functions,
     /// Configuration.
     pub config: EngineConfig,
 }
@@ -217,6 +222,8 @@ pub struct PreparedAction {
     pub variables: BTreeMap<String, BTreeMap<String, String>>,
     /// Source revision overrides given at start for this (source) action.
     pub source_revision_overrides: Vec<SourceRevisionOverride>,
+    /// The account the pipeline runs in (a job's `accountId`).
+    pub account_id: String,
 }
 
 /// How a provider's work ended.
@@ -655,6 +662,7 @@ impl Engine<'_> {
                 .filter(|o| o.action_name == action)
                 .cloned()
                 .collect(),
+            account_id: self.config.account_id.clone(),
         };
         if !problems.is_empty() {
             let outcome = ActionOutcome::failed("ConfigurationError", problems.join("; "));
@@ -1352,6 +1360,17 @@ pub mod memory {
                 a.attempt,
             );
             match (inner.actions.get(&key).map(|c| c.status), expected) {
+                (None, None)
+                    if inner
+                        .actions
+                        .values()
+                        .any(|o| o.action_execution_id == a.action_execution_id) =>
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "job {} exists",
+                        a.action_execution_id
+                    )))
+                }
                 (None, None) => {}
                 (Some(current), Some(want)) if current == want => {}
                 (current, _) => {
@@ -1362,6 +1381,15 @@ pub mod memory {
             }
             inner.actions.insert(key, a.clone());
             Ok(())
+        }
+
+        async fn find_job(&self, job_id: &str) -> Result<Option<ActionExecution>, StoreError> {
+            Ok(self
+                .lock()?
+                .actions
+                .values()
+                .find(|a| a.action_execution_id == job_id)
+                .cloned())
         }
 
         async fn list_executions(
@@ -1437,6 +1465,33 @@ pub mod memory {
                 .lock()
                 .map_err(|e| e.to_string())?
                 .insert(token.into(), Err(error.into()));
+            Ok(())
+        }
+    }
+
+    /// Records asynchronous invocations; fails them with `failure` when set.
+    #[derive(Debug, Default)]
+    pub struct MemoryFunctions {
+        /// (function name, event), in order.
+        pub invoked: Mutex<Vec<(String, Value)>>,
+        /// The error every invocation gets, when set.
+        pub failure: Mutex<Option<crate::jobs::InvokeError>>,
+    }
+
+    #[async_trait]
+    impl crate::jobs::Functions for MemoryFunctions {
+        async fn invoke_event(
+            &self,
+            function_name: &str,
+            event: &Value,
+        ) -> Result<(), crate::jobs::InvokeError> {
+            let failure = self.failure.lock().ok().and_then(|f| f.clone());
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if let Ok(mut invoked) = self.invoked.lock() {
+                invoked.push((function_name.into(), event.clone()));
+            }
             Ok(())
         }
     }

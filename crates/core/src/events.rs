@@ -340,11 +340,10 @@ pub struct ActionEventInput {
     pub result: Option<ExecutionResult>,
 }
 
-/// `arn:<partition>:codepipeline:<region>:<account>:<name>`, the partition following the
-/// region (`aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, `aws-iso` / `aws-iso-b` for
-/// `us-iso-*` / `us-isob-*`, else `aws`).
-pub fn pipeline_arn(region: &str, account: &str, name: &str) -> String {
-    let partition = if region.starts_with("cn-") {
+/// The AWS partition of `region`: `aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, `aws-iso` /
+/// `aws-iso-b` for `us-iso-*` / `us-isob-*`, else `aws`.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
         "aws-cn"
     } else if region.starts_with("us-gov-") {
         "aws-us-gov"
@@ -354,7 +353,14 @@ pub fn pipeline_arn(region: &str, account: &str, name: &str) -> String {
         "aws-iso"
     } else {
         "aws"
-    };
+    }
+}
+
+/// `arn:<partition>:codepipeline:<region>:<account>:<name>`, the partition following the
+/// region (`aws-cn` for `cn-*`, `aws-us-gov` for `us-gov-*`, `aws-iso` / `aws-iso-b` for
+/// `us-iso-*` / `us-isob-*`, else `aws`).
+pub fn pipeline_arn(region: &str, account: &str, name: &str) -> String {
+    let partition = partition(region);
     format!("arn:{partition}:codepipeline:{region}:{account}:{name}")
 }
 

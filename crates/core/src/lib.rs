@@ -53,6 +53,7 @@ pub mod declaration;
 pub mod engine;
 pub mod events;
 pub mod execution;
+pub mod jobs;
 pub mod providers;
 pub mod store;
 pub mod triggers;

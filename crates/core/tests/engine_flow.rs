@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use pipewright_core::asl::AslTargets;
 use pipewright_core::control_plane::{handle, ServiceContext, Services};
 use pipewright_core::engine::memory::{
-    MemoryEvents, MemoryExecutionStore, MemoryMachines, MemoryTasks,
+    MemoryEvents, MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryTasks,
 };
 use pipewright_core::engine::{ActionOutcome, Engine, EngineConfig, ExecutionIds, StartRequest};
 use pipewright_core::events::TriggerType;
@@ -24,6 +24,7 @@ struct World {
     events: MemoryEvents,
     tasks: MemoryTasks,
     machines: MemoryMachines,
+    functions: MemoryFunctions,
 }
 
 impl World {
@@ -34,6 +35,7 @@ impl World {
             events: MemoryEvents::default(),
             tasks: MemoryTasks::default(),
             machines: MemoryMachines::default(),
+            functions: MemoryFunctions::default(),
         };
         let mut declaration =
             pipewright_core::parse_pipeline(include_str!("../../../infra/pipelines/sample.json"))
@@ -56,6 +58,7 @@ impl World {
             events: &self.events,
             tasks: &self.tasks,
             machines: &self.machines,
+            functions: &self.functions,
             config: EngineConfig {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),
@@ -446,4 +449,462 @@ impl Snapshots for World {
         use pipewright_core::engine::ExecutionStore;
         self.executions.snapshot(id).await.unwrap().unwrap()
     }
+}
+
+// ---------------------------------------------------------------------- Lambda invoke jobs
+
+/// Source (S3) → Invoke (Lambda, namespace InvokeVars, an output artifact) → Build (Commands
+/// echoing the function's output variable).
+fn invoke_pipeline() -> Value {
+    json!({
+        "name": "invoker",
+        "roleArn": "arn:aws:iam::123456789012:role/invoker",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "pipelineType": "V2",
+        "stages": [
+            {"name": "Source", "actions": [{
+                "name": "Source",
+                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
+                "outputArtifacts": [{"name": "SourceArtifact"}]
+            }]},
+            {"name": "Invoke", "actions": [{
+                "name": "Invoke",
+                "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"},
+                "configuration": {"FunctionName": "pipewright-worker", "UserParameters": "run #{codepipeline.PipelineExecutionId}"},
+                "inputArtifacts": [{"name": "SourceArtifact"}],
+                "outputArtifacts": [{"name": "Report"}],
+                "namespace": "InvokeVars"
+            }]},
+            {"name": "Build", "actions": [{
+                "name": "Echo",
+                "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+                "commands": ["echo #{InvokeVars.greeting}"],
+                "inputArtifacts": [{"name": "Report"}]
+            }]}
+        ]
+    })
+}
+
+impl World {
+    /// A world holding [`invoke_pipeline`] too, with an execution `id` that has run its Source
+    /// stage and begun its Invoke action as job `job_id` (token `t-invoke`).
+    async fn at_invoke(id: &str, job_id: &str) -> (Self, pipewright_core::engine::PreparedAction) {
+        let world = Self::new().await;
+        let mut declaration =
+            pipewright_core::parse_pipeline(&invoke_pipeline().to_string()).unwrap();
+        pipewright_core::validate(&declaration).unwrap();
+        declaration.version = Some(1);
+        let record = PipelineRecord {
+            declaration,
+            created: 1.0,
+            updated: 1.0,
+            tags: vec![],
+        };
+        world.pipelines.create(&record).await.unwrap();
+        let engine = world.engine();
+        let mut start = start_request(id);
+        start.pipeline_name = "invoker".into();
+        engine.start_execution(start).await.unwrap();
+        let ids = invoker_ids(id);
+        engine
+            .enter_stage(&ids, "Source", "t0", 11.0)
+            .await
+            .unwrap();
+        let source = engine
+            .begin_action(&ids, "Source", "Source", "a-src", "t-src", 12.0)
+            .await
+            .unwrap()
+            .unwrap();
+        engine
+            .complete_action(
+                &source.record,
+                succeeded(&source.outputs, "v-src", &[]),
+                13.0,
+            )
+            .await
+            .unwrap();
+        engine
+            .leave_stage(&ids, "Source", true, 14.0)
+            .await
+            .unwrap();
+        engine
+            .enter_stage(&ids, "Invoke", "t1", 15.0)
+            .await
+            .unwrap();
+        let prepared = engine
+            .begin_action(&ids, "Invoke", "Invoke", job_id, "t-invoke", 16.0)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(engine);
+        (world, prepared)
+    }
+
+    async fn api(
+        &self,
+        op: &str,
+        body: Value,
+    ) -> Result<Value, pipewright_core::control_plane::ApiError> {
+        let engine = self.engine();
+        let services = Services {
+            pipelines: &self.pipelines,
+            engine: Some(&engine),
+        };
+        let ctx = ServiceContext {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            now: 50.0,
+            new_id: "99999999-9999-4999-8999-999999999999".into(),
+        };
+        handle(
+            &services,
+            &ctx,
+            &format!("CodePipeline_20150709.{op}"),
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+}
+
+fn invoker_ids(id: &str) -> ExecutionIds {
+    ExecutionIds {
+        pipeline_name: "invoker".into(),
+        pipeline_version: 1,
+        pipeline_execution_id: id.into(),
+    }
+}
+
+#[tokio::test]
+async fn the_job_event_has_codepipelines_shape() {
+    let id = "66666666-6666-4666-8666-666666666666";
+    let job = "a0000000-0000-4000-8000-000000000001";
+    let (_world, prepared) = World::at_invoke(id, job).await;
+    let event = pipewright_core::jobs::job_event(&prepared, None);
+    let data = &event["CodePipeline.job"]["data"];
+    assert_eq!(event["CodePipeline.job"]["id"], job);
+    assert_eq!(event["CodePipeline.job"]["accountId"], "123456789012");
+    assert_eq!(
+        data["actionConfiguration"]["configuration"],
+        json!({"FunctionName": "pipewright-worker", "UserParameters": format!("run {id}")})
+    );
+    assert_eq!(
+        data["inputArtifacts"],
+        json!([{"name": "SourceArtifact", "revision": "v-src", "location": {"type": "S3",
+            "s3Location": {"bucketName": "artifacts", "objectKey": "invoker/SourceArtifact/a-src.zip"}}}])
+    );
+    assert_eq!(
+        data["outputArtifacts"],
+        json!([{"name": "Report", "revision": null, "location": {"type": "S3",
+            "s3Location": {"bucketName": "artifacts", "objectKey": format!("invoker/Report/{job}.zip")}}}])
+    );
+    assert!(data.get("continuationToken").is_none());
+    // The community event type of the Rust runtime reads it.
+    use aws_lambda_events::event::codepipeline_job::CodePipelineJobEvent;
+    let decoded: CodePipelineJobEvent = serde_json::from_value(event).unwrap();
+    assert_eq!(decoded.code_pipeline_job.id.as_deref(), Some(job));
+    let again = pipewright_core::jobs::job_event(&prepared, Some("step-2"));
+    assert_eq!(
+        again["CodePipeline.job"]["data"]["continuationToken"],
+        "step-2"
+    );
+}
+
+#[tokio::test]
+async fn a_job_succeeds_through_put_job_success_result_after_a_continuation() {
+    let id = "77777777-7777-4777-8777-777777777777";
+    let job = "a0000000-0000-4000-8000-000000000002";
+    let (world, prepared) = World::at_invoke(id, job).await;
+
+    // "Invoke me again": the action stays in progress, the function gets the token.
+    world
+        .api(
+            "PutJobSuccessResult",
+            json!({"jobId": job, "continuationToken": "step-2",
+                   "executionDetails": {"summary": "half way", "percentComplete": 50}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(world.answer("t-invoke"), None);
+    let invoked = world.functions.invoked.lock().unwrap().clone();
+    assert_eq!(invoked.len(), 1);
+    assert_eq!(invoked[0].0, "pipewright-worker");
+    assert_eq!(
+        invoked[0].1,
+        pipewright_core::jobs::job_event(&prepared, Some("step-2"))
+    );
+    let running = world.executions_snapshot(id).await;
+    let running = running.latest_action("Invoke", "Invoke").unwrap();
+    assert_eq!(running.status, ActionExecutionStatus::InProgress);
+    assert_eq!(
+        running
+            .output
+            .execution_result
+            .external_execution_summary
+            .as_deref(),
+        Some("half way")
+    );
+    assert!(
+        running.task_token.is_some(),
+        "the token is kept until the job ends"
+    );
+
+    world
+        .api(
+            "PutJobSuccessResult",
+            json!({"jobId": job, "outputVariables": {"greeting": "hello"},
+                   "executionDetails": {"summary": "done", "externalExecutionId": "run-1"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(world.answer("t-invoke"), Some(Ok(json!({}))));
+    let snapshot = world.executions_snapshot(id).await;
+    let done = snapshot.latest_action("Invoke", "Invoke").unwrap();
+    assert_eq!(done.status, ActionExecutionStatus::Succeeded);
+    assert_eq!(done.output.output_variables["greeting"], "hello");
+    assert_eq!(done.output.output_artifacts, prepared.outputs);
+    let result = &done.output.execution_result;
+    assert_eq!(result.external_execution_summary.as_deref(), Some("done"));
+    assert_eq!(result.external_execution_id.as_deref(), Some("run-1"));
+    assert!(done.task_token.is_none());
+
+    // Once ended, a job takes no more results.
+    let err = world
+        .api("PutJobSuccessResult", json!({"jobId": job}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, "InvalidJobStateException");
+    let err = world
+        .api(
+            "PutJobFailureResult",
+            json!({"jobId": job, "failureDetails": {"type": "JobFailed", "message": "late"}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, "InvalidJobStateException");
+
+    // The output variable reaches the next stage.
+    let engine = world.engine();
+    let ids = invoker_ids(id);
+    engine
+        .leave_stage(&ids, "Invoke", true, 51.0)
+        .await
+        .unwrap();
+    engine.enter_stage(&ids, "Build", "t2", 52.0).await.unwrap();
+    let echo = engine
+        .begin_action(&ids, "Build", "Echo", "a-echo", "t-echo", 53.0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo.commands, vec!["echo hello".to_string()]);
+    assert_eq!(
+        echo.inputs[0].s3_location.key,
+        format!("invoker/Report/{job}.zip")
+    );
+}
+
+#[tokio::test]
+async fn a_job_fails_through_put_job_failure_result() {
+    let id = "88888888-8888-4888-8888-888888888888";
+    let job = "a0000000-0000-4000-8000-000000000003";
+    let (world, _) = World::at_invoke(id, job).await;
+    world
+        .api(
+            "PutJobFailureResult",
+            json!({"jobId": job, "failureDetails": {"type": "ConfigurationError",
+                   "message": "no such environment", "externalExecutionId": "run-9"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        world.answer("t-invoke"),
+        Some(Err("Pipewright.ActionFailed".into()))
+    );
+    let engine = world.engine();
+    let ids = invoker_ids(id);
+    assert!(engine.check_group(&ids, "Invoke", 1, 51.0).await.unwrap());
+    engine
+        .leave_stage(&ids, "Invoke", false, 52.0)
+        .await
+        .unwrap();
+    let snapshot = world.executions_snapshot(id).await;
+    assert_eq!(snapshot.execution.status, PipelineExecutionStatus::Failed);
+    let summary = snapshot.execution.status_summary.clone().unwrap();
+    assert!(
+        summary.contains("ConfigurationError: no such environment"),
+        "{summary}"
+    );
+    let failed = snapshot.latest_action("Invoke", "Invoke").unwrap();
+    assert_eq!(
+        failed
+            .output
+            .execution_result
+            .external_execution_id
+            .as_deref(),
+        Some("run-9")
+    );
+}
+
+#[tokio::test]
+async fn job_results_are_checked_and_unknown_jobs_refused() {
+    let id = "99999999-0000-4000-8000-000000000000";
+    let job = "a0000000-0000-4000-8000-000000000004";
+    let (world, _) = World::at_invoke(id, job).await;
+    let refused = |body: Value, op: &'static str| {
+        let world = &world;
+        async move { world.api(op, body).await.unwrap_err() }
+    };
+    let cases = [
+        (
+            "PutJobSuccessResult",
+            json!({"jobId": "not-a-job"}),
+            "ValidationException",
+            "jobId",
+        ),
+        (
+            "PutJobSuccessResult",
+            json!({}),
+            "ValidationException",
+            "jobId",
+        ),
+        (
+            "PutJobSuccessResult",
+            json!({"jobId": job, "continuationToken": ""}),
+            "ValidationException",
+            "continuationToken",
+        ),
+        (
+            "PutJobSuccessResult",
+            json!({"jobId": job, "executionDetails": {"percentComplete": 101}}),
+            "ValidationException",
+            "executionDetails.percentComplete",
+        ),
+        (
+            "PutJobSuccessResult",
+            json!({"jobId": job, "outputVariables": {"a b": "x"}}),
+            "ValidationException",
+            "outputVariables",
+        ),
+        (
+            "PutJobSuccessResult",
+            json!({"jobId": job, "outputVariables": {"big": "x".repeat(130_000)}}),
+            "OutputVariablesSizeExceededException",
+            "outputVariables",
+        ),
+        (
+            "PutJobFailureResult",
+            json!({"jobId": job, "failureDetails": {"type": "Oops", "message": "m"}}),
+            "ValidationException",
+            "failureDetails.type",
+        ),
+        (
+            "PutJobFailureResult",
+            json!({"jobId": job, "failureDetails": {"type": "JobFailed", "message": ""}}),
+            "ValidationException",
+            "failureDetails.message",
+        ),
+        (
+            "PutJobFailureResult",
+            json!({"jobId": job, "failureDetails": {"type": "JobFailed", "message": "x".repeat(5001)}}),
+            "ValidationException",
+            "failureDetails.message",
+        ),
+        (
+            "PutJobFailureResult",
+            json!({"jobId": job}),
+            "ValidationException",
+            "failureDetails",
+        ),
+        (
+            "PutJobSuccessResult",
+            json!({"jobId": "b0000000-0000-4000-8000-000000000000"}),
+            "JobNotFoundException",
+            "job",
+        ),
+    ];
+    for (op, body, kind, member) in cases {
+        let err = refused(body.clone(), op).await;
+        assert_eq!(err.kind, kind, "{op} {body}: {}", err.message);
+        assert!(err.message.contains(member), "{op} {body}: {}", err.message);
+    }
+    // Nothing was applied: the job is still in progress.
+    assert_eq!(world.answer("t-invoke"), None);
+
+    // An action that is not a job worker has no job, whatever its id.
+    let engine = world.engine();
+    let ids = ExecutionIds {
+        pipeline_name: "pipewright-sample".into(),
+        pipeline_version: 1,
+        pipeline_execution_id: "99999999-1111-4000-8000-000000000000".into(),
+    };
+    engine
+        .start_execution(start_request(&ids.pipeline_execution_id))
+        .await
+        .unwrap();
+    engine
+        .enter_stage(&ids, "Source", "s0", 11.0)
+        .await
+        .unwrap();
+    let source_job = "c0000000-0000-4000-8000-000000000000";
+    engine
+        .begin_action(&ids, "Source", "Source", source_job, "s1", 12.0)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = refused(json!({"jobId": source_job}), "PutJobSuccessResult").await;
+    assert_eq!(err.kind, "JobNotFoundException");
+}
+
+#[tokio::test]
+async fn a_continuation_that_cannot_invoke_the_function_fails_the_action() {
+    let id = "99999999-2222-4000-8000-000000000000";
+    let job = "a0000000-0000-4000-8000-000000000005";
+    let (world, _) = World::at_invoke(id, job).await;
+    *world.functions.failure.lock().unwrap() = Some(pipewright_core::jobs::InvokeError {
+        code: "ConfigurationError".into(),
+        message: "Function not found: pipewright-worker".into(),
+    });
+    world
+        .api(
+            "PutJobSuccessResult",
+            json!({"jobId": job, "continuationToken": "again"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        world.answer("t-invoke"),
+        Some(Err("Pipewright.ActionFailed".into()))
+    );
+    let snapshot = world.executions_snapshot(id).await;
+    let error = snapshot
+        .latest_action("Invoke", "Invoke")
+        .unwrap()
+        .output
+        .execution_result
+        .error_details
+        .clone()
+        .unwrap();
+    assert_eq!(error.code, "ConfigurationError");
+    assert!(
+        error.message.contains("Function not found"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn a_job_id_is_unique_across_actions() {
+    let id = "99999999-3333-4000-8000-000000000000";
+    let job = "a0000000-0000-4000-8000-000000000006";
+    let (world, prepared) = World::at_invoke(id, job).await;
+    use pipewright_core::engine::ExecutionStore;
+    let found = world.executions.find_job(job).await.unwrap().unwrap();
+    assert_eq!(found, prepared.record);
+    let mut other = prepared.record.clone();
+    other.action_name = "Other".into();
+    assert!(matches!(
+        world.executions.put_action(&other, None).await,
+        Err(pipewright_core::store::StoreError::Conflict(_))
+    ));
+    assert_eq!(world.executions.find_job("nope").await.unwrap(), None);
 }

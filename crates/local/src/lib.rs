@@ -65,13 +65,7 @@ impl LocalError {
     }
 
     fn aws<E: std::error::Error + 'static>(call: &str, err: E) -> Self {
-        let mut msg = format!("{call}: {err}");
-        let mut source = err.source();
-        while let Some(s) = source {
-            msg.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        Self::Aws(msg)
+        Self::Aws(pipewright_aws::error_chain(call, &err))
     }
 }
 

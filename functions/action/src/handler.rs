@@ -1,4 +1,5 @@
-//! Decode a `runAction` task, run the action, complete it.
+//! Decode a `runAction` task, run the action, complete it (unless it is pending: a job-worker
+//! action completes with its job result).
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
@@ -9,28 +10,55 @@ use crate::providers::Providers;
 
 /// Handle one `runAction` task. The result is recorded and the task token answered here, so the
 /// Lambda's own return value only says what happened.
-pub async fn handle(adapters: &Adapters, providers: &Providers, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let request: TaskRequest = serde_json::from_value(event.payload).map_err(|e| format!("bad task payload: {e}"))?;
-    let TaskRequest::RunAction { ids, stage, action, task_token, .. } = request else {
+pub async fn handle(
+    adapters: &Adapters,
+    providers: &Providers,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error> {
+    let request: TaskRequest =
+        serde_json::from_value(event.payload).map_err(|e| format!("bad task payload: {e}"))?;
+    let TaskRequest::RunAction {
+        ids,
+        stage,
+        action,
+        task_token,
+        ..
+    } = request
+    else {
         return Err("the action function runs only runAction tasks".into());
     };
     let engine = adapters.engine(&event.context.invoked_function_arn);
     let action_execution_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("action", execution = %ids.pipeline_execution_id, %stage, %action, %action_execution_id);
     let _enter = span.enter();
-    let Some(prepared) =
-        engine.begin_action(&ids, &stage, &action, &action_execution_id, &task_token, pipewright_aws::now()).await?
+    let Some(prepared) = engine
+        .begin_action(
+            &ids,
+            &stage,
+            &action,
+            &action_execution_id,
+            &task_token,
+            pipewright_aws::now(),
+        )
+        .await?
     else {
         tracing::info!("action could not start (configuration); recorded as failed");
         return Ok(json!({ "status": "Failed" }));
     };
     let deadline = crate::providers::lambda_deadline(event.context.deadline);
     let outcome = match providers.run(&prepared, deadline).await {
-        Ok(outcome) => outcome,
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => {
+            // Started; whoever finishes the work completes the action with its task token.
+            tracing::info!("action pending: it completes with its job result");
+            return Ok(json!({ "status": "InProgress" }));
+        }
         Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
     };
     let status = outcome.status;
     tracing::info!(status = %status, "action finished");
-    engine.complete_action(&prepared.record, outcome, pipewright_aws::now()).await?;
+    engine
+        .complete_action(&prepared.record, outcome, pipewright_aws::now())
+        .await?;
     Ok(json!({ "status": status.as_str() }))
 }

@@ -13,5 +13,8 @@ async fn main() -> Result<(), Error> {
     pipewright_aws::logging::init();
     let adapters = Adapters::from_env().await?;
     let providers = providers::Providers::new(&adapters);
-    run(service_fn(|event: LambdaEvent<Value>| handler::handle(&adapters, &providers, event))).await
+    run(service_fn(|event: LambdaEvent<Value>| {
+        handler::handle(&adapters, &providers, event)
+    }))
+    .await
 }

@@ -64,7 +64,15 @@ impl Service<'_> {
             new_id: uuid::Uuid::new_v4().to_string(),
         };
         let result = control_plane::handle(
-            &Services { pipelines: self.store, engine: self.engine }, &ctx, target, request.body().as_ref()).await;
+            &Services {
+                pipelines: self.store,
+                engine: self.engine,
+            },
+            &ctx,
+            target,
+            request.body().as_ref(),
+        )
+        .await;
         if let Err(e) = &result {
             tracing::info!(target, error = %e.kind, "request refused");
         }
@@ -123,7 +131,11 @@ mod tests {
     #[tokio::test]
     async fn errors_are_aws_json_with_type_and_status() {
         let store = MemoryPipelineStore::default();
-        let service = Service { store: &store, engine: None, region: "us-east-1" };
+        let service = Service {
+            store: &store,
+            engine: None,
+            region: "us-east-1",
+        };
         let response = service
             .handle(request(
                 Some("CodePipeline_20150709.GetPipeline"),
@@ -146,7 +158,11 @@ mod tests {
     #[tokio::test]
     async fn a_list_answers_200_with_the_members() {
         let store = MemoryPipelineStore::default();
-        let service = Service { store: &store, engine: None, region: "us-east-1" };
+        let service = Service {
+            store: &store,
+            engine: None,
+            region: "us-east-1",
+        };
         let response = service
             .handle(request(Some("CodePipeline_20150709.ListPipelines"), ""))
             .await

@@ -12,11 +12,18 @@ async fn main() -> Result<(), Error> {
     let adapters = Adapters::from_env().await?;
     let region = adapters.region();
     run(service_fn(|request: Request| {
-        let function_arn = request.lambda_context_ref().map(|c| c.invoked_function_arn.clone()).unwrap_or_default();
+        let function_arn = request
+            .lambda_context_ref()
+            .map(|c| c.invoked_function_arn.clone())
+            .unwrap_or_default();
         let (adapters, region) = (&adapters, &region);
         async move {
             let engine = adapters.engine(&function_arn);
-            let service = handler::Service { store: &adapters.pipelines, engine: Some(&engine), region };
+            let service = handler::Service {
+                store: &adapters.pipelines,
+                engine: Some(&engine),
+                region,
+            };
             service.handle(request).await
         }
     }))

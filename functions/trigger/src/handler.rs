@@ -40,7 +40,10 @@ pub async fn handle(adapters: &Adapters, event: LambdaEvent<Value>) -> Result<Va
             pipeline_execution_id: uuid::Uuid::new_v4().to_string(),
             trigger: ExecutionTrigger {
                 trigger_type: TriggerType::CloudWatchEvent,
-                trigger_detail: format!("s3://{}/{} (event {})", change.bucket, change.key, change.event_id),
+                trigger_detail: format!(
+                    "s3://{}/{} (event {})",
+                    change.bucket, change.key, change.event_id
+                ),
             },
             variables: Vec::new(),
             source_revisions,

@@ -11,5 +11,8 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     pipewright_aws::logging::init();
     let adapters = Adapters::from_env().await?;
-    run(service_fn(|event: LambdaEvent<Value>| handler::handle(&adapters, event))).await
+    run(service_fn(|event: LambdaEvent<Value>| {
+        handler::handle(&adapters, event)
+    }))
+    .await
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 mod executions;
+mod jobs;
 
 use crate::declaration::PipelineDeclaration;
 use crate::engine::Engine;
@@ -111,6 +112,8 @@ pub async fn handle(
         "StartPipelineExecution" => executions::start(engine(services)?, ctx, parse(body)?).await,
         "GetPipelineExecution" => executions::get(engine(services)?, parse(body)?).await,
         "ListPipelineExecutions" => executions::list(engine(services)?, parse(body)?).await,
+        "PutJobSuccessResult" => jobs::put_success(engine(services)?, ctx, parse(body)?).await,
+        "PutJobFailureResult" => jobs::put_failure(engine(services)?, ctx, parse(body)?).await,
         other if KNOWN_OPERATIONS.contains(&other) => Err(ApiError::new(
             "UnsupportedOperationException",
             format!("{other} is a CodePipeline operation that Pipewright does not implement yet"),

@@ -198,7 +198,9 @@ fn check_state(
             }
             _ => out.push(format!("Parallel `{name}` has no branches")),
         }
-        if state.get("ResultPath").and_then(Value::as_str) != Some(pipewright_core::asl::DISCARD_RESULT) {
+        if state.get("ResultPath").and_then(Value::as_str)
+            != Some(pipewright_core::asl::DISCARD_RESULT)
+        {
             out.push(format!(
                 "Parallel `{name}` would replace the execution's input with its branches' output"
             ));
@@ -339,7 +341,10 @@ fn check_engine_contract(p: &PipelineDeclaration, asl: &Value, out: &mut Vec<Str
                 .zip(&expected_catches)
                 .all(|((e, t), (ee, et))| *e == ee && *t == et)
             && enter["Catch"][2]["Next"] == failed;
-        if !catches_ok || enter["Resource"] != INVOKE_WAIT || enter["ResultPath"] != pipewright_core::asl::DISCARD_RESULT {
+        if !catches_ok
+            || enter["Resource"] != INVOKE_WAIT
+            || enter["ResultPath"] != pipewright_core::asl::DISCARD_RESULT
+        {
             out.push(format!(
                 "`{}` is not the enter task engine.md describes",
                 enters[i]

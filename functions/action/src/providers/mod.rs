@@ -4,14 +4,17 @@
 //! - `Compute/AWS/Commands` ([`commands`]): runs the action's shell commands on its input
 //!   artifacts and zips its declared output files;
 //! - `Deploy/AWS/S3` ([`s3_deploy`]): publishes the input artifact to a bucket, extracted or as
-//!   the zip.
+//!   the zip;
+//! - `Invoke/AWS/Lambda` ([`lambda_invoke`]): invokes the function with CodePipeline's job event
+//!   and leaves the action pending until the function reports its job result.
 //!
 //! Any other provider is refused with `ConfigurationError`. A provider returns an
 //! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
-//! with the log tail) or a [`ProviderError`], which the handler records with
-//! [`ProviderError::code`].
+//! with the log tail), nothing when the action is completed later by someone else (a job
+//! result), or a [`ProviderError`], which the handler records with [`ProviderError::code`].
 
 mod commands;
+mod lambda_invoke;
 mod s3_deploy;
 mod s3_source;
 
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pipewright_aws::artifacts::{ArtifactError, S3Artifacts};
 use pipewright_aws::engine::Adapters;
+use pipewright_aws::lambda::LambdaFunctions;
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 
@@ -89,39 +93,53 @@ pub struct Providers {
     /// Where actions get their work directories (`$TMPDIR`, else `/tmp`: Lambda's writable
     /// storage).
     work_root: PathBuf,
+    /// The functions `Invoke/AWS/Lambda` actions invoke.
+    functions: LambdaFunctions,
 }
 
 impl Providers {
     /// Providers over the function's clients.
     pub fn new(adapters: &Adapters) -> Self {
-        Self::with_client(adapters.s3.clone())
+        Self::with_clients(adapters.s3.clone(), adapters.functions.clone())
     }
 
-    /// Providers over `s3`.
-    pub fn with_client(s3: aws_sdk_s3::Client) -> Self {
+    /// Providers over `s3` and `functions`.
+    pub fn with_clients(s3: aws_sdk_s3::Client, functions: LambdaFunctions) -> Self {
         Self {
             artifacts: S3Artifacts::new(s3),
             work_root: std::env::temp_dir(),
+            functions,
         }
     }
 
     /// Run `prepared` through its provider. `deadline` is when the function will be stopped
     /// (the Lambda deadline): long work is stopped a little before it and fails as timed out.
+    /// `None` means the work was started and the action is completed later by whoever finishes
+    /// it (a job result).
     pub async fn run(
         &self,
         prepared: &PreparedAction,
         deadline: Option<Instant>,
-    ) -> Result<ActionOutcome, ProviderError> {
+    ) -> Result<Option<ActionOutcome>, ProviderError> {
         let id = &prepared.declaration.action_type_id;
         match (id.category, id.owner, id.provider.as_str()) {
             (ActionCategory::Source, ActionOwner::Aws, "S3") => {
-                s3_source::run(&self.artifacts, prepared).await
+                s3_source::run(&self.artifacts, prepared).await.map(Some)
             }
             (ActionCategory::Compute, ActionOwner::Aws, "Commands") => {
-                commands::run(&self.artifacts, prepared, &self.work_root, deadline).await
+                commands::run(&self.artifacts, prepared, &self.work_root, deadline)
+                    .await
+                    .map(Some)
             }
             (ActionCategory::Deploy, ActionOwner::Aws, "S3") => {
-                s3_deploy::run(&self.artifacts, prepared, &self.work_root).await
+                s3_deploy::run(&self.artifacts, prepared, &self.work_root)
+                    .await
+                    .map(Some)
+            }
+            (ActionCategory::Invoke, ActionOwner::Aws, "Lambda") => {
+                lambda_invoke::run(&self.functions, prepared)
+                    .await
+                    .map(|()| None)
             }
             _ => Err(ProviderError::Configuration(format!(
                 "provider {id} is not run by the action function yet"
@@ -221,6 +239,7 @@ pub(crate) mod test_support {
             outputs: Vec::new(),
             variables: BTreeMap::new(),
             source_revision_overrides: Vec::new(),
+            account_id: "123456789012".into(),
         }
     }
 }
@@ -235,7 +254,14 @@ mod tests {
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .build();
-        Providers::with_client(aws_sdk_s3::Client::from_conf(config))
+        let lambda = aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .build();
+        Providers::with_clients(
+            aws_sdk_s3::Client::from_conf(config),
+            LambdaFunctions::new(aws_sdk_lambda::Client::from_conf(lambda)),
+        )
     }
 
     #[tokio::test]
