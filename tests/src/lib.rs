@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 use pipewright_aws::config::{self, Target};
 use pipewright_local::UpOptions;
 
+pub mod pipelines;
+
 /// A running local stack.
 #[derive(Debug, Clone)]
 pub struct Stack {

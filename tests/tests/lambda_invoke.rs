@@ -3,42 +3,20 @@
 //! event and reports back through the control plane's PutJobSuccessResult / PutJobFailureResult,
 //! as a CodePipeline user's function does.
 
-use std::io::Write;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
-use aws_sdk_s3::primitives::ByteStream;
+use pipewright_e2e::pipelines::{
+    clients, create_pipeline, execution_records, latest_action, start, versioned_source, wait_for,
+    zip_of, Clients,
+};
 use pipewright_e2e::{root, stack, unique, Stack};
 use pipewright_local::package::{zip_bootstrap, Profile, Workspace};
 use serde_json::{json, Value};
-
-/// Clients for one test.
-struct Clients {
-    s3: aws_sdk_s3::Client,
-    lambda: aws_sdk_lambda::Client,
-    codepipeline: aws_sdk_codepipeline::Client,
-    dynamo: aws_sdk_dynamodb::Client,
-}
-
-async fn clients(stack: &Stack) -> Clients {
-    let sdk = stack.sdk().await;
-    let target = pipewright_aws::config::Target::local(stack.endpoint.clone());
-    Clients {
-        s3: pipewright_aws::config::s3_client(&sdk, &target),
-        lambda: aws_sdk_lambda::Client::new(&sdk),
-        codepipeline: aws_sdk_codepipeline::Client::from_conf(
-            aws_sdk_codepipeline::config::Builder::from(&sdk)
-                .endpoint_url(&stack.api_endpoint)
-                .build(),
-        ),
-        dynamo: aws_sdk_dynamodb::Client::new(&sdk),
-    }
-}
 
 /// The job-worker function's deployment zip, built once per test binary.
 fn worker_zip() -> &'static [u8] {
@@ -97,45 +75,18 @@ async fn create_worker(c: &Clients, stack: &Stack) -> String {
     name
 }
 
-/// A zip holding `files` (path, contents).
-fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (path, body) in files {
-        writer
-            .start_file(*path, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(body.as_bytes()).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
-}
-
 /// A pipeline S3 source → Invoke (the worker, `user_parameters`) → Commands echoing the
 /// worker's `greeting`; returns its name.
 async fn pipeline(c: &Clients, stack: &Stack, function: &str, user_parameters: &str) -> String {
     let name = unique("invoke");
     let source_bucket = unique("pipewright-src");
-    c.s3.create_bucket()
-        .bucket(&source_bucket)
-        .send()
-        .await
-        .expect("create bucket");
-    c.s3.put_bucket_versioning()
-        .bucket(&source_bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("versioning");
-    c.s3.put_object()
-        .bucket(&source_bucket)
-        .key("app.zip")
-        .body(ByteStream::from(zip_of(&[("README.md", "# app\n")])))
-        .send()
-        .await
-        .expect("put source");
+    versioned_source(
+        c,
+        &source_bucket,
+        "app.zip",
+        zip_of(&[("README.md", "# app\n")]),
+    )
+    .await;
     let declaration = json!({
         "name": name,
         "roleArn": "arn:aws:iam::123456789012:role/pipewright-pipeline",
@@ -163,81 +114,13 @@ async fn pipeline(c: &Clients, stack: &Stack, function: &str, user_parameters: &
             }]}
         ]
     });
-    // CodePipeline's JSON 1.1 protocol as any client sends it, through the local Function URL.
-    let body = json!({ "pipeline": declaration }).to_string();
-    let mut response = ureq::post(&stack.api_endpoint)
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header("X-Amz-Target", "CodePipeline_20150709.CreatePipeline")
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send(body.as_bytes())
-        .expect("CreatePipeline request");
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    assert_eq!(status, 200, "CreatePipeline: {text}");
+    create_pipeline(stack, &declaration);
     name
-}
-
-async fn start(c: &Clients, name: &str) -> String {
-    c.codepipeline
-        .start_pipeline_execution()
-        .name(name)
-        .send()
-        .await
-        .expect("StartPipelineExecution")
-        .pipeline_execution_id()
-        .expect("an id")
-        .to_string()
-}
-
-/// Wait until the execution leaves InProgress; returns its final status and summary.
-async fn wait_for(
-    c: &Clients,
-    pipeline: &str,
-    id: &str,
-) -> (PipelineExecutionStatus, Option<String>) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let out = c
-            .codepipeline
-            .get_pipeline_execution()
-            .pipeline_name(pipeline)
-            .pipeline_execution_id(id)
-            .send()
-            .await
-            .expect("GetPipelineExecution");
-        let execution = out.pipeline_execution().expect("an execution");
-        let status = execution.status().cloned().expect("a status");
-        if status != PipelineExecutionStatus::InProgress {
-            return (status, execution.status_summary().map(str::to_string));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "execution {id} still InProgress after 180 s"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// The latest record of action `stage`/`name` of execution `id`.
 async fn action_record(c: &Clients, stack: &Stack, id: &str, stage: &str, name: &str) -> Value {
-    let out = c
-        .dynamo
-        .query()
-        .table_name(stack.output("ExecutionsTableName"))
-        .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("EXEC#{id}")))
-        .expression_attribute_values(":sk", AttributeValue::S(format!("ACTION#{stage}#{name}#")))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("Query");
-    let item = out
-        .items()
-        .last()
-        .unwrap_or_else(|| panic!("no record of action {stage}.{name}"));
-    serde_json::from_str(item["record"].as_s().unwrap()).unwrap()
+    latest_action(&execution_records(c, stack, id).await, stage, name).clone()
 }
 
 #[tokio::test]

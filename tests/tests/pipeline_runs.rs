@@ -2,53 +2,18 @@
 //! parallel → Commands test → S3 deploy) started through CodePipeline's API and through an S3
 //! source-change event, with real artifacts, variables, records and EventBridge events.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_s3::primitives::ByteStream;
+use pipewright_e2e::pipelines::{
+    clients, create_pipeline, execution_records, latest_action, start, versioned_source, wait_for,
+    zip_of, Clients,
+};
 use pipewright_e2e::{root, stack, unique, Stack};
 use serde_json::{json, Value};
 
 const INDEX_HTML: &str = "<html><body>pipewright sample</body></html>\n";
-
-/// Clients for one test.
-struct Clients {
-    sdk: aws_config::SdkConfig,
-    s3: aws_sdk_s3::Client,
-    codepipeline: aws_sdk_codepipeline::Client,
-    dynamo: aws_sdk_dynamodb::Client,
-}
-
-async fn clients(stack: &Stack) -> Clients {
-    let sdk = stack.sdk().await;
-    let target = pipewright_aws::config::Target::local(stack.endpoint.clone());
-    let codepipeline = aws_sdk_codepipeline::Client::from_conf(
-        aws_sdk_codepipeline::config::Builder::from(&sdk)
-            .endpoint_url(&stack.api_endpoint)
-            .build(),
-    );
-    Clients {
-        s3: pipewright_aws::config::s3_client(&sdk, &target),
-        dynamo: aws_sdk_dynamodb::Client::new(&sdk),
-        codepipeline,
-        sdk,
-    }
-}
-
-/// A zip holding `files` (path, contents).
-fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (path, body) in files {
-        writer
-            .start_file(*path, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(body.as_bytes()).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
-}
 
 /// A source bucket with `app.zip`, a site bucket, and the sample pipeline pointing at both.
 struct Sample {
@@ -63,34 +28,18 @@ async fn sample(c: &Clients, stack: &Stack, edit: impl FnOnce(&mut Value)) -> Sa
     let name = unique("run");
     let source_bucket = unique("pipewright-src");
     let site_bucket = unique("pipewright-site");
-    for bucket in [&source_bucket, &site_bucket] {
-        c.s3.create_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .expect("create bucket");
-    }
-    c.s3.put_bucket_versioning()
-        .bucket(&source_bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
+    c.s3.create_bucket()
+        .bucket(&site_bucket)
         .send()
         .await
-        .expect("versioning");
-    let put =
-        c.s3.put_object()
-            .bucket(&source_bucket)
-            .key("app.zip")
-            .body(ByteStream::from(zip_of(&[
-                ("src/index.html", INDEX_HTML),
-                ("README.md", "# sample\n"),
-            ])))
-            .send()
-            .await
-            .expect("put source");
+        .expect("create bucket");
+    let source_version = versioned_source(
+        c,
+        &source_bucket,
+        "app.zip",
+        zip_of(&[("src/index.html", INDEX_HTML), ("README.md", "# sample\n")]),
+    )
+    .await;
     let text = std::fs::read_to_string(root().join("infra/pipelines/sample.json")).unwrap();
     let mut declaration: Value = serde_json::from_str::<Value>(&text).unwrap()["pipeline"].clone();
     declaration["name"] = json!(name);
@@ -98,102 +47,14 @@ async fn sample(c: &Clients, stack: &Stack, edit: impl FnOnce(&mut Value)) -> Sa
     declaration["stages"][0]["actions"][0]["configuration"]["S3Bucket"] = json!(source_bucket);
     declaration["variables"][0]["defaultValue"] = json!(site_bucket);
     edit(&mut declaration);
-    create_pipeline(stack, &declaration).await;
+    create_pipeline(stack, &declaration);
     Sample {
         name,
         source_bucket,
         site_bucket,
         declaration,
-        source_version: put.version_id().expect("a version id").to_string(),
+        source_version,
     }
-}
-
-async fn create_pipeline(stack: &Stack, declaration: &Value) {
-    // CodePipeline's JSON 1.1 protocol as any client sends it, through the local Function URL.
-    let body = json!({ "pipeline": declaration }).to_string();
-    let mut response = ureq::post(&stack.api_endpoint)
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header("X-Amz-Target", "CodePipeline_20150709.CreatePipeline")
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send(body.as_bytes())
-        .expect("CreatePipeline request");
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    assert_eq!(status, 200, "CreatePipeline: {text}");
-}
-
-/// Wait until the execution leaves InProgress; returns its final status and summary.
-async fn wait_for(
-    c: &Clients,
-    pipeline: &str,
-    id: &str,
-) -> (PipelineExecutionStatus, Option<String>) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let out = c
-            .codepipeline
-            .get_pipeline_execution()
-            .pipeline_name(pipeline)
-            .pipeline_execution_id(id)
-            .send()
-            .await
-            .expect("GetPipelineExecution");
-        let execution = out.pipeline_execution().expect("an execution");
-        let status = execution.status().cloned().expect("a status");
-        if status != PipelineExecutionStatus::InProgress {
-            return (status, execution.status_summary().map(str::to_string));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "execution {id} still InProgress after 180 s"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Every record the executions table holds for `id`: (sk, record JSON).
-async fn records(c: &Clients, stack: &Stack, id: &str) -> Vec<(String, Value)> {
-    let out = c
-        .dynamo
-        .query()
-        .table_name(stack.output("ExecutionsTableName"))
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("EXEC#{id}")))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("Query");
-    out.items()
-        .iter()
-        .map(|i| {
-            let sk = i["sk"].as_s().unwrap().to_string();
-            let record = serde_json::from_str(i["record"].as_s().unwrap()).unwrap();
-            (sk, record)
-        })
-        .collect()
-}
-
-fn action<'r>(records: &'r [(String, Value)], stage: &str, name: &str) -> &'r Value {
-    records
-        .iter()
-        .filter(|(sk, _)| sk.starts_with(&format!("ACTION#{stage}#{name}#")))
-        .map(|(_, r)| r)
-        .last()
-        .unwrap_or_else(|| panic!("no record of action {stage}.{name}"))
-}
-
-async fn start(c: &Clients, name: &str) -> String {
-    c.codepipeline
-        .start_pipeline_execution()
-        .name(name)
-        .send()
-        .await
-        .expect("StartPipelineExecution")
-        .pipeline_execution_id()
-        .expect("an id")
-        .to_string()
 }
 
 /// An SQS queue receiving this pipeline's events through an EventBridge rule on the default bus.
@@ -306,8 +167,8 @@ async fn the_sample_pipeline_runs_end_to_end() {
     assert_eq!(String::from_utf8_lossy(&body), INDEX_HTML);
 
     // Variables flowed: the source's VersionId into Compile, Compile's BUILD_ID into UnitTests.
-    let records = records(&c, stack, &id).await;
-    let compile = action(&records, "Build", "Compile");
+    let records = execution_records(&c, stack, &id).await;
+    let compile = latest_action(&records, "Build", "Compile");
     assert_eq!(compile["status"], "Succeeded");
     assert!(compile["logTail"]
         .as_str()
@@ -317,7 +178,7 @@ async fn the_sample_pipeline_runs_end_to_end() {
         compile["output"]["outputVariables"]["BUILD_ID"],
         json!(format!("build-{id}"))
     );
-    let tests = action(&records, "Test", "UnitTests");
+    let tests = latest_action(&records, "Test", "UnitTests");
     assert!(tests["logTail"]
         .as_str()
         .unwrap()
@@ -327,7 +188,7 @@ async fn the_sample_pipeline_runs_end_to_end() {
     let input = &tests["input"]["inputArtifacts"][0]["s3location"];
     assert_eq!(output, input);
     assert!(input["versionId"].is_string());
-    let source = action(&records, "Source", "Source");
+    let source = latest_action(&records, "Source", "Source");
     assert_eq!(
         source["output"]["outputVariables"]["VersionId"],
         json!(s.source_version)
@@ -396,15 +257,18 @@ async fn two_executions_at_once_keep_separate_artifacts_and_records() {
     let (ra, rb) = tokio::join!(wait_for(&c, &s.name, &a), wait_for(&c, &s.name, &b));
     assert_eq!(ra.0, PipelineExecutionStatus::Succeeded, "{ra:?}");
     assert_eq!(rb.0, PipelineExecutionStatus::Succeeded, "{rb:?}");
-    let (records_a, records_b) = (records(&c, stack, &a).await, records(&c, stack, &b).await);
+    let (records_a, records_b) = (
+        execution_records(&c, stack, &a).await,
+        execution_records(&c, stack, &b).await,
+    );
     for (stage, name) in [
         ("Source", "Source"),
         ("Build", "Compile"),
         ("Build", "Docs"),
     ] {
         let (x, y) = (
-            action(&records_a, stage, name),
-            action(&records_b, stage, name),
+            latest_action(&records_a, stage, name),
+            latest_action(&records_b, stage, name),
         );
         assert_eq!(x["pipelineExecutionId"], json!(a));
         assert_eq!(y["pipelineExecutionId"], json!(b));
@@ -419,16 +283,16 @@ async fn two_executions_at_once_keep_separate_artifacts_and_records() {
     }
     // Each Test stage read its own execution's build output.
     let (ta, tb) = (
-        action(&records_a, "Test", "UnitTests"),
-        action(&records_b, "Test", "UnitTests"),
+        latest_action(&records_a, "Test", "UnitTests"),
+        latest_action(&records_b, "Test", "UnitTests"),
     );
     assert_eq!(
         ta["input"]["inputArtifacts"][0]["s3location"],
-        action(&records_a, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]
+        latest_action(&records_a, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]
     );
     assert_eq!(
         tb["input"]["inputArtifacts"][0]["s3location"],
-        action(&records_b, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]
+        latest_action(&records_b, "Build", "Compile")["output"]["outputArtifacts"][0]["s3location"]
     );
 }
 
@@ -449,10 +313,16 @@ async fn a_failing_command_fails_its_stage_and_the_execution() {
         "{summary}"
     );
 
-    let records = records(&c, stack, &id).await;
-    assert_eq!(action(&records, "Build", "Compile")["status"], "Failed");
+    let records = execution_records(&c, stack, &id).await;
+    assert_eq!(
+        latest_action(&records, "Build", "Compile")["status"],
+        "Failed"
+    );
     // Its sibling in the same action group still ran to the end.
-    assert_eq!(action(&records, "Build", "Docs")["status"], "Succeeded");
+    assert_eq!(
+        latest_action(&records, "Build", "Docs")["status"],
+        "Succeeded"
+    );
     // Later stages never started.
     assert!(!records
         .iter()

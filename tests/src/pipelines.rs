@@ -1,0 +1,179 @@
+//! Helpers for tests that run whole pipelines: clients pointed at the stack, source zips,
+//! creating a pipeline over CodePipeline's wire protocol, starting and waiting, and reading the
+//! execution records straight from the executions table.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use aws_sdk_codepipeline::types::PipelineExecutionStatus;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{json, Value};
+
+use crate::Stack;
+
+/// How long an execution may take before a test gives up on it.
+pub const EXECUTION_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// SDK clients for one test: AWS services at the emulator, CodePipeline at the control plane.
+pub struct Clients {
+    /// The shared SDK configuration.
+    pub sdk: aws_config::SdkConfig,
+    /// S3 (path-style).
+    pub s3: aws_sdk_s3::Client,
+    /// Lambda.
+    pub lambda: aws_sdk_lambda::Client,
+    /// The official CodePipeline SDK client, pointed at Pipewright's control plane.
+    pub codepipeline: aws_sdk_codepipeline::Client,
+    /// DynamoDB.
+    pub dynamo: aws_sdk_dynamodb::Client,
+}
+
+/// Clients for `stack`.
+pub async fn clients(stack: &Stack) -> Clients {
+    let sdk = stack.sdk().await;
+    let target = pipewright_aws::config::Target::local(stack.endpoint.clone());
+    Clients {
+        s3: pipewright_aws::config::s3_client(&sdk, &target),
+        lambda: aws_sdk_lambda::Client::new(&sdk),
+        codepipeline: aws_sdk_codepipeline::Client::from_conf(
+            aws_sdk_codepipeline::config::Builder::from(&sdk)
+                .endpoint_url(&stack.api_endpoint)
+                .build(),
+        ),
+        dynamo: aws_sdk_dynamodb::Client::new(&sdk),
+        sdk,
+    }
+}
+
+/// A zip holding `files` (path, contents).
+pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (path, body) in files {
+        writer
+            .start_file(*path, zip::write::SimpleFileOptions::default())
+            .expect("zip entry");
+        writer.write_all(body.as_bytes()).expect("zip write");
+    }
+    writer.finish().expect("zip finish").into_inner()
+}
+
+/// Create a versioned bucket and put `zip` at `key`; returns the object's version id.
+pub async fn versioned_source(c: &Clients, bucket: &str, key: &str, zip: Vec<u8>) -> String {
+    c.s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("CreateBucket");
+    c.s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutBucketVersioning");
+    let put =
+        c.s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(zip))
+            .send()
+            .await
+            .expect("PutObject");
+    put.version_id().expect("a version id").to_string()
+}
+
+/// CreatePipeline over CodePipeline's JSON 1.1 protocol, as any client sends it, through the
+/// control plane's local Function URL.
+pub fn create_pipeline(stack: &Stack, declaration: &Value) {
+    let body = json!({ "pipeline": declaration }).to_string();
+    let mut response = ureq::post(&stack.api_endpoint)
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .header("X-Amz-Target", "CodePipeline_20150709.CreatePipeline")
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(body.as_bytes())
+        .expect("CreatePipeline request");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    assert_eq!(status, 200, "CreatePipeline: {text}");
+}
+
+/// StartPipelineExecution; returns the execution id.
+pub async fn start(c: &Clients, name: &str) -> String {
+    c.codepipeline
+        .start_pipeline_execution()
+        .name(name)
+        .send()
+        .await
+        .expect("StartPipelineExecution")
+        .pipeline_execution_id()
+        .expect("an id")
+        .to_string()
+}
+
+/// Wait until the execution leaves InProgress; returns its final status and summary.
+pub async fn wait_for(
+    c: &Clients,
+    pipeline: &str,
+    id: &str,
+) -> (PipelineExecutionStatus, Option<String>) {
+    let deadline = Instant::now() + EXECUTION_TIMEOUT;
+    loop {
+        let out = c
+            .codepipeline
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(id)
+            .send()
+            .await
+            .expect("GetPipelineExecution");
+        let execution = out.pipeline_execution().expect("an execution");
+        let status = execution.status().cloned().expect("a status");
+        if status != PipelineExecutionStatus::InProgress {
+            return (status, execution.status_summary().map(str::to_string));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "execution {id} still InProgress after {EXECUTION_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every record the executions table holds for execution `id`: (sort key, record JSON).
+pub async fn execution_records(c: &Clients, stack: &Stack, id: &str) -> Vec<(String, Value)> {
+    let out = c
+        .dynamo
+        .query()
+        .table_name(stack.output("ExecutionsTableName"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("EXEC#{id}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("Query");
+    out.items()
+        .iter()
+        .map(|i| {
+            let sk = i["sk"].as_s().expect("sk").to_string();
+            let record =
+                serde_json::from_str(i["record"].as_s().expect("record")).expect("record JSON");
+            (sk, record)
+        })
+        .collect()
+}
+
+/// The latest attempt's record of action `stage`/`name` among `records`.
+pub fn latest_action<'r>(records: &'r [(String, Value)], stage: &str, name: &str) -> &'r Value {
+    records
+        .iter()
+        .filter(|(sk, _)| sk.starts_with(&format!("ACTION#{stage}#{name}#")))
+        .map(|(_, r)| r)
+        .next_back()
+        .unwrap_or_else(|| panic!("no record of action {stage}.{name}"))
+}
