@@ -285,16 +285,6 @@ impl Engine<'_> {
                 "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN)".into(),
             )
         })?;
-        let definition = asl::compile(declaration, targets);
-        let machine = self
-            .machines
-            .ensure(
-                &asl::state_machine_name(&declaration.name, version),
-                &definition,
-            )
-            .await
-            .map_err(EngineError::StateMachine)?;
-
         let mut execution = PipelineExecution {
             pipeline_name: declaration.name.clone(),
             pipeline_version: version,
@@ -333,11 +323,19 @@ impl Engine<'_> {
             "pipelineVersion": version,
             "pipelineExecutionId": execution.pipeline_execution_id,
         });
-        match self
-            .machines
-            .start(&machine, &execution.pipeline_execution_id, &input)
-            .await
-        {
+        // The record exists before anything else happens; the state machine for this pipeline
+        // version is created on first use.
+        let name = asl::state_machine_name(&declaration.name, version);
+        let definition = asl::compile(declaration, targets);
+        let started = match self.machines.ensure(&name, &definition).await {
+            Ok(machine) => {
+                self.machines
+                    .start(&machine, &execution.pipeline_execution_id, &input)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match started {
             Ok(arn) => {
                 execution.state_machine_execution_arn = Some(arn);
                 self.executions
