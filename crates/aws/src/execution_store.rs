@@ -404,13 +404,7 @@ fn json_error(e: &serde_json::Error) -> String {
 }
 
 fn backend<E: std::error::Error + 'static>(call: &str, err: E) -> StoreError {
-    let mut msg = format!("{call}: {err}");
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    StoreError::Backend(msg)
+    StoreError::Backend(crate::error_chain(call, &err))
 }
 
 #[async_trait]

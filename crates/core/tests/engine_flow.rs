@@ -324,15 +324,7 @@ async fn an_unresolvable_variable_fails_the_action_before_it_runs() {
         world.answer("t2"),
         Some(Err("Pipewright.ActionFailed".into()))
     );
-    let snapshot = world.executions_snapshot(id).await;
-    let error = snapshot
-        .latest_action("Build", "Compile")
-        .unwrap()
-        .output
-        .execution_result
-        .error_details
-        .clone()
-        .unwrap();
+    let error = world.error_of(id, "Build", "Compile").await;
     assert_eq!(error.code, "ConfigurationError");
     assert!(
         error.message.contains("#{SourceVariables.VersionId}"),
@@ -442,6 +434,24 @@ async fn the_api_starts_gets_and_lists_executions() {
 
 trait Snapshots {
     async fn executions_snapshot(&self, id: &str) -> pipewright_core::execution::ExecutionSnapshot;
+
+    /// The error recorded on the latest run of `stage`/`action`.
+    async fn error_of(
+        &self,
+        id: &str,
+        stage: &str,
+        action: &str,
+    ) -> pipewright_core::execution::ErrorDetails {
+        let snapshot = self.executions_snapshot(id).await;
+        let run = snapshot
+            .latest_action(stage, action)
+            .expect("the action ran");
+        run.output
+            .execution_result
+            .error_details
+            .clone()
+            .expect("an error")
+    }
 }
 
 impl Snapshots for World {
@@ -875,15 +885,7 @@ async fn a_continuation_that_cannot_invoke_the_function_fails_the_action() {
         world.answer("t-invoke"),
         Some(Err("Pipewright.ActionFailed".into()))
     );
-    let snapshot = world.executions_snapshot(id).await;
-    let error = snapshot
-        .latest_action("Invoke", "Invoke")
-        .unwrap()
-        .output
-        .execution_result
-        .error_details
-        .clone()
-        .unwrap();
+    let error = world.error_of(id, "Invoke", "Invoke").await;
     assert_eq!(error.code, "ConfigurationError");
     assert!(
         error.message.contains("Function not found"),

@@ -62,6 +62,22 @@ fn engine_error(e: EngineError) -> ApiError {
     }
 }
 
+/// `PipelineNotFoundException` unless `name` exists.
+async fn require_pipeline(engine: &Engine<'_>, name: &str) -> Result<(), ApiError> {
+    match engine
+        .pipelines
+        .get(name, None)
+        .await
+        .map_err(store_error)?
+    {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(
+            "PipelineNotFoundException",
+            format!("pipeline {name} does not exist"),
+        )),
+    }
+}
+
 fn store_error(e: StoreError) -> ApiError {
     ApiError {
         kind: "InternalFailure",
@@ -169,18 +185,7 @@ pub(super) async fn get(engine: &Engine<'_>, input: GetInput) -> Result<Value, A
             Ok(json!({ "pipelineExecution": execution_json(&s.execution) }))
         }
         _ => {
-            if engine
-                .pipelines
-                .get(&input.pipeline_name, None)
-                .await
-                .map_err(store_error)?
-                .is_none()
-            {
-                return Err(ApiError::new(
-                    "PipelineNotFoundException",
-                    format!("pipeline {} does not exist", input.pipeline_name),
-                ));
-            }
+            require_pipeline(engine, &input.pipeline_name).await?;
             Err(ApiError::new(
                 "PipelineExecutionNotFoundException",
                 format!(
@@ -216,18 +221,7 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
             ));
         }
     }
-    if engine
-        .pipelines
-        .get(&input.pipeline_name, None)
-        .await
-        .map_err(store_error)?
-        .is_none()
-    {
-        return Err(ApiError::new(
-            "PipelineNotFoundException",
-            format!("pipeline {} does not exist", input.pipeline_name),
-        ));
-    }
+    require_pipeline(engine, &input.pipeline_name).await?;
     let page = engine
         .executions
         .list_executions(&input.pipeline_name, input.next_token.as_deref(), limit)
