@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use pipewright_aws::config::{self, Target};
 use pipewright_local::UpOptions;
 
+pub mod approvals;
 pub mod pipelines;
 
 /// A running local stack.
@@ -25,6 +26,8 @@ pub struct Stack {
     pub endpoint: String,
     /// The control plane's endpoint (the local Function URL of the api function).
     pub api_endpoint: String,
+    /// Where approval links point (the approval function's local Function URL).
+    pub approval_endpoint: String,
     /// The stack's outputs by name (`ApiFunctionName`, `PipelinesTableName`, ...).
     pub outputs: BTreeMap<String, String>,
 }
@@ -59,6 +62,12 @@ pub fn root() -> PathBuf {
 
 /// The shared stack, started on first use.
 pub fn stack() -> &'static Stack {
+    stack_with_action_timeout_cap(None)
+}
+
+/// [`stack`], started with every action's timeout capped at `cap` seconds (the first call in a
+/// test binary decides; a stack reused through `PIPEWRIGHT_LOCAL_ENV` keeps its own setting).
+pub fn stack_with_action_timeout_cap(cap: Option<u64>) -> &'static Stack {
     STACK.get_or_init(|| {
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
         if let Some(file) = std::env::var_os("PIPEWRIGHT_LOCAL_ENV") {
@@ -72,6 +81,7 @@ pub fn stack() -> &'static Stack {
             return Stack::of(running);
         }
         let mut opts = UpOptions::new(root());
+        opts.action_timeout_cap_seconds = cap;
         opts.state_dir = root()
             .join("target")
             .join(format!("pipewright-test-{}", std::process::id()));
@@ -100,6 +110,7 @@ impl Stack {
         Self {
             endpoint: running.emulator.endpoint,
             api_endpoint: running.gateway.endpoint,
+            approval_endpoint: running.approvals.endpoint,
             outputs: running.outputs,
         }
     }

@@ -197,7 +197,10 @@ async fn actions_complete_once_and_snapshots_hold_everything() {
 
     let mut exec = execution(&pipeline, &id, T0);
     store.create_execution(&exec, None).await.unwrap();
-    store.put_stage(&stage(&id, "Build", 1, T0)).await.unwrap();
+    store
+        .put_stage(&pipeline, &stage(&id, "Build", 1, T0))
+        .await
+        .unwrap();
 
     // Begin: a new action, once.
     let started = action(&id, "Build", "Compile", 1, &token);
@@ -261,7 +264,7 @@ async fn actions_complete_once_and_snapshots_hold_everything() {
 
     // A retry of the stage: attempt 2 of the stage and of the action.
     store
-        .put_stage(&stage(&id, "Build", 2, T0 + 20.0))
+        .put_stage(&pipeline, &stage(&id, "Build", 2, T0 + 20.0))
         .await
         .unwrap();
     let retry = action(&id, "Build", "Compile", 2, &token);
@@ -362,6 +365,76 @@ async fn executions_list_newest_first_page_by_page() {
     assert_eq!(all.next_token, None);
     let exact = store.list_executions(&pipeline, None, 5).await.unwrap();
     assert_eq!(exact.next_token, None, "no token when nothing is left");
+}
+
+#[tokio::test]
+async fn stage_pointers_follow_the_latest_execution_to_enter() {
+    let stack = stack();
+    let sdk = stack.sdk().await;
+    let store = store(stack, &sdk).await;
+    let table = stack.output("ExecutionsTableName");
+    let pipeline = unique("pointers");
+    let older = unique("older");
+    let newer = unique("newer");
+    store
+        .create_execution(&execution(&pipeline, &older, T0), None)
+        .await
+        .unwrap();
+    store
+        .create_execution(&execution(&pipeline, &newer, T0 + 5.0), None)
+        .await
+        .unwrap();
+
+    // The older execution enters Build, then the newer one does.
+    store
+        .put_stage(&pipeline, &stage(&older, "Build", 1, T0 + 1.0))
+        .await
+        .unwrap();
+    store
+        .put_stage(&pipeline, &stage(&older, "Source", 1, T0))
+        .await
+        .unwrap();
+    store
+        .put_stage(&pipeline, &stage(&newer, "Build", 1, T0 + 6.0))
+        .await
+        .unwrap();
+    // The older one finishes Build late: its record changes, the pointer does not.
+    let mut late = stage(&older, "Build", 1, T0 + 1.0);
+    late.status = StageExecutionStatus::Succeeded;
+    late.last_update_time = T0 + 9.0;
+    store
+        .put_stage(&pipeline, &late)
+        .await
+        .expect("not an error");
+    let snapshot = store.snapshot(&older).await.unwrap().unwrap();
+    assert_eq!(
+        snapshot.stage("Build").unwrap().status,
+        StageExecutionStatus::Succeeded
+    );
+    // The newer one finishes Build: same execution, the pointer follows.
+    let mut done = stage(&newer, "Build", 1, T0 + 6.0);
+    done.status = StageExecutionStatus::Failed;
+    done.last_update_time = T0 + 10.0;
+    store.put_stage(&pipeline, &done).await.unwrap();
+
+    let mut latest = store.latest_stage_executions(&pipeline).await.unwrap();
+    latest.sort_by(|a, b| a.stage_name.cmp(&b.stage_name));
+    assert_eq!(latest, vec![done, stage(&older, "Source", 1, T0)]);
+    let item = raw_item(&sdk, table, &format!("PIPELINE#{pipeline}"), "STAGE#Build")
+        .await
+        .expect("the pointer item");
+    assert_eq!(item["pipelineExecutionId"].as_s().unwrap(), &newer);
+    assert_eq!(item["status"].as_s().unwrap(), "Failed");
+    expires_in_a_year(&item);
+
+    // The pointers share the list's partition but never show up as executions.
+    let listed = store.list_executions(&pipeline, None, 100).await.unwrap();
+    let ids: Vec<&str> = listed
+        .items
+        .iter()
+        .map(|e| e.pipeline_execution_id.as_str())
+        .collect();
+    assert_eq!(ids, vec![newer.as_str(), older.as_str()]);
 }
 
 async fn queue(sdk: &SdkConfig, name: &str) -> (aws_sdk_sqs::Client, String, String) {

@@ -3,8 +3,9 @@
 //!
 //! Environment (set by `template.yaml`):
 //! - `PIPELINES_TABLE`, `EXECUTIONS_TABLE`, `ARTIFACT_BUCKET`: required;
-//! - `ORCHESTRATOR_ARN` and `ACTION_ARN`: the functions the compiled state machines call; only
-//!   functions that start executions have them (both or neither);
+//! - `ORCHESTRATOR_ARN`, `ACTION_ARN` and `APPROVAL_ARN`: the functions the compiled state
+//!   machines call; only functions that start executions have them (all or none);
+//! - `ACTION_TIMEOUT_CAP_SECONDS`: the longest timeout any action gets (unset or 0: none);
 //! - `STATE_MACHINE_ROLE_ARN`: the role new state machines run with (same functions);
 //! - `EVENT_BUS_NAME`: where state-change events go (default `default`);
 //! - `AWS_ENDPOINT_URL` (the local emulator) and `AWS_REGION`, through [`Target::from_env`].
@@ -40,12 +41,14 @@ pub struct Settings {
     pub executions_table: String,
     /// `ARTIFACT_BUCKET`.
     pub artifact_bucket: String,
-    /// `ORCHESTRATOR_ARN` and `ACTION_ARN`, when both are set.
+    /// `ORCHESTRATOR_ARN`, `ACTION_ARN` and `APPROVAL_ARN`, when all are set.
     pub targets: Option<AslTargets>,
     /// `STATE_MACHINE_ROLE_ARN`.
     pub state_machine_role_arn: Option<String>,
     /// `EVENT_BUS_NAME`, default [`DEFAULT_EVENT_BUS`].
     pub event_bus_name: String,
+    /// `ACTION_TIMEOUT_CAP_SECONDS` (unset or 0: none).
+    pub action_timeout_cap_seconds: Option<u64>,
 }
 
 impl Settings {
@@ -74,21 +77,36 @@ impl Settings {
                 }
             ));
         }
-        let targets = match (get("ORCHESTRATOR_ARN"), get("ACTION_ARN")) {
-            (Some(orchestrator_arn), Some(action_arn)) => Some(AslTargets {
-                orchestrator_arn,
-                action_arn,
+        let action_timeout_cap_seconds = match get("ACTION_TIMEOUT_CAP_SECONDS") {
+            None => None,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(format!(
+                        "ACTION_TIMEOUT_CAP_SECONDS must be a whole number of seconds (0: no cap), not {v:?}"
+                    ))
+                }
+            },
+        };
+        const TARGETS: [&str; 3] = ["ORCHESTRATOR_ARN", "ACTION_ARN", "APPROVAL_ARN"];
+        let set: Vec<&str> = TARGETS.into_iter().filter(|n| get(n).is_some()).collect();
+        let targets = match set.len() {
+            0 => None,
+            3 => Some(AslTargets {
+                orchestrator_arn: get("ORCHESTRATOR_ARN").unwrap_or_default(),
+                action_arn: get("ACTION_ARN").unwrap_or_default(),
+                approval_arn: get("APPROVAL_ARN").unwrap_or_default(),
+                action_timeout_cap_seconds,
             }),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(
-                    "ORCHESTRATOR_ARN is set but ACTION_ARN is not: set both or neither".into(),
-                )
-            }
-            (None, Some(_)) => {
-                return Err(
-                    "ACTION_ARN is set but ORCHESTRATOR_ARN is not: set both or neither".into(),
-                )
+            _ => {
+                let unset: Vec<&str> = TARGETS.into_iter().filter(|n| !set.contains(n)).collect();
+                return Err(format!(
+                    "{} set but {} not: set all of {} or none",
+                    set.join(", "),
+                    unset.join(", "),
+                    TARGETS.join(", ")
+                ));
             }
         };
         Ok(Self {
@@ -98,6 +116,7 @@ impl Settings {
             targets,
             state_machine_role_arn: get("STATE_MACHINE_ROLE_ARN"),
             event_bus_name: get("EVENT_BUS_NAME").unwrap_or_else(|| DEFAULT_EVENT_BUS.into()),
+            action_timeout_cap_seconds,
         })
     }
 }
@@ -197,6 +216,7 @@ impl Adapters {
                 account_id,
                 artifact_bucket: self.settings.artifact_bucket.clone(),
                 targets: self.settings.targets.clone(),
+                action_timeout_cap_seconds: self.settings.action_timeout_cap_seconds,
             },
         }
     }
@@ -252,6 +272,8 @@ mod tests {
         vars.extend([
             ("ORCHESTRATOR_ARN", "arn:o"),
             ("ACTION_ARN", "arn:a"),
+            ("APPROVAL_ARN", "arn:p"),
+            ("ACTION_TIMEOUT_CAP_SECONDS", "30"),
             ("EVENT_BUS_NAME", "bus"),
             ("STATE_MACHINE_ROLE_ARN", "arn:r"),
         ]);
@@ -260,14 +282,25 @@ mod tests {
             s.targets,
             Some(AslTargets {
                 orchestrator_arn: "arn:o".into(),
-                action_arn: "arn:a".into()
+                action_arn: "arn:a".into(),
+                approval_arn: "arn:p".into(),
+                action_timeout_cap_seconds: Some(30),
             })
         );
         assert_eq!(s.event_bus_name, "bus");
         assert_eq!(s.state_machine_role_arn.as_deref(), Some("arn:r"));
         let mut half = REQUIRED.to_vec();
         half.push(("ACTION_ARN", "arn:a"));
-        assert!(settings(&half).unwrap_err().contains("ORCHESTRATOR_ARN"));
+        assert_eq!(
+            settings(&half).unwrap_err(),
+            "ACTION_ARN set but ORCHESTRATOR_ARN, APPROVAL_ARN not: \
+             set all of ORCHESTRATOR_ARN, ACTION_ARN, APPROVAL_ARN or none"
+        );
+        let mut bad = REQUIRED.to_vec();
+        bad.push(("ACTION_TIMEOUT_CAP_SECONDS", "soon"));
+        assert!(settings(&bad)
+            .unwrap_err()
+            .contains("ACTION_TIMEOUT_CAP_SECONDS"));
     }
 
     #[test]

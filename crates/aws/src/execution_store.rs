@@ -9,9 +9,17 @@
 //!     attempt (stage and action names cannot contain `#`);
 //! - `pk = "PIPELINE#<name>"`, `sk = "EXEC#<start time, 15-digit ms>#<id>"`: the list index, a
 //!   copy of the execution record, so ListPipelineExecutions (newest first) is one Query with
-//!   `ScanIndexForward=false` and its token is the last `sk` returned. It is written in the same
-//!   transaction as the `EXECUTION` item, every time (the start time never changes, so neither
-//!   does its key);
+//!   `ScanIndexForward=false` (and `begins_with(sk, "EXEC#")`) and its token is the last `sk`
+//!   returned. It is written in the same transaction as the `EXECUTION` item, every time (the
+//!   start time never changes, so neither does its key);
+//! - `pk = "PIPELINE#<name>"`, `sk = "STAGE#<stage>"`: the stage's latest-execution pointer, a
+//!   copy of the stage execution record of the latest execution to enter the stage
+//!   (`pipelineExecutionId`, `attempt`, `status`, `startTime` on top), so GetPipelineState finds
+//!   every stage's latest execution with one Query (`begins_with(sk, "STAGE#")`). `put_stage`
+//!   writes it after the stage item, on condition that it does not exist, names the same
+//!   execution, or holds a `startTime` no later than this stage execution's: an older execution
+//!   finishing a stage late never takes the pointer back from a newer one (a failed condition is
+//!   not an error);
 //! - `pk = "IDEMPOTENCY#<key>"`, `sk = "IDEMPOTENCY"`: an idempotency key (an event id, a webhook
 //!   delivery id, a `clientRequestToken`) and the execution it started (`pipelineExecutionId`),
 //!   claimed with `attribute_not_exists` in the transaction that creates the execution;
@@ -246,11 +254,24 @@ fn list_pk(pipeline: &str) -> String {
     format!("PIPELINE#{pipeline}")
 }
 
+/// The `sk` prefix of the list index items under [`list_pk`].
+const LIST_SK_PREFIX: &str = "EXEC#";
+/// The `sk` prefix of the stage pointers under [`list_pk`].
+const STAGE_POINTER_SK_PREFIX: &str = "STAGE#";
+
+/// `STAGE#<stage>`: the stage's latest-execution pointer under [`list_pk`].
+fn stage_pointer_sk(stage: &str) -> String {
+    format!("{STAGE_POINTER_SK_PREFIX}{stage}")
+}
+
 /// `EXEC#<start time in ms, 15 digits>#<id>`: sorts by start time (15 digits last until the
 /// year 33658).
 fn list_sk(execution: &PipelineExecution) -> String {
     let millis = (execution.start_time * 1000.0).round().max(0.0) as u64;
-    format!("EXEC#{millis:015}#{}", execution.pipeline_execution_id)
+    format!(
+        "{LIST_SK_PREFIX}{millis:015}#{}",
+        execution.pipeline_execution_id
+    )
 }
 
 fn job_key(job_id: &str) -> Item {
@@ -349,6 +370,26 @@ fn stage_item(s: &StageExecution) -> Result<Item, StoreError> {
         vec![
             ("status", AttributeValue::S(s.status.as_str().into())),
             ("stageName", AttributeValue::S(s.stage_name.clone())),
+            ("attempt", number(s.attempt)),
+            ("startTime", number(s.start_time)),
+            ("lastUpdateTime", number(s.last_update_time)),
+        ],
+    )
+}
+
+/// The latest-execution pointer of stage `s.stage_name` of pipeline `pipeline`.
+fn stage_pointer_item(pipeline: &str, s: &StageExecution) -> Result<Item, StoreError> {
+    item(
+        key(list_pk(pipeline), stage_pointer_sk(&s.stage_name)),
+        s,
+        vec![
+            ("status", AttributeValue::S(s.status.as_str().into())),
+            ("pipelineName", AttributeValue::S(pipeline.to_string())),
+            ("stageName", AttributeValue::S(s.stage_name.clone())),
+            (
+                "pipelineExecutionId",
+                AttributeValue::S(s.pipeline_execution_id.clone()),
+            ),
             ("attempt", number(s.attempt)),
             ("startTime", number(s.start_time)),
             ("lastUpdateTime", number(s.last_update_time)),
@@ -597,7 +638,11 @@ impl ExecutionStore for DynamoExecutionStore {
         }
     }
 
-    async fn put_stage(&self, stage: &StageExecution) -> Result<(), StoreError> {
+    async fn put_stage(
+        &self,
+        pipeline_name: &str,
+        stage: &StageExecution,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -605,7 +650,68 @@ impl ExecutionStore for DynamoExecutionStore {
             .send()
             .await
             .map_err(|e| backend("PutItem", e))?;
-        Ok(())
+        // The pointer after the record: a reader following it always finds the record.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(stage_pointer_item(pipeline_name, stage)?))
+            .condition_expression(
+                "attribute_not_exists(pk) OR pipelineExecutionId = :id OR startTime <= :start",
+            )
+            .expression_attribute_values(
+                ":id",
+                AttributeValue::S(stage.pipeline_execution_id.clone()),
+            )
+            .expression_attribute_values(":start", number(stage.start_time))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A newer execution holds the pointer.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(backend("PutItem", e)),
+        }
+    }
+
+    async fn latest_stage_executions(
+        &self,
+        pipeline_name: &str,
+    ) -> Result<Vec<StageExecution>, StoreError> {
+        let mut stages = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(list_pk(pipeline_name)))
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(STAGE_POINTER_SK_PREFIX.into()),
+                )
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query", e))?;
+            for item in page.items() {
+                stages.push(record_of(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(stages)
     }
 
     async fn put_action(
@@ -699,6 +805,14 @@ impl ExecutionStore for DynamoExecutionStore {
         limit: usize,
     ) -> Result<Page<PipelineExecution>, StoreError> {
         let wanted = limit.saturating_add(1);
+        if next_token.is_some_and(|t| !t.is_empty() && !t.starts_with(LIST_SK_PREFIX)) {
+            // Not a token this store issued (the Query would refuse a start key outside its
+            // `begins_with`): nothing follows it.
+            return Ok(Page {
+                items: Vec::new(),
+                next_token: None,
+            });
+        }
         let mut start = next_token
             .filter(|t| !t.is_empty())
             .map(|t| key(list_pk(pipeline_name), t.to_string()));
@@ -708,8 +822,9 @@ impl ExecutionStore for DynamoExecutionStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", AttributeValue::S(list_pk(pipeline_name)))
+                .expression_attribute_values(":prefix", AttributeValue::S(LIST_SK_PREFIX.into()))
                 .scan_index_forward(false)
                 .set_exclusive_start_key(start.take())
                 .limit(i32::try_from(wanted - items.len()).unwrap_or(i32::MAX))
@@ -755,6 +870,12 @@ mod tests {
         );
         assert_eq!(execution_pk("e1"), "EXEC#e1");
         assert_eq!(list_pk("app"), "PIPELINE#app");
+        assert_eq!(stage_pointer_sk("Build"), "STAGE#Build");
+        // The list index and the stage pointers share a partition; their prefixes keep the
+        // list Query (`begins_with(sk, "EXEC#")`) off the pointers.
+        let e = "EXEC#000000000001000#e1";
+        assert!(e.starts_with(LIST_SK_PREFIX) && !e.starts_with(STAGE_POINTER_SK_PREFIX));
+        assert!(!stage_pointer_sk("EXEC").starts_with(LIST_SK_PREFIX));
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub enum LocalCommand {
         /// Build the functions with --release.
         #[arg(long)]
         release: bool,
+        /// Cap every action's timeout at this many seconds (the stack's ActionTimeoutCapSeconds),
+        /// so that an approval nobody answers fails soon instead of in 7 days.
+        #[arg(long, value_name = "SECONDS")]
+        action_timeout_cap: Option<u64>,
         /// The project folder (template.yaml and Cargo.toml); default: found upwards from here.
         #[arg(long)]
         root: Option<PathBuf>,
@@ -58,6 +62,7 @@ pub fn run(command: LocalCommand) -> i32 {
         LocalCommand::Up {
             port,
             release,
+            action_timeout_cap,
             root,
         } => {
             let Some(root) = project_root(root) else {
@@ -65,6 +70,7 @@ pub fn run(command: LocalCommand) -> i32 {
             };
             let mut opts = UpOptions::new(root);
             opts.port = port;
+            opts.action_timeout_cap_seconds = action_timeout_cap.filter(|s| *s > 0);
             opts.profile = if release {
                 Profile::Release
             } else {

@@ -45,6 +45,8 @@
 //! let targets = AslTargets {
 //!     orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:orchestrator".into(),
 //!     action_arn: "arn:aws:lambda:us-east-1:123456789012:function:action".into(),
+//!     approval_arn: "arn:aws:lambda:us-east-1:123456789012:function:approval".into(),
+//!     action_timeout_cap_seconds: None,
 //! };
 //! let asl = compile(&pipeline, &targets);
 //! assert_eq!(asl["StartAt"], "Start");
@@ -68,6 +70,12 @@ pub struct AslTargets {
     pub orchestrator_arn: String,
     /// The `action` function: runs one action through its provider.
     pub action_arn: String,
+    /// The `approval` function: starts manual approvals (sends the notice with its links).
+    pub approval_arn: String,
+    /// The longest `TimeoutSeconds` any action gets (`ActionTimeoutCapSeconds`; `None`: the
+    /// declared timeouts as they are). For local runs and tests, so that an approval nobody
+    /// answers does not wait 7 days.
+    pub action_timeout_cap_seconds: Option<u64>,
 }
 
 /// Where a task's own result goes when the state must pass its input on unchanged. Standard ASL
@@ -462,14 +470,16 @@ fn action_groups(stage: &StageDeclaration) -> Vec<(u32, Vec<usize>)> {
     groups.into_iter().collect()
 }
 
-/// The action's timeout in seconds: its `timeoutInMinutes`, else its type's default.
-fn timeout_seconds(action: &ActionDeclaration) -> u64 {
+/// The action's timeout in seconds: its `timeoutInMinutes`, else its type's default; at most
+/// `cap` (at least 1 second).
+pub(crate) fn timeout_seconds(action: &ActionDeclaration, cap: Option<u64>) -> u64 {
     let minutes = action.timeout_in_minutes.unwrap_or_else(|| {
         lookup(&action.action_type_id).map_or(UNKNOWN_TYPE_TIMEOUT_MINUTES, |spec| {
             spec.timeout.default_minutes
         })
     });
-    u64::from(minutes) * 60
+    let seconds = u64::from(minutes) * 60;
+    cap.map_or(seconds, |cap| seconds.min(cap.max(1)))
 }
 
 // ---------------------------------------------------------------------------
@@ -642,16 +652,25 @@ fn action_branch(
     body.insert("runOrder".into(), run_order.into());
     body.insert("group".into(), group.into());
     let id = &action.action_type_id;
+    // Manual approvals are started by the approval function (it alone holds the link key).
+    let function = if id.category == crate::declaration::ActionCategory::Approval {
+        &targets.approval_arn
+    } else {
+        &targets.action_arn
+    };
     let mut task = lambda_task(
         LAMBDA_INVOKE_WAIT,
         format!(
             "Stage {}, action {} ({}/{}/{} version {}), runOrder {run_order}.",
             stage.name, action.name, id.category, id.owner, id.provider, id.version
         ),
-        &targets.action_arn,
+        function,
         with_token(body),
     );
-    task.insert("TimeoutSeconds".into(), timeout_seconds(action).into());
+    task.insert(
+        "TimeoutSeconds".into(),
+        timeout_seconds(action, targets.action_timeout_cap_seconds).into(),
+    );
     task.insert("ResultPath".into(), DISCARD_RESULT.into());
     task.insert("Catch".into(), json!([catch("States.ALL", &names.failed)]));
     task.insert("End".into(), true.into());
@@ -799,6 +818,8 @@ mod tests {
         AslTargets {
             orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:o".into(),
             action_arn: "arn:aws:lambda:us-east-1:123456789012:function:a".into(),
+            approval_arn: "arn:aws:lambda:us-east-1:123456789012:function:ap".into(),
+            action_timeout_cap_seconds: None,
         }
     }
 
@@ -854,8 +875,13 @@ mod tests {
               {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}
           ]}]}"#;
         let p = parse_pipeline(text).expect("parses");
-        assert_eq!(timeout_seconds(&p.stages[0].actions[0]), 7 * 24 * 3600);
-        assert_eq!(timeout_seconds(&p.stages[0].actions[1]), 600);
+        assert_eq!(
+            timeout_seconds(&p.stages[0].actions[0], None),
+            7 * 24 * 3600
+        );
+        assert_eq!(timeout_seconds(&p.stages[0].actions[0], Some(30)), 30);
+        assert_eq!(timeout_seconds(&p.stages[0].actions[1], Some(3600)), 600);
+        assert_eq!(timeout_seconds(&p.stages[0].actions[1], None), 600);
         let mut unknown = p.stages[0].actions[0].clone();
         unknown.action_type_id = ActionTypeId {
             category: ActionCategory::Build,
@@ -863,7 +889,7 @@ mod tests {
             provider: "Jenkins".into(),
             version: "1".into(),
         };
-        assert_eq!(timeout_seconds(&unknown), 3600);
+        assert_eq!(timeout_seconds(&unknown, None), 3600);
     }
 
     #[test]

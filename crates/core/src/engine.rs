@@ -55,8 +55,24 @@ pub trait ExecutionStore: Send + Sync {
         execution: &PipelineExecution,
         expected: &[PipelineExecutionStatus],
     ) -> Result<(), StoreError>;
-    /// Write a stage execution (one item per stage and attempt).
-    async fn put_stage(&self, stage: &StageExecution) -> Result<(), StoreError>;
+    /// Write a stage execution (one item per stage and attempt) of pipeline `pipeline_name`,
+    /// then point the pipeline's latest-execution pointer for that stage at it
+    /// ([`ExecutionStore::latest_stage_executions`]) unless the pointer names another execution
+    /// whose stage execution started later (so an older execution finishing late never hides a
+    /// newer one). A pointer that stays put is not an error.
+    async fn put_stage(
+        &self,
+        pipeline_name: &str,
+        stage: &StageExecution,
+    ) -> Result<(), StoreError>;
+    /// For each stage of pipeline `pipeline_name` that an execution has entered, the stage
+    /// execution of the latest execution to enter it (latest stage start time), as last written
+    /// through [`ExecutionStore::put_stage`]. In no particular order; stages no longer declared
+    /// may be among them.
+    async fn latest_stage_executions(
+        &self,
+        pipeline_name: &str,
+    ) -> Result<Vec<StageExecution>, StoreError>;
     /// Write an action execution: a new one when `expected` is `None` (Conflict if it exists),
     /// else only while its status is `expected` (so an action completes once).
     async fn put_action(
@@ -117,6 +133,9 @@ pub struct EngineConfig {
     pub artifact_bucket: String,
     /// The functions the state machines call (needed only by functions that start executions).
     pub targets: Option<AslTargets>,
+    /// The longest time any action may take (`ActionTimeoutCapSeconds`), as compiled into the
+    /// state machines; approvals expire by it.
+    pub action_timeout_cap_seconds: Option<u64>,
 }
 
 /// The engine: ports plus configuration.
@@ -282,7 +301,7 @@ impl Engine<'_> {
         let version = pipeline.version();
         let targets = self.config.targets.as_ref().ok_or_else(|| {
             EngineError::StateMachine(
-                "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN)".into(),
+                "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN / APPROVAL_ARN)".into(),
             )
         })?;
         let mut execution = PipelineExecution {
@@ -391,7 +410,9 @@ impl Engine<'_> {
             start_time: now,
             last_update_time: now,
         };
-        self.executions.put_stage(&record).await?;
+        self.executions
+            .put_stage(&ids.pipeline_name, &record)
+            .await?;
         self.publish(vec![self.stage_event(
             &snapshot.execution,
             &record,
@@ -487,7 +508,9 @@ impl Engine<'_> {
             StageExecutionStatus::Failed
         };
         record.last_update_time = now;
-        self.executions.put_stage(&record).await?;
+        self.executions
+            .put_stage(&ids.pipeline_name, &record)
+            .await?;
         let state = if succeeded {
             StageState::Succeeded
         } else {
@@ -671,13 +694,14 @@ impl Engine<'_> {
     }
 
     /// Record how the action ended, publish it, and answer its task token. Completing an action
-    /// that already ended changes nothing (at-least-once callers are safe).
+    /// that already ended changes nothing (at-least-once callers are safe). Returns true when
+    /// this call completed it, false when it had already ended.
     pub async fn complete_action(
         &self,
         started: &ActionExecution,
         outcome: ActionOutcome,
         now: f64,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let mut record = started.clone();
         let token = record.task_token.take();
         record.status = outcome.status;
@@ -695,7 +719,7 @@ impl Engine<'_> {
             .await
         {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(StoreError::Conflict(_)) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
         let snapshot = self
@@ -710,7 +734,7 @@ impl Engine<'_> {
         };
         self.publish(vec![self.action_event(&snapshot.execution, &record, state)])
             .await;
-        let Some(token) = token else { return Ok(()) };
+        let Some(token) = token else { return Ok(true) };
         let answer = if record.status == ActionExecutionStatus::Succeeded {
             self.tasks.succeed(&token, &json!({})).await
         } else {
@@ -725,7 +749,7 @@ impl Engine<'_> {
                 .fail(&token, ACTION_FAILED_ERROR, &truncate(&cause, 32_000))
                 .await
         };
-        answer.map_err(EngineError::Callback)
+        answer.map_err(EngineError::Callback).map(|()| true)
     }
 
     // ------------------------------------------------------------------ helpers
@@ -1252,6 +1276,8 @@ pub mod memory {
         stages: BTreeMap<(String, String, u32), StageExecution>,
         actions: BTreeMap<(String, String, String, u32), ActionExecution>,
         idempotency: BTreeMap<String, String>,
+        /// (pipeline, stage) → the stage execution of the latest execution to enter it.
+        latest_stages: BTreeMap<(String, String), StageExecution>,
     }
 
     impl MemoryExecutionStore {
@@ -1335,14 +1361,40 @@ pub mod memory {
             }
         }
 
-        async fn put_stage(&self, stage: &StageExecution) -> Result<(), StoreError> {
+        async fn put_stage(
+            &self,
+            pipeline_name: &str,
+            stage: &StageExecution,
+        ) -> Result<(), StoreError> {
             let key = (
                 stage.pipeline_execution_id.clone(),
                 stage.stage_name.clone(),
                 stage.attempt,
             );
-            self.lock()?.stages.insert(key, stage.clone());
+            let mut inner = self.lock()?;
+            inner.stages.insert(key, stage.clone());
+            let pointer = (pipeline_name.to_string(), stage.stage_name.clone());
+            let moves = inner.latest_stages.get(&pointer).is_none_or(|current| {
+                current.pipeline_execution_id == stage.pipeline_execution_id
+                    || current.start_time <= stage.start_time
+            });
+            if moves {
+                inner.latest_stages.insert(pointer, stage.clone());
+            }
             Ok(())
+        }
+
+        async fn latest_stage_executions(
+            &self,
+            pipeline_name: &str,
+        ) -> Result<Vec<StageExecution>, StoreError> {
+            Ok(self
+                .lock()?
+                .latest_stages
+                .iter()
+                .filter(|((pipeline, _), _)| pipeline == pipeline_name)
+                .map(|(_, stage)| stage.clone())
+                .collect())
         }
 
         async fn put_action(

@@ -217,7 +217,7 @@ impl Engine<'_> {
         now: f64,
     ) -> Result<(), JobError> {
         match self.complete_action(record, outcome, now).await {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(EngineError::Callback(e)) => Err(JobError::InvalidState(format!(
                 "job {} is no longer awaited by its pipeline execution: {e}",
                 record.action_execution_id

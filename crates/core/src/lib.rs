@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod approvals;
 pub mod asl;
 pub mod control_plane;
 pub mod declaration;

@@ -23,6 +23,8 @@ fn targets() -> AslTargets {
         orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:pipewright-orchestrator"
             .into(),
         action_arn: "arn:aws:lambda:us-east-1:123456789012:function:pipewright-action".into(),
+        approval_arn: "arn:aws:lambda:us-east-1:123456789012:function:pipewright-approval".into(),
+        action_timeout_cap_seconds: None,
     }
 }
 

@@ -101,6 +101,8 @@ fn targets() -> AslTargets {
     AslTargets {
         orchestrator_arn: "arn:aws:lambda:eu-west-1:111122223333:function:orchestrator".into(),
         action_arn: "arn:aws:lambda:eu-west-1:111122223333:function:action".into(),
+        approval_arn: "arn:aws:lambda:eu-west-1:111122223333:function:approval".into(),
+        action_timeout_cap_seconds: None,
     }
 }
 

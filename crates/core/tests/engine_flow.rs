@@ -67,7 +67,10 @@ impl World {
                     orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:orchestrator"
                         .into(),
                     action_arn: "arn:aws:lambda:us-east-1:123456789012:function:action".into(),
+                    approval_arn: "arn:aws:lambda:us-east-1:123456789012:function:approval".into(),
+                    action_timeout_cap_seconds: None,
                 }),
+                action_timeout_cap_seconds: None,
             },
         }
     }
@@ -346,6 +349,7 @@ async fn the_api_starts_gets_and_lists_executions() {
         account_id: "123456789012".into(),
         now: 100.0,
         new_id: id.into(),
+        caller: None,
     };
     let call = |id: &'static str, op: &'static str, body: Value| {
         let services = &services;
@@ -566,6 +570,7 @@ impl World {
             account_id: "123456789012".into(),
             now: 50.0,
             new_id: "99999999-9999-4999-8999-999999999999".into(),
+            caller: Some("arn:aws:iam::123456789012:user/approver".into()),
         };
         handle(
             &services,

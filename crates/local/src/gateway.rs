@@ -1,7 +1,8 @@
-//! The local stand-in for the api function's Function URL: `pipewright-lambda-host gateway`
-//! serves HTTP on 127.0.0.1 and turns each request into a Function URL (payload 2.0) invocation
-//! in the emulator, so `aws codepipeline --endpoint-url "$PIPEWRIGHT_ENDPOINT"` and boto3 reach
-//! the real function.
+//! The local stand-in for a function's Function URL (the api function's, the approval
+//! function's): `pipewright-lambda-host gateway` serves HTTP on 127.0.0.1 and turns each request
+//! into a Function URL (payload 2.0) invocation in the emulator, so `aws codepipeline
+//! --endpoint-url "$PIPEWRIGHT_ENDPOINT"`, boto3 and a browser opening an approval link reach the
+//! real function.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -21,29 +22,27 @@ pub struct Gateway {
     pub pid: u32,
 }
 
-/// Start `lambda_host gateway` for `function` in the emulator at `emulator_endpoint`; its log
-/// and port file go into `state_dir`.
+/// Start `lambda_host gateway` for `function` in the emulator at `emulator_endpoint` on `port`
+/// (0: any free port); its log and port file go into `state_dir` as `<name>.log` and
+/// `<name>.port`.
 pub fn start(
     lambda_host: &Path,
     emulator_endpoint: &str,
     function: &str,
+    port: u16,
     state_dir: &Path,
+    name: &str,
 ) -> Result<Gateway, LocalError> {
-    let port_file = state_dir.join("gateway.port");
+    let port_file = state_dir.join(format!("{name}.port"));
     let _ = std::fs::remove_file(&port_file);
-    let log_path = state_dir.join("gateway.log");
+    let log_path = state_dir.join(format!("{name}.log"));
     let log = File::create(&log_path).map_err(|e| LocalError::io(&log_path, e))?;
     let log_err = log.try_clone().map_err(|e| LocalError::io(&log_path, e))?;
     let child = Command::new(lambda_host)
         .arg("gateway")
-        .args([
-            "--emulator",
-            emulator_endpoint,
-            "--function",
-            function,
-            "--port",
-            "0",
-        ])
+        .args(["--emulator", emulator_endpoint, "--function", function])
+        .arg("--port")
+        .arg(port.to_string())
         .arg("--port-file")
         .arg(&port_file)
         .stdin(Stdio::null())
@@ -73,10 +72,19 @@ pub fn start(
         if !emulator::is_alive(pid) || Instant::now() > deadline {
             emulator::stop_pid(pid);
             return Err(LocalError::Emulator(format!(
-                "the gateway did not start; its log ends:\n{}",
+                "the gateway {name} did not start; its log ends:\n{}",
                 tail(&log_path, 20)
             )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A port on 127.0.0.1 that is free now (for a gateway whose URL must be known before it
+/// starts: the approval links' base URL goes into the stack's parameters).
+pub fn free_port() -> Result<u16, LocalError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| LocalError::Emulator(format!("no free port on 127.0.0.1: {e}")))
 }

@@ -28,6 +28,9 @@ pub const STACK_NAME: &str = "pipewright-local";
 /// The stack output naming the control-plane function the gateway serves.
 pub const API_FUNCTION_OUTPUT: &str = "ApiFunctionName";
 
+/// The stack output naming the approval function (its links get a gateway of their own).
+pub const APPROVAL_FUNCTION_OUTPUT: &str = "ApprovalFunctionName";
+
 /// Why the local stack could not be brought up or down.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -80,6 +83,8 @@ pub struct UpOptions {
     pub port: u16,
     /// Profile the functions are built with.
     pub profile: Profile,
+    /// The stack's `ActionTimeoutCapSeconds` (`None`: no cap).
+    pub action_timeout_cap_seconds: Option<u64>,
 }
 
 impl UpOptions {
@@ -91,6 +96,7 @@ impl UpOptions {
             root,
             port: 0,
             profile: Profile::Dev,
+            action_timeout_cap_seconds: None,
         }
     }
 }
@@ -102,6 +108,8 @@ pub struct LocalStack {
     pub emulator: Emulator,
     /// The control plane's local Function URL.
     pub gateway: Gateway,
+    /// The approval function's local Function URL (where approval links point).
+    pub approvals: Gateway,
     /// The stack's outputs (`ArtifactBucketName`, `PipelinesTableName`, ...).
     pub outputs: BTreeMap<String, String>,
 }
@@ -138,6 +146,14 @@ impl LocalStack {
                 "PIPEWRIGHT_GATEWAY_PID".to_string(),
                 self.gateway.pid.to_string(),
             ),
+            (
+                "PIPEWRIGHT_APPROVAL_ENDPOINT".to_string(),
+                self.approvals.endpoint.clone(),
+            ),
+            (
+                "PIPEWRIGHT_APPROVAL_GATEWAY_PID".to_string(),
+                self.approvals.pid.to_string(),
+            ),
         ];
         env.extend(
             self.outputs
@@ -150,6 +166,7 @@ impl LocalStack {
     /// Stop the gateway, the emulator and every function sandbox it started.
     pub fn stop(&self, state_dir: &Path) {
         emulator::stop_pid(self.gateway.pid);
+        emulator::stop_pid(self.approvals.pid);
         emulator::stop_pid(self.emulator.pid);
         // The function sandboxes watch their folders and exit when they are removed.
         let _ = std::fs::remove_dir_all(state_dir.join("lambda"));
@@ -176,17 +193,60 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         state_dir: opts.state_dir.clone(),
         port: opts.port,
     })?;
+    let mut gateways = Vec::new();
     let started = async {
-        let outputs = stack::deploy(&emulator.endpoint, &template, &functions, STACK_NAME).await?;
-        let api = outputs.get(API_FUNCTION_OUTPUT).ok_or_else(|| {
-            LocalError::Deploy(format!("template.yaml has no output {API_FUNCTION_OUTPUT}"))
-        })?;
-        let gateway = gateway::start(&lambda_host, &emulator.endpoint, api, &opts.state_dir)?;
-        Ok::<_, LocalError>((outputs, gateway))
+        // The approval links' base URL is a stack parameter, so its gateway's port is chosen
+        // before the stack exists.
+        let approval_port = gateway::free_port()?;
+        let mut parameters = BTreeMap::from([(
+            "ApprovalLinkBaseUrl".to_string(),
+            format!("http://127.0.0.1:{approval_port}/"),
+        )]);
+        if let Some(cap) = opts.action_timeout_cap_seconds {
+            parameters.insert("ActionTimeoutCapSeconds".into(), cap.to_string());
+        }
+        let outputs = stack::deploy(
+            &emulator.endpoint,
+            &template,
+            &functions,
+            STACK_NAME,
+            &parameters,
+        )
+        .await?;
+        let output = |name: &str| {
+            outputs
+                .get(name)
+                .cloned()
+                .ok_or_else(|| LocalError::Deploy(format!("template.yaml has no output {name}")))
+        };
+        let (api, approval) = (
+            output(API_FUNCTION_OUTPUT)?,
+            output(APPROVAL_FUNCTION_OUTPUT)?,
+        );
+        let state_dir = &opts.state_dir;
+        let api = gateway::start(
+            &lambda_host,
+            &emulator.endpoint,
+            &api,
+            0,
+            state_dir,
+            "gateway",
+        )?;
+        gateways.push(api.pid);
+        let approvals = gateway::start(
+            &lambda_host,
+            &emulator.endpoint,
+            &approval,
+            approval_port,
+            state_dir,
+            "approval-gateway",
+        )?;
+        Ok::<_, LocalError>((outputs, api, approvals))
     };
-    let (outputs, gateway) = match started.await {
+    let (outputs, gateway, approvals) = match started.await {
         Ok(started) => started,
         Err(e) => {
+            gateways.iter().for_each(|pid| emulator::stop_pid(*pid));
             emulator::stop_pid(emulator.pid);
             return Err(e);
         }
@@ -194,6 +254,7 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
     let stack = LocalStack {
         emulator,
         gateway,
+        approvals,
         outputs,
     };
     env_file::write(&opts.state_dir, &stack.env())?;
@@ -212,7 +273,15 @@ pub fn status(state_dir: &Path) -> Option<LocalStack> {
         endpoint: env.get("PIPEWRIGHT_ENDPOINT")?.clone(),
         pid: env.get("PIPEWRIGHT_GATEWAY_PID")?.parse().ok()?,
     };
-    if !emulator::is_alive(pid) || !emulator.healthy() || !emulator::is_alive(gateway.pid) {
+    let approvals = Gateway {
+        endpoint: env.get("PIPEWRIGHT_APPROVAL_ENDPOINT")?.clone(),
+        pid: env.get("PIPEWRIGHT_APPROVAL_GATEWAY_PID")?.parse().ok()?,
+    };
+    if !emulator::is_alive(pid)
+        || !emulator.healthy()
+        || !emulator::is_alive(gateway.pid)
+        || !emulator::is_alive(approvals.pid)
+    {
         return None;
     }
     let outputs = env
@@ -222,6 +291,7 @@ pub fn status(state_dir: &Path) -> Option<LocalStack> {
     Some(LocalStack {
         emulator,
         gateway,
+        approvals,
         outputs,
     })
 }
@@ -237,8 +307,10 @@ pub fn down(state_dir: &Path) -> bool {
             .and_then(|p| p.parse::<u32>().ok())
             .filter(|pid| emulator::is_alive(*pid))
     };
-    if let Some(pid) = alive("PIPEWRIGHT_GATEWAY_PID") {
-        emulator::stop_pid(pid);
+    for key in ["PIPEWRIGHT_GATEWAY_PID", "PIPEWRIGHT_APPROVAL_GATEWAY_PID"] {
+        if let Some(pid) = alive(key) {
+            emulator::stop_pid(pid);
+        }
     }
     let running = alive("PIPEWRIGHT_EMULATOR_PID");
     if let Some(pid) = running {
@@ -252,7 +324,15 @@ pub fn down(state_dir: &Path) -> bool {
 /// `ARTIFACT_BUCKET_NAME` → `ArtifactBucketName` (the inverse of [`env_file::output_key`]),
 /// skipping the keys that are not stack outputs.
 fn output_name(key: &str) -> Option<String> {
-    if matches!(key, "STACK" | "EMULATOR_PID" | "GATEWAY_PID" | "ENDPOINT") {
+    if matches!(
+        key,
+        "STACK"
+            | "EMULATOR_PID"
+            | "GATEWAY_PID"
+            | "ENDPOINT"
+            | "APPROVAL_ENDPOINT"
+            | "APPROVAL_GATEWAY_PID"
+    ) {
         return None;
     }
     Some(

@@ -17,13 +17,15 @@ pub const CODE_BUCKET: &str = "pipewright-local-code";
 /// How long stack creation may take.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Upload the packaged functions, create the stack `stack_name` from `template` in the emulator
-/// at `endpoint`, wait for it, and return its outputs.
+/// Upload the packaged functions, create the stack `stack_name` from `template` (with
+/// `parameters` besides `StageName=local`) in the emulator at `endpoint`, wait for it, and return
+/// its outputs.
 pub async fn deploy(
     endpoint: &str,
     template: &Template,
     functions: &[PackagedFunction],
     stack_name: &str,
+    parameters: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, LocalError> {
     let target = Target::local(endpoint);
     let sdk = config::load(&target).await;
@@ -60,12 +62,17 @@ pub async fn deploy(
         .capabilities(Capability::CapabilityIam)
         .capabilities(Capability::CapabilityNamedIam)
         .capabilities(Capability::CapabilityAutoExpand)
-        .parameters(
-            Parameter::builder()
-                .parameter_key("StageName")
-                .parameter_value("local")
-                .build(),
-        )
+        .set_parameters(Some(
+            std::iter::once(("StageName", "local"))
+                .chain(parameters.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map(|(k, v)| {
+                    Parameter::builder()
+                        .parameter_key(k)
+                        .parameter_value(v)
+                        .build()
+                })
+                .collect(),
+        ))
         .send()
         .await
         .map_err(|e| LocalError::aws("cloudformation:CreateStack", e))?;

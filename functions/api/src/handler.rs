@@ -62,6 +62,7 @@ impl Service<'_> {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default(),
             new_id: uuid::Uuid::new_v4().to_string(),
+            caller: caller_arn(&request),
         };
         let result = control_plane::handle(
             &Services {
@@ -107,6 +108,21 @@ fn respond(
         builder = builder.header("x-amzn-ErrorType", kind);
     }
     Ok(builder.body(Body::Text(body.to_string()))?)
+}
+
+/// The IAM principal that signed the request, as the Function URL's IAM auth reports it.
+fn caller_arn(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        lambda_http::request::RequestContext::ApiGatewayV2(ctx) => ctx
+            .authorizer
+            .as_ref()?
+            .iam
+            .as_ref()?
+            .user_arn
+            .clone()
+            .filter(|a| !a.is_empty()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

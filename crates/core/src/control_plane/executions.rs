@@ -63,7 +63,7 @@ fn engine_error(e: EngineError) -> ApiError {
 }
 
 /// `PipelineNotFoundException` unless `name` exists.
-async fn require_pipeline(engine: &Engine<'_>, name: &str) -> Result<(), ApiError> {
+pub(super) async fn require_pipeline(engine: &Engine<'_>, name: &str) -> Result<(), ApiError> {
     match engine
         .pipelines
         .get(name, None)
@@ -78,7 +78,7 @@ async fn require_pipeline(engine: &Engine<'_>, name: &str) -> Result<(), ApiErro
     }
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(super) fn store_error(e: StoreError) -> ApiError {
     ApiError {
         kind: "InternalFailure",
         message: e.to_string(),

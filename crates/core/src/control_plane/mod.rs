@@ -9,8 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+mod actions;
+mod approvals;
 mod executions;
 mod jobs;
+mod state;
 
 use crate::declaration::PipelineDeclaration;
 use crate::engine::Engine;
@@ -31,6 +34,9 @@ pub struct ServiceContext {
     pub now: f64,
     /// A fresh UUID for whatever the request creates (an execution id).
     pub new_id: String,
+    /// Who calls (the IAM principal's ARN, when the Function URL authenticated it): recorded
+    /// as the approver by PutApprovalResult.
+    pub caller: Option<String>,
 }
 
 impl ServiceContext {
@@ -67,7 +73,7 @@ impl ApiError {
         Self::new("ValidationException", message)
     }
 
-    fn internal(err: StoreError) -> Self {
+    pub(crate) fn internal(err: StoreError) -> Self {
         Self {
             kind: "InternalFailure",
             message: err.to_string(),
@@ -112,8 +118,11 @@ pub async fn handle(
         "StartPipelineExecution" => executions::start(engine(services)?, ctx, parse(body)?).await,
         "GetPipelineExecution" => executions::get(engine(services)?, parse(body)?).await,
         "ListPipelineExecutions" => executions::list(engine(services)?, parse(body)?).await,
+        "GetPipelineState" => state::get(engine(services)?, parse(body)?).await,
+        "ListActionExecutions" => actions::list(engine(services)?, parse(body)?).await,
         "PutJobSuccessResult" => jobs::put_success(engine(services)?, ctx, parse(body)?).await,
         "PutJobFailureResult" => jobs::put_failure(engine(services)?, ctx, parse(body)?).await,
+        "PutApprovalResult" => approvals::put_result(engine(services)?, ctx, parse(body)?).await,
         other if KNOWN_OPERATIONS.contains(&other) => Err(ApiError::new(
             "UnsupportedOperationException",
             format!("{other} is a CodePipeline operation that Pipewright does not implement yet"),
@@ -505,6 +514,7 @@ mod tests {
             account_id: "123456789012".into(),
             now: 1_700_000_000.0,
             new_id: "00000000-0000-4000-8000-000000000001".into(),
+            caller: None,
         }
     }
 
@@ -680,7 +690,7 @@ mod tests {
                 engine: None,
             },
             &ctx(),
-            "CodePipeline_20150709.PutApprovalResult",
+            "CodePipeline_20150709.RollbackStage",
             b"{}",
         )
         .await

@@ -1,0 +1,875 @@
+//! Manual approvals (`Approval/AWS/Manual`): the notice, the signed one-click links, and the
+//! decision.
+//!
+//! An approval action waits on its Step Functions task token like any action. The `approval`
+//! function records it as started ([`Engine::begin_approval`]), signs two links (approve and
+//! reject, [`sign_link`]) and publishes the notice ([`ApprovalNotice`]) to SNS. The decision
+//! comes either from a link (a `POST` from the confirmation page the link opens) or from
+//! `PutApprovalResult`; both go through [`Engine::decide_approval`], which completes the action
+//! exactly once.
+//!
+//! ## The approval token
+//!
+//! CodePipeline's approval token (GetPipelineState's `actionStates[].latestExecution.token`,
+//! PutApprovalResult's `token`) is the approval action's action execution id: a fresh UUID per
+//! run of the action, so a token from an earlier run (or another execution) never decides the
+//! current one.
+//!
+//! ## Links
+//!
+//! A link carries `base64url(claims JSON) "." base64url(HMAC-SHA256(key, domain || claims))`.
+//! The claims bind the pipeline, stage, action, pipeline execution, the token, the decision, the
+//! expiry (the action's start plus its timeout: the link dies with the action) and the
+//! recipient (the topic the notice went to). The signature is checked in constant time before
+//! the claims are even parsed. A link is single use because the decision completes the action:
+//! every later use finds it no longer waiting.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::declaration::{ActionCategory, ActionDeclaration};
+use crate::engine::{ActionOutcome, Engine, EngineError, ExecutionIds};
+use crate::execution::{
+    ActionExecutionResult, ActionExecutionStatus, ErrorDetails, PipelineExecutionStatus,
+    SourceRevision,
+};
+use crate::store::StoreError;
+
+/// The configuration key naming the SNS topic the notice goes to.
+pub const NOTIFICATION_ARN: &str = "NotificationArn";
+/// The configuration key with the reviewer's instructions.
+pub const CUSTOM_DATA: &str = "CustomData";
+/// The configuration key with a link to what is to be reviewed.
+pub const EXTERNAL_ENTITY_LINK: &str = "ExternalEntityLink";
+
+/// The longest summary PutApprovalResult accepts (botocore: `ApprovalSummary` max 512).
+pub const MAX_SUMMARY: usize = 512;
+
+/// Domain separation for link signatures, with the link format's version.
+const LINK_DOMAIN: &[u8] = b"pipewright-approval-link-v1\n";
+/// The link format's version, inside the claims.
+const LINK_VERSION: u8 = 1;
+
+// ---------------------------------------------------------------------------
+// Decisions
+// ---------------------------------------------------------------------------
+
+/// `ApprovalStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// The action succeeds and the pipeline goes on.
+    Approved,
+    /// The action fails, and so do its stage and the execution.
+    Rejected,
+}
+
+impl Decision {
+    /// `Approved` / `Rejected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "Approved",
+            Self::Rejected => "Rejected",
+        }
+    }
+
+    /// `approve` / `reject`: the verb on buttons and in messages.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Approved => "approve",
+            Self::Rejected => "reject",
+        }
+    }
+}
+
+impl std::str::FromStr for Decision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "Approved" => Ok(Self::Approved),
+            "Rejected" => Ok(Self::Rejected),
+            other => Err(format!(
+                "{other:?} is not an approval status (Approved or Rejected)"
+            )),
+        }
+    }
+}
+
+/// Which approval a decision is for, as the caller names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalTarget {
+    /// Pipeline name.
+    pub pipeline_name: String,
+    /// Stage.
+    pub stage_name: String,
+    /// Action.
+    pub action_name: String,
+    /// The pipeline execution, when the caller knows it (a link does; PutApprovalResult does not).
+    pub pipeline_execution_id: Option<String>,
+}
+
+/// A decision to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalAnswer {
+    /// The approval token.
+    pub token: String,
+    /// What the caller believes the token is for; a mismatch is an invalid token.
+    pub target: ApprovalTarget,
+    /// Approved or Rejected.
+    pub decision: Decision,
+    /// The approver's summary (may be empty).
+    pub summary: String,
+    /// Who decided: the API caller's ARN, or the link's recipient.
+    pub decided_by: String,
+}
+
+/// Why a decision was refused. Nothing was recorded.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ApprovalError {
+    /// No waiting approval has this token, or it is not for the named pipeline/stage/action
+    /// (CodePipeline's `InvalidApprovalTokenException`).
+    #[error("{0}")]
+    InvalidToken(String),
+    /// The approval was already decided or ended (`ApprovalAlreadyCompletedException`).
+    #[error("{0}")]
+    AlreadyCompleted(String),
+    /// The approval's time is up (it fails as timed out).
+    #[error("{0}")]
+    Expired(String),
+    /// The execution is no longer running (stopped, superseded, failed).
+    #[error("{0}")]
+    NotWaiting(String),
+    /// The summary is too long, or the like.
+    #[error("{0}")]
+    Invalid(String),
+    /// The engine or its store failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for ApprovalError {
+    fn from(e: StoreError) -> Self {
+        Self::Engine(e.into())
+    }
+}
+
+/// What a recorded decision gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    /// The decision.
+    pub decision: Decision,
+    /// When it was recorded (`approvedAt`).
+    pub at: f64,
+    /// The execution it decided.
+    pub pipeline_execution_id: String,
+}
+
+/// An approval waiting for its decision: what the notice and the confirmation page show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingApproval {
+    /// The execution.
+    pub ids: ExecutionIds,
+    /// Stage.
+    pub stage_name: String,
+    /// Action.
+    pub action_name: String,
+    /// The approval token (the action execution id).
+    pub token: String,
+    /// When the action started.
+    pub started: f64,
+    /// When it times out (and its links expire), seconds since the epoch.
+    pub expires: f64,
+    /// `NotificationArn`, resolved.
+    pub notification_arn: Option<String>,
+    /// `CustomData`, resolved.
+    pub custom_data: Option<String>,
+    /// `ExternalEntityLink`, resolved.
+    pub external_entity_link: Option<String>,
+    /// The execution's source revisions so far.
+    pub source_revisions: Vec<SourceRevision>,
+}
+
+/// The seconds an action may run: its `timeoutInMinutes`, else its type's default, capped by
+/// `cap` (a deployment's `ActionTimeoutCapSeconds`, for local runs).
+pub fn action_timeout_seconds(action: &ActionDeclaration, cap: Option<u64>) -> u64 {
+    crate::asl::timeout_seconds(action, cap)
+}
+
+impl Engine<'_> {
+    /// Start approval `stage`/`action`: record it (with the task token that completes it) and
+    /// return what the notice needs. `Ok(None)` when it could not even start (an unresolvable
+    /// variable in its configuration): it was recorded as failed.
+    pub async fn begin_approval(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        action: &str,
+        action_execution_id: &str,
+        task_token: &str,
+        now: f64,
+    ) -> Result<Option<PendingApproval>, EngineError> {
+        let Some(prepared) = self
+            .begin_action(ids, stage, action, action_execution_id, task_token, now)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if prepared.declaration.action_type_id.category != ActionCategory::Approval {
+            let outcome = ActionOutcome::failed(
+                "ConfigurationError",
+                format!(
+                    "action {action} is {}, not a manual approval",
+                    prepared.declaration.action_type_id
+                ),
+            );
+            self.complete_action(&prepared.record, outcome, now).await?;
+            return Ok(None);
+        }
+        let snapshot = self
+            .executions
+            .snapshot(&ids.pipeline_execution_id)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionNotFound(ids.pipeline_execution_id.clone()))?;
+        let config = |key: &str| {
+            prepared
+                .configuration
+                .get(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let timeout = action_timeout_seconds(
+            &prepared.declaration,
+            self.config.action_timeout_cap_seconds,
+        );
+        Ok(Some(PendingApproval {
+            ids: ids.clone(),
+            stage_name: stage.to_string(),
+            action_name: action.to_string(),
+            token: action_execution_id.to_string(),
+            started: prepared.record.start_time,
+            expires: prepared.record.start_time + timeout as f64,
+            notification_arn: config(NOTIFICATION_ARN),
+            custom_data: config(CUSTOM_DATA),
+            external_entity_link: config(EXTERNAL_ENTITY_LINK),
+            source_revisions: snapshot
+                .actions
+                .iter()
+                .filter_map(|a| a.source_revision.clone())
+                .collect(),
+        }))
+    }
+
+    /// The approval `token` stands for, while it waits; the error says why it cannot be decided
+    /// (the same checks as [`Self::decide_approval`], so a confirmation page never offers a
+    /// decision that would be refused).
+    pub async fn pending_approval(
+        &self,
+        token: &str,
+        target: &ApprovalTarget,
+        now: f64,
+    ) -> Result<PendingApproval, ApprovalError> {
+        let action = self
+            .executions
+            .find_job(token)
+            .await?
+            .filter(|a| a.input.action_type_id.category == ActionCategory::Approval)
+            .ok_or_else(|| {
+                ApprovalError::InvalidToken(format!(
+                    "token {token} is not the token of an approval"
+                ))
+            })?;
+        let snapshot = self
+            .executions
+            .snapshot(&action.pipeline_execution_id)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionNotFound(action.pipeline_execution_id.clone()))?;
+        let execution = &snapshot.execution;
+        let matches = execution.pipeline_name == target.pipeline_name
+            && action.stage_name == target.stage_name
+            && action.action_name == target.action_name
+            && target
+                .pipeline_execution_id
+                .as_ref()
+                .is_none_or(|id| *id == action.pipeline_execution_id);
+        if !matches {
+            return Err(ApprovalError::InvalidToken(format!(
+                "token {token} is not the token of approval {}/{}/{}",
+                target.pipeline_name, target.stage_name, target.action_name
+            )));
+        }
+        if action.status != ActionExecutionStatus::InProgress {
+            let how = match (&action.status, &action.updated_by) {
+                (ActionExecutionStatus::Succeeded, Some(by)) => format!("approved by {by}"),
+                (ActionExecutionStatus::Failed, _)
+                    if action
+                        .output
+                        .execution_result
+                        .error_details
+                        .as_ref()
+                        .is_some_and(|e| e.code == "TimedOut") =>
+                {
+                    "timed out".to_string()
+                }
+                (ActionExecutionStatus::Failed, Some(by)) if by != "pipewright" => {
+                    format!("rejected by {by}")
+                }
+                (status, _) => status.as_str().to_string(),
+            };
+            return Err(ApprovalError::AlreadyCompleted(format!(
+                "approval {}/{} of execution {} is already complete: {how}",
+                action.stage_name, action.action_name, action.pipeline_execution_id
+            )));
+        }
+        if execution.status != PipelineExecutionStatus::InProgress {
+            return Err(ApprovalError::NotWaiting(format!(
+                "pipeline execution {} is {}: its approvals can no longer be decided",
+                execution.pipeline_execution_id,
+                execution.status.as_str()
+            )));
+        }
+        let pipeline = self
+            .pipelines
+            .get(&execution.pipeline_name, Some(execution.pipeline_version))
+            .await?
+            .ok_or_else(|| EngineError::PipelineNotFound(execution.pipeline_name.clone()))?;
+        let declaration = pipeline
+            .declaration
+            .stages
+            .iter()
+            .find(|s| s.name == action.stage_name)
+            .and_then(|s| s.actions.iter().find(|a| a.name == action.action_name))
+            .ok_or_else(|| {
+                EngineError::NotInPipeline(format!(
+                    "pipeline {} version {} has no action {}/{}",
+                    execution.pipeline_name,
+                    execution.pipeline_version,
+                    action.stage_name,
+                    action.action_name
+                ))
+            })?;
+        let timeout = action_timeout_seconds(declaration, self.config.action_timeout_cap_seconds);
+        let expires = action.start_time + timeout as f64;
+        if now >= expires {
+            return Err(ApprovalError::Expired(format!(
+                "approval {}/{} of execution {} expired at {}",
+                action.stage_name,
+                action.action_name,
+                action.pipeline_execution_id,
+                crate::events::format_time(expires)
+            )));
+        }
+        let config = |key: &str| {
+            action
+                .input
+                .resolved_configuration
+                .get(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Ok(PendingApproval {
+            ids: ExecutionIds {
+                pipeline_name: execution.pipeline_name.clone(),
+                pipeline_version: execution.pipeline_version,
+                pipeline_execution_id: execution.pipeline_execution_id.clone(),
+            },
+            stage_name: action.stage_name.clone(),
+            action_name: action.action_name.clone(),
+            token: action.action_execution_id.clone(),
+            started: action.start_time,
+            expires,
+            notification_arn: config(NOTIFICATION_ARN),
+            custom_data: config(CUSTOM_DATA),
+            external_entity_link: config(EXTERNAL_ENTITY_LINK),
+            source_revisions: snapshot
+                .actions
+                .iter()
+                .filter_map(|a| a.source_revision.clone())
+                .collect(),
+        })
+    }
+
+    /// Record a decision: Approved completes the action as Succeeded (the summary is its
+    /// execution summary); Rejected completes it as Failed with the summary in its error, which
+    /// fails the stage and the execution. Exactly one decision wins: a concurrent or later one is
+    /// [`ApprovalError::AlreadyCompleted`].
+    pub async fn decide_approval(
+        &self,
+        answer: &ApprovalAnswer,
+        now: f64,
+    ) -> Result<Decided, ApprovalError> {
+        if answer.summary.chars().count() > MAX_SUMMARY {
+            return Err(ApprovalError::Invalid(format!(
+                "result.summary: longer than {MAX_SUMMARY} characters"
+            )));
+        }
+        let pending = self
+            .pending_approval(&answer.token, &answer.target, now)
+            .await?;
+        let started = self
+            .executions
+            .find_job(&pending.token)
+            .await?
+            .ok_or_else(|| {
+                ApprovalError::InvalidToken(format!("token {} vanished", pending.token))
+            })?;
+        let summary = answer.summary.trim();
+        let outcome = match answer.decision {
+            Decision::Approved => ActionOutcome {
+                status: ActionExecutionStatus::Succeeded,
+                output_artifacts: Vec::new(),
+                output_variables: BTreeMap::new(),
+                result: ActionExecutionResult {
+                    external_execution_summary: Some(if summary.is_empty() {
+                        format!("Approved by {}", answer.decided_by)
+                    } else {
+                        summary.to_string()
+                    }),
+                    ..Default::default()
+                },
+                source_revision: None,
+                log_tail: None,
+            },
+            Decision::Rejected => {
+                let message = if summary.is_empty() {
+                    format!("Rejected by {}", answer.decided_by)
+                } else {
+                    format!("Rejected by {}: {summary}", answer.decided_by)
+                };
+                let mut outcome = ActionOutcome::failed("JobFailed", message);
+                outcome.result.external_execution_summary =
+                    Some(summary.to_string()).filter(|s| !s.is_empty());
+                outcome
+            }
+        };
+        let mut record = started;
+        record.updated_by = Some(answer.decided_by.clone());
+        if !self.complete_action(&record, outcome, now).await? {
+            return Err(ApprovalError::AlreadyCompleted(format!(
+                "approval {}/{} of execution {} was decided meanwhile",
+                pending.stage_name, pending.action_name, pending.ids.pipeline_execution_id
+            )));
+        }
+        Ok(Decided {
+            decision: answer.decision,
+            at: now,
+            pipeline_execution_id: pending.ids.pipeline_execution_id,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Links
+// ---------------------------------------------------------------------------
+
+/// What a link is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkClaims {
+    /// Format version.
+    #[serde(rename = "v")]
+    pub version: u8,
+    /// Pipeline.
+    #[serde(rename = "p")]
+    pub pipeline_name: String,
+    /// Stage.
+    #[serde(rename = "s")]
+    pub stage_name: String,
+    /// Action.
+    #[serde(rename = "a")]
+    pub action_name: String,
+    /// Pipeline execution.
+    #[serde(rename = "e")]
+    pub pipeline_execution_id: String,
+    /// The approval token (action execution id).
+    #[serde(rename = "t")]
+    pub token: String,
+    /// The decision the link makes.
+    #[serde(rename = "d")]
+    pub decision: Decision,
+    /// Expiry, seconds since the epoch.
+    #[serde(rename = "x")]
+    pub expires: i64,
+    /// Who the link was sent to (the notice's topic).
+    #[serde(rename = "r")]
+    pub recipient: String,
+}
+
+impl LinkClaims {
+    /// The claims of `decision`'s link for `pending`, sent to `recipient`.
+    pub fn new(pending: &PendingApproval, decision: Decision, recipient: &str) -> Self {
+        Self {
+            version: LINK_VERSION,
+            pipeline_name: pending.ids.pipeline_name.clone(),
+            stage_name: pending.stage_name.clone(),
+            action_name: pending.action_name.clone(),
+            pipeline_execution_id: pending.ids.pipeline_execution_id.clone(),
+            token: pending.token.clone(),
+            decision,
+            expires: pending.expires.floor() as i64,
+            recipient: recipient.to_string(),
+        }
+    }
+
+    /// The approval the link decides.
+    pub fn target(&self) -> ApprovalTarget {
+        ApprovalTarget {
+            pipeline_name: self.pipeline_name.clone(),
+            stage_name: self.stage_name.clone(),
+            action_name: self.action_name.clone(),
+            pipeline_execution_id: Some(self.pipeline_execution_id.clone()),
+        }
+    }
+
+    /// Who a decision through this link is recorded as.
+    pub fn decided_by(&self) -> String {
+        format!("approval link sent to {}", self.recipient)
+    }
+}
+
+/// Why a link was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Not a link this service makes.
+    #[error("this is not an approval link")]
+    Malformed,
+    /// The signature does not match: the link was altered or forged.
+    #[error("this approval link is not valid: it was altered or was not issued by Pipewright")]
+    Forged,
+    /// Past its expiry.
+    #[error("this approval link expired at {0}")]
+    Expired(String),
+}
+
+fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .expect("HMAC-SHA256 takes a key of any length");
+    mac.update(LINK_DOMAIN);
+    mac.update(payload.as_bytes());
+    mac
+}
+
+/// The signed token of a link (what goes into its `t` query parameter).
+pub fn sign_link(key: &[u8], claims: &LinkClaims) -> String {
+    let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
+    let signature = B64.encode(mac(key, &payload).finalize().into_bytes());
+    format!("{payload}.{signature}")
+}
+
+/// Check a link's signature (in constant time), then its claims and expiry.
+pub fn verify_link(key: &[u8], link: &str, now: f64) -> Result<LinkClaims, LinkError> {
+    let (payload, signature) = link.trim().split_once('.').ok_or(LinkError::Malformed)?;
+    let signature = B64.decode(signature).map_err(|_| LinkError::Malformed)?;
+    mac(key, payload)
+        .verify_slice(&signature)
+        .map_err(|_| LinkError::Forged)?;
+    let bytes = B64.decode(payload).map_err(|_| LinkError::Malformed)?;
+    let claims: LinkClaims = serde_json::from_slice(&bytes).map_err(|_| LinkError::Malformed)?;
+    if claims.version != LINK_VERSION {
+        return Err(LinkError::Malformed);
+    }
+    if now >= claims.expires as f64 {
+        return Err(LinkError::Expired(crate::events::format_time(
+            claims.expires as f64,
+        )));
+    }
+    Ok(claims)
+}
+
+/// `base` with `?t=<link>` (or `&t=`) appended.
+pub fn link_url(base: &str, link: &str) -> String {
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}t={link}")
+}
+
+// ---------------------------------------------------------------------------
+// The notice
+// ---------------------------------------------------------------------------
+
+/// The approval notice: CodePipeline's approval JSON for programs, a readable text with the two
+/// links for people.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalNotice<'a> {
+    /// The approval.
+    pub pending: &'a PendingApproval,
+    /// The region (`region`).
+    pub region: &'a str,
+    /// The approve link.
+    pub approve_url: String,
+    /// The reject link.
+    pub reject_url: String,
+}
+
+impl ApprovalNotice<'_> {
+    /// The SNS subject (at most 100 characters, as SNS requires).
+    pub fn subject(&self) -> String {
+        let subject = format!(
+            "APPROVAL NEEDED: Pipewright pipeline {} for action {}",
+            self.pending.ids.pipeline_name, self.pending.action_name
+        );
+        let mut cut: String = subject.chars().take(100).collect();
+        // SNS subjects are ASCII-printable without line breaks.
+        cut.retain(|c| !c.is_control());
+        cut
+    }
+
+    /// CodePipeline's approval message JSON, plus Pipewright's members (`pipelineExecutionId`,
+    /// `approveLink`, `rejectLink`, `sourceRevisions`) inside `approval`.
+    pub fn json(&self) -> Value {
+        let p = self.pending;
+        let mut approval = json!({
+            "pipelineName": p.ids.pipeline_name,
+            "stageName": p.stage_name,
+            "actionName": p.action_name,
+            "token": p.token,
+            "expires": expires_text(p.expires),
+            "externalEntityLink": p.external_entity_link,
+            "approvalReviewLink": self.approve_url,
+            "customData": p.custom_data,
+            "pipelineExecutionId": p.ids.pipeline_execution_id,
+            "approveLink": self.approve_url,
+            "rejectLink": self.reject_url,
+        });
+        if !p.source_revisions.is_empty() {
+            approval["sourceRevisions"] = json!(p.source_revisions);
+        }
+        json!({
+            "region": self.region,
+            "consoleLink": self.approve_url,
+            "approval": approval,
+        })
+    }
+
+    /// The text email subscribers read.
+    pub fn email_text(&self) -> String {
+        let p = self.pending;
+        let mut text = format!(
+            "Pipeline {} needs your approval.\n\n\
+             Pipeline:  {}\nStage:     {}\nAction:    {}\nExecution: {}\n",
+            p.ids.pipeline_name,
+            p.ids.pipeline_name,
+            p.stage_name,
+            p.action_name,
+            p.ids.pipeline_execution_id
+        );
+        for r in &p.source_revisions {
+            text.push_str(&format!(
+                "Source:    {}: {}{}\n",
+                r.action_name,
+                r.revision_id.as_deref().unwrap_or("(unknown revision)"),
+                r.revision_summary
+                    .as_deref()
+                    .map(|s| format!(" ({})", one_line(s)))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(data) = &p.custom_data {
+            text.push_str(&format!("\n{data}\n"));
+        }
+        if let Some(link) = &p.external_entity_link {
+            text.push_str(&format!("\nReview: {link}\n"));
+        }
+        text.push_str(&format!(
+            "\nApprove: {}\n\nReject:  {}\n\n\
+             Each link opens a page that shows these details and asks you to confirm; nothing is \
+             decided until you press its button. The links work once, for this execution only, \
+             until {}.\n",
+            self.approve_url,
+            self.reject_url,
+            expires_text(p.expires)
+        ));
+        text
+    }
+
+    /// The SNS message with `MessageStructure: json`: the approval JSON by default, the text
+    /// for email subscribers.
+    pub fn sns_message(&self) -> String {
+        let json = self.json().to_string();
+        json!({
+            "default": json,
+            "email": self.email_text(),
+            "email-json": json,
+        })
+        .to_string()
+    }
+}
+
+/// CodePipeline writes `expires` to the minute: `2016-07-07T20:22Z`.
+pub fn expires_text(epoch_seconds: f64) -> String {
+    let full = crate::events::format_time(epoch_seconds);
+    // `YYYY-MM-DDTHH:MM:SSZ` → `YYYY-MM-DDTHH:MMZ`
+    match full.get(..16) {
+        Some(minutes) if full.len() == 20 => format!("{minutes}Z"),
+        _ => full,
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > 100 {
+        format!("{}...", line.chars().take(100).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+/// `ErrorDetails` of an approval that was rejected or timed out, for pages and messages.
+pub fn ended_reason(details: Option<&ErrorDetails>) -> Option<String> {
+    details.map(|e| format!("{}: {}", e.code, e.message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> PendingApproval {
+        PendingApproval {
+            ids: ExecutionIds {
+                pipeline_name: "app".into(),
+                pipeline_version: 2,
+                pipeline_execution_id: "exec-1".into(),
+            },
+            stage_name: "Approve".into(),
+            action_name: "Release".into(),
+            token: "tok-1".into(),
+            started: 1_000.0,
+            expires: 1_000.0 + 600.0,
+            notification_arn: Some("arn:aws:sns:us-east-1:123456789012:approvals".into()),
+            custom_data: Some("Check the staging site.".into()),
+            external_entity_link: Some("https://example.com/diff".into()),
+            source_revisions: vec![SourceRevision {
+                action_name: "Source".into(),
+                revision_id: Some("v123".into()),
+                revision_summary: Some("Fix the login\n\nlong body".into()),
+                revision_url: None,
+            }],
+        }
+    }
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_signed_link_verifies_and_carries_its_claims() {
+        let claims = LinkClaims::new(&pending(), Decision::Approved, "topic");
+        let link = sign_link(KEY, &claims);
+        assert_eq!(verify_link(KEY, &link, 1_100.0), Ok(claims.clone()));
+        assert_eq!(
+            claims.target().pipeline_execution_id.as_deref(),
+            Some("exec-1")
+        );
+        assert_eq!(claims.expires, 1_600);
+    }
+
+    #[test]
+    fn any_flipped_character_is_refused() {
+        let link = sign_link(KEY, &LinkClaims::new(&pending(), Decision::Rejected, "t"));
+        let bytes = link.as_bytes();
+        for i in 0..bytes.len() {
+            let mut changed = bytes.to_vec();
+            changed[i] = if changed[i] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(changed).unwrap();
+            if changed == link {
+                continue;
+            }
+            let result = verify_link(KEY, &changed, 1_100.0);
+            assert!(
+                matches!(result, Err(LinkError::Forged | LinkError::Malformed)),
+                "position {i}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_link_signed_with_another_key_is_forged() {
+        let link = sign_link(
+            b"another key",
+            &LinkClaims::new(&pending(), Decision::Approved, "t"),
+        );
+        assert_eq!(verify_link(KEY, &link, 1_100.0), Err(LinkError::Forged));
+    }
+
+    #[test]
+    fn claims_changed_and_re_encoded_do_not_keep_the_signature() {
+        let link = sign_link(KEY, &LinkClaims::new(&pending(), Decision::Approved, "t"));
+        let (_, signature) = link.split_once('.').unwrap();
+        let mut other = LinkClaims::new(&pending(), Decision::Approved, "t");
+        other.pipeline_execution_id = "exec-2".into();
+        let payload = B64.encode(serde_json::to_vec(&other).unwrap());
+        assert_eq!(
+            verify_link(KEY, &format!("{payload}.{signature}"), 1_100.0),
+            Err(LinkError::Forged)
+        );
+    }
+
+    #[test]
+    fn an_expired_link_is_refused_after_its_signature_is_checked() {
+        let link = sign_link(KEY, &LinkClaims::new(&pending(), Decision::Approved, "t"));
+        assert!(matches!(
+            verify_link(KEY, &link, 1_600.0),
+            Err(LinkError::Expired(t)) if t == "1970-01-01T00:26:40Z"
+        ));
+        assert_eq!(verify_link(b"x", &link, 9e9), Err(LinkError::Forged));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for bad in ["", "abc", "abc.", ".abc", "a.b.c", "%%%.%%%"] {
+            assert!(
+                matches!(
+                    verify_link(KEY, bad, 0.0),
+                    Err(LinkError::Malformed | LinkError::Forged)
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_notice_has_codepipelines_members_and_both_links() {
+        let p = pending();
+        let notice = ApprovalNotice {
+            pending: &p,
+            region: "us-east-1",
+            approve_url: "https://x/?t=a".into(),
+            reject_url: "https://x/?t=r".into(),
+        };
+        let v = notice.json();
+        assert_eq!(v["region"], "us-east-1");
+        for member in [
+            "pipelineName",
+            "stageName",
+            "actionName",
+            "token",
+            "expires",
+            "externalEntityLink",
+            "approvalReviewLink",
+            "customData",
+        ] {
+            assert!(v["approval"].get(member).is_some(), "{member}");
+        }
+        assert_eq!(v["approval"]["token"], "tok-1");
+        assert_eq!(v["approval"]["expires"], "1970-01-01T00:26Z");
+        let text = notice.email_text();
+        assert!(text.contains("Approve: https://x/?t=a"), "{text}");
+        assert!(text.contains("Reject:  https://x/?t=r"), "{text}");
+        assert!(
+            text.contains("Source:    Source: v123 (Fix the login)"),
+            "{text}"
+        );
+        assert!(text.contains("Check the staging site."));
+        let sns: Value = serde_json::from_str(&notice.sns_message()).unwrap();
+        let default: Value = serde_json::from_str(sns["default"].as_str().unwrap()).unwrap();
+        assert_eq!(default, v);
+        assert_eq!(sns["email"], text);
+        assert!(notice.subject().len() <= 100);
+    }
+
+    #[test]
+    fn link_urls_keep_existing_queries() {
+        assert_eq!(link_url("https://a/", "x.y"), "https://a/?t=x.y");
+        assert_eq!(link_url("https://a/?k=1", "x.y"), "https://a/?k=1&t=x.y");
+    }
+}

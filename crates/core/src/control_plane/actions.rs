@@ -1,0 +1,411 @@
+//! ListActionExecutions: the action executions of one pipeline execution
+//! (`filter.pipelineExecutionId`) or of the pipeline's executions, newest execution first and,
+//! within an execution, newest action first (start time, then action execution id, descending).
+//!
+//! The `nextToken` is opaque to callers: base64url of a small JSON [`Cursor`] naming the pipeline,
+//! the execution being listed, the executions-list token of the page holding it, and the last
+//! action returned from it. A page resumes strictly after that action in the same order, so an
+//! action started meanwhile is never returned twice, and executions started meanwhile (newer,
+//! so in front of the cursor) are skipped.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::executions::{require_pipeline, store_error};
+use super::{check_name, parse_pipeline_execution_id, ApiError};
+use crate::engine::Engine;
+use crate::execution::{ActionExecution, ArtifactDetail, ExecutionSnapshot};
+use crate::store::PipelineRecord;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ListInput {
+    pipeline_name: String,
+    filter: Option<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+/// `ActionExecutionFilter`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Filter {
+    pipeline_execution_id: Option<String>,
+    latest_in_pipeline_execution: Option<Value>,
+}
+
+/// Where a page resumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cursor {
+    /// The pipeline.
+    #[serde(rename = "n")]
+    pipeline_name: String,
+    /// The executions-list token of the page holding the execution (none: the first page).
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    page_token: Option<String>,
+    /// The execution being listed.
+    #[serde(rename = "e")]
+    pipeline_execution_id: String,
+    /// The last action of that execution returned (none: none of its actions yet).
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    after: Option<ActionKey>,
+}
+
+/// An action's place in the order: start time and action execution id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ActionKey(f64, String);
+
+impl ActionKey {
+    fn of(a: &ActionExecution) -> Self {
+        Self(a.start_time, a.action_execution_id.clone())
+    }
+
+    /// True when `self` comes after `other`, newest first.
+    fn follows(&self, other: &ActionKey) -> bool {
+        self.0
+            .total_cmp(&other.0)
+            .then_with(|| self.1.cmp(&other.1))
+            .is_lt()
+    }
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        B64.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(token: &str) -> Option<Self> {
+        if token.is_empty() || token.len() > 2048 {
+            return None;
+        }
+        let bytes = B64.decode(token).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::new(
+        "InvalidNextTokenException",
+        "nextToken: not a token this service issued for this request",
+    )
+}
+
+fn execution_not_found(pipeline: &str, id: &str) -> ApiError {
+    ApiError::new(
+        "PipelineExecutionNotFoundException",
+        format!("pipeline {pipeline} has no execution {id}"),
+    )
+}
+
+/// What a listing collects.
+struct Collector<'p> {
+    pipeline_name: String,
+    limit: usize,
+    details: Vec<Value>,
+    /// Declarations by version, for each action's `roleArn`.
+    versions: BTreeMap<u32, Option<PipelineRecord>>,
+    engine: &'p Engine<'p>,
+}
+
+impl Collector<'_> {
+    /// Add the actions of `snapshot` after `after`. When the page fills up before they are all
+    /// added, returns the cursor of the next page (`page_token` is that of the page holding the
+    /// execution).
+    async fn add(
+        &mut self,
+        snapshot: &ExecutionSnapshot,
+        page_token: Option<&str>,
+        after: Option<&ActionKey>,
+    ) -> Result<Option<Cursor>, ApiError> {
+        let mut actions: Vec<&ActionExecution> = snapshot
+            .actions
+            .iter()
+            .filter(|a| after.is_none_or(|after| ActionKey::of(a).follows(after)))
+            .collect();
+        actions.sort_by(|a, b| {
+            b.start_time
+                .total_cmp(&a.start_time)
+                .then_with(|| b.action_execution_id.cmp(&a.action_execution_id))
+        });
+        let mut last: Option<ActionKey> = after.cloned();
+        for action in actions {
+            if self.details.len() == self.limit {
+                return Ok(Some(Cursor {
+                    pipeline_name: self.pipeline_name.clone(),
+                    page_token: page_token.map(str::to_string),
+                    pipeline_execution_id: snapshot.execution.pipeline_execution_id.clone(),
+                    after: last,
+                }));
+            }
+            let role_arn = self.role_arn(action).await?;
+            self.details.push(detail_json(action, role_arn.as_deref()));
+            last = Some(ActionKey::of(action));
+        }
+        Ok(None)
+    }
+
+    /// The `roleArn` the action declares in the pipeline version it ran.
+    async fn role_arn(&mut self, action: &ActionExecution) -> Result<Option<String>, ApiError> {
+        let version = action.pipeline_version;
+        if !self.versions.contains_key(&version) {
+            let record = self
+                .engine
+                .pipelines
+                .get(&self.pipeline_name, Some(version))
+                .await
+                .map_err(store_error)?;
+            self.versions.insert(version, record);
+        }
+        Ok(self
+            .versions
+            .get(&version)
+            .and_then(Option::as_ref)
+            .and_then(|r| {
+                r.declaration
+                    .stages
+                    .iter()
+                    .find(|s| s.name == action.stage_name)
+            })
+            .and_then(|s| s.actions.iter().find(|a| a.name == action.action_name))
+            .and_then(|a| a.role_arn.clone()))
+    }
+}
+
+pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value, ApiError> {
+    check_name("pipelineName", &input.pipeline_name)?;
+    let limit = match input.max_results {
+        None => 100,
+        Some(n @ 1..=100) => n as usize,
+        Some(n) => {
+            return Err(ApiError::validation(format!(
+                "maxResults: must be 1..100, got {n}"
+            )))
+        }
+    };
+    let filter = input.filter.unwrap_or(Filter {
+        pipeline_execution_id: None,
+        latest_in_pipeline_execution: None,
+    });
+    if filter.latest_in_pipeline_execution.is_some() {
+        return Err(ApiError::validation(
+            "filter.latestInPipelineExecution: not supported yet",
+        ));
+    }
+    if let Some(id) = &filter.pipeline_execution_id {
+        parse_pipeline_execution_id("filter.pipelineExecutionId", id)?;
+    }
+    let cursor = match &input.next_token {
+        None => None,
+        Some(token) => {
+            let cursor = Cursor::decode(token).ok_or_else(invalid_token)?;
+            let fits = cursor.pipeline_name == input.pipeline_name
+                && filter.pipeline_execution_id.as_ref().is_none_or(|id| {
+                    *id == cursor.pipeline_execution_id && cursor.page_token.is_none()
+                });
+            if !fits {
+                return Err(invalid_token());
+            }
+            Some(cursor)
+        }
+    };
+    require_pipeline(engine, &input.pipeline_name).await?;
+    let mut collector = Collector {
+        pipeline_name: input.pipeline_name.clone(),
+        limit,
+        details: Vec::new(),
+        versions: BTreeMap::new(),
+        engine,
+    };
+    let next = match &filter.pipeline_execution_id {
+        Some(id) => {
+            let snapshot = engine
+                .executions
+                .snapshot(id)
+                .await
+                .map_err(store_error)?
+                .filter(|s| s.execution.pipeline_name == input.pipeline_name)
+                .ok_or_else(|| execution_not_found(&input.pipeline_name, id))?;
+            let after = cursor.as_ref().and_then(|c| c.after.as_ref());
+            collector.add(&snapshot, None, after).await?
+        }
+        None => walk(engine, &mut collector, cursor).await?,
+    };
+    let mut out = json!({ "actionExecutionDetails": collector.details });
+    if let Some(cursor) = next {
+        out["nextToken"] = json!(cursor.encode());
+    }
+    Ok(out)
+}
+
+/// The pipeline's executions, newest first, from `cursor` on, until the page is full.
+async fn walk(
+    engine: &Engine<'_>,
+    collector: &mut Collector<'_>,
+    cursor: Option<Cursor>,
+) -> Result<Option<Cursor>, ApiError> {
+    let (mut page_token, mut resume) = match cursor {
+        None => (None, None),
+        Some(c) => (c.page_token, Some((c.pipeline_execution_id, c.after))),
+    };
+    loop {
+        let page = engine
+            .executions
+            .list_executions(
+                &collector.pipeline_name,
+                page_token.as_deref(),
+                collector.limit,
+            )
+            .await
+            .map_err(store_error)?;
+        for execution in &page.items {
+            let mut after = None;
+            if let Some((id, last)) = &resume {
+                // Executions in front of the cursor's (started since) were not part of the
+                // listing.
+                if *id != execution.pipeline_execution_id {
+                    continue;
+                }
+                after = last.clone();
+                resume = None;
+            }
+            let Some(snapshot) = engine
+                .executions
+                .snapshot(&execution.pipeline_execution_id)
+                .await
+                .map_err(store_error)?
+            else {
+                continue;
+            };
+            if let Some(next) = collector
+                .add(&snapshot, page_token.as_deref(), after.as_ref())
+                .await?
+            {
+                return Ok(Some(next));
+            }
+        }
+        match page.next_token {
+            Some(token) if !page.items.is_empty() => page_token = Some(token),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// `ArtifactDetail` as the API returns it (the S3 version id stays Pipewright's).
+fn artifact_json(a: &ArtifactDetail) -> Value {
+    json!({
+        "name": a.name,
+        "s3location": { "bucket": a.s3_location.bucket, "key": a.s3_location.key },
+    })
+}
+
+/// `ActionExecutionDetail` of one run. Never the task token or the log tail.
+pub fn detail_json(a: &ActionExecution, role_arn: Option<&str>) -> Value {
+    let mut input = Map::new();
+    input.insert("actionTypeId".into(), json!(a.input.action_type_id));
+    input.insert("configuration".into(), json!(a.input.configuration));
+    input.insert(
+        "resolvedConfiguration".into(),
+        json!(a.input.resolved_configuration),
+    );
+    if let Some(role) = role_arn {
+        input.insert("roleArn".into(), json!(role));
+    }
+    if let Some(region) = &a.input.region {
+        input.insert("region".into(), json!(region));
+    }
+    input.insert(
+        "inputArtifacts".into(),
+        a.input.input_artifacts.iter().map(artifact_json).collect(),
+    );
+    if let Some(namespace) = &a.input.namespace {
+        input.insert("namespace".into(), json!(namespace));
+    }
+
+    let result = &a.output.execution_result;
+    let mut execution_result = Map::new();
+    if let Some(id) = &result.external_execution_id {
+        execution_result.insert("externalExecutionId".into(), json!(id));
+    }
+    if let Some(summary) = &result.external_execution_summary {
+        execution_result.insert("externalExecutionSummary".into(), json!(summary));
+    }
+    if let Some(url) = &result.external_execution_url {
+        execution_result.insert("externalExecutionUrl".into(), json!(url));
+    }
+    if let Some(error) = &result.error_details {
+        execution_result.insert(
+            "errorDetails".into(),
+            json!({ "code": error.code, "message": error.message }),
+        );
+    }
+    let mut output = Map::new();
+    output.insert(
+        "outputArtifacts".into(),
+        a.output
+            .output_artifacts
+            .iter()
+            .map(artifact_json)
+            .collect(),
+    );
+    if !execution_result.is_empty() {
+        output.insert("executionResult".into(), Value::Object(execution_result));
+    }
+    output.insert("outputVariables".into(), json!(a.output.output_variables));
+
+    let mut out = Map::new();
+    out.insert("pipelineExecutionId".into(), json!(a.pipeline_execution_id));
+    out.insert("actionExecutionId".into(), json!(a.action_execution_id));
+    out.insert("pipelineVersion".into(), json!(a.pipeline_version));
+    out.insert("stageName".into(), json!(a.stage_name));
+    out.insert("actionName".into(), json!(a.action_name));
+    out.insert("startTime".into(), json!(a.start_time));
+    out.insert("lastUpdateTime".into(), json!(a.last_update_time));
+    if let Some(by) = &a.updated_by {
+        out.insert("updatedBy".into(), json!(by));
+    }
+    out.insert("status".into(), json!(a.status));
+    out.insert("input".into(), Value::Object(input));
+    out.insert("output".into(), Value::Object(output));
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = Cursor {
+            pipeline_name: "app".into(),
+            page_token: Some("EXEC#000000000001000#e1".into()),
+            pipeline_execution_id: "e1".into(),
+            after: Some(ActionKey(1_700_000_000.123, "a1".into())),
+        };
+        let token = cursor.encode();
+        assert!(token.len() <= 2048);
+        assert_eq!(Cursor::decode(&token), Some(cursor));
+        for bad in [
+            "",
+            "not base64!",
+            &B64.encode(b"{\"x\":1}"),
+            &"A".repeat(3000),
+        ] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn newer_actions_come_first() {
+        let older = ActionKey(10.0, "b".into());
+        let newer = ActionKey(11.0, "a".into());
+        assert!(older.follows(&newer));
+        assert!(!newer.follows(&older));
+        assert!(ActionKey(10.0, "a".into()).follows(&older));
+        assert!(!older.follows(&older));
+    }
+}

@@ -1,0 +1,170 @@
+//! GetPipelineState: every stage of the pipeline's current version with its latest execution and
+//! the latest run of each of its actions in that execution.
+//!
+//! A stage's latest execution is the last execution to enter it, found through the store's
+//! per-stage pointers ([`crate::engine::ExecutionStore::latest_stage_executions`]); each execution
+//! they name is read once. An approval action waiting for its decision shows its approval token
+//! (its action execution id, see [`crate::approvals`]) as `latestExecution.token`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::executions::store_error;
+use super::{check_name, not_found, ApiError};
+use crate::declaration::{ActionCategory, ActionDeclaration, StageDeclaration};
+use crate::engine::Engine;
+use crate::execution::{ActionExecution, ActionExecutionStatus, ExecutionSnapshot, StageExecution};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GetStateInput {
+    name: String,
+}
+
+pub(super) async fn get(engine: &Engine<'_>, input: GetStateInput) -> Result<Value, ApiError> {
+    check_name("name", &input.name)?;
+    let pipeline = engine
+        .pipelines
+        .get(&input.name, None)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| not_found(&input.name))?;
+    let declaration = &pipeline.declaration;
+    let pointers = engine
+        .executions
+        .latest_stage_executions(&input.name)
+        .await
+        .map_err(store_error)?;
+    let latest: BTreeMap<&str, &StageExecution> = pointers
+        .iter()
+        .filter(|p| declaration.stages.iter().any(|s| s.name == p.stage_name))
+        .map(|p| (p.stage_name.as_str(), p))
+        .collect();
+    // Each execution once, however many stages it is the latest of.
+    let mut snapshots: BTreeMap<&str, Option<ExecutionSnapshot>> = BTreeMap::new();
+    for pointer in latest.values() {
+        let id = pointer.pipeline_execution_id.as_str();
+        if snapshots.contains_key(id) {
+            continue;
+        }
+        let snapshot = engine
+            .executions
+            .snapshot(id)
+            .await
+            .map_err(store_error)?
+            .filter(|s| s.execution.pipeline_name == input.name);
+        snapshots.insert(id, snapshot);
+    }
+    let stage_states: Vec<Value> = declaration
+        .stages
+        .iter()
+        .map(|stage| {
+            let snapshot = latest
+                .get(stage.name.as_str())
+                .and_then(|p| snapshots.get(p.pipeline_execution_id.as_str()))
+                .and_then(Option::as_ref);
+            stage_state(stage, snapshot)
+        })
+        .collect();
+    Ok(json!({
+        "pipelineName": declaration.name,
+        "pipelineVersion": pipeline.version(),
+        "stageStates": stage_states,
+        "created": pipeline.created,
+        "updated": pipeline.updated,
+    }))
+}
+
+/// `StageState` of `stage`, whose latest execution is `snapshot`'s (none: it never ran, or its
+/// records expired).
+fn stage_state(stage: &StageDeclaration, snapshot: Option<&ExecutionSnapshot>) -> Value {
+    let run = snapshot.and_then(|s| s.stage(&stage.name).map(|r| (s, r)));
+    let action_states: Vec<Value> = stage
+        .actions
+        .iter()
+        .map(|action| {
+            let latest = run.and_then(|(s, _)| s.latest_action(&stage.name, &action.name));
+            action_state(action, latest)
+        })
+        .collect();
+    let mut out = json!({
+        "stageName": stage.name,
+        // Transitions cannot be disabled yet.
+        "inboundTransitionState": { "enabled": true },
+        "actionStates": action_states,
+    });
+    if let Some((snapshot, record)) = run {
+        out["latestExecution"] = json!({
+            "pipelineExecutionId": record.pipeline_execution_id,
+            "status": record.status,
+            "type": snapshot.execution.execution_type,
+        });
+    }
+    out
+}
+
+/// `ActionState` of `action`, whose latest run in the stage's latest execution is `latest`.
+fn action_state(action: &ActionDeclaration, latest: Option<&ActionExecution>) -> Value {
+    let mut out = Map::new();
+    out.insert("actionName".into(), json!(action.name));
+    let Some(run) = latest else {
+        return Value::Object(out);
+    };
+    if let Some(revision) = &run.source_revision {
+        if let Some(id) = revision.revision_id.as_deref().filter(|id| !id.is_empty()) {
+            out.insert(
+                "currentRevision".into(),
+                json!({
+                    "revisionId": id,
+                    "revisionChangeId": id,
+                    "created": run.last_update_time,
+                }),
+            );
+        }
+        if let Some(url) = &revision.revision_url {
+            out.insert("revisionUrl".into(), json!(url));
+        }
+    }
+    out.insert("latestExecution".into(), action_execution(run));
+    Value::Object(out)
+}
+
+/// `ActionExecution` (GetPipelineState's shape) of one run.
+fn action_execution(run: &ActionExecution) -> Value {
+    let result = &run.output.execution_result;
+    let mut out = Map::new();
+    out.insert("actionExecutionId".into(), json!(run.action_execution_id));
+    out.insert("status".into(), json!(run.status));
+    if let Some(summary) = result
+        .external_execution_summary
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        out.insert("summary".into(), json!(summary));
+    }
+    out.insert("lastStatusChange".into(), json!(run.last_update_time));
+    // The approval token is the approval action's action execution id, while it waits.
+    if run.input.action_type_id.category == ActionCategory::Approval
+        && run.status == ActionExecutionStatus::InProgress
+    {
+        out.insert("token".into(), json!(run.action_execution_id));
+    }
+    if let Some(by) = &run.updated_by {
+        out.insert("lastUpdatedBy".into(), json!(by));
+    }
+    if let Some(id) = &result.external_execution_id {
+        out.insert("externalExecutionId".into(), json!(id));
+    }
+    if let Some(url) = &result.external_execution_url {
+        out.insert("externalExecutionUrl".into(), json!(url));
+    }
+    if let Some(error) = &result.error_details {
+        out.insert(
+            "errorDetails".into(),
+            json!({ "code": error.code, "message": error.message }),
+        );
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,214 @@
+//! What the engine's flow tests share: in-memory ports and a few steps of a run.
+
+#![allow(dead_code)]
+
+use pipewright_core::asl::AslTargets;
+use pipewright_core::control_plane::{handle, ApiError, ServiceContext, Services};
+use pipewright_core::engine::memory::{
+    MemoryEvents, MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryTasks,
+};
+use pipewright_core::engine::{
+    ActionOutcome, Engine, EngineConfig, ExecutionIds, ExecutionStore, StartRequest,
+};
+use pipewright_core::events::TriggerType;
+use pipewright_core::execution::{
+    ActionExecutionStatus, ExecutionSnapshot, ExecutionTrigger, PipelineExecutionStatus,
+};
+use pipewright_core::store::memory::MemoryPipelineStore;
+use pipewright_core::store::{PipelineRecord, PipelineStore};
+use serde_json::Value;
+
+/// The ports, in memory.
+#[derive(Default)]
+pub struct World {
+    pub pipelines: MemoryPipelineStore,
+    pub executions: MemoryExecutionStore,
+    pub events: MemoryEvents,
+    pub tasks: MemoryTasks,
+    pub machines: MemoryMachines,
+    pub functions: MemoryFunctions,
+}
+
+/// The caller the control plane sees in [`World::api`].
+pub const CALLER: &str = "arn:aws:iam::123456789012:user/approver";
+
+impl World {
+    /// A world holding `declaration` (JSON) as version 1.
+    pub async fn with_pipeline(declaration: Value) -> Self {
+        let world = Self::default();
+        world.add_pipeline(declaration).await;
+        world
+    }
+
+    /// Store `declaration` (JSON, validated) as version 1.
+    pub async fn add_pipeline(&self, declaration: Value) {
+        let mut declaration = pipewright_core::parse_pipeline(&declaration.to_string()).unwrap();
+        pipewright_core::validate(&declaration).unwrap();
+        declaration.version = Some(1);
+        let record = PipelineRecord {
+            declaration,
+            created: 1.0,
+            updated: 1.0,
+            tags: vec![],
+        };
+        self.pipelines.create(&record).await.unwrap();
+    }
+
+    pub fn engine(&self) -> Engine<'_> {
+        Engine {
+            pipelines: &self.pipelines,
+            executions: &self.executions,
+            events: &self.events,
+            tasks: &self.tasks,
+            machines: &self.machines,
+            functions: &self.functions,
+            config: EngineConfig {
+                region: "us-east-1".into(),
+                account_id: "123456789012".into(),
+                artifact_bucket: "artifacts".into(),
+                targets: Some(AslTargets {
+                    orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:orchestrator"
+                        .into(),
+                    action_arn: "arn:aws:lambda:us-east-1:123456789012:function:action".into(),
+                    approval_arn: "arn:aws:lambda:us-east-1:123456789012:function:approval".into(),
+                    action_timeout_cap_seconds: None,
+                }),
+                action_timeout_cap_seconds: None,
+            },
+        }
+    }
+
+    /// (detail-type without `CodePipeline `, stage or action, state) of every event.
+    pub fn events(&self) -> Vec<(String, String, String)> {
+        self.events
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let what = e
+                    .detail
+                    .get("action")
+                    .or_else(|| e.detail.get("stage"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                (
+                    e.detail_type.replace("CodePipeline ", ""),
+                    what.to_string(),
+                    e.detail["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// How task token `token` was answered, if it was.
+    pub fn answer(&self, token: &str) -> Option<Result<Value, String>> {
+        self.tasks.answers.lock().unwrap().get(token).cloned()
+    }
+
+    pub async fn snapshot(&self, id: &str) -> ExecutionSnapshot {
+        self.executions.snapshot(id).await.unwrap().unwrap()
+    }
+
+    /// Call operation `op` of the control plane at time 50 as [`CALLER`].
+    pub async fn api(&self, op: &str, body: Value) -> Result<Value, ApiError> {
+        let engine = self.engine();
+        let services = Services {
+            pipelines: &self.pipelines,
+            engine: Some(&engine),
+        };
+        let ctx = ServiceContext {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            now: 50.0,
+            new_id: "99999999-9999-4999-8999-999999999999".into(),
+            caller: Some(CALLER.into()),
+        };
+        handle(
+            &services,
+            &ctx,
+            &format!("CodePipeline_20150709.{op}"),
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    /// Start execution `id` of `pipeline` at 10 and run its `Source` stage (one action named
+    /// `Source`, output version `version`) to success by 14.
+    pub async fn run_source(&self, engine: &Engine<'_>, pipeline: &str, id: &str, version: &str) {
+        engine
+            .start_execution(StartRequest {
+                pipeline_name: pipeline.into(),
+                pipeline_execution_id: id.into(),
+                trigger: ExecutionTrigger {
+                    trigger_type: TriggerType::StartPipelineExecution,
+                    trigger_detail: "test".into(),
+                },
+                variables: vec![],
+                source_revisions: vec![],
+                idempotency_key: None,
+                now: 10.0,
+            })
+            .await
+            .unwrap();
+        let ids = ExecutionIds {
+            pipeline_name: pipeline.into(),
+            pipeline_version: 1,
+            pipeline_execution_id: id.into(),
+        };
+        engine
+            .enter_stage(&ids, "Source", "t-enter-source", 11.0)
+            .await
+            .unwrap();
+        let source = engine
+            .begin_action(
+                &ids,
+                "Source",
+                "Source",
+                &format!("src-{id}"),
+                "t-src",
+                12.0,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let mut outcome = ActionOutcome::failed("x", "x");
+        outcome.status = ActionExecutionStatus::Succeeded;
+        outcome.result = Default::default();
+        outcome.output_artifacts = source
+            .outputs
+            .iter()
+            .map(|o| {
+                let mut o = o.clone();
+                o.s3_location.version_id = Some(version.into());
+                o
+            })
+            .collect();
+        outcome.output_variables = [("VersionId".to_string(), version.to_string())].into();
+        outcome.source_revision = Some(pipewright_core::execution::SourceRevision {
+            action_name: "Source".into(),
+            revision_id: Some(version.into()),
+            revision_summary: Some("app.zip".into()),
+            revision_url: None,
+        });
+        engine
+            .complete_action(&source.record, outcome, 13.0)
+            .await
+            .unwrap();
+        engine
+            .leave_stage(&ids, "Source", true, 14.0)
+            .await
+            .unwrap();
+    }
+
+    /// Overwrite execution `id`'s status (as stopping it would).
+    pub async fn set_status(&self, id: &str, status: PipelineExecutionStatus) {
+        let mut execution = self.snapshot(id).await.execution;
+        let from = execution.status;
+        execution.status = status;
+        self.executions
+            .put_execution(&execution, &[from])
+            .await
+            .unwrap();
+    }
+}

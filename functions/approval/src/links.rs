@@ -1,0 +1,187 @@
+//! The approval links, behind the function's Function URL.
+//!
+//! `GET /?t=<link>` checks the link and shows the confirmation page: it decides nothing (mail
+//! scanners and link previews fetch links). `POST /` with the form fields `t` and `summary`
+//! (sent by that page) records the decision. Forged, expired, used links and links whose
+//! execution is no longer waiting get a page that says so, and change nothing.
+
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use pipewright_aws::approvals::ApprovalChannel;
+use pipewright_core::approvals::{
+    verify_link, ApprovalAnswer, ApprovalError, LinkClaims, LinkError,
+};
+use pipewright_core::engine::Engine;
+use serde_json::Value;
+
+use crate::pages;
+
+/// The largest form accepted (a link is well under 2 KB, a summary at most 512 characters).
+const MAX_FORM: usize = 16 * 1024;
+
+/// Answer one HTTP request.
+pub async fn handle(
+    engine: &Engine<'_>,
+    channel: &ApprovalChannel,
+    request: &LambdaFunctionUrlRequest,
+    now: f64,
+) -> Value {
+    let method = request
+        .request_context
+        .http
+        .method
+        .as_deref()
+        .unwrap_or("GET")
+        .to_ascii_uppercase();
+    let result = match method.as_str() {
+        "GET" | "HEAD" => {
+            let link = query_value(request, "t");
+            review(engine, channel, link.as_deref(), now).await
+        }
+        "POST" => match form(request) {
+            Ok(fields) => {
+                let get = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                };
+                let summary = get("summary").unwrap_or_default();
+                decide(engine, channel, get("t").as_deref(), &summary, now).await
+            }
+            Err(reason) => Err((400, "Not a decision", reason)),
+        },
+        _ => Err((
+            405,
+            "Not allowed",
+            "approval links are opened (GET) and confirmed (POST)".to_string(),
+        )),
+    };
+    match result {
+        Ok(html) => pages::response(200, html),
+        Err((status, title, reason)) => {
+            tracing::info!(status, title, reason = %reason, "approval link refused");
+            pages::response(status, pages::refused(title, &reason))
+        }
+    }
+}
+
+type Refusal = (u16, &'static str, String);
+
+async fn claims(
+    channel: &ApprovalChannel,
+    link: Option<&str>,
+    now: f64,
+) -> Result<(LinkClaims, String), Refusal> {
+    let link = link.filter(|l| !l.trim().is_empty()).ok_or((
+        400,
+        "Not an approval link",
+        "this address needs the approval link from the notice".to_string(),
+    ))?;
+    let key = channel.key().await.map_err(|e| {
+        tracing::error!(error = %e, "the approval link key is unavailable");
+        (
+            503,
+            "Try again later",
+            "approvals cannot be checked right now".to_string(),
+        )
+    })?;
+    match verify_link(key, link, now) {
+        Ok(claims) => Ok((claims, link.trim().to_string())),
+        Err(e @ LinkError::Malformed) => Err((400, "Not an approval link", e.to_string())),
+        Err(e @ LinkError::Forged) => Err((403, "Link not valid", e.to_string())),
+        Err(e @ LinkError::Expired(_)) => Err((410, "Link expired", e.to_string())),
+    }
+}
+
+fn refusal(e: ApprovalError) -> Refusal {
+    match e {
+        ApprovalError::InvalidToken(m) => (404, "No such approval", m),
+        ApprovalError::AlreadyCompleted(m) => (409, "Already decided", m),
+        ApprovalError::Expired(m) => (410, "Approval expired", m),
+        ApprovalError::NotWaiting(m) => (409, "No longer waiting", m),
+        ApprovalError::Invalid(m) => (400, "Not a decision", m),
+        ApprovalError::Engine(e) => {
+            tracing::error!(error = %e, "approval lookup failed");
+            (
+                503,
+                "Try again later",
+                "the approval could not be read right now".to_string(),
+            )
+        }
+    }
+}
+
+async fn review(
+    engine: &Engine<'_>,
+    channel: &ApprovalChannel,
+    link: Option<&str>,
+    now: f64,
+) -> Result<String, Refusal> {
+    let (claims, link) = claims(channel, link, now).await?;
+    let pending = engine
+        .pending_approval(&claims.token, &claims.target(), now)
+        .await
+        .map_err(refusal)?;
+    Ok(pages::confirm(&pending, claims.decision, &link))
+}
+
+async fn decide(
+    engine: &Engine<'_>,
+    channel: &ApprovalChannel,
+    link: Option<&str>,
+    summary: &str,
+    now: f64,
+) -> Result<String, Refusal> {
+    let (claims, _) = claims(channel, link, now).await?;
+    let answer = ApprovalAnswer {
+        token: claims.token.clone(),
+        target: claims.target(),
+        decision: claims.decision,
+        summary: summary.to_string(),
+        decided_by: claims.decided_by(),
+    };
+    let pending = engine
+        .pending_approval(&claims.token, &claims.target(), now)
+        .await
+        .map_err(refusal)?;
+    let decided = engine
+        .decide_approval(&answer, now)
+        .await
+        .map_err(refusal)?;
+    tracing::info!(
+        execution = %decided.pipeline_execution_id,
+        stage = %claims.stage_name,
+        action = %claims.action_name,
+        decision = decided.decision.as_str(),
+        "approval decided through its link"
+    );
+    Ok(pages::decided(&pending, decided.decision))
+}
+
+fn query_value(request: &LambdaFunctionUrlRequest, name: &str) -> Option<String> {
+    if let Some(raw) = request.raw_query_string.as_deref() {
+        if let Some((_, v)) = form_urlencoded::parse(raw.as_bytes()).find(|(k, _)| k == name) {
+            return Some(v.into_owned());
+        }
+    }
+    request.query_string_parameters.get(name).cloned()
+}
+
+fn form(request: &LambdaFunctionUrlRequest) -> Result<Vec<(String, String)>, String> {
+    let body = request.body.as_deref().unwrap_or_default();
+    let bytes = if request.is_base64_encoded {
+        BASE64
+            .decode(body.trim())
+            .map_err(|_| "the request body is not valid base64".to_string())?
+    } else {
+        body.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_FORM {
+        return Err(format!("the form is larger than {MAX_FORM} bytes"));
+    }
+    Ok(form_urlencoded::parse(&bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
+}

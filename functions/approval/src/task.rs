@@ -1,0 +1,102 @@
+//! The `runAction` task of an approval action: record it as started, sign its two links, send
+//! the notice. The action then waits for its decision (a link or PutApprovalResult) or its
+//! timeout; this task's task token is answered by whoever decides.
+
+use lambda_runtime::Error;
+use pipewright_aws::approvals::ApprovalChannel;
+use pipewright_core::approvals::{
+    link_url, sign_link, ApprovalNotice, Decision, LinkClaims, PendingApproval,
+};
+use pipewright_core::engine::{ActionOutcome, Engine, TaskRequest};
+use serde_json::{json, Value};
+
+/// Handle one `runAction` task of an `Approval/AWS/Manual` action.
+pub async fn handle(
+    engine: &Engine<'_>,
+    channel: &ApprovalChannel,
+    region: &str,
+    payload: Value,
+) -> Result<Value, Error> {
+    let request: TaskRequest =
+        serde_json::from_value(payload).map_err(|e| format!("bad task payload: {e}"))?;
+    let TaskRequest::RunAction {
+        ids,
+        stage,
+        action,
+        task_token,
+        ..
+    } = request
+    else {
+        return Err("the approval function runs only the runAction tasks of approvals".into());
+    };
+    // The approval token: a fresh id per run of the action.
+    let token = uuid::Uuid::new_v4().to_string();
+    let span =
+        tracing::info_span!("approval", execution = %ids.pipeline_execution_id, %stage, %action);
+    let _enter = span.enter();
+    let Some(pending) = engine
+        .begin_approval(
+            &ids,
+            &stage,
+            &action,
+            &token,
+            &task_token,
+            pipewright_aws::now(),
+        )
+        .await?
+    else {
+        tracing::info!("approval could not start (configuration); recorded as failed");
+        return Ok(json!({ "status": "Failed" }));
+    };
+    match notify(channel, region, &pending).await {
+        Ok(Some((topic, message_id))) => {
+            tracing::info!(%topic, %message_id, "approval notice sent");
+        }
+        Ok(None) => {
+            tracing::info!("no topic to notify: the approval waits for PutApprovalResult");
+        }
+        Err((kind, message)) => {
+            tracing::warn!(kind, %message, "the approval notice could not be sent");
+            let started = engine
+                .executions
+                .find_job(&pending.token)
+                .await?
+                .ok_or("the approval vanished")?;
+            let outcome = ActionOutcome::failed(kind, message);
+            engine
+                .complete_action(&started, outcome, pipewright_aws::now())
+                .await?;
+            return Ok(json!({ "status": "Failed" }));
+        }
+    }
+    Ok(json!({ "status": "InProgress" }))
+}
+
+/// Sign the links and publish the notice; `None` when there is no topic to publish to.
+async fn notify(
+    channel: &ApprovalChannel,
+    region: &str,
+    pending: &PendingApproval,
+) -> Result<Option<(String, String)>, (&'static str, String)> {
+    let Some(topic) = channel.topic_for(pending.notification_arn.as_deref()) else {
+        return Ok(None);
+    };
+    let key = channel.key().await.map_err(|e| ("JobFailed", e))?;
+    let base = channel.base_url().await.map_err(|e| ("JobFailed", e))?;
+    let link = |decision| {
+        link_url(
+            base,
+            &sign_link(key, &LinkClaims::new(pending, decision, &topic)),
+        )
+    };
+    let notice = ApprovalNotice {
+        pending,
+        region,
+        approve_url: link(Decision::Approved),
+        reject_url: link(Decision::Rejected),
+    };
+    let id = channel
+        .publish(&topic, &notice.subject(), &notice.sns_message())
+        .await?;
+    Ok(Some((topic, id)))
+}

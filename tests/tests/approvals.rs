@@ -1,0 +1,423 @@
+//! Manual approvals on the local stack: the notice on SNS, its signed links served by the
+//! approval function behind its (local) Function URL, PutApprovalResult through the official
+//! CodePipeline SDK, and the action's timeout. The stack caps action timeouts at
+//! [`CAP_SECONDS`], so an unanswered approval fails in seconds, not days.
+
+use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus, PipelineExecutionStatus};
+use pipewright_core::approvals::{sign_link, verify_link};
+use pipewright_e2e::approvals::{confirm, link_token, open, wait_for_notice, Notice};
+use pipewright_e2e::pipelines::{
+    clients, create_pipeline, execution_records, latest_action, start, versioned_source, wait_for,
+    zip_of, Clients,
+};
+use pipewright_e2e::{stack_with_action_timeout_cap, unique, Stack};
+use serde_json::{json, Value};
+
+/// Every action's timeout in this binary's stack.
+const CAP_SECONDS: u64 = 40;
+
+fn stack() -> &'static Stack {
+    stack_with_action_timeout_cap(Some(CAP_SECONDS))
+}
+
+/// Source (S3) → Approve (manual) → Ship (Commands); returns the pipeline's name.
+async fn approval_pipeline(c: &Clients, stack: &Stack) -> String {
+    let name = unique("approve");
+    let bucket = unique("pipewright-src");
+    versioned_source(c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
+    create_pipeline(
+        stack,
+        &json!({
+            "name": name,
+            "roleArn": "arn:aws:iam::123456789012:role/approver",
+            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
+            "pipelineType": "V2",
+            "executionMode": "PARALLEL",
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
+                    "outputArtifacts": [{"name": "SourceArtifact"}],
+                    "namespace": "SourceVariables"
+                }]},
+                {"name": "Approve", "actions": [{
+                    "name": "Release",
+                    "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+                    "configuration": {
+                        "CustomData": "Ship #{SourceVariables.VersionId}?",
+                        "ExternalEntityLink": "https://example.com/changes"
+                    }
+                }]},
+                {"name": "Ship", "actions": [{
+                    "name": "Ship",
+                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+                    "commands": ["echo shipped"],
+                    "inputArtifacts": [{"name": "SourceArtifact"}]
+                }]}
+            ]
+        }),
+    );
+    name
+}
+
+/// Start an execution and wait for its approval notice.
+async fn waiting(c: &Clients, stack: &Stack, name: &str) -> (String, Notice) {
+    let id = start(c, name).await;
+    let notice = tokio::task::block_in_place(|| wait_for_notice(stack, &id));
+    (id, notice)
+}
+
+async fn status_of(c: &Clients, name: &str, id: &str) -> PipelineExecutionStatus {
+    c.codepipeline
+        .get_pipeline_execution()
+        .pipeline_name(name)
+        .pipeline_execution_id(id)
+        .send()
+        .await
+        .expect("GetPipelineExecution")
+        .pipeline_execution()
+        .and_then(|e| e.status().cloned())
+        .expect("a status")
+}
+
+async fn approval_record(c: &Clients, stack: &Stack, id: &str) -> Value {
+    let records = execution_records(c, stack, id).await;
+    latest_action(&records, "Approve", "Release").clone()
+}
+
+async fn put_approval(
+    c: &Clients,
+    name: &str,
+    token: &str,
+    status: ApprovalStatus,
+    summary: &str,
+) -> Result<(), String> {
+    c.codepipeline
+        .put_approval_result()
+        .pipeline_name(name)
+        .stage_name("Approve")
+        .action_name("Release")
+        .token(token)
+        .result(
+            ApprovalResult::builder()
+                .status(status)
+                .summary(summary)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            use aws_sdk_codepipeline::error::ProvideErrorMetadata;
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("?"),
+                e.message().unwrap_or("?")
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approving_through_the_link_lets_the_execution_finish() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = approval_pipeline(&c, stack).await;
+    let (id, notice) = waiting(&c, stack, &name).await;
+
+    // The notice: CodePipeline's JSON and a readable email with both links.
+    assert_eq!(notice.json["region"], "us-east-1");
+    assert_eq!(notice.approval("pipelineName"), name);
+    assert_eq!(notice.approval("stageName"), "Approve");
+    assert_eq!(notice.approval("actionName"), "Release");
+    assert_eq!(
+        notice.approval("externalEntityLink"),
+        "https://example.com/changes"
+    );
+    assert!(notice.approval("customData").starts_with("Ship "));
+    assert_eq!(notice.topic, stack.output("ApprovalTopicArn"));
+    assert!(
+        notice.subject.starts_with("APPROVAL NEEDED"),
+        "{}",
+        notice.subject
+    );
+    let (approve, reject) = (
+        notice.approval("approveLink"),
+        notice.approval("rejectLink"),
+    );
+    assert!(notice.email.contains(&format!("Approve: {approve}")));
+    assert!(notice.email.contains(&format!("Reject:  {reject}")));
+    assert_eq!(
+        approval_record(&c, stack, &id).await["actionExecutionId"],
+        json!(notice.approval("token"))
+    );
+
+    // Opening the link (as a mail scanner would) decides nothing.
+    for _ in 0..2 {
+        let (status, page) = tokio::task::block_in_place(|| open(approve));
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Approve this change?"), "{page}");
+        assert!(page.contains(&id));
+    }
+    assert_eq!(
+        status_of(&c, &name, &id).await,
+        PipelineExecutionStatus::InProgress
+    );
+    assert_eq!(
+        approval_record(&c, stack, &id).await["status"],
+        "InProgress"
+    );
+
+    // The page's button decides.
+    let link = link_token(approve);
+    let (status, page) = tokio::task::block_in_place(|| confirm(stack, &link, "ship it"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Approved"), "{page}");
+    let (final_status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(
+        final_status,
+        PipelineExecutionStatus::Succeeded,
+        "{summary:?}"
+    );
+    let record = approval_record(&c, stack, &id).await;
+    assert_eq!(record["status"], "Succeeded");
+    assert_eq!(
+        record["output"]["executionResult"]["externalExecutionSummary"],
+        "ship it"
+    );
+    assert_eq!(
+        record["updatedBy"],
+        json!(format!("approval link sent to {}", notice.topic))
+    );
+
+    // Used: both links are refused from now on, and nothing changes.
+    for token in [link.clone(), link_token(reject)] {
+        let (status, page) = tokio::task::block_in_place(|| confirm(stack, &token, "again"));
+        assert_eq!(status, 409, "{page}");
+        assert!(page.contains("Already decided"), "{page}");
+    }
+    let (status, _) = tokio::task::block_in_place(|| open(approve));
+    assert_eq!(status, 409);
+    assert_eq!(approval_record(&c, stack, &id).await, record);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejecting_through_the_link_fails_the_execution_with_the_summary() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = approval_pipeline(&c, stack).await;
+    let (id, notice) = waiting(&c, stack, &name).await;
+    let link = link_token(notice.approval("rejectLink"));
+    let (status, page) = tokio::task::block_in_place(|| open(notice.approval("rejectLink")));
+    assert_eq!(status, 200);
+    assert!(page.contains("Reject this change?"), "{page}");
+    let (status, page) = tokio::task::block_in_place(|| confirm(stack, &link, "not on a Friday"));
+    assert_eq!(status, 200, "{page}");
+    let (final_status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(final_status, PipelineExecutionStatus::Failed);
+    let summary = summary.unwrap_or_default();
+    assert!(summary.contains("not on a Friday"), "{summary}");
+    let records = execution_records(&c, stack, &id).await;
+    assert!(
+        records.iter().all(|(sk, _)| !sk.contains("#Ship#")),
+        "the stage after a rejection never starts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_approval_result_approves_with_the_token_from_the_notice() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = approval_pipeline(&c, stack).await;
+    let (id, notice) = waiting(&c, stack, &name).await;
+    let token = notice.approval("token");
+    // A token of another shape is refused, and so is a decision without a status.
+    let err = put_approval(
+        &c,
+        &name,
+        "00000000-0000-4000-8000-000000000000",
+        ApprovalStatus::Approved,
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.starts_with("InvalidApprovalTokenException"), "{err}");
+    put_approval(&c, &name, token, ApprovalStatus::Approved, "by the API")
+        .await
+        .unwrap();
+    let (final_status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(
+        final_status,
+        PipelineExecutionStatus::Succeeded,
+        "{summary:?}"
+    );
+    let err = put_approval(&c, &name, token, ApprovalStatus::Rejected, "")
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with("ApprovalAlreadyCompletedException"),
+        "{err}"
+    );
+    // The link of a decided approval does nothing either.
+    let (status, _) = tokio::task::block_in_place(|| {
+        confirm(stack, &link_token(notice.approval("rejectLink")), "")
+    });
+    assert_eq!(status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_expired_and_foreign_links_are_refused_and_change_nothing() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = approval_pipeline(&c, stack).await;
+    let (first, first_notice) = waiting(&c, stack, &name).await;
+    let approve = link_token(first_notice.approval("approveLink"));
+
+    // One flipped byte anywhere in the signed part: refused on GET and POST.
+    let (payload, signature) = approve.split_once('.').unwrap();
+    for forged in [
+        format!("{}.{}", flip(payload, payload.len() / 2), signature),
+        format!("{}.{}", payload, flip(signature, 3)),
+    ] {
+        let url = format!("{}/?t={forged}", stack.approval_endpoint);
+        let (status, page) = tokio::task::block_in_place(|| open(&url));
+        assert!(status == 403 || status == 400, "{status} {page}");
+        let (status, page) = tokio::task::block_in_place(|| confirm(stack, &forged, "x"));
+        assert!(status == 403 || status == 400, "{status} {page}");
+    }
+    // A link past its expiry, signed with the stack's real key: refused.
+    let key = link_key(&c, stack).await;
+    let mut claims = verify_link(&key, &approve, 0.0).expect("the real link verifies");
+    claims.expires = 1;
+    let expired = sign_link(&key, &claims);
+    let (status, page) = tokio::task::block_in_place(|| confirm(stack, &expired, "late"));
+    assert_eq!(status, 410, "{page}");
+    assert!(page.contains("expired"), "{page}");
+    // The same claims re-pointed at another execution without the key: forged.
+    let mut other = claims.clone();
+    other.pipeline_execution_id = "00000000-0000-4000-8000-000000000000".into();
+    other.expires = i64::MAX / 2;
+    let (status, _) = tokio::task::block_in_place(|| {
+        confirm(
+            stack,
+            &sign_link(b"not the key, but 32 bytes long!!", &other),
+            "",
+        )
+    });
+    assert_eq!(status, 403);
+    assert_eq!(
+        approval_record(&c, stack, &first).await["status"],
+        "InProgress"
+    );
+
+    // A link for another execution: the first execution's links never decide the second.
+    let (second, second_notice) = waiting(&c, stack, &name).await;
+    let (status, page) = tokio::task::block_in_place(|| {
+        confirm(
+            stack,
+            &link_token(first_notice.approval("rejectLink")),
+            "first",
+        )
+    });
+    assert_eq!(status, 200, "{page}");
+    let (status, page) = tokio::task::block_in_place(|| confirm(stack, &approve, "reuse"));
+    assert_eq!(status, 409, "{page}");
+    assert_eq!(
+        approval_record(&c, stack, &second).await["status"],
+        "InProgress"
+    );
+    assert_eq!(
+        wait_for(&c, &name, &first).await.0,
+        PipelineExecutionStatus::Failed
+    );
+    // A link signed for the second execution's approval but naming the first: not its token.
+    let mut swapped = verify_link(
+        &key,
+        &link_token(second_notice.approval("approveLink")),
+        0.0,
+    )
+    .unwrap();
+    swapped.pipeline_execution_id = first.clone();
+    let (status, page) =
+        tokio::task::block_in_place(|| confirm(stack, &sign_link(&key, &swapped), ""));
+    assert_eq!(status, 404, "{page}");
+    assert_eq!(
+        approval_record(&c, stack, &second).await["status"],
+        "InProgress"
+    );
+    let (status, _) = tokio::task::block_in_place(|| {
+        confirm(
+            stack,
+            &link_token(second_notice.approval("approveLink")),
+            "",
+        )
+    });
+    assert_eq!(status, 200);
+    assert_eq!(
+        wait_for(&c, &name, &second).await.0,
+        PipelineExecutionStatus::Succeeded
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_approval_times_out_and_fails_and_its_links_die() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = approval_pipeline(&c, stack).await;
+    let (id, notice) = waiting(&c, stack, &name).await;
+    let (final_status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(final_status, PipelineExecutionStatus::Failed);
+    let record = approval_record(&c, stack, &id).await;
+    assert_eq!(record["status"], "Failed");
+    assert_eq!(
+        record["output"]["executionResult"]["errorDetails"]["code"],
+        "TimedOut"
+    );
+    assert!(summary.unwrap_or_default().contains("Release"));
+    let (status, page) = tokio::task::block_in_place(|| {
+        confirm(
+            stack,
+            &link_token(notice.approval("approveLink")),
+            "too late",
+        )
+    });
+    assert!(status == 409 || status == 410, "{status} {page}");
+    let err = put_approval(
+        &c,
+        &name,
+        notice.approval("token"),
+        ApprovalStatus::Approved,
+        "too late",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with("ApprovalAlreadyCompletedException"),
+        "{err}"
+    );
+    assert_eq!(approval_record(&c, stack, &id).await, record);
+}
+
+/// The link-signing key, as the approval function reads it (the test holds the stack's
+/// secrets, as its owner does).
+async fn link_key(c: &Clients, stack: &Stack) -> Vec<u8> {
+    let secrets = aws_sdk_secretsmanager::Client::new(&c.sdk);
+    secrets
+        .get_secret_value()
+        .secret_id(stack.output("ApprovalLinkKeyArn"))
+        .send()
+        .await
+        .expect("GetSecretValue")
+        .secret_string()
+        .expect("a string secret")
+        .as_bytes()
+        .to_vec()
+}
+
+/// `text` with the character at `at` changed.
+fn flip(text: &str, at: usize) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
