@@ -3,7 +3,10 @@
 Reads the endpoints from .pipewright/local.env (written by `pipewright local up`). Creates the
 source and site buckets, uploads infra/sample-app as app.zip, creates (or updates) the sample
 pipeline through the control plane with boto3, subscribes an SQS queue to the pipeline's
-EventBridge events, starts an execution and prints the events until it ends.
+EventBridge events, starts an execution and prints the events until it ends. When the approval
+before Deploy waits, it prints the approval notice (as the emulator recorded it on SNS), opens
+the approve link (a confirmation page: nothing is decided yet) and presses its button, as an
+approver would from the email.
 """
 import io
 import json
@@ -11,6 +14,9 @@ import os
 import pathlib
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 
 import boto3
@@ -63,6 +69,55 @@ events.put_rule(Name="pipewright-sample-events", EventPattern=json.dumps({"sourc
 events.put_targets(Rule="pipewright-sample-events", Targets=[{"Id": "queue", "Arn": queue_arn}])
 sqs.purge_queue(QueueUrl=queue)
 
+
+
+def approval_notice(execution_id):
+    """The approval notice of the execution, from the emulator's record of SNS messages."""
+    with urllib.request.urlopen(f"{endpoint}/_fakecloud/sns/messages") as response:
+        messages = json.load(response)["messages"]
+    for m in messages:
+        try:
+            structure = json.loads(m["message"])
+            notice = json.loads(structure["default"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if notice.get("approval", {}).get("pipelineExecutionId") == execution_id:
+            return m, structure, notice
+    return None
+
+
+def http(url, form=None):
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data)) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def approve_by_link(execution_id):
+    found = None
+    for _ in range(100):
+        found = approval_notice(execution_id)
+        if found:
+            break
+        time.sleep(0.2)
+    if not found:
+        sys.exit("the approval notice never arrived")
+    message, structure, notice = found
+    print(f"\n--- approval notice on {message['topicArn']}\nSubject: {message['subject']}\n")
+    print("    " + structure["email"].strip().replace("\n", "\n    "))
+    link = notice["approval"]["approveLink"]
+    status, page = http(link)
+    print(f"\nGET the approve link -> HTTP {status}: a confirmation page; nothing is decided yet")
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["t"][0]
+    base = link.split("?", 1)[0]
+    status, page = http(base, {"t": token, "summary": "approved from the sample run"})
+    print(f"POST its button      -> HTTP {status}: {'Approved' if 'Approved' in page else page[:200]}")
+    status, _ = http(base, {"t": token, "summary": "twice?"})
+    print(f"POST it again        -> HTTP {status}: a link works once\n---\n")
+
+
 execution = codepipeline.start_pipeline_execution(name=name)["pipelineExecutionId"]
 print(f"execution {execution} started\n")
 started, final = time.time(), None
@@ -78,6 +133,8 @@ while time.time() < deadline:
         where = ".".join(x for x in (detail.get("stage"), detail.get("action")) if x) or name
         extra = (detail.get("execution-result") or {}).get("external-execution-summary", "")
         print(f"{time.time() - started:6.1f}s  {kind:8} {where:22} {detail['state']:10} {extra}")
+        if kind == "action" and detail.get("type", {}).get("category") == "Approval" and detail["state"] == "STARTED":
+            approve_by_link(execution)
     status = codepipeline.get_pipeline_execution(pipelineName=name, pipelineExecutionId=execution)["pipelineExecution"]
     if status["status"] != "InProgress" and final is None:
         final = status

@@ -116,6 +116,68 @@ pub async fn start(c: &Clients, name: &str) -> String {
         .to_string()
 }
 
+/// Wait until GetPipelineState shows approval `stage`/`action` waiting with its token (as a
+/// CodePipeline console or script reads it), then approve it with PutApprovalResult; returns
+/// the token.
+pub async fn approve_when_asked(c: &Clients, pipeline: &str, stage: &str, action: &str) -> String {
+    use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
+    let deadline = Instant::now() + EXECUTION_TIMEOUT;
+    let token = loop {
+        let state = c
+            .codepipeline
+            .get_pipeline_state()
+            .name(pipeline)
+            .send()
+            .await
+            .expect("GetPipelineState");
+        let token = state
+            .stage_states()
+            .iter()
+            .filter(|s| s.stage_name() == Some(stage))
+            .flat_map(|s| s.action_states())
+            .filter(|a| a.action_name() == Some(action))
+            .find_map(|a| a.latest_execution()?.token().map(str::to_string));
+        if let Some(token) = token {
+            break token;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "approval {stage}/{action} of {pipeline} never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    c.codepipeline
+        .put_approval_result()
+        .pipeline_name(pipeline)
+        .stage_name(stage)
+        .action_name(action)
+        .token(&token)
+        .result(
+            ApprovalResult::builder()
+                .status(ApprovalStatus::Approved)
+                .summary("approved by the test")
+                .build()
+                .expect("a complete result"),
+        )
+        .send()
+        .await
+        .expect("PutApprovalResult");
+    token
+}
+
+/// The declaration without its stages of manual approvals (for tests about something else).
+pub fn without_approvals(declaration: &mut Value) {
+    if let Some(stages) = declaration["stages"].as_array_mut() {
+        stages.retain(|s| {
+            !s["actions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["actionTypeId"]["category"] == "Approval")
+        });
+    }
+}
+
 /// Wait until the execution leaves InProgress; returns its final status and summary.
 pub async fn wait_for(
     c: &Clients,

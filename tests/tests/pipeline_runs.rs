@@ -1,5 +1,5 @@
 //! Whole pipelines on the local stack: the sample pipeline (S3 source → two Commands actions in
-//! parallel → Commands test → S3 deploy) started through CodePipeline's API and through an S3
+//! parallel → Commands test → manual approval → S3 deploy) started through CodePipeline's API and through an S3
 //! source-change event, with real artifacts, variables, records and EventBridge events.
 
 use std::time::{Duration, Instant};
@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use aws_sdk_lambda::primitives::Blob;
 use pipewright_e2e::pipelines::{
-    clients, create_pipeline, execution_records, latest_action, start, versioned_source, wait_for,
-    zip_of, Clients,
+    approve_when_asked, clients, create_pipeline, execution_records, latest_action, start,
+    versioned_source, wait_for, without_approvals, zip_of, Clients,
 };
 use pipewright_e2e::{root, stack, unique, Stack};
 use serde_json::{json, Value};
@@ -152,6 +152,8 @@ async fn the_sample_pipeline_runs_end_to_end() {
     let s = sample(&c, stack, |_| {}).await;
     let queue = subscribe(&c, &s.name).await;
     let id = start(&c, &s.name).await;
+    // A person approves before Deploy: the token comes from GetPipelineState.
+    let token = approve_when_asked(&c, &s.name, "Approve", "Release").await;
     let (status, summary) = wait_for(&c, &s.name, &id).await;
     assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
 
@@ -188,6 +190,12 @@ async fn the_sample_pipeline_runs_end_to_end() {
     let input = &tests["input"]["inputArtifacts"][0]["s3location"];
     assert_eq!(output, input);
     assert!(input["versionId"].is_string());
+    let approval = latest_action(&records, "Approve", "Release");
+    assert_eq!(approval["actionExecutionId"], json!(token));
+    assert_eq!(
+        approval["output"]["executionResult"]["externalExecutionSummary"],
+        "approved by the test"
+    );
     let source = latest_action(&records, "Source", "Source");
     assert_eq!(
         source["output"]["outputVariables"]["VersionId"],
@@ -204,6 +212,7 @@ async fn the_sample_pipeline_runs_end_to_end() {
         ("Source", vec!["Source"]),
         ("Build", vec!["Compile", "Docs"]),
         ("Test", vec!["UnitTests"]),
+        ("Approve", vec!["Release"]),
         ("Deploy", vec!["Publish"]),
     ];
     for (stage, actions) in &stages {
@@ -251,7 +260,7 @@ async fn the_sample_pipeline_runs_end_to_end() {
 async fn two_executions_at_once_keep_separate_artifacts_and_records() {
     let stack = stack();
     let c = clients(stack).await;
-    let s = sample(&c, stack, |_| {}).await;
+    let s = sample(&c, stack, without_approvals).await;
     let (a, b) = tokio::join!(start(&c, &s.name), start(&c, &s.name));
     assert_ne!(a, b);
     let (ra, rb) = tokio::join!(wait_for(&c, &s.name, &a), wait_for(&c, &s.name, &b));
@@ -333,7 +342,7 @@ async fn a_failing_command_fails_its_stage_and_the_execution() {
 async fn an_s3_object_created_event_starts_the_pipeline_once() {
     let stack = stack();
     let c = clients(stack).await;
-    let s = sample(&c, stack, |_| {}).await;
+    let s = sample(&c, stack, without_approvals).await;
     let mut event: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("events/trigger-s3-object-created.json")).unwrap(),
     )
