@@ -239,3 +239,78 @@ pub fn latest_action<'r>(records: &'r [(String, Value)], stage: &str, name: &str
         .next_back()
         .unwrap_or_else(|| panic!("no record of action {stage}.{name}"))
 }
+
+/// An SQS queue receiving this pipeline's events through an EventBridge rule on the default bus.
+pub async fn subscribe(c: &Clients, pipeline: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&c.sdk);
+    let events = aws_sdk_eventbridge::Client::new(&c.sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(pipeline)
+        .send()
+        .await
+        .expect("CreateQueue");
+    let url = queue.queue_url().unwrap().to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let pattern = json!({ "source": ["pipewright"], "detail": { "pipeline": [pipeline] } });
+    events
+        .put_rule()
+        .name(pipeline)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .expect("PutRule");
+    events
+        .put_targets()
+        .rule(pipeline)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("PutTargets");
+    url
+}
+
+/// Every event in the queue at `url` until it stays empty for `settle`, in arrival order.
+pub async fn drain_events(c: &Clients, url: &str, settle: Duration) -> Vec<Value> {
+    let sqs = aws_sdk_sqs::Client::new(&c.sdk);
+    let mut out = Vec::new();
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < settle {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        for m in got.messages() {
+            out.push(serde_json::from_str(m.body().unwrap_or_default()).expect("an event"));
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("DeleteMessage");
+        }
+        if got.messages().is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        } else {
+            quiet_since = Instant::now();
+        }
+    }
+    out
+}

@@ -2,13 +2,13 @@
 //! parallel → Commands test → manual approval → S3 deploy) started through CodePipeline's API and through an S3
 //! source-change event, with real artifacts, variables, records and EventBridge events.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use aws_sdk_lambda::primitives::Blob;
 use pipewright_e2e::pipelines::{
-    approve_when_asked, clients, create_pipeline, execution_records, latest_action, start,
-    versioned_source, wait_for, without_approvals, zip_of, Clients,
+    approve_when_asked, clients, create_pipeline, drain_events, execution_records, latest_action,
+    start, subscribe, versioned_source, wait_for, without_approvals, zip_of, Clients,
 };
 use pipewright_e2e::{root, stack, unique, Stack};
 use serde_json::{json, Value};
@@ -57,65 +57,12 @@ async fn sample(c: &Clients, stack: &Stack, edit: impl FnOnce(&mut Value)) -> Sa
     }
 }
 
-/// An SQS queue receiving this pipeline's events through an EventBridge rule on the default bus.
-async fn subscribe(c: &Clients, pipeline: &str) -> String {
-    let sqs = aws_sdk_sqs::Client::new(&c.sdk);
-    let events = aws_sdk_eventbridge::Client::new(&c.sdk);
-    let queue = sqs
-        .create_queue()
-        .queue_name(pipeline)
-        .send()
-        .await
-        .expect("CreateQueue");
-    let url = queue.queue_url().unwrap().to_string();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let arn =
-        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    let pattern = json!({ "source": ["pipewright"], "detail": { "pipeline": [pipeline] } });
-    events
-        .put_rule()
-        .name(pipeline)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .expect("PutRule");
-    events
-        .put_targets()
-        .rule(pipeline)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("PutTargets");
-    url
-}
-
 /// Every event in the queue, in arrival order, as (detail-type word, stage.action, state).
 async fn drain(c: &Clients, url: &str, settle: Duration) -> Vec<(String, String, String)> {
-    let sqs = aws_sdk_sqs::Client::new(&c.sdk);
-    let mut out = Vec::new();
-    let deadline = Instant::now() + settle;
-    while Instant::now() < deadline {
-        let got = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        for m in got.messages() {
-            let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+    drain_events(c, url, settle)
+        .await
+        .iter()
+        .map(|event| {
             assert_eq!(event["source"], "pipewright");
             let d = &event["detail"];
             let kind = event["detail-type"]
@@ -130,19 +77,9 @@ async fn drain(c: &Clients, url: &str, settle: Duration) -> Vec<(String, String,
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(".");
-            out.push((kind, place, d["state"].as_str().unwrap().to_string()));
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        if got.messages().is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    out
+            (kind, place, d["state"].as_str().unwrap().to_string())
+        })
+        .collect()
 }
 
 #[tokio::test]

@@ -20,6 +20,11 @@
 //!   execution, or holds a `startTime` no later than this stage execution's: an older execution
 //!   finishing a stage late never takes the pointer back from a newer one (a failed condition is
 //!   not an error);
+//! - `pk = "PIPELINE#<name>"`, `sk = "LOCK#<stage>"`: the stage lock of execution modes
+//!   (`pipewright_core::locks::StageLock` in `record`: the execution in the stage and those
+//!   waiting in front of it, with their parked `enterStage` task tokens) and its `version`.
+//!   Replaced only by a PutItem conditional on the version it was read at
+//!   (`attribute_not_exists(pk)` for version 0), so concurrent arrivals and releases serialize;
 //! - `pk = "IDEMPOTENCY#<key>"`, `sk = "IDEMPOTENCY"`: an idempotency key (an event id, a webhook
 //!   delivery id, a `clientRequestToken`) and the execution it started (`pipelineExecutionId`),
 //!   claimed with `attribute_not_exists` in the transaction that creates the execution;
@@ -53,6 +58,7 @@ use pipewright_core::execution::{
     ActionExecution, ActionExecutionStatus, ExecutionSnapshot, PipelineExecution,
     PipelineExecutionStatus, StageExecution,
 };
+use pipewright_core::locks::StageLock;
 use pipewright_core::store::{Page, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -258,6 +264,11 @@ fn list_pk(pipeline: &str) -> String {
 const LIST_SK_PREFIX: &str = "EXEC#";
 /// The `sk` prefix of the stage pointers under [`list_pk`].
 const STAGE_POINTER_SK_PREFIX: &str = "STAGE#";
+
+/// `LOCK#<stage>`: the stage's lock under [`list_pk`].
+fn stage_lock_sk(stage: &str) -> String {
+    format!("LOCK#{stage}")
+}
 
 /// `STAGE#<stage>`: the stage's latest-execution pointer under [`list_pk`].
 fn stage_pointer_sk(stage: &str) -> String {
@@ -712,6 +723,82 @@ impl ExecutionStore for DynamoExecutionStore {
             }
         }
         Ok(stages)
+    }
+
+    async fn stage_lock(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+    ) -> Result<(StageLock, u64), StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(list_pk(pipeline_name), stage_lock_sk(stage))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", e))?;
+        let Some(item) = out.item().filter(|i| !i.is_empty()) else {
+            return Ok((StageLock::default(), 0));
+        };
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("the lock of stage {stage} has no version"))
+            })?;
+        Ok((record_of(item)?, version))
+    }
+
+    async fn put_stage_lock(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        lock: &StageLock,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let item = item(
+            key(list_pk(pipeline_name), stage_lock_sk(stage)),
+            lock,
+            vec![
+                ("version", number(version + 1)),
+                ("pipelineName", AttributeValue::S(pipeline_name.to_string())),
+                ("stageName", AttributeValue::S(stage.to_string())),
+                (
+                    "holder",
+                    AttributeValue::S(lock.holder.clone().unwrap_or_default()),
+                ),
+                ("waiting", number(lock.waiting.len())),
+            ],
+        )?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        request = if version == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request
+                .condition_expression("version = :version")
+                .expression_attribute_values(":version", number(version))
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(StoreError::Conflict(format!(
+                    "the lock of stage {stage} of pipeline {pipeline_name} changed since version {version}"
+                )))
+            }
+            Err(e) => Err(backend("PutItem", e)),
+        }
     }
 
     async fn put_action(

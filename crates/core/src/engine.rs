@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::asl::{self, AslTargets};
-use crate::declaration::{ActionDeclaration, PipelineDeclaration};
+use crate::declaration::{ActionDeclaration, ExecutionMode, PipelineDeclaration};
 use crate::events::{
     self, ActionState, ArtifactRef, EventEntry, ExecutionRef, PipelineState, StageState,
 };
@@ -29,6 +29,7 @@ use crate::execution::{
     ResolvedPipelineVariable, SourceRevision, SourceRevisionOverride, StageExecution,
     StageExecutionStatus,
 };
+use crate::locks::{Effect as LockEffect, StageLock, Waiter};
 use crate::store::{Page, PipelineRecord, PipelineStore, StoreError};
 use crate::variables;
 
@@ -73,6 +74,22 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         pipeline_name: &str,
     ) -> Result<Vec<StageExecution>, StoreError>;
+    /// The lock of `stage` of `pipeline_name` and its version (0 and an idle lock when it was
+    /// never written).
+    async fn stage_lock(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+    ) -> Result<(StageLock, u64), StoreError>;
+    /// Replace the lock only while its version is `version` ([`StoreError::Conflict`]
+    /// otherwise); it becomes `version + 1`.
+    async fn put_stage_lock(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        lock: &StageLock,
+        version: u64,
+    ) -> Result<(), StoreError>;
     /// Write an action execution: a new one when `expected` is `None` (Conflict if it exists),
     /// else only while its status is `expected` (so an action completes once).
     async fn put_action(
@@ -282,6 +299,9 @@ impl ActionOutcome {
     }
 }
 
+/// How many times a stage-lock change is tried when other writers keep changing the lock.
+const LOCK_ATTEMPTS: usize = 64;
+
 /// The Step Functions error a failed action reports (caught inside its branch).
 pub const ACTION_FAILED_ERROR: &str = "Pipewright.ActionFailed";
 
@@ -401,9 +421,38 @@ impl Engine<'_> {
                 .await
                 .map_err(EngineError::Callback);
         }
+        let mode = snapshot.execution.execution_mode;
+        if mode == ExecutionMode::Parallel {
+            return self.admit(&snapshot, stage, token, now).await;
+        }
+        let arrival = Waiter {
+            pipeline_execution_id: ids.pipeline_execution_id.clone(),
+            task_token: token.to_string(),
+            started: snapshot.execution.start_time,
+            arrived: now,
+        };
+        let effects = self
+            .update_lock(&ids.pipeline_name, stage, |lock| {
+                lock.arrive(arrival.clone(), mode)
+            })
+            .await?;
+        self.apply_lock_effects(&ids.pipeline_name, stage, effects, Some(&snapshot), now)
+            .await
+    }
+
+    /// Execution `snapshot` enters `stage`: record the stage execution, publish `STARTED`,
+    /// answer its `enterStage` token.
+    async fn admit(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        stage: &str,
+        token: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let execution = &snapshot.execution;
         let attempt = snapshot.stage(stage).map(|s| s.attempt + 1).unwrap_or(1);
         let record = StageExecution {
-            pipeline_execution_id: ids.pipeline_execution_id.clone(),
+            pipeline_execution_id: execution.pipeline_execution_id.clone(),
             stage_name: stage.to_string(),
             status: StageExecutionStatus::InProgress,
             attempt,
@@ -411,10 +460,10 @@ impl Engine<'_> {
             last_update_time: now,
         };
         self.executions
-            .put_stage(&ids.pipeline_name, &record)
+            .put_stage(&execution.pipeline_name, &record)
             .await?;
         self.publish(vec![self.stage_event(
-            &snapshot.execution,
+            execution,
             &record,
             StageState::Started,
         )])
@@ -423,6 +472,157 @@ impl Engine<'_> {
             .succeed(token, &json!({}))
             .await
             .map_err(EngineError::Callback)
+    }
+
+    /// Change the lock of `stage` with `change` (read, decide, conditional write; again when
+    /// another writer got there first); returns what the change asks for.
+    async fn update_lock(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        change: impl Fn(&StageLock) -> (StageLock, Vec<LockEffect>),
+    ) -> Result<Vec<LockEffect>, EngineError> {
+        for _ in 0..LOCK_ATTEMPTS {
+            let (lock, version) = self.executions.stage_lock(pipeline_name, stage).await?;
+            let (next, effects) = change(&lock);
+            if next == lock {
+                return Ok(effects);
+            }
+            match self
+                .executions
+                .put_stage_lock(pipeline_name, stage, &next, version)
+                .await
+            {
+                Ok(()) => return Ok(effects),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "the lock of stage {stage} of pipeline {pipeline_name} stayed contended for \
+             {LOCK_ATTEMPTS} attempts"
+        ))
+        .into())
+    }
+
+    /// Carry out a recorded lock change: admit the executions that enter (an execution that
+    /// ended meanwhile gives its turn to the next), supersede the ones replaced.
+    async fn apply_lock_effects(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        effects: Vec<LockEffect>,
+        known: Option<&ExecutionSnapshot>,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let mut pending: std::collections::VecDeque<LockEffect> = effects.into();
+        let mut first_error = None;
+        while let Some(effect) = pending.pop_front() {
+            let result = match effect {
+                LockEffect::Enter {
+                    pipeline_execution_id,
+                    task_token,
+                } => {
+                    let snapshot = match known
+                        .filter(|s| s.execution.pipeline_execution_id == pipeline_execution_id)
+                    {
+                        Some(s) => Some(s.clone()),
+                        None => self.executions.snapshot(&pipeline_execution_id).await?,
+                    };
+                    match snapshot {
+                        Some(s) if s.execution.status == PipelineExecutionStatus::InProgress => {
+                            self.admit(&s, stage, &task_token, now).await
+                        }
+                        _ => {
+                            // It ended while it waited (stopped): pass its turn on.
+                            let _ = self
+                                .tasks
+                                .fail(&task_token, asl::STOPPED_ERROR, "the execution ended")
+                                .await;
+                            let more = self
+                                .update_lock(pipeline_name, stage, |lock| {
+                                    lock.release(&pipeline_execution_id)
+                                })
+                                .await?;
+                            pending.extend(more);
+                            Ok(())
+                        }
+                    }
+                }
+                LockEffect::Supersede {
+                    pipeline_execution_id,
+                    task_token,
+                    by,
+                } => {
+                    self.supersede(&pipeline_execution_id, &task_token, &by, now)
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Execution `id`, waiting with `token`, was overtaken by `by`: it ends `Superseded`.
+    async fn supersede(
+        &self,
+        id: &str,
+        token: &str,
+        by: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        if let Some(snapshot) = self.executions.snapshot(id).await? {
+            let mut execution = snapshot.execution.clone();
+            execution.status = PipelineExecutionStatus::Superseded;
+            execution.status_summary = Some(format!("superseded by pipeline execution {by}"));
+            execution.last_update_time = now;
+            execution.source_revisions = source_revisions(&snapshot);
+            match self
+                .executions
+                .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+                .await
+            {
+                Ok(()) => {
+                    self.publish(vec![
+                        self.pipeline_event(&execution, PipelineState::Superseded)
+                    ])
+                    .await
+                }
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.tasks
+            .fail(
+                token,
+                asl::SUPERSEDED_ERROR,
+                &format!("superseded by pipeline execution {by}"),
+            )
+            .await
+            .map_err(EngineError::Callback)
+    }
+
+    /// Execution `ids` is done with `stage` (left it, or stopped waiting for it): the next
+    /// execution waiting for it enters.
+    async fn release_stage(
+        &self,
+        ids: &ExecutionIds,
+        mode: ExecutionMode,
+        stage: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        if mode == ExecutionMode::Parallel {
+            return Ok(());
+        }
+        let effects = self
+            .update_lock(&ids.pipeline_name, stage, |lock| {
+                lock.release(&ids.pipeline_execution_id)
+            })
+            .await?;
+        self.apply_lock_effects(&ids.pipeline_name, stage, effects, None, now)
+            .await
     }
 
     /// After action group `group` (1-based) of `stage`: an action whose branch ended without a
@@ -535,7 +735,9 @@ impl Engine<'_> {
             events.push(self.pipeline_event(&execution, PipelineState::Failed));
         }
         self.publish(events).await;
-        Ok(())
+        // A failure releases the stage as a success does.
+        self.release_stage(ids, snapshot.execution.execution_mode, stage, now)
+            .await
     }
 
     /// Every stage succeeded.
@@ -1278,6 +1480,8 @@ pub mod memory {
         idempotency: BTreeMap<String, String>,
         /// (pipeline, stage) → the stage execution of the latest execution to enter it.
         latest_stages: BTreeMap<(String, String), StageExecution>,
+        /// (pipeline, stage) → its lock and version.
+        locks: BTreeMap<(String, String), (StageLock, u64)>,
     }
 
     impl MemoryExecutionStore {
@@ -1395,6 +1599,41 @@ pub mod memory {
                 .filter(|((pipeline, _), _)| pipeline == pipeline_name)
                 .map(|(_, stage)| stage.clone())
                 .collect())
+        }
+
+        async fn stage_lock(
+            &self,
+            pipeline_name: &str,
+            stage: &str,
+        ) -> Result<(StageLock, u64), StoreError> {
+            Ok(self
+                .lock()?
+                .locks
+                .get(&(pipeline_name.to_string(), stage.to_string()))
+                .cloned()
+                .unwrap_or_default())
+        }
+
+        async fn put_stage_lock(
+            &self,
+            pipeline_name: &str,
+            stage: &str,
+            lock: &StageLock,
+            version: u64,
+        ) -> Result<(), StoreError> {
+            let mut inner = self.lock()?;
+            let entry = inner
+                .locks
+                .entry((pipeline_name.to_string(), stage.to_string()))
+                .or_default();
+            if entry.1 != version {
+                return Err(StoreError::Conflict(format!(
+                    "the lock of {pipeline_name}/{stage} is at version {}, not {version}",
+                    entry.1
+                )));
+            }
+            *entry = (lock.clone(), version + 1);
+            Ok(())
         }
 
         async fn put_action(

@@ -55,6 +55,7 @@ pub mod engine;
 pub mod events;
 pub mod execution;
 pub mod jobs;
+pub mod locks;
 pub mod providers;
 pub mod store;
 pub mod triggers;

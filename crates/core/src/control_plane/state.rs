@@ -57,17 +57,36 @@ pub(super) async fn get(engine: &Engine<'_>, input: GetStateInput) -> Result<Val
             .filter(|s| s.execution.pipeline_name == input.name);
         snapshots.insert(id, snapshot);
     }
-    let stage_states: Vec<Value> = declaration
-        .stages
-        .iter()
-        .map(|stage| {
-            let snapshot = latest
-                .get(stage.name.as_str())
-                .and_then(|p| snapshots.get(p.pipeline_execution_id.as_str()))
-                .and_then(Option::as_ref);
-            stage_state(stage, snapshot)
-        })
-        .collect();
+    let mut stage_states = Vec::with_capacity(declaration.stages.len());
+    for stage in &declaration.stages {
+        let snapshot = latest
+            .get(stage.name.as_str())
+            .and_then(|p| snapshots.get(p.pipeline_execution_id.as_str()))
+            .and_then(Option::as_ref);
+        let mut state = stage_state(stage, snapshot);
+        // Executions waiting in front of the stage (execution modes' stage lock).
+        let (lock, _) = engine
+            .executions
+            .stage_lock(&input.name, &stage.name)
+            .await
+            .map_err(store_error)?;
+        let inbound: Vec<Value> = lock
+            .waiting
+            .iter()
+            .map(|w| {
+                json!({
+                    "pipelineExecutionId": w.pipeline_execution_id,
+                    "status": "InProgress",
+                    "type": "STANDARD",
+                })
+            })
+            .collect();
+        if let Some(first) = inbound.first() {
+            state["inboundExecution"] = first.clone();
+            state["inboundExecutions"] = Value::Array(inbound);
+        }
+        stage_states.push(state);
+    }
     Ok(json!({
         "pipelineName": declaration.name,
         "pipelineVersion": pipeline.version(),

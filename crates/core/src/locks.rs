@@ -1,0 +1,298 @@
+//! Stage locks: how executions share a stage under the pipeline's execution mode, as a pure
+//! decision over the lock's recorded state.
+//!
+//! One lock per pipeline stage (the DynamoDB item `PIPELINE#<name>` / `LOCK#<stage>`, replaced
+//! only by a conditional write on its `version`). An execution *arrives* in front of a stage
+//! (its `enterStage` task, whose task token is parked in the lock while it waits) and *releases*
+//! the stage when it leaves it (success or failure), when it is stopped, or when it ends.
+//!
+//! - `SUPERSEDED`: the stage holds one execution; at most one waits in front of it. A newer
+//!   execution arriving replaces the waiting one, which ends `Superseded`; if the one arriving is
+//!   the older of the two, it is the one superseded. An execution inside the stage is never
+//!   superseded. On release, the waiting execution enters.
+//! - `QUEUED`: the stage holds one execution; the others wait in arrival order and enter one by
+//!   one; none is superseded.
+//! - `PARALLEL`: no lock (the engine does not call this module).
+//!
+//! Invariants (checked by the property tests in `tests/lock_properties.rs`):
+//! 1. at most one execution holds the stage;
+//! 2. no execution waits while the stage is free (a free stage admits at once);
+//! 3. `SUPERSEDED`: at most one waiter, and only waiters are ever superseded;
+//! 4. `QUEUED`: executions enter in arrival order, and none is superseded;
+//! 5. each arrival ends exactly once as entered or superseded (a repeated arrival of the same
+//!    execution only refreshes its task token).
+//!
+//! The waiting execution of a stage whose execution mode changed (UpdatePipeline) keeps the
+//! rule it arrived under until it enters: the lock records the mode each waiter arrived with,
+//! and the mode of the *arriving* execution decides how it queues.
+
+use serde::{Deserialize, Serialize};
+
+use crate::declaration::ExecutionMode;
+
+/// An execution waiting in front of the stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Waiter {
+    /// The pipeline execution.
+    pub pipeline_execution_id: String,
+    /// Its `enterStage` task token: answered when it enters, failed when it is superseded.
+    pub task_token: String,
+    /// When the execution started (seconds since the epoch): the newer of two waiters wins.
+    pub started: f64,
+    /// When it arrived in front of the stage.
+    pub arrived: f64,
+}
+
+/// A stage's lock, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageLock {
+    /// The execution in the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// Executions waiting in front of it, first to enter first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Waiter>,
+}
+
+/// What must happen after a lock change is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// The execution enters the stage: answer its token.
+    Enter {
+        /// The execution.
+        pipeline_execution_id: String,
+        /// Its `enterStage` task token.
+        task_token: String,
+    },
+    /// The execution ends `Superseded` by `by`: fail its token.
+    Supersede {
+        /// The execution.
+        pipeline_execution_id: String,
+        /// Its `enterStage` task token.
+        task_token: String,
+        /// The newer execution that took its place.
+        by: String,
+    },
+}
+
+impl StageLock {
+    /// True when no execution holds or waits for the stage.
+    pub fn is_idle(&self) -> bool {
+        self.holder.is_none() && self.waiting.is_empty()
+    }
+
+    /// `arrival` comes to the stage under `mode`: the new lock and what to do.
+    pub fn arrive(&self, arrival: Waiter, mode: ExecutionMode) -> (StageLock, Vec<Effect>) {
+        let mut next = self.clone();
+        let id = arrival.pipeline_execution_id.clone();
+        // The same execution again (a retried task): it holds the stage, or refreshes its token.
+        if next.holder.as_deref() == Some(id.as_str()) {
+            return (
+                next,
+                vec![Effect::Enter {
+                    pipeline_execution_id: id,
+                    task_token: arrival.task_token,
+                }],
+            );
+        }
+        if let Some(w) = next
+            .waiting
+            .iter_mut()
+            .find(|w| w.pipeline_execution_id == id)
+        {
+            w.task_token = arrival.task_token;
+            return (next, Vec::new());
+        }
+        if next.holder.is_none() && next.waiting.is_empty() {
+            next.holder = Some(id.clone());
+            return (
+                next,
+                vec![Effect::Enter {
+                    pipeline_execution_id: id,
+                    task_token: arrival.task_token,
+                }],
+            );
+        }
+        match mode {
+            ExecutionMode::Queued | ExecutionMode::Parallel => {
+                next.waiting.push(arrival);
+                (next, Vec::new())
+            }
+            ExecutionMode::Superseded => {
+                let mut effects = Vec::new();
+                // Keep the newest of the waiters and the arrival; supersede the others.
+                let mut candidates = std::mem::take(&mut next.waiting);
+                candidates.push(arrival);
+                let newest = candidates
+                    .iter()
+                    .enumerate()
+                    .max_by(|(i, a), (j, b)| {
+                        a.started
+                            .total_cmp(&b.started)
+                            .then(a.arrived.total_cmp(&b.arrived))
+                            .then(i.cmp(j))
+                    })
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                let keep = candidates.remove(newest);
+                for w in candidates {
+                    effects.push(Effect::Supersede {
+                        pipeline_execution_id: w.pipeline_execution_id,
+                        task_token: w.task_token,
+                        by: keep.pipeline_execution_id.clone(),
+                    });
+                }
+                next.waiting = vec![keep];
+                (next, effects)
+            }
+        }
+    }
+
+    /// `pipeline_execution_id` leaves the stage, or stops waiting for it (stopped, ended):
+    /// the next waiter enters. Releasing an execution the lock does not know changes nothing.
+    pub fn release(&self, pipeline_execution_id: &str) -> (StageLock, Vec<Effect>) {
+        let mut next = self.clone();
+        if next.holder.as_deref() == Some(pipeline_execution_id) {
+            next.holder = None;
+        } else {
+            next.waiting
+                .retain(|w| w.pipeline_execution_id != pipeline_execution_id);
+        }
+        let mut effects = Vec::new();
+        if next.holder.is_none() && !next.waiting.is_empty() {
+            let first = next.waiting.remove(0);
+            next.holder = Some(first.pipeline_execution_id.clone());
+            effects.push(Effect::Enter {
+                pipeline_execution_id: first.pipeline_execution_id,
+                task_token: first.task_token,
+            });
+        }
+        (next, effects)
+    }
+
+    /// The waiter `pipeline_execution_id`, if it waits.
+    pub fn waiter(&self, pipeline_execution_id: &str) -> Option<&Waiter> {
+        self.waiting
+            .iter()
+            .find(|w| w.pipeline_execution_id == pipeline_execution_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(id: &str, started: f64) -> Waiter {
+        Waiter {
+            pipeline_execution_id: id.into(),
+            task_token: format!("t-{id}"),
+            started,
+            arrived: started,
+        }
+    }
+
+    fn entered(effects: &[Effect]) -> Vec<&str> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Enter {
+                    pipeline_execution_id,
+                    ..
+                } => Some(pipeline_execution_id.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn superseded(effects: &[Effect]) -> Vec<&str> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Supersede {
+                    pipeline_execution_id,
+                    ..
+                } => Some(pipeline_execution_id.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_free_stage_admits_at_once() {
+        let (lock, fx) = StageLock::default().arrive(w("a", 1.0), ExecutionMode::Superseded);
+        assert_eq!(lock.holder.as_deref(), Some("a"));
+        assert_eq!(entered(&fx), ["a"]);
+    }
+
+    #[test]
+    fn superseded_keeps_only_the_newest_waiter_and_never_the_holder() {
+        let m = ExecutionMode::Superseded;
+        let (lock, _) = StageLock::default().arrive(w("a", 1.0), m);
+        let (lock, fx) = lock.arrive(w("b", 2.0), m);
+        assert!(fx.is_empty());
+        let (lock, fx) = lock.arrive(w("c", 3.0), m);
+        assert_eq!(superseded(&fx), ["b"]);
+        assert_eq!(lock.holder.as_deref(), Some("a"));
+        assert_eq!(lock.waiting.len(), 1);
+        // An older execution arriving late is the one superseded.
+        let (lock, fx) = lock.arrive(w("old", 0.5), m);
+        assert_eq!(superseded(&fx), ["old"]);
+        assert_eq!(lock.waiting[0].pipeline_execution_id, "c");
+        let (lock, fx) = lock.release("a");
+        assert_eq!(entered(&fx), ["c"]);
+        assert_eq!(lock.holder.as_deref(), Some("c"));
+        assert!(lock.waiting.is_empty());
+    }
+
+    #[test]
+    fn queued_admits_in_arrival_order() {
+        let m = ExecutionMode::Queued;
+        let mut lock = StageLock::default();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            let (next, fx) = lock.arrive(w(id, i as f64), m);
+            assert!(superseded(&fx).is_empty());
+            lock = next;
+        }
+        let (lock, fx) = lock.release("a");
+        assert_eq!(entered(&fx), ["b"]);
+        let (lock, fx) = lock.release("b");
+        assert_eq!(entered(&fx), ["c"]);
+        let (lock, fx) = lock.release("c");
+        assert!(fx.is_empty());
+        assert!(lock.is_idle());
+    }
+
+    #[test]
+    fn a_repeated_arrival_refreshes_the_token_and_a_stray_release_changes_nothing() {
+        let m = ExecutionMode::Queued;
+        let (lock, _) = StageLock::default().arrive(w("a", 1.0), m);
+        let (lock, _) = lock.arrive(w("b", 2.0), m);
+        let mut again = w("b", 2.0);
+        again.task_token = "t-b2".into();
+        let (lock, fx) = lock.arrive(again, m);
+        assert!(fx.is_empty());
+        assert_eq!(lock.waiting.len(), 1);
+        assert_eq!(lock.waiting[0].task_token, "t-b2");
+        let (same, fx) = lock.release("nobody");
+        assert_eq!(same, lock);
+        assert!(fx.is_empty());
+        // The holder arriving again enters again (its new token is answered).
+        let (same, fx) = lock.arrive(w("a", 1.0), m);
+        assert_eq!(same, lock);
+        assert_eq!(entered(&fx), ["a"]);
+    }
+
+    #[test]
+    fn a_waiter_that_stops_waiting_leaves_the_queue() {
+        let m = ExecutionMode::Queued;
+        let (lock, _) = StageLock::default().arrive(w("a", 1.0), m);
+        let (lock, _) = lock.arrive(w("b", 2.0), m);
+        let (lock, _) = lock.arrive(w("c", 3.0), m);
+        let (lock, fx) = lock.release("b");
+        assert!(fx.is_empty());
+        let (_, fx) = lock.release("a");
+        assert_eq!(entered(&fx), ["c"]);
+    }
+}

@@ -1,0 +1,254 @@
+//! Execution modes under real concurrency on the local stack: many executions started at once
+//! on a three-stage pipeline whose middle stage is slow. The recorded stage executions must
+//! satisfy the mode's rules (`crates/core/src/locks.rs`), every execution must end, and every
+//! recorded transition must have gone out as exactly one event.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_codepipeline::types::PipelineExecutionStatus;
+use pipewright_e2e::pipelines::{
+    clients, create_pipeline, drain_events, execution_records, start, subscribe, versioned_source,
+    zip_of, Clients,
+};
+use pipewright_e2e::{stack, unique, Stack};
+use serde_json::{json, Value};
+
+/// Executions started at once per mode.
+const EXECUTIONS: usize = 30;
+
+const STAGES: [&str; 3] = ["Source", "Build", "Deploy"];
+
+async fn modes_pipeline(c: &Clients, stack: &Stack, mode: &str) -> String {
+    let name = unique(&format!("mode-{}", mode.to_ascii_lowercase()));
+    let bucket = unique("pipewright-src");
+    versioned_source(c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
+    let commands = |stage: &str, commands: Value| {
+        json!({"name": stage, "actions": [{
+            "name": stage,
+            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": commands,
+            "inputArtifacts": [{"name": "Src"}]
+        }]})
+    };
+    create_pipeline(
+        stack,
+        &json!({
+            "name": name,
+            "roleArn": "arn:aws:iam::123456789012:role/modes",
+            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
+            "pipelineType": "V2",
+            "executionMode": mode,
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
+                    "outputArtifacts": [{"name": "Src"}]
+                }]},
+                commands("Build", json!(["sleep 1"])),
+                commands("Deploy", json!(["true"]))
+            ]
+        }),
+    );
+    name
+}
+
+/// One execution's history: its final status and, per stage it entered, (start, end).
+#[derive(Debug)]
+struct History {
+    id: String,
+    status: String,
+    started: f64,
+    stages: BTreeMap<String, (f64, f64)>,
+    actions: usize,
+}
+
+async fn histories(c: &Clients, stack: &Stack, name: &str, ids: &[String]) -> Vec<History> {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let mut out = Vec::new();
+    for id in ids {
+        let status = loop {
+            let execution = c
+                .codepipeline
+                .get_pipeline_execution()
+                .pipeline_name(name)
+                .pipeline_execution_id(id)
+                .send()
+                .await
+                .expect("GetPipelineExecution");
+            let status = execution
+                .pipeline_execution()
+                .and_then(|e| e.status().cloned())
+                .expect("a status");
+            if status != PipelineExecutionStatus::InProgress {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{id} never ended");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let records = execution_records(c, stack, id).await;
+        let mut stages = BTreeMap::new();
+        let mut actions = 0;
+        let mut started = 0.0;
+        for (sk, record) in &records {
+            if sk.starts_with("STAGE#") {
+                stages.insert(
+                    record["stageName"].as_str().unwrap().to_string(),
+                    (
+                        record["startTime"].as_f64().unwrap(),
+                        record["lastUpdateTime"].as_f64().unwrap(),
+                    ),
+                );
+            } else if sk.starts_with("ACTION#") {
+                actions += 1;
+            } else if sk == "EXECUTION" {
+                started = record["startTime"].as_f64().unwrap();
+            }
+        }
+        out.push(History {
+            id: id.clone(),
+            status: status.as_str().to_string(),
+            started,
+            stages,
+            actions,
+        });
+    }
+    out
+}
+
+/// Start [`EXECUTIONS`] executions at once, wait for all, and check what every mode promises:
+/// each ends, each recorded transition went out as exactly one event. Returns the histories.
+async fn run(mode: &str) -> Vec<History> {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = modes_pipeline(&c, stack, mode).await;
+    let queue = subscribe(&c, &name).await;
+    let ids: Vec<String> =
+        futures::future::join_all((0..EXECUTIONS).map(|_| start(&c, &name))).await;
+    let histories = histories(&c, stack, &name, &ids).await;
+    let events = drain_events(&c, &queue, Duration::from_secs(5)).await;
+
+    // Transitions recorded: pipeline STARTED + its end; per stage entered STARTED + end; per
+    // action STARTED + end.
+    let expected: usize = histories
+        .iter()
+        .map(|h| 2 + 2 * h.stages.len() + 2 * h.actions)
+        .sum();
+    let mut per_execution: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &events {
+        *per_execution
+            .entry(e["detail"]["execution-id"].as_str().unwrap())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        events.len(),
+        expected,
+        "events per execution: {per_execution:?}; histories: {histories:#?}"
+    );
+    for h in &histories {
+        let finals: Vec<&str> = events
+            .iter()
+            .filter(|e| {
+                e["detail"]["execution-id"] == h.id.as_str()
+                    && e["detail-type"] == "CodePipeline Pipeline Execution State Change"
+                    && e["detail"]["state"] != "STARTED"
+            })
+            .map(|e| e["detail"]["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(finals, [h.status.to_ascii_uppercase().as_str()], "{}", h.id);
+    }
+    histories
+}
+
+/// No two executions were inside the same stage at once.
+fn assert_one_at_a_time(histories: &[History]) {
+    for stage in STAGES {
+        let mut spans: Vec<(f64, f64, &str)> = histories
+            .iter()
+            .filter_map(|h| h.stages.get(stage).map(|(a, b)| (*a, *b, h.id.as_str())))
+            .collect();
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for pair in spans.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "{stage}: {} (until {}) and {} (from {}) overlap",
+                pair[0].2,
+                pair[0].1,
+                pair[1].2,
+                pair[1].0
+            );
+        }
+    }
+}
+
+/// The order in which executions entered `stage`.
+fn entry_order<'h>(histories: &'h [History], stage: &str) -> Vec<&'h str> {
+    let mut entered: Vec<(f64, &str)> = histories
+        .iter()
+        .filter_map(|h| h.stages.get(stage).map(|(a, _)| (*a, h.id.as_str())))
+        .collect();
+    entered.sort_by(|a, b| a.0.total_cmp(&b.0));
+    entered.into_iter().map(|(_, id)| id).collect()
+}
+
+#[tokio::test]
+async fn superseded_mode_runs_one_execution_per_stage_and_supersedes_only_waiters() {
+    let histories = run("SUPERSEDED").await;
+    assert_one_at_a_time(&histories);
+    let succeeded = histories.iter().filter(|h| h.status == "Succeeded").count();
+    let superseded = histories
+        .iter()
+        .filter(|h| h.status == "Superseded")
+        .count();
+    assert_eq!(succeeded + superseded, EXECUTIONS, "{histories:#?}");
+    assert!(succeeded >= 1 && superseded >= 1, "{histories:#?}");
+    for h in &histories {
+        if h.status == "Superseded" {
+            // Superseded while waiting: every stage it entered, it finished.
+            assert!(h.stages.len() < STAGES.len(), "{h:?}");
+        } else {
+            assert_eq!(h.stages.len(), STAGES.len(), "{h:?}");
+        }
+    }
+    // The newest execution is never overtaken.
+    let newest = histories
+        .iter()
+        .max_by(|a, b| a.started.total_cmp(&b.started))
+        .unwrap();
+    assert_eq!(newest.status, "Succeeded", "{newest:?}");
+    // Executions keep their order: whoever entered Deploy entered Build in the same order.
+    let deploy = entry_order(&histories, "Deploy");
+    let mut build = entry_order(&histories, "Build");
+    build.retain(|id| deploy.contains(id));
+    assert_eq!(build, deploy);
+}
+
+#[tokio::test]
+async fn queued_mode_runs_every_execution_one_at_a_time_in_arrival_order() {
+    let histories = run("QUEUED").await;
+    assert_one_at_a_time(&histories);
+    assert!(
+        histories.iter().all(|h| h.status == "Succeeded"),
+        "{histories:#?}"
+    );
+    let source = entry_order(&histories, "Source");
+    assert_eq!(entry_order(&histories, "Build"), source);
+    assert_eq!(entry_order(&histories, "Deploy"), source);
+}
+
+#[tokio::test]
+async fn parallel_mode_runs_executions_independently() {
+    let histories = run("PARALLEL").await;
+    assert!(
+        histories.iter().all(|h| h.status == "Succeeded"),
+        "{histories:#?}"
+    );
+    // Without locks, executions share the slow stage.
+    let mut spans: Vec<(f64, f64)> = histories.iter().map(|h| h.stages["Build"]).collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(
+        spans.windows(2).any(|p| p[1].0 < p[0].1),
+        "no two executions were in Build at once: {spans:?}"
+    );
+}
