@@ -286,7 +286,7 @@ impl Run {
     }
 
     fn check(&self) -> Result<(), TestCaseError> {
-        for stage in 0..STAGES.len() {
+        for (stage, name) in STAGES.iter().enumerate() {
             let inside = self
                 .at
                 .values()
@@ -297,14 +297,14 @@ impl Run {
                 .values()
                 .filter(|a| matches!(a, At::Waiting(s, _) if *s == stage))
                 .count();
-            prop_assert!(inside <= 1, "{inside} executions inside {}", STAGES[stage]);
+            prop_assert!(inside <= 1, "{inside} executions inside {}", name);
             prop_assert!(
                 inside == 1 || waiting == 0,
                 "{waiting} wait in front of a free {}",
-                STAGES[stage]
+                name
             );
             if self.mode == ExecutionMode::Superseded {
-                prop_assert!(waiting <= 1, "{waiting} wait in front of {}", STAGES[stage]);
+                prop_assert!(waiting <= 1, "{waiting} wait in front of {}", name);
             }
         }
         Ok(())
@@ -406,7 +406,7 @@ async fn run_engine(steps: Vec<Step>, mode: ExecutionMode) -> Result<(), TestCas
             "{id}: {status:?}"
         );
     }
-    for stage in 0..STAGES.len() {
+    for (stage, name) in STAGES.iter().enumerate() {
         if mode != ExecutionMode::Superseded {
             prop_assert_eq!(
                 &run.entered[stage],
