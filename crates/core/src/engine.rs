@@ -339,6 +339,7 @@ impl Engine<'_> {
             start_time: req.now,
             last_update_time: req.now,
             state_machine_execution_arn: None,
+            stop_reason: None,
         };
         match self
             .executions
@@ -411,10 +412,9 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
         stage_of(&pipeline.declaration, stage)?;
-        if matches!(
-            snapshot.execution.status,
-            PipelineExecutionStatus::Stopping | PipelineExecutionStatus::Stopped
-        ) {
+        if crate::control::is_stopping(snapshot.execution.status) {
+            // Stopping between stages: nothing runs any more.
+            self.finish_stopping(&snapshot.execution, now).await?;
             return self
                 .tasks
                 .fail(token, asl::STOPPED_ERROR, "the execution was stopped")
@@ -442,7 +442,7 @@ impl Engine<'_> {
 
     /// Execution `snapshot` enters `stage`: record the stage execution, publish `STARTED`,
     /// answer its `enterStage` token.
-    async fn admit(
+    pub(crate) async fn admit(
         &self,
         snapshot: &ExecutionSnapshot,
         stage: &str,
@@ -476,7 +476,7 @@ impl Engine<'_> {
 
     /// Change the lock of `stage` with `change` (read, decide, conditional write; again when
     /// another writer got there first); returns what the change asks for.
-    async fn update_lock(
+    pub(crate) async fn update_lock(
         &self,
         pipeline_name: &str,
         stage: &str,
@@ -507,7 +507,7 @@ impl Engine<'_> {
 
     /// Carry out a recorded lock change: admit the executions that enter (an execution that
     /// ended meanwhile gives its turn to the next), supersede the ones replaced.
-    async fn apply_lock_effects(
+    pub(crate) async fn apply_lock_effects(
         &self,
         pipeline_name: &str,
         stage: &str,
@@ -566,7 +566,7 @@ impl Engine<'_> {
     }
 
     /// Execution `id`, waiting with `token`, was overtaken by `by`: it ends `Superseded`.
-    async fn supersede(
+    pub(crate) async fn supersede(
         &self,
         id: &str,
         token: &str,
@@ -606,7 +606,7 @@ impl Engine<'_> {
 
     /// Execution `ids` is done with `stage` (left it, or stopped waiting for it): the next
     /// execution waiting for it enters.
-    async fn release_stage(
+    pub(crate) async fn release_stage(
         &self,
         ids: &ExecutionIds,
         mode: ExecutionMode,
@@ -681,7 +681,8 @@ impl Engine<'_> {
                 _ => failed = true,
             }
         }
-        Ok(failed)
+        // A stopping execution starts no further action group.
+        Ok(failed || crate::control::is_stopping(snapshot.execution.status))
     }
 
     /// The stage ended (`succeeded` or not): record it and publish; a failed stage fails the
@@ -702,21 +703,29 @@ impl Engine<'_> {
             start_time: now,
             last_update_time: now,
         });
-        record.status = if succeeded {
-            StageExecutionStatus::Succeeded
-        } else {
-            StageExecutionStatus::Failed
+        let stopping = crate::control::is_stopping(snapshot.execution.status);
+        record.status = match (succeeded, stopping) {
+            (true, _) => StageExecutionStatus::Succeeded,
+            (false, true) => StageExecutionStatus::Stopped,
+            (false, false) => StageExecutionStatus::Failed,
         };
         record.last_update_time = now;
         self.executions
             .put_stage(&ids.pipeline_name, &record)
             .await?;
-        let state = if succeeded {
-            StageState::Succeeded
-        } else {
-            StageState::Failed
+        let state = match record.status {
+            StageExecutionStatus::Succeeded => StageState::Succeeded,
+            StageExecutionStatus::Stopped => StageState::Stopped,
+            _ => StageState::Failed,
         };
         let mut events = vec![self.stage_event(&snapshot.execution, &record, state)];
+        if stopping {
+            self.publish(events).await;
+            self.finish_stopping(&snapshot.execution, now).await?;
+            return self
+                .release_stage(ids, snapshot.execution.execution_mode, stage, now)
+                .await;
+        }
         if !succeeded {
             let mut execution = snapshot.execution.clone();
             execution.status = PipelineExecutionStatus::Failed;
@@ -743,6 +752,9 @@ impl Engine<'_> {
     /// Every stage succeeded.
     pub async fn finish_execution(&self, ids: &ExecutionIds, now: f64) -> Result<(), EngineError> {
         let (snapshot, _) = self.load(ids).await?;
+        if crate::control::is_stopping(snapshot.execution.status) {
+            return self.finish_stopping(&snapshot.execution, now).await;
+        }
         let mut execution = snapshot.execution.clone();
         execution.status = PipelineExecutionStatus::Succeeded;
         execution.last_update_time = now;
@@ -773,6 +785,14 @@ impl Engine<'_> {
         now: f64,
     ) -> Result<Option<PreparedAction>, EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
+        if crate::control::is_stopping(snapshot.execution.status) {
+            // Stopped before this action started: it never runs.
+            self.tasks
+                .fail(token, asl::STOPPED_ERROR, "the execution was stopped")
+                .await
+                .map_err(EngineError::Callback)?;
+            return Ok(None);
+        }
         let declaration = &pipeline.declaration;
         let action_decl = stage_of(declaration, stage)?
             .actions
@@ -956,7 +976,7 @@ impl Engine<'_> {
 
     // ------------------------------------------------------------------ helpers
 
-    async fn load(
+    pub(crate) async fn load(
         &self,
         ids: &ExecutionIds,
     ) -> Result<(ExecutionSnapshot, PipelineRecord), EngineError> {
@@ -978,7 +998,7 @@ impl Engine<'_> {
         Ok((snapshot, pipeline))
     }
 
-    async fn publish(&self, entries: Vec<EventEntry>) {
+    pub(crate) async fn publish(&self, entries: Vec<EventEntry>) {
         if let Err(e) = self.events.publish(&entries).await {
             tracing_free_log(&format!(
                 "publishing {} event(s) failed: {e}",
@@ -1001,7 +1021,11 @@ impl Engine<'_> {
         }
     }
 
-    fn pipeline_event(&self, execution: &PipelineExecution, state: PipelineState) -> EventEntry {
+    pub(crate) fn pipeline_event(
+        &self,
+        execution: &PipelineExecution,
+        state: PipelineState,
+    ) -> EventEntry {
         events::pipeline_event(&events::PipelineEventInput {
             execution: self.execution_ref(execution, 1),
             state,
@@ -1012,12 +1036,15 @@ impl Engine<'_> {
                     .filter(|d| !d.is_empty()),
                 git: BTreeMap::new(),
             }),
-            stop_comments: None,
+            stop_comments: execution
+                .stop_reason
+                .clone()
+                .filter(|_| matches!(state, PipelineState::Stopping | PipelineState::Stopped)),
         })
         .with_time(events::format_time(execution.last_update_time))
     }
 
-    fn stage_event(
+    pub(crate) fn stage_event(
         &self,
         execution: &PipelineExecution,
         stage: &StageExecution,
@@ -1033,7 +1060,7 @@ impl Engine<'_> {
         .with_time(events::format_time(stage.last_update_time))
     }
 
-    fn action_event(
+    pub(crate) fn action_event(
         &self,
         execution: &PipelineExecution,
         action: &ActionExecution,

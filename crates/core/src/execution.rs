@@ -173,6 +173,9 @@ pub struct PipelineExecution {
     /// The Step Functions execution that drives it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_machine_execution_arn: Option<String>,
+    /// The `reason` given to StopPipelineExecution (`stopTrigger.reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
 }
 
 /// `S3Location` of an artifact, with the S3 version id Pipewright pins it to.

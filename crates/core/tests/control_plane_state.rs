@@ -169,6 +169,7 @@ impl World {
             start_time: now,
             last_update_time: now,
             state_machine_execution_arn: None,
+            stop_reason: None,
         };
         self.executions
             .create_execution(&execution, None)

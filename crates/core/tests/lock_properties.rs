@@ -176,34 +176,6 @@ proptest! {
 
 const STAGES: [&str; 3] = ["Source", "Build", "Deploy"];
 
-fn pipeline(mode: ExecutionMode) -> serde_json::Value {
-    let commands = |name: &str| {
-        json!({"name": name, "actions": [{
-            "name": name,
-            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-            "commands": ["true"],
-            "inputArtifacts": [{"name": "Src"}]
-        }]})
-    };
-    json!({
-        "name": "locked",
-        "roleArn": "arn:aws:iam::123456789012:role/locked",
-        "artifactStore": {"type": "S3", "location": "artifacts"},
-        "pipelineType": "V2",
-        "executionMode": mode.as_str(),
-        "stages": [
-            {"name": "Source", "actions": [{
-                "name": "Source",
-                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
-                "outputArtifacts": [{"name": "Src"}]
-            }]},
-            commands("Build"),
-            commands("Deploy")
-        ]
-    })
-}
-
 /// Where an execution is, as its state machine would see it.
 #[derive(Debug, Clone, PartialEq)]
 enum At {
@@ -312,7 +284,7 @@ impl Run {
 }
 
 async fn run_engine(steps: Vec<Step>, mode: ExecutionMode) -> Result<(), TestCaseError> {
-    let world = World::with_pipeline(pipeline(mode)).await;
+    let world = World::with_pipeline(common::three_stages("locked", mode)).await;
     let mut run = Run {
         world,
         at: BTreeMap::new(),
@@ -437,7 +409,7 @@ proptest! {
         if mode == ExecutionMode::Parallel {
             // No lock: every arrival enters at once.
             rt.block_on(async {
-                let world = World::with_pipeline(pipeline(mode)).await;
+                let world = World::with_pipeline(common::three_stages("locked", mode)).await;
                 let engine = world.engine();
                 for n in 0..steps.len().min(5) {
                     let id = format!("00000000-0000-4000-8000-{n:012}");

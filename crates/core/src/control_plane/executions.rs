@@ -36,6 +36,16 @@ pub(super) struct GetInput {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct StopInput {
+    pipeline_name: String,
+    pipeline_execution_id: String,
+    #[serde(default)]
+    abandon: bool,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ListInput {
     pipeline_name: String,
     max_results: Option<i64>,
@@ -169,6 +179,9 @@ pub fn summary_json(e: &PipelineExecution) -> Value {
     if let Some(summary) = &e.status_summary {
         out["statusSummary"] = json!(summary);
     }
+    if let Some(reason) = &e.stop_reason {
+        out["stopTrigger"] = json!({ "reason": reason });
+    }
     out
 }
 
@@ -194,6 +207,48 @@ pub(super) async fn get(engine: &Engine<'_>, input: GetInput) -> Result<Value, A
                 ),
             ))
         }
+    }
+}
+
+/// StopPipelineExecution → `{pipelineExecutionId}`.
+pub(super) async fn stop(
+    engine: &Engine<'_>,
+    ctx: &ServiceContext,
+    input: StopInput,
+) -> Result<Value, ApiError> {
+    use crate::control::StopError;
+    check_name("pipelineName", &input.pipeline_name)?;
+    parse_pipeline_execution_id("pipelineExecutionId", &input.pipeline_execution_id)?;
+    if let Some(reason) = &input.reason {
+        if reason.chars().count() > 200 {
+            return Err(ApiError::validation(format!(
+                "reason: length must be 0..200, got {}",
+                reason.chars().count()
+            )));
+        }
+    }
+    require_pipeline(engine, &input.pipeline_name).await?;
+    let reason = input.reason.filter(|r| !r.trim().is_empty());
+    match engine
+        .stop_execution(
+            &input.pipeline_name,
+            &input.pipeline_execution_id,
+            input.abandon,
+            reason,
+            ctx.now,
+        )
+        .await
+    {
+        Ok(()) => Ok(json!({ "pipelineExecutionId": input.pipeline_execution_id })),
+        Err(StopError::NotStoppable(m)) => {
+            Err(ApiError::new("PipelineExecutionNotStoppableException", m))
+        }
+        Err(StopError::Duplicated(m)) => Err(ApiError::new("DuplicatedStopRequestException", m)),
+        Err(StopError::Engine(EngineError::ExecutionNotFound(id))) => Err(ApiError::new(
+            "PipelineExecutionNotFoundException",
+            format!("pipeline {} has no execution {id}", input.pipeline_name),
+        )),
+        Err(StopError::Engine(e)) => Err(engine_error(e)),
     }
 }
 

@@ -212,3 +212,33 @@ impl World {
             .unwrap();
     }
 }
+
+/// Pipeline `name` in `mode`: Source (S3, artifact `Src`) → Build (Commands) → Deploy
+/// (Commands).
+pub fn three_stages(name: &str, mode: pipewright_core::declaration::ExecutionMode) -> Value {
+    let commands = |stage: &str| {
+        serde_json::json!({"name": stage, "actions": [{
+            "name": stage,
+            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": ["true"],
+            "inputArtifacts": [{"name": "Src"}]
+        }]})
+    };
+    serde_json::json!({
+        "name": name,
+        "roleArn": "arn:aws:iam::123456789012:role/three",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "pipelineType": "V2",
+        "executionMode": mode.as_str(),
+        "stages": [
+            {"name": "Source", "actions": [{
+                "name": "Source",
+                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
+                "outputArtifacts": [{"name": "Src"}]
+            }]},
+            commands("Build"),
+            commands("Deploy")
+        ]
+    })
+}
