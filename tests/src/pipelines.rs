@@ -178,7 +178,8 @@ pub fn without_approvals(declaration: &mut Value) {
     }
 }
 
-/// Wait until the execution leaves InProgress; returns its final status and summary.
+/// Wait until the execution ends (leaves InProgress and Stopping); returns its final status and
+/// summary.
 pub async fn wait_for(
     c: &Clients,
     pipeline: &str,
@@ -196,7 +197,10 @@ pub async fn wait_for(
             .expect("GetPipelineExecution");
         let execution = out.pipeline_execution().expect("an execution");
         let status = execution.status().cloned().expect("a status");
-        if status != PipelineExecutionStatus::InProgress {
+        if !matches!(
+            status,
+            PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping
+        ) {
             return (status, execution.status_summary().map(str::to_string));
         }
         assert!(

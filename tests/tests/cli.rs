@@ -47,8 +47,7 @@ impl Run {
     }
 
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
     }
 }
 
@@ -104,7 +103,11 @@ fn pipewright(stack: Option<&Stack>, args: &[&str]) -> Run {
 /// A copy of infra/pipelines/sample.json under a new name, pointing at a fresh versioned source
 /// bucket (app.zip with src/index.html and README.md), a fresh site bucket and the stack's
 /// artifact bucket, edited by `edit`; written to a file. Returns the name and the file.
-async fn sample_file(c: &Clients, stack: &Stack, edit: impl FnOnce(&mut Value)) -> (String, PathBuf) {
+async fn sample_file(
+    c: &Clients,
+    stack: &Stack,
+    edit: impl FnOnce(&mut Value),
+) -> (String, PathBuf) {
     let name = unique("cli");
     let source_bucket = unique("pipewright-cli-src");
     let site_bucket = unique("pipewright-cli-site");
@@ -156,7 +159,9 @@ async fn create_update_start_watch_status_and_history() {
 
     let created = pipewright(s, &["create", "-f", file_arg]).ok();
     assert!(
-        created.stdout.contains(&format!("created pipeline {name} (version 1")),
+        created
+            .stdout
+            .contains(&format!("created pipeline {name} (version 1")),
         "{created:#?}"
     );
     // No version in the file: the current one is read first.
@@ -167,16 +172,21 @@ async fn create_update_start_watch_status_and_history() {
     );
     let got = pipewright(s, &["get", &name]).ok().json();
     assert_eq!(got["pipeline"]["version"], 2);
-    assert_eq!(got["pipeline"]["stages"][1]["actions"][0]["outputArtifacts"][0]["files"][0], "dist/**/*");
+    assert_eq!(
+        got["pipeline"]["stages"][1]["actions"][0]["outputArtifacts"][0]["files"][0],
+        "dist/**/*"
+    );
 
     let started = pipewright(s, &["start", &name]).ok();
     let id = started.stdout.trim().to_owned();
     assert_eq!(id.len(), 36, "an execution id: {started:#?}");
 
     let watched = pipewright(s, &["watch", &name, &id]).ok();
+    eprintln!("--- pipewright watch\n{}", watched.stdout);
     for stage in stage_names(&file) {
         assert!(
-            watched.stdout.contains(&format!(" {stage} ")) || watched.stdout.contains(&format!(" {stage}\n")),
+            watched.stdout.contains(&format!(" {stage} "))
+                || watched.stdout.contains(&format!(" {stage}\n")),
             "watch shows stage {stage}:\n{}",
             watched.stdout
         );
@@ -184,27 +194,49 @@ async fn create_update_start_watch_status_and_history() {
     assert!(watched.stdout.contains(&id), "{}", watched.stdout);
     assert!(watched.stdout.contains("✔ Succeeded"), "{}", watched.stdout);
 
-    let state = pipewright(s, &["status", &name, "--output", "json"]).ok().json();
+    let state = pipewright(s, &["status", &name, "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(state["pipelineName"], json!(name));
     let stages = state["stageStates"].as_array().expect("stageStates");
     assert_eq!(stages.len(), stage_names(&file).len());
     for stage in stages {
-        assert_eq!(stage["latestExecution"]["pipelineExecutionId"], json!(id), "{stage}");
+        assert_eq!(
+            stage["latestExecution"]["pipelineExecutionId"],
+            json!(id),
+            "{stage}"
+        );
         assert_eq!(stage["latestExecution"]["status"], "Succeeded", "{stage}");
         assert!(stage["actionStates"][0]["latestExecution"]["lastStatusChange"].is_number());
     }
     let table = pipewright(s, &["status", &name]).ok();
-    assert!(table.stdout.starts_with(&format!("Pipeline {name}, version 2\n")), "{}", table.stdout);
+    eprintln!("--- pipewright status\n{}", table.stdout);
+    assert!(
+        table
+            .stdout
+            .starts_with(&format!("Pipeline {name}, version 2\n")),
+        "{}",
+        table.stdout
+    );
 
     let history = pipewright(s, &["history", &name]).ok();
+    eprintln!("--- pipewright history\n{}", history.stdout);
     let row = history
         .stdout
         .lines()
         .find(|l| l.starts_with(&id))
         .unwrap_or_else(|| panic!("history lists {id}:\n{}", history.stdout));
-    assert!(row.contains("Succeeded") && row.contains("StartPipelineExecution"), "{row}");
-    let listed = pipewright(s, &["history", &name, "--max", "1", "--output", "json"]).ok().json();
-    assert_eq!(listed["pipelineExecutionSummaries"][0]["pipelineExecutionId"], json!(id));
+    assert!(
+        row.contains("Succeeded") && row.contains("StartPipelineExecution"),
+        "{row}"
+    );
+    let listed = pipewright(s, &["history", &name, "--max", "1", "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        listed["pipelineExecutionSummaries"][0]["pipelineExecutionId"],
+        json!(id)
+    );
 
     // A succeeded execution can be neither retried nor stopped: the service's answer (or its
     // UnsupportedOperationException while these are being built) is printed, exit 5.
@@ -213,6 +245,7 @@ async fn create_update_start_watch_status_and_history() {
         vec!["stop", name.as_str(), id.as_str(), "--reason", "test"],
     ] {
         let refused = pipewright(s, &args);
+        eprintln!("--- pipewright {}\n{}", args[0], refused.stderr);
         assert_eq!(refused.code, 5, "{args:?}: {refused:#?}");
         let prefix = format!("pipewright {}: ", args[0]);
         assert!(refused.stderr.starts_with(&prefix), "{refused:#?}");
@@ -232,16 +265,24 @@ async fn watch_exits_1_and_shows_the_failing_actions_error() {
     .await;
     let s = Some(stack);
     pipewright(s, &["create", "-f", file.to_str().unwrap()]).ok();
-    let id = pipewright(s, &["start", &name]).ok().stdout.trim().to_owned();
+    let id = pipewright(s, &["start", &name])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
     let watched = pipewright(s, &["watch", &name, &id]);
     assert_eq!(watched.code, 1, "{watched:#?}");
+    eprintln!("--- pipewright watch (failing)\n{}", watched.stdout);
     let failed = watched
         .stdout
         .lines()
-        .filter(|l| l.contains("UnitTests") && l.contains("Failed"))
+        .filter(|l| l.trim_start().starts_with("✖ Test.UnitTests ") && l.contains("Failed"))
         .last()
         .unwrap_or_else(|| panic!("no failed UnitTests line:\n{}", watched.stdout));
-    assert!(failed.contains("error: "), "the error message is shown: {failed}");
+    assert!(
+        failed.contains("error: "),
+        "the error message is shown: {failed}"
+    );
     assert!(watched.stdout.contains("✖ Failed"), "{}", watched.stdout);
 }
 
@@ -252,11 +293,17 @@ async fn approve_answers_the_waiting_approval() {
     let (name, file) = sample_file(&c, stack, |_| {}).await;
     let s = Some(stack);
     pipewright(s, &["create", "-f", file.to_str().unwrap()]).ok();
-    let id = pipewright(s, &["start", &name]).ok().stdout.trim().to_owned();
+    let id = pipewright(s, &["start", &name])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
 
     let deadline = Instant::now() + EXECUTION_TIMEOUT;
     let token = loop {
-        let state = pipewright(s, &["status", &name, "--output", "json"]).ok().json();
+        let state = pipewright(s, &["status", &name, "--output", "json"])
+            .ok()
+            .json();
         let token = state["stageStates"]
             .as_array()
             .unwrap()
@@ -267,12 +314,18 @@ async fn approve_answers_the_waiting_approval() {
         if let Some(token) = token {
             break token;
         }
-        assert!(Instant::now() < deadline, "the approval never waited: {state}");
+        assert!(
+            Instant::now() < deadline,
+            "the approval never waited: {state}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     let table = pipewright(s, &["status", &name]).ok();
+    eprintln!("--- pipewright status\n{}", table.stdout);
     assert!(
-        table.stdout.contains(&format!("waiting for approval, token {token}")),
+        table
+            .stdout
+            .contains(&format!("waiting for approval, token {token}")),
         "{}",
         table.stdout
     );
@@ -280,11 +333,20 @@ async fn approve_answers_the_waiting_approval() {
     // No --token: read from GetPipelineState.
     let approved = pipewright(
         s,
-        &["approve", &name, "Approve", "Release", "--summary", "approved by the cli test"],
+        &[
+            "approve",
+            &name,
+            "Approve",
+            "Release",
+            "--summary",
+            "approved by the cli test",
+        ],
     )
     .ok();
     assert!(
-        approved.stdout.starts_with(&format!("approved Approve.Release of {name} at ")),
+        approved
+            .stdout
+            .starts_with(&format!("approved Approve.Release of {name} at ")),
         "{approved:#?}"
     );
     assert!(approved.stdout.contains(&token), "{approved:#?}");
@@ -294,7 +356,9 @@ async fn approve_answers_the_waiting_approval() {
     assert!(watched.stdout.contains(&id), "{}", watched.stdout);
     assert!(watched.stdout.contains("Deploy"), "{}", watched.stdout);
 
-    let final_state = pipewright(s, &["watch", &name, &id, "--output", "json"]).ok().json();
+    let final_state = pipewright(s, &["watch", &name, &id, "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(final_state["pipelineExecution"]["status"], "Succeeded");
     let release = final_state["actionExecutionDetails"]
         .as_array()
@@ -321,16 +385,23 @@ fn errors_exit_with_their_codes() {
     );
     let no_execution = pipewright(
         Some(stack),
-        &["watch", "missing-pipeline", "00000000-0000-4000-8000-000000000000"],
+        &[
+            "watch",
+            "missing-pipeline",
+            "00000000-0000-4000-8000-000000000000",
+        ],
     );
     assert_eq!(no_execution.code, 3, "{no_execution:#?}");
 
-    let unreachable = pipewright(None, &["--endpoint-url", "http://127.0.0.1:9", "status", "x"]);
+    let unreachable = pipewright(
+        None,
+        &["--endpoint-url", "http://127.0.0.1:9", "status", "x"],
+    );
     assert_eq!(unreachable.code, 4, "{unreachable:#?}");
     assert!(
-        unreachable
-            .stderr
-            .starts_with("pipewright status: EndpointUnreachable: cannot reach http://127.0.0.1:9: "),
+        unreachable.stderr.starts_with(
+            "pipewright status: EndpointUnreachable: cannot reach http://127.0.0.1:9: "
+        ),
         "{unreachable:#?}"
     );
 
@@ -352,5 +423,8 @@ fn errors_exit_with_their_codes() {
     let unknown = root().join("infra/pipelines/invalid/unknown-field.json");
     let unreadable = pipewright(Some(stack), &["create", "-f", unknown.to_str().unwrap()]);
     assert_eq!(unreadable.code, 2, "{unreadable:#?}");
-    assert!(unreadable.stderr.contains("line 12, column 17"), "{unreadable:#?}");
+    assert!(
+        unreadable.stderr.contains("line 12, column 17"),
+        "{unreadable:#?}"
+    );
 }

@@ -52,6 +52,7 @@ fn execution(pipeline: &str, id: &str, start_time: f64) -> PipelineExecution {
         start_time,
         last_update_time: start_time,
         state_machine_execution_arn: None,
+        stop_reason: None,
     }
 }
 

@@ -81,7 +81,10 @@ async fn histories(c: &Clients, stack: &Stack, name: &str, ids: &[String]) -> Ve
                 .pipeline_execution()
                 .and_then(|e| e.status().cloned())
                 .expect("a status");
-            if status != PipelineExecutionStatus::InProgress {
+            if !matches!(
+                status,
+                PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping
+            ) {
                 break status;
             }
             assert!(Instant::now() < deadline, "{id} never ended");
@@ -251,4 +254,149 @@ async fn parallel_mode_runs_executions_independently() {
         spans.windows(2).any(|p| p[1].0 < p[0].1),
         "no two executions were in Build at once: {spans:?}"
     );
+}
+
+// ---------------------------------------------------------------------- stopping
+
+/// Source → Build (Commands `sleep #{variables.Sleep}`) → Deploy, QUEUED.
+async fn sleepy_pipeline(c: &Clients, stack: &Stack) -> String {
+    let name = unique("stop");
+    let bucket = unique("pipewright-src");
+    versioned_source(c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
+    create_pipeline(
+        stack,
+        &json!({
+            "name": name,
+            "roleArn": "arn:aws:iam::123456789012:role/stop",
+            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
+            "pipelineType": "V2",
+            "executionMode": "QUEUED",
+            "variables": [{"name": "Sleep", "defaultValue": "4"}],
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
+                    "outputArtifacts": [{"name": "Src"}]
+                }]},
+                {"name": "Build", "actions": [{
+                    "name": "Build",
+                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+                    "commands": ["sleep #{variables.Sleep}"],
+                    "inputArtifacts": [{"name": "Src"}]
+                }]},
+                {"name": "Deploy", "actions": [{
+                    "name": "Deploy",
+                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+                    "commands": ["true"],
+                    "inputArtifacts": [{"name": "Src"}]
+                }]}
+            ]
+        }),
+    );
+    name
+}
+
+async fn start_with_sleep(c: &Clients, name: &str, sleep: &str) -> String {
+    c.codepipeline
+        .start_pipeline_execution()
+        .name(name)
+        .variables(
+            aws_sdk_codepipeline::types::PipelineVariable::builder()
+                .name("Sleep")
+                .value(sleep)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("StartPipelineExecution")
+        .pipeline_execution_id()
+        .unwrap()
+        .to_string()
+}
+
+/// Wait until execution `id`'s `stage`/`action` is recorded InProgress.
+async fn wait_until_running(c: &Clients, stack: &Stack, id: &str, stage: &str, action: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let records = execution_records(c, stack, id).await;
+        if records.iter().any(|(sk, r)| {
+            sk.starts_with(&format!("ACTION#{stage}#{action}#")) && r["status"] == "InProgress"
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stage}/{action} of {id} never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn stop(c: &Clients, name: &str, id: &str, abandon: bool) {
+    c.codepipeline
+        .stop_pipeline_execution()
+        .pipeline_name(name)
+        .pipeline_execution_id(id)
+        .abandon(abandon)
+        .reason("stopped by the test")
+        .send()
+        .await
+        .expect("StopPipelineExecution");
+}
+
+fn record<'r>(records: &'r [(String, Value)], prefix: &str) -> Option<&'r Value> {
+    records
+        .iter()
+        .find(|(sk, _)| sk.starts_with(prefix))
+        .map(|(_, r)| r)
+}
+
+#[tokio::test]
+async fn stop_and_wait_finishes_the_running_action_and_starts_nothing_else() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = sleepy_pipeline(&c, stack).await;
+    let id = start_with_sleep(&c, &name, "4").await;
+    wait_until_running(&c, stack, &id, "Build", "Build").await;
+    stop(&c, &name, &id, false).await;
+    let history = &histories(&c, stack, &name, std::slice::from_ref(&id)).await[0];
+    assert_eq!(history.status, "Stopped");
+    let records = execution_records(&c, stack, &id).await;
+    assert_eq!(
+        record(&records, "ACTION#Build#Build#").unwrap()["status"],
+        "Succeeded"
+    );
+    assert_eq!(
+        record(&records, "STAGE#Build#").unwrap()["status"],
+        "Stopped"
+    );
+    assert!(
+        record(&records, "STAGE#Deploy#").is_none(),
+        "Deploy started"
+    );
+}
+
+#[tokio::test]
+async fn stop_and_abandon_ends_at_once_and_the_next_execution_takes_the_stage() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = sleepy_pipeline(&c, stack).await;
+    let first = start_with_sleep(&c, &name, "60").await;
+    wait_until_running(&c, stack, &first, "Build", "Build").await;
+    let second = start_with_sleep(&c, &name, "0").await;
+    let stopped_at = Instant::now();
+    stop(&c, &name, &first, true).await;
+    let histories = histories(&c, stack, &name, &[first.clone(), second.clone()]).await;
+    assert_eq!(histories[0].status, "Stopped");
+    assert_eq!(histories[1].status, "Succeeded", "{histories:#?}");
+    // Well before the abandoned 60-second command could have finished.
+    assert!(stopped_at.elapsed() < Duration::from_secs(50));
+    let records = execution_records(&c, stack, &first).await;
+    assert_eq!(
+        record(&records, "ACTION#Build#Build#").unwrap()["status"],
+        "Abandoned"
+    );
+    assert!(record(&records, "STAGE#Deploy#").is_none());
 }

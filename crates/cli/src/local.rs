@@ -173,7 +173,7 @@ fn no_project() -> i32 {
 }
 
 /// The given root, or the nearest folder upwards holding `template.yaml`.
-fn project_root(given: Option<PathBuf>) -> Option<PathBuf> {
+pub(crate) fn project_root(given: Option<PathBuf>) -> Option<PathBuf> {
     if let Some(root) = given {
         return Some(root);
     }

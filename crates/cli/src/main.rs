@@ -1,7 +1,32 @@
-//! `pipewright`: validate pipeline declarations and run the local stack.
+//! `pipewright`: validate pipeline declarations, run the local stack, and drive pipelines through
+//! the control plane with the official `aws-sdk-codepipeline` client.
 
+/// The exit statuses of the commands that talk to the control plane, for `--help`.
+macro_rules! exit_codes {
+    () => {
+        "Exit status:\n  \
+         0  ok\n  \
+         1  the execution failed, stopped, was superseded or cancelled; the pipeline is invalid\n  \
+         2  bad usage, an unreadable file, or no endpoint\n  \
+         3  not found: PipelineNotFoundException, PipelineExecutionNotFoundException,\n     \
+            StageNotFoundException, ActionNotFoundException\n  \
+         4  the endpoint cannot be reached\n  \
+         5  any other error the service answered\n\
+         Errors print `pipewright <command>: <ExceptionName>: <message>` on stderr.\n\n\
+         Endpoint: --endpoint-url, else $PIPEWRIGHT_ENDPOINT, else the running local stack's.\n\
+         Region: $AWS_REGION / $AWS_DEFAULT_REGION (default us-east-1). Credentials: the\n\
+         environment's (test/test for a local endpoint when it has none)."
+    };
+}
+
+mod client;
+mod commands;
+mod convert;
+mod json;
 mod local;
+mod render;
 mod validate;
+mod views;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +35,14 @@ use clap::{Parser, Subcommand};
 
 /// Pipewright: CodePipeline-style release orchestration on Rust Lambda functions.
 #[derive(Debug, Parser)]
-#[command(name = "pipewright", version, about, long_about = None)]
+#[command(name = "pipewright", version, about, long_about = None, after_help = exit_codes!())]
 struct Cli {
+    /// The control plane's URL (default: $PIPEWRIGHT_ENDPOINT, else the running local stack's).
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// How read commands print: text tables, or the service's response as CodePipeline's JSON.
+    #[arg(long, global = true, value_enum, default_value_t = commands::Output::Text)]
+    output: commands::Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,9 +65,12 @@ enum Command {
         #[command(subcommand)]
         command: local::LocalCommand,
     },
+    #[command(flatten)]
+    Remote(commands::Remote),
 }
 
 fn main() -> ExitCode {
+    client::disable_instance_metadata();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate { file } => validate::run(
@@ -45,6 +79,7 @@ fn main() -> ExitCode {
             &mut std::io::stderr().lock(),
         ),
         Command::Local { command } => local::run(command),
+        Command::Remote(command) => commands::run(command, cli.endpoint_url, cli.output),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

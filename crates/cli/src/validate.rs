@@ -70,6 +70,47 @@ pub fn run(path: &Path, out: &mut impl Write, err: &mut impl Write) -> i32 {
     }
 }
 
+/// Reads and validates `path` for `pipewright <command>`, which sends it on: problems go to `err`
+/// (the same `path: reason` lines as `validate` prints, then
+/// `pipewright <command>: InvalidStructureException: ...`) and the exit status is returned
+/// instead of the declaration: 2 unreadable, 1 invalid.
+pub fn load(
+    command: &str,
+    path: &Path,
+    err: &mut impl Write,
+) -> Result<pipewright_core::PipelineDeclaration, i32> {
+    let file = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        emit(
+            err,
+            format_args!("pipewright {command}: CannotReadFile: {file}: {e}"),
+        );
+        EXIT_UNREADABLE
+    })?;
+    let pipeline = parse_pipeline(&text).map_err(|e| {
+        emit(
+            err,
+            format_args!("pipewright {command}: InvalidStructureException: {file}: {e}"),
+        );
+        EXIT_UNREADABLE
+    })?;
+    if let Err(problems) = validate(&pipeline) {
+        for problem in &problems {
+            emit(err, format_args!("{problem}"));
+        }
+        emit(
+            err,
+            format_args!(
+                "pipewright {command}: InvalidStructureException: {file}: pipeline \"{}\" is invalid: {}; nothing was sent",
+                pipeline.name,
+                plural(problems.len(), "problem")
+            ),
+        );
+        return Err(EXIT_INVALID);
+    }
+    Ok(pipeline)
+}
+
 /// `1 stage`, `5 stages`.
 fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
@@ -243,6 +284,41 @@ mod tests {
             pipeline.stages.len()
         );
         assert!(out.ends_with(&summary), "{out}");
+    }
+
+    #[test]
+    fn load_refuses_an_invalid_declaration_with_located_problems() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../infra/pipelines/invalid/structure.json");
+        let mut err = Vec::new();
+        let code = load("create", &path, &mut err).expect_err("invalid");
+        let err = String::from_utf8(err).unwrap();
+        assert_eq!(code, EXIT_INVALID);
+        let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap();
+        for line in expected.lines() {
+            assert!(err.contains(&format!("{line}\n")), "{err}");
+        }
+        assert!(
+            err.contains("pipewright create: InvalidStructureException: "),
+            "{err}"
+        );
+        assert!(err.ends_with("; nothing was sent\n"), "{err}");
+    }
+
+    #[test]
+    fn load_reads_a_valid_declaration_and_names_unreadable_ones() {
+        let sample =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/pipelines/sample.yaml");
+        let mut err = Vec::new();
+        let pipeline = load("update", &sample, &mut err).expect("valid");
+        assert_eq!(pipeline.name, "pipewright-sample-yaml");
+        assert!(err.is_empty());
+
+        let unknown = sample.with_file_name("invalid/unknown-field.json");
+        let code = load("create", &unknown, &mut err).expect_err("unknown field");
+        assert_eq!(code, EXIT_UNREADABLE);
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("unknown field `timeout`"), "{err}");
     }
 
     #[test]
