@@ -276,8 +276,7 @@ async fn watch_exits_1_and_shows_the_failing_actions_error() {
     let failed = watched
         .stdout
         .lines()
-        .filter(|l| l.trim_start().starts_with("✖ Test.UnitTests ") && l.contains("Failed"))
-        .last()
+        .rfind(|l| l.trim_start().starts_with("✖ Test.UnitTests ") && l.contains("Failed"))
         .unwrap_or_else(|| panic!("no failed UnitTests line:\n{}", watched.stdout));
     assert!(
         failed.contains("error: "),
