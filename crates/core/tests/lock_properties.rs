@@ -384,7 +384,7 @@ async fn run_engine(steps: Vec<Step>, mode: ExecutionMode) -> Result<(), TestCas
                 &run.entered[stage],
                 &run.arrived[stage],
                 "{} enters in arrival order",
-                STAGES[stage]
+                name
             );
         }
         let superseded = run.arrived[stage].len() - run.entered[stage].len();
