@@ -64,6 +64,7 @@ fn stage(id: &str, name: &str, attempt: u32, start_time: f64) -> StageExecution 
         attempt,
         start_time,
         last_update_time: start_time,
+        retry_mode: None,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Execution control: StopPipelineExecution ("stop and wait", "stop and abandon").
+//! Execution control: StopPipelineExecution ("stop and wait", "stop and abandon") and
+//! RetryStageExecution.
 //!
 //! - Stop and wait: the execution becomes `Stopping` (event `STOPPING`, with the reason). Its
 //!   in-progress actions finish; no later action group or stage starts (`begin_action`,
@@ -11,14 +12,42 @@
 //! - An execution waiting in front of a stage (execution modes) leaves the queue and is
 //!   `Stopped` at once.
 
+use serde_json::json;
+
 use crate::asl;
 use crate::engine::{Engine, EngineError, ExecutionIds};
 use crate::events::{ActionState, PipelineState};
 use crate::execution::{
     ActionExecutionStatus, ErrorDetails, ExecutionSnapshot, PipelineExecution,
-    PipelineExecutionStatus, StageExecutionStatus,
+    PipelineExecutionStatus, StageExecution, StageExecutionStatus,
 };
 use crate::store::StoreError;
+
+/// `StageRetryMode` that re-runs only the actions that did not succeed.
+pub const FAILED_ACTIONS: &str = "FAILED_ACTIONS";
+/// `StageRetryMode` that re-runs every action of the stage.
+pub const ALL_ACTIONS: &str = "ALL_ACTIONS";
+
+/// Why a retry was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RetryError {
+    /// The stage cannot be retried now (`StageNotRetryableException`): it did not fail, the
+    /// execution is running, or the pipeline changed since.
+    #[error("{0}")]
+    NotRetryable(String),
+    /// Another execution has run the stage since (`NotLatestPipelineExecutionException`).
+    #[error("{0}")]
+    NotLatest(String),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for RetryError {
+    fn from(e: StoreError) -> Self {
+        Self::Engine(e.into())
+    }
+}
 
 /// Why a stop was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -129,6 +158,135 @@ impl Engine<'_> {
                 self.release_stage(&ids, execution.execution_mode, &stage, now)
                     .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// RetryStageExecution: execution `id` (Failed or Stopped in `stage`) resumes in that stage,
+    /// in a new attempt; with [`FAILED_ACTIONS`] the actions that succeeded keep their results.
+    /// The same execution id goes on through the following stages.
+    pub async fn retry_stage(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        id: &str,
+        retry_mode: &str,
+        now: f64,
+    ) -> Result<(), RetryError> {
+        let snapshot = self
+            .executions
+            .snapshot(id)
+            .await?
+            .filter(|s| s.execution.pipeline_name == pipeline_name)
+            .ok_or_else(|| EngineError::ExecutionNotFound(id.to_string()))?;
+        let execution = &snapshot.execution;
+        if !matches!(
+            execution.status,
+            PipelineExecutionStatus::Failed | PipelineExecutionStatus::Stopped
+        ) {
+            return Err(RetryError::NotRetryable(format!(
+                "pipeline execution {id} is {}: only a failed or stopped execution can be retried",
+                execution.status.as_str()
+            )));
+        }
+        let previous = snapshot
+            .stage(stage)
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    StageExecutionStatus::Failed | StageExecutionStatus::Stopped
+                )
+            })
+            .cloned()
+            .ok_or_else(|| {
+                RetryError::NotRetryable(format!(
+                    "stage {stage} of pipeline execution {id} did not fail or stop"
+                ))
+            })?;
+        let current = self
+            .pipelines
+            .get(pipeline_name, None)
+            .await?
+            .ok_or_else(|| EngineError::PipelineNotFound(pipeline_name.to_string()))?;
+        if current.version() != execution.pipeline_version {
+            return Err(RetryError::NotRetryable(format!(
+                "pipeline {pipeline_name} changed since execution {id} ran (version {} then, {} now)",
+                execution.pipeline_version,
+                current.version()
+            )));
+        }
+        let latest = self
+            .executions
+            .latest_stage_executions(pipeline_name)
+            .await?;
+        if let Some(other) = latest
+            .iter()
+            .find(|p| p.stage_name == stage && p.pipeline_execution_id != id)
+        {
+            return Err(RetryError::NotLatest(format!(
+                "pipeline execution {} has entered stage {stage} since; {id} can no longer be retried there",
+                other.pipeline_execution_id
+            )));
+        }
+        let (lock, _) = self.executions.stage_lock(pipeline_name, stage).await?;
+        if lock.holder.as_deref().is_some_and(|h| h != id) || !lock.waiting.is_empty() {
+            return Err(RetryError::NotLatest(format!(
+                "another execution holds or waits for stage {stage}"
+            )));
+        }
+        let targets = self.config.targets.as_ref().ok_or_else(|| {
+            EngineError::StateMachine("this function cannot start state machines".into())
+        })?;
+        // The new attempt, marked with its retry mode, before the execution resumes.
+        let attempt = StageExecution {
+            pipeline_execution_id: id.to_string(),
+            stage_name: stage.to_string(),
+            status: StageExecutionStatus::InProgress,
+            attempt: previous.attempt + 1,
+            start_time: now,
+            last_update_time: now,
+            retry_mode: Some(retry_mode.to_string()),
+        };
+        let mut resumed = execution.clone();
+        resumed.status = PipelineExecutionStatus::InProgress;
+        resumed.status_summary = None;
+        resumed.stop_reason = None;
+        resumed.last_update_time = now;
+        self.executions
+            .put_execution(&resumed, &[execution.status])
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    RetryError::NotRetryable(format!("pipeline execution {id} changed meanwhile"))
+                }
+                e => e.into(),
+            })?;
+        self.executions.put_stage(pipeline_name, &attempt).await?;
+        self.publish(vec![self.pipeline_event(&resumed, PipelineState::Resumed)])
+            .await;
+        let name = asl::state_machine_name(pipeline_name, execution.pipeline_version);
+        let definition = asl::compile(&current.declaration, targets);
+        let input = json!({
+            "pipelineName": pipeline_name,
+            "pipelineVersion": execution.pipeline_version,
+            "pipelineExecutionId": id,
+            "startStage": stage,
+        });
+        let run_name = format!("{id}-retry-{}", attempt.attempt);
+        let started = match self.machines.ensure(&name, &definition).await {
+            Ok(machine) => self.machines.start(&machine, &run_name, &input).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
+            // Back to how it was: nothing runs.
+            let mut failed = resumed.clone();
+            failed.status = execution.status;
+            failed.status_summary = Some(format!("the retry could not start: {e}"));
+            let _ = self
+                .executions
+                .put_execution(&failed, &[PipelineExecutionStatus::InProgress])
+                .await;
+            return Err(EngineError::StateMachine(e).into());
         }
         Ok(())
     }

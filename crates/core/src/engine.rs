@@ -450,24 +450,31 @@ impl Engine<'_> {
         now: f64,
     ) -> Result<(), EngineError> {
         let execution = &snapshot.execution;
-        let attempt = snapshot.stage(stage).map(|s| s.attempt + 1).unwrap_or(1);
-        let record = StageExecution {
-            pipeline_execution_id: execution.pipeline_execution_id.clone(),
-            stage_name: stage.to_string(),
-            status: StageExecutionStatus::InProgress,
-            attempt,
-            start_time: now,
-            last_update_time: now,
+        let (record, state) = match snapshot.stage(stage) {
+            // A retry prepared this attempt (RetryStageExecution): the stage resumes.
+            Some(s) if s.status == StageExecutionStatus::InProgress && s.retry_mode.is_some() => {
+                let mut record = s.clone();
+                record.last_update_time = now;
+                (record, StageState::Resumed)
+            }
+            latest => (
+                StageExecution {
+                    pipeline_execution_id: execution.pipeline_execution_id.clone(),
+                    stage_name: stage.to_string(),
+                    status: StageExecutionStatus::InProgress,
+                    attempt: latest.map(|s| s.attempt + 1).unwrap_or(1),
+                    start_time: now,
+                    last_update_time: now,
+                    retry_mode: None,
+                },
+                StageState::Started,
+            ),
         };
         self.executions
             .put_stage(&execution.pipeline_name, &record)
             .await?;
-        self.publish(vec![self.stage_event(
-            execution,
-            &record,
-            StageState::Started,
-        )])
-        .await;
+        self.publish(vec![self.stage_event(execution, &record, state)])
+            .await;
         self.tasks
             .succeed(token, &json!({}))
             .await
@@ -702,6 +709,7 @@ impl Engine<'_> {
             attempt: 1,
             start_time: now,
             last_update_time: now,
+            retry_mode: None,
         });
         let stopping = crate::control::is_stopping(snapshot.execution.status);
         record.status = match (succeeded, stopping) {
@@ -802,7 +810,39 @@ impl Engine<'_> {
                 EngineError::NotInPipeline(format!("stage {stage} has no action {action}"))
             })?
             .clone();
-        let attempt = snapshot.stage(stage).map(|s| s.attempt).unwrap_or(1);
+        let stage_record = snapshot.stage(stage);
+        let attempt = stage_record.map(|s| s.attempt).unwrap_or(1);
+        // RetryStageExecution with FAILED_ACTIONS: an action that succeeded in the previous
+        // attempt keeps its result instead of running again.
+        if stage_record.and_then(|s| s.retry_mode.as_deref())
+            == Some(crate::control::FAILED_ACTIONS)
+        {
+            if let Some(previous) = snapshot
+                .actions
+                .iter()
+                .filter(|a| {
+                    a.stage_name == stage
+                        && a.action_name == action
+                        && a.attempt < attempt
+                        && a.status == ActionExecutionStatus::Succeeded
+                })
+                .max_by_key(|a| a.attempt)
+            {
+                let mut kept = previous.clone();
+                kept.attempt = attempt;
+                kept.action_execution_id = action_execution_id.to_string();
+                kept.task_token = None;
+                match self.executions.put_action(&kept, None).await {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.tasks
+                    .succeed(token, &json!({}))
+                    .await
+                    .map_err(EngineError::Callback)?;
+                return Ok(None);
+            }
+        }
         let artifacts = snapshot.artifacts();
         let scope = variable_scope(&snapshot, declaration);
         let mut problems = Vec::new();

@@ -325,6 +325,10 @@ pub struct StageExecution {
     pub start_time: f64,
     /// Last change.
     pub last_update_time: f64,
+    /// The `retryMode` of the RetryStageExecution that began this attempt (`FAILED_ACTIONS`:
+    /// the actions that succeeded in the previous attempt are not run again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_mode: Option<String>,
 }
 
 /// Everything recorded about one execution, read at once.

@@ -46,6 +46,15 @@ pub(super) struct StopInput {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RetryInput {
+    pipeline_name: String,
+    stage_name: String,
+    pipeline_execution_id: String,
+    retry_mode: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ListInput {
     pipeline_name: String,
     max_results: Option<i64>,
@@ -73,14 +82,17 @@ fn engine_error(e: EngineError) -> ApiError {
 }
 
 /// `PipelineNotFoundException` unless `name` exists.
-pub(super) async fn require_pipeline(engine: &Engine<'_>, name: &str) -> Result<(), ApiError> {
+pub(super) async fn require_pipeline(
+    engine: &Engine<'_>,
+    name: &str,
+) -> Result<crate::store::PipelineRecord, ApiError> {
     match engine
         .pipelines
         .get(name, None)
         .await
         .map_err(store_error)?
     {
-        Some(_) => Ok(()),
+        Some(record) => Ok(record),
         None => Err(ApiError::new(
             "PipelineNotFoundException",
             format!("pipeline {name} does not exist"),
@@ -249,6 +261,60 @@ pub(super) async fn stop(
             format!("pipeline {} has no execution {id}", input.pipeline_name),
         )),
         Err(StopError::Engine(e)) => Err(engine_error(e)),
+    }
+}
+
+/// RetryStageExecution → `{pipelineExecutionId}`.
+pub(super) async fn retry(
+    engine: &Engine<'_>,
+    ctx: &ServiceContext,
+    input: RetryInput,
+) -> Result<Value, ApiError> {
+    use crate::control::{RetryError, ALL_ACTIONS, FAILED_ACTIONS};
+    check_name("pipelineName", &input.pipeline_name)?;
+    check_name("stageName", &input.stage_name)?;
+    parse_pipeline_execution_id("pipelineExecutionId", &input.pipeline_execution_id)?;
+    if ![FAILED_ACTIONS, ALL_ACTIONS].contains(&input.retry_mode.as_str()) {
+        return Err(ApiError::validation(format!(
+            "retryMode: {:?} is not one of FAILED_ACTIONS, ALL_ACTIONS",
+            input.retry_mode
+        )));
+    }
+    let pipeline = require_pipeline(engine, &input.pipeline_name).await?;
+    if !pipeline
+        .declaration
+        .stages
+        .iter()
+        .any(|s| s.name == input.stage_name)
+    {
+        return Err(ApiError::new(
+            "StageNotFoundException",
+            format!(
+                "pipeline {} has no stage {}",
+                input.pipeline_name, input.stage_name
+            ),
+        ));
+    }
+    match engine
+        .retry_stage(
+            &input.pipeline_name,
+            &input.stage_name,
+            &input.pipeline_execution_id,
+            &input.retry_mode,
+            ctx.now,
+        )
+        .await
+    {
+        Ok(()) => Ok(json!({ "pipelineExecutionId": input.pipeline_execution_id })),
+        Err(RetryError::NotRetryable(m)) => Err(ApiError::new("StageNotRetryableException", m)),
+        Err(RetryError::NotLatest(m)) => {
+            Err(ApiError::new("NotLatestPipelineExecutionException", m))
+        }
+        Err(RetryError::Engine(EngineError::ExecutionNotFound(id))) => Err(ApiError::new(
+            "PipelineExecutionNotFoundException",
+            format!("pipeline {} has no execution {id}", input.pipeline_name),
+        )),
+        Err(RetryError::Engine(e)) => Err(engine_error(e)),
     }
 }
 

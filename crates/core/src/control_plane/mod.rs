@@ -119,6 +119,7 @@ pub async fn handle(
         "GetPipelineExecution" => executions::get(engine(services)?, parse(body)?).await,
         "ListPipelineExecutions" => executions::list(engine(services)?, parse(body)?).await,
         "StopPipelineExecution" => executions::stop(engine(services)?, ctx, parse(body)?).await,
+        "RetryStageExecution" => executions::retry(engine(services)?, ctx, parse(body)?).await,
         "GetPipelineState" => state::get(engine(services)?, parse(body)?).await,
         "ListActionExecutions" => actions::list(engine(services)?, parse(body)?).await,
         "PutJobSuccessResult" => jobs::put_success(engine(services)?, ctx, parse(body)?).await,
