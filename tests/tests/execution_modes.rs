@@ -400,3 +400,98 @@ async fn stop_and_abandon_ends_at_once_and_the_next_execution_takes_the_stage() 
     );
     assert!(record(&records, "STAGE#Deploy#").is_none());
 }
+
+// ---------------------------------------------------------------------- retrying
+
+#[tokio::test]
+async fn retry_failed_actions_after_fixing_the_cause_and_refused_once_another_ran() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = unique("retry");
+    let bucket = unique("pipewright-src");
+    // The "fix": a file on this machine, where the local stack runs the Commands actions.
+    let marker = std::env::temp_dir().join(format!("{name}.fixed"));
+    let _ = std::fs::remove_file(&marker);
+    versioned_source(&c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
+    let action = |name: &str, command: String| {
+        json!({
+            "name": name,
+            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": [command],
+            "inputArtifacts": [{"name": "Src"}]
+        })
+    };
+    create_pipeline(
+        stack,
+        &json!({
+            "name": name,
+            "roleArn": "arn:aws:iam::123456789012:role/retry",
+            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
+            "pipelineType": "V2",
+            "executionMode": "QUEUED",
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
+                    "outputArtifacts": [{"name": "Src"}]
+                }]},
+                {"name": "Build", "actions": [
+                    action("Compile", "echo compiled".into()),
+                    action("Check", format!("test -e {}", marker.display()))
+                ]},
+                {"name": "Deploy", "actions": [action("Ship", "true".into())]}
+            ]
+        }),
+    );
+    let first = start(&c, &name).await;
+    assert_eq!(
+        histories(&c, stack, &name, std::slice::from_ref(&first)).await[0].status,
+        "Failed"
+    );
+    let second = start(&c, &name).await;
+    assert_eq!(
+        histories(&c, stack, &name, std::slice::from_ref(&second)).await[0].status,
+        "Failed"
+    );
+    let retry = |id: String| {
+        c.codepipeline
+            .retry_stage_execution()
+            .pipeline_name(&name)
+            .stage_name("Build")
+            .pipeline_execution_id(id)
+            .retry_mode(aws_sdk_codepipeline::types::StageRetryMode::FailedActions)
+            .send()
+    };
+    // The second execution has entered Build since: the first can no longer be retried there.
+    let err = retry(first.clone()).await.unwrap_err();
+    assert_eq!(
+        aws_sdk_codepipeline::error::ProvideErrorMetadata::code(&err),
+        Some("NotLatestPipelineExecutionException"),
+        "{err:?}"
+    );
+    std::fs::write(&marker, "fixed").unwrap();
+    retry(second.clone()).await.expect("RetryStageExecution");
+    let history = &histories(&c, stack, &name, std::slice::from_ref(&second)).await[0];
+    assert_eq!(history.status, "Succeeded", "{history:?}");
+    let records = execution_records(&c, stack, &second).await;
+    let compile: Vec<&Value> = records
+        .iter()
+        .filter(|(sk, _)| sk.starts_with("ACTION#Build#Compile#"))
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(compile.len(), 2, "one record per attempt");
+    assert_eq!(
+        compile[0]["logTail"], compile[1]["logTail"],
+        "Compile kept its first run's result"
+    );
+    assert_eq!(
+        record(&records, "ACTION#Build#Check#002").unwrap()["status"],
+        "Succeeded"
+    );
+    assert_eq!(
+        record(&records, "STAGE#Deploy#").unwrap()["status"],
+        "Succeeded"
+    );
+    let _ = std::fs::remove_file(&marker);
+}
