@@ -1,5 +1,6 @@
-//! Execution control: StopPipelineExecution ("stop and wait", "stop and abandon") and
-//! RetryStageExecution.
+//! Execution control: StopPipelineExecution ("stop and wait", "stop and abandon"),
+//! RetryStageExecution, and Disable/EnableStageTransition (the stage lock's `disabled` flag:
+//! see `crate::locks`).
 //!
 //! - Stop and wait: the execution becomes `Stopping` (event `STOPPING`, with the reason). Its
 //!   in-progress actions finish; no later action group or stage starts (`begin_action`,
@@ -289,6 +290,30 @@ impl Engine<'_> {
             return Err(EngineError::StateMachine(e).into());
         }
         Ok(())
+    }
+
+    /// Disable (`enabled` false, with `reason`) or enable the inbound transition of `stage`.
+    /// Enabling lets the executions held in front of it go on.
+    pub async fn set_transition(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        enabled: bool,
+        reason: &str,
+        by: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let effects = self
+            .update_lock(pipeline_name, stage, |lock| {
+                if enabled {
+                    lock.enable(by, now)
+                } else {
+                    lock.disable(reason, by, now)
+                }
+            })
+            .await?;
+        self.apply_lock_effects(pipeline_name, stage, effects, None, now)
+            .await
     }
 
     /// The stage `ids` waits in front of, if it waits.

@@ -422,14 +422,14 @@ impl Engine<'_> {
                 .map_err(EngineError::Callback);
         }
         let mode = snapshot.execution.execution_mode;
-        if mode == ExecutionMode::Parallel {
-            return self.admit(&snapshot, stage, token, now).await;
-        }
+        // Every mode goes through the lock: PARALLEL executions hold nothing, but a disabled
+        // transition holds them too.
         let arrival = Waiter {
             pipeline_execution_id: ids.pipeline_execution_id.clone(),
             task_token: token.to_string(),
             started: snapshot.execution.start_time,
             arrived: now,
+            parallel: mode == ExecutionMode::Parallel,
         };
         let effects = self
             .update_lock(&ids.pipeline_name, stage, |lock| {
@@ -620,9 +620,8 @@ impl Engine<'_> {
         stage: &str,
         now: f64,
     ) -> Result<(), EngineError> {
-        if mode == ExecutionMode::Parallel {
-            return Ok(());
-        }
+        // A PARALLEL execution holds nothing; it may still be waiting for a transition.
+        let _ = mode;
         let effects = self
             .update_lock(&ids.pipeline_name, stage, |lock| {
                 lock.release(&ids.pipeline_execution_id)

@@ -12,19 +12,25 @@
 //!   superseded. On release, the waiting execution enters.
 //! - `QUEUED`: the stage holds one execution; the others wait in arrival order and enter one by
 //!   one; none is superseded.
-//! - `PARALLEL`: no lock (the engine does not call this module).
+//! - `PARALLEL`: executions do not hold the stage; they enter at once.
+//!
+//! A disabled inbound transition (DisableStageTransition) holds every arriving execution in
+//! front of the stage, whatever the mode (in `SUPERSEDED` mode the waiter can be superseded as
+//! usual); the execution inside finishes; enabling the transition lets the waiters go on
+//! (`PARALLEL` waiters all at once, the others one at a time as the stage frees).
 //!
 //! Invariants (checked by the property tests in `tests/lock_properties.rs`):
 //! 1. at most one execution holds the stage;
-//! 2. no execution waits while the stage is free (a free stage admits at once);
+//! 2. no execution waits while the stage is free and its transition enabled (a free stage
+//!    admits at once);
 //! 3. `SUPERSEDED`: at most one waiter, and only waiters are ever superseded;
 //! 4. `QUEUED`: executions enter in arrival order, and none is superseded;
 //! 5. each arrival ends exactly once as entered or superseded (a repeated arrival of the same
 //!    execution only refreshes its task token).
 //!
-//! The waiting execution of a stage whose execution mode changed (UpdatePipeline) keeps the
-//! rule it arrived under until it enters: the lock records the mode each waiter arrived with,
-//! and the mode of the *arriving* execution decides how it queues.
+//! Executions keep the mode they started with (UpdatePipeline changes it for new executions
+//! only): the mode of the *arriving* execution decides how it queues, and a `PARALLEL` waiter
+//! (held by a disabled transition) is marked so that it never takes the stage as holder.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +48,21 @@ pub struct Waiter {
     pub started: f64,
     /// When it arrived in front of the stage.
     pub arrived: f64,
+    /// It runs in `PARALLEL` mode (it waits only for a disabled transition).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parallel: bool,
+}
+
+/// A disabled inbound transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Disabled {
+    /// Why (DisableStageTransition's `reason`).
+    pub reason: String,
+    /// Who disabled it.
+    pub by: String,
+    /// When, seconds since the epoch.
+    pub at: f64,
 }
 
 /// A stage's lock, as recorded.
@@ -54,6 +75,12 @@ pub struct StageLock {
     /// Executions waiting in front of it, first to enter first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<Waiter>,
+    /// Set while the stage's inbound transition is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<Disabled>,
+    /// The last time the transition was enabled or disabled, and by whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_changed: Option<(String, f64)>,
 }
 
 /// What must happen after a lock change is recorded.
@@ -84,9 +111,26 @@ impl StageLock {
     }
 
     /// `arrival` comes to the stage under `mode`: the new lock and what to do.
-    pub fn arrive(&self, arrival: Waiter, mode: ExecutionMode) -> (StageLock, Vec<Effect>) {
+    pub fn arrive(&self, mut arrival: Waiter, mode: ExecutionMode) -> (StageLock, Vec<Effect>) {
         let mut next = self.clone();
         let id = arrival.pipeline_execution_id.clone();
+        arrival.parallel = mode == ExecutionMode::Parallel;
+        if arrival.parallel && next.disabled.is_none() {
+            if let Some(w) = next
+                .waiting
+                .iter()
+                .position(|w| w.pipeline_execution_id == id)
+            {
+                next.waiting.remove(w);
+            }
+            return (
+                next,
+                vec![Effect::Enter {
+                    pipeline_execution_id: id,
+                    task_token: arrival.task_token,
+                }],
+            );
+        }
         // The same execution again (a retried task): it holds the stage, or refreshes its token.
         if next.holder.as_deref() == Some(id.as_str()) {
             return (
@@ -105,7 +149,7 @@ impl StageLock {
             w.task_token = arrival.task_token;
             return (next, Vec::new());
         }
-        if next.holder.is_none() && next.waiting.is_empty() {
+        if next.holder.is_none() && next.waiting.is_empty() && next.disabled.is_none() {
             next.holder = Some(id.clone());
             return (
                 next,
@@ -160,16 +204,59 @@ impl StageLock {
             next.waiting
                 .retain(|w| w.pipeline_execution_id != pipeline_execution_id);
         }
+        let effects = next.admit_waiters();
+        (next, effects)
+    }
+
+    /// Disable the inbound transition: arrivals wait from now on; the execution inside (if any)
+    /// goes on.
+    pub fn disable(&self, reason: &str, by: &str, at: f64) -> (StageLock, Vec<Effect>) {
+        let mut next = self.clone();
+        next.disabled = Some(Disabled {
+            reason: reason.to_string(),
+            by: by.to_string(),
+            at,
+        });
+        next.last_changed = Some((by.to_string(), at));
+        (next, Vec::new())
+    }
+
+    /// Enable the inbound transition: the waiters go on as the mode allows.
+    pub fn enable(&self, by: &str, at: f64) -> (StageLock, Vec<Effect>) {
+        let mut next = self.clone();
+        if next.disabled.take().is_some() {
+            next.last_changed = Some((by.to_string(), at));
+        }
+        let effects = next.admit_waiters();
+        (next, effects)
+    }
+
+    /// While the transition is enabled: every `PARALLEL` waiter enters, then the first other
+    /// waiter takes the stage if it is free.
+    fn admit_waiters(&mut self) -> Vec<Effect> {
         let mut effects = Vec::new();
-        if next.holder.is_none() && !next.waiting.is_empty() {
-            let first = next.waiting.remove(0);
-            next.holder = Some(first.pipeline_execution_id.clone());
+        if self.disabled.is_some() {
+            return effects;
+        }
+        let (parallel, queued): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|w| w.parallel);
+        self.waiting = queued;
+        for w in parallel {
+            effects.push(Effect::Enter {
+                pipeline_execution_id: w.pipeline_execution_id,
+                task_token: w.task_token,
+            });
+        }
+        if self.holder.is_none() && !self.waiting.is_empty() {
+            let first = self.waiting.remove(0);
+            self.holder = Some(first.pipeline_execution_id.clone());
             effects.push(Effect::Enter {
                 pipeline_execution_id: first.pipeline_execution_id,
                 task_token: first.task_token,
             });
         }
-        (next, effects)
+        effects
     }
 
     /// The waiter `pipeline_execution_id`, if it waits.
@@ -190,6 +277,7 @@ mod tests {
             task_token: format!("t-{id}"),
             started,
             arrived: started,
+            parallel: false,
         }
     }
 
@@ -282,6 +370,33 @@ mod tests {
         let (same, fx) = lock.arrive(w("a", 1.0), m);
         assert_eq!(same, lock);
         assert_eq!(entered(&fx), ["a"]);
+    }
+
+    #[test]
+    fn a_disabled_transition_holds_arrivals_until_it_is_enabled() {
+        let m = ExecutionMode::Superseded;
+        let (lock, _) = StageLock::default().arrive(w("a", 1.0), m);
+        let (lock, _) = lock.disable("freeze", "ops", 2.0);
+        let (lock, fx) = lock.release("a");
+        assert!(fx.is_empty());
+        let (lock, fx) = lock.arrive(w("b", 3.0), m);
+        assert!(fx.is_empty(), "{fx:?}");
+        let (lock, fx) = lock.arrive(w("c", 4.0), m);
+        assert_eq!(superseded(&fx), ["b"]);
+        let (lock, fx) = lock.enable("ops", 5.0);
+        assert_eq!(entered(&fx), ["c"]);
+        assert_eq!(lock.holder.as_deref(), Some("c"));
+        assert_eq!(lock.last_changed, Some(("ops".into(), 5.0)));
+        // PARALLEL executions wait for the transition too, then all go.
+        let (lock, _) = StageLock::default().disable("freeze", "ops", 1.0);
+        let (lock, fx) = lock.arrive(w("p", 1.0), ExecutionMode::Parallel);
+        assert!(fx.is_empty());
+        let (lock, _) = lock.arrive(w("q", 2.0), ExecutionMode::Parallel);
+        let (lock, fx) = lock.enable("ops", 3.0);
+        assert_eq!(entered(&fx), ["p", "q"]);
+        assert!(lock.is_idle());
+        let (_, fx) = lock.arrive(w("r", 4.0), ExecutionMode::Parallel);
+        assert_eq!(entered(&fx), ["r"]);
     }
 
     #[test]

@@ -654,7 +654,21 @@ async fn three_executions(world: &World) -> (String, String, String) {
         .await;
     world.complete(&lint, succeeded(&lint), 20.5).await;
     world.leave(&e1, "Build", false, 21.0).await;
-    // A retry of Build: a second attempt of the stage, a second run of Compile.
+    // A retry of Build: the execution runs again (as RetryStageExecution makes it), a second
+    // attempt of the stage, a second run of Compile.
+    let mut resumed = world
+        .executions
+        .snapshot(&e1)
+        .await
+        .unwrap()
+        .unwrap()
+        .execution;
+    resumed.status = PipelineExecutionStatus::InProgress;
+    world
+        .executions
+        .put_execution(&resumed, &[PipelineExecutionStatus::Failed])
+        .await
+        .unwrap();
     world.enter(&e1, "Build", 24.0).await;
     let retry = world
         .begin(&e1, "Build", "Compile", "e1-compile-2", 25.0)

@@ -25,6 +25,10 @@ enum Op {
     Withdraw(usize),
     /// The `n`th execution still waiting arrives again (a retried task).
     Repeat(usize),
+    /// DisableStageTransition.
+    Disable,
+    /// EnableStageTransition.
+    Enable,
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
@@ -34,6 +38,8 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
             3 => Just(Op::Leave),
             1 => (0usize..4).prop_map(Op::Withdraw),
             1 => (0usize..4).prop_map(Op::Repeat),
+            1 => Just(Op::Disable),
+            1 => Just(Op::Enable),
         ],
         1..60,
     )
@@ -103,10 +109,10 @@ impl Seen {
 
 fn check(lock: &StageLock, seen: &Seen, mode: ExecutionMode) -> Result<(), TestCaseError> {
     prop_assert_eq!(&lock.holder, &seen.inside);
-    if lock.holder.is_none() {
+    if lock.holder.is_none() && lock.disabled.is_none() {
         prop_assert!(
             lock.waiting.is_empty(),
-            "waiters in front of a free stage: {lock:?}"
+            "waiters in front of a free, open stage: {lock:?}"
         );
     }
     if mode == ExecutionMode::Superseded {
@@ -130,7 +136,7 @@ proptest! {
                     n += 1;
                     let id = format!("e{n:03}");
                     seen.arrived.push(id.clone());
-                    lock.arrive(Waiter { pipeline_execution_id: id, task_token: format!("t{n}"), started: n as f64, arrived: n as f64 }, mode)
+                    lock.arrive(Waiter { pipeline_execution_id: id, task_token: format!("t{n}"), started: n as f64, arrived: n as f64, parallel: false }, mode)
                 }
                 Op::Leave => match seen.inside.take() {
                     Some(id) => lock.release(&id),
@@ -144,12 +150,18 @@ proptest! {
                     Some(w) => { let mut w = w.clone(); w.task_token.push('+'); lock.arrive(w, mode) }
                     None => continue,
                 },
+                Op::Disable => lock.disable("freeze", "ops", 0.0),
+                Op::Enable => lock.enable("ops", 0.0),
             };
             seen.apply(&effects, mode)?;
             lock = next;
             check(&lock, &seen, mode)?;
         }
-        // Everyone inside leaves: nobody is left waiting.
+        // The transition opens and everyone inside leaves: nobody is left waiting.
+        let (next, effects) = lock.enable("ops", 0.0);
+        seen.apply(&effects, mode)?;
+        lock = next;
+        check(&lock, &seen, mode)?;
         while let Some(id) = seen.inside.take() {
             let (next, effects) = lock.release(&id);
             seen.apply(&effects, mode)?;

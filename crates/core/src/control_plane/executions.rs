@@ -55,6 +55,15 @@ pub(super) struct RetryInput {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct TransitionInput {
+    pipeline_name: String,
+    stage_name: String,
+    transition_type: String,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ListInput {
     pipeline_name: String,
     max_results: Option<i64>,
@@ -316,6 +325,86 @@ pub(super) async fn retry(
         )),
         Err(RetryError::Engine(e)) => Err(engine_error(e)),
     }
+}
+
+/// DisableStageTransition (`enabled` false) / EnableStageTransition → `{}`. An `Outbound`
+/// transition of a stage is the `Inbound` transition of the next one.
+pub(super) async fn transition(
+    engine: &Engine<'_>,
+    ctx: &ServiceContext,
+    input: TransitionInput,
+    enabled: bool,
+) -> Result<Value, ApiError> {
+    check_name("pipelineName", &input.pipeline_name)?;
+    check_name("stageName", &input.stage_name)?;
+    let reason = match (enabled, &input.reason) {
+        (true, Some(_)) => {
+            return Err(ApiError::validation(
+                "reason: EnableStageTransition takes no reason",
+            ))
+        }
+        (true, None) => String::new(),
+        (false, None) => return Err(ApiError::validation("reason: required")),
+        (false, Some(r)) => {
+            let ok_chars = r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!@ ().*?-".contains(c));
+            if r.is_empty() || r.chars().count() > 300 || !ok_chars {
+                return Err(ApiError::validation(
+                    "reason: 1..300 characters of letters, digits, spaces and ! @ ( ) . * ? -",
+                ));
+            }
+            r.clone()
+        }
+    };
+    let pipeline = require_pipeline(engine, &input.pipeline_name).await?;
+    let stages = &pipeline.declaration.stages;
+    let index = stages
+        .iter()
+        .position(|s| s.name == input.stage_name)
+        .ok_or_else(|| {
+            ApiError::new(
+                "StageNotFoundException",
+                format!(
+                    "pipeline {} has no stage {}",
+                    input.pipeline_name, input.stage_name
+                ),
+            )
+        })?;
+    let target = match input.transition_type.as_str() {
+        "Inbound" if index == 0 => {
+            return Err(ApiError::validation(format!(
+                "transitionType: stage {} is the first stage; it has no inbound transition",
+                input.stage_name
+            )))
+        }
+        "Inbound" => index,
+        "Outbound" if index + 1 == stages.len() => {
+            return Err(ApiError::validation(format!(
+                "transitionType: stage {} is the last stage; it has no outbound transition",
+                input.stage_name
+            )))
+        }
+        "Outbound" => index + 1,
+        other => {
+            return Err(ApiError::validation(format!(
+                "transitionType: {other:?} is not one of Inbound, Outbound"
+            )))
+        }
+    };
+    let by = ctx.caller.clone().unwrap_or_else(|| "pipewright".into());
+    engine
+        .set_transition(
+            &input.pipeline_name,
+            &stages[target].name,
+            enabled,
+            &reason,
+            &by,
+            ctx.now,
+        )
+        .await
+        .map_err(engine_error)?;
+    Ok(json!({}))
 }
 
 pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value, ApiError> {

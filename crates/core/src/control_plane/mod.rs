@@ -120,6 +120,12 @@ pub async fn handle(
         "ListPipelineExecutions" => executions::list(engine(services)?, parse(body)?).await,
         "StopPipelineExecution" => executions::stop(engine(services)?, ctx, parse(body)?).await,
         "RetryStageExecution" => executions::retry(engine(services)?, ctx, parse(body)?).await,
+        "DisableStageTransition" => {
+            executions::transition(engine(services)?, ctx, parse(body)?, false).await
+        }
+        "EnableStageTransition" => {
+            executions::transition(engine(services)?, ctx, parse(body)?, true).await
+        }
         "GetPipelineState" => state::get(engine(services)?, parse(body)?).await,
         "ListActionExecutions" => actions::list(engine(services)?, parse(body)?).await,
         "PutJobSuccessResult" => jobs::put_success(engine(services)?, ctx, parse(body)?).await,
