@@ -495,3 +495,62 @@ async fn retry_failed_actions_after_fixing_the_cause_and_refused_once_another_ra
     );
     let _ = std::fs::remove_file(&marker);
 }
+
+// ---------------------------------------------------------------------- transitions
+
+#[tokio::test]
+async fn a_disabled_transition_holds_the_execution_until_it_is_enabled() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = modes_pipeline(&c, stack, "QUEUED").await;
+    c.codepipeline
+        .disable_stage_transition()
+        .pipeline_name(&name)
+        .stage_name("Build")
+        .transition_type(aws_sdk_codepipeline::types::StageTransitionType::Inbound)
+        .reason("change freeze")
+        .send()
+        .await
+        .expect("DisableStageTransition");
+    let id = start(&c, &name).await;
+    // It waits in front of Build, as GetPipelineState shows.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = c
+            .codepipeline
+            .get_pipeline_state()
+            .name(&name)
+            .send()
+            .await
+            .expect("GetPipelineState");
+        let build = &state.stage_states()[1];
+        let transition = build.inbound_transition_state().unwrap();
+        assert!(!transition.enabled());
+        assert_eq!(transition.disabled_reason(), Some("change freeze"));
+        if build
+            .inbound_executions()
+            .iter()
+            .any(|e| e.pipeline_execution_id() == id.as_str())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{id} never reached Build");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let records = execution_records(&c, stack, &id).await;
+    assert!(
+        record(&records, "STAGE#Build#").is_none(),
+        "held out of Build"
+    );
+    c.codepipeline
+        .enable_stage_transition()
+        .pipeline_name(&name)
+        .stage_name("Build")
+        .transition_type(aws_sdk_codepipeline::types::StageTransitionType::Inbound)
+        .send()
+        .await
+        .expect("EnableStageTransition");
+    let history = &histories(&c, stack, &name, std::slice::from_ref(&id)).await[0];
+    assert_eq!(history.status, "Succeeded");
+}
