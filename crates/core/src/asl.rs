@@ -94,6 +94,10 @@ pub const SUPERSEDED_ERROR: &str = "Pipewright.Superseded";
 /// The error a token is failed with when the execution is stopped.
 pub const STOPPED_ERROR: &str = "Pipewright.Stopped";
 
+/// The error an `enterStage` token is failed with when the execution has no more stages to run
+/// (a rollback execution after its stage): the orchestrator has recorded it as succeeded.
+pub const FINISHED_ERROR: &str = "Pipewright.Finished";
+
 /// The error the definition's final `Fail` state ends a failed execution with.
 pub const STAGE_FAILED_ERROR: &str = "Pipewright.StageFailed";
 
@@ -593,6 +597,7 @@ fn enter_state(
         json!([
             catch(SUPERSEDED_ERROR, SUPERSEDED),
             catch(STOPPED_ERROR, STOPPED),
+            catch(FINISHED_ERROR, DONE),
             catch("States.ALL", &names.failed),
         ]),
     );

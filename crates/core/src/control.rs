@@ -1,6 +1,12 @@
 //! Execution control: StopPipelineExecution ("stop and wait", "stop and abandon"),
-//! RetryStageExecution, and Disable/EnableStageTransition (the stage lock's `disabled` flag:
-//! see `crate::locks`).
+//! RetryStageExecution, RollbackStage, and Disable/EnableStageTransition (the stage lock's
+//! `disabled` flag: see `crate::locks`).
+//!
+//! RollbackStage starts a new execution of type `ROLLBACK` that runs only the rolled-back stage,
+//! with the target execution's source revisions, variables and artifacts (the engine reads the
+//! target's records for everything produced before that stage), then ends: its state machine
+//! starts at the stage, and entering any other stage records it as succeeded
+//! ([`crate::asl::FINISHED_ERROR`]).
 //!
 //! - Stop and wait: the execution becomes `Stopping` (event `STOPPING`, with the reason). Its
 //!   in-progress actions finish; no later action group or stage starts (`begin_action`,
@@ -16,11 +22,12 @@
 use serde_json::json;
 
 use crate::asl;
+use crate::declaration::ExecutionMode;
 use crate::engine::{Engine, EngineError, ExecutionIds};
-use crate::events::{ActionState, PipelineState};
+use crate::events::{ActionState, PipelineState, TriggerType};
 use crate::execution::{
-    ActionExecutionStatus, ErrorDetails, ExecutionSnapshot, PipelineExecution,
-    PipelineExecutionStatus, StageExecution, StageExecutionStatus,
+    ActionExecutionStatus, ErrorDetails, ExecutionSnapshot, ExecutionTrigger, ExecutionType,
+    PipelineExecution, PipelineExecutionStatus, Rollback, StageExecution, StageExecutionStatus,
 };
 use crate::store::StoreError;
 
@@ -42,6 +49,27 @@ pub enum RetryError {
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+/// Why a rollback was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RollbackError {
+    /// `UnableToRollbackStageException`: the source stage, a target that did not succeed or is
+    /// itself a rollback, a PARALLEL pipeline, a stage the target never ran.
+    #[error("{0}")]
+    Unable(String),
+    /// `PipelineExecutionOutdatedException`: the target ran an earlier pipeline version.
+    #[error("{0}")]
+    Outdated(String),
+    /// The engine failed (or the target does not exist: `ExecutionNotFound`).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for RollbackError {
+    fn from(e: StoreError) -> Self {
+        Self::Engine(e.into())
+    }
 }
 
 impl From<StoreError> for RetryError {
@@ -290,6 +318,128 @@ impl Engine<'_> {
             return Err(EngineError::StateMachine(e).into());
         }
         Ok(())
+    }
+
+    /// RollbackStage: a new `ROLLBACK` execution (`new_id`) re-runs `stage` with the source
+    /// revisions, variables and artifacts of `target_id`. Returns the new execution's id.
+    pub async fn rollback_stage(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        target_id: &str,
+        trigger: TriggerType,
+        new_id: &str,
+        now: f64,
+    ) -> Result<String, RollbackError> {
+        let pipeline = self
+            .pipelines
+            .get(pipeline_name, None)
+            .await?
+            .ok_or_else(|| EngineError::PipelineNotFound(pipeline_name.to_string()))?;
+        let declaration = &pipeline.declaration;
+        let index = declaration
+            .stages
+            .iter()
+            .position(|s| s.name == stage)
+            .ok_or_else(|| {
+                EngineError::NotInPipeline(format!("pipeline {pipeline_name} has no stage {stage}"))
+            })?;
+        if index == 0 {
+            return Err(RollbackError::Unable(format!(
+                "stage {stage} is the source stage, which cannot be rolled back"
+            )));
+        }
+        if declaration.execution_mode() == ExecutionMode::Parallel {
+            return Err(RollbackError::Unable(
+                "stage rollback is not available in PARALLEL execution mode".into(),
+            ));
+        }
+        let target = self
+            .executions
+            .snapshot(target_id)
+            .await?
+            .filter(|s| s.execution.pipeline_name == pipeline_name)
+            .ok_or_else(|| EngineError::ExecutionNotFound(target_id.to_string()))?;
+        let t = &target.execution;
+        if t.status != PipelineExecutionStatus::Succeeded
+            || t.execution_type != ExecutionType::Standard
+        {
+            return Err(RollbackError::Unable(format!(
+                "the target must be a successful STANDARD execution; {target_id} is a {} {} one",
+                t.status.as_str(),
+                t.execution_type.as_str()
+            )));
+        }
+        if t.pipeline_version != pipeline.version() {
+            return Err(RollbackError::Outdated(format!(
+                "execution {target_id} ran pipeline version {}; the pipeline is at version {}",
+                t.pipeline_version,
+                pipeline.version()
+            )));
+        }
+        if target
+            .stage(stage)
+            .is_none_or(|s| s.status != StageExecutionStatus::Succeeded)
+        {
+            return Err(RollbackError::Unable(format!(
+                "execution {target_id} did not run stage {stage} to success"
+            )));
+        }
+        let execution = PipelineExecution {
+            pipeline_name: pipeline_name.to_string(),
+            pipeline_version: t.pipeline_version,
+            pipeline_execution_id: new_id.to_string(),
+            status: PipelineExecutionStatus::InProgress,
+            status_summary: None,
+            trigger: ExecutionTrigger {
+                trigger_type: trigger,
+                trigger_detail: target_id.to_string(),
+            },
+            variables: t.variables.clone(),
+            source_revisions: t.source_revisions.clone(),
+            source_revision_overrides: Vec::new(),
+            execution_mode: declaration.execution_mode(),
+            execution_type: ExecutionType::Rollback,
+            start_time: now,
+            last_update_time: now,
+            state_machine_execution_arn: None,
+            stop_reason: None,
+            rollback: Some(Rollback {
+                stage_name: stage.to_string(),
+                target_pipeline_execution_id: target_id.to_string(),
+            }),
+        };
+        let started = self
+            .launch(execution, declaration, None, Some(stage))
+            .await?;
+        Ok(started.pipeline_execution_id)
+    }
+
+    /// The records a rollback execution builds on: the target's actions outside the rolled-back
+    /// stage, then its own (so artifacts and variables resolve as in the target).
+    pub(crate) async fn with_rollback_base(
+        &self,
+        snapshot: ExecutionSnapshot,
+    ) -> Result<ExecutionSnapshot, EngineError> {
+        let Some(rollback) = snapshot.execution.rollback.clone() else {
+            return Ok(snapshot);
+        };
+        let Some(target) = self
+            .executions
+            .snapshot(&rollback.target_pipeline_execution_id)
+            .await?
+        else {
+            return Ok(snapshot);
+        };
+        let mut merged = snapshot;
+        let own = std::mem::take(&mut merged.actions);
+        merged.actions = target
+            .actions
+            .into_iter()
+            .filter(|a| a.stage_name != rollback.stage_name)
+            .chain(own)
+            .collect();
+        Ok(merged)
     }
 
     /// Disable (`enabled` false, with `reason`) or enable the inbound transition of `stage`.

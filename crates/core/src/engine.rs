@@ -319,12 +319,7 @@ impl Engine<'_> {
         check_source_overrides(&pipeline.declaration, &req.source_revisions)?;
         let declaration = &pipeline.declaration;
         let version = pipeline.version();
-        let targets = self.config.targets.as_ref().ok_or_else(|| {
-            EngineError::StateMachine(
-                "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN / APPROVAL_ARN)".into(),
-            )
-        })?;
-        let mut execution = PipelineExecution {
+        let execution = PipelineExecution {
             pipeline_name: declaration.name.clone(),
             pipeline_version: version,
             pipeline_execution_id: req.pipeline_execution_id.clone(),
@@ -340,14 +335,34 @@ impl Engine<'_> {
             last_update_time: req.now,
             state_machine_execution_arn: None,
             stop_reason: None,
+            rollback: None,
         };
+        self.launch(execution, declaration, req.idempotency_key.as_deref(), None)
+            .await
+    }
+
+    /// Record `execution` (claiming `idempotency_key`), publish `STARTED` and start the state
+    /// machine of its pipeline version (`declaration`), at `start_stage` when given.
+    pub(crate) async fn launch(
+        &self,
+        mut execution: PipelineExecution,
+        declaration: &PipelineDeclaration,
+        idempotency_key: Option<&str>,
+        start_stage: Option<&str>,
+    ) -> Result<Started, EngineError> {
+        let version = execution.pipeline_version;
+        let targets = self.config.targets.as_ref().ok_or_else(|| {
+            EngineError::StateMachine(
+                "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN / APPROVAL_ARN)".into(),
+            )
+        })?;
         match self
             .executions
-            .create_execution(&execution, req.idempotency_key.as_deref())
+            .create_execution(&execution, idempotency_key)
             .await
         {
             Ok(()) => {}
-            Err(StoreError::Conflict(existing)) if req.idempotency_key.is_some() => {
+            Err(StoreError::Conflict(existing)) if idempotency_key.is_some() => {
                 return Ok(Started {
                     pipeline_execution_id: existing,
                     new: false,
@@ -358,11 +373,14 @@ impl Engine<'_> {
         self.publish(vec![self.pipeline_event(&execution, PipelineState::Started)])
             .await;
 
-        let input = json!({
+        let mut input = json!({
             "pipelineName": execution.pipeline_name,
             "pipelineVersion": version,
             "pipelineExecutionId": execution.pipeline_execution_id,
         });
+        if let Some(stage) = start_stage {
+            input["startStage"] = json!(stage);
+        }
         // The record exists before anything else happens; the state machine for this pipeline
         // version is created on first use.
         let name = asl::state_machine_name(&declaration.name, version);
@@ -420,6 +438,17 @@ impl Engine<'_> {
                 .fail(token, asl::STOPPED_ERROR, "the execution was stopped")
                 .await
                 .map_err(EngineError::Callback);
+        }
+        if let Some(rollback) = &snapshot.execution.rollback {
+            if rollback.stage_name != stage {
+                // A rollback runs one stage: it is done.
+                self.finish_execution(ids, now).await?;
+                return self
+                    .tasks
+                    .fail(token, asl::FINISHED_ERROR, "the rollback ran its stage")
+                    .await
+                    .map_err(EngineError::Callback);
+            }
         }
         let mode = snapshot.execution.execution_mode;
         // Every mode goes through the lock: PARALLEL executions hold nothing, but a disabled
@@ -585,7 +614,7 @@ impl Engine<'_> {
             execution.status = PipelineExecutionStatus::Superseded;
             execution.status_summary = Some(format!("superseded by pipeline execution {by}"));
             execution.last_update_time = now;
-            execution.source_revisions = source_revisions(&snapshot);
+            keep_source_revisions(&mut execution, &snapshot);
             match self
                 .executions
                 .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
@@ -738,7 +767,7 @@ impl Engine<'_> {
             execution.status = PipelineExecutionStatus::Failed;
             execution.status_summary = Some(failure_summary(&snapshot, stage, record.attempt));
             execution.last_update_time = now;
-            execution.source_revisions = source_revisions(&snapshot);
+            keep_source_revisions(&mut execution, &snapshot);
             self.executions
                 .put_execution(
                     &execution,
@@ -765,7 +794,7 @@ impl Engine<'_> {
         let mut execution = snapshot.execution.clone();
         execution.status = PipelineExecutionStatus::Succeeded;
         execution.last_update_time = now;
-        execution.source_revisions = source_revisions(&snapshot);
+        keep_source_revisions(&mut execution, &snapshot);
         self.executions
             .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
             .await?;
@@ -842,8 +871,10 @@ impl Engine<'_> {
                 return Ok(None);
             }
         }
-        let artifacts = snapshot.artifacts();
-        let scope = variable_scope(&snapshot, declaration);
+        // A rollback reads what its target produced before the stage.
+        let base = self.with_rollback_base(snapshot.clone()).await?;
+        let artifacts = base.artifacts();
+        let scope = variable_scope(&base, declaration);
         let mut problems = Vec::new();
         let inputs: Vec<ArtifactDetail> = action_decl
             .input_artifacts()
@@ -1294,6 +1325,15 @@ fn resolve(
     variables::resolve(text, |ns, key| {
         scope.get(ns).and_then(|m| m.get(key)).cloned()
     })
+}
+
+/// Record the source revisions the execution's source actions fetched (a rollback, which runs no
+/// source action, keeps its target's).
+fn keep_source_revisions(execution: &mut PipelineExecution, snapshot: &ExecutionSnapshot) {
+    let fetched = source_revisions(snapshot);
+    if !fetched.is_empty() {
+        execution.source_revisions = fetched;
+    }
 }
 
 /// Source revisions recorded by the first stage's actions.

@@ -176,6 +176,20 @@ pub struct PipelineExecution {
     /// The `reason` given to StopPipelineExecution (`stopTrigger.reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<String>,
+    /// For a `ROLLBACK` execution: the stage it rolls back and the execution it goes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+}
+
+/// What a `ROLLBACK` execution re-runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollback {
+    /// The stage it runs (only that one).
+    pub stage_name: String,
+    /// The successful execution whose source revisions, variables and artifacts it uses
+    /// (`rollbackMetadata.rollbackTargetPipelineExecutionId`).
+    pub target_pipeline_execution_id: String,
 }
 
 /// `S3Location` of an artifact, with the S3 version id Pipewright pins it to.

@@ -90,6 +90,13 @@ pub trait PipelineStore: Send + Sync {
         next_token: Option<&str>,
         limit: usize,
     ) -> Result<Page<PipelineRecord>, StoreError>;
+
+    /// Replace the tags of pipeline `current.declaration.name` with `tags`, only if its current
+    /// record is still `current` as [`PipelineStore::get`] returned it (same version, `updated`
+    /// and tags): [`StoreError::Conflict`] otherwise, [`StoreError::NotFound`] when there is no
+    /// such pipeline. Tags belong to the pipeline, not to a version: this writes no new version
+    /// and leaves `updated` and the stored versions as they are.
+    async fn put_tags(&self, current: &PipelineRecord, tags: &[Tag]) -> Result<(), StoreError>;
 }
 
 /// In-memory stores with the same semantics as the DynamoDB ones, for unit tests of the domain.
@@ -182,6 +189,25 @@ pub mod memory {
                 None
             };
             Ok(Page { items, next_token })
+        }
+
+        async fn put_tags(&self, current: &PipelineRecord, tags: &[Tag]) -> Result<(), StoreError> {
+            let mut map = self.lock()?;
+            let name = &current.declaration.name;
+            let latest = map
+                .get_mut(name)
+                .and_then(|versions| versions.last_mut())
+                .ok_or_else(|| StoreError::NotFound(name.clone()))?;
+            if latest.version() != current.version()
+                || latest.updated != current.updated
+                || latest.tags != current.tags
+            {
+                return Err(StoreError::Conflict(format!(
+                    "pipeline {name} changed since it was read"
+                )));
+            }
+            latest.tags = tags.to_vec();
+            Ok(())
         }
     }
 }

@@ -1,4 +1,20 @@
 //! Which pipelines a source change starts: pure decisions over declarations.
+//!
+//! - [`source_events`]: EventBridge source-change events (S3 `Object Created` and CloudTrail
+//!   writes, CodeCommit reference changes, ECR pushes) and the source actions they concern;
+//! - [`webhooks`]: GitHub, GitLab and Bitbucket deliveries: who sent them, their signatures,
+//!   the git changes they report;
+//! - [`filters`]: whether a git change starts a pipeline (V2 trigger filters, or the source
+//!   action's branch);
+//! - [`glob`]: the glob patterns those filters use.
+
+pub mod filters;
+pub mod glob;
+pub mod source_events;
+pub mod webhooks;
+
+pub use filters::{filter_decision, plan_git_change, Decision, GitChange, GitPlan};
+pub use source_events::{source_change, sources_matching, SourceChange, SourceChangeEvent};
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -170,6 +170,7 @@ impl World {
             last_update_time: now,
             state_machine_execution_arn: None,
             stop_reason: None,
+            rollback: None,
         };
         self.executions
             .create_execution(&execution, None)

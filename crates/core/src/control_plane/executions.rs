@@ -64,6 +64,14 @@ pub(super) struct TransitionInput {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RollbackInput {
+    pipeline_name: String,
+    stage_name: String,
+    target_pipeline_execution_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ListInput {
     pipeline_name: String,
     max_results: Option<i64>,
@@ -182,6 +190,10 @@ pub fn execution_json(e: &PipelineExecution) -> Value {
     if let Some(summary) = &e.status_summary {
         out["statusSummary"] = json!(summary);
     }
+    if let Some(rollback) = &e.rollback {
+        out["rollbackMetadata"] =
+            json!({ "rollbackTargetPipelineExecutionId": rollback.target_pipeline_execution_id });
+    }
     out
 }
 
@@ -202,6 +214,10 @@ pub fn summary_json(e: &PipelineExecution) -> Value {
     }
     if let Some(reason) = &e.stop_reason {
         out["stopTrigger"] = json!({ "reason": reason });
+    }
+    if let Some(rollback) = &e.rollback {
+        out["rollbackMetadata"] =
+            json!({ "rollbackTargetPipelineExecutionId": rollback.target_pipeline_execution_id });
     }
     out
 }
@@ -405,6 +421,47 @@ pub(super) async fn transition(
         .await
         .map_err(engine_error)?;
     Ok(json!({}))
+}
+
+/// RollbackStage → `{pipelineExecutionId}` (the new `ROLLBACK` execution).
+pub(super) async fn rollback(
+    engine: &Engine<'_>,
+    ctx: &ServiceContext,
+    input: RollbackInput,
+) -> Result<Value, ApiError> {
+    use crate::control::RollbackError;
+    check_name("pipelineName", &input.pipeline_name)?;
+    check_name("stageName", &input.stage_name)?;
+    parse_pipeline_execution_id(
+        "targetPipelineExecutionId",
+        &input.target_pipeline_execution_id,
+    )?;
+    require_pipeline(engine, &input.pipeline_name).await?;
+    match engine
+        .rollback_stage(
+            &input.pipeline_name,
+            &input.stage_name,
+            &input.target_pipeline_execution_id,
+            TriggerType::ManualRollback,
+            &ctx.new_id,
+            ctx.now,
+        )
+        .await
+    {
+        Ok(id) => Ok(json!({ "pipelineExecutionId": id })),
+        Err(RollbackError::Unable(m)) => Err(ApiError::new("UnableToRollbackStageException", m)),
+        Err(RollbackError::Outdated(m)) => {
+            Err(ApiError::new("PipelineExecutionOutdatedException", m))
+        }
+        Err(RollbackError::Engine(EngineError::NotInPipeline(m))) => {
+            Err(ApiError::new("StageNotFoundException", m))
+        }
+        Err(RollbackError::Engine(EngineError::ExecutionNotFound(id))) => Err(ApiError::new(
+            "PipelineExecutionNotFoundException",
+            format!("pipeline {} has no execution {id}", input.pipeline_name),
+        )),
+        Err(RollbackError::Engine(e)) => Err(engine_error(e)),
+    }
 }
 
 pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value, ApiError> {

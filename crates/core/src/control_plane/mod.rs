@@ -14,6 +14,7 @@ mod approvals;
 mod executions;
 mod jobs;
 mod state;
+mod tags;
 
 use crate::declaration::PipelineDeclaration;
 use crate::engine::Engine;
@@ -120,6 +121,7 @@ pub async fn handle(
         "ListPipelineExecutions" => executions::list(engine(services)?, parse(body)?).await,
         "StopPipelineExecution" => executions::stop(engine(services)?, ctx, parse(body)?).await,
         "RetryStageExecution" => executions::retry(engine(services)?, ctx, parse(body)?).await,
+        "RollbackStage" => executions::rollback(engine(services)?, ctx, parse(body)?).await,
         "DisableStageTransition" => {
             executions::transition(engine(services)?, ctx, parse(body)?, false).await
         }
@@ -131,6 +133,9 @@ pub async fn handle(
         "PutJobSuccessResult" => jobs::put_success(engine(services)?, ctx, parse(body)?).await,
         "PutJobFailureResult" => jobs::put_failure(engine(services)?, ctx, parse(body)?).await,
         "PutApprovalResult" => approvals::put_result(engine(services)?, ctx, parse(body)?).await,
+        "TagResource" => tags::tag(store, ctx, parse(body)?).await,
+        "UntagResource" => tags::untag(store, ctx, parse(body)?).await,
+        "ListTagsForResource" => tags::list(store, ctx, parse(body)?).await,
         other if KNOWN_OPERATIONS.contains(&other) => Err(ApiError::new(
             "UnsupportedOperationException",
             format!("{other} is a CodePipeline operation that Pipewright does not implement yet"),
@@ -698,7 +703,7 @@ mod tests {
                 engine: None,
             },
             &ctx(),
-            "CodePipeline_20150709.RollbackStage",
+            "CodePipeline_20150709.OverrideStageCondition",
             b"{}",
         )
         .await
