@@ -554,3 +554,126 @@ async fn a_disabled_transition_holds_the_execution_until_it_is_enabled() {
     let history = &histories(&c, stack, &name, std::slice::from_ref(&id)).await[0];
     assert_eq!(history.status, "Succeeded");
 }
+
+// ---------------------------------------------------------------------- rolling back
+
+#[tokio::test]
+async fn rollback_redeploys_what_an_earlier_success_deployed() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = unique("rollback");
+    let bucket = unique("pipewright-src");
+    let site = unique("pipewright-site");
+    c.s3.create_bucket()
+        .bucket(&site)
+        .send()
+        .await
+        .expect("CreateBucket");
+    versioned_source(&c, &bucket, "app.zip", zip_of(&[("README.md", "one\n")])).await;
+    create_pipeline(
+        stack,
+        &json!({
+            "name": name,
+            "roleArn": "arn:aws:iam::123456789012:role/rollback",
+            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
+            "pipelineType": "V2",
+            "executionMode": "QUEUED",
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
+                    "outputArtifacts": [{"name": "Src"}]
+                }]},
+                {"name": "Build", "actions": [{
+                    "name": "Build",
+                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+                    "commands": ["mkdir -p out", "cp README.md out/index.txt"],
+                    "inputArtifacts": [{"name": "Src"}],
+                    "outputArtifacts": [{"name": "Site", "files": ["out/**/*"]}]
+                }]},
+                {"name": "Deploy", "actions": [{
+                    "name": "Publish",
+                    "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"BucketName": site, "Extract": "true"},
+                    "inputArtifacts": [{"name": "Site"}]
+                }]}
+            ]
+        }),
+    );
+    let deployed = || async {
+        let object =
+            c.s3.get_object()
+                .bucket(&site)
+                .key("out/index.txt")
+                .send()
+                .await
+                .expect("deployed file");
+        String::from_utf8(object.body.collect().await.unwrap().to_vec()).unwrap()
+    };
+    let first = start(&c, &name).await;
+    assert_eq!(
+        histories(&c, stack, &name, std::slice::from_ref(&first)).await[0].status,
+        "Succeeded"
+    );
+    versioned_source(&c, &bucket, "app.zip", zip_of(&[("README.md", "two\n")])).await;
+    let second = start(&c, &name).await;
+    assert_eq!(
+        histories(&c, stack, &name, std::slice::from_ref(&second)).await[0].status,
+        "Succeeded"
+    );
+    assert_eq!(deployed().await, "two\n");
+
+    let rollback = c
+        .codepipeline
+        .rollback_stage()
+        .pipeline_name(&name)
+        .stage_name("Deploy")
+        .target_pipeline_execution_id(&first)
+        .send()
+        .await
+        .expect("RollbackStage")
+        .pipeline_execution_id()
+        .to_string();
+    let history = &histories(&c, stack, &name, std::slice::from_ref(&rollback)).await[0];
+    assert_eq!(history.status, "Succeeded", "{history:?}");
+    assert_eq!(
+        history.stages.keys().collect::<Vec<_>>(),
+        ["Deploy"],
+        "only Deploy ran"
+    );
+    assert_eq!(deployed().await, "one\n");
+    let execution = c
+        .codepipeline
+        .get_pipeline_execution()
+        .pipeline_name(&name)
+        .pipeline_execution_id(&rollback)
+        .send()
+        .await
+        .unwrap();
+    let execution = execution.pipeline_execution().unwrap();
+    assert_eq!(
+        execution.execution_type().map(|t| t.as_str()),
+        Some("ROLLBACK")
+    );
+    assert_eq!(
+        execution
+            .rollback_metadata()
+            .and_then(|m| m.rollback_target_pipeline_execution_id()),
+        Some(first.as_str())
+    );
+    // The source stage cannot be rolled back.
+    let err = c
+        .codepipeline
+        .rollback_stage()
+        .pipeline_name(&name)
+        .stage_name("Source")
+        .target_pipeline_execution_id(&first)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_codepipeline::error::ProvideErrorMetadata::code(&err),
+        Some("UnableToRollbackStageException")
+    );
+}
