@@ -142,6 +142,8 @@ pub struct Adapters {
     pub tasks: SfnTaskCallbacks,
     /// The functions job-worker actions invoke.
     pub functions: LambdaFunctions,
+    /// What stage-condition rules read.
+    pub checks: crate::rules::AwsRuleChecks,
     sfn: aws_sdk_sfn::Client,
     /// Built on first use, for the account of the first invoked function ARN (one function has
     /// one ARN, so one account).
@@ -171,6 +173,10 @@ impl Adapters {
             ),
             tasks: SfnTaskCallbacks::new(sfn.clone()),
             functions: LambdaFunctions::new(aws_sdk_lambda::Client::new(&sdk)),
+            checks: crate::rules::AwsRuleChecks::new(
+                aws_sdk_lambda::Client::new(&sdk),
+                aws_sdk_cloudwatch::Client::new(&sdk),
+            ),
             sfn,
             machines: OnceLock::new(),
             sdk,
@@ -211,6 +217,7 @@ impl Adapters {
             tasks: &self.tasks,
             machines: self.state_machines(&account_id),
             functions: &self.functions,
+            checks: &self.checks,
             config: EngineConfig {
                 region: self.region(),
                 account_id,

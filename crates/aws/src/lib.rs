@@ -10,7 +10,9 @@ pub mod execution_store;
 pub mod lambda;
 pub mod logging;
 pub mod pipeline_store;
+pub mod rules;
 pub mod sfn;
+pub mod webhooks;
 
 /// Now, in seconds since the epoch (the engine's clock).
 pub fn now() -> f64 {

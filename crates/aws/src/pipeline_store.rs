@@ -8,13 +8,18 @@
 //!
 //! Both are written in one transaction with conditions, so two concurrent writers can never both
 //! win and a version is never overwritten.
+//!
+//! Tags belong to the pipeline, not to a version: TagResource / UntagResource rewrite only the
+//! current item's `record` (a PutItem conditioned on the `record` string read just before, so a
+//! concurrent update, tag write or delete makes it lose), and the version items keep the tags
+//! they were written with.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
-use pipewright_core::store::{Page, PipelineRecord, PipelineStore, StoreError};
+use pipewright_core::store::{Page, PipelineRecord, PipelineStore, StoreError, Tag};
 
 const LIST_PK: &str = "PIPELINES";
 
@@ -268,5 +273,53 @@ impl PipelineStore for DynamoPipelineStore {
             None
         };
         Ok(Page { items, next_token })
+    }
+
+    async fn put_tags(&self, current: &PipelineRecord, tags: &[Tag]) -> Result<(), StoreError> {
+        let name = &current.declaration.name;
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::current_key(name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", e))?;
+        let Some(item) = out.item() else {
+            return Err(StoreError::NotFound(name.clone()));
+        };
+        let stored = item
+            .get("record")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Corrupt("item has no `record` attribute".into()))?
+            .clone();
+        let mut record = record_of(item)?;
+        let conflict =
+            || StoreError::Conflict(format!("pipeline {name} changed since it was read"));
+        if record.version() != current.version()
+            || record.updated != current.updated
+            || record.tags != current.tags
+        {
+            return Err(conflict());
+        }
+        record.tags = tags.to_vec();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(Self::current_key(name), &record)?))
+            .condition_expression("#r = :stored")
+            .expression_attribute_names("#r", "record")
+            .expression_attribute_values(":stored", AttributeValue::S(stored))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(s) if s.is_conditional_check_failed_exception() => Err(conflict()),
+                _ => Err(backend("PutItem", e)),
+            },
+        }
     }
 }

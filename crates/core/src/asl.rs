@@ -94,6 +94,14 @@ pub const SUPERSEDED_ERROR: &str = "Pipewright.Superseded";
 /// The error a token is failed with when the execution is stopped.
 pub const STOPPED_ERROR: &str = "Pipewright.Stopped";
 
+/// The error an `enterStage` token is failed with when a `beforeEntry` condition skips the
+/// stage: the state machine goes to the stage's leave task, then on.
+pub const SKIPPED_ERROR: &str = "Pipewright.Skipped";
+
+/// The error an `enterStage` token is failed with when a `beforeEntry` condition fails the
+/// stage (caught by `States.ALL`: the stage fails).
+pub const CONDITION_FAILED_ERROR: &str = "Pipewright.ConditionFailed";
+
 /// The error an `enterStage` token is failed with when the execution has no more stages to run
 /// (a rollback execution after its stage): the orchestrator has recorded it as succeeded.
 pub const FINISHED_ERROR: &str = "Pipewright.Finished";
@@ -598,6 +606,7 @@ fn enter_state(
             catch(SUPERSEDED_ERROR, SUPERSEDED),
             catch(STOPPED_ERROR, STOPPED),
             catch(FINISHED_ERROR, DONE),
+            catch(SKIPPED_ERROR, &names.leave),
             catch("States.ALL", &names.failed),
         ]),
     );

@@ -202,6 +202,21 @@ impl Engine<'_> {
         retry_mode: &str,
         now: f64,
     ) -> Result<(), RetryError> {
+        self.retry_stage_as(pipeline_name, stage, id, retry_mode, false, now)
+            .await
+    }
+
+    /// [`Self::retry_stage`]; `automatic` (an `onFailure: RETRY` condition) retries while the
+    /// execution still holds the stage, so the checks on other executions do not apply.
+    pub(crate) async fn retry_stage_as(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        id: &str,
+        retry_mode: &str,
+        automatic: bool,
+        now: f64,
+    ) -> Result<(), RetryError> {
         let snapshot = self
             .executions
             .snapshot(id)
@@ -244,10 +259,13 @@ impl Engine<'_> {
                 current.version()
             )));
         }
-        let latest = self
-            .executions
-            .latest_stage_executions(pipeline_name)
-            .await?;
+        let latest = if automatic {
+            Vec::new()
+        } else {
+            self.executions
+                .latest_stage_executions(pipeline_name)
+                .await?
+        };
         if let Some(other) = latest
             .iter()
             .find(|p| p.stage_name == stage && p.pipeline_execution_id != id)
@@ -258,7 +276,9 @@ impl Engine<'_> {
             )));
         }
         let (lock, _) = self.executions.stage_lock(pipeline_name, stage).await?;
-        if lock.holder.as_deref().is_some_and(|h| h != id) || !lock.waiting.is_empty() {
+        if !automatic
+            && (lock.holder.as_deref().is_some_and(|h| h != id) || !lock.waiting.is_empty())
+        {
             return Err(RetryError::NotLatest(format!(
                 "another execution holds or waits for stage {stage}"
             )));
@@ -275,6 +295,7 @@ impl Engine<'_> {
             start_time: now,
             last_update_time: now,
             retry_mode: Some(retry_mode.to_string()),
+            conditions: Vec::new(),
         };
         let mut resumed = execution.clone();
         resumed.status = PipelineExecutionStatus::InProgress;

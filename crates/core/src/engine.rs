@@ -169,6 +169,8 @@ pub struct Engine<'a> {
     pub machines: &'a dyn StateMachines,
     /// Lambda functions that job-worker actions invoke (`Invoke/AWS/Lambda`).
     pub functions: &'a dyn crate::jobs::Functions,
+    /// What stage-condition rules read (Lambda functions, CloudWatch alarms).
+    pub checks: &'a dyn crate::conditions::RuleChecks,
     /// Configuration.
     pub config: EngineConfig,
 }
@@ -439,6 +441,14 @@ impl Engine<'_> {
                 .await
                 .map_err(EngineError::Callback);
         }
+        if snapshot.execution.status != PipelineExecutionStatus::InProgress {
+            // It ended in the previous stage (an onSuccess condition failed it).
+            return self
+                .tasks
+                .fail(token, asl::FINISHED_ERROR, "the execution has ended")
+                .await
+                .map_err(EngineError::Callback);
+        }
         if let Some(rollback) = &snapshot.execution.rollback {
             if rollback.stage_name != stage {
                 // A rollback runs one stage: it is done.
@@ -479,7 +489,7 @@ impl Engine<'_> {
         now: f64,
     ) -> Result<(), EngineError> {
         let execution = &snapshot.execution;
-        let (record, state) = match snapshot.stage(stage) {
+        let (mut record, state) = match snapshot.stage(stage) {
             // A retry prepared this attempt (RetryStageExecution): the stage resumes.
             Some(s) if s.status == StageExecutionStatus::InProgress && s.retry_mode.is_some() => {
                 let mut record = s.clone();
@@ -495,13 +505,49 @@ impl Engine<'_> {
                     start_time: now,
                     last_update_time: now,
                     retry_mode: None,
+                    conditions: Vec::new(),
                 },
                 StageState::Started,
             ),
         };
+        // beforeEntry conditions (a resumed attempt has passed them already, or was let through).
+        let mut refused = None;
+        if state == StageState::Started {
+            refused = self
+                .check_before_entry(snapshot, stage, &mut record, now)
+                .await?;
+        }
+        if refused == Some(crate::declaration::ConditionResult::Skip) {
+            record.status = StageExecutionStatus::Skipped;
+        }
         self.executions
             .put_stage(&execution.pipeline_name, &record)
             .await?;
+        if let Some(result) = refused {
+            let summary = record
+                .conditions
+                .last()
+                .map(|c| c.summary.clone())
+                .unwrap_or_default();
+            let (error, cause) = if result == crate::declaration::ConditionResult::Skip {
+                (
+                    asl::SKIPPED_ERROR,
+                    format!("stage {stage} skipped: {summary}"),
+                )
+            } else {
+                self.publish(vec![self.stage_event(execution, &record, state)])
+                    .await;
+                (
+                    asl::CONDITION_FAILED_ERROR,
+                    format!("stage {stage}: beforeEntry condition failed: {summary}"),
+                )
+            };
+            return self
+                .tasks
+                .fail(token, error, &truncate(&cause, 32_000))
+                .await
+                .map_err(EngineError::Callback);
+        }
         self.publish(vec![self.stage_event(execution, &record, state)])
             .await;
         self.tasks
@@ -729,7 +775,7 @@ impl Engine<'_> {
         succeeded: bool,
         now: f64,
     ) -> Result<(), EngineError> {
-        let (snapshot, _) = self.load(ids).await?;
+        let (snapshot, pipeline) = self.load(ids).await?;
         let mut record = snapshot.stage(stage).cloned().unwrap_or(StageExecution {
             pipeline_execution_id: ids.pipeline_execution_id.clone(),
             stage_name: stage.to_string(),
@@ -738,8 +784,33 @@ impl Engine<'_> {
             start_time: now,
             last_update_time: now,
             retry_mode: None,
+            conditions: Vec::new(),
         });
+        let mode = snapshot.execution.execution_mode;
+        if record.status == StageExecutionStatus::Skipped {
+            // Skipped by its beforeEntry condition: nothing ran.
+            return self.release_stage(ids, mode, stage, now).await;
+        }
         let stopping = crate::control::is_stopping(snapshot.execution.status);
+        let declaration = stage_of(&pipeline.declaration, stage)?;
+        // onSuccess conditions can still fail the stage.
+        let mut failure_summary_text = None;
+        let mut after = crate::conditions::After::Nothing;
+        let mut succeeded = succeeded;
+        if succeeded && !stopping {
+            if let Some((summary, then)) = self
+                .check_on_success(&snapshot, declaration, &mut record, now)
+                .await?
+            {
+                succeeded = false;
+                failure_summary_text = Some(summary);
+                after = then;
+            }
+        } else if !succeeded && !stopping && !record.condition_failed() {
+            after = self
+                .check_on_failure(&snapshot, declaration, &mut record, now)
+                .await?;
+        }
         record.status = match (succeeded, stopping) {
             (true, _) => StageExecutionStatus::Succeeded,
             (false, true) => StageExecutionStatus::Stopped,
@@ -758,14 +829,19 @@ impl Engine<'_> {
         if stopping {
             self.publish(events).await;
             self.finish_stopping(&snapshot.execution, now).await?;
-            return self
-                .release_stage(ids, snapshot.execution.execution_mode, stage, now)
-                .await;
+            return self.release_stage(ids, mode, stage, now).await;
         }
         if !succeeded {
             let mut execution = snapshot.execution.clone();
             execution.status = PipelineExecutionStatus::Failed;
-            execution.status_summary = Some(failure_summary(&snapshot, stage, record.attempt));
+            execution.status_summary = Some(failure_summary_text.unwrap_or_else(|| {
+                let mut with_record = snapshot.clone();
+                with_record
+                    .stages
+                    .retain(|s| !(s.stage_name == stage && s.attempt == record.attempt));
+                with_record.stages.push(record.clone());
+                failure_summary(&with_record, stage, record.attempt)
+            }));
             execution.last_update_time = now;
             keep_source_revisions(&mut execution, &snapshot);
             self.executions
@@ -780,9 +856,8 @@ impl Engine<'_> {
             events.push(self.pipeline_event(&execution, PipelineState::Failed));
         }
         self.publish(events).await;
-        // A failure releases the stage as a success does.
-        self.release_stage(ids, snapshot.execution.execution_mode, stage, now)
-            .await
+        // What the stage's conditions ask for once the failure is recorded.
+        self.after_conditions(ids, stage, after, now).await
     }
 
     /// Every stage succeeded.
@@ -790,6 +865,10 @@ impl Engine<'_> {
         let (snapshot, _) = self.load(ids).await?;
         if crate::control::is_stopping(snapshot.execution.status) {
             return self.finish_stopping(&snapshot.execution, now).await;
+        }
+        if snapshot.execution.status != PipelineExecutionStatus::InProgress {
+            // It ended already (an onSuccess condition failed it).
+            return Ok(());
         }
         let mut execution = snapshot.execution.clone();
         execution.status = PipelineExecutionStatus::Succeeded;
@@ -1183,6 +1262,11 @@ impl Engine<'_> {
         })
         .with_time(events::format_time(action.last_update_time))
     }
+}
+
+/// Log a failure that must not stop the engine (to stderr, which Lambda captures).
+pub(crate) fn log(message: &str) {
+    tracing_free_log(message);
 }
 
 /// No logging framework in core: failures that must not stop the engine go to stderr, which
@@ -1888,6 +1972,41 @@ pub mod memory {
                 invoked.push((function_name.into(), event.clone()));
             }
             Ok(())
+        }
+    }
+
+    /// Alarms and rule functions, set up by the test.
+    #[derive(Debug, Default)]
+    pub struct MemoryRuleChecks {
+        /// Alarm name → state.
+        pub alarms: Mutex<BTreeMap<String, String>>,
+        /// Function name → its answer (absent: the function does not exist).
+        pub functions: Mutex<BTreeMap<String, Value>>,
+        /// (function, payload) of every invocation.
+        pub invoked: Mutex<Vec<(String, Value)>>,
+    }
+
+    #[async_trait]
+    impl crate::conditions::RuleChecks for MemoryRuleChecks {
+        async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String> {
+            self.invoked
+                .lock()
+                .map_err(|e| e.to_string())?
+                .push((function.into(), payload.clone()));
+            self.functions
+                .lock()
+                .map_err(|e| e.to_string())?
+                .get(function)
+                .cloned()
+                .ok_or_else(|| format!("function {function} does not exist"))
+        }
+        async fn alarm_state(&self, name: &str) -> Result<String, String> {
+            self.alarms
+                .lock()
+                .map_err(|e| e.to_string())?
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("alarm {name} does not exist"))
         }
     }
 

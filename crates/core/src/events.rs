@@ -600,6 +600,11 @@ impl fmt::Display for Timestamp {
 }
 
 /// The proleptic Gregorian date of a day number (days since 1970-01-01), after Howard
+/// The UTC calendar date of `epoch_seconds`: (year, month 1..12, day 1..31).
+pub fn civil_date(epoch_seconds: f64) -> (i64, u32, u32) {
+    civil_from_days((epoch_seconds.floor() as i64).div_euclid(86_400))
+}
+
 /// Hinnant's `civil_from_days`.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

@@ -343,6 +343,9 @@ pub struct StageExecution {
     /// the actions that succeeded in the previous attempt are not run again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_mode: Option<String>,
+    /// The stage conditions evaluated in this attempt, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<crate::conditions::ConditionRun>,
 }
 
 /// Everything recorded about one execution, read at once.

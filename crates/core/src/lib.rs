@@ -49,6 +49,7 @@
 
 pub mod approvals;
 pub mod asl;
+pub mod conditions;
 pub mod control;
 pub mod control_plane;
 pub mod declaration;

@@ -72,6 +72,7 @@ struct World {
     tasks: MemoryTasks,
     machines: MemoryMachines,
     functions: MemoryFunctions,
+    checks: pipewright_core::engine::memory::MemoryRuleChecks,
 }
 
 impl World {
@@ -83,6 +84,7 @@ impl World {
             tasks: MemoryTasks::default(),
             machines: MemoryMachines::default(),
             functions: MemoryFunctions::default(),
+            checks: Default::default(),
         };
         for name in [PIPELINE, OTHER] {
             let mut declaration =
@@ -107,6 +109,7 @@ impl World {
             tasks: &self.tasks,
             machines: &self.machines,
             functions: &self.functions,
+            checks: &self.checks,
             config: EngineConfig {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),

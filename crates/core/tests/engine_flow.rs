@@ -25,6 +25,7 @@ struct World {
     tasks: MemoryTasks,
     machines: MemoryMachines,
     functions: MemoryFunctions,
+    checks: pipewright_core::engine::memory::MemoryRuleChecks,
 }
 
 impl World {
@@ -36,6 +37,7 @@ impl World {
             tasks: MemoryTasks::default(),
             machines: MemoryMachines::default(),
             functions: MemoryFunctions::default(),
+            checks: Default::default(),
         };
         let mut declaration =
             pipewright_core::parse_pipeline(include_str!("../../../infra/pipelines/sample.json"))
@@ -59,6 +61,7 @@ impl World {
             tasks: &self.tasks,
             machines: &self.machines,
             functions: &self.functions,
+            checks: &self.checks,
             config: EngineConfig {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),

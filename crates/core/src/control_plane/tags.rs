@@ -215,10 +215,7 @@ fn check_key(member: &str, key: &str) -> Result<(), ApiError> {
             "{member}: length must be 1..128, got {len}"
         )));
     }
-    if key
-        .get(..4)
-        .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
-    {
+    if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
         return Err(invalid_tags(format!(
             "{member}: {key:?} starts with aws:, which is reserved for AWS's own tags"
         )));
@@ -272,7 +269,7 @@ fn key_of_token(token: &str) -> Result<String, ApiError> {
             "nextToken: not a token this service issued",
         )
     };
-    if token.is_empty() || token.len() > 2048 || token.len() % 2 != 0 {
+    if token.is_empty() || token.len() > 2048 || !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes = (0..token.len())

@@ -312,7 +312,7 @@ pub fn filter_decision(config: &GitConfiguration, change: &GitChange) -> Decisio
             let mut refusals = Vec::new();
             for (i, filter) in filters.iter().enumerate() {
                 let event_ok = match &filter.events {
-                    None => Ok(format!("any event")),
+                    None => Ok("any event".to_string()),
                     Some(events) if events.contains(&pr.event) => Ok(format!("event {}", pr.event)),
                     Some(events) => Err(format!(
                         "event {} not in [{}]",

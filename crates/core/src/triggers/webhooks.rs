@@ -83,7 +83,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -578,13 +578,14 @@ mod tests {
         use SignatureError::*;
         let truncated = &good[..good.len() - 2];
         let upper = good.to_ascii_uppercase().replace("SHA256=", "sha256=");
-        let table: Vec<(
+        type Row<'a> = (
             GitProvider,
             Headers,
-            &[u8],
-            &[u8],
+            &'a [u8],
+            &'a [u8],
             Result<(), SignatureError>,
-        )> = vec![
+        );
+        let table: Vec<Row> = vec![
             (GitHub, gh(&good), body, SECRET, Ok(())),
             (GitHub, gh(&upper), body, SECRET, Ok(())),
             (

@@ -334,14 +334,16 @@ fn check_engine_contract(p: &PipelineDeclaration, asl: &Value, out: &mut Vec<Str
             (json!(["Pipewright.Superseded"]), json!("Succeed")),
             (json!(["Pipewright.Stopped"]), json!("Succeed")),
             (json!(["Pipewright.Finished"]), json!("Succeed")),
+            (json!(["Pipewright.Skipped"]), json!("Task")),
             (json!(["States.ALL"]), json!("Task")),
         ];
-        let catches_ok = catch_targets.len() == 4
+        let catches_ok = catch_targets.len() == 5
             && catch_targets
                 .iter()
                 .zip(&expected_catches)
                 .all(|((e, t), (ee, et))| *e == ee && *t == et)
-            && enter["Catch"][3]["Next"] == failed;
+            && enter["Catch"][3]["Next"] == leave
+            && enter["Catch"][4]["Next"] == failed;
         if !catches_ok
             || enter["Resource"] != INVOKE_WAIT
             || enter["ResultPath"] != pipewright_core::asl::DISCARD_RESULT

@@ -27,6 +27,7 @@ pub struct World {
     pub tasks: MemoryTasks,
     pub machines: MemoryMachines,
     pub functions: MemoryFunctions,
+    pub checks: pipewright_core::engine::memory::MemoryRuleChecks,
 }
 
 /// The caller the control plane sees in [`World::api`].
@@ -62,6 +63,7 @@ impl World {
             tasks: &self.tasks,
             machines: &self.machines,
             functions: &self.functions,
+            checks: &self.checks,
             config: EngineConfig {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),

@@ -1,0 +1,787 @@
+//! Stage conditions (`beforeEntry`, `onSuccess`, `onFailure`) and their rules.
+//!
+//! How Pipewright reads them (CodePipeline's documented behaviour):
+//! - `beforeEntry`: each condition's rules must all pass for the stage to be entered; the first
+//!   condition that does not pass applies its result: `FAIL` (the default: the stage and the
+//!   execution fail) or `SKIP` (the stage is skipped, the execution goes on).
+//! - `onSuccess`: checked when every action succeeded; the first condition that does not pass
+//!   applies `FAIL` (default) or `ROLLBACK` (the stage fails and is rolled back to the last
+//!   successful execution).
+//! - `onFailure`: when the stage fails. Without conditions its `result` applies (`FAIL`,
+//!   `ROLLBACK`, or `RETRY` with `retryConfiguration.retryMode`, at most
+//!   [`MAX_AUTOMATIC_RETRIES`] time). With conditions, the result of the first condition whose
+//!   rules all pass (its own `result`, else the stage's) applies; if none passes, `FAIL`.
+//!
+//! Rules: `VariableCheck` (`Variable` resolved like any configuration, compared with `Value` by
+//! `Operator` EQ, NE, CONTAINS, MATCHES, GT, GE, LT, LE), `DeploymentWindow` (`Cron`: an
+//! EventBridge cron expression; the rule passes while the current minute matches; `TimeZone`
+//! UTC only), `LambdaInvoke` (`FunctionName`, optional `UserParameters`: invoked synchronously;
+//! passes unless the function errs or answers `{"status": "FAILED"}`) and `CloudWatchAlarm`
+//! (`AlarmName`: passes unless the alarm is in `ALARM`). `Commands` and `CodeBuild` rules fail
+//! with a clear message (not run by Pipewright).
+//!
+//! Each evaluation is recorded on the stage execution ([`ConditionRun`]) and shown by
+//! GetPipelineState (`beforeEntryConditionState`, ...).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::declaration::{Condition, ConditionResult, RuleDeclaration};
+
+/// How many times `onFailure: RETRY` retries a stage by itself.
+pub const MAX_AUTOMATIC_RETRIES: u32 = 1;
+
+/// Where a condition sits (`ConditionType` plus `ON_FAILURE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionKind {
+    /// `beforeEntry`.
+    #[serde(rename = "BEFORE_ENTRY")]
+    BeforeEntry,
+    /// `onSuccess`.
+    #[serde(rename = "ON_SUCCESS")]
+    OnSuccess,
+    /// `onFailure`.
+    #[serde(rename = "ON_FAILURE")]
+    OnFailure,
+}
+
+/// One rule's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRun {
+    /// The rule's name.
+    pub rule_name: String,
+    /// `Succeeded` or `Failed`.
+    pub status: String,
+    /// What it found.
+    pub summary: String,
+    /// When, seconds since the epoch.
+    pub at: f64,
+}
+
+/// One condition's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionRun {
+    /// Where it sits.
+    pub kind: ConditionKind,
+    /// `Succeeded` (its rules passed), `Failed`, or `Overridden` (OverrideStageCondition).
+    pub status: String,
+    /// Its rules' summaries, or what was done.
+    pub summary: String,
+    /// The result it applied, if any (`FAIL`, `SKIP`, `ROLLBACK`, `RETRY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<ConditionResult>,
+    /// Its rules.
+    #[serde(default)]
+    pub rules: Vec<RuleRun>,
+    /// When.
+    pub at: f64,
+}
+
+/// What rules need from AWS.
+#[async_trait]
+pub trait RuleChecks: Send + Sync {
+    /// Invoke `function` synchronously with `payload`; its answer, or why it failed.
+    async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String>;
+    /// The state of CloudWatch alarm `name` (`OK`, `ALARM`, `INSUFFICIENT_DATA`).
+    async fn alarm_state(&self, name: &str) -> Result<String, String>;
+}
+
+/// Where a rule runs: what it may refer to.
+pub struct RuleContext<'a> {
+    /// Pipeline.
+    pub pipeline_name: &'a str,
+    /// Stage.
+    pub stage_name: &'a str,
+    /// Execution.
+    pub pipeline_execution_id: &'a str,
+    /// Variables visible at the stage (namespace → key → value).
+    pub variables: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// Now, seconds since the epoch.
+    pub now: f64,
+}
+
+/// Run every rule of `condition`; the condition passes when all pass.
+pub async fn run_condition(
+    kind: ConditionKind,
+    condition: &Condition,
+    ctx: &RuleContext<'_>,
+    checks: &dyn RuleChecks,
+) -> ConditionRun {
+    let mut rules = Vec::new();
+    for rule in condition.rules.iter().flatten() {
+        let (passed, summary) = match run_rule(rule, ctx, checks).await {
+            Ok(summary) => (true, summary),
+            Err(summary) => (false, summary),
+        };
+        rules.push(RuleRun {
+            rule_name: rule.name.clone(),
+            status: if passed { "Succeeded" } else { "Failed" }.into(),
+            summary,
+            at: ctx.now,
+        });
+    }
+    let passed = rules.iter().all(|r| r.status == "Succeeded");
+    ConditionRun {
+        kind,
+        status: if passed { "Succeeded" } else { "Failed" }.into(),
+        summary: rules
+            .iter()
+            .map(|r| format!("{}: {}", r.rule_name, r.summary))
+            .collect::<Vec<_>>()
+            .join("; "),
+        applied: None,
+        rules,
+        at: ctx.now,
+    }
+}
+
+/// Run one rule: `Ok(summary)` when it passes, `Err(summary)` when not.
+pub async fn run_rule(
+    rule: &RuleDeclaration,
+    ctx: &RuleContext<'_>,
+    checks: &dyn RuleChecks,
+) -> Result<String, String> {
+    let mut config = BTreeMap::new();
+    for (key, value) in rule.configuration.iter().flatten() {
+        let resolved = crate::variables::resolve(value, |ns, k| {
+            ctx.variables.get(ns).and_then(|m| m.get(k)).cloned()
+        })
+        .map_err(|e| format!("configuration {key}: {e}"))?;
+        config.insert(key.as_str(), resolved);
+    }
+    let get = |key: &str| {
+        config
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| format!("configuration {key} is required"))
+    };
+    match rule.rule_type_id.provider.as_str() {
+        "VariableCheck" => {
+            let (variable, operator, value) = (get("Variable")?, get("Operator")?, get("Value")?);
+            if variable_check(variable, operator, value)? {
+                Ok(format!("{variable:?} {operator} {value:?}"))
+            } else {
+                Err(format!("{variable:?} is not {operator} {value:?}"))
+            }
+        }
+        "DeploymentWindow" => {
+            if let Some(zone) = config
+                .get("TimeZone")
+                .filter(|z| !z.eq_ignore_ascii_case("UTC"))
+            {
+                return Err(format!("TimeZone {zone}: only UTC is supported"));
+            }
+            let cron = get("Cron")?;
+            if cron_matches(cron, ctx.now)? {
+                Ok(format!("now is inside the window {cron}"))
+            } else {
+                Err(format!("now is outside the window {cron}"))
+            }
+        }
+        "LambdaInvoke" => {
+            let function = get("FunctionName")?;
+            let payload = json!({
+                "pipelineName": ctx.pipeline_name,
+                "stageName": ctx.stage_name,
+                "ruleName": rule.name,
+                "pipelineExecutionId": ctx.pipeline_execution_id,
+                "userParameters": config.get("UserParameters"),
+            });
+            let answer = checks
+                .invoke(function, &payload)
+                .await
+                .map_err(|e| format!("function {function}: {e}"))?;
+            match answer.get("status").and_then(Value::as_str) {
+                Some(s) if s.eq_ignore_ascii_case("FAILED") => Err(format!(
+                    "function {function} answered FAILED{}",
+                    answer
+                        .get("summary")
+                        .and_then(Value::as_str)
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                )),
+                _ => Ok(format!("function {function} passed")),
+            }
+        }
+        "CloudWatchAlarm" => {
+            let alarm = get("AlarmName")?;
+            let state = checks
+                .alarm_state(alarm)
+                .await
+                .map_err(|e| format!("alarm {alarm}: {e}"))?;
+            if state == "ALARM" {
+                Err(format!("alarm {alarm} is in ALARM"))
+            } else {
+                Ok(format!("alarm {alarm} is {state}"))
+            }
+        }
+        other => Err(format!("{other} rules are not run by Pipewright")),
+    }
+}
+
+/// `VariableCheck`: compare `variable` with `value` by `operator`.
+pub fn variable_check(variable: &str, operator: &str, value: &str) -> Result<bool, String> {
+    let numbers = || -> Result<(f64, f64), String> {
+        Ok((
+            variable
+                .trim()
+                .parse()
+                .map_err(|_| format!("{variable:?} is not a number ({operator})"))?,
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{value:?} is not a number ({operator})"))?,
+        ))
+    };
+    Ok(match operator {
+        "EQ" => variable == value,
+        "NE" => variable != value,
+        "CONTAINS" => variable.contains(value),
+        "MATCHES" => wildcard(value.as_bytes(), variable.as_bytes()),
+        "GT" => numbers().map(|(a, b)| a > b)?,
+        "GE" => numbers().map(|(a, b)| a >= b)?,
+        "LT" => numbers().map(|(a, b)| a < b)?,
+        "LE" => numbers().map(|(a, b)| a <= b)?,
+        other => {
+            return Err(format!(
+                "Operator {other:?} is not one of EQ, NE, CONTAINS, MATCHES, GT, GE, LT, LE"
+            ))
+        }
+    })
+}
+
+/// `pattern` with `*` (any run of characters) and `?` (one character) against `text`.
+fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
+    // Iterative matching with one backtrack point: linear in practice, no recursion.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
+}
+
+/// Whether `now` falls in a minute matched by EventBridge cron expression `cron`
+/// (`cron(minutes hours day-of-month month day-of-week year)`, or the six fields alone).
+pub fn cron_matches(cron: &str, now: f64) -> Result<bool, String> {
+    let body = cron
+        .trim()
+        .strip_prefix("cron(")
+        .and_then(|c| c.strip_suffix(')'))
+        .unwrap_or(cron.trim());
+    let fields: Vec<&str> = body.split_whitespace().collect();
+    if fields.len() != 6 {
+        return Err(format!(
+            "Cron {cron:?}: expected 6 fields (minutes hours day-of-month month day-of-week year)"
+        ));
+    }
+    let (year, month, day) = crate::events::civil_date(now);
+    let seconds_of_day = (now.floor() as i64).rem_euclid(86_400);
+    let (hour, minute) = (
+        (seconds_of_day / 3600) as u32,
+        (seconds_of_day % 3600 / 60) as u32,
+    );
+    // 1970-01-01 was a Thursday; EventBridge numbers Sunday 1 .. Saturday 7.
+    let dow = (((now.floor() as i64).div_euclid(86_400) + 4).rem_euclid(7) + 1) as u32;
+    let checks = [
+        (fields[0], minute, 0, 59, "minutes"),
+        (fields[1], hour, 0, 23, "hours"),
+        (fields[2], day, 1, 31, "day-of-month"),
+        (fields[3], month, 1, 12, "month"),
+        (fields[4], dow, 1, 7, "day-of-week"),
+        (
+            fields[5],
+            year.clamp(0, u32::MAX as i64) as u32,
+            1970,
+            2199,
+            "year",
+        ),
+    ];
+    for (field, value, min, max, name) in checks {
+        if !field_matches(field, value, min, max, name)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+fn field_matches(field: &str, value: u32, min: u32, max: u32, name: &str) -> Result<bool, String> {
+    let number = |text: &str| -> Result<u32, String> {
+        let upper = text.to_ascii_uppercase();
+        if name == "month" {
+            if let Some(i) = MONTHS.iter().position(|m| *m == upper) {
+                return Ok(i as u32 + 1);
+            }
+        }
+        if name == "day-of-week" {
+            if let Some(i) = DAYS.iter().position(|d| *d == upper) {
+                return Ok(i as u32 + 1);
+            }
+        }
+        let n: u32 = text
+            .parse()
+            .map_err(|_| format!("{name} field: {text:?} is not a value"))?;
+        if n < min || n > max {
+            return Err(format!("{name} field: {n} is outside {min}..{max}"));
+        }
+        Ok(n)
+    };
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("{name} field: bad step in {part:?}"))?,
+            ),
+            None => (part, 1),
+        };
+        let (low, high) = match range {
+            "*" | "?" => (min, max),
+            r => match r.split_once('-') {
+                Some((a, b)) => (number(a)?, number(b)?),
+                None if step > 1 => (number(r)?, max),
+                None => {
+                    let n = number(r)?;
+                    (n, n)
+                }
+            },
+        };
+        if value >= low && value <= high && (value - low) % step == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The result a `beforeEntry` / `onSuccess` evaluation applies: the first condition that did
+/// not pass, with its result (`default` when it names none).
+pub fn first_failed(
+    conditions: &[Condition],
+    runs: &[ConditionRun],
+    default: ConditionResult,
+) -> Option<(usize, ConditionResult)> {
+    runs.iter()
+        .position(|r| r.status != "Succeeded")
+        .map(|i| (i, conditions[i].result.unwrap_or(default)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_checks_compare_as_documented() {
+        assert!(variable_check("main", "EQ", "main").unwrap());
+        assert!(variable_check("main", "NE", "dev").unwrap());
+        assert!(variable_check("release/1.2", "CONTAINS", "release").unwrap());
+        assert!(variable_check("release/1.2", "MATCHES", "release/*").unwrap());
+        assert!(!variable_check("hotfix/1", "MATCHES", "release/*").unwrap());
+        assert!(variable_check("10", "GT", "9").unwrap());
+        assert!(!variable_check("10", "LT", "9").unwrap());
+        assert!(variable_check("3", "LE", "3").unwrap());
+        assert!(variable_check("x", "GT", "1")
+            .unwrap_err()
+            .contains("not a number"));
+        assert!(variable_check("x", "LIKE", "1")
+            .unwrap_err()
+            .contains("LIKE"));
+    }
+
+    /// 2026-11-22 (a Sunday) 03:30:00 UTC.
+    const SUNDAY_0330: f64 = 1_795_318_200.0;
+
+    #[test]
+    fn deployment_windows_follow_eventbridge_cron() {
+        assert!(cron_matches("cron(* * * * ? *)", SUNDAY_0330).unwrap());
+        assert!(cron_matches("cron(0-59 3 ? * SUN *)", SUNDAY_0330).unwrap());
+        assert!(cron_matches("cron(*/15 0-5 ? NOV 1 2026)", SUNDAY_0330).unwrap());
+        assert!(!cron_matches("cron(* 9-17 ? * MON-FRI *)", SUNDAY_0330).unwrap());
+        assert!(!cron_matches("cron(31 3 * * ? *)", SUNDAY_0330).unwrap());
+        assert!(cron_matches("cron(30 3 22 11 ? 2026)", SUNDAY_0330).unwrap());
+        assert!(cron_matches("cron(30 3 22 11 ?)", SUNDAY_0330).is_err());
+        assert!(cron_matches("cron(61 * * * ? *)", SUNDAY_0330).is_err());
+        assert!(cron_matches("cron(*/0 * * * ? *)", SUNDAY_0330).is_err());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The engine's side: when conditions run, and what their results do
+// ---------------------------------------------------------------------------
+
+use crate::declaration::{PipelineDeclaration, StageDeclaration};
+use crate::engine::{Engine, EngineError, ExecutionIds};
+use crate::execution::{
+    ExecutionSnapshot, PipelineExecutionStatus, StageExecution, StageExecutionStatus,
+};
+
+/// What a stage's conditions ask for after its end is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum After {
+    /// Release the stage.
+    Nothing,
+    /// Retry the stage in place (`onFailure: RETRY`), with this retry mode.
+    Retry(String),
+    /// Roll the stage back to the last successful execution (`ROLLBACK`).
+    Rollback,
+}
+
+impl StageExecution {
+    /// True when a condition failed this attempt (so `onFailure` does not apply on top).
+    pub fn condition_failed(&self) -> bool {
+        self.conditions.iter().any(|c| {
+            c.kind != ConditionKind::OnFailure && c.status == "Failed" && c.applied.is_some()
+        })
+    }
+}
+
+/// A stable UUID-shaped id for what `seed` names (an automatic rollback of one stage attempt):
+/// the same seed always gives the same id, so a repeated call starts nothing twice.
+pub fn derived_id(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(seed.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&hash[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+impl Engine<'_> {
+    async fn run_conditions(
+        &self,
+        kind: ConditionKind,
+        conditions: &[Condition],
+        snapshot: &ExecutionSnapshot,
+        declaration: &PipelineDeclaration,
+        stage: &str,
+        now: f64,
+    ) -> Result<Vec<ConditionRun>, EngineError> {
+        let base = self.with_rollback_base(snapshot.clone()).await?;
+        let variables = crate::engine::variable_scope(&base, declaration);
+        let ctx = RuleContext {
+            pipeline_name: &snapshot.execution.pipeline_name,
+            stage_name: stage,
+            pipeline_execution_id: &snapshot.execution.pipeline_execution_id,
+            variables: &variables,
+            now,
+        };
+        let mut runs = Vec::new();
+        for condition in conditions {
+            runs.push(run_condition(kind, condition, &ctx, self.checks).await);
+        }
+        Ok(runs)
+    }
+
+    /// `beforeEntry` of `stage`: the runs go on `record`; returns the result that keeps the
+    /// execution out of the stage (`FAIL` or `SKIP`), if any.
+    pub(crate) async fn check_before_entry(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        stage: &str,
+        record: &mut StageExecution,
+        now: f64,
+    ) -> Result<Option<ConditionResult>, EngineError> {
+        let execution = &snapshot.execution;
+        let Some(pipeline) = self
+            .pipelines
+            .get(&execution.pipeline_name, Some(execution.pipeline_version))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(before) = pipeline
+            .declaration
+            .stages
+            .iter()
+            .find(|s| s.name == stage)
+            .and_then(|s| s.before_entry.as_ref())
+        else {
+            return Ok(None);
+        };
+        let mut runs = self
+            .run_conditions(
+                ConditionKind::BeforeEntry,
+                &before.conditions,
+                snapshot,
+                &pipeline.declaration,
+                stage,
+                now,
+            )
+            .await?;
+        let refused = first_failed(&before.conditions, &runs, ConditionResult::Fail);
+        if let Some((i, result)) = refused {
+            runs[i].applied = Some(result);
+            // The failing condition last, so summaries name it.
+            let failed = runs.remove(i);
+            runs.push(failed);
+        }
+        record.conditions.extend(runs);
+        Ok(refused.map(|(_, r)| r))
+    }
+
+    /// `onSuccess` of `stage`: when a condition fails, the summary that fails the execution and
+    /// what follows (`FAIL` or `ROLLBACK`).
+    pub(crate) async fn check_on_success(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        stage: &StageDeclaration,
+        record: &mut StageExecution,
+        now: f64,
+    ) -> Result<Option<(String, After)>, EngineError> {
+        let Some(on_success) = &stage.on_success else {
+            return Ok(None);
+        };
+        let declaration = self.declaration_of(snapshot).await?;
+        let mut runs = self
+            .run_conditions(
+                ConditionKind::OnSuccess,
+                &on_success.conditions,
+                snapshot,
+                &declaration,
+                &stage.name,
+                now,
+            )
+            .await?;
+        let failed = first_failed(&on_success.conditions, &runs, ConditionResult::Fail);
+        let out = failed.map(|(i, result)| {
+            runs[i].applied = Some(result);
+            let summary = format!(
+                "stage {} failed its onSuccess condition: {}",
+                stage.name, runs[i].summary
+            );
+            let then = if result == ConditionResult::Rollback {
+                After::Rollback
+            } else {
+                After::Nothing
+            };
+            (summary, then)
+        });
+        record.conditions.extend(runs);
+        Ok(out)
+    }
+
+    /// `onFailure` of `stage`: what follows the failure.
+    pub(crate) async fn check_on_failure(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        stage: &StageDeclaration,
+        record: &mut StageExecution,
+        now: f64,
+    ) -> Result<After, EngineError> {
+        let Some(on_failure) = &stage.on_failure else {
+            return Ok(After::Nothing);
+        };
+        let result = match &on_failure.conditions {
+            None => on_failure.result,
+            Some(conditions) => {
+                let declaration = self.declaration_of(snapshot).await?;
+                let mut runs = self
+                    .run_conditions(
+                        ConditionKind::OnFailure,
+                        conditions,
+                        snapshot,
+                        &declaration,
+                        &stage.name,
+                        now,
+                    )
+                    .await?;
+                let met = runs.iter().position(|r| r.status == "Succeeded");
+                let result = met.and_then(|i| conditions[i].result.or(on_failure.result));
+                if let (Some(i), Some(r)) = (met, result) {
+                    runs[i].applied = Some(r);
+                }
+                record.conditions.extend(runs);
+                result
+            }
+        };
+        let mut run = ConditionRun {
+            kind: ConditionKind::OnFailure,
+            status: "Succeeded".into(),
+            summary: String::new(),
+            applied: result,
+            rules: Vec::new(),
+            at: now,
+        };
+        let after = match result {
+            Some(ConditionResult::Retry) if record.attempt <= MAX_AUTOMATIC_RETRIES => {
+                let mode = on_failure
+                    .retry_configuration
+                    .as_ref()
+                    .and_then(|c| c.retry_mode)
+                    .map_or(crate::control::FAILED_ACTIONS, |m| m.as_str());
+                run.summary = format!("retrying the stage ({mode})");
+                After::Retry(mode.to_string())
+            }
+            Some(ConditionResult::Retry) => {
+                run.summary = format!(
+                    "not retried: the stage was already retried {MAX_AUTOMATIC_RETRIES} time(s)"
+                );
+                After::Nothing
+            }
+            Some(ConditionResult::Rollback) => {
+                run.summary = "rolling the stage back".into();
+                After::Rollback
+            }
+            _ => return Ok(After::Nothing),
+        };
+        record.conditions.push(run);
+        Ok(after)
+    }
+
+    async fn declaration_of(
+        &self,
+        snapshot: &ExecutionSnapshot,
+    ) -> Result<PipelineDeclaration, EngineError> {
+        let e = &snapshot.execution;
+        self.pipelines
+            .get(&e.pipeline_name, Some(e.pipeline_version))
+            .await?
+            .map(|p| p.declaration)
+            .ok_or_else(|| EngineError::PipelineNotFound(e.pipeline_name.clone()))
+    }
+
+    /// After a stage's end is recorded: retry it in place (keeping the stage), roll it back, or
+    /// just release it. A retry or rollback that cannot start is logged; the failure stands.
+    pub(crate) async fn after_conditions(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        after: After,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let snapshot = self
+            .executions
+            .snapshot(&ids.pipeline_execution_id)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionNotFound(ids.pipeline_execution_id.clone()))?;
+        let mode = snapshot.execution.execution_mode;
+        match after {
+            After::Retry(retry_mode) => {
+                match self
+                    .retry_stage_as(
+                        &ids.pipeline_name,
+                        stage,
+                        &ids.pipeline_execution_id,
+                        &retry_mode,
+                        true,
+                        now,
+                    )
+                    .await
+                {
+                    // It keeps the stage: the retry enters it again.
+                    Ok(()) => return Ok(()),
+                    Err(e) => crate::engine::log(&format!(
+                        "automatic retry of {stage} did not start: {e}"
+                    )),
+                }
+            }
+            After::Rollback => {
+                self.release_stage(ids, mode, stage, now).await?;
+                let attempt = snapshot.stage(stage).map_or(1, |s| s.attempt);
+                let target = self
+                    .last_success(&ids.pipeline_name, stage, &ids.pipeline_execution_id)
+                    .await?;
+                match target {
+                    Some(target) => {
+                        let id = derived_id(&format!(
+                            "rollback {} {stage} {attempt}",
+                            ids.pipeline_execution_id
+                        ));
+                        if let Err(e) = self
+                            .rollback_stage(
+                                &ids.pipeline_name,
+                                stage,
+                                &target,
+                                crate::events::TriggerType::AutomatedRollback,
+                                &id,
+                                now,
+                            )
+                            .await
+                        {
+                            crate::engine::log(&format!("automatic rollback of {stage} did not start: {e}"));
+                        }
+                    }
+                    None => crate::engine::log(&format!(
+                        "automatic rollback of {stage}: no earlier successful execution to roll back to"
+                    )),
+                }
+                return Ok(());
+            }
+            After::Nothing => {}
+        }
+        self.release_stage(ids, mode, stage, now).await
+    }
+
+    /// The latest successful STANDARD execution of the current pipeline version that ran
+    /// `stage` to success (not `except`).
+    async fn last_success(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        except: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(pipeline) = self.pipelines.get(pipeline_name, None).await? else {
+            return Ok(None);
+        };
+        let mut token: Option<String> = None;
+        for _ in 0..5 {
+            let page = self
+                .executions
+                .list_executions(pipeline_name, token.as_deref(), 50)
+                .await?;
+            for e in &page.items {
+                if e.pipeline_execution_id == except
+                    || e.status != PipelineExecutionStatus::Succeeded
+                    || e.execution_type != crate::execution::ExecutionType::Standard
+                    || e.pipeline_version != pipeline.version()
+                {
+                    continue;
+                }
+                if let Some(s) = self.executions.snapshot(&e.pipeline_execution_id).await? {
+                    if s.stage(stage)
+                        .is_some_and(|r| r.status == StageExecutionStatus::Succeeded)
+                    {
+                        return Ok(Some(e.pipeline_execution_id.clone()));
+                    }
+                }
+            }
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        Ok(None)
+    }
+}
