@@ -93,6 +93,14 @@ impl Settings {
         let set: Vec<&str> = TARGETS.into_iter().filter(|n| get(n).is_some()).collect();
         let targets = match set.len() {
             0 => None,
+            // The orchestrator cannot name itself in its own environment (a circular reference
+            // in the template): its ARN comes from its invocation ([`Adapters::engine`]).
+            2 if !set.contains(&"ORCHESTRATOR_ARN") => Some(AslTargets {
+                orchestrator_arn: String::new(),
+                action_arn: get("ACTION_ARN").unwrap_or_default(),
+                approval_arn: get("APPROVAL_ARN").unwrap_or_default(),
+                action_timeout_cap_seconds,
+            }),
             3 => Some(AslTargets {
                 orchestrator_arn: get("ORCHESTRATOR_ARN").unwrap_or_default(),
                 action_arn: get("ACTION_ARN").unwrap_or_default(),
@@ -222,11 +230,25 @@ impl Adapters {
                 region: self.region(),
                 account_id,
                 artifact_bucket: self.settings.artifact_bucket.clone(),
-                targets: self.settings.targets.clone(),
+                targets: self.settings.targets.clone().map(|mut t| {
+                    if t.orchestrator_arn.is_empty() {
+                        t.orchestrator_arn = unqualified(invoked_function_arn);
+                    }
+                    t
+                }),
                 action_timeout_cap_seconds: self.settings.action_timeout_cap_seconds,
             },
         }
     }
+}
+
+/// A function ARN without its version or alias qualifier (`...:function:name`).
+fn unqualified(function_arn: &str) -> String {
+    function_arn
+        .splitn(8, ':')
+        .take(7)
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The account id in an ARN (its 5th field), or [`FALLBACK_ACCOUNT_ID`].
@@ -302,6 +324,15 @@ mod tests {
             settings(&half).unwrap_err(),
             "ACTION_ARN set but ORCHESTRATOR_ARN, APPROVAL_ARN not: \
              set all of ORCHESTRATOR_ARN, ACTION_ARN, APPROVAL_ARN or none"
+        );
+        // The orchestrator: its own ARN comes from the invocation.
+        let mut orchestrator = REQUIRED.to_vec();
+        orchestrator.extend([("ACTION_ARN", "arn:a"), ("APPROVAL_ARN", "arn:p")]);
+        let targets = settings(&orchestrator).unwrap().targets.unwrap();
+        assert_eq!(targets.orchestrator_arn, "");
+        assert_eq!(
+            unqualified("arn:aws:lambda:us-east-1:123456789012:function:orch:live"),
+            "arn:aws:lambda:us-east-1:123456789012:function:orch"
         );
         let mut bad = REQUIRED.to_vec();
         bad.push(("ACTION_TIMEOUT_CAP_SECONDS", "soon"));

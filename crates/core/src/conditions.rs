@@ -370,7 +370,7 @@ fn field_matches(field: &str, value: u32, min: u32, max: u32, name: &str) -> Res
                 }
             },
         };
-        if value >= low && value <= high && (value - low) % step == 0 {
+        if value >= low && value <= high && (value - low).is_multiple_of(step) {
             return Ok(true);
         }
     }
@@ -783,5 +783,180 @@ impl Engine<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+/// Why OverrideStageCondition was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OverrideError {
+    /// `ConditionNotOverridableException`.
+    #[error("{0}")]
+    NotOverridable(String),
+    /// `NotLatestPipelineExecutionException`.
+    #[error("{0}")]
+    NotLatest(String),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<crate::store::StoreError> for OverrideError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Engine(e.into())
+    }
+}
+
+impl Engine<'_> {
+    /// OverrideStageCondition: the `kind` (`BEFORE_ENTRY` or `ON_SUCCESS`) condition that failed
+    /// execution `id` in `stage` is overridden: with `BEFORE_ENTRY` the execution resumes by
+    /// entering the stage (its entry conditions are not checked again); with `ON_SUCCESS` the
+    /// stage counts as succeeded and the execution resumes at the next stage (or succeeds).
+    pub async fn override_condition(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        id: &str,
+        kind: ConditionKind,
+        by: &str,
+        now: f64,
+    ) -> Result<(), OverrideError> {
+        let snapshot = self
+            .executions
+            .snapshot(id)
+            .await?
+            .filter(|s| s.execution.pipeline_name == pipeline_name)
+            .ok_or_else(|| EngineError::ExecutionNotFound(id.to_string()))?;
+        let mut record = snapshot.stage(stage).cloned().ok_or_else(|| {
+            OverrideError::NotOverridable(format!("execution {id} never reached stage {stage}"))
+        })?;
+        let failed = snapshot.execution.status == PipelineExecutionStatus::Failed
+            && record
+                .conditions
+                .iter()
+                .any(|c| c.kind == kind && c.status == "Failed" && c.applied.is_some());
+        if !failed || kind == ConditionKind::OnFailure {
+            return Err(OverrideError::NotOverridable(format!(
+                "no {} condition of stage {stage} failed execution {id}",
+                match kind {
+                    ConditionKind::BeforeEntry => "BEFORE_ENTRY",
+                    ConditionKind::OnSuccess => "ON_SUCCESS",
+                    ConditionKind::OnFailure => "ON_FAILURE",
+                }
+            )));
+        }
+        let latest = self
+            .executions
+            .latest_stage_executions(pipeline_name)
+            .await?;
+        if let Some(other) = latest
+            .iter()
+            .find(|p| p.stage_name == stage && p.pipeline_execution_id != id)
+        {
+            return Err(OverrideError::NotLatest(format!(
+                "execution {} has entered stage {stage} since",
+                other.pipeline_execution_id
+            )));
+        }
+        for c in record
+            .conditions
+            .iter_mut()
+            .filter(|c| c.kind == kind && c.status == "Failed")
+        {
+            c.status = "Overridden".into();
+            c.summary = format!("{} (overridden by {by})", c.summary);
+            c.at = now;
+        }
+        match kind {
+            ConditionKind::BeforeEntry => {
+                self.executions.put_stage(pipeline_name, &record).await?;
+                self.retry_stage_as(
+                    pipeline_name,
+                    stage,
+                    id,
+                    crate::control::ALL_ACTIONS,
+                    true,
+                    now,
+                )
+                .await
+                .map_err(|e| match e {
+                    crate::control::RetryError::Engine(e) => OverrideError::Engine(e),
+                    other => OverrideError::NotOverridable(other.to_string()),
+                })
+            }
+            _ => {
+                record.status = StageExecutionStatus::Succeeded;
+                record.last_update_time = now;
+                self.executions.put_stage(pipeline_name, &record).await?;
+                let declaration = self.declaration_of(&snapshot).await?;
+                let next = declaration
+                    .stages
+                    .iter()
+                    .position(|s| s.name == stage)
+                    .and_then(|i| declaration.stages.get(i + 1))
+                    .map(|s| s.name.clone());
+                self.resume_at(
+                    &snapshot,
+                    &declaration,
+                    next.as_deref(),
+                    &format!("{id}-override-{}", record.attempt),
+                    now,
+                )
+                .await
+                .map_err(OverrideError::Engine)
+            }
+        }
+    }
+
+    /// A failed execution runs again from stage `next` (none: it has no stage left and
+    /// succeeds).
+    async fn resume_at(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        declaration: &PipelineDeclaration,
+        next: Option<&str>,
+        run_name: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let mut execution = snapshot.execution.clone();
+        execution.status = PipelineExecutionStatus::InProgress;
+        execution.status_summary = None;
+        execution.last_update_time = now;
+        self.executions
+            .put_execution(&execution, &[PipelineExecutionStatus::Failed])
+            .await?;
+        self.publish(vec![
+            self.pipeline_event(&execution, crate::events::PipelineState::Resumed)
+        ])
+        .await;
+        let ids = ExecutionIds {
+            pipeline_name: execution.pipeline_name.clone(),
+            pipeline_version: execution.pipeline_version,
+            pipeline_execution_id: execution.pipeline_execution_id.clone(),
+        };
+        let Some(next) = next else {
+            return self.finish_execution(&ids, now).await;
+        };
+        let targets = self.config.targets.as_ref().ok_or_else(|| {
+            EngineError::StateMachine("this function cannot start state machines".into())
+        })?;
+        let name =
+            crate::asl::state_machine_name(&execution.pipeline_name, execution.pipeline_version);
+        let definition = crate::asl::compile(declaration, targets);
+        let input = json!({
+            "pipelineName": execution.pipeline_name,
+            "pipelineVersion": execution.pipeline_version,
+            "pipelineExecutionId": execution.pipeline_execution_id,
+            "startStage": next,
+        });
+        let machine = self
+            .machines
+            .ensure(&name, &definition)
+            .await
+            .map_err(EngineError::StateMachine)?;
+        self.machines
+            .start(&machine, run_name, &input)
+            .await
+            .map_err(EngineError::StateMachine)?;
+        Ok(())
     }
 }

@@ -1444,7 +1444,26 @@ fn failure_summary(snapshot: &ExecutionSnapshot, stage: &str, attempt: u32) -> S
             None => format!("action {} failed", a.action_name),
         })
         .collect();
-    if failures.is_empty() {
+    let condition = snapshot
+        .stages
+        .iter()
+        .find(|s| s.stage_name == stage && s.attempt == attempt)
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.status == "Failed" && c.applied.is_some())
+        });
+    if let (true, Some(c)) = (failures.is_empty(), condition) {
+        let site = match c.kind {
+            crate::conditions::ConditionKind::BeforeEntry => "beforeEntry",
+            crate::conditions::ConditionKind::OnSuccess => "onSuccess",
+            crate::conditions::ConditionKind::OnFailure => "onFailure",
+        };
+        truncate(
+            &format!("stage {stage} failed its {site} condition: {}", c.summary),
+            2048,
+        )
+    } else if failures.is_empty() {
         format!("stage {stage} failed")
     } else {
         truncate(

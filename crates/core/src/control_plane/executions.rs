@@ -72,6 +72,15 @@ pub(super) struct RollbackInput {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct OverrideInput {
+    pipeline_name: String,
+    stage_name: String,
+    pipeline_execution_id: String,
+    condition_type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ListInput {
     pipeline_name: String,
     max_results: Option<i64>,
@@ -461,6 +470,70 @@ pub(super) async fn rollback(
             format!("pipeline {} has no execution {id}", input.pipeline_name),
         )),
         Err(RollbackError::Engine(e)) => Err(engine_error(e)),
+    }
+}
+
+/// OverrideStageCondition → `{}`.
+pub(super) async fn override_condition(
+    engine: &Engine<'_>,
+    ctx: &ServiceContext,
+    input: OverrideInput,
+) -> Result<Value, ApiError> {
+    use crate::conditions::{ConditionKind, OverrideError};
+    check_name("pipelineName", &input.pipeline_name)?;
+    check_name("stageName", &input.stage_name)?;
+    parse_pipeline_execution_id("pipelineExecutionId", &input.pipeline_execution_id)?;
+    let kind = match input.condition_type.as_str() {
+        "BEFORE_ENTRY" => ConditionKind::BeforeEntry,
+        "ON_SUCCESS" => ConditionKind::OnSuccess,
+        other => {
+            return Err(ApiError::validation(format!(
+                "conditionType: {other:?} is not one of BEFORE_ENTRY, ON_SUCCESS"
+            )))
+        }
+    };
+    let pipeline = require_pipeline(engine, &input.pipeline_name).await?;
+    if !pipeline
+        .declaration
+        .stages
+        .iter()
+        .any(|s| s.name == input.stage_name)
+    {
+        return Err(ApiError::new(
+            "StageNotFoundException",
+            format!(
+                "pipeline {} has no stage {}",
+                input.pipeline_name, input.stage_name
+            ),
+        ));
+    }
+    let by = ctx
+        .caller
+        .clone()
+        .unwrap_or_else(|| "OverrideStageCondition".into());
+    match engine
+        .override_condition(
+            &input.pipeline_name,
+            &input.stage_name,
+            &input.pipeline_execution_id,
+            kind,
+            &by,
+            ctx.now,
+        )
+        .await
+    {
+        Ok(()) => Ok(json!({})),
+        Err(OverrideError::NotOverridable(m)) => {
+            Err(ApiError::new("ConditionNotOverridableException", m))
+        }
+        Err(OverrideError::NotLatest(m)) => {
+            Err(ApiError::new("NotLatestPipelineExecutionException", m))
+        }
+        Err(OverrideError::Engine(EngineError::ExecutionNotFound(id))) => Err(ApiError::new(
+            "PipelineExecutionNotFoundException",
+            format!("pipeline {} has no execution {id}", input.pipeline_name),
+        )),
+        Err(OverrideError::Engine(e)) => Err(engine_error(e)),
     }
 }
 

@@ -122,6 +122,9 @@ pub async fn handle(
         "StopPipelineExecution" => executions::stop(engine(services)?, ctx, parse(body)?).await,
         "RetryStageExecution" => executions::retry(engine(services)?, ctx, parse(body)?).await,
         "RollbackStage" => executions::rollback(engine(services)?, ctx, parse(body)?).await,
+        "OverrideStageCondition" => {
+            executions::override_condition(engine(services)?, ctx, parse(body)?).await
+        }
         "DisableStageTransition" => {
             executions::transition(engine(services)?, ctx, parse(body)?, false).await
         }
@@ -703,7 +706,7 @@ mod tests {
                 engine: None,
             },
             &ctx(),
-            "CodePipeline_20150709.OverrideStageCondition",
+            "CodePipeline_20150709.ListRuleExecutions",
             b"{}",
         )
         .await

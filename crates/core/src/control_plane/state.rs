@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::conditions::ConditionKind;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -123,6 +124,17 @@ fn stage_state(stage: &StageDeclaration, snapshot: Option<&ExecutionSnapshot>) -
         "inboundTransitionState": { "enabled": true },
         "actionStates": action_states,
     });
+    if let Some((_, record)) = run {
+        for (kind, member) in [
+            (ConditionKind::BeforeEntry, "beforeEntryConditionState"),
+            (ConditionKind::OnSuccess, "onSuccessConditionState"),
+            (ConditionKind::OnFailure, "onFailureConditionState"),
+        ] {
+            if let Some(state) = condition_state(record, kind) {
+                out[member] = state;
+            }
+        }
+    }
     if let Some((snapshot, record)) = run {
         out["latestExecution"] = json!({
             "pipelineExecutionId": record.pipeline_execution_id,
@@ -195,4 +207,53 @@ fn action_execution(run: &ActionExecution) -> Value {
         );
     }
     Value::Object(out)
+}
+
+/// `StageConditionState` of the `kind` conditions evaluated in `record` (none: none ran).
+fn condition_state(record: &StageExecution, kind: ConditionKind) -> Option<Value> {
+    let runs: Vec<_> = record
+        .conditions
+        .iter()
+        .filter(|c| c.kind == kind)
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let overall = if runs.iter().any(|c| c.status == "Overridden") {
+        "Overridden"
+    } else if runs.iter().any(|c| c.status == "Failed") {
+        "Failed"
+    } else {
+        "Succeeded"
+    };
+    let conditions: Vec<Value> = runs
+        .iter()
+        .map(|c| {
+            json!({
+                "latestExecution": {
+                    "status": c.status,
+                    "summary": c.summary,
+                    "lastStatusChange": c.at,
+                },
+                "ruleStates": c.rules.iter().map(|r| json!({
+                    "ruleName": r.rule_name,
+                    "latestExecution": {
+                        "status": r.status,
+                        "summary": r.summary,
+                        "lastStatusChange": r.at,
+                    },
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let summary = runs
+        .iter()
+        .map(|c| c.summary.as_str())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(json!({
+        "latestExecution": { "status": overall, "summary": summary },
+        "conditionStates": conditions,
+    }))
 }

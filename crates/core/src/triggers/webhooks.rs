@@ -9,7 +9,8 @@
 //!
 //! Signatures and tokens are compared in constant time (`Mac::verify_slice`; a GitLab token is
 //! compared through an HMAC of both sides, so neither its content nor its length leaks). A
-//! signature of the wrong length (truncated) never verifies. A delivery without an id gets the
+//! signature of the wrong length (truncated) never verifies. GitLab's token does not cover the
+//! body: a GitLab delivery altered in transit is caught by TLS, not here. A delivery without an id gets the
 //! SHA-256 of its body as its id, so a redelivery of the same body is still recognised.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,445 @@
+//! Stage conditions over in-memory ports: each result (FAIL, SKIP, ROLLBACK, RETRY) and each rule
+//! kind, as the state machine would drive them.
+
+mod common;
+
+use common::World;
+use pipewright_core::engine::{ActionOutcome, Engine, ExecutionIds};
+use pipewright_core::execution::{
+    ActionExecutionStatus, ExecutionType, PipelineExecutionStatus, StageExecutionStatus,
+};
+use serde_json::{json, Value};
+
+const A: &str = "aaaaaaaa-0000-4000-8000-0000000000c1";
+const B: &str = "bbbbbbbb-0000-4000-8000-0000000000c2";
+
+fn rule(name: &str, provider: &str, configuration: Value) -> Value {
+    json!({"name": name, "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": provider, "version": "1"}, "configuration": configuration})
+}
+
+/// Source → Build (Commands, with `build` conditions) → Deploy (Commands), QUEUED, variable
+/// `Env` (default `dev`).
+fn pipeline(build: Value) -> Value {
+    let mut build_stage = json!({"name": "Build", "actions": [{
+        "name": "Build",
+        "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+        "commands": ["true"],
+        "inputArtifacts": [{"name": "Src"}]
+    }]});
+    for (k, v) in build.as_object().unwrap() {
+        build_stage[k] = v.clone();
+    }
+    json!({
+        "name": "guarded",
+        "roleArn": "arn:aws:iam::123456789012:role/guarded",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "pipelineType": "V2",
+        "executionMode": "QUEUED",
+        "variables": [{"name": "Env", "defaultValue": "dev"}],
+        "stages": [
+            {"name": "Source", "actions": [{
+                "name": "Source",
+                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
+                "outputArtifacts": [{"name": "Src"}]
+            }]},
+            build_stage,
+            {"name": "Deploy", "actions": [{
+                "name": "Deploy",
+                "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+                "commands": ["true"],
+                "inputArtifacts": [{"name": "Src"}]
+            }]}
+        ]
+    })
+}
+
+fn ids(id: &str) -> ExecutionIds {
+    ExecutionIds {
+        pipeline_name: "guarded".into(),
+        pipeline_version: 1,
+        pipeline_execution_id: id.into(),
+    }
+}
+
+/// Enter Build and run its action (succeeding or not) through the group check; returns
+/// whether the group failed. `None` when the enter token was not answered with success.
+async fn build(
+    engine: &Engine<'_>,
+    world: &World,
+    id: &str,
+    tag: &str,
+    succeed: bool,
+) -> Option<bool> {
+    let token = format!("t-enter-{tag}");
+    engine
+        .enter_stage(&ids(id), "Build", &token, 20.0)
+        .await
+        .unwrap();
+    if world.answer(&token) != Some(Ok(json!({}))) {
+        return None;
+    }
+    let prepared = engine
+        .begin_action(
+            &ids(id),
+            "Build",
+            "Build",
+            &format!("b-{tag}-{id}"),
+            &format!("t-b-{tag}"),
+            21.0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut outcome = ActionOutcome::failed("JobFailed", "broke");
+    if succeed {
+        outcome.status = ActionExecutionStatus::Succeeded;
+        outcome.result = Default::default();
+    }
+    engine
+        .complete_action(&prepared.record, outcome, 22.0)
+        .await
+        .unwrap();
+    Some(
+        engine
+            .check_group(&ids(id), "Build", 1, 23.0)
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_failing_before_entry_condition_fails_the_stage_without_running_it() {
+    let world = World::with_pipeline(pipeline(json!({"beforeEntry": {"conditions": [{
+        "result": "FAIL",
+        "rules": [rule("OnlyProd", "VariableCheck", json!({"Variable": "#{variables.Env}", "Operator": "EQ", "Value": "prod"}))]
+    }]}}))).await;
+    let engine = world.engine();
+    world.run_source(&engine, "guarded", A, "v1").await;
+    assert_eq!(build(&engine, &world, A, "1", true).await, None);
+    assert_eq!(
+        world.answer("t-enter-1"),
+        Some(Err("Pipewright.ConditionFailed".into()))
+    );
+    // The state machine's catch → the stage fails.
+    engine
+        .leave_stage(&ids(A), "Build", false, 24.0)
+        .await
+        .unwrap();
+    let snapshot = world.snapshot(A).await;
+    assert_eq!(snapshot.execution.status, PipelineExecutionStatus::Failed);
+    let summary = snapshot.execution.status_summary.clone().unwrap();
+    assert!(
+        summary.contains("OnlyProd") && summary.contains("\"dev\" is not EQ \"prod\""),
+        "{summary}"
+    );
+    let stage = snapshot.stage("Build").unwrap();
+    assert_eq!(stage.status, StageExecutionStatus::Failed);
+    assert_eq!(stage.conditions[0].status, "Failed");
+    assert!(
+        snapshot.latest_action("Build", "Build").is_none(),
+        "nothing ran"
+    );
+    let state = world
+        .api("GetPipelineState", json!({"name": "guarded"}))
+        .await
+        .unwrap();
+    let before = &state["stageStates"][1]["beforeEntryConditionState"];
+    assert_eq!(before["latestExecution"]["status"], "Failed", "{state}");
+    assert_eq!(
+        before["conditionStates"][0]["ruleStates"][0]["ruleName"],
+        "OnlyProd"
+    );
+    assert_eq!(
+        before["conditionStates"][0]["ruleStates"][0]["latestExecution"]["status"],
+        "Failed"
+    );
+}
+
+#[tokio::test]
+async fn a_skip_result_skips_the_stage_and_the_execution_goes_on() {
+    let world = World::with_pipeline(pipeline(json!({"beforeEntry": {"conditions": [{
+        "result": "SKIP",
+        "rules": [rule("OnlyProd", "VariableCheck", json!({"Variable": "#{variables.Env}", "Operator": "EQ", "Value": "prod"}))]
+    }]}}))).await;
+    let engine = world.engine();
+    world.run_source(&engine, "guarded", A, "v1").await;
+    assert_eq!(build(&engine, &world, A, "1", true).await, None);
+    assert_eq!(
+        world.answer("t-enter-1"),
+        Some(Err("Pipewright.Skipped".into()))
+    );
+    // The catch goes to the stage's leave task, then to Deploy.
+    engine
+        .leave_stage(&ids(A), "Build", true, 24.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        world.snapshot(A).await.stage("Build").unwrap().status,
+        StageExecutionStatus::Skipped
+    );
+    engine
+        .enter_stage(&ids(A), "Deploy", "t-deploy", 25.0)
+        .await
+        .unwrap();
+    assert_eq!(world.answer("t-deploy"), Some(Ok(json!({}))));
+    // The lock went back: another execution enters Build.
+    world.run_source(&engine, "guarded", B, "v2").await;
+    assert_eq!(build(&engine, &world, B, "2", true).await, None);
+    assert_eq!(
+        world.answer("t-enter-2"),
+        Some(Err("Pipewright.Skipped".into()))
+    );
+}
+
+#[tokio::test]
+async fn passing_rules_let_the_stage_run() {
+    let world = World::with_pipeline(pipeline(json!({"beforeEntry": {"conditions": [{
+        "rules": [
+            rule("Always", "DeploymentWindow", json!({"Cron": "cron(* * ? * * *)"})),
+            rule("Gate", "LambdaInvoke", json!({"FunctionName": "gate", "UserParameters": "env=#{variables.Env}"})),
+            rule("Quiet", "CloudWatchAlarm", json!({"AlarmName": "errors"}))
+        ]
+    }]}}))).await;
+    world
+        .checks
+        .functions
+        .lock()
+        .unwrap()
+        .insert("gate".into(), json!({"status": "SUCCEEDED"}));
+    world
+        .checks
+        .alarms
+        .lock()
+        .unwrap()
+        .insert("errors".into(), "OK".into());
+    let engine = world.engine();
+    world.run_source(&engine, "guarded", A, "v1").await;
+    assert_eq!(build(&engine, &world, A, "1", true).await, Some(false));
+    let invoked = world.checks.invoked.lock().unwrap().clone();
+    assert_eq!(invoked[0].0, "gate");
+    assert_eq!(invoked[0].1["userParameters"], "env=dev");
+    assert_eq!(invoked[0].1["pipelineExecutionId"], A);
+    let stage = world.snapshot(A).await.stage("Build").unwrap().clone();
+    assert_eq!(stage.conditions.len(), 1);
+    assert_eq!(stage.conditions[0].status, "Succeeded");
+    assert_eq!(stage.conditions[0].rules.len(), 3);
+}
+
+#[tokio::test]
+async fn an_alarm_after_success_fails_the_stage_and_rolls_it_back() {
+    let world = World::with_pipeline(pipeline(json!({"onSuccess": {"conditions": [{
+        "result": "ROLLBACK",
+        "rules": [rule("Healthy", "CloudWatchAlarm", json!({"AlarmName": "errors"}))]
+    }]}})))
+    .await;
+    world
+        .checks
+        .alarms
+        .lock()
+        .unwrap()
+        .insert("errors".into(), "OK".into());
+    let engine = world.engine();
+    // A good run first: the rollback target.
+    world.run_source(&engine, "guarded", A, "v1").await;
+    assert_eq!(build(&engine, &world, A, "a", true).await, Some(false));
+    engine
+        .leave_stage(&ids(A), "Build", true, 24.0)
+        .await
+        .unwrap();
+    engine
+        .enter_stage(&ids(A), "Deploy", "t-da", 25.0)
+        .await
+        .unwrap();
+    engine
+        .leave_stage(&ids(A), "Deploy", true, 26.0)
+        .await
+        .unwrap();
+    engine.finish_execution(&ids(A), 27.0).await.unwrap();
+    // Then the alarm goes off after B's Build.
+    world
+        .checks
+        .alarms
+        .lock()
+        .unwrap()
+        .insert("errors".into(), "ALARM".into());
+    world.run_source(&engine, "guarded", B, "v2").await;
+    assert_eq!(build(&engine, &world, B, "b", true).await, Some(false));
+    engine
+        .leave_stage(&ids(B), "Build", true, 28.0)
+        .await
+        .unwrap();
+    let b = world.snapshot(B).await;
+    assert_eq!(b.execution.status, PipelineExecutionStatus::Failed);
+    assert!(b
+        .execution
+        .status_summary
+        .clone()
+        .unwrap()
+        .contains("alarm errors is in ALARM"));
+    assert_eq!(
+        b.stage("Build").unwrap().status,
+        StageExecutionStatus::Failed
+    );
+    // B does not go on; a rollback of Build to A started.
+    engine
+        .enter_stage(&ids(B), "Deploy", "t-db", 29.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        world.answer("t-db"),
+        Some(Err("Pipewright.Finished".into()))
+    );
+    let started = world.machines.started.lock().unwrap().clone();
+    let (_, name, input) = started.last().unwrap();
+    assert_eq!(input["startStage"], "Build");
+    let rollback = world.snapshot(name).await;
+    assert_eq!(rollback.execution.execution_type, ExecutionType::Rollback);
+    assert_eq!(
+        rollback.execution.trigger.trigger_type.as_str(),
+        "AutomatedRollback"
+    );
+    assert_eq!(
+        rollback
+            .execution
+            .rollback
+            .unwrap()
+            .target_pipeline_execution_id,
+        A
+    );
+    // The same leave again (a retried task) starts nothing twice.
+    let before = world.machines.started.lock().unwrap().len();
+    let _ = engine.leave_stage(&ids(B), "Build", true, 30.0).await;
+    assert_eq!(world.machines.started.lock().unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn on_failure_retry_retries_the_stage_once() {
+    let world = World::with_pipeline(pipeline(json!({"onFailure": {
+        "result": "RETRY",
+        "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}
+    }})))
+    .await;
+    let engine = world.engine();
+    world.run_source(&engine, "guarded", A, "v1").await;
+    assert_eq!(build(&engine, &world, A, "1", false).await, Some(true));
+    engine
+        .leave_stage(&ids(A), "Build", false, 24.0)
+        .await
+        .unwrap();
+    // Retried at once: the same execution runs again from Build.
+    let snapshot = world.snapshot(A).await;
+    assert_eq!(
+        snapshot.execution.status,
+        PipelineExecutionStatus::InProgress
+    );
+    let started = world.machines.started.lock().unwrap().clone();
+    assert_eq!(started.last().unwrap().1, format!("{A}-retry-2"));
+    assert!(world.events().iter().any(|e| e.2 == "RESUMED"));
+    // It keeps the stage while it retries; the second failure is final.
+    assert_eq!(build(&engine, &world, A, "2", false).await, Some(true));
+    engine
+        .leave_stage(&ids(A), "Build", false, 25.0)
+        .await
+        .unwrap();
+    let snapshot = world.snapshot(A).await;
+    assert_eq!(snapshot.execution.status, PipelineExecutionStatus::Failed);
+    assert_eq!(snapshot.stage("Build").unwrap().attempt, 2);
+    assert_eq!(world.machines.started.lock().unwrap().len(), 2);
+}
+
+fn override_body(id: &str, kind: &str) -> Value {
+    json!({"pipelineName": "guarded", "stageName": "Build", "pipelineExecutionId": id, "conditionType": kind})
+}
+
+#[tokio::test]
+async fn overriding_a_failed_entry_condition_lets_the_execution_enter() {
+    let world = World::with_pipeline(pipeline(json!({"beforeEntry": {"conditions": [{
+        "rules": [rule("OnlyProd", "VariableCheck", json!({"Variable": "#{variables.Env}", "Operator": "EQ", "Value": "prod"}))]
+    }]}}))).await;
+    let engine = world.engine();
+    world.run_source(&engine, "guarded", A, "v1").await;
+    assert_eq!(build(&engine, &world, A, "1", true).await, None);
+    engine
+        .leave_stage(&ids(A), "Build", false, 24.0)
+        .await
+        .unwrap();
+    let err = world
+        .api("OverrideStageCondition", override_body(A, "ON_SUCCESS"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, "ConditionNotOverridableException");
+    let err = world
+        .api("OverrideStageCondition", override_body(A, "ON_FAILURE"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, "ValidationException");
+    assert_eq!(
+        world
+            .api("OverrideStageCondition", override_body(A, "BEFORE_ENTRY"))
+            .await
+            .unwrap(),
+        json!({})
+    );
+    assert_eq!(
+        world.snapshot(A).await.execution.status,
+        PipelineExecutionStatus::InProgress
+    );
+    let started = world.machines.started.lock().unwrap().clone();
+    assert_eq!(started.last().unwrap().2["startStage"], "Build");
+    // The state machine enters Build: the condition is not checked again.
+    assert_eq!(build(&engine, &world, A, "2", true).await, Some(false));
+    let snapshot = world.snapshot(A).await;
+    let first = snapshot
+        .stages
+        .iter()
+        .find(|s| s.stage_name == "Build" && s.attempt == 1)
+        .unwrap();
+    assert_eq!(first.conditions[0].status, "Overridden");
+    assert!(first.conditions[0].summary.contains(common::CALLER));
+}
+
+#[tokio::test]
+async fn overriding_a_failed_success_condition_moves_on_to_the_next_stage() {
+    let world = World::with_pipeline(pipeline(json!({"onSuccess": {"conditions": [{
+        "rules": [rule("Healthy", "CloudWatchAlarm", json!({"AlarmName": "errors"}))]
+    }]}})))
+    .await;
+    world
+        .checks
+        .alarms
+        .lock()
+        .unwrap()
+        .insert("errors".into(), "ALARM".into());
+    let engine = world.engine();
+    world.run_source(&engine, "guarded", A, "v1").await;
+    assert_eq!(build(&engine, &world, A, "1", true).await, Some(false));
+    engine
+        .leave_stage(&ids(A), "Build", true, 24.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        world.snapshot(A).await.execution.status,
+        PipelineExecutionStatus::Failed
+    );
+    world
+        .api("OverrideStageCondition", override_body(A, "ON_SUCCESS"))
+        .await
+        .unwrap();
+    let snapshot = world.snapshot(A).await;
+    assert_eq!(
+        snapshot.execution.status,
+        PipelineExecutionStatus::InProgress
+    );
+    assert_eq!(
+        snapshot.stage("Build").unwrap().status,
+        StageExecutionStatus::Succeeded
+    );
+    let started = world.machines.started.lock().unwrap().clone();
+    assert_eq!(started.last().unwrap().2["startStage"], "Deploy");
+    engine
+        .enter_stage(&ids(A), "Deploy", "t-deploy", 30.0)
+        .await
+        .unwrap();
+    assert_eq!(world.answer("t-deploy"), Some(Ok(json!({}))));
+}
