@@ -677,3 +677,139 @@ async fn rollback_redeploys_what_an_earlier_success_deployed() {
         Some("UnableToRollbackStageException")
     );
 }
+
+// ---------------------------------------------------------------------- stage conditions
+
+#[tokio::test]
+async fn stage_conditions_skip_fail_and_retry_on_the_local_stack() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let alarm = unique("errors");
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&c.sdk);
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&alarm)
+        .metric_name("Errors")
+        .namespace("App")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("the test")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    let name = unique("conditions");
+    let bucket = unique("pipewright-src");
+    versioned_source(&c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
+    let rule = |name: &str, provider: &str, configuration: Value| json!({"name": name, "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": provider, "version": "1"}, "configuration": configuration});
+    let commands = |name: &str, command: &str| {
+        json!({
+            "name": name,
+            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": [command],
+            "inputArtifacts": [{"name": "Src"}]
+        })
+    };
+    create_pipeline(
+        stack,
+        &json!({
+            "name": name,
+            "roleArn": "arn:aws:iam::123456789012:role/conditions",
+            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
+            "pipelineType": "V2",
+            "executionMode": "QUEUED",
+            "variables": [{"name": "Mode", "defaultValue": "skip-test"}, {"name": "Fail", "defaultValue": "no"}],
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
+                    "outputArtifacts": [{"name": "Src"}]
+                }]},
+                {"name": "Test", "actions": [commands("Test", "test #{variables.Fail} = no")],
+                 "beforeEntry": {"conditions": [{"result": "SKIP", "rules": [
+                     rule("NotSkipped", "VariableCheck", json!({"Variable": "#{variables.Mode}", "Operator": "NE", "Value": "skip-test"}))]}]},
+                 "onFailure": {"result": "RETRY", "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}}},
+                {"name": "Deploy", "actions": [commands("Deploy", "true")],
+                 "onSuccess": {"conditions": [{"result": "FAIL", "rules": [
+                     rule("Healthy", "CloudWatchAlarm", json!({"AlarmName": alarm}))]}]}}
+            ]
+        }),
+    );
+    let start_with = |mode: &'static str, fail: &'static str| {
+        let (c, name) = (&c, &name);
+        async move {
+            let var = |k: &str, v: &str| {
+                aws_sdk_codepipeline::types::PipelineVariable::builder()
+                    .name(k)
+                    .value(v)
+                    .build()
+                    .unwrap()
+            };
+            c.codepipeline
+                .start_pipeline_execution()
+                .name(name)
+                .variables(var("Mode", mode))
+                .variables(var("Fail", fail))
+                .send()
+                .await
+                .expect("StartPipelineExecution")
+                .pipeline_execution_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    // Test is skipped; Deploy runs and then fails its onSuccess condition (the alarm).
+    let skipped = start_with("skip-test", "no").await;
+    let history = &histories(&c, stack, &name, std::slice::from_ref(&skipped)).await[0];
+    assert_eq!(history.status, "Failed", "{history:?}");
+    let records = execution_records(&c, stack, &skipped).await;
+    assert_eq!(
+        record(&records, "STAGE#Test#").unwrap()["status"],
+        "Skipped"
+    );
+    assert!(
+        record(&records, "ACTION#Test#").is_none(),
+        "a skipped stage runs nothing"
+    );
+    assert_eq!(
+        record(&records, "ACTION#Deploy#Deploy#").unwrap()["status"],
+        "Succeeded"
+    );
+    let summary = c
+        .codepipeline
+        .get_pipeline_execution()
+        .pipeline_name(&name)
+        .pipeline_execution_id(&skipped)
+        .send()
+        .await
+        .unwrap()
+        .pipeline_execution()
+        .and_then(|e| e.status_summary().map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        summary.contains(&format!("alarm {alarm} is in ALARM")),
+        "{summary}"
+    );
+
+    // Test runs and fails: onFailure RETRY runs it once more, then the failure stands.
+    let retried = start_with("run-test", "yes").await;
+    let history = &histories(&c, stack, &name, std::slice::from_ref(&retried)).await[0];
+    assert_eq!(history.status, "Failed", "{history:?}");
+    let records = execution_records(&c, stack, &retried).await;
+    let attempts = records
+        .iter()
+        .filter(|(sk, _)| sk.starts_with("ACTION#Test#Test#"))
+        .count();
+    assert_eq!(attempts, 2, "tried, then retried once");
+    assert!(record(&records, "STAGE#Deploy#").is_none());
+}
