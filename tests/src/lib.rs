@@ -28,6 +28,8 @@ pub struct Stack {
     pub api_endpoint: String,
     /// Where approval links point (the approval function's local Function URL).
     pub approval_endpoint: String,
+    /// Where git hosts deliver webhooks (the webhook function's local Function URL).
+    pub webhook_endpoint: String,
     /// The stack's outputs by name (`ApiFunctionName`, `PipelinesTableName`, ...).
     pub outputs: BTreeMap<String, String>,
 }
@@ -111,6 +113,7 @@ impl Stack {
             endpoint: running.emulator.endpoint,
             api_endpoint: running.gateway.endpoint,
             approval_endpoint: running.approvals.endpoint,
+            webhook_endpoint: running.webhooks.endpoint,
             outputs: running.outputs,
         }
     }

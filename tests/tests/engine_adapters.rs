@@ -53,6 +53,7 @@ fn execution(pipeline: &str, id: &str, start_time: f64) -> PipelineExecution {
         last_update_time: start_time,
         state_machine_execution_arn: None,
         stop_reason: None,
+        rollback: None,
     }
 }
 
@@ -65,6 +66,7 @@ fn stage(id: &str, name: &str, attempt: u32, start_time: f64) -> StageExecution 
         start_time,
         last_update_time: start_time,
         retry_mode: None,
+        conditions: Vec::new(),
     }
 }
 

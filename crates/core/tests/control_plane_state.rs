@@ -410,7 +410,7 @@ async fn a_pipeline_that_never_ran_shows_its_stages_and_actions_only() {
             "created": 1.0,
             "updated": 2.0,
             "stageStates": [
-                {"stageName": "Source", "inboundTransitionState": {"enabled": true},
+                {"stageName": "Source",
                  "actionStates": [{"actionName": "Fetch"}]},
                 {"stageName": "Review", "inboundTransitionState": {"enabled": true},
                  "actionStates": [{"actionName": "Approve"}]},

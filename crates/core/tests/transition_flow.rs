@@ -199,7 +199,10 @@ async fn transition_requests_are_checked() {
         .api("GetPipelineState", json!({"name": "gated"}))
         .await
         .unwrap();
-    for stage in state["stageStates"].as_array().unwrap() {
+    let stages = state["stageStates"].as_array().unwrap();
+    // The first stage has no inbound transition; the others are all enabled.
+    assert!(stages[0].get("inboundTransitionState").is_none());
+    for stage in &stages[1..] {
         assert_eq!(stage["inboundTransitionState"]["enabled"], true);
     }
 }

@@ -31,6 +31,9 @@ pub const API_FUNCTION_OUTPUT: &str = "ApiFunctionName";
 /// The stack output naming the approval function (its links get a gateway of their own).
 pub const APPROVAL_FUNCTION_OUTPUT: &str = "ApprovalFunctionName";
 
+/// The stack output naming the webhook function (git host deliveries get a gateway of their own).
+pub const WEBHOOK_FUNCTION_OUTPUT: &str = "WebhookFunctionName";
+
 /// Why the local stack could not be brought up or down.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -110,6 +113,8 @@ pub struct LocalStack {
     pub gateway: Gateway,
     /// The approval function's local Function URL (where approval links point).
     pub approvals: Gateway,
+    /// The webhook function's local Function URL (where git hosts deliver).
+    pub webhooks: Gateway,
     /// The stack's outputs (`ArtifactBucketName`, `PipelinesTableName`, ...).
     pub outputs: BTreeMap<String, String>,
 }
@@ -154,6 +159,14 @@ impl LocalStack {
                 "PIPEWRIGHT_APPROVAL_GATEWAY_PID".to_string(),
                 self.approvals.pid.to_string(),
             ),
+            (
+                "PIPEWRIGHT_WEBHOOK_ENDPOINT".to_string(),
+                self.webhooks.endpoint.clone(),
+            ),
+            (
+                "PIPEWRIGHT_WEBHOOK_GATEWAY_PID".to_string(),
+                self.webhooks.pid.to_string(),
+            ),
         ];
         env.extend(
             self.outputs
@@ -167,6 +180,7 @@ impl LocalStack {
     pub fn stop(&self, state_dir: &Path) {
         emulator::stop_pid(self.gateway.pid);
         emulator::stop_pid(self.approvals.pid);
+        emulator::stop_pid(self.webhooks.pid);
         emulator::stop_pid(self.emulator.pid);
         // The function sandboxes watch their folders and exit when they are removed.
         let _ = std::fs::remove_dir_all(state_dir.join("lambda"));
@@ -219,9 +233,10 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
                 .cloned()
                 .ok_or_else(|| LocalError::Deploy(format!("template.yaml has no output {name}")))
         };
-        let (api, approval) = (
+        let (api, approval, webhook) = (
             output(API_FUNCTION_OUTPUT)?,
             output(APPROVAL_FUNCTION_OUTPUT)?,
+            output(WEBHOOK_FUNCTION_OUTPUT)?,
         );
         let state_dir = &opts.state_dir;
         let api = gateway::start(
@@ -241,9 +256,18 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
             state_dir,
             "approval-gateway",
         )?;
-        Ok::<_, LocalError>((outputs, api, approvals))
+        gateways.push(approvals.pid);
+        let webhooks = gateway::start(
+            &lambda_host,
+            &emulator.endpoint,
+            &webhook,
+            0,
+            state_dir,
+            "webhook-gateway",
+        )?;
+        Ok::<_, LocalError>((outputs, api, approvals, webhooks))
     };
-    let (outputs, gateway, approvals) = match started.await {
+    let (outputs, gateway, approvals, webhooks) = match started.await {
         Ok(started) => started,
         Err(e) => {
             gateways.iter().for_each(|pid| emulator::stop_pid(*pid));
@@ -255,6 +279,7 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         emulator,
         gateway,
         approvals,
+        webhooks,
         outputs,
     };
     env_file::write(&opts.state_dir, &stack.env())?;
@@ -277,10 +302,15 @@ pub fn status(state_dir: &Path) -> Option<LocalStack> {
         endpoint: env.get("PIPEWRIGHT_APPROVAL_ENDPOINT")?.clone(),
         pid: env.get("PIPEWRIGHT_APPROVAL_GATEWAY_PID")?.parse().ok()?,
     };
+    let webhooks = Gateway {
+        endpoint: env.get("PIPEWRIGHT_WEBHOOK_ENDPOINT")?.clone(),
+        pid: env.get("PIPEWRIGHT_WEBHOOK_GATEWAY_PID")?.parse().ok()?,
+    };
     if !emulator::is_alive(pid)
         || !emulator.healthy()
         || !emulator::is_alive(gateway.pid)
         || !emulator::is_alive(approvals.pid)
+        || !emulator::is_alive(webhooks.pid)
     {
         return None;
     }
@@ -292,6 +322,7 @@ pub fn status(state_dir: &Path) -> Option<LocalStack> {
         emulator,
         gateway,
         approvals,
+        webhooks,
         outputs,
     })
 }
@@ -307,7 +338,11 @@ pub fn down(state_dir: &Path) -> bool {
             .and_then(|p| p.parse::<u32>().ok())
             .filter(|pid| emulator::is_alive(*pid))
     };
-    for key in ["PIPEWRIGHT_GATEWAY_PID", "PIPEWRIGHT_APPROVAL_GATEWAY_PID"] {
+    for key in [
+        "PIPEWRIGHT_GATEWAY_PID",
+        "PIPEWRIGHT_APPROVAL_GATEWAY_PID",
+        "PIPEWRIGHT_WEBHOOK_GATEWAY_PID",
+    ] {
         if let Some(pid) = alive(key) {
             emulator::stop_pid(pid);
         }
@@ -332,6 +367,8 @@ fn output_name(key: &str) -> Option<String> {
             | "ENDPOINT"
             | "APPROVAL_ENDPOINT"
             | "APPROVAL_GATEWAY_PID"
+            | "WEBHOOK_ENDPOINT"
+            | "WEBHOOK_GATEWAY_PID"
     ) {
         return None;
     }

@@ -1,5 +1,7 @@
-//! `trigger`: source-change events from EventBridge start the pipelines that watch the changed
-//! source, once per event (the event id is the idempotency key: EventBridge delivers at least once).
+//! `trigger`: source-change events from EventBridge (S3 `Object Created` and CloudTrail writes,
+//! CodeCommit reference changes, ECR pushes) start the pipelines that watch the changed source,
+//! once per change (the event id, or the S3 object version, is the idempotency key: EventBridge
+//! delivers at least once).
 
 mod handler;
 

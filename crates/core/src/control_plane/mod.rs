@@ -300,28 +300,9 @@ fn parse_pipeline_execution_id(member: &str, id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// CreatePipeline's `tags`: the rules TagResource applies.
 fn check_tags(tags: &[Tag]) -> Result<(), ApiError> {
-    if tags.len() > 200 {
-        return Err(ApiError::new(
-            "TooManyTagsException",
-            "tags: at most 200 tags",
-        ));
-    }
-    for (i, t) in tags.iter().enumerate() {
-        if t.key.is_empty() || t.key.chars().count() > 128 {
-            return Err(ApiError::new(
-                "InvalidTagsException",
-                format!("tags[{i}].key: length must be 1..128"),
-            ));
-        }
-        if t.value.chars().count() > 256 {
-            return Err(ApiError::new(
-                "InvalidTagsException",
-                format!("tags[{i}].value: length must be 0..256"),
-            ));
-        }
-    }
-    Ok(())
+    tags::check_new_tags(tags)
 }
 
 /// Validate a declaration as CreatePipeline / UpdatePipeline do: all problems in one message.

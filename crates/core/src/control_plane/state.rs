@@ -86,15 +86,20 @@ pub(super) async fn get(engine: &Engine<'_>, input: GetStateInput) -> Result<Val
             state["inboundExecution"] = first.clone();
             state["inboundExecutions"] = Value::Array(inbound);
         }
-        let mut transition = json!({ "enabled": lock.disabled.is_none() });
-        if let Some(d) = &lock.disabled {
-            transition["disabledReason"] = json!(d.reason);
+        // The first stage has no inbound transition.
+        if stage.name != declaration.stages[0].name {
+            let mut transition = json!({ "enabled": lock.disabled.is_none() });
+            if let Some(d) = &lock.disabled {
+                transition["disabledReason"] = json!(d.reason);
+            }
+            if let Some((by, at)) = &lock.last_changed {
+                transition["lastChangedBy"] = json!(by);
+                transition["lastChangedAt"] = json!(at);
+            }
+            state["inboundTransitionState"] = transition;
+        } else if let Some(map) = state.as_object_mut() {
+            map.remove("inboundTransitionState");
         }
-        if let Some((by, at)) = &lock.last_changed {
-            transition["lastChangedBy"] = json!(by);
-            transition["lastChangedAt"] = json!(at);
-        }
-        state["inboundTransitionState"] = transition;
         stage_states.push(state);
     }
     Ok(json!({

@@ -208,6 +208,37 @@ fn pipeline_name<'a>(ctx: &ServiceContext, arn: &'a str) -> Result<&'a str, ApiE
     Ok(resource)
 }
 
+/// Tags given at once (CreatePipeline, TagResource): at most [`MAX_TAGS`], valid keys and
+/// values, no key twice.
+pub(super) fn check_new_tags(tags: &[Tag]) -> Result<(), ApiError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::new(
+            "TooManyTagsException",
+            format!(
+                "tags: a pipeline has at most {MAX_TAGS} tags; {} were given",
+                tags.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, t) in tags.iter().enumerate() {
+        check_key(&format!("tags[{i}].key"), &t.key)?;
+        let len = t.value.chars().count();
+        if len > 256 {
+            return Err(invalid_tags(format!(
+                "tags[{i}].value: length must be 0..256, got {len}"
+            )));
+        }
+        if !seen.insert(t.key.as_str()) {
+            return Err(invalid_tags(format!(
+                "tags[{i}].key: {:?} appears twice",
+                t.key
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_key(member: &str, key: &str) -> Result<(), ApiError> {
     let len = key.chars().count();
     if len == 0 || len > 128 {
