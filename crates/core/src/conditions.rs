@@ -702,9 +702,13 @@ impl Engine<'_> {
                 {
                     // It keeps the stage: the retry enters it again.
                     Ok(()) => return Ok(()),
-                    Err(e) => crate::engine::log(&format!(
-                        "automatic retry of {stage} did not start: {e}"
-                    )),
+                    Err(e) => {
+                        crate::engine::log(&format!(
+                            "automatic retry of {stage} did not start: {e}"
+                        ));
+                        self.fail_after_retry(&snapshot, stage, &e.to_string(), now)
+                            .await?;
+                    }
                 }
             }
             After::Rollback => {
@@ -742,6 +746,40 @@ impl Engine<'_> {
             After::Nothing => {}
         }
         self.release_stage(ids, mode, stage, now).await
+    }
+
+    /// An automatic retry could not start: the execution fails as the stage did.
+    async fn fail_after_retry(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        stage: &str,
+        why: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let mut execution = snapshot.execution.clone();
+        if execution.status != PipelineExecutionStatus::InProgress {
+            return Ok(());
+        }
+        execution.status = PipelineExecutionStatus::Failed;
+        execution.status_summary = Some(format!(
+            "stage {stage} failed and its automatic retry did not start: {why}"
+        ));
+        execution.last_update_time = now;
+        match self
+            .executions
+            .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+            .await
+        {
+            Ok(()) => {
+                self.publish(vec![
+                    self.pipeline_event(&execution, crate::events::PipelineState::Failed)
+                ])
+                .await;
+                Ok(())
+            }
+            Err(crate::store::StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The latest successful STANDARD execution of the current pipeline version that ran

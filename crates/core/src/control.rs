@@ -224,10 +224,12 @@ impl Engine<'_> {
             .filter(|s| s.execution.pipeline_name == pipeline_name)
             .ok_or_else(|| EngineError::ExecutionNotFound(id.to_string()))?;
         let execution = &snapshot.execution;
-        if !matches!(
+        // An automatic retry (onFailure: RETRY) happens before the execution is failed.
+        let retryable = matches!(
             execution.status,
             PipelineExecutionStatus::Failed | PipelineExecutionStatus::Stopped
-        ) {
+        ) || (automatic && execution.status == PipelineExecutionStatus::InProgress);
+        if !retryable {
             return Err(RetryError::NotRetryable(format!(
                 "pipeline execution {id} is {}: only a failed or stopped execution can be retried",
                 execution.status.as_str()
@@ -302,18 +304,23 @@ impl Engine<'_> {
         resumed.status_summary = None;
         resumed.stop_reason = None;
         resumed.last_update_time = now;
-        self.executions
-            .put_execution(&resumed, &[execution.status])
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    RetryError::NotRetryable(format!("pipeline execution {id} changed meanwhile"))
-                }
-                e => e.into(),
-            })?;
+        let was_running = execution.status == PipelineExecutionStatus::InProgress;
+        if !was_running {
+            self.executions
+                .put_execution(&resumed, &[execution.status])
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => RetryError::NotRetryable(format!(
+                        "pipeline execution {id} changed meanwhile"
+                    )),
+                    e => e.into(),
+                })?;
+        }
         self.executions.put_stage(pipeline_name, &attempt).await?;
-        self.publish(vec![self.pipeline_event(&resumed, PipelineState::Resumed)])
-            .await;
+        if !was_running {
+            self.publish(vec![self.pipeline_event(&resumed, PipelineState::Resumed)])
+                .await;
+        }
         let name = asl::state_machine_name(pipeline_name, execution.pipeline_version);
         let definition = asl::compile(&current.declaration, targets);
         let input = json!({
@@ -328,9 +335,13 @@ impl Engine<'_> {
             Err(e) => Err(e),
         };
         if let Err(e) = started {
-            // Back to how it was: nothing runs.
+            // Back to how it was (an automatic retry: failed): nothing runs.
             let mut failed = resumed.clone();
-            failed.status = execution.status;
+            failed.status = if was_running {
+                PipelineExecutionStatus::Failed
+            } else {
+                execution.status
+            };
             failed.status_summary = Some(format!("the retry could not start: {e}"));
             let _ = self
                 .executions

@@ -831,7 +831,9 @@ impl Engine<'_> {
             self.finish_stopping(&snapshot.execution, now).await?;
             return self.release_stage(ids, mode, stage, now).await;
         }
-        if !succeeded {
+        // An automatic retry keeps the execution running: it is not failed in between.
+        let retrying = matches!(after, crate::conditions::After::Retry(_));
+        if !succeeded && !retrying {
             let mut execution = snapshot.execution.clone();
             execution.status = PipelineExecutionStatus::Failed;
             execution.status_summary = Some(failure_summary_text.unwrap_or_else(|| {

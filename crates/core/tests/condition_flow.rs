@@ -335,9 +335,18 @@ async fn on_failure_retry_retries_the_stage_once() {
     );
     let started = world.machines.started.lock().unwrap().clone();
     assert_eq!(started.last().unwrap().1, format!("{A}-retry-2"));
-    assert!(world.events().iter().any(|e| e.2 == "RESUMED"));
+    // It never showed as failed in between: no pipeline FAILED event, and the stage resumes.
+    assert!(!world
+        .events()
+        .iter()
+        .any(|e| e.0 == "Pipeline Execution State Change" && e.2 == "FAILED"));
     // It keeps the stage while it retries; the second failure is final.
     assert_eq!(build(&engine, &world, A, "2", false).await, Some(true));
+    assert!(world.events().contains(&(
+        "Stage Execution State Change".into(),
+        "Build".into(),
+        "RESUMED".into()
+    )));
     engine
         .leave_stage(&ids(A), "Build", false, 25.0)
         .await
