@@ -432,6 +432,27 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
         stage_of(&pipeline.declaration, stage)?;
+        let result = self.arrive_at(ids, &snapshot, stage, token, now).await;
+        // QUEUED: the previous stage is held until the execution has queued in front of this
+        // one, so executions reach every stage in the order they left the previous one.
+        if snapshot.execution.execution_mode == ExecutionMode::Queued {
+            if let Some(previous) = previous_stage(&pipeline.declaration, stage) {
+                self.release_stage(ids, ExecutionMode::Queued, previous, now)
+                    .await?;
+            }
+        }
+        result
+    }
+
+    async fn arrive_at(
+        &self,
+        ids: &ExecutionIds,
+        snapshot: &ExecutionSnapshot,
+        stage: &str,
+        token: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let snapshot = snapshot.clone();
         if crate::control::is_stopping(snapshot.execution.status) {
             // Stopping between stages: nothing runs any more.
             self.finish_stopping(&snapshot.execution, now).await?;
@@ -858,6 +879,16 @@ impl Engine<'_> {
             events.push(self.pipeline_event(&execution, PipelineState::Failed));
         }
         self.publish(events).await;
+        // QUEUED: a stage that succeeded is held until the execution queues in front of the next
+        // one (`enter_stage` releases it), so no later execution overtakes it on the way.
+        let continues = succeeded
+            && after == crate::conditions::After::Nothing
+            && mode == ExecutionMode::Queued
+            && snapshot.execution.rollback.is_none()
+            && previous_stage_of_next(&pipeline.declaration, stage);
+        if continues {
+            return Ok(());
+        }
         // What the stage's conditions ask for once the failure is recorded.
         self.after_conditions(ids, stage, after, now).await
     }
@@ -1291,6 +1322,22 @@ fn stage_of<'p>(
                 declaration.name
             ))
         })
+}
+
+/// The stage before `stage` in the declaration.
+fn previous_stage<'p>(declaration: &'p PipelineDeclaration, stage: &str) -> Option<&'p str> {
+    let i = declaration.stages.iter().position(|s| s.name == stage)?;
+    i.checked_sub(1)
+        .map(|p| declaration.stages[p].name.as_str())
+}
+
+/// True when a stage follows `stage` (whose `enterStage` will release it).
+fn previous_stage_of_next(declaration: &PipelineDeclaration, stage: &str) -> bool {
+    declaration
+        .stages
+        .iter()
+        .position(|s| s.name == stage)
+        .is_some_and(|i| i + 1 < declaration.stages.len())
 }
 
 /// The actions of a stage grouped by runOrder, ascending (one action group each).

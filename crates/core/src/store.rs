@@ -99,6 +99,20 @@ pub trait PipelineStore: Send + Sync {
     async fn put_tags(&self, current: &PipelineRecord, tags: &[Tag]) -> Result<(), StoreError>;
 }
 
+/// Every pipeline in `store`, page after page.
+pub async fn all_pipelines(store: &dyn PipelineStore) -> Result<Vec<PipelineRecord>, StoreError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store.list(token.as_deref(), 100).await?;
+        out.extend(page.items);
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// In-memory stores with the same semantics as the DynamoDB ones, for unit tests of the domain.
 pub mod memory {
     use std::collections::BTreeMap;

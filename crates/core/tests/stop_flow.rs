@@ -226,9 +226,13 @@ async fn stopping_a_waiting_execution_takes_it_out_of_the_queue() {
         state["stageStates"][1].get("inboundExecutions").is_none(),
         "{state}"
     );
-    // A leaves: nobody is left to enter.
+    // A leaves (QUEUED: it holds Build until it queues for Deploy): nobody is left to enter.
     engine
         .leave_stage(&ids(A), "Build", true, 50.0)
+        .await
+        .unwrap();
+    engine
+        .enter_stage(&ids(A), "Deploy", "t-deploy", 51.0)
         .await
         .unwrap();
     let (lock, _) = world

@@ -3,7 +3,7 @@
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
 use pipewright_core::engine::StartRequest;
-use pipewright_core::store::{PipelineRecord, PipelineStore};
+use pipewright_core::store::PipelineRecord;
 use pipewright_core::triggers;
 use serde_json::{json, Value};
 
@@ -51,14 +51,5 @@ pub async fn handle(adapters: &Adapters, event: LambdaEvent<Value>) -> Result<Va
 }
 
 async fn all_pipelines(adapters: &Adapters) -> Result<Vec<PipelineRecord>, Error> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = adapters.pipelines.list(token.as_deref(), 100).await?;
-        out.extend(page.items);
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => return Ok(out),
-        }
-    }
+    Ok(pipewright_core::store::all_pipelines(&adapters.pipelines).await?)
 }

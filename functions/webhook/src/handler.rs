@@ -308,16 +308,7 @@ async fn owns_secret(secrets: &WebhookSecrets, pipeline: &str) -> bool {
 }
 
 async fn all_pipelines(adapters: &Adapters) -> Result<Vec<PipelineRecord>, Error> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = adapters.pipelines.list(token.as_deref(), 100).await?;
-        out.extend(page.items);
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => return Ok(out),
-        }
-    }
+    Ok(pipewright_core::store::all_pipelines(&adapters.pipelines).await?)
 }
 
 #[cfg(test)]
