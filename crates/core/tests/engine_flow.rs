@@ -1,107 +1,28 @@
 //! The engine's operations driven as the compiled state machine drives them, over in-memory
 //! ports: records, events and task answers at every step.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use pipewright_core::asl::AslTargets;
+use common::World;
+
 use pipewright_core::control_plane::{handle, ServiceContext, Services};
-use pipewright_core::engine::memory::{
-    MemoryEvents, MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryTasks,
-};
-use pipewright_core::engine::{ActionOutcome, Engine, EngineConfig, ExecutionIds, StartRequest};
+use pipewright_core::engine::{ActionOutcome, ExecutionIds, StartRequest};
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::{
     ActionExecutionStatus, ArtifactDetail, ExecutionTrigger, PipelineExecutionStatus,
     StageExecutionStatus,
 };
-use pipewright_core::store::memory::MemoryPipelineStore;
 use pipewright_core::store::{PipelineRecord, PipelineStore};
 use serde_json::{json, Value};
 
-struct World {
-    pipelines: MemoryPipelineStore,
-    executions: MemoryExecutionStore,
-    events: MemoryEvents,
-    tasks: MemoryTasks,
-    machines: MemoryMachines,
-    functions: MemoryFunctions,
-    checks: pipewright_core::engine::memory::MemoryRuleChecks,
-}
-
 impl World {
+    /// The sample pipeline (infra/pipelines/sample.json) as version 1.
     async fn new() -> Self {
-        let world = Self {
-            pipelines: MemoryPipelineStore::default(),
-            executions: MemoryExecutionStore::default(),
-            events: MemoryEvents::default(),
-            tasks: MemoryTasks::default(),
-            machines: MemoryMachines::default(),
-            functions: MemoryFunctions::default(),
-            checks: Default::default(),
-        };
-        let mut declaration =
-            pipewright_core::parse_pipeline(include_str!("../../../infra/pipelines/sample.json"))
-                .unwrap();
-        declaration.version = Some(1);
-        let record = PipelineRecord {
-            declaration,
-            created: 1.0,
-            updated: 1.0,
-            tags: vec![],
-        };
-        world.pipelines.create(&record).await.unwrap();
-        world
-    }
-
-    fn engine(&self) -> Engine<'_> {
-        Engine {
-            pipelines: &self.pipelines,
-            executions: &self.executions,
-            events: &self.events,
-            tasks: &self.tasks,
-            machines: &self.machines,
-            functions: &self.functions,
-            checks: &self.checks,
-            config: EngineConfig {
-                region: "us-east-1".into(),
-                account_id: "123456789012".into(),
-                artifact_bucket: "artifacts".into(),
-                targets: Some(AslTargets {
-                    orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:orchestrator"
-                        .into(),
-                    action_arn: "arn:aws:lambda:us-east-1:123456789012:function:action".into(),
-                    approval_arn: "arn:aws:lambda:us-east-1:123456789012:function:approval".into(),
-                    action_timeout_cap_seconds: None,
-                }),
-                action_timeout_cap_seconds: None,
-            },
-        }
-    }
-
-    fn events(&self) -> Vec<(String, String, String)> {
-        self.events
-            .published
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let what = e
-                    .detail
-                    .get("action")
-                    .or_else(|| e.detail.get("stage"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                (
-                    e.detail_type.replace("CodePipeline ", ""),
-                    what.to_string(),
-                    e.detail["state"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-
-    fn answer(&self, token: &str) -> Option<Result<Value, String>> {
-        self.tasks.answers.lock().unwrap().get(token).cloned()
+        let sample: Value =
+            serde_json::from_str(include_str!("../../../infra/pipelines/sample.json")).unwrap();
+        World::with_pipeline(sample["pipeline"].clone()).await
     }
 }
 
@@ -556,32 +477,6 @@ impl World {
             .unwrap();
         drop(engine);
         (world, prepared)
-    }
-
-    async fn api(
-        &self,
-        op: &str,
-        body: Value,
-    ) -> Result<Value, pipewright_core::control_plane::ApiError> {
-        let engine = self.engine();
-        let services = Services {
-            pipelines: &self.pipelines,
-            engine: Some(&engine),
-        };
-        let ctx = ServiceContext {
-            region: "us-east-1".into(),
-            account_id: "123456789012".into(),
-            now: 50.0,
-            new_id: "99999999-9999-4999-8999-999999999999".into(),
-            caller: Some("arn:aws:iam::123456789012:user/approver".into()),
-        };
-        handle(
-            &services,
-            &ctx,
-            &format!("CodePipeline_20150709.{op}"),
-            body.to_string().as_bytes(),
-        )
-        .await
     }
 }
 
