@@ -858,12 +858,7 @@ impl Engine<'_> {
         by: &str,
         now: f64,
     ) -> Result<(), OverrideError> {
-        let snapshot = self
-            .executions
-            .snapshot(id)
-            .await?
-            .filter(|s| s.execution.pipeline_name == pipeline_name)
-            .ok_or_else(|| EngineError::ExecutionNotFound(id.to_string()))?;
+        let snapshot = self.snapshot_of(pipeline_name, id).await?;
         let mut record = snapshot.stage(stage).cloned().ok_or_else(|| {
             OverrideError::NotOverridable(format!("execution {id} never reached stage {stage}"))
         })?;

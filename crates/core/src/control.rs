@@ -108,12 +108,7 @@ impl Engine<'_> {
         reason: Option<String>,
         now: f64,
     ) -> Result<(), StopError> {
-        let snapshot = self
-            .executions
-            .snapshot(id)
-            .await?
-            .filter(|s| s.execution.pipeline_name == pipeline_name)
-            .ok_or_else(|| EngineError::ExecutionNotFound(id.to_string()))?;
+        let snapshot = self.snapshot_of(pipeline_name, id).await?;
         let before = snapshot.execution.status;
         match before {
             PipelineExecutionStatus::InProgress => {}
@@ -217,12 +212,7 @@ impl Engine<'_> {
         automatic: bool,
         now: f64,
     ) -> Result<(), RetryError> {
-        let snapshot = self
-            .executions
-            .snapshot(id)
-            .await?
-            .filter(|s| s.execution.pipeline_name == pipeline_name)
-            .ok_or_else(|| EngineError::ExecutionNotFound(id.to_string()))?;
+        let snapshot = self.snapshot_of(pipeline_name, id).await?;
         let execution = &snapshot.execution;
         // An automatic retry (onFailure: RETRY) happens before the execution is failed.
         let retryable = matches!(
@@ -386,12 +376,7 @@ impl Engine<'_> {
                 "stage rollback is not available in PARALLEL execution mode".into(),
             ));
         }
-        let target = self
-            .executions
-            .snapshot(target_id)
-            .await?
-            .filter(|s| s.execution.pipeline_name == pipeline_name)
-            .ok_or_else(|| EngineError::ExecutionNotFound(target_id.to_string()))?;
+        let target = self.snapshot_of(pipeline_name, target_id).await?;
         let t = &target.execution;
         if t.status != PipelineExecutionStatus::Succeeded
             || t.execution_type != ExecutionType::Standard

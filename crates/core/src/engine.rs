@@ -1158,6 +1158,20 @@ impl Engine<'_> {
 
     // ------------------------------------------------------------------ helpers
 
+    /// Everything recorded about execution `id` of pipeline `pipeline_name`
+    /// ([`EngineError::ExecutionNotFound`] when there is none, or it is another pipeline's).
+    pub(crate) async fn snapshot_of(
+        &self,
+        pipeline_name: &str,
+        id: &str,
+    ) -> Result<ExecutionSnapshot, EngineError> {
+        self.executions
+            .snapshot(id)
+            .await?
+            .filter(|s| s.execution.pipeline_name == pipeline_name)
+            .ok_or_else(|| EngineError::ExecutionNotFound(id.to_string()))
+    }
+
     pub(crate) async fn load(
         &self,
         ids: &ExecutionIds,

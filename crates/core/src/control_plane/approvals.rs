@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::executions::stage_index;
 use super::{check_name, ApiError, ServiceContext};
 use crate::approvals::{ApprovalAnswer, ApprovalError, ApprovalTarget, Decision, MAX_SUMMARY};
 use crate::engine::{Engine, EngineError};
@@ -68,20 +69,7 @@ pub(super) async fn put_result(
                 format!("pipeline {} does not exist", input.pipeline_name),
             )
         })?;
-    let stage = pipeline
-        .declaration
-        .stages
-        .iter()
-        .find(|s| s.name == input.stage_name)
-        .ok_or_else(|| {
-            ApiError::new(
-                "StageNotFoundException",
-                format!(
-                    "pipeline {} has no stage {}",
-                    input.pipeline_name, input.stage_name
-                ),
-            )
-        })?;
+    let stage = &pipeline.declaration.stages[stage_index(&pipeline, &input.stage_name)?];
     if !stage.actions.iter().any(|a| a.name == input.action_name) {
         return Err(ApiError::new(
             "ActionNotFoundException",

@@ -290,11 +290,7 @@ pub(super) async fn stop(
             Err(ApiError::new("PipelineExecutionNotStoppableException", m))
         }
         Err(StopError::Duplicated(m)) => Err(ApiError::new("DuplicatedStopRequestException", m)),
-        Err(StopError::Engine(EngineError::ExecutionNotFound(id))) => Err(ApiError::new(
-            "PipelineExecutionNotFoundException",
-            format!("pipeline {} has no execution {id}", input.pipeline_name),
-        )),
-        Err(StopError::Engine(e)) => Err(engine_error(e)),
+        Err(StopError::Engine(e)) => Err(execution_error(&input.pipeline_name, e)),
     }
 }
 
@@ -315,20 +311,7 @@ pub(super) async fn retry(
         )));
     }
     let pipeline = require_pipeline(engine, &input.pipeline_name).await?;
-    if !pipeline
-        .declaration
-        .stages
-        .iter()
-        .any(|s| s.name == input.stage_name)
-    {
-        return Err(ApiError::new(
-            "StageNotFoundException",
-            format!(
-                "pipeline {} has no stage {}",
-                input.pipeline_name, input.stage_name
-            ),
-        ));
-    }
+    stage_index(&pipeline, &input.stage_name)?;
     match engine
         .retry_stage(
             &input.pipeline_name,
@@ -344,11 +327,7 @@ pub(super) async fn retry(
         Err(RetryError::NotLatest(m)) => {
             Err(ApiError::new("NotLatestPipelineExecutionException", m))
         }
-        Err(RetryError::Engine(EngineError::ExecutionNotFound(id))) => Err(ApiError::new(
-            "PipelineExecutionNotFoundException",
-            format!("pipeline {} has no execution {id}", input.pipeline_name),
-        )),
-        Err(RetryError::Engine(e)) => Err(engine_error(e)),
+        Err(RetryError::Engine(e)) => Err(execution_error(&input.pipeline_name, e)),
     }
 }
 
@@ -384,18 +363,7 @@ pub(super) async fn transition(
     };
     let pipeline = require_pipeline(engine, &input.pipeline_name).await?;
     let stages = &pipeline.declaration.stages;
-    let index = stages
-        .iter()
-        .position(|s| s.name == input.stage_name)
-        .ok_or_else(|| {
-            ApiError::new(
-                "StageNotFoundException",
-                format!(
-                    "pipeline {} has no stage {}",
-                    input.pipeline_name, input.stage_name
-                ),
-            )
-        })?;
+    let index = stage_index(&pipeline, &input.stage_name)?;
     let target = match input.transition_type.as_str() {
         "Inbound" if index == 0 => {
             return Err(ApiError::validation(format!(
@@ -465,11 +433,7 @@ pub(super) async fn rollback(
         Err(RollbackError::Engine(EngineError::NotInPipeline(m))) => {
             Err(ApiError::new("StageNotFoundException", m))
         }
-        Err(RollbackError::Engine(EngineError::ExecutionNotFound(id))) => Err(ApiError::new(
-            "PipelineExecutionNotFoundException",
-            format!("pipeline {} has no execution {id}", input.pipeline_name),
-        )),
-        Err(RollbackError::Engine(e)) => Err(engine_error(e)),
+        Err(RollbackError::Engine(e)) => Err(execution_error(&input.pipeline_name, e)),
     }
 }
 
@@ -493,20 +457,7 @@ pub(super) async fn override_condition(
         }
     };
     let pipeline = require_pipeline(engine, &input.pipeline_name).await?;
-    if !pipeline
-        .declaration
-        .stages
-        .iter()
-        .any(|s| s.name == input.stage_name)
-    {
-        return Err(ApiError::new(
-            "StageNotFoundException",
-            format!(
-                "pipeline {} has no stage {}",
-                input.pipeline_name, input.stage_name
-            ),
-        ));
-    }
+    stage_index(&pipeline, &input.stage_name)?;
     let by = ctx
         .caller
         .clone()
@@ -529,11 +480,39 @@ pub(super) async fn override_condition(
         Err(OverrideError::NotLatest(m)) => {
             Err(ApiError::new("NotLatestPipelineExecutionException", m))
         }
-        Err(OverrideError::Engine(EngineError::ExecutionNotFound(id))) => Err(ApiError::new(
+        Err(OverrideError::Engine(e)) => Err(execution_error(&input.pipeline_name, e)),
+    }
+}
+
+/// The position of stage `stage` in `pipeline`, or `StageNotFoundException`.
+pub(super) fn stage_index(
+    pipeline: &crate::store::PipelineRecord,
+    stage: &str,
+) -> Result<usize, ApiError> {
+    pipeline
+        .declaration
+        .stages
+        .iter()
+        .position(|s| s.name == stage)
+        .ok_or_else(|| {
+            ApiError::new(
+                "StageNotFoundException",
+                format!(
+                    "pipeline {} has no stage {stage}",
+                    pipeline.declaration.name
+                ),
+            )
+        })
+}
+
+/// An engine error of an operation on one of `pipeline`'s executions.
+fn execution_error(pipeline: &str, e: EngineError) -> ApiError {
+    match e {
+        EngineError::ExecutionNotFound(id) => ApiError::new(
             "PipelineExecutionNotFoundException",
-            format!("pipeline {} has no execution {id}", input.pipeline_name),
-        )),
-        Err(OverrideError::Engine(e)) => Err(engine_error(e)),
+            format!("pipeline {pipeline} has no execution {id}"),
+        ),
+        e => engine_error(e),
     }
 }
 
