@@ -140,6 +140,11 @@ async fn run(mode: &str) -> Vec<History> {
     } else {
         EXECUTIONS
     };
+    // PIPEWRIGHT_BURST=<n> runs bursts of n in every mode (for trying the emulator's limits).
+    let executions = std::env::var("PIPEWRIGHT_BURST")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(executions);
     let stack = stack();
     let c = clients(stack).await;
     let name = modes_pipeline(&c, stack, mode).await;
@@ -222,7 +227,7 @@ async fn superseded_mode_runs_one_execution_per_stage_and_supersedes_only_waiter
         .iter()
         .filter(|h| h.status == "Superseded")
         .count();
-    assert_eq!(succeeded + superseded, EXECUTIONS, "{histories:#?}");
+    assert_eq!(succeeded + superseded, histories.len(), "{histories:#?}");
     assert!(succeeded >= 1 && superseded >= 1, "{histories:#?}");
     for h in &histories {
         if h.status == "Superseded" {

@@ -12,7 +12,9 @@
 //! Tags belong to the pipeline, not to a version: TagResource / UntagResource rewrite only the
 //! current item's `record` (a PutItem conditioned on the `record` string read just before, so a
 //! concurrent update, tag write or delete makes it lose), and the version items keep the tags
-//! they were written with.
+//! they were written with. The current item also carries the tags as their own attribute
+//! (`tags`, JSON), and an update is conditioned on it as well as on the version: an update that
+//! read the tags before a concurrent TagResource loses instead of overwriting them.
 
 use std::collections::HashMap;
 
@@ -78,6 +80,7 @@ impl DynamoPipelineStore {
             AttributeValue::N(record.updated.to_string()),
         );
         item.insert("record".into(), AttributeValue::S(json));
+        item.insert("tags".into(), AttributeValue::S(tags_json(&record.tags)?));
         Ok(item)
     }
 
@@ -95,17 +98,22 @@ impl DynamoPipelineStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// The current item, replaced only if it is still at version `previous` with the tags the
+    /// writer read (items written before tags had their own attribute have none).
     fn put_with_version(
         &self,
         item: HashMap<String, AttributeValue>,
         previous: u32,
+        tags: &[Tag],
     ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#v = :prev")
+            .condition_expression("#v = :prev AND (#t = :tags OR attribute_not_exists(#t))")
             .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#t", "tags")
             .expression_attribute_values(":prev", AttributeValue::N(previous.to_string()))
+            .expression_attribute_values(":tags", AttributeValue::S(tags_json(tags)?))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -142,6 +150,11 @@ fn record_of(item: &HashMap<String, AttributeValue>) -> Result<PipelineRecord, S
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The `tags` attribute: the tags as JSON, so a write can be conditioned on them.
+fn tags_json(tags: &[Tag]) -> Result<String, StoreError> {
+    serde_json::to_string(tags).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 fn backend<E: std::error::Error + 'static>(call: &str, err: E) -> StoreError {
     StoreError::Backend(crate::error_chain(call, &err))
 }
@@ -167,7 +180,11 @@ impl PipelineStore for DynamoPipelineStore {
         let name = &record.declaration.name;
         let version = record.version();
         let items = vec![
-            self.put_with_version(Self::item(Self::current_key(name), record)?, version - 1)?,
+            self.put_with_version(
+                Self::item(Self::current_key(name), record)?,
+                version - 1,
+                &record.tags,
+            )?,
             self.put(
                 Self::item(Self::version_key(name, version), record)?,
                 "attribute_not_exists(pk)",

@@ -632,15 +632,31 @@ impl Engine<'_> {
                         Some(s) => Some(s.clone()),
                         None => self.executions.snapshot(&pipeline_execution_id).await?,
                     };
-                    match snapshot {
+                    let outdated = match &snapshot {
                         Some(s) if s.execution.status == PipelineExecutionStatus::InProgress => {
+                            self.structure_changed_since(&s.execution).await?
+                        }
+                        _ => None,
+                    };
+                    match snapshot {
+                        Some(s)
+                            if s.execution.status == PipelineExecutionStatus::InProgress
+                                && outdated.is_none() =>
+                        {
                             self.admit(&s, stage, &task_token, now).await
                         }
                         _ => {
-                            // It ended while it waited (stopped): pass its turn on.
+                            // It ended while it waited (stopped), or the pipeline's structure
+                            // changed since it started (it is cancelled): pass its turn on.
+                            let cause = match (&snapshot, outdated) {
+                                (Some(s), Some(version)) => {
+                                    self.cancel(s, stage, version, now).await?
+                                }
+                                _ => "the execution ended".to_string(),
+                            };
                             let _ = self
                                 .tasks
-                                .fail(&task_token, asl::STOPPED_ERROR, "the execution ended")
+                                .fail(&task_token, asl::STOPPED_ERROR, &cause)
                                 .await;
                             let more = self
                                 .update_lock(pipeline_name, stage, |lock| {
@@ -666,6 +682,63 @@ impl Engine<'_> {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The version of the pipeline whose stages differ from those `execution` started with,
+    /// if the pipeline has been updated so (`None`: same structure, or the pipeline is gone).
+    /// A change of execution mode, variables or triggers alone leaves running executions be.
+    async fn structure_changed_since(
+        &self,
+        execution: &PipelineExecution,
+    ) -> Result<Option<u32>, EngineError> {
+        let Some(current) = self.pipelines.get(&execution.pipeline_name, None).await? else {
+            return Ok(None);
+        };
+        let version = current.declaration.version.unwrap_or_default();
+        if version == execution.pipeline_version {
+            return Ok(None);
+        }
+        let Some(started) = self
+            .pipelines
+            .get(&execution.pipeline_name, Some(execution.pipeline_version))
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok((started.declaration.stages != current.declaration.stages).then_some(version))
+    }
+
+    /// Execution `snapshot`, about to enter `stage`, started on a structure the pipeline no
+    /// longer has (updated to `version`): it ends `Cancelled`, as CodePipeline cancels
+    /// executions when the pipeline structure is updated. Returns the reason.
+    async fn cancel(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        stage: &str,
+        version: u32,
+        now: f64,
+    ) -> Result<String, EngineError> {
+        let reason = format!(
+            "cancelled before stage {stage}: the pipeline structure was updated (version {version})"
+        );
+        let mut execution = snapshot.execution.clone();
+        execution.status = PipelineExecutionStatus::Cancelled;
+        execution.status_summary = Some(reason.clone());
+        execution.last_update_time = now;
+        keep_source_revisions(&mut execution, snapshot);
+        match self
+            .executions
+            .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+            .await
+        {
+            Ok(()) => {
+                self.publish(vec![self.pipeline_event(&execution, PipelineState::Canceled)])
+                    .await
+            }
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(reason)
     }
 
     /// Execution `id`, waiting with `token`, was overtaken by `by`: it ends `Superseded`.

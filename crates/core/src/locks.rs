@@ -31,6 +31,9 @@
 //! Executions keep the mode they started with (UpdatePipeline changes it for new executions
 //! only): the mode of the *arriving* execution decides how it queues, and a `PARALLEL` waiter
 //! (held by a disabled transition) is marked so that it never takes the stage as holder.
+//! An UpdatePipeline that changes the stages cancels executions of the older structure as their
+//! turn comes (the engine's admission, not this decision, checks that): the turn passes on as if
+//! they had stopped.
 
 use serde::{Deserialize, Serialize};
 

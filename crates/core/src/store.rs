@@ -70,8 +70,9 @@ pub trait PipelineStore: Send + Sync {
     async fn create(&self, record: &PipelineRecord) -> Result<(), StoreError>;
 
     /// Store `record` as the next version, only if the current version is still
-    /// `record.version() - 1` ([`StoreError::Conflict`] otherwise; [`StoreError::NotFound`] when
-    /// there is no such pipeline).
+    /// `record.version() - 1` and its tags are still `record.tags` (a concurrent TagResource is
+    /// never overwritten): [`StoreError::Conflict`] otherwise, [`StoreError::NotFound`] when
+    /// there is no such pipeline.
     async fn update(&self, record: &PipelineRecord) -> Result<(), StoreError>;
 
     /// The current version, or the given one.
@@ -159,6 +160,11 @@ pub mod memory {
             if current + 1 != record.version() {
                 return Err(StoreError::Conflict(format!(
                     "pipeline {name} is at version {current}"
+                )));
+            }
+            if versions.last().is_some_and(|r| r.tags != record.tags) {
+                return Err(StoreError::Conflict(format!(
+                    "the tags of pipeline {name} changed since it was read"
                 )));
             }
             versions.push(record.clone());

@@ -301,7 +301,8 @@ fn action<'v>(state: &'v Value, stage_name: &str, name: &str) -> &'v Value {
 
 // ---------------------------------------------------------------------- model check
 
-/// Botocore's shapes reachable from GetPipelineStateOutput and ListActionExecutionsOutput,
+/// Botocore's shapes reachable from GetPipelineStateOutput, ListActionExecutionsOutput and
+/// ListPipelineExecutionsOutput,
 /// generated from `botocore/data/codepipeline/2015-07-09/service-2.json.gz` (structure members
 /// and required members, list members, map values, scalar types and enums).
 fn shapes() -> Value {
@@ -986,7 +987,17 @@ async fn list_action_executions_refuses_bad_requests() {
         ),
         (
             json!({"pipelineName": PIPELINE, "filter": {"latestInPipelineExecution": {
-                "pipelineExecutionId": e1, "startTimeRange": "Latest"}}}),
+                "pipelineExecutionId": e1, "startTimeRange": "Newest"}}}),
+            "ValidationException",
+        ),
+        (
+            json!({"pipelineName": PIPELINE, "filter": {"latestInPipelineExecution": {
+                "startTimeRange": "Latest"}}}),
+            "ValidationException",
+        ),
+        (
+            json!({"pipelineName": PIPELINE, "filter": {"pipelineExecutionId": e2,
+                "latestInPipelineExecution": {"pipelineExecutionId": e1, "startTimeRange": "All"}}}),
             "ValidationException",
         ),
         (
@@ -1020,4 +1031,99 @@ async fn list_action_executions_refuses_bad_requests() {
     .await
     .unwrap();
     assert_eq!(run_ids(&next)[0], "e1-lint");
+}
+
+#[tokio::test]
+async fn latest_in_pipeline_execution_lists_the_last_run_of_each_action_or_all_runs() {
+    let world = World::new().await;
+    let (e1, _, _) = three_executions(&world).await;
+    let list = |range: &str| {
+        world.call(
+            "ListActionExecutions",
+            json!({"pipelineName": PIPELINE, "filter": {"latestInPipelineExecution": {
+                "pipelineExecutionId": e1, "startTimeRange": range}}}),
+        )
+    };
+    // Build ran twice (a retry): Latest shows the second Compile only.
+    assert_eq!(
+        run_ids(&list("Latest").await.unwrap()),
+        ["e1-compile-2", "e1-lint", "e1-approve", "e1-fetch"]
+    );
+    assert_eq!(
+        run_ids(&list("All").await.unwrap()),
+        ["e1-compile-2", "e1-lint", "e1-compile", "e1-approve", "e1-fetch"]
+    );
+    // Pages of one, each run once.
+    let paged = all_pages(
+        &world,
+        json!({"pipelineName": PIPELINE, "filter": {"latestInPipelineExecution": {
+            "pipelineExecutionId": e1, "startTimeRange": "Latest"}}}),
+        1,
+    )
+    .await;
+    assert_eq!(paged, ["e1-compile-2", "e1-lint", "e1-approve", "e1-fetch"]);
+}
+
+#[tokio::test]
+async fn list_pipeline_executions_filters_on_the_stages_they_succeeded_in() {
+    let world = World::new().await;
+    let (e1, e2, e3) = three_executions(&world).await;
+    let ids_of = |page: &Value| -> Vec<String> {
+        page["pipelineExecutionSummaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["pipelineExecutionId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let filtered = |stage: &str, max: u32, token: Option<&str>| {
+        let mut body = json!({"pipelineName": PIPELINE, "maxResults": max,
+            "filter": {"succeededInStage": {"stageName": stage}}});
+        if let Some(t) = token {
+            body["nextToken"] = json!(t);
+        }
+        world.call("ListPipelineExecutions", body)
+    };
+    assert_eq!(ids_of(&filtered("Review", 100, None).await.unwrap()), [e1.clone()]);
+    // Build failed, then its retry is still running: no success there yet.
+    assert!(ids_of(&filtered("Build", 100, None).await.unwrap()).is_empty());
+    assert!(ids_of(&filtered("Nowhere", 100, None).await.unwrap()).is_empty());
+    // Page by page, newest first, each once.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = filtered("Source", 1, token.as_deref()).await.unwrap();
+        seen.extend(ids_of(&page));
+        match page.get("nextToken") {
+            Some(t) => token = Some(t.as_str().unwrap().to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [e3, e2, e1]);
+
+    for (body, kind) in [
+        (
+            json!({"pipelineName": PIPELINE, "filter": {"succeededInStage": {}}}),
+            "ValidationException",
+        ),
+        (
+            json!({"pipelineName": PIPELINE, "filter": {"succeededInStage": {"stageName": "bad name!"}}}),
+            "ValidationException",
+        ),
+        (
+            json!({"pipelineName": PIPELINE, "filter": {"stageName": "Build"}}),
+            "ValidationException",
+        ),
+        (
+            json!({"pipelineName": PIPELINE, "nextToken": "bm9wZQ",
+                "filter": {"succeededInStage": {"stageName": "Source"}}}),
+            "InvalidNextTokenException",
+        ),
+    ] {
+        let err = world
+            .call("ListPipelineExecutions", body.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, kind, "{body}: {err}");
+    }
 }

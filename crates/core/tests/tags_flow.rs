@@ -501,11 +501,43 @@ async fn the_store_writes_tags_only_over_the_record_it_was_given() {
         store.put_tags(&now, &[]).await,
         Err(StoreError::Conflict(_))
     ));
+    // An update carrying the tags it read before a tag write loses too.
+    let read = store.get(NAME, None).await.unwrap().unwrap();
+    store.put_tags(&read, &[]).await.unwrap();
+    let mut stale = read.clone();
+    stale.declaration.version = Some(3);
+    assert!(matches!(
+        store.update(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get(NAME, None).await.unwrap().unwrap().version(), 2);
     store.delete(NAME).await.unwrap();
     assert!(matches!(
         store.put_tags(&next, &[]).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn update_pipeline_keeps_tags_written_while_it_ran() {
+    let store = racing(1).await;
+    let mut declaration = call(&store, "GetPipeline", json!({"name": NAME}))
+        .await
+        .unwrap()["pipeline"]
+        .clone();
+    declaration["stages"][2]["name"] = json!("Release");
+    let updated = call(&store, "UpdatePipeline", json!({ "pipeline": declaration }))
+        .await
+        .unwrap();
+    assert_eq!(updated["pipeline"]["version"], 2);
+    let all = call(&store, "ListTagsForResource", json!({"resourceArn": ARN}))
+        .await
+        .unwrap();
+    assert_eq!(all["tags"], tags(&[("other0", "0")]));
+    assert_eq!(
+        store.get(NAME, None).await.unwrap().unwrap().declaration.stages[2].name,
+        "Release"
+    );
 }
 
 /// A store where another writer tags the pipeline (`other=<n>`) just before each of the first
@@ -522,6 +554,7 @@ impl PipelineStore for Racing {
         self.inner.create(record).await
     }
     async fn update(&self, record: &PipelineRecord) -> Result<(), StoreError> {
+        self.race(&record.declaration.name).await?;
         self.inner.update(record).await
     }
     async fn get(
@@ -542,13 +575,17 @@ impl PipelineStore for Racing {
         self.inner.list(next_token, limit).await
     }
     async fn put_tags(&self, current: &PipelineRecord, tags: &[Tag]) -> Result<(), StoreError> {
+        self.race(&current.declaration.name).await?;
+        self.inner.put_tags(current, tags).await
+    }
+}
+
+impl Racing {
+    /// The other writer's turn: it tags `other<n>` while races remain.
+    async fn race(&self, name: &str) -> Result<(), StoreError> {
         let n = self.seen.fetch_add(1, Ordering::SeqCst);
         if n < self.races {
-            let theirs = self
-                .inner
-                .get(&current.declaration.name, None)
-                .await?
-                .unwrap();
+            let theirs = self.inner.get(name, None).await?.unwrap();
             let mut their_tags = theirs.tags.clone();
             their_tags.push(Tag {
                 key: format!("other{n}"),
@@ -556,7 +593,7 @@ impl PipelineStore for Racing {
             });
             self.inner.put_tags(&theirs, &their_tags).await?;
         }
-        self.inner.put_tags(current, tags).await
+        Ok(())
     }
 }
 

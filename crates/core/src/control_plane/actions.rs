@@ -35,7 +35,17 @@ pub(super) struct ListInput {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Filter {
     pipeline_execution_id: Option<String>,
-    latest_in_pipeline_execution: Option<Value>,
+    latest_in_pipeline_execution: Option<LatestInPipelineExecution>,
+}
+
+/// `LatestInPipelineExecutionFilter`: the action executions of one pipeline execution, only the
+/// latest run of each action (`startTimeRange` `Latest`: what a retried stage ran last) or all
+/// of them (`All`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LatestInPipelineExecution {
+    pipeline_execution_id: Option<String>,
+    start_time_range: Option<String>,
 }
 
 /// Where a page resumes.
@@ -109,6 +119,8 @@ struct Collector<'p> {
     details: Vec<Value>,
     /// Declarations by version, for each action's `roleArn`.
     versions: BTreeMap<u32, Option<PipelineRecord>>,
+    /// Only the latest run of each action of an execution.
+    latest_only: bool,
     engine: &'p Engine<'p>,
 }
 
@@ -122,10 +134,16 @@ impl Collector<'_> {
         page_token: Option<&str>,
         after: Option<&ActionKey>,
     ) -> Result<Option<Cursor>, ApiError> {
+        let latest = self.latest_only.then(|| latest_runs(snapshot));
         let mut actions: Vec<&ActionExecution> = snapshot
             .actions
             .iter()
             .filter(|a| after.is_none_or(|after| ActionKey::of(a).follows(after)))
+            .filter(|a| {
+                latest
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(a.action_execution_id.as_str()))
+            })
             .collect();
         actions.sort_by(|a, b| {
             b.start_time
@@ -187,17 +205,42 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
             )))
         }
     };
-    let filter = input.filter.unwrap_or(Filter {
+    let mut filter = input.filter.unwrap_or(Filter {
         pipeline_execution_id: None,
         latest_in_pipeline_execution: None,
     });
-    if filter.latest_in_pipeline_execution.is_some() {
-        return Err(ApiError::validation(
-            "filter.latestInPipelineExecution: not supported yet",
-        ));
-    }
     if let Some(id) = &filter.pipeline_execution_id {
         parse_pipeline_execution_id("filter.pipelineExecutionId", id)?;
+    }
+    let mut latest_only = false;
+    if let Some(latest) = filter.latest_in_pipeline_execution.take() {
+        const MEMBER: &str = "filter.latestInPipelineExecution";
+        let id = latest.pipeline_execution_id.ok_or_else(|| {
+            ApiError::validation(format!("{MEMBER}.pipelineExecutionId: required"))
+        })?;
+        parse_pipeline_execution_id(&format!("{MEMBER}.pipelineExecutionId"), &id)?;
+        latest_only = match latest.start_time_range.as_deref() {
+            Some("Latest") => true,
+            Some("All") => false,
+            Some(other) => {
+                return Err(ApiError::validation(format!(
+                    "{MEMBER}.startTimeRange: must be Latest or All, got {other:?}"
+                )))
+            }
+            None => {
+                return Err(ApiError::validation(format!(
+                    "{MEMBER}.startTimeRange: required"
+                )))
+            }
+        };
+        match &filter.pipeline_execution_id {
+            Some(other) if *other != id => {
+                return Err(ApiError::validation(format!(
+                    "{MEMBER}.pipelineExecutionId: {id} differs from filter.pipelineExecutionId {other}"
+                )))
+            }
+            _ => filter.pipeline_execution_id = Some(id),
+        }
     }
     let cursor = match &input.next_token {
         None => None,
@@ -219,6 +262,7 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
         limit,
         details: Vec::new(),
         versions: BTreeMap::new(),
+        latest_only,
         engine,
     };
     let next = match &filter.pipeline_execution_id {
@@ -240,6 +284,25 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
         out["nextToken"] = json!(cursor.encode());
     }
     Ok(out)
+}
+
+/// The action execution ids of the latest run of each action (stage and action name) of
+/// `snapshot`.
+fn latest_runs(snapshot: &ExecutionSnapshot) -> std::collections::BTreeSet<&str> {
+    let mut latest: BTreeMap<(&str, &str), &ActionExecution> = BTreeMap::new();
+    for a in &snapshot.actions {
+        let key = (a.stage_name.as_str(), a.action_name.as_str());
+        let newer = latest
+            .get(&key)
+            .is_none_or(|b| ActionKey::of(b).follows(&ActionKey::of(a)));
+        if newer {
+            latest.insert(key, a);
+        }
+    }
+    latest
+        .values()
+        .map(|a| a.action_execution_id.as_str())
+        .collect()
 }
 
 /// The pipeline's executions, newest first, from `cursor` on, until the page is full.

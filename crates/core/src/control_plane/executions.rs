@@ -1,6 +1,8 @@
 //! StartPipelineExecution, GetPipelineExecution, ListPipelineExecutions.
 
-use serde::Deserialize;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{check_name, parse_pipeline_execution_id, ApiError, ServiceContext};
@@ -85,7 +87,32 @@ pub(super) struct ListInput {
     pipeline_name: String,
     max_results: Option<i64>,
     next_token: Option<String>,
-    filter: Option<Value>,
+    filter: Option<ExecutionFilter>,
+}
+
+/// `PipelineExecutionFilter`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ExecutionFilter {
+    succeeded_in_stage: Option<SucceededInStage>,
+}
+
+/// `SucceededInStageFilter`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SucceededInStage {
+    stage_name: Option<String>,
+}
+
+/// Where a filtered listing resumes: the executions-list page holding the last execution
+/// returned, and that execution (base64url JSON, opaque to callers).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilteredCursor {
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    page_token: Option<String>,
+    #[serde(rename = "e")]
+    after: String,
 }
 
 fn engine_error(e: EngineError) -> ApiError {
@@ -207,6 +234,80 @@ pub fn execution_json(e: &PipelineExecution) -> Value {
 }
 
 /// `PipelineExecutionSummary` as the API returns it.
+/// ListPipelineExecutions with `filter.succeededInStage`: the executions, newest first, whose
+/// latest run of `stage` succeeded.
+async fn list_succeeded_in(
+    engine: &Engine<'_>,
+    pipeline_name: &str,
+    stage: &str,
+    next_token: Option<String>,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            "InvalidNextTokenException",
+            "nextToken: not a token this service issued for this filter",
+        )
+    };
+    let cursor: Option<FilteredCursor> = match &next_token {
+        None => None,
+        Some(token) if token.is_empty() || token.len() > 2048 => return Err(invalid()),
+        Some(token) => Some(
+            B64.decode(token)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .ok_or_else(invalid)?,
+        ),
+    };
+    require_pipeline(engine, pipeline_name).await?;
+    let (mut page_token, mut resume_after) = match cursor {
+        None => (None, None),
+        Some(c) => (c.page_token, Some(c.after)),
+    };
+    let mut found: Vec<Value> = Vec::new();
+    loop {
+        let page = engine
+            .executions
+            .list_executions(pipeline_name, page_token.as_deref(), limit)
+            .await
+            .map_err(store_error)?;
+        for execution in &page.items {
+            if let Some(after) = &resume_after {
+                // Up to and including the last one returned (and any started since, in front).
+                if *after == execution.pipeline_execution_id {
+                    resume_after = None;
+                }
+                continue;
+            }
+            let succeeded = engine
+                .executions
+                .snapshot(&execution.pipeline_execution_id)
+                .await
+                .map_err(store_error)?
+                .and_then(|s| s.stage(stage).map(|r| r.status))
+                == Some(crate::execution::StageExecutionStatus::Succeeded);
+            if !succeeded {
+                continue;
+            }
+            found.push(summary_json(execution));
+            if found.len() == limit {
+                let cursor = FilteredCursor {
+                    page_token: page_token.clone(),
+                    after: execution.pipeline_execution_id.clone(),
+                };
+                return Ok(json!({
+                    "pipelineExecutionSummaries": found,
+                    "nextToken": B64.encode(serde_json::to_vec(&cursor).unwrap_or_default()),
+                }));
+            }
+        }
+        match page.next_token {
+            Some(token) if !page.items.is_empty() => page_token = Some(token),
+            _ => return Ok(json!({ "pipelineExecutionSummaries": found })),
+        }
+    }
+}
+
 pub fn summary_json(e: &PipelineExecution) -> Value {
     let mut out = json!({
         "pipelineExecutionId": e.pipeline_execution_id,
@@ -527,18 +628,24 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
             )))
         }
     };
-    if input.filter.is_some() {
-        return Err(ApiError::validation(
-            "filter: execution filters are not supported yet",
-        ));
-    }
-    if let Some(token) = &input.next_token {
-        if token.is_empty() || token.len() > 2048 {
-            return Err(ApiError::new(
-                "InvalidNextTokenException",
-                "nextToken: not a token this service issued",
-            ));
+    let stage = match input.filter {
+        None => None,
+        Some(ExecutionFilter {
+            succeeded_in_stage: None,
+        }) => None,
+        Some(ExecutionFilter {
+            succeeded_in_stage: Some(f),
+        }) => {
+            let stage = f.stage_name.ok_or_else(|| {
+                ApiError::validation("filter.succeededInStage.stageName: required")
+            })?;
+            check_name("filter.succeededInStage.stageName", &stage)?;
+            Some(stage)
         }
+    };
+    if let Some(stage) = stage {
+        return list_succeeded_in(engine, &input.pipeline_name, &stage, input.next_token, limit)
+            .await;
     }
     require_pipeline(engine, &input.pipeline_name).await?;
     let page = engine

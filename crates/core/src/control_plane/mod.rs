@@ -356,39 +356,49 @@ async fn update_pipeline(
     ctx: &ServiceContext,
     input: UpdatePipelineInput,
 ) -> Result<Value, ApiError> {
-    let mut pipeline = input.pipeline;
+    let pipeline = input.pipeline;
     check_declaration(&pipeline)?;
-    let current = store
-        .get(&pipeline.name, None)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| not_found(&pipeline.name))?;
-    if let Some(given) = pipeline.version {
-        if given != current.version() {
-            return Err(ApiError::new(
-                "InvalidStructureException",
-                format!(
-                    "pipeline.version: {given} is not the current version {} of {}",
-                    current.version(),
-                    pipeline.name
-                ),
-            ));
+    // A concurrent TagResource (or update) makes the write lose; read again and carry the
+    // tags now recorded over, a few times, before giving up.
+    let mut conflict = String::new();
+    for _ in 0..UPDATE_ATTEMPTS {
+        let current = store
+            .get(&pipeline.name, None)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| not_found(&pipeline.name))?;
+        if let Some(given) = pipeline.version {
+            if given != current.version() {
+                return Err(ApiError::new(
+                    "InvalidStructureException",
+                    format!(
+                        "pipeline.version: {given} is not the current version {} of {}",
+                        current.version(),
+                        pipeline.name
+                    ),
+                ));
+            }
+        }
+        let mut declaration = pipeline.clone();
+        declaration.version = Some(current.version() + 1);
+        let record = PipelineRecord {
+            declaration,
+            created: current.created,
+            updated: ctx.now,
+            tags: current.tags,
+        };
+        match store.update(&record).await {
+            Ok(()) => return Ok(json!({ "pipeline": record.declaration })),
+            Err(StoreError::Conflict(m)) => conflict = m,
+            Err(StoreError::NotFound(_)) => return Err(not_found(&record.declaration.name)),
+            Err(e) => return Err(ApiError::internal(e)),
         }
     }
-    pipeline.version = Some(current.version() + 1);
-    let record = PipelineRecord {
-        declaration: pipeline,
-        created: current.created,
-        updated: ctx.now,
-        tags: current.tags,
-    };
-    match store.update(&record).await {
-        Ok(()) => Ok(json!({ "pipeline": record.declaration })),
-        Err(StoreError::Conflict(m)) => Err(ApiError::new("ConcurrentModificationException", m)),
-        Err(StoreError::NotFound(_)) => Err(not_found(&record.declaration.name)),
-        Err(e) => Err(ApiError::internal(e)),
-    }
+    Err(ApiError::new("ConcurrentModificationException", conflict))
 }
+
+/// How many times UpdatePipeline reads and writes again when a concurrent write won.
+const UPDATE_ATTEMPTS: usize = 5;
 
 async fn get_pipeline(
     store: &dyn PipelineStore,

@@ -155,7 +155,7 @@ impl World {
             .unwrap();
         let ids = ExecutionIds {
             pipeline_name: pipeline.into(),
-            pipeline_version: 1,
+            pipeline_version: self.snapshot(id).await.execution.pipeline_version,
             pipeline_execution_id: id.into(),
         };
         engine
