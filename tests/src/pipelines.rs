@@ -89,18 +89,24 @@ pub async fn versioned_source(c: &Clients, bucket: &str, key: &str, zip: Vec<u8>
 /// CreatePipeline over CodePipeline's JSON 1.1 protocol, as any client sends it, through the
 /// control plane's local Function URL.
 pub fn create_pipeline(stack: &Stack, declaration: &Value) {
-    let body = json!({ "pipeline": declaration }).to_string();
+    api_call(stack, "CreatePipeline", &json!({ "pipeline": declaration }));
+}
+
+/// Control-plane operation `op` with `body`, as raw AWS JSON 1.1 (the declarations stay JSON);
+/// asserts HTTP 200 and returns the response.
+pub fn api_call(stack: &Stack, op: &str, body: &Value) -> Value {
     let mut response = ureq::post(&stack.api_endpoint)
         .header("Content-Type", "application/x-amz-json-1.1")
-        .header("X-Amz-Target", "CodePipeline_20150709.CreatePipeline")
+        .header("X-Amz-Target", &format!("CodePipeline_20150709.{op}"))
         .config()
         .http_status_as_error(false)
         .build()
-        .send(body.as_bytes())
-        .expect("CreatePipeline request");
+        .send(body.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("{op} request: {e}"));
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    assert_eq!(status, 200, "CreatePipeline: {text}");
+    assert_eq!(status, 200, "{op}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{op}: {e}: {text}"))
 }
 
 /// StartPipelineExecution; returns the execution id.
