@@ -18,6 +18,7 @@ use pipewright_local::UpOptions;
 
 pub mod approvals;
 pub mod pipelines;
+pub mod triggers;
 
 /// A running local stack.
 #[derive(Debug, Clone)]
@@ -70,6 +71,24 @@ pub fn stack() -> &'static Stack {
 /// [`stack`], started with every action's timeout capped at `cap` seconds (the first call in a
 /// test binary decides; a stack reused through `PIPEWRIGHT_LOCAL_ENV` keeps its own setting).
 pub fn stack_with_action_timeout_cap(cap: Option<u64>) -> &'static Stack {
+    stack_with(StackSettings {
+        action_timeout_cap: cap,
+        ..StackSettings::default()
+    })
+}
+
+/// Stack parameters a test binary may choose.
+#[derive(Debug, Clone, Default)]
+pub struct StackSettings {
+    /// `ActionTimeoutCapSeconds`: every action's timeout capped at this many seconds.
+    pub action_timeout_cap: Option<u64>,
+    /// `GitApiBaseUrl`: where git source actions fetch commits (a test's own HTTP server).
+    pub git_api_base_url: Option<String>,
+}
+
+/// [`stack`], started with `settings` (the first call in a test binary decides; a stack reused
+/// through `PIPEWRIGHT_LOCAL_ENV` keeps its own settings).
+pub fn stack_with(settings: StackSettings) -> &'static Stack {
     STACK.get_or_init(|| {
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
         if let Some(file) = std::env::var_os("PIPEWRIGHT_LOCAL_ENV") {
@@ -83,7 +102,8 @@ pub fn stack_with_action_timeout_cap(cap: Option<u64>) -> &'static Stack {
             return Stack::of(running);
         }
         let mut opts = UpOptions::new(root());
-        opts.action_timeout_cap_seconds = cap;
+        opts.action_timeout_cap_seconds = settings.action_timeout_cap;
+        opts.git_api_base_url = settings.git_api_base_url;
         opts.state_dir = root()
             .join("target")
             .join(format!("pipewright-test-{}", std::process::id()));

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use pipewright_e2e::pipelines::{
-    api_call, clients, create_pipeline, drain_events, execution_records, start, subscribe, versioned_source,
-    zip_of, Clients,
+    api_call, clients, create_pipeline, drain_events, execution_records, start, subscribe,
+    versioned_source, zip_of, Clients,
 };
 use pipewright_e2e::{stack, unique, Stack};
 use serde_json::{json, Value};
@@ -437,13 +437,17 @@ async fn a_structure_update_cancels_running_and_waiting_executions_at_their_next
     let waiting = start_with_sleep(&c, &name, "0").await;
     // QUEUED: the second one waits in front of Build (its Source done).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while record(&execution_records(&c, stack, &waiting).await, "STAGE#Source#")
-        .is_none_or(|r| r["status"] != "Succeeded")
+    while record(
+        &execution_records(&c, stack, &waiting).await,
+        "STAGE#Source#",
+    )
+    .is_none_or(|r| r["status"] != "Succeeded")
     {
         assert!(Instant::now() < deadline, "{waiting} never left Source");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let mut declaration = api_call(stack, "GetPipeline", &json!({"name": name}))["pipeline"].clone();
+    let mut declaration =
+        api_call(stack, "GetPipeline", &json!({"name": name}))["pipeline"].clone();
     declaration["stages"][2]["name"] = json!("Release");
     declaration["stages"][2]["actions"][0]["name"] = json!("Release");
     api_call(stack, "UpdatePipeline", &json!({"pipeline": declaration}));
@@ -453,9 +457,16 @@ async fn a_structure_update_cancels_running_and_waiting_executions_at_their_next
     assert_eq!(ended[1].status, "Cancelled", "{ended:#?}");
     // The one inside Build finished it; neither started another stage.
     let records = execution_records(&c, stack, &inside).await;
-    assert_eq!(record(&records, "STAGE#Build#").unwrap()["status"], "Succeeded");
+    assert_eq!(
+        record(&records, "STAGE#Build#").unwrap()["status"],
+        "Succeeded"
+    );
     assert!(record(&records, "STAGE#Deploy#").is_none());
-    assert!(record(&execution_records(&c, stack, &waiting).await, "STAGE#Build#").is_none());
+    assert!(record(
+        &execution_records(&c, stack, &waiting).await,
+        "STAGE#Build#"
+    )
+    .is_none());
     let got = c
         .codepipeline
         .get_pipeline_execution()
@@ -469,7 +480,10 @@ async fn a_structure_update_cancels_running_and_waiting_executions_at_their_next
         .and_then(|e| e.status_summary())
         .unwrap_or_default()
         .to_string();
-    assert!(summary.contains("pipeline structure was updated"), "{summary}");
+    assert!(
+        summary.contains("pipeline structure was updated"),
+        "{summary}"
+    );
     let events = drain_events(&c, &queue, Duration::from_secs(5)).await;
     let canceled: Vec<&str> = events
         .iter()

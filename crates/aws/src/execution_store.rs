@@ -25,6 +25,8 @@
 //!   waiting in front of it, with their parked `enterStage` task tokens) and its `version`.
 //!   Replaced only by a PutItem conditional on the version it was read at
 //!   (`attribute_not_exists(pk)` for version 0), so concurrent arrivals and releases serialize;
+//! - `pk = "PIPELINE#<name>"`, `sk = "POLL"`: what the polls of the pipeline's sources with
+//!   `PollForSourceChanges: true` have seen, written by [`crate::polling::DynamoPollStates`];
 //! - `pk = "IDEMPOTENCY#<key>"`, `sk = "IDEMPOTENCY"`: an idempotency key (an event id, a webhook
 //!   delivery id, a `clientRequestToken`) and the execution it started (`pipelineExecutionId`),
 //!   claimed with `attribute_not_exists` in the transaction that creates the execution;

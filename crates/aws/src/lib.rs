@@ -4,12 +4,14 @@
 pub mod approvals;
 pub mod artifacts;
 pub mod config;
+pub mod connections;
 pub mod engine;
 pub mod events;
 pub mod execution_store;
 pub mod lambda;
 pub mod logging;
 pub mod pipeline_store;
+pub mod polling;
 pub mod rules;
 pub mod sfn;
 pub mod webhooks;

@@ -24,6 +24,11 @@ pub enum LocalCommand {
         /// so that an approval nobody answers fails soon instead of in 7 days.
         #[arg(long, value_name = "SECONDS")]
         action_timeout_cap: Option<u64>,
+        /// The GitHub REST API git source actions fetch commits from (the stack's
+        /// GitApiBaseUrl; default https://api.github.com), e.g. a GitHub Enterprise Server's
+        /// https://<host>/api/v3.
+        #[arg(long, value_name = "URL")]
+        git_api_base_url: Option<String>,
         /// The project folder (template.yaml and Cargo.toml); default: found upwards from here.
         #[arg(long)]
         root: Option<PathBuf>,
@@ -63,6 +68,7 @@ pub fn run(command: LocalCommand) -> i32 {
             port,
             release,
             action_timeout_cap,
+            git_api_base_url,
             root,
         } => {
             let Some(root) = project_root(root) else {
@@ -71,6 +77,7 @@ pub fn run(command: LocalCommand) -> i32 {
             let mut opts = UpOptions::new(root);
             opts.port = port;
             opts.action_timeout_cap_seconds = action_timeout_cap.filter(|s| *s > 0);
+            opts.git_api_base_url = git_api_base_url.filter(|u| !u.trim().is_empty());
             opts.profile = if release {
                 Profile::Release
             } else {

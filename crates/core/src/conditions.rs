@@ -14,8 +14,8 @@
 //!
 //! Rules: `VariableCheck` (`Variable` resolved like any configuration, compared with `Value` by
 //! `Operator` EQ, NE, CONTAINS, MATCHES, GT, GE, LT, LE), `DeploymentWindow` (`Cron`: an
-//! EventBridge cron expression; the rule passes while the current minute matches; `TimeZone`
-//! UTC only), `LambdaInvoke` (`FunctionName`, optional `UserParameters`: invoked synchronously;
+//! EventBridge cron expression; the rule passes while the current minute matches, on the wall
+//! clock of `TimeZone` (an IANA name, default UTC, daylight saving time included)), `LambdaInvoke` (`FunctionName`, optional `UserParameters`: invoked synchronously;
 //! passes unless the function errs or answers `{"status": "FAILED"}`) and `CloudWatchAlarm`
 //! (`AlarmName`: passes unless the alarm is in `ALARM`). `Commands` and `CodeBuild` rules fail
 //! with a clear message (not run by Pipewright).
@@ -170,14 +170,12 @@ pub async fn run_rule(
             }
         }
         "DeploymentWindow" => {
-            if let Some(zone) = config
-                .get("TimeZone")
-                .filter(|z| !z.eq_ignore_ascii_case("UTC"))
-            {
-                return Err(format!("TimeZone {zone}: only UTC is supported"));
-            }
+            let offset = match config.get("TimeZone") {
+                Some(zone) => utc_offset_seconds(zone, ctx.now)?,
+                None => 0,
+            };
             let cron = get("Cron")?;
-            if cron_matches(cron, ctx.now)? {
+            if cron_matches(cron, ctx.now + f64::from(offset))? {
                 Ok(format!("now is inside the window {cron}"))
             } else {
                 Err(format!("now is outside the window {cron}"))
@@ -276,6 +274,19 @@ fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
         }
     }
     pattern[p..].iter().all(|c| *c == b'*')
+}
+
+/// How far the wall clock of IANA time zone `zone` (`UTC`, `Europe/Paris`, ...) is ahead of UTC
+/// at `now` (seconds since the epoch), daylight saving time included.
+pub fn utc_offset_seconds(zone: &str, now: f64) -> Result<i32, String> {
+    use chrono::{Offset, TimeZone};
+    let tz: chrono_tz::Tz = zone.parse().map_err(|_| {
+        format!("TimeZone {zone:?}: not an IANA time zone name (e.g. UTC, America/New_York)")
+    })?;
+    let utc = chrono::DateTime::from_timestamp(now.floor() as i64, 0)
+        .ok_or_else(|| format!("time {now} is out of range"))?
+        .naive_utc();
+    Ok(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc())
 }
 
 /// Whether `now` falls in a minute matched by EventBridge cron expression `cron`
@@ -425,6 +436,40 @@ mod tests {
         assert!(cron_matches("cron(30 3 22 11 ?)", SUNDAY_0330).is_err());
         assert!(cron_matches("cron(61 * * * ? *)", SUNDAY_0330).is_err());
         assert!(cron_matches("cron(*/0 * * * ? *)", SUNDAY_0330).is_err());
+    }
+
+    #[test]
+    fn deployment_windows_read_the_wall_clock_of_their_time_zone() {
+        assert_eq!(utc_offset_seconds("UTC", SUNDAY_0330).unwrap(), 0);
+        // November: New York on EST (-5 h), Paris on CET (+1 h), Kolkata +5:30 all year.
+        assert_eq!(
+            utc_offset_seconds("America/New_York", SUNDAY_0330).unwrap(),
+            -5 * 3600
+        );
+        assert_eq!(
+            utc_offset_seconds("Europe/Paris", SUNDAY_0330).unwrap(),
+            3600
+        );
+        assert_eq!(
+            utc_offset_seconds("Asia/Kolkata", SUNDAY_0330).unwrap(),
+            5 * 3600 + 1800
+        );
+        // July: daylight saving time in New York (-4 h).
+        let july = SUNDAY_0330 - 140.0 * 86_400.0;
+        assert_eq!(
+            utc_offset_seconds("America/New_York", july).unwrap(),
+            -4 * 3600
+        );
+        let err = utc_offset_seconds("Mars/Olympus", SUNDAY_0330).unwrap_err();
+        assert!(
+            err.contains("TimeZone") && err.contains("Mars/Olympus"),
+            "{err}"
+        );
+        // 03:30 UTC on Sunday is 22:30 on Saturday in New York.
+        let local =
+            SUNDAY_0330 + f64::from(utc_offset_seconds("America/New_York", SUNDAY_0330).unwrap());
+        assert!(cron_matches("cron(30 22 ? * SAT *)", local).unwrap());
+        assert!(!cron_matches("cron(30 22 ? * SAT *)", SUNDAY_0330).unwrap());
     }
 }
 

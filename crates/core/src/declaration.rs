@@ -209,6 +209,62 @@ wire_enum! {
 /// An action's or rule's `configuration`: configuration key to value.
 pub type Configuration = BTreeMap<String, String>;
 
+/// Configuration keys whose values are secrets: CodePipeline answers them masked
+/// ([`MASKED`]) and never shows them again.
+pub const SECRET_CONFIGURATION_KEYS: &[&str] = &["OAuthToken"];
+
+/// What a secret configuration value reads as in every answer.
+pub const MASKED: &str = "****";
+
+/// `configuration` with its secret values masked.
+pub fn masked_configuration(configuration: &Configuration) -> Configuration {
+    let mut out = configuration.clone();
+    for key in SECRET_CONFIGURATION_KEYS {
+        if let Some(v) = out.get_mut(*key) {
+            *v = MASKED.to_string();
+        }
+    }
+    out
+}
+
+impl PipelineDeclaration {
+    /// The declaration as the API shows it: secret configuration values masked.
+    pub fn masked(&self) -> PipelineDeclaration {
+        let mut out = self.clone();
+        for action in out.stages.iter_mut().flat_map(|s| s.actions.iter_mut()) {
+            if let Some(c) = &mut action.configuration {
+                *c = masked_configuration(c);
+            }
+        }
+        out
+    }
+
+    /// Secret configuration values sent back masked (a GetPipeline answer round-tripped into
+    /// UpdatePipeline) keep the value `previous` has for the same stage, action and key.
+    pub fn keep_masked_secrets(&mut self, previous: &PipelineDeclaration) {
+        for stage in &mut self.stages {
+            for action in &mut stage.actions {
+                let Some(configuration) = &mut action.configuration else {
+                    continue;
+                };
+                let before = previous
+                    .stages
+                    .iter()
+                    .find(|s| s.name == stage.name)
+                    .and_then(|s| s.actions.iter().find(|a| a.name == action.name))
+                    .and_then(|a| a.configuration.as_ref());
+                for key in SECRET_CONFIGURATION_KEYS {
+                    if configuration.get(*key).map(String::as_str) == Some(MASKED) {
+                        if let Some(value) = before.and_then(|b| b.get(*key)) {
+                            configuration.insert(key.to_string(), value.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `PipelineDeclaration`: the whole pipeline structure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

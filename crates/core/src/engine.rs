@@ -732,8 +732,10 @@ impl Engine<'_> {
             .await
         {
             Ok(()) => {
-                self.publish(vec![self.pipeline_event(&execution, PipelineState::Canceled)])
-                    .await
+                self.publish(vec![
+                    self.pipeline_event(&execution, PipelineState::Canceled)
+                ])
+                .await
             }
             Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),

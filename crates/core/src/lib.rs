@@ -13,7 +13,8 @@
 //! - [`store`]: the storage the domain needs, as traits (DynamoDB in
 //!   `pipewright-aws`, in memory here for tests);
 //! - [`control_plane`]: CodePipeline's API operations over those traits;
-//! - [`asl`]: the Step Functions definition each pipeline version runs as.
+//! - [`asl`]: the Step Functions definition each pipeline version runs as;
+//! - [`git_source`]: what a git source action fetches and produces.
 //!
 //! ```
 //! use pipewright_core::{parse_pipeline, validate};
@@ -56,6 +57,7 @@ pub mod declaration;
 pub mod engine;
 pub mod events;
 pub mod execution;
+pub mod git_source;
 pub mod jobs;
 pub mod locks;
 pub mod providers;

@@ -6,10 +6,15 @@
 //!   the git changes they report;
 //! - [`filters`]: whether a git change starts a pipeline (V2 trigger filters, or the source
 //!   action's branch);
-//! - [`glob`]: the glob patterns those filters use.
+//! - [`glob`]: the glob patterns those filters use;
+//! - [`polling`]: source actions with `PollForSourceChanges: true`, checked on a schedule;
+//! - [`schedules`]: the scheduled invocations of the trigger function (the polling rule, and
+//!   schedules that start a pipeline).
 
 pub mod filters;
 pub mod glob;
+pub mod polling;
+pub mod schedules;
 pub mod source_events;
 pub mod webhooks;
 

@@ -119,7 +119,10 @@ async fn a_waiting_execution_is_cancelled_when_its_turn_comes_and_passes_it_on()
         .await
         .unwrap();
     let a = world.snapshot(A).await;
-    assert_eq!(a.stage("Build").unwrap().status, StageExecutionStatus::Succeeded);
+    assert_eq!(
+        a.stage("Build").unwrap().status,
+        StageExecutionStatus::Succeeded
+    );
     assert_eq!(a.execution.status, PipelineExecutionStatus::Cancelled);
     assert!(a.stage("Deploy").is_none());
     assert_eq!(

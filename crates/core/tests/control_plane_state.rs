@@ -302,7 +302,7 @@ fn action<'v>(state: &'v Value, stage_name: &str, name: &str) -> &'v Value {
 // ---------------------------------------------------------------------- model check
 
 /// Botocore's shapes reachable from GetPipelineStateOutput, ListActionExecutionsOutput and
-/// ListPipelineExecutionsOutput,
+/// ListPipelineExecutionsOutput and GetPipelineExecutionOutput,
 /// generated from `botocore/data/codepipeline/2015-07-09/service-2.json.gz` (structure members
 /// and required members, list members, map values, scalar types and enums).
 fn shapes() -> Value {
@@ -1051,7 +1051,13 @@ async fn latest_in_pipeline_execution_lists_the_last_run_of_each_action_or_all_r
     );
     assert_eq!(
         run_ids(&list("All").await.unwrap()),
-        ["e1-compile-2", "e1-lint", "e1-compile", "e1-approve", "e1-fetch"]
+        [
+            "e1-compile-2",
+            "e1-lint",
+            "e1-compile",
+            "e1-approve",
+            "e1-fetch"
+        ]
     );
     // Pages of one, each run once.
     let paged = all_pages(
@@ -1062,6 +1068,41 @@ async fn latest_in_pipeline_execution_lists_the_last_run_of_each_action_or_all_r
     )
     .await;
     assert_eq!(paged, ["e1-compile-2", "e1-lint", "e1-approve", "e1-fetch"]);
+}
+
+#[tokio::test]
+async fn get_pipeline_execution_names_the_revision_of_each_source_artifact() {
+    let world = World::new().await;
+    let (e1, e2, _) = three_executions(&world).await;
+    let got = world
+        .call(
+            "GetPipelineExecution",
+            json!({"pipelineName": PIPELINE, "pipelineExecutionId": e2}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        got["pipelineExecution"]["artifactRevisions"],
+        json!([{
+            "name": "Src",
+            "revisionId": "v-e2-fetch",
+            "revisionChangeIdentifier": "ver-Src",
+            "revisionSummary": "app.zip",
+            "revisionUrl": "https://console.example/v-e2-fetch",
+            "created": 33.0
+        }])
+    );
+    let got = world
+        .call(
+            "GetPipelineExecution",
+            json!({"pipelineName": PIPELINE, "pipelineExecutionId": e1}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        got["pipelineExecution"]["artifactRevisions"][0]["revisionId"],
+        "v-e1-fetch"
+    );
 }
 
 #[tokio::test]
@@ -1084,7 +1125,10 @@ async fn list_pipeline_executions_filters_on_the_stages_they_succeeded_in() {
         }
         world.call("ListPipelineExecutions", body)
     };
-    assert_eq!(ids_of(&filtered("Review", 100, None).await.unwrap()), [e1.clone()]);
+    assert_eq!(
+        ids_of(&filtered("Review", 100, None).await.unwrap()),
+        std::slice::from_ref(&e1)
+    );
     // Build failed, then its retry is still running: no success there yet.
     assert!(ids_of(&filtered("Build", 100, None).await.unwrap()).is_empty());
     assert!(ids_of(&filtered("Nowhere", 100, None).await.unwrap()).is_empty());

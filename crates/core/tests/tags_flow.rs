@@ -535,7 +535,14 @@ async fn update_pipeline_keeps_tags_written_while_it_ran() {
         .unwrap();
     assert_eq!(all["tags"], tags(&[("other0", "0")]));
     assert_eq!(
-        store.get(NAME, None).await.unwrap().unwrap().declaration.stages[2].name,
+        store
+            .get(NAME, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .declaration
+            .stages[2]
+            .name,
         "Release"
     );
 }

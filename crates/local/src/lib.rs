@@ -88,6 +88,9 @@ pub struct UpOptions {
     pub profile: Profile,
     /// The stack's `ActionTimeoutCapSeconds` (`None`: no cap).
     pub action_timeout_cap_seconds: Option<u64>,
+    /// The stack's `GitApiBaseUrl`: where git source actions fetch commits (`None`: the
+    /// template's default, github.com's API).
+    pub git_api_base_url: Option<String>,
 }
 
 impl UpOptions {
@@ -100,6 +103,7 @@ impl UpOptions {
             port: 0,
             profile: Profile::Dev,
             action_timeout_cap_seconds: None,
+            git_api_base_url: None,
         }
     }
 }
@@ -218,6 +222,9 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         )]);
         if let Some(cap) = opts.action_timeout_cap_seconds {
             parameters.insert("ActionTimeoutCapSeconds".into(), cap.to_string());
+        }
+        if let Some(url) = &opts.git_api_base_url {
+            parameters.insert("GitApiBaseUrl".into(), url.clone());
         }
         let outputs = stack::deploy(
             &emulator.endpoint,

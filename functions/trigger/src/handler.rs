@@ -1,4 +1,5 @@
-//! Match a source-change event to pipelines and start them.
+//! Match a source-change event to pipelines and start them (anything else is answered as
+//! ignored).
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;

@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::executions::{require_pipeline, store_error};
 use super::{check_name, parse_pipeline_execution_id, ApiError};
+use crate::declaration::masked_configuration;
 use crate::engine::Engine;
 use crate::execution::{ActionExecution, ArtifactDetail, ExecutionSnapshot};
 use crate::store::PipelineRecord;
@@ -370,10 +371,13 @@ fn artifact_json(a: &ArtifactDetail) -> Value {
 pub fn detail_json(a: &ActionExecution, role_arn: Option<&str>) -> Value {
     let mut input = Map::new();
     input.insert("actionTypeId".into(), json!(a.input.action_type_id));
-    input.insert("configuration".into(), json!(a.input.configuration));
+    input.insert(
+        "configuration".into(),
+        json!(masked_configuration(&a.input.configuration)),
+    );
     input.insert(
         "resolvedConfiguration".into(),
-        json!(a.input.resolved_configuration),
+        json!(masked_configuration(&a.input.resolved_configuration)),
     );
     if let Some(role) = role_arn {
         input.insert("roleArn".into(), json!(role));

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use super::{check_name, parse_pipeline_execution_id, ApiError, ServiceContext};
 use crate::engine::{Engine, EngineError, StartRequest};
 use crate::events::TriggerType;
-use crate::execution::{ExecutionTrigger, PipelineExecution, SourceRevisionOverride};
+use crate::execution::{
+    ActionExecution, ExecutionSnapshot, ExecutionTrigger, PipelineExecution, SourceRevisionOverride,
+};
 use crate::store::StoreError;
 
 #[derive(Deserialize)]
@@ -210,14 +212,15 @@ pub(super) async fn start(
     Ok(json!({ "pipelineExecutionId": started.pipeline_execution_id }))
 }
 
-/// `PipelineExecution` as the API returns it.
-pub fn execution_json(e: &PipelineExecution) -> Value {
+/// `PipelineExecution` as the API returns it, from everything recorded about it.
+pub fn execution_json(snapshot: &ExecutionSnapshot) -> Value {
+    let e = &snapshot.execution;
     let mut out = json!({
         "pipelineName": e.pipeline_name,
         "pipelineVersion": e.pipeline_version,
         "pipelineExecutionId": e.pipeline_execution_id,
         "status": e.status,
-        "artifactRevisions": [],
+        "artifactRevisions": artifact_revisions(snapshot),
         "variables": e.variables,
         "trigger": e.trigger,
         "executionMode": e.execution_mode,
@@ -233,7 +236,49 @@ pub fn execution_json(e: &PipelineExecution) -> Value {
     out
 }
 
-/// `PipelineExecutionSummary` as the API returns it.
+/// `ArtifactRevision`s: each output artifact of a source action that fetched a revision (the
+/// latest run of each), with that revision; `revisionChangeIdentifier` is the artifact's S3
+/// version, `created` when the action finished.
+fn artifact_revisions(snapshot: &ExecutionSnapshot) -> Vec<Value> {
+    let mut latest: std::collections::BTreeMap<&str, &ActionExecution> =
+        std::collections::BTreeMap::new();
+    for a in snapshot
+        .actions
+        .iter()
+        .filter(|a| a.source_revision.is_some())
+    {
+        let newer = latest
+            .get(a.action_name.as_str())
+            .is_none_or(|b| b.start_time <= a.start_time);
+        if newer {
+            latest.insert(a.action_name.as_str(), a);
+        }
+    }
+    let mut out = Vec::new();
+    for action in latest.values() {
+        let Some(revision) = &action.source_revision else {
+            continue;
+        };
+        for artifact in &action.output.output_artifacts {
+            let mut v = json!({ "name": artifact.name, "created": action.last_update_time });
+            if let Some(id) = &revision.revision_id {
+                v["revisionId"] = json!(id);
+            }
+            if let Some(version) = &artifact.s3_location.version_id {
+                v["revisionChangeIdentifier"] = json!(version);
+            }
+            if let Some(summary) = &revision.revision_summary {
+                v["revisionSummary"] = json!(summary);
+            }
+            if let Some(url) = &revision.revision_url {
+                v["revisionUrl"] = json!(url);
+            }
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// ListPipelineExecutions with `filter.succeededInStage`: the executions, newest first, whose
 /// latest run of `stage` succeeded.
 async fn list_succeeded_in(
@@ -308,6 +353,7 @@ async fn list_succeeded_in(
     }
 }
 
+/// `PipelineExecutionSummary` as the API returns it.
 pub fn summary_json(e: &PipelineExecution) -> Value {
     let mut out = json!({
         "pipelineExecutionId": e.pipeline_execution_id,
@@ -342,7 +388,7 @@ pub(super) async fn get(engine: &Engine<'_>, input: GetInput) -> Result<Value, A
         .map_err(store_error)?;
     match snapshot {
         Some(s) if s.execution.pipeline_name == input.pipeline_name => {
-            Ok(json!({ "pipelineExecution": execution_json(&s.execution) }))
+            Ok(json!({ "pipelineExecution": execution_json(&s) }))
         }
         _ => {
             require_pipeline(engine, &input.pipeline_name).await?;
@@ -644,8 +690,14 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
         }
     };
     if let Some(stage) = stage {
-        return list_succeeded_in(engine, &input.pipeline_name, &stage, input.next_token, limit)
-            .await;
+        return list_succeeded_in(
+            engine,
+            &input.pipeline_name,
+            &stage,
+            input.next_token,
+            limit,
+        )
+        .await;
     }
     require_pipeline(engine, &input.pipeline_name).await?;
     let page = engine

@@ -344,7 +344,7 @@ async fn create_pipeline(
         }
         Err(e) => return Err(ApiError::internal(e)),
     }
-    let mut out = json!({ "pipeline": record.declaration });
+    let mut out = json!({ "pipeline": record.declaration.masked() });
     if !record.tags.is_empty() {
         out["tags"] = json!(record.tags);
     }
@@ -380,6 +380,7 @@ async fn update_pipeline(
             }
         }
         let mut declaration = pipeline.clone();
+        declaration.keep_masked_secrets(&current.declaration);
         declaration.version = Some(current.version() + 1);
         let record = PipelineRecord {
             declaration,
@@ -388,7 +389,7 @@ async fn update_pipeline(
             tags: current.tags,
         };
         match store.update(&record).await {
-            Ok(()) => return Ok(json!({ "pipeline": record.declaration })),
+            Ok(()) => return Ok(json!({ "pipeline": record.declaration.masked() })),
             Err(StoreError::Conflict(m)) => conflict = m,
             Err(StoreError::NotFound(_)) => return Err(not_found(&record.declaration.name)),
             Err(e) => return Err(ApiError::internal(e)),
@@ -437,7 +438,7 @@ async fn get_pipeline(
         created: record.created,
         updated: record.updated,
     };
-    Ok(json!({ "pipeline": record.declaration, "metadata": metadata }))
+    Ok(json!({ "pipeline": record.declaration.masked(), "metadata": metadata }))
 }
 
 async fn list_pipelines(
@@ -542,6 +543,64 @@ mod tests {
             body.to_string().as_bytes(),
         )
         .await
+    }
+
+    #[tokio::test]
+    async fn oauth_tokens_are_answered_masked_and_kept_through_a_round_trip() {
+        let store = MemoryPipelineStore::default();
+        let mut pipeline = sample();
+        pipeline["stages"][0]["actions"][0] = json!({
+            "name": "Checkout",
+            "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+            "configuration": {"Owner": "acme", "Repo": "app", "Branch": "main", "OAuthToken": "ghp_secret"},
+            "outputArtifacts": pipeline["stages"][0]["actions"][0]["outputArtifacts"].clone(),
+            "namespace": "SourceVariables"
+        });
+        let name = pipeline["name"].as_str().unwrap().to_string();
+        let created = call(&store, "CreatePipeline", json!({ "pipeline": pipeline }))
+            .await
+            .unwrap();
+        let token = |v: &Value| {
+            v["pipeline"]["stages"][0]["actions"][0]["configuration"]["OAuthToken"].clone()
+        };
+        assert_eq!(token(&created), "****");
+        let got = call(&store, "GetPipeline", json!({ "name": name }))
+            .await
+            .unwrap();
+        assert_eq!(token(&got), "****");
+        assert!(!got.to_string().contains("ghp_secret"));
+        // GetPipeline's answer sent back as is: the stored token stays.
+        let updated = call(
+            &store,
+            "UpdatePipeline",
+            json!({ "pipeline": got["pipeline"] }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(token(&updated), "****");
+        let stored = store.get(&name, None).await.unwrap().unwrap();
+        assert_eq!(stored.version(), 2);
+        assert_eq!(
+            stored.declaration.stages[0].actions[0]
+                .configuration
+                .as_ref()
+                .unwrap()["OAuthToken"],
+            "ghp_secret"
+        );
+        // A new token replaces it.
+        let mut rotated = updated["pipeline"].clone();
+        rotated["stages"][0]["actions"][0]["configuration"]["OAuthToken"] = json!("ghp_new");
+        call(&store, "UpdatePipeline", json!({ "pipeline": rotated }))
+            .await
+            .unwrap();
+        let stored = store.get(&name, None).await.unwrap().unwrap();
+        assert_eq!(
+            stored.declaration.stages[0].actions[0]
+                .configuration
+                .as_ref()
+                .unwrap()["OAuthToken"],
+            "ghp_new"
+        );
     }
 
     #[tokio::test]

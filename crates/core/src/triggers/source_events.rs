@@ -183,7 +183,8 @@ fn is_source(action: &ActionDeclaration, owner: ActionOwner, provider: &str) -> 
     id.category == ActionCategory::Source && id.owner == owner && id.provider == provider
 }
 
-fn polls(action: &ActionDeclaration) -> bool {
+/// Whether a source action polls (`PollForSourceChanges: true`) instead of following events.
+pub(crate) fn polls(action: &ActionDeclaration) -> bool {
     action
         .configuration()
         .get("PollForSourceChanges")

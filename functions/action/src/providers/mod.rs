@@ -6,7 +6,9 @@
 //! - `Deploy/AWS/S3` ([`s3_deploy`]): publishes the input artifact to a bucket, extracted or as
 //!   the zip;
 //! - `Invoke/AWS/Lambda` ([`lambda_invoke`]): invokes the function with CodePipeline's job event
-//!   and leaves the action pending until the function reports its job result.
+//!   and leaves the action pending until the function reports its job result;
+//! - `Source/AWS/CodeStarSourceConnection` and `Source/ThirdParty/GitHub` version 1
+//!   ([`git_source`]): the files of one commit, fetched from the GitHub REST API.
 //!
 //! Any other provider is refused with `ConfigurationError`. A provider returns an
 //! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
@@ -14,6 +16,7 @@
 //! result), or a [`ProviderError`], which the handler records with [`ProviderError::code`].
 
 mod commands;
+mod git_source;
 mod lambda_invoke;
 mod s3_deploy;
 mod s3_source;
@@ -22,6 +25,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pipewright_aws::artifacts::{ArtifactError, S3Artifacts};
+use pipewright_aws::connections::ConnectionSecrets;
 use pipewright_aws::engine::Adapters;
 use pipewright_aws::lambda::LambdaFunctions;
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
@@ -95,20 +99,35 @@ pub struct Providers {
     work_root: PathBuf,
     /// The functions `Invoke/AWS/Lambda` actions invoke.
     functions: LambdaFunctions,
+    /// What git source actions fetch with.
+    git: git_source::GitSources,
 }
 
 impl Providers {
     /// Providers over the function's clients.
     pub fn new(adapters: &Adapters) -> Self {
-        Self::with_clients(adapters.s3.clone(), adapters.functions.clone())
+        Self::with_clients(
+            adapters.s3.clone(),
+            adapters.functions.clone(),
+            ConnectionSecrets::from_env(&adapters.sdk),
+        )
     }
 
-    /// Providers over `s3` and `functions`.
-    pub fn with_clients(s3: aws_sdk_s3::Client, functions: LambdaFunctions) -> Self {
+    /// Providers over `s3`, `functions` and `secrets` (git connection tokens); git sources
+    /// use the API base URL of the environment (`GIT_API_BASE_URL`).
+    pub fn with_clients(
+        s3: aws_sdk_s3::Client,
+        functions: LambdaFunctions,
+        secrets: ConnectionSecrets,
+    ) -> Self {
         Self {
             artifacts: S3Artifacts::new(s3),
             work_root: std::env::temp_dir(),
             functions,
+            git: git_source::GitSources::new(
+                &git_source::GitSources::api_base_url_from_env(),
+                secrets,
+            ),
         }
     }
 
@@ -136,6 +155,16 @@ impl Providers {
                     .await
                     .map(Some)
             }
+            (ActionCategory::Source, ActionOwner::Aws, "CodeStarSourceConnection")
+            | (ActionCategory::Source, ActionOwner::ThirdParty, "GitHub") => git_source::run(
+                &self.git,
+                &self.artifacts,
+                prepared,
+                &self.work_root,
+                deadline,
+            )
+            .await
+            .map(Some),
             (ActionCategory::Invoke, ActionOwner::Aws, "Lambda") => {
                 lambda_invoke::run(&self.functions, prepared)
                     .await
@@ -258,9 +287,17 @@ mod tests {
             .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
             .region(aws_sdk_lambda::config::Region::new("us-east-1"))
             .build();
+        let secrets = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .build();
         Providers::with_clients(
             aws_sdk_s3::Client::from_conf(config),
             LambdaFunctions::new(aws_sdk_lambda::Client::from_conf(lambda)),
+            ConnectionSecrets::new(
+                aws_sdk_secretsmanager::Client::from_conf(secrets),
+                "pipewright/connections/",
+            ),
         )
     }
 
