@@ -2,9 +2,10 @@
 //! pushes, ECR pushes) invoked on the trigger function, and GitHub / GitLab / Bitbucket webhook
 //! deliveries POSTed to the webhook function's (local) Function URL.
 //!
-//! Pipewright cannot fetch from CodeCommit, ECR or a git host locally, so those executions fail
-//! in their source action; the tests look only at what started: which pipeline, with which
-//! trigger and which pinned source revision.
+//! The repositories these events name do not exist (nor does the git host), so those executions
+//! fail in their source action; the tests look only at what started: which pipeline, with which
+//! trigger and which pinned source revision. `repo_sources.rs` runs CodeCommit and ECR sources
+//! started by such events to the end.
 
 use std::time::{Duration, Instant};
 

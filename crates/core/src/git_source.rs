@@ -79,6 +79,30 @@ pub enum OutputArtifactFormat {
     CodeBuildCloneRef,
 }
 
+impl OutputArtifactFormat {
+    /// The `OutputArtifactFormat` configuration (absent or blank: `CODE_ZIP`).
+    pub fn parse(value: Option<&str>) -> Result<Self, GitSourceError> {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None | Some("CODE_ZIP") => Ok(Self::CodeZip),
+            Some("CODEBUILD_CLONE_REF") => Ok(Self::CodeBuildCloneRef),
+            Some(other) => Err(GitSourceError::Configuration(format!(
+                "configuration OutputArtifactFormat: `{other}` is neither CODE_ZIP nor CODEBUILD_CLONE_REF"
+            ))),
+        }
+    }
+
+    /// Refuse what a source action cannot produce: a `CODEBUILD_CLONE_REF` artifact is a
+    /// reference only a CodeBuild action can use, and Pipewright runs no CodeBuild action.
+    pub fn check(self) -> Result<(), GitSourceError> {
+        match self {
+            Self::CodeZip => Ok(()),
+            Self::CodeBuildCloneRef => Err(GitSourceError::Configuration(
+                "configuration OutputArtifactFormat: CODEBUILD_CLONE_REF makes an artifact only CodeBuild actions can use (they clone the repository), and Pipewright runs no CodeBuild action; use CODE_ZIP (the default)".into(),
+            )),
+        }
+    }
+}
+
 /// Where the action's token comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
@@ -107,13 +131,14 @@ pub struct GitSource {
     pub token: TokenSource,
 }
 
-/// Why a git source action cannot fetch its commit, by CodePipeline's failure types.
+/// Why a source action (git, CodeCommit, ECR: see also [`crate::sources`]) cannot fetch its
+/// revision, by CodePipeline's failure types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GitSourceError {
     /// The configuration cannot work (`ConfigurationError`).
     #[error("{0}")]
     Configuration(String),
-    /// The git host refused the token (`PermissionError`).
+    /// The git host refused the token, or AWS refused access (`PermissionError`).
     #[error("{0}")]
     Permission(String),
     /// The commit asked for does not exist (`RevisionUnavailable`).
@@ -160,15 +185,7 @@ impl GitSource {
                 let arn = required("ConnectionArn")?;
                 let id = connection_id(arn)?;
                 let (owner, repo) = parse_full_repository_id(required("FullRepositoryId")?)?;
-                let format = match get("OutputArtifactFormat") {
-                    None | Some("CODE_ZIP") => OutputArtifactFormat::CodeZip,
-                    Some("CODEBUILD_CLONE_REF") => OutputArtifactFormat::CodeBuildCloneRef,
-                    Some(other) => {
-                        return Err(GitSourceError::Configuration(format!(
-                            "configuration OutputArtifactFormat: `{other}` is neither CODE_ZIP nor CODEBUILD_CLONE_REF"
-                        )))
-                    }
-                };
+                let format = OutputArtifactFormat::parse(get("OutputArtifactFormat"))?;
                 Ok(Self {
                     kind,
                     owner,
@@ -201,15 +218,9 @@ impl GitSource {
         format!("{}/{}", self.owner, self.repo)
     }
 
-    /// Refuse what this action cannot produce: a `CODEBUILD_CLONE_REF` artifact is a reference
-    /// only a CodeBuild action can use, and Pipewright runs no CodeBuild action.
+    /// Refuse what this action cannot produce (see [`OutputArtifactFormat::check`]).
     pub fn check_format(&self) -> Result<(), GitSourceError> {
-        match self.format {
-            OutputArtifactFormat::CodeZip => Ok(()),
-            OutputArtifactFormat::CodeBuildCloneRef => Err(GitSourceError::Configuration(
-                "configuration OutputArtifactFormat: CODEBUILD_CLONE_REF makes an artifact only CodeBuild actions can use (they clone the repository), and Pipewright runs no CodeBuild action; use CODE_ZIP (the default)".into(),
-            )),
-        }
+        self.format.check()
     }
 }
 
@@ -278,7 +289,7 @@ fn name_part(name: &str, key: &str) -> Result<String, GitSourceError> {
 }
 
 /// A branch name as git allows it (no spaces, control characters, `..`, `~^:?*[\`).
-fn branch(name: &str, key: &str) -> Result<String, GitSourceError> {
+pub(crate) fn branch(name: &str, key: &str) -> Result<String, GitSourceError> {
     let name = name.strip_prefix("refs/heads/").unwrap_or(name);
     let ok = !name.is_empty()
         && !name.contains("..")
@@ -560,7 +571,7 @@ pub fn parse_commit(body: &[u8]) -> Result<Commit, GitSourceError> {
 }
 
 /// `s` cut to at most `max` characters (with `...` at the end when cut).
-fn cut(s: &str, max: usize) -> String {
+pub(crate) fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }

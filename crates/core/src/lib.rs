@@ -14,7 +14,8 @@
 //!   `pipewright-aws`, in memory here for tests);
 //! - [`control_plane`]: CodePipeline's API operations over those traits;
 //! - [`asl`]: the Step Functions definition each pipeline version runs as;
-//! - [`git_source`]: what a git source action fetches and produces.
+//! - [`git_source`]: what a git source action fetches and produces;
+//! - [`sources`]: what CodeCommit and ECR source actions fetch and produce.
 //!
 //! ```
 //! use pipewright_core::{parse_pipeline, validate};
@@ -61,6 +62,7 @@ pub mod git_source;
 pub mod jobs;
 pub mod locks;
 pub mod providers;
+pub mod sources;
 pub mod store;
 pub mod triggers;
 pub mod validation;

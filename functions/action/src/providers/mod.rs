@@ -8,14 +8,19 @@
 //! - `Invoke/AWS/Lambda` ([`lambda_invoke`]): invokes the function with CodePipeline's job event
 //!   and leaves the action pending until the function reports its job result;
 //! - `Source/AWS/CodeStarSourceConnection` and `Source/ThirdParty/GitHub` version 1
-//!   ([`git_source`]): the files of one commit, fetched from the GitHub REST API.
+//!   ([`git_source`]): the files of one commit, fetched from the GitHub REST API;
+//! - `Source/AWS/CodeCommit` ([`codecommit_source`]): the files of one commit, read with
+//!   CodeCommit's GetFolder / GetBlob;
+//! - `Source/AWS/ECR` ([`ecr_source`]): `imageDetail.json` describing one image.
 //!
 //! Any other provider is refused with `ConfigurationError`. A provider returns an
 //! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
 //! with the log tail), nothing when the action is completed later by someone else (a job
 //! result), or a [`ProviderError`], which the handler records with [`ProviderError::code`].
 
+mod codecommit_source;
 mod commands;
+mod ecr_source;
 mod git_source;
 mod lambda_invoke;
 mod s3_deploy;
@@ -24,6 +29,7 @@ mod s3_source;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_codecommit::error::{ProvideErrorMetadata, SdkError};
 use pipewright_aws::artifacts::{ArtifactError, S3Artifacts};
 use pipewright_aws::connections::ConnectionSecrets;
 use pipewright_aws::engine::Adapters;
@@ -101,6 +107,10 @@ pub struct Providers {
     functions: LambdaFunctions,
     /// What git source actions fetch with.
     git: git_source::GitSources,
+    /// What CodeCommit source actions read with.
+    codecommit: aws_sdk_codecommit::Client,
+    /// What ECR source actions read with.
+    ecr: aws_sdk_ecr::Client,
 }
 
 impl Providers {
@@ -110,15 +120,19 @@ impl Providers {
             adapters.s3.clone(),
             adapters.functions.clone(),
             ConnectionSecrets::from_env(&adapters.sdk),
+            aws_sdk_codecommit::Client::new(&adapters.sdk),
+            aws_sdk_ecr::Client::new(&adapters.sdk),
         )
     }
 
-    /// Providers over `s3`, `functions` and `secrets` (git connection tokens); git sources
-    /// use the API base URL of the environment (`GIT_API_BASE_URL`).
+    /// Providers over `s3`, `functions`, `secrets` (git connection tokens), `codecommit` and
+    /// `ecr`; git sources use the API base URL of the environment (`GIT_API_BASE_URL`).
     pub fn with_clients(
         s3: aws_sdk_s3::Client,
         functions: LambdaFunctions,
         secrets: ConnectionSecrets,
+        codecommit: aws_sdk_codecommit::Client,
+        ecr: aws_sdk_ecr::Client,
     ) -> Self {
         Self {
             artifacts: S3Artifacts::new(s3),
@@ -128,6 +142,8 @@ impl Providers {
                 &git_source::GitSources::api_base_url_from_env(),
                 secrets,
             ),
+            codecommit,
+            ecr,
         }
     }
 
@@ -165,6 +181,31 @@ impl Providers {
             )
             .await
             .map(Some),
+            (ActionCategory::Source, ActionOwner::Aws, "CodeCommit") => {
+                let region = action_region(prepared, self.codecommit.config().region());
+                codecommit_source::run(
+                    &self.codecommit,
+                    &self.artifacts,
+                    prepared,
+                    &self.work_root,
+                    deadline,
+                    &region,
+                )
+                .await
+                .map(Some)
+            }
+            (ActionCategory::Source, ActionOwner::Aws, "ECR") => {
+                let region = action_region(prepared, self.ecr.config().region());
+                ecr_source::run(
+                    &self.ecr,
+                    &self.artifacts,
+                    prepared,
+                    &self.work_root,
+                    &region,
+                )
+                .await
+                .map(Some)
+            }
             (ActionCategory::Invoke, ActionOwner::Aws, "Lambda") => {
                 lambda_invoke::run(&self.functions, prepared)
                     .await
@@ -187,6 +228,45 @@ pub fn lambda_deadline(deadline_ms: u64) -> Option<Instant> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// The region the action works in: its own `region`, else the client's, else `us-east-1`.
+fn action_region(
+    prepared: &PreparedAction,
+    client: Option<&aws_sdk_codecommit::config::Region>,
+) -> String {
+    prepared
+        .record
+        .input
+        .region
+        .clone()
+        .filter(|r| !r.is_empty())
+        .or_else(|| client.map(|r| r.to_string()))
+        .unwrap_or_else(|| "us-east-1".to_string())
+}
+
+/// What an AWS SDK error says: its code and the HTTP status when the service answered, and its
+/// message (the error and its causes when there was no answer).
+fn aws_failure<E>(err: &SdkError<E>) -> (Option<String>, Option<u16>, String)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match err.code() {
+        Some(code) => (
+            Some(code.to_string()),
+            status,
+            err.message().unwrap_or_default().to_string(),
+        ),
+        None => (
+            None,
+            status,
+            pipewright_aws::error_chain(
+                &status.map_or_else(|| "no answer".to_string(), |s| format!("HTTP {s}")),
+                err,
+            ),
+        ),
+    }
 }
 
 /// A required configuration key.
@@ -225,6 +305,10 @@ async fn remove_work_dir(dir: PathBuf) {
 #[cfg(test)]
 pub(crate) mod test_support {
     use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
     use pipewright_core::declaration::ActionDeclaration;
     use pipewright_core::engine::PreparedAction;
@@ -271,6 +355,101 @@ pub(crate) mod test_support {
             account_id: "123456789012".into(),
         }
     }
+
+    /// The requests an [`aws_json_service`] saw: (operation, body).
+    pub type Calls = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+    /// A loopback server speaking AWS's JSON 1.1 protocol: each request's operation (from
+    /// `X-Amz-Target`) and body go to `answer`, which returns the status and body (an error is
+    /// `{"__type": "<code>", "message": ...}`). Returns its base URL and the calls it saw.
+    pub async fn aws_json_service(
+        answer: impl Fn(&str, &serde_json::Value) -> (u16, serde_json::Value) + Send + Sync + 'static,
+    ) -> (String, Calls) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let calls: Calls = Arc::default();
+        let (answer, log) = (Arc::new(answer), calls.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (answer, log) = (answer.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let header = |name: &str| {
+                        head.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                    };
+                    let length: usize = header("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    if socket.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let operation = header("x-amz-target")
+                        .and_then(|t| t.rsplit('.').next().map(str::to_string))
+                        .unwrap_or_default();
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    log.lock().unwrap().push((operation.clone(), body.clone()));
+                    let (status, out) = answer(&operation, &body);
+                    let out = out.to_string();
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{out}",
+                        out.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        (base, calls)
+    }
+
+    /// An AWS error answer.
+    pub fn aws_error(code: &str, message: &str) -> (u16, serde_json::Value) {
+        (400, serde_json::json!({"__type": code, "message": message}))
+    }
+
+    /// A CodeCommit client of `base` (an [`aws_json_service`]).
+    pub fn codecommit_client(base: &str) -> aws_sdk_codecommit::Client {
+        aws_sdk_codecommit::Client::from_conf(
+            aws_sdk_codecommit::Config::builder()
+                .behavior_version(aws_sdk_codecommit::config::BehaviorVersion::latest())
+                .region(aws_sdk_codecommit::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_codecommit::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .endpoint_url(base)
+                .build(),
+        )
+    }
+
+    /// An ECR client of `base` (an [`aws_json_service`]).
+    pub fn ecr_client(base: &str) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::Config::builder()
+                .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+                .region(aws_sdk_ecr::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .endpoint_url(base)
+                .build(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -291,6 +470,14 @@ mod tests {
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
             .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
             .build();
+        let codecommit = aws_sdk_codecommit::Config::builder()
+            .behavior_version(aws_sdk_codecommit::config::BehaviorVersion::latest())
+            .region(aws_sdk_codecommit::config::Region::new("us-east-1"))
+            .build();
+        let ecr = aws_sdk_ecr::Config::builder()
+            .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecr::config::Region::new("us-east-1"))
+            .build();
         Providers::with_clients(
             aws_sdk_s3::Client::from_conf(config),
             LambdaFunctions::new(aws_sdk_lambda::Client::from_conf(lambda)),
@@ -298,6 +485,8 @@ mod tests {
                 aws_sdk_secretsmanager::Client::from_conf(secrets),
                 "pipewright/connections/",
             ),
+            aws_sdk_codecommit::Client::from_conf(codecommit),
+            aws_sdk_ecr::Client::from_conf(ecr),
         )
     }
 
@@ -325,6 +514,54 @@ mod tests {
         let err = providers().run(&prepared, None).await.unwrap_err();
         assert_eq!(err.code(), "ConfigurationError");
         assert!(err.to_string().contains("S3ObjectKey"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn codecommit_and_ecr_configurations_are_checked_before_any_call() {
+        let codecommit = test_support::prepared(json!({
+            "name": "Src",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+            "configuration": {"RepositoryName": "app", "BranchName": "main", "OutputArtifactFormat": "CODEBUILD_CLONE_REF"}
+        }));
+        let err = providers().run(&codecommit, None).await.unwrap_err();
+        assert_eq!(err.code(), "ConfigurationError");
+        assert!(
+            err.to_string()
+                .starts_with("configuration OutputArtifactFormat: CODEBUILD_CLONE_REF"),
+            "{err}"
+        );
+        let ecr = test_support::prepared(json!({
+            "name": "Src",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "ECR", "version": "1"},
+            "configuration": {"ImageTag": "v1"}
+        }));
+        let err = providers().run(&ecr, None).await.unwrap_err();
+        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.to_string(), "configuration RepositoryName is required");
+        // A valid configuration without an output artifact.
+        let no_output = test_support::prepared(json!({
+            "name": "Src",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "ECR", "version": "1"},
+            "configuration": {"RepositoryName": "app"}
+        }));
+        let err = providers().run(&no_output, None).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "an ECR source action needs one output artifact"
+        );
+    }
+
+    #[test]
+    fn the_action_region_wins_over_the_clients() {
+        let mut prepared = test_support::prepared(json!({
+            "name": "Src",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "ECR", "version": "1"}
+        }));
+        let client = aws_sdk_codecommit::config::Region::new("eu-west-1");
+        assert_eq!(action_region(&prepared, Some(&client)), "us-east-1");
+        prepared.record.input.region = None;
+        assert_eq!(action_region(&prepared, Some(&client)), "eu-west-1");
+        assert_eq!(action_region(&prepared, None), "us-east-1");
     }
 
     #[test]
