@@ -801,30 +801,14 @@ impl Engine<'_> {
         why: &str,
         now: f64,
     ) -> Result<(), EngineError> {
-        let mut execution = snapshot.execution.clone();
-        if execution.status != PipelineExecutionStatus::InProgress {
-            return Ok(());
-        }
-        execution.status = PipelineExecutionStatus::Failed;
-        execution.status_summary = Some(format!(
-            "stage {stage} failed and its automatic retry did not start: {why}"
-        ));
-        execution.last_update_time = now;
-        match self
-            .executions
-            .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
-            .await
-        {
-            Ok(()) => {
-                self.publish(vec![
-                    self.pipeline_event(&execution, crate::events::PipelineState::Failed)
-                ])
-                .await;
-                Ok(())
-            }
-            Err(crate::store::StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.end_in_progress(
+            snapshot,
+            PipelineExecutionStatus::Failed,
+            crate::events::PipelineState::Failed,
+            &format!("stage {stage} failed and its automatic retry did not start: {why}"),
+            now,
+        )
+        .await
     }
 
     /// The latest successful STANDARD execution of the current pipeline version that ran

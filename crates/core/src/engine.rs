@@ -721,9 +721,34 @@ impl Engine<'_> {
         let reason = format!(
             "cancelled before stage {stage}: the pipeline structure was updated (version {version})"
         );
+        self.end_in_progress(
+            snapshot,
+            PipelineExecutionStatus::Cancelled,
+            PipelineState::Canceled,
+            &reason,
+            now,
+        )
+        .await?;
+        Ok(reason)
+    }
+
+    /// Execution `snapshot`, outside any stage, ends with `status` and `summary` (its source
+    /// revisions kept), publishing `state`, if it is still in progress; a concurrent ending
+    /// (a stop, another decision) wins silently.
+    pub(crate) async fn end_in_progress(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        status: PipelineExecutionStatus,
+        state: PipelineState,
+        summary: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
         let mut execution = snapshot.execution.clone();
-        execution.status = PipelineExecutionStatus::Cancelled;
-        execution.status_summary = Some(reason.clone());
+        if execution.status != PipelineExecutionStatus::InProgress {
+            return Ok(());
+        }
+        execution.status = status;
+        execution.status_summary = Some(summary.to_string());
         execution.last_update_time = now;
         keep_source_revisions(&mut execution, snapshot);
         match self
@@ -732,15 +757,13 @@ impl Engine<'_> {
             .await
         {
             Ok(()) => {
-                self.publish(vec![
-                    self.pipeline_event(&execution, PipelineState::Canceled)
-                ])
-                .await
+                self.publish(vec![self.pipeline_event(&execution, state)])
+                    .await;
+                Ok(())
             }
-            Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
+            Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(reason)
     }
 
     /// Execution `id`, waiting with `token`, was overtaken by `by`: it ends `Superseded`.
@@ -752,25 +775,14 @@ impl Engine<'_> {
         now: f64,
     ) -> Result<(), EngineError> {
         if let Some(snapshot) = self.executions.snapshot(id).await? {
-            let mut execution = snapshot.execution.clone();
-            execution.status = PipelineExecutionStatus::Superseded;
-            execution.status_summary = Some(format!("superseded by pipeline execution {by}"));
-            execution.last_update_time = now;
-            keep_source_revisions(&mut execution, &snapshot);
-            match self
-                .executions
-                .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
-                .await
-            {
-                Ok(()) => {
-                    self.publish(vec![
-                        self.pipeline_event(&execution, PipelineState::Superseded)
-                    ])
-                    .await
-                }
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.end_in_progress(
+                &snapshot,
+                PipelineExecutionStatus::Superseded,
+                PipelineState::Superseded,
+                &format!("superseded by pipeline execution {by}"),
+                now,
+            )
+            .await?;
         }
         self.tasks
             .fail(
