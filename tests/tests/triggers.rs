@@ -9,11 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::primitives::Blob;
 use pipewright_core::triggers::webhooks::sign;
-use pipewright_e2e::pipelines::{
-    clients, create_pipeline, execution_records, versioned_source, zip_of, Clients,
-};
+use pipewright_e2e::pipelines::{clients, create_pipeline, versioned_source, zip_of, Clients};
+use pipewright_e2e::triggers::{execution_record, executions, invoke_trigger, sample, started};
 use pipewright_e2e::{root, stack, unique, Stack};
 use serde_json::{json, Value};
 
@@ -65,74 +63,20 @@ fn git_source(repository: &str, branch: &str) -> Value {
     )
 }
 
-/// The executions of `pipeline` as ListPipelineExecutions shows them: (id, trigger type,
-/// trigger detail).
-async fn executions(c: &Clients, pipeline: &str) -> Vec<(String, String, String)> {
-    c.codepipeline
-        .list_pipeline_executions()
-        .pipeline_name(pipeline)
-        .send()
-        .await
-        .expect("ListPipelineExecutions")
-        .pipeline_execution_summaries()
-        .iter()
-        .map(|s| {
-            let trigger = s.trigger().expect("a trigger");
-            (
-                s.pipeline_execution_id().unwrap_or_default().to_string(),
-                trigger
-                    .trigger_type()
-                    .map(|t| t.as_str().to_string())
-                    .unwrap_or_default(),
-                trigger.trigger_detail().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The source revision overrides the execution record holds.
 async fn overrides(c: &Clients, stack: &Stack, id: &str) -> Value {
-    let records = execution_records(c, stack, id).await;
-    let (_, record) = records
-        .iter()
-        .find(|(sk, _)| sk == "EXECUTION")
-        .unwrap_or_else(|| panic!("no record of execution {id}"));
-    record["sourceRevisionOverrides"].clone()
+    execution_record(c, stack, id).await["sourceRevisionOverrides"].clone()
 }
 
 // ---------------------------------------------------------------------------------------------
 // EventBridge events
 // ---------------------------------------------------------------------------------------------
 
-fn sample(name: &str) -> Value {
-    let path = root().join("events").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("sample event"))
-        .expect("sample event is JSON")
-}
-
-/// Invoke the trigger function with `event`; returns the names of the pipelines it started.
-async fn invoke_trigger(c: &Clients, stack: &Stack, event: &Value) -> Vec<(String, String)> {
-    let out = c
-        .lambda
-        .invoke()
-        .function_name(stack.output("TriggerFunctionName"))
-        .payload(Blob::new(event.to_string()))
-        .send()
-        .await
-        .expect("Invoke trigger");
-    assert!(out.function_error().is_none(), "{:?}", out.payload());
-    let result: Value =
-        serde_json::from_slice(out.payload().expect("a payload").as_ref()).expect("JSON answer");
-    result["started"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{result}"))
-        .iter()
-        .map(|s| {
-            (
-                s["pipelineName"].as_str().unwrap().to_string(),
-                s["pipelineExecutionId"].as_str().unwrap().to_string(),
-            )
-        })
+/// Invoke the trigger function with `event`; the (pipeline, execution id) it started.
+async fn trigger(c: &Clients, stack: &Stack, event: &Value) -> Vec<(String, String)> {
+    started(&invoke_trigger(c, stack, event).await)
+        .into_iter()
+        .map(|(pipeline, id, _)| (pipeline, id))
         .collect()
 }
 
@@ -158,7 +102,7 @@ async fn a_codecommit_push_starts_the_pipeline_following_that_branch_and_no_othe
     event["detail"]["repositoryName"] = json!(repository);
     let commit = event["detail"]["commitId"].as_str().unwrap().to_string();
 
-    let started = invoke_trigger(&c, stack, &event).await;
+    let started = trigger(&c, stack, &event).await;
     assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(started[0].0, main);
     let listed = executions(&c, &main).await;
@@ -173,15 +117,15 @@ async fn a_codecommit_push_starts_the_pipeline_following_that_branch_and_no_othe
     assert!(executions(&c, &dev).await.is_empty());
 
     // Redelivered: nothing new. A tag, or a deleted branch: nothing at all.
-    assert_eq!(invoke_trigger(&c, stack, &event).await, started);
+    assert_eq!(trigger(&c, stack, &event).await, started);
     let mut tag = event.clone();
     tag["id"] = json!(unique("event"));
     tag["detail"]["referenceType"] = json!("tag");
-    assert!(invoke_trigger(&c, stack, &tag).await.is_empty());
+    assert!(trigger(&c, stack, &tag).await.is_empty());
     let mut deleted = event.clone();
     deleted["id"] = json!(unique("event"));
     deleted["detail"]["event"] = json!("referenceDeleted");
-    assert!(invoke_trigger(&c, stack, &deleted).await.is_empty());
+    assert!(trigger(&c, stack, &deleted).await.is_empty());
     assert_eq!(executions(&c, &main).await.len(), 1);
 }
 
@@ -215,7 +159,7 @@ async fn an_ecr_push_starts_the_pipeline_following_that_tag_and_no_other() {
         .unwrap()
         .to_string();
 
-    let started = invoke_trigger(&c, stack, &event).await;
+    let started = trigger(&c, stack, &event).await;
     assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(started[0].0, latest);
     let listed = executions(&c, &latest).await;
@@ -231,7 +175,7 @@ async fn an_ecr_push_starts_the_pipeline_following_that_tag_and_no_other() {
     let mut failed = event.clone();
     failed["id"] = json!(unique("event"));
     failed["detail"]["result"] = json!("FAILURE");
-    assert!(invoke_trigger(&c, stack, &failed).await.is_empty());
+    assert!(trigger(&c, stack, &failed).await.is_empty());
 }
 
 #[tokio::test]
@@ -254,7 +198,7 @@ async fn a_cloudtrail_object_write_starts_the_s3_pipeline_once_per_version() {
     event["detail"]["requestParameters"]["bucketName"] = json!(bucket);
     event["detail"]["responseElements"]["x-amz-version-id"] = json!(version);
 
-    let started = invoke_trigger(&c, stack, &event).await;
+    let started = trigger(&c, stack, &event).await;
     assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(started[0].0, watching);
     assert_eq!(executions(&c, &watching).await[0].1, "CloudWatchEvent");
@@ -270,12 +214,12 @@ async fn a_cloudtrail_object_write_starts_the_s3_pipeline_once_per_version() {
     created["id"] = json!(unique("event"));
     created["detail"]["bucket"]["name"] = json!(bucket);
     created["detail"]["object"]["version-id"] = json!(version);
-    assert_eq!(invoke_trigger(&c, stack, &created).await, started);
+    assert_eq!(trigger(&c, stack, &created).await, started);
     // A read is no change.
     let mut read = event.clone();
     read["id"] = json!(unique("event"));
     read["detail"]["eventName"] = json!("GetObject");
-    assert!(invoke_trigger(&c, stack, &read).await.is_empty());
+    assert!(trigger(&c, stack, &read).await.is_empty());
     assert_eq!(executions(&c, &watching).await.len(), 1);
 }
 
