@@ -589,10 +589,9 @@ mod tests {
     use std::sync::Mutex;
 
     use pipewright_core::git_source::DEFAULT_CONNECTION_SECRET_PREFIX;
-    use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
 
     use super::*;
+    use crate::providers::test_support::{header, loopback};
 
     const SHA: &str = "4b2c2f0a8e3d1c5b7a9f6e4d2c0b8a6f4e2d0c9b";
     const TOP: &str = "acme-app-4b2c2f0";
@@ -606,58 +605,34 @@ mod tests {
     /// A loopback HTTP/1.1 server answering every request with `route(path)`; returns its base
     /// URL and what it saw.
     async fn server(route: impl Fn(&str) -> Answer + Send + Sync + 'static) -> (String, Seen) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let seen: Seen = Arc::default();
-        let (route, log) = (Arc::new(route), seen.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let (route, log) = (route.clone(), log.clone());
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    let head = String::from_utf8_lossy(&head).to_string();
-                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
-                    let auth = head
-                        .lines()
-                        .find_map(|l| {
-                            l.strip_prefix("authorization: ")
-                                .or_else(|| l.strip_prefix("Authorization: "))
-                        })
-                        .map(str::to_string);
-                    log.lock().unwrap().push((path.clone(), auth));
-                    let (status, headers, body) = route(&path);
-                    let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
-                    let chunked = headers.iter().any(|(k, _)| k == "Transfer-Encoding");
-                    for (k, v) in &headers {
-                        out.push_str(&format!("{k}: {v}\r\n"));
-                    }
-                    if !chunked {
-                        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
-                    }
-                    out.push_str("\r\n");
-                    let mut bytes = out.into_bytes();
-                    if chunked {
-                        bytes.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
-                        bytes.extend_from_slice(&body);
-                        bytes.extend_from_slice(b"\r\n0\r\n\r\n");
-                    } else {
-                        bytes.extend_from_slice(&body);
-                    }
-                    let _ = socket.write_all(&bytes).await;
-                    let _ = socket.shutdown().await;
-                });
+        let log = seen.clone();
+        let base = loopback(move |head, _body| {
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            log.lock()
+                .unwrap()
+                .push((path.clone(), header(head, "authorization")));
+            let (status, headers, body) = route(&path);
+            let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+            let chunked = headers.iter().any(|(k, _)| k == "Transfer-Encoding");
+            for (k, v) in &headers {
+                out.push_str(&format!("{k}: {v}\r\n"));
             }
-        });
+            if !chunked {
+                out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            }
+            out.push_str("\r\n");
+            let mut bytes = out.into_bytes();
+            if chunked {
+                bytes.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+                bytes.extend_from_slice(&body);
+                bytes.extend_from_slice(b"\r\n0\r\n\r\n");
+            } else {
+                bytes.extend_from_slice(&body);
+            }
+            bytes
+        })
+        .await;
         (base, seen)
     }
 
@@ -880,7 +855,7 @@ mod tests {
         let err = with_fetch(&api, async |f| f.commit(None).await.unwrap_err()).await;
         assert!(err.to_string().contains("more than 5 redirects"), "{err}");
 
-        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", closed.local_addr().unwrap());
         drop(closed);
         let err = with_fetch(&base, async |f| f.commit(None).await.unwrap_err()).await;

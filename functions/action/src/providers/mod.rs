@@ -365,16 +365,50 @@ pub(crate) mod test_support {
     pub async fn aws_json_service(
         answer: impl Fn(&str, &serde_json::Value) -> (u16, serde_json::Value) + Send + Sync + 'static,
     ) -> (String, Calls) {
+        let calls: Calls = Arc::default();
+        let log = calls.clone();
+        let base = loopback(move |head, body| {
+            let operation = header(head, "x-amz-target")
+                .and_then(|t| t.rsplit('.').next().map(str::to_string))
+                .unwrap_or_default();
+            let body: serde_json::Value =
+                serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+            log.lock().unwrap().push((operation.clone(), body.clone()));
+            let (status, out) = answer(&operation, &body);
+            let out = out.to_string();
+            format!(
+                "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{out}",
+                out.len()
+            )
+            .into_bytes()
+        })
+        .await;
+        (base, calls)
+    }
+
+    /// Header `name` (any case) of a request `head`.
+    pub fn header(head: &str, name: &str) -> Option<String> {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    /// A loopback HTTP/1.1 server: each request's head (request line and headers) and body
+    /// (`Content-Length` bytes) go to `respond`, whose bytes are the whole response; one request
+    /// per connection. Returns its base URL.
+    pub async fn loopback(
+        respond: impl Fn(&str, &[u8]) -> Vec<u8> + Send + Sync + 'static,
+    ) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let calls: Calls = Arc::default();
-        let (answer, log) = (Arc::new(answer), calls.clone());
+        let respond = Arc::new(respond);
         tokio::spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
                     return;
                 };
-                let (answer, log) = (answer.clone(), log.clone());
+                let respond = respond.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut byte = [0u8; 1];
@@ -385,37 +419,19 @@ pub(crate) mod test_support {
                         head.push(byte[0]);
                     }
                     let head = String::from_utf8_lossy(&head).to_string();
-                    let header = |name: &str| {
-                        head.lines().find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                        })
-                    };
-                    let length: usize = header("content-length")
+                    let length: usize = header(&head, "content-length")
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
                     let mut body = vec![0u8; length];
                     if socket.read_exact(&mut body).await.is_err() {
                         return;
                     }
-                    let operation = header("x-amz-target")
-                        .and_then(|t| t.rsplit('.').next().map(str::to_string))
-                        .unwrap_or_default();
-                    let body: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                    log.lock().unwrap().push((operation.clone(), body.clone()));
-                    let (status, out) = answer(&operation, &body);
-                    let out = out.to_string();
-                    let response = format!(
-                        "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{out}",
-                        out.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.write_all(&respond(&head, &body)).await;
                     let _ = socket.shutdown().await;
                 });
             }
         });
-        (base, calls)
+        base
     }
 
     /// An AWS error answer.
