@@ -324,3 +324,43 @@ pub async fn drain_events(c: &Clients, url: &str, settle: Duration) -> Vec<Value
     }
     out
 }
+
+/// The files of the first output artifact of action record `action` (its zip in the artifact
+/// bucket): (name, unix permission bits, contents as text), sorted by name.
+pub async fn output_files(c: &Clients, action: &Value) -> Vec<(String, u32, String)> {
+    use std::io::Read;
+    let at = &action["output"]["outputArtifacts"][0]["s3location"];
+    let object =
+        c.s3.get_object()
+            .bucket(at["bucket"].as_str().unwrap())
+            .key(at["key"].as_str().unwrap())
+            .version_id(at["versionId"].as_str().unwrap())
+            .send()
+            .await
+            .expect("the output artifact");
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
+    let mut files = Vec::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut contents = Vec::new();
+        f.read_to_end(&mut contents).unwrap();
+        files.push((
+            f.name().expect("a UTF-8 name").to_string(),
+            f.unix_mode().unwrap_or(0) & 0o777,
+            String::from_utf8_lossy(&contents).into_owned(),
+        ));
+    }
+    files.sort();
+    files
+}
+
+/// The error failed action record `action` recorded: (code, message).
+pub fn action_failure(action: &Value) -> (String, String) {
+    assert_eq!(action["status"], "Failed", "{action:#}");
+    let e = &action["output"]["executionResult"]["errorDetails"];
+    (
+        e["code"].as_str().unwrap().to_string(),
+        e["message"].as_str().unwrap().to_string(),
+    )
+}

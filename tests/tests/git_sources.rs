@@ -18,7 +18,8 @@ use aws_sdk_codepipeline::types::{
 };
 use pipewright_core::triggers::webhooks::sign;
 use pipewright_e2e::pipelines::{
-    clients, create_pipeline, execution_records, latest_action, start, wait_for, Clients,
+    action_failure, clients, create_pipeline, execution_records, latest_action, output_files,
+    start, wait_for, Clients,
 };
 use pipewright_e2e::{root, stack_with, unique, Stack, StackSettings};
 use serde_json::{json, Value};
@@ -367,41 +368,6 @@ async fn build_ran(c: &Clients, stack: &Stack, id: &str) -> bool {
         .any(|(sk, _)| sk.starts_with("ACTION#Build#Show#"))
 }
 
-/// The entries of the zip artifact the source action wrote: (name, unix mode).
-async fn artifact_entries(c: &Clients, source: &Value) -> Vec<(String, u32)> {
-    let at = &source["output"]["outputArtifacts"][0]["s3location"];
-    let object =
-        c.s3.get_object()
-            .bucket(at["bucket"].as_str().unwrap())
-            .key(at["key"].as_str().unwrap())
-            .version_id(at["versionId"].as_str().unwrap())
-            .send()
-            .await
-            .expect("the source artifact");
-    let bytes = object.body.collect().await.unwrap().into_bytes();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
-    let mut entries = Vec::new();
-    for i in 0..zip.len() {
-        let f = zip.by_index(i).unwrap();
-        entries.push((
-            f.name().expect("a UTF-8 name").to_string(),
-            f.unix_mode().unwrap_or(0) & 0o777,
-        ));
-    }
-    entries.sort();
-    entries
-}
-
-/// The error the source action failed with: (code, message).
-fn failure(source: &Value) -> (String, String) {
-    assert_eq!(source["status"], "Failed", "{source:#}");
-    let e = &source["output"]["executionResult"]["errorDetails"];
-    (
-        e["code"].as_str().unwrap().to_string(),
-        e["message"].as_str().unwrap().to_string(),
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------------
@@ -454,7 +420,11 @@ async fn a_connection_source_hands_on_the_branch_head_or_the_pinned_commit() {
     // The repository's files without GitHub's top-level folder, the executable bit kept, the
     // symbolic link left out (as CodePipeline's CODE_ZIP does).
     assert_eq!(
-        artifact_entries(&c, &source).await,
+        output_files(&c, &source)
+            .await
+            .into_iter()
+            .map(|(name, mode, _)| (name, mode))
+            .collect::<Vec<_>>(),
         vec![
             ("README.md".to_string(), 0o644),
             ("bin/run.sh".to_string(), 0o755)
@@ -800,7 +770,7 @@ async fn unknown_repositories_bad_tokens_and_bad_configurations_fail_with_clear_
         );
         let records = execution_records(&c, stack, &id).await;
         let source = latest_action(&records, "Source", "Checkout");
-        let (got_code, message) = failure(source);
+        let (got_code, message) = action_failure(source);
         assert_eq!(got_code, code, "{message}");
         for want in &wants {
             assert!(

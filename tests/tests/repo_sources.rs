@@ -14,7 +14,8 @@ use aws_sdk_codepipeline::types::{
     PipelineExecutionStatus, SourceRevisionOverride, SourceRevisionType,
 };
 use pipewright_e2e::pipelines::{
-    clients, create_pipeline, execution_records, latest_action, start, wait_for, Clients,
+    action_failure, clients, create_pipeline, execution_records, latest_action, output_files,
+    start, wait_for, Clients,
 };
 use pipewright_e2e::triggers::{invoke_trigger, sample, started};
 use pipewright_e2e::{stack, unique, Stack};
@@ -97,45 +98,6 @@ async fn start_pinned(c: &Clients, name: &str, kind: SourceRevisionType, revisio
 async fn succeeded(c: &Clients, name: &str, id: &str) {
     let (status, summary) = wait_for(c, name, id).await;
     assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
-}
-
-/// The entries of the zip artifact the source action wrote: (name, unix mode, contents).
-async fn artifact(c: &Clients, source: &Value) -> Vec<(String, u32, String)> {
-    use std::io::Read;
-    let at = &source["output"]["outputArtifacts"][0]["s3location"];
-    let object =
-        c.s3.get_object()
-            .bucket(at["bucket"].as_str().unwrap())
-            .key(at["key"].as_str().unwrap())
-            .version_id(at["versionId"].as_str().unwrap())
-            .send()
-            .await
-            .expect("the source artifact");
-    let bytes = object.body.collect().await.unwrap().into_bytes();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
-    let mut entries = Vec::new();
-    for i in 0..zip.len() {
-        let mut f = zip.by_index(i).unwrap();
-        let mut text = String::new();
-        f.read_to_string(&mut text).unwrap();
-        entries.push((
-            f.name().expect("a UTF-8 name").to_string(),
-            f.unix_mode().unwrap_or(0) & 0o777,
-            text,
-        ));
-    }
-    entries.sort();
-    entries
-}
-
-/// The error the source action failed with: (code, message).
-fn failure(source: &Value) -> (String, String) {
-    assert_eq!(source["status"], "Failed", "{source:#}");
-    let e = &source["output"]["executionResult"]["errorDetails"];
-    (
-        e["code"].as_str().unwrap().to_string(),
-        e["message"].as_str().unwrap().to_string(),
-    )
 }
 
 /// An ISO-8601 UTC time to the second (`2026-11-20T10:00:00Z`).
@@ -273,7 +235,7 @@ async fn a_codecommit_source_hands_on_the_branch_head_or_the_pinned_commit() {
     assert_eq!(vars.as_object().unwrap().len(), 6, "{vars}");
     // The commit's files, the executable bit kept, the symbolic link left out (as CODE_ZIP).
     assert_eq!(
-        artifact(&c, &source).await,
+        output_files(&c, &source).await,
         vec![
             ("README.md".to_string(), 0o644, "# app v2\n".to_string()),
             ("bin/run.sh".to_string(), 0o755, RUN_SH.to_string()),
@@ -460,7 +422,7 @@ async fn an_ecr_source_hands_on_image_detail_json_for_the_tag_or_the_pushed_dige
             "ImageURI": uri(&new),
         })
     );
-    let files = artifact(&c, &source).await;
+    let files = output_files(&c, &source).await;
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0].0, "imageDetail.json");
     let image_detail: Value = serde_json::from_str(&files[0].2).expect("imageDetail.json is JSON");
@@ -534,7 +496,7 @@ async fn an_ecr_source_hands_on_image_detail_json_for_the_tag_or_the_pushed_dige
         source["output"]["outputVariables"]["ImageURI"],
         json!(uri(&old))
     );
-    let files = artifact(&c, &source).await;
+    let files = output_files(&c, &source).await;
     let image_detail: Value = serde_json::from_str(&files[0].2).unwrap();
     assert_eq!(image_detail["ImageDigest"], json!(old));
     // The older image lost its tag to the newer one.
@@ -651,7 +613,7 @@ async fn missing_repositories_branches_tags_and_revisions_fail_with_clear_messag
             "{name}: {summary:?}"
         );
         let records = execution_records(&c, stack, &id).await;
-        let (got_code, message) = failure(latest_action(&records, "Source", "Checkout"));
+        let (got_code, message) = action_failure(latest_action(&records, "Source", "Checkout"));
         assert_eq!(got_code, code, "{message}");
         for want in &wants {
             assert!(
