@@ -2,21 +2,17 @@
 //! through the engine over in-memory ports. Every response is checked against botocore's shapes
 //! (`tests/model/codepipeline-state-shapes.json`, see [`check_shape`]).
 
-use pipewright_core::control_plane::{handle, ApiError, ServiceContext, Services};
+mod common;
+
+use pipewright_core::control_plane::ApiError;
 use pipewright_core::declaration::ExecutionMode;
-use pipewright_core::engine::memory::{
-    MemoryEvents, MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryTasks,
-};
-use pipewright_core::engine::{
-    ActionOutcome, Engine, EngineConfig, ExecutionIds, ExecutionStore, PreparedAction,
-};
+use pipewright_core::engine::{ActionOutcome, ExecutionIds, ExecutionStore, PreparedAction};
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::{
     ActionExecutionResult, ActionExecutionStatus, ExecutionTrigger, ExecutionType,
     PipelineExecution, PipelineExecutionStatus, SourceRevision, StageExecutionStatus,
 };
-use pipewright_core::store::memory::MemoryPipelineStore;
-use pipewright_core::store::{PipelineRecord, PipelineStore};
+use pipewright_core::store::PipelineStore;
 use serde_json::{json, Value};
 
 const PIPELINE: &str = "state-app";
@@ -65,81 +61,33 @@ fn declaration(name: &str) -> Value {
     })
 }
 
-struct World {
-    pipelines: MemoryPipelineStore,
-    executions: MemoryExecutionStore,
-    events: MemoryEvents,
-    tasks: MemoryTasks,
-    machines: MemoryMachines,
-    functions: MemoryFunctions,
-    checks: pipewright_core::engine::memory::MemoryRuleChecks,
+/// The shared in-memory world (tests/common) holding [`PIPELINE`] and [`OTHER`] (created at 1,
+/// updated at 2); every answer is checked against botocore's shapes.
+struct World(common::World);
+
+impl std::ops::Deref for World {
+    type Target = common::World;
+    fn deref(&self) -> &common::World {
+        &self.0
+    }
 }
 
 impl World {
     async fn new() -> Self {
-        let world = Self {
-            pipelines: MemoryPipelineStore::default(),
-            executions: MemoryExecutionStore::default(),
-            events: MemoryEvents::default(),
-            tasks: MemoryTasks::default(),
-            machines: MemoryMachines::default(),
-            functions: MemoryFunctions::default(),
-            checks: Default::default(),
-        };
+        let world = common::World::default();
         for name in [PIPELINE, OTHER] {
-            let mut declaration =
-                pipewright_core::parse_pipeline(&declaration(name).to_string()).unwrap();
-            declaration.version = Some(1);
-            let record = PipelineRecord {
-                declaration,
-                created: 1.0,
-                updated: 2.0,
-                tags: vec![],
-            };
+            world.add_pipeline(declaration(name)).await;
+            // As if updated once since creation, without a new version.
+            let mut record = world.pipelines.get(name, None).await.unwrap().unwrap();
+            record.updated = 2.0;
+            world.pipelines.delete(name).await.unwrap();
             world.pipelines.create(&record).await.unwrap();
         }
-        world
-    }
-
-    fn engine(&self) -> Engine<'_> {
-        Engine {
-            pipelines: &self.pipelines,
-            executions: &self.executions,
-            events: &self.events,
-            tasks: &self.tasks,
-            machines: &self.machines,
-            functions: &self.functions,
-            checks: &self.checks,
-            config: EngineConfig {
-                region: "us-east-1".into(),
-                account_id: "123456789012".into(),
-                artifact_bucket: "artifacts".into(),
-                targets: None,
-                action_timeout_cap_seconds: None,
-            },
-        }
+        World(world)
     }
 
     async fn call(&self, op: &str, body: Value) -> Result<Value, ApiError> {
-        let engine = self.engine();
-        let services = Services {
-            pipelines: &self.pipelines,
-            engine: Some(&engine),
-        };
-        let ctx = ServiceContext {
-            region: "us-east-1".into(),
-            account_id: "123456789012".into(),
-            now: 1_000.0,
-            new_id: "00000000-0000-4000-8000-000000000000".into(),
-            caller: None,
-        };
-        let out = handle(
-            &services,
-            &ctx,
-            &format!("CodePipeline_20150709.{op}"),
-            body.to_string().as_bytes(),
-        )
-        .await;
+        let out = self.0.api(op, body).await;
         if let Ok(out) = &out {
             check_shape(&format!("{op}Output"), out, op);
         }
