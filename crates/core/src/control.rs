@@ -239,16 +239,18 @@ impl Engine<'_> {
                     "stage {stage} of pipeline execution {id} did not fail or stop"
                 ))
             })?;
-        let current = self
+        // The version the execution ran; a later version that changed the stages makes it
+        // unretryable (a change of variables or mode alone does not).
+        let ran = self
             .pipelines
-            .get(pipeline_name, None)
+            .get(pipeline_name, Some(execution.pipeline_version))
             .await?
             .ok_or_else(|| EngineError::PipelineNotFound(pipeline_name.to_string()))?;
-        if current.version() != execution.pipeline_version {
+        if let Some(now_version) = self.structure_changed_since(execution).await? {
             return Err(RetryError::NotRetryable(format!(
-                "pipeline {pipeline_name} changed since execution {id} ran (version {} then, {} now)",
-                execution.pipeline_version,
-                current.version()
+                "the stages of pipeline {pipeline_name} changed since execution {id} ran \
+                 (version {} then, {now_version} now)",
+                execution.pipeline_version
             )));
         }
         let latest = if automatic {
@@ -312,7 +314,7 @@ impl Engine<'_> {
                 .await;
         }
         let name = asl::state_machine_name(pipeline_name, execution.pipeline_version);
-        let definition = asl::compile(&current.declaration, targets);
+        let definition = asl::compile(&ran.declaration, targets);
         let input = json!({
             "pipelineName": pipeline_name,
             "pipelineVersion": execution.pipeline_version,

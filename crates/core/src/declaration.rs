@@ -240,10 +240,11 @@ impl PipelineDeclaration {
     }
 
     /// Secret configuration values sent back masked (a GetPipeline answer round-tripped into
-    /// UpdatePipeline) keep the value `previous` has for the same stage, action and key.
-    pub fn keep_masked_secrets(&mut self, previous: &PipelineDeclaration) {
-        for stage in &mut self.stages {
-            for action in &mut stage.actions {
+    /// UpdatePipeline) keep the value `previous` has for the same stage and action of the same
+    /// type. A masked value with nothing to keep is an error naming the member.
+    pub fn keep_masked_secrets(&mut self, previous: &PipelineDeclaration) -> Result<(), String> {
+        for (i, stage) in self.stages.iter_mut().enumerate() {
+            for (j, action) in stage.actions.iter_mut().enumerate() {
                 let Some(configuration) = &mut action.configuration else {
                     continue;
                 };
@@ -252,16 +253,28 @@ impl PipelineDeclaration {
                     .iter()
                     .find(|s| s.name == stage.name)
                     .and_then(|s| s.actions.iter().find(|a| a.name == action.name))
+                    .filter(|a| a.action_type_id == action.action_type_id)
                     .and_then(|a| a.configuration.as_ref());
                 for key in SECRET_CONFIGURATION_KEYS {
-                    if configuration.get(*key).map(String::as_str) == Some(MASKED) {
-                        if let Some(value) = before.and_then(|b| b.get(*key)) {
+                    if configuration.get(*key).map(String::as_str) != Some(MASKED) {
+                        continue;
+                    }
+                    match before.and_then(|b| b.get(*key)) {
+                        Some(value) => {
                             configuration.insert(key.to_string(), value.clone());
+                        }
+                        None => {
+                            return Err(format!(
+                                "pipeline.stages[{i}].actions[{j}].configuration.{key}: \
+                                 {MASKED} stands for a stored secret, and this action had \
+                                 none; send the value itself"
+                            ))
                         }
                     }
                 }
             }
         }
+        Ok(())
     }
 }
 

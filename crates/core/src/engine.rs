@@ -632,9 +632,24 @@ impl Engine<'_> {
                         Some(s) => Some(s.clone()),
                         None => self.executions.snapshot(&pipeline_execution_id).await?,
                     };
+                    // PARALLEL executions hold nothing and run on their own: an update leaves
+                    // them be. When the check itself fails, the execution enters: a turn is
+                    // never lost to a read error.
                     let outdated = match &snapshot {
-                        Some(s) if s.execution.status == PipelineExecutionStatus::InProgress => {
-                            self.structure_changed_since(&s.execution).await?
+                        Some(s)
+                            if s.execution.status == PipelineExecutionStatus::InProgress
+                                && s.execution.execution_mode != ExecutionMode::Parallel =>
+                        {
+                            match self.structure_changed_since(&s.execution).await {
+                                Ok(outdated) => outdated,
+                                Err(e) => {
+                                    log(&format!(
+                                        "could not compare the structure of {pipeline_name} \
+                                         for {pipeline_execution_id}; it enters {stage}: {e}"
+                                    ));
+                                    None
+                                }
+                            }
                         }
                         _ => None,
                     };
@@ -650,7 +665,15 @@ impl Engine<'_> {
                             // changed since it started (it is cancelled): pass its turn on.
                             let cause = match (&snapshot, outdated) {
                                 (Some(s), Some(version)) => {
-                                    self.cancel(s, stage, version, now).await?
+                                    match self.cancel(s, stage, version, now).await {
+                                        Ok(reason) => reason,
+                                        Err(e) => {
+                                            // Still pass the turn on; the error is reported.
+                                            first_error.get_or_insert(e);
+                                            "cancelled: the pipeline structure was updated"
+                                                .to_string()
+                                        }
+                                    }
                                 }
                                 _ => "the execution ended".to_string(),
                             };
@@ -687,14 +710,14 @@ impl Engine<'_> {
     /// The version of the pipeline whose stages differ from those `execution` started with,
     /// if the pipeline has been updated so (`None`: same structure, or the pipeline is gone).
     /// A change of execution mode, variables or triggers alone leaves running executions be.
-    async fn structure_changed_since(
+    pub(crate) async fn structure_changed_since(
         &self,
         execution: &PipelineExecution,
     ) -> Result<Option<u32>, EngineError> {
         let Some(current) = self.pipelines.get(&execution.pipeline_name, None).await? else {
             return Ok(None);
         };
-        let version = current.declaration.version.unwrap_or_default();
+        let version = current.version();
         if version == execution.pipeline_version {
             return Ok(None);
         }
@@ -729,6 +752,24 @@ impl Engine<'_> {
             now,
         )
         .await?;
+        // A RetryStageExecution prepared an attempt of this stage that now never runs.
+        if let Some(prepared) = snapshot
+            .stage(stage)
+            .filter(|s| s.status == StageExecutionStatus::InProgress && s.retry_mode.is_some())
+        {
+            let mut record = prepared.clone();
+            record.status = StageExecutionStatus::Cancelled;
+            record.last_update_time = now;
+            self.executions
+                .put_stage(&snapshot.execution.pipeline_name, &record)
+                .await?;
+            self.publish(vec![self.stage_event(
+                &snapshot.execution,
+                &record,
+                StageState::Canceled,
+            )])
+            .await;
+        }
         Ok(reason)
     }
 

@@ -433,9 +433,18 @@ impl GitApi {
                     base: trimmed.to_string(),
                 })
             }
-            _ => Err(GitSourceError::Configuration(format!(
-                "the git API base URL `{base}` is not an http(s) URL without query (e.g. {DEFAULT_API_BASE_URL})"
-            ))),
+            _ => {
+                // A URL with user information may hold a credential: never echo it.
+                let shown = if base.contains('@') {
+                    "(a URL with user information, not shown)".to_string()
+                } else {
+                    format!("`{base}`")
+                };
+                Err(GitSourceError::Configuration(format!(
+                    "the git API base URL {shown} is not an http(s) URL without query or user \
+                     information (e.g. {DEFAULT_API_BASE_URL})"
+                )))
+            }
         }
     }
 
@@ -1065,6 +1074,9 @@ mod tests {
             let err = GitApi::new(bad).unwrap_err();
             assert_eq!(err.code(), "ConfigurationError", "{bad}");
         }
+        // A credential in the URL is never echoed.
+        let err = GitApi::new("https://user:ghp_secret@ghe.example.com").unwrap_err();
+        assert!(!err.to_string().contains("ghp_secret"), "{err}");
     }
 
     #[test]

@@ -161,3 +161,17 @@ async fn changing_only_the_execution_mode_or_variables_cancels_nothing() {
     );
     assert_eq!(cancel_events(&world), 0);
 }
+
+#[tokio::test]
+async fn parallel_executions_are_not_cancelled_by_a_structure_change() {
+    let world = World::with_pipeline(three_stages("moving", ExecutionMode::Parallel)).await;
+    let engine = world.engine();
+    world.run_source(&engine, "moving", A, "v1").await;
+    update(&world, |d| d["stages"][2]["name"] = json!("Release")).await;
+    engine
+        .enter_stage(&ids(A), "Build", "t-build-a", 20.0)
+        .await
+        .unwrap();
+    assert_eq!(world.answer("t-build-a"), Some(Ok(json!({}))));
+    assert_eq!(cancel_events(&world), 0);
+}

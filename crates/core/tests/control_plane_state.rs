@@ -1119,3 +1119,45 @@ async fn list_pipeline_executions_filters_on_the_stages_they_succeeded_in() {
         assert_eq!(err.kind, kind, "{body}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_filtered_listing_looks_at_a_bounded_number_of_executions_per_call() {
+    let world = World::new().await;
+    let (e1, e2, e3) = three_executions(&world).await;
+    // 520 newer executions that never got past their start.
+    for i in 0..520 {
+        world.start(&exec_id(1000 + i), 100.0 + f64::from(i)).await;
+    }
+    let call = |token: Option<String>| {
+        let mut body = json!({"pipelineName": PIPELINE,
+            "filter": {"succeededInStage": {"stageName": "Source"}}});
+        if let Some(t) = token {
+            body["nextToken"] = json!(t);
+        }
+        world.call("ListPipelineExecutions", body)
+    };
+    // The first call looks at 500 and finds none: a short (empty) page and a token.
+    let first = call(None).await.unwrap();
+    assert_eq!(first["pipelineExecutionSummaries"], json!([]));
+    let token = first["nextToken"].as_str().unwrap().to_string();
+    let second = call(Some(token)).await.unwrap();
+    let ids: Vec<&str> = second["pipelineExecutionSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pipelineExecutionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [e3.as_str(), e2.as_str(), e1.as_str()]);
+    assert!(second.get("nextToken").is_none());
+    // Unfiltered listings still refuse tokens they cannot have issued.
+    for token in ["", &"x".repeat(2049)] {
+        let err = world
+            .call(
+                "ListPipelineExecutions",
+                json!({"pipelineName": PIPELINE, "nextToken": token}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, "InvalidNextTokenException");
+    }
+}

@@ -270,3 +270,26 @@ async fn a_changed_pipeline_cannot_be_retried() {
     assert_eq!(err.kind, "StageNotRetryableException");
     assert!(err.message.contains("changed"), "{}", err.message);
 }
+
+#[tokio::test]
+async fn a_change_of_variables_alone_leaves_a_failed_stage_retryable() {
+    let world = World::with_pipeline(pipeline()).await;
+    failed_in_build(&world, A).await;
+    let mut changed = pipeline();
+    changed["version"] = json!(1);
+    changed["variables"] = json!([{"name": "Region", "defaultValue": "eu-west-1"}]);
+    world
+        .api("UpdatePipeline", json!({"pipeline": changed}))
+        .await
+        .unwrap();
+    world
+        .api("RetryStageExecution", retry(A, "FAILED_ACTIONS"))
+        .await
+        .unwrap();
+    // The retry runs the version the execution ran.
+    let started = world.machines.started.lock().unwrap().clone();
+    assert!(
+        started.iter().any(|s| s.0.contains("retried") && s.2["pipelineVersion"] == 1),
+        "{started:?}"
+    );
+}

@@ -113,9 +113,17 @@ struct SucceededInStage {
 struct FilteredCursor {
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     page_token: Option<String>,
+    /// The last execution looked at, and its start time: the listing resumes after it in
+    /// the newest-first order, even if it has been deleted since.
     #[serde(rename = "e")]
     after: String,
+    #[serde(rename = "t")]
+    after_start: f64,
 }
+
+/// At most this many executions are looked at per filtered call; a page may come back short
+/// (even empty) with a `nextToken`, as DynamoDB-backed listings do.
+const FILTER_SCAN_LIMIT: usize = 500;
 
 fn engine_error(e: EngineError) -> ApiError {
     match e {
@@ -305,25 +313,31 @@ async fn list_succeeded_in(
         ),
     };
     require_pipeline(engine, pipeline_name).await?;
-    let (mut page_token, mut resume_after) = match cursor {
+    let (mut page_token, resume_after) = match cursor {
         None => (None, None),
-        Some(c) => (c.page_token, Some(c.after)),
+        Some(c) => (c.page_token, Some((c.after_start, c.after))),
+    };
+    // Newest first: (start time in milliseconds, id) descending, as the list is kept; an
+    // execution comes after the cursor when it sorts strictly below it.
+    let millis = |t: f64| (t * 1000.0).round() as i64;
+    let after_cursor = |e: &PipelineExecution| {
+        resume_after.as_ref().is_none_or(|(start, id)| {
+            millis(e.start_time)
+                .cmp(&millis(*start))
+                .then_with(|| e.pipeline_execution_id.as_str().cmp(id.as_str()))
+                .is_lt()
+        })
     };
     let mut found: Vec<Value> = Vec::new();
+    let mut scanned = 0;
     loop {
         let page = engine
             .executions
             .list_executions(pipeline_name, page_token.as_deref(), limit)
             .await
             .map_err(store_error)?;
-        for execution in &page.items {
-            if let Some(after) = &resume_after {
-                // Up to and including the last one returned (and any started since, in front).
-                if *after == execution.pipeline_execution_id {
-                    resume_after = None;
-                }
-                continue;
-            }
+        for execution in page.items.iter().filter(|e| after_cursor(e)) {
+            scanned += 1;
             let succeeded = engine
                 .executions
                 .snapshot(&execution.pipeline_execution_id)
@@ -331,14 +345,14 @@ async fn list_succeeded_in(
                 .map_err(store_error)?
                 .and_then(|s| s.stage(stage).map(|r| r.status))
                 == Some(crate::execution::StageExecutionStatus::Succeeded);
-            if !succeeded {
-                continue;
+            if succeeded {
+                found.push(summary_json(execution));
             }
-            found.push(summary_json(execution));
-            if found.len() == limit {
+            if found.len() == limit || scanned == FILTER_SCAN_LIMIT {
                 let cursor = FilteredCursor {
                     page_token: page_token.clone(),
                     after: execution.pipeline_execution_id.clone(),
+                    after_start: execution.start_time,
                 };
                 return Ok(json!({
                     "pipelineExecutionSummaries": found,
@@ -698,6 +712,14 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
             limit,
         )
         .await;
+    }
+    if let Some(token) = &input.next_token {
+        if token.is_empty() || token.len() > 2048 {
+            return Err(ApiError::new(
+                "InvalidNextTokenException",
+                "nextToken: not a token this service issued",
+            ));
+        }
     }
     require_pipeline(engine, &input.pipeline_name).await?;
     let page = engine

@@ -380,7 +380,9 @@ async fn update_pipeline(
             }
         }
         let mut declaration = pipeline.clone();
-        declaration.keep_masked_secrets(&current.declaration);
+        declaration
+            .keep_masked_secrets(&current.declaration)
+            .map_err(ApiError::validation)?;
         declaration.version = Some(current.version() + 1);
         let record = PipelineRecord {
             declaration,
@@ -600,6 +602,22 @@ mod tests {
                 .as_ref()
                 .unwrap()["OAuthToken"],
             "ghp_new"
+        );
+        // A masked value where no action of that type held a secret is refused, naming it.
+        let mut renamed = call(&store, "GetPipeline", json!({ "name": name }))
+            .await
+            .unwrap()["pipeline"]
+            .clone();
+        renamed["stages"][0]["actions"][0]["name"] = json!("Fetch");
+        let err = call(&store, "UpdatePipeline", json!({ "pipeline": renamed }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, "ValidationException");
+        assert!(
+            err.message
+                .contains("pipeline.stages[0].actions[0].configuration.OAuthToken"),
+            "{}",
+            err.message
         );
     }
 
