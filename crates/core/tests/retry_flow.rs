@@ -289,7 +289,9 @@ async fn a_change_of_variables_alone_leaves_a_failed_stage_retryable() {
     // The retry runs the version the execution ran.
     let started = world.machines.started.lock().unwrap().clone();
     assert!(
-        started.iter().any(|s| s.0.contains("retried") && s.2["pipelineVersion"] == 1),
+        started
+            .iter()
+            .any(|s| s.0.contains("retried") && s.2["pipelineVersion"] == 1),
         "{started:?}"
     );
 }
