@@ -1,4 +1,4 @@
-//! The harness for end-to-end tests: one local stack per test binary.
+//! The harness for end-to-end tests (`tests/e2e`): one local stack for the whole test binary.
 //!
 //! A test calls [`stack`] and gets the endpoint and the stack's outputs. The stack is started on
 //! first use (a free port on 127.0.0.1, functions built for the host, `template.yaml` created in
@@ -9,9 +9,10 @@
 //! the emulator.
 
 use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use pipewright_aws::config::{self, Target};
 use pipewright_local::UpOptions;
@@ -19,6 +20,7 @@ use pipewright_local::UpOptions;
 pub mod approvals;
 pub mod pipelines;
 pub mod triggers;
+mod watchdog;
 
 /// A running local stack.
 #[derive(Debug, Clone)]
@@ -63,32 +65,14 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared stack, started on first use.
+/// Every action's timeout on the test stack (`ActionTimeoutCapSeconds`), so an approval nobody
+/// answers fails in about a minute, not in 7 days. Longer than any action of the suite runs.
+pub const ACTION_TIMEOUT_CAP_SECONDS: u64 = 60;
+
+/// The shared stack, started on first use: every action's timeout capped at
+/// [`ACTION_TIMEOUT_CAP_SECONDS`], `GitApiBaseUrl` at the loopback port [`take_git_api_listener`]
+/// hands to the git source tests. With `PIPEWRIGHT_LOCAL_ENV`, that running stack instead.
 pub fn stack() -> &'static Stack {
-    stack_with_action_timeout_cap(None)
-}
-
-/// [`stack`], started with every action's timeout capped at `cap` seconds (the first call in a
-/// test binary decides; a stack reused through `PIPEWRIGHT_LOCAL_ENV` keeps its own setting).
-pub fn stack_with_action_timeout_cap(cap: Option<u64>) -> &'static Stack {
-    stack_with(StackSettings {
-        action_timeout_cap: cap,
-        ..StackSettings::default()
-    })
-}
-
-/// Stack parameters a test binary may choose.
-#[derive(Debug, Clone, Default)]
-pub struct StackSettings {
-    /// `ActionTimeoutCapSeconds`: every action's timeout capped at this many seconds.
-    pub action_timeout_cap: Option<u64>,
-    /// `GitApiBaseUrl`: where git source actions fetch commits (a test's own HTTP server).
-    pub git_api_base_url: Option<String>,
-}
-
-/// [`stack`], started with `settings` (the first call in a test binary decides; a stack reused
-/// through `PIPEWRIGHT_LOCAL_ENV` keeps its own settings).
-pub fn stack_with(settings: StackSettings) -> &'static Stack {
     STACK.get_or_init(|| {
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
         if let Some(file) = std::env::var_os("PIPEWRIGHT_LOCAL_ENV") {
@@ -102,8 +86,8 @@ pub fn stack_with(settings: StackSettings) -> &'static Stack {
             return Stack::of(running);
         }
         let mut opts = UpOptions::new(root());
-        opts.action_timeout_cap_seconds = settings.action_timeout_cap;
-        opts.git_api_base_url = settings.git_api_base_url;
+        opts.action_timeout_cap_seconds = Some(ACTION_TIMEOUT_CAP_SECONDS);
+        opts.git_api_base_url = Some(git_api_base_url());
         opts.state_dir = root()
             .join("target")
             .join(format!("pipewright-test-{}", std::process::id()));
@@ -120,11 +104,39 @@ pub fn stack_with(settings: StackSettings) -> &'static Stack {
         .expect("stack thread");
         let (result, state_dir) = stack;
         let stack = result.unwrap_or_else(|e| panic!("local stack did not come up: {e}"));
+        watchdog::start(&stack, &state_dir);
         let _ = STARTED.set((stack.clone(), state_dir));
         // SAFETY: registering a plain extern "C" function with atexit(3).
         unsafe { libc::atexit(stop_at_exit) };
         Stack::of(stack)
     })
+}
+
+/// The loopback listener reserved for the git host the stack's `GitApiBaseUrl` points at.
+fn git_api() -> &'static Mutex<Option<TcpListener>> {
+    static LISTENER: OnceLock<Mutex<Option<TcpListener>>> = OnceLock::new();
+    LISTENER.get_or_init(|| {
+        Mutex::new(Some(
+            TcpListener::bind("127.0.0.1:0").expect("reserve a port for the git host"),
+        ))
+    })
+}
+
+fn git_api_base_url() -> String {
+    let guard = git_api().lock().expect("git API listener");
+    let listener = guard.as_ref().expect("reserved before it is taken");
+    format!("http://{}", listener.local_addr().expect("a local address"))
+}
+
+/// The listener on the port the stack's `GitApiBaseUrl` names, for the test that serves a git
+/// host there; `None` once taken, or when the tests run on a stack of their own choosing
+/// (`PIPEWRIGHT_LOCAL_ENV`), whose git API is elsewhere.
+pub fn take_git_api_listener() -> Option<TcpListener> {
+    if std::env::var_os("PIPEWRIGHT_LOCAL_ENV").is_some() {
+        return None;
+    }
+    stack();
+    git_api().lock().expect("git API listener").take()
 }
 
 impl Stack {

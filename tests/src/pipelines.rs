@@ -191,7 +191,16 @@ pub async fn wait_for(
     pipeline: &str,
     id: &str,
 ) -> (PipelineExecutionStatus, Option<String>) {
-    let deadline = Instant::now() + EXECUTION_TIMEOUT;
+    wait_until_ended(c, pipeline, id, Instant::now() + EXECUTION_TIMEOUT).await
+}
+
+/// [`wait_for`], giving up at `deadline`.
+pub async fn wait_until_ended(
+    c: &Clients,
+    pipeline: &str,
+    id: &str,
+    deadline: Instant,
+) -> (PipelineExecutionStatus, Option<String>) {
     loop {
         let out = c
             .codepipeline
@@ -211,7 +220,7 @@ pub async fn wait_for(
         }
         assert!(
             Instant::now() < deadline,
-            "execution {id} still InProgress after {EXECUTION_TIMEOUT:?}"
+            "execution {id} of {pipeline} never ended"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -363,4 +372,162 @@ pub fn action_failure(action: &Value) -> (String, String) {
         e["code"].as_str().unwrap().to_string(),
         e["message"].as_str().unwrap().to_string(),
     )
+}
+
+/// A pipeline declaration in the shape most tests need, built step by step: a name of its own,
+/// the stack's artifact store, V2, PARALLEL unless told otherwise, a source stage whose action
+/// outputs the artifact `Src`, then stages of actions that read it.
+///
+/// ```ignore
+/// let name = PipelineBuilder::new(stack, "retry")
+///     .mode("QUEUED")
+///     .s3_source(&bucket)
+///     .commands("Build", &["make"])
+///     .create(stack);
+/// ```
+#[derive(Debug, Clone)]
+pub struct PipelineBuilder {
+    declaration: Value,
+}
+
+impl PipelineBuilder {
+    /// A pipeline named `<prefix>-<unique>` with no stages yet, on `stack`'s artifact bucket,
+    /// with a role named after `prefix`.
+    pub fn new(stack: &Stack, prefix: &str) -> Self {
+        Self {
+            declaration: json!({
+                "name": crate::unique(prefix),
+                "roleArn": format!("arn:aws:iam::123456789012:role/pipewright-{prefix}"),
+                "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
+                "pipelineType": "V2",
+                "executionMode": "PARALLEL",
+                "stages": []
+            }),
+        }
+    }
+
+    /// Name the pipeline `name` instead.
+    pub fn named(mut self, name: &str) -> Self {
+        self.declaration["name"] = json!(name);
+        self
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        self.declaration["name"].as_str().expect("a name")
+    }
+
+    /// `executionMode`: SUPERSEDED, QUEUED or PARALLEL.
+    pub fn mode(mut self, mode: &str) -> Self {
+        self.declaration["executionMode"] = json!(mode);
+        self
+    }
+
+    /// A pipeline variable with its default value.
+    pub fn variable(mut self, name: &str, default: &str) -> Self {
+        let variables = self.declaration.as_object_mut().expect("an object");
+        variables
+            .entry("variables")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("variables is a list")
+            .push(json!({"name": name, "defaultValue": default}));
+        self
+    }
+
+    /// The pipeline's `triggers`.
+    pub fn triggers(mut self, triggers: Value) -> Self {
+        self.declaration["triggers"] = triggers;
+        self
+    }
+
+    /// A stage named `Source` holding `action` (see [`source_action`]).
+    pub fn source(self, action: Value) -> Self {
+        self.stage(json!({"name": "Source", "actions": [action]}))
+    }
+
+    /// A stage `Source` with an S3 source action `Source` reading `app.zip` from `bucket` (see
+    /// [`source_bucket`]).
+    pub fn s3_source(self, bucket: &str) -> Self {
+        self.source(source_action(
+            "Source",
+            "S3",
+            json!({"S3Bucket": bucket, "S3ObjectKey": "app.zip"}),
+        ))
+    }
+
+    /// A stage named `stage` with one Commands action of the same name running `commands` in
+    /// the artifact `Src`.
+    pub fn commands(self, stage: &str, commands: &[&str]) -> Self {
+        self.stage(json!({"name": stage, "actions": [commands_action(stage, commands)]}))
+    }
+
+    /// A stage as written.
+    pub fn stage(mut self, stage: Value) -> Self {
+        self.declaration["stages"]
+            .as_array_mut()
+            .expect("stages is a list")
+            .push(stage);
+        self
+    }
+
+    /// The declaration.
+    pub fn build(self) -> Value {
+        self.declaration
+    }
+
+    /// CreatePipeline with the declaration (see [`create_pipeline`]); returns the name.
+    pub fn create(self, stack: &Stack) -> String {
+        let name = self.name().to_string();
+        create_pipeline(stack, &self.declaration);
+        name
+    }
+}
+
+/// A source action `name` of AWS provider `provider` with `configuration`, whose output
+/// artifact is `Src`.
+pub fn source_action(name: &str, provider: &str, configuration: Value) -> Value {
+    json!({
+        "name": name,
+        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": provider, "version": "1"},
+        "configuration": configuration,
+        "outputArtifacts": [{"name": "Src"}]
+    })
+}
+
+/// A Commands action `name` running `commands` in the artifact `Src`.
+pub fn commands_action(name: &str, commands: &[&str]) -> Value {
+    json!({
+        "name": name,
+        "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+        "commands": commands,
+        "inputArtifacts": [{"name": "Src"}]
+    })
+}
+
+/// A new versioned bucket of its own holding `app.zip` (a README); returns the bucket's name.
+pub async fn source_bucket(c: &Clients) -> String {
+    let bucket = crate::unique("pipewright-src");
+    versioned_source(c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
+    bucket
+}
+
+/// Poll `check` every `every` until it returns a value; panics naming `what` after
+/// [`EXECUTION_TIMEOUT`]. (A hung emulator fails the run sooner: see the watchdog.)
+pub async fn eventually<T, F, Fut>(what: &str, every: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + EXECUTION_TIMEOUT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {EXECUTION_TIMEOUT:?} waiting for {what}"
+        );
+        tokio::time::sleep(every).await;
+    }
 }

@@ -25,6 +25,9 @@ use template::Template;
 /// The stack's name in the emulator.
 pub const STACK_NAME: &str = "pipewright-local";
 
+/// The artifact bucket's encryption on the local stack (`ArtifactBucketEncryption`).
+pub const LOCAL_ARTIFACT_ENCRYPTION: &str = "AES256";
+
 /// The stack output naming the control-plane function the gateway serves.
 pub const API_FUNCTION_OUTPUT: &str = "ApiFunctionName";
 
@@ -216,10 +219,18 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         // The approval links' base URL is a stack parameter, so its gateway's port is chosen
         // before the stack exists.
         let approval_port = gateway::free_port()?;
-        let mut parameters = BTreeMap::from([(
-            "ApprovalLinkBaseUrl".to_string(),
-            format!("http://127.0.0.1:{approval_port}/"),
-        )]);
+        let mut parameters = BTreeMap::from([
+            (
+                "ApprovalLinkBaseUrl".to_string(),
+                format!("http://127.0.0.1:{approval_port}/"),
+            ),
+            // SSE-S3, not SSE-KMS: fakecloud 0.51's S3 deadlocks when a CopyObject arrives
+            // while a GetObject of an SSE-KMS object holds its state lock (docs/local-stack.md).
+            (
+                "ArtifactBucketEncryption".to_string(),
+                LOCAL_ARTIFACT_ENCRYPTION.to_string(),
+            ),
+        ]);
         if let Some(cap) = opts.action_timeout_cap_seconds {
             parameters.insert("ActionTimeoutCapSeconds".into(), cap.to_string());
         }

@@ -5,6 +5,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
 use pipewright_core::engine::{ActionOutcome, TaskRequest};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use crate::providers::Providers;
 
@@ -13,52 +14,52 @@ use crate::providers::Providers;
 pub async fn handle(
     adapters: &Adapters,
     providers: &Providers,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<TaskRequest>,
 ) -> Result<Value, Error> {
-    let request: TaskRequest =
-        serde_json::from_value(event.payload).map_err(|e| format!("bad task payload: {e}"))?;
     let TaskRequest::RunAction {
         ids,
         stage,
         action,
         task_token,
         ..
-    } = request
+    } = event.payload
     else {
         return Err("the action function runs only runAction tasks".into());
     };
-    let engine = adapters.engine(&event.context.invoked_function_arn);
     let action_execution_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("action", execution = %ids.pipeline_execution_id, %stage, %action, %action_execution_id);
-    let _enter = span.enter();
-    let Some(prepared) = engine
-        .begin_action(
-            &ids,
-            &stage,
-            &action,
-            &action_execution_id,
-            &task_token,
-            pipewright_aws::now(),
-        )
-        .await?
-    else {
-        tracing::info!("action could not start (configuration); recorded as failed");
-        return Ok(json!({ "status": "Failed" }));
+    let run = async {
+        let engine = adapters.engine(&event.context.invoked_function_arn);
+        let Some(prepared) = engine
+            .begin_action(
+                &ids,
+                &stage,
+                &action,
+                &action_execution_id,
+                &task_token,
+                pipewright_aws::now(),
+            )
+            .await?
+        else {
+            tracing::info!("action could not start (configuration); recorded as failed");
+            return Ok(json!({ "status": "Failed" }));
+        };
+        let deadline = crate::providers::lambda_deadline(event.context.deadline);
+        let outcome = match providers.run(&prepared, deadline).await {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => {
+                // Started; whoever finishes the work completes the action with its task token.
+                tracing::info!("action pending: it completes with its job result");
+                return Ok(json!({ "status": "InProgress" }));
+            }
+            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
+        };
+        let status = outcome.status;
+        tracing::info!(status = %status, "action finished");
+        engine
+            .complete_action(&prepared.record, outcome, pipewright_aws::now())
+            .await?;
+        Ok::<_, Error>(json!({ "status": status.as_str() }))
     };
-    let deadline = crate::providers::lambda_deadline(event.context.deadline);
-    let outcome = match providers.run(&prepared, deadline).await {
-        Ok(Some(outcome)) => outcome,
-        Ok(None) => {
-            // Started; whoever finishes the work completes the action with its task token.
-            tracing::info!("action pending: it completes with its job result");
-            return Ok(json!({ "status": "InProgress" }));
-        }
-        Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
-    };
-    let status = outcome.status;
-    tracing::info!(status = %status, "action finished");
-    engine
-        .complete_action(&prepared.record, outcome, pipewright_aws::now())
-        .await?;
-    Ok(json!({ "status": status.as_str() }))
+    run.instrument(span).await
 }

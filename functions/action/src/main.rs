@@ -6,14 +6,14 @@ mod providers;
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
-use serde_json::Value;
+use pipewright_core::engine::TaskRequest;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     pipewright_aws::logging::init();
     let adapters = Adapters::from_env().await?;
     let providers = providers::Providers::new(&adapters);
-    run(service_fn(|event: LambdaEvent<Value>| {
+    run(service_fn(|event: LambdaEvent<TaskRequest>| {
         handler::handle(&adapters, &providers, event)
     }))
     .await

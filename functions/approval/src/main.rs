@@ -37,6 +37,8 @@ async fn handle(
             .map_err(|e| format!("bad Function URL request: {e}"))?;
         Ok(links::handle(&engine, channel, &request, pipewright_aws::now()).await)
     } else {
-        task::handle(&engine, channel, region, event.payload).await
+        let request =
+            serde_json::from_value(event.payload).map_err(|e| format!("bad task payload: {e}"))?;
+        task::handle(&engine, channel, region, request).await
     }
 }

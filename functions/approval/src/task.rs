@@ -7,18 +7,18 @@ use pipewright_aws::approvals::ApprovalChannel;
 use pipewright_core::approvals::{
     link_url, sign_link, ApprovalNotice, Decision, LinkClaims, PendingApproval,
 };
+use pipewright_core::engine::ExecutionIds;
 use pipewright_core::engine::{ActionOutcome, Engine, TaskRequest};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 /// Handle one `runAction` task of an `Approval/AWS/Manual` action.
 pub async fn handle(
     engine: &Engine<'_>,
     channel: &ApprovalChannel,
     region: &str,
-    payload: Value,
+    request: TaskRequest,
 ) -> Result<Value, Error> {
-    let request: TaskRequest =
-        serde_json::from_value(payload).map_err(|e| format!("bad task payload: {e}"))?;
     let TaskRequest::RunAction {
         ids,
         stage,
@@ -33,16 +33,40 @@ pub async fn handle(
     let token = uuid::Uuid::new_v4().to_string();
     let span =
         tracing::info_span!("approval", execution = %ids.pipeline_execution_id, %stage, %action);
-    let _enter = span.enter();
+    let task = ApprovalTask {
+        ids: &ids,
+        stage: &stage,
+        action: &action,
+        token: &token,
+        task_token: &task_token,
+    };
+    start(engine, channel, region, task).instrument(span).await
+}
+
+/// The approval a `runAction` task starts.
+struct ApprovalTask<'t> {
+    ids: &'t ExecutionIds,
+    stage: &'t str,
+    action: &'t str,
+    token: &'t str,
+    task_token: &'t str,
+}
+
+/// Record the approval as started and send its notice.
+async fn start(
+    engine: &Engine<'_>,
+    channel: &ApprovalChannel,
+    region: &str,
+    ApprovalTask {
+        ids,
+        stage,
+        action,
+        token,
+        task_token,
+    }: ApprovalTask<'_>,
+) -> Result<Value, Error> {
     let Some(pending) = engine
-        .begin_approval(
-            &ids,
-            &stage,
-            &action,
-            &token,
-            &task_token,
-            pipewright_aws::now(),
-        )
+        .begin_approval(ids, stage, action, token, task_token, pipewright_aws::now())
         .await?
     else {
         tracing::info!("approval could not start (configuration); recorded as failed");

@@ -10,18 +10,17 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     pipewright_aws::logging::init();
     let adapters = Adapters::from_env().await?;
-    run(service_fn(|event: LambdaEvent<Value>| {
+    run(service_fn(|event: LambdaEvent<TaskRequest>| {
         handle(&adapters, event)
     }))
     .await
 }
 
-/// Decode the task, run it, return its result.
-async fn handle(adapters: &Adapters, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let request: TaskRequest =
-        serde_json::from_value(event.payload).map_err(|e| format!("bad task payload: {e}"))?;
+/// Run the task (the runtime decoded it; a payload that is no task fails the invocation),
+/// return its result.
+async fn handle(adapters: &Adapters, event: LambdaEvent<TaskRequest>) -> Result<Value, Error> {
     let engine = adapters.engine(&event.context.invoked_function_arn);
     Ok(engine
-        .handle_orchestrator_task(request, pipewright_aws::now())
+        .handle_orchestrator_task(event.payload, pipewright_aws::now())
         .await?)
 }

@@ -1,64 +1,42 @@
 //! Manual approvals on the local stack: the notice on SNS, its signed links served by the
 //! approval function behind its (local) Function URL, PutApprovalResult through the official
-//! CodePipeline SDK, and the action's timeout. The stack caps action timeouts at
-//! [`CAP_SECONDS`], so an unanswered approval fails in seconds, not days.
+//! CodePipeline SDK, and the action's timeout. The test stack caps action timeouts at
+//! [`pipewright_e2e::ACTION_TIMEOUT_CAP_SECONDS`], so an unanswered approval fails in about a
+//! minute, not in days.
 
 use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus, PipelineExecutionStatus};
 use pipewright_core::approvals::{sign_link, verify_link};
 use pipewright_e2e::approvals::{confirm, link_token, open, wait_for_notice, Notice};
 use pipewright_e2e::pipelines::{
-    clients, create_pipeline, execution_records, latest_action, start, versioned_source, wait_for,
-    zip_of, Clients,
+    clients, commands_action, execution_records, latest_action, source_action, source_bucket,
+    start, wait_for, Clients, PipelineBuilder,
 };
-use pipewright_e2e::{stack_with_action_timeout_cap, unique, Stack};
+use pipewright_e2e::{stack, Stack};
 use serde_json::{json, Value};
-
-/// Every action's timeout in this binary's stack.
-const CAP_SECONDS: u64 = 40;
-
-fn stack() -> &'static Stack {
-    stack_with_action_timeout_cap(Some(CAP_SECONDS))
-}
 
 /// Source (S3) → Approve (manual) → Ship (Commands); returns the pipeline's name.
 async fn approval_pipeline(c: &Clients, stack: &Stack) -> String {
-    let name = unique("approve");
-    let bucket = unique("pipewright-src");
-    versioned_source(c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
-    create_pipeline(
-        stack,
-        &json!({
-            "name": name,
-            "roleArn": "arn:aws:iam::123456789012:role/approver",
-            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-            "pipelineType": "V2",
-            "executionMode": "PARALLEL",
-            "stages": [
-                {"name": "Source", "actions": [{
-                    "name": "Source",
-                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
-                    "outputArtifacts": [{"name": "SourceArtifact"}],
-                    "namespace": "SourceVariables"
-                }]},
-                {"name": "Approve", "actions": [{
-                    "name": "Release",
-                    "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
-                    "configuration": {
-                        "CustomData": "Ship #{SourceVariables.VersionId}?",
-                        "ExternalEntityLink": "https://example.com/changes"
-                    }
-                }]},
-                {"name": "Ship", "actions": [{
-                    "name": "Ship",
-                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-                    "commands": ["echo shipped"],
-                    "inputArtifacts": [{"name": "SourceArtifact"}]
-                }]}
-            ]
-        }),
+    let mut source = source_action(
+        "Source",
+        "S3",
+        json!({"S3Bucket": source_bucket(c).await, "S3ObjectKey": "app.zip"}),
     );
-    name
+    source["outputArtifacts"] = json!([{"name": "SourceArtifact"}]);
+    source["namespace"] = json!("SourceVariables");
+    let mut ship = commands_action("Ship", &["echo shipped"]);
+    ship["inputArtifacts"] = json!([{"name": "SourceArtifact"}]);
+    PipelineBuilder::new(stack, "approve")
+        .source(source)
+        .stage(json!({"name": "Approve", "actions": [{
+            "name": "Release",
+            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+            "configuration": {
+                "CustomData": "Ship #{SourceVariables.VersionId}?",
+                "ExternalEntityLink": "https://example.com/changes"
+            }
+        }]}))
+        .stage(json!({"name": "Ship", "actions": [ship]}))
+        .create(stack)
 }
 
 /// Start an execution and wait for its approval notice.

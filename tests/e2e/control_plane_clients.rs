@@ -17,7 +17,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use pipewright_e2e::pipelines::{clients, versioned_source, zip_of};
+use pipewright_e2e::pipelines::{
+    clients, commands_action, source_action, versioned_source, zip_of,
+};
 use pipewright_e2e::{root, stack, unique, Stack};
 use serde_json::{json, Value};
 
@@ -127,24 +129,13 @@ fn sample_declaration(name: &str) -> Value {
 }
 
 fn commands(name: &str, commands: &[&str]) -> Value {
-    json!({
-        "name": name,
-        "actions": [{
-            "name": name,
-            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-            "commands": commands,
-            "inputArtifacts": [{"name": "Src"}]
-        }]
-    })
+    json!({"name": name, "actions": [commands_action(name, commands)]})
 }
 
 fn source_stage(bucket: &str) -> Value {
-    json!({"name": "Source", "actions": [{
-        "name": "Source",
-        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-        "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip", "PollForSourceChanges": "false"},
-        "outputArtifacts": [{"name": "Src"}]
-    }]})
+    let configuration =
+        json!({"S3Bucket": bucket, "S3ObjectKey": "app.zip", "PollForSourceChanges": "false"});
+    json!({"name": "Source", "actions": [source_action("Source", "S3", configuration)]})
 }
 
 /// Poll `check` (every half second, up to two minutes) until it returns a value.

@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use pipewright_e2e::pipelines::{
-    api_call, clients, create_pipeline, drain_events, execution_records, start, subscribe,
-    versioned_source, zip_of, Clients,
+    api_call, clients, commands_action, drain_events, eventually, execution_records, source_bucket,
+    start, subscribe, versioned_source, wait_until_ended, zip_of, Clients, PipelineBuilder,
 };
 use pipewright_e2e::{stack, unique, Stack};
 use serde_json::{json, Value};
@@ -29,38 +28,13 @@ async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
 const STAGES: [&str; 3] = ["Source", "Build", "Deploy"];
 
 async fn modes_pipeline(c: &Clients, stack: &Stack, mode: &str) -> String {
-    let name = unique(&format!("mode-{}", mode.to_ascii_lowercase()));
-    let bucket = unique("pipewright-src");
-    versioned_source(c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
-    let commands = |stage: &str, commands: Value| {
-        json!({"name": stage, "actions": [{
-            "name": stage,
-            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-            "commands": commands,
-            "inputArtifacts": [{"name": "Src"}]
-        }]})
-    };
-    create_pipeline(
-        stack,
-        &json!({
-            "name": name,
-            "roleArn": "arn:aws:iam::123456789012:role/modes",
-            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-            "pipelineType": "V2",
-            "executionMode": mode,
-            "stages": [
-                {"name": "Source", "actions": [{
-                    "name": "Source",
-                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
-                    "outputArtifacts": [{"name": "Src"}]
-                }]},
-                commands("Build", json!(["sleep 1"])),
-                commands("Deploy", json!(["true"]))
-            ]
-        }),
-    );
-    name
+    let bucket = source_bucket(c).await;
+    PipelineBuilder::new(stack, &format!("mode-{}", mode.to_ascii_lowercase()))
+        .mode(mode)
+        .s3_source(&bucket)
+        .commands("Build", &["sleep 1"])
+        .commands("Deploy", &["true"])
+        .create(stack)
 }
 
 /// One execution's history: its final status and, per stage it entered, (start, end).
@@ -77,28 +51,7 @@ async fn histories(c: &Clients, stack: &Stack, name: &str, ids: &[String]) -> Ve
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut out = Vec::new();
     for id in ids {
-        let status = loop {
-            let execution = c
-                .codepipeline
-                .get_pipeline_execution()
-                .pipeline_name(name)
-                .pipeline_execution_id(id)
-                .send()
-                .await
-                .expect("GetPipelineExecution");
-            let status = execution
-                .pipeline_execution()
-                .and_then(|e| e.status().cloned())
-                .expect("a status");
-            if !matches!(
-                status,
-                PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping
-            ) {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "{id} never ended");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
+        let (status, _) = wait_until_ended(c, name, id, deadline).await;
         let records = execution_records(c, stack, id).await;
         let mut stages = BTreeMap::new();
         let mut actions = 0;
@@ -282,41 +235,14 @@ async fn parallel_mode_runs_executions_independently() {
 
 /// Source → Build (Commands `sleep #{variables.Sleep}`) → Deploy, QUEUED.
 async fn sleepy_pipeline(c: &Clients, stack: &Stack) -> String {
-    let name = unique("stop");
-    let bucket = unique("pipewright-src");
-    versioned_source(c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
-    create_pipeline(
-        stack,
-        &json!({
-            "name": name,
-            "roleArn": "arn:aws:iam::123456789012:role/stop",
-            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-            "pipelineType": "V2",
-            "executionMode": "QUEUED",
-            "variables": [{"name": "Sleep", "defaultValue": "4"}],
-            "stages": [
-                {"name": "Source", "actions": [{
-                    "name": "Source",
-                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
-                    "outputArtifacts": [{"name": "Src"}]
-                }]},
-                {"name": "Build", "actions": [{
-                    "name": "Build",
-                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-                    "commands": ["sleep #{variables.Sleep}"],
-                    "inputArtifacts": [{"name": "Src"}]
-                }]},
-                {"name": "Deploy", "actions": [{
-                    "name": "Deploy",
-                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-                    "commands": ["true"],
-                    "inputArtifacts": [{"name": "Src"}]
-                }]}
-            ]
-        }),
-    );
-    name
+    let bucket = source_bucket(c).await;
+    PipelineBuilder::new(stack, "stop")
+        .mode("QUEUED")
+        .variable("Sleep", "4")
+        .s3_source(&bucket)
+        .commands("Build", &["sleep #{variables.Sleep}"])
+        .commands("Deploy", &["true"])
+        .create(stack)
 }
 
 async fn start_with_sleep(c: &Clients, name: &str, sleep: &str) -> String {
@@ -340,20 +266,19 @@ async fn start_with_sleep(c: &Clients, name: &str, sleep: &str) -> String {
 
 /// Wait until execution `id`'s `stage`/`action` is recorded InProgress.
 async fn wait_until_running(c: &Clients, stack: &Stack, id: &str, stage: &str, action: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let records = execution_records(c, stack, id).await;
-        if records.iter().any(|(sk, r)| {
-            sk.starts_with(&format!("ACTION#{stage}#{action}#")) && r["status"] == "InProgress"
-        }) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{stage}/{action} of {id} never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let prefix = format!("ACTION#{stage}#{action}#");
+    eventually(
+        &format!("{stage}/{action} of {id} to run"),
+        Duration::from_millis(300),
+        || async {
+            let records = execution_records(c, stack, id).await;
+            records
+                .iter()
+                .any(|(sk, r)| sk.starts_with(&prefix) && r["status"] == "InProgress")
+                .then_some(())
+        },
+    )
+    .await
 }
 
 async fn stop(c: &Clients, name: &str, id: &str, abandon: bool) {
@@ -509,43 +434,20 @@ async fn retry_failed_actions_after_fixing_the_cause_and_refused_once_another_ra
     let _serial = one_at_a_time().await;
     let stack = stack();
     let c = clients(stack).await;
-    let name = unique("retry");
-    let bucket = unique("pipewright-src");
+    let pipeline = PipelineBuilder::new(stack, "retry");
     // The "fix": a file on this machine, where the local stack runs the Commands actions.
-    let marker = std::env::temp_dir().join(format!("{name}.fixed"));
+    let marker = std::env::temp_dir().join(format!("{}.fixed", pipeline.name()));
     let _ = std::fs::remove_file(&marker);
-    versioned_source(&c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
-    let action = |name: &str, command: String| {
-        json!({
-            "name": name,
-            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-            "commands": [command],
-            "inputArtifacts": [{"name": "Src"}]
-        })
-    };
-    create_pipeline(
-        stack,
-        &json!({
-            "name": name,
-            "roleArn": "arn:aws:iam::123456789012:role/retry",
-            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-            "pipelineType": "V2",
-            "executionMode": "QUEUED",
-            "stages": [
-                {"name": "Source", "actions": [{
-                    "name": "Source",
-                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
-                    "outputArtifacts": [{"name": "Src"}]
-                }]},
-                {"name": "Build", "actions": [
-                    action("Compile", "echo compiled".into()),
-                    action("Check", format!("test -e {}", marker.display()))
-                ]},
-                {"name": "Deploy", "actions": [action("Ship", "true".into())]}
-            ]
-        }),
-    );
+    let check = format!("test -e {}", marker.display());
+    let name = pipeline
+        .mode("QUEUED")
+        .s3_source(&source_bucket(&c).await)
+        .stage(json!({"name": "Build", "actions": [
+            commands_action("Compile", &["echo compiled"]),
+            commands_action("Check", &[&check])
+        ]}))
+        .stage(json!({"name": "Deploy", "actions": [commands_action("Ship", &["true"])]}))
+        .create(stack);
     let first = start(&c, &name).await;
     assert_eq!(
         histories(&c, stack, &name, std::slice::from_ref(&first)).await[0].status,
@@ -665,7 +567,6 @@ async fn rollback_redeploys_what_an_earlier_success_deployed() {
     let _serial = one_at_a_time().await;
     let stack = stack();
     let c = clients(stack).await;
-    let name = unique("rollback");
     let bucket = unique("pipewright-src");
     let site = unique("pipewright-site");
     c.s3.create_bucket()
@@ -674,37 +575,19 @@ async fn rollback_redeploys_what_an_earlier_success_deployed() {
         .await
         .expect("CreateBucket");
     versioned_source(&c, &bucket, "app.zip", zip_of(&[("README.md", "one\n")])).await;
-    create_pipeline(
-        stack,
-        &json!({
-            "name": name,
-            "roleArn": "arn:aws:iam::123456789012:role/rollback",
-            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-            "pipelineType": "V2",
-            "executionMode": "QUEUED",
-            "stages": [
-                {"name": "Source", "actions": [{
-                    "name": "Source",
-                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
-                    "outputArtifacts": [{"name": "Src"}]
-                }]},
-                {"name": "Build", "actions": [{
-                    "name": "Build",
-                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-                    "commands": ["mkdir -p out", "cp README.md out/index.txt"],
-                    "inputArtifacts": [{"name": "Src"}],
-                    "outputArtifacts": [{"name": "Site", "files": ["out/**/*"]}]
-                }]},
-                {"name": "Deploy", "actions": [{
-                    "name": "Publish",
-                    "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"BucketName": site, "Extract": "true"},
-                    "inputArtifacts": [{"name": "Site"}]
-                }]}
-            ]
-        }),
-    );
+    let mut build = commands_action("Build", &["mkdir -p out", "cp README.md out/index.txt"]);
+    build["outputArtifacts"] = json!([{"name": "Site", "files": ["out/**/*"]}]);
+    let name = PipelineBuilder::new(stack, "rollback")
+        .mode("QUEUED")
+        .s3_source(&bucket)
+        .stage(json!({"name": "Build", "actions": [build]}))
+        .stage(json!({"name": "Deploy", "actions": [{
+            "name": "Publish",
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"BucketName": site, "Extract": "true"},
+            "inputArtifacts": [{"name": "Site"}]
+        }]}))
+        .create(stack);
     let deployed = || async {
         let object =
             c.s3.get_object()
@@ -812,44 +695,20 @@ async fn stage_conditions_skip_fail_and_retry_on_the_local_stack() {
         .send()
         .await
         .expect("SetAlarmState");
-    let name = unique("conditions");
-    let bucket = unique("pipewright-src");
-    versioned_source(&c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
     let rule = |name: &str, provider: &str, configuration: Value| json!({"name": name, "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": provider, "version": "1"}, "configuration": configuration});
-    let commands = |name: &str, command: &str| {
-        json!({
-            "name": name,
-            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-            "commands": [command],
-            "inputArtifacts": [{"name": "Src"}]
-        })
-    };
-    create_pipeline(
-        stack,
-        &json!({
-            "name": name,
-            "roleArn": "arn:aws:iam::123456789012:role/conditions",
-            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-            "pipelineType": "V2",
-            "executionMode": "QUEUED",
-            "variables": [{"name": "Mode", "defaultValue": "skip-test"}, {"name": "Fail", "defaultValue": "no"}],
-            "stages": [
-                {"name": "Source", "actions": [{
-                    "name": "Source",
-                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
-                    "outputArtifacts": [{"name": "Src"}]
-                }]},
-                {"name": "Test", "actions": [commands("Test", "test #{variables.Fail} = no")],
-                 "beforeEntry": {"conditions": [{"result": "SKIP", "rules": [
-                     rule("NotSkipped", "VariableCheck", json!({"Variable": "#{variables.Mode}", "Operator": "NE", "Value": "skip-test"}))]}]},
-                 "onFailure": {"result": "RETRY", "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}}},
-                {"name": "Deploy", "actions": [commands("Deploy", "true")],
-                 "onSuccess": {"conditions": [{"result": "FAIL", "rules": [
-                     rule("Healthy", "CloudWatchAlarm", json!({"AlarmName": alarm}))]}]}}
-            ]
-        }),
-    );
+    let name = PipelineBuilder::new(stack, "conditions")
+        .mode("QUEUED")
+        .variable("Mode", "skip-test")
+        .variable("Fail", "no")
+        .s3_source(&source_bucket(&c).await)
+        .stage(json!({"name": "Test", "actions": [commands_action("Test", &["test #{variables.Fail} = no"])],
+             "beforeEntry": {"conditions": [{"result": "SKIP", "rules": [
+                 rule("NotSkipped", "VariableCheck", json!({"Variable": "#{variables.Mode}", "Operator": "NE", "Value": "skip-test"}))]}]},
+             "onFailure": {"result": "RETRY", "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}}}))
+        .stage(json!({"name": "Deploy", "actions": [commands_action("Deploy", &["true"])],
+             "onSuccess": {"conditions": [{"result": "FAIL", "rules": [
+                 rule("Healthy", "CloudWatchAlarm", json!({"AlarmName": alarm}))]}]}}))
+        .create(stack);
     let start_with = |mode: &'static str, fail: &'static str| {
         let (c, name) = (&c, &name);
         async move {

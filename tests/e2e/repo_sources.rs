@@ -14,8 +14,8 @@ use aws_sdk_codepipeline::types::{
     PipelineExecutionStatus, SourceRevisionOverride, SourceRevisionType,
 };
 use pipewright_e2e::pipelines::{
-    action_failure, clients, create_pipeline, execution_records, latest_action, output_files,
-    start, wait_for, Clients,
+    self, action_failure, clients, commands_action, execution_records, latest_action, output_files,
+    start, wait_for, Clients, PipelineBuilder,
 };
 use pipewright_e2e::triggers::{invoke_trigger, sample, started};
 use pipewright_e2e::{stack, unique, Stack};
@@ -28,33 +28,17 @@ use serde_json::{json, Value};
 /// `source` (output artifact `Src`, namespace `SourceVariables`) → a Commands action `Show`
 /// running `commands` in the artifact.
 fn create(stack: &Stack, name: &str, source: Value, commands: &[&str]) {
-    let declaration = json!({
-        "name": name,
-        "roleArn": "arn:aws:iam::123456789012:role/pipewright-repo-sources",
-        "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-        "pipelineType": "V2",
-        "executionMode": "PARALLEL",
-        "stages": [
-            {"name": "Source", "actions": [source]},
-            {"name": "Build", "actions": [{
-                "name": "Show",
-                "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-                "commands": commands,
-                "inputArtifacts": [{"name": "Src"}]
-            }]}
-        ]
-    });
-    create_pipeline(stack, &declaration);
+    PipelineBuilder::new(stack, "repo-sources")
+        .named(name)
+        .source(source)
+        .stage(json!({"name": "Build", "actions": [commands_action("Show", commands)]}))
+        .create(stack);
 }
 
 fn source_action(provider: &str, configuration: Value) -> Value {
-    json!({
-        "name": "Checkout",
-        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": provider, "version": "1"},
-        "configuration": configuration,
-        "outputArtifacts": [{"name": "Src"}],
-        "namespace": "SourceVariables"
-    })
+    let mut action = pipelines::source_action("Checkout", provider, configuration);
+    action["namespace"] = json!("SourceVariables");
+    action
 }
 
 fn codecommit_source(repository: &str, branch: &str) -> Value {

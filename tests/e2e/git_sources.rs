@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -18,10 +18,10 @@ use aws_sdk_codepipeline::types::{
 };
 use pipewright_core::triggers::webhooks::sign;
 use pipewright_e2e::pipelines::{
-    action_failure, clients, create_pipeline, execution_records, latest_action, output_files,
-    start, wait_for, Clients,
+    action_failure, clients, commands_action, execution_records, latest_action, output_files,
+    start, wait_for, Clients, PipelineBuilder,
 };
-use pipewright_e2e::{root, stack_with, unique, Stack, StackSettings};
+use pipewright_e2e::{root, stack, take_git_api_listener, unique, Stack};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -52,11 +52,13 @@ struct GitHost {
     requests: Mutex<Vec<(String, bool)>>,
 }
 
-static HOST: OnceLock<Arc<GitHost>> = OnceLock::new();
+static HOST: OnceLock<Option<Arc<GitHost>>> = OnceLock::new();
 
-fn host() -> &'static Arc<GitHost> {
+/// The git host, serving on the port the stack's `GitApiBaseUrl` names; `None` when the tests run
+/// on a stack of their own choosing (`PIPEWRIGHT_LOCAL_ENV`), whose git API is not this host.
+fn host() -> Option<&'static Arc<GitHost>> {
     HOST.get_or_init(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the git host");
+        let listener = take_git_api_listener()?;
         let host = Arc::new(GitHost {
             base: format!("http://{}", listener.local_addr().unwrap()),
             repos: Mutex::default(),
@@ -69,8 +71,9 @@ fn host() -> &'static Arc<GitHost> {
                 std::thread::spawn(move || host.serve(stream));
             }
         });
-        host
+        Some(host)
     })
+    .as_ref()
 }
 
 impl GitHost {
@@ -278,20 +281,17 @@ fn tarball(sha: &str, top: &str, files: &[(&str, &str, u32)]) -> Vec<u8> {
     tar.into_inner().unwrap().finish().unwrap()
 }
 
-/// The stack, with `GitApiBaseUrl` at this process's git host; `None` when the tests run on a
+/// The stack, whose `GitApiBaseUrl` is this process's git host; `None` when the tests run on a
 /// stack of their own choosing (`PIPEWRIGHT_LOCAL_ENV`), whose git API is not this host: the
 /// tests then skip rather than send tokens elsewhere.
 fn git_stack() -> Option<(&'static Stack, &'static GitHost)> {
-    if std::env::var_os("PIPEWRIGHT_LOCAL_ENV").is_some() {
-        eprintln!("skipped: the git source tests start a stack of their own (GitApiBaseUrl at their git host)");
+    let Some(host) = host() else {
+        eprintln!(
+            "skipped: the git source tests need the test stack (GitApiBaseUrl at their git host)"
+        );
         return None;
-    }
-    let host = host();
-    let stack = stack_with(StackSettings {
-        git_api_base_url: Some(host.base.clone()),
-        ..StackSettings::default()
-    });
-    Some((stack, host))
+    };
+    Some((stack(), host.as_ref()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,23 +332,13 @@ fn connection_source(arn: &str, repository: &str, branch: &str) -> Value {
 
 /// `source` → a Commands action that shows the artifact's files and the source's variables.
 fn create(stack: &Stack, name: &str, source: Value, echo: &str) {
-    let declaration = json!({
-        "name": name,
-        "roleArn": "arn:aws:iam::123456789012:role/pipewright-git",
-        "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-        "pipelineType": "V2",
-        "executionMode": "PARALLEL",
-        "stages": [
-            {"name": "Source", "actions": [source]},
-            {"name": "Build", "actions": [{
-                "name": "Show",
-                "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-                "commands": ["ls -A", "./bin/run.sh", echo],
-                "inputArtifacts": [{"name": "Src"}]
-            }]}
-        ]
-    });
-    create_pipeline(stack, &declaration);
+    PipelineBuilder::new(stack, "git")
+        .named(name)
+        .source(source)
+        .stage(json!({"name": "Build", "actions": [
+            commands_action("Show", &["ls -A", "./bin/run.sh", echo])
+        ]}))
+        .create(stack);
 }
 
 /// The source action's and the Commands action's records of execution `id`.

@@ -11,7 +11,9 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use pipewright_e2e::pipelines::{clients, create_pipeline, versioned_source, zip_of, Clients};
+use pipewright_e2e::pipelines::{
+    clients, source_action, versioned_source, zip_of, Clients, PipelineBuilder,
+};
 use pipewright_e2e::triggers::{execution_record, executions, invoke_trigger, sample, started};
 use pipewright_e2e::{stack, unique, Stack};
 use serde_json::{json, Value};
@@ -19,35 +21,16 @@ use serde_json::{json, Value};
 /// A V2 pipeline (PARALLEL) whose first stage is `source` (output artifact `Src`), then a
 /// Commands action; it declares the variable `SiteBucket` the Scheduler sample overrides.
 fn create(stack: &Stack, name: &str, source: Value) {
-    create_pipeline(
-        stack,
-        &json!({
-            "name": name,
-            "roleArn": "arn:aws:iam::123456789012:role/pipewright-polling",
-            "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-            "pipelineType": "V2",
-            "executionMode": "PARALLEL",
-            "variables": [{"name": "SiteBucket", "defaultValue": "pipewright-unused"}],
-            "stages": [
-                {"name": "Source", "actions": [source]},
-                {"name": "Build", "actions": [{
-                    "name": "Build",
-                    "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-                    "commands": ["ls"],
-                    "inputArtifacts": [{"name": "Src"}]
-                }]}
-            ]
-        }),
-    );
+    PipelineBuilder::new(stack, "polling")
+        .named(name)
+        .variable("SiteBucket", "pipewright-unused")
+        .source(source)
+        .commands("Build", &["ls"])
+        .create(stack);
 }
 
 fn source(provider: &str, configuration: Value) -> Value {
-    json!({
-        "name": "App",
-        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": provider, "version": "1"},
-        "configuration": configuration,
-        "outputArtifacts": [{"name": "Src"}]
-    })
+    source_action("App", provider, configuration)
 }
 
 /// Poll now, as the stack's polling rule does; the answer.

@@ -10,7 +10,9 @@
 use std::time::{Duration, Instant};
 
 use pipewright_core::triggers::webhooks::sign;
-use pipewright_e2e::pipelines::{clients, create_pipeline, versioned_source, zip_of, Clients};
+use pipewright_e2e::pipelines::{
+    clients, source_action, versioned_source, zip_of, Clients, PipelineBuilder,
+};
 use pipewright_e2e::triggers::{execution_record, executions, invoke_trigger, sample, started};
 use pipewright_e2e::{root, stack, unique, Stack};
 use serde_json::{json, Value};
@@ -21,35 +23,18 @@ use serde_json::{json, Value};
 
 /// A pipeline whose first stage is `source` (output artifact `Src`), then a Commands action.
 fn create(stack: &Stack, name: &str, source: Value, triggers: Option<Value>) {
-    let mut declaration = json!({
-        "name": name,
-        "roleArn": "arn:aws:iam::123456789012:role/pipewright-triggers",
-        "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-        "pipelineType": "V2",
-        "executionMode": "PARALLEL",
-        "stages": [
-            {"name": "Source", "actions": [source]},
-            {"name": "Build", "actions": [{
-                "name": "Build",
-                "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
-                "commands": ["ls"],
-                "inputArtifacts": [{"name": "Src"}]
-            }]}
-        ]
-    });
+    let mut pipeline = PipelineBuilder::new(stack, "triggers")
+        .named(name)
+        .source(source)
+        .commands("Build", &["ls"]);
     if let Some(triggers) = triggers {
-        declaration["triggers"] = triggers;
+        pipeline = pipeline.triggers(triggers);
     }
-    create_pipeline(stack, &declaration);
+    pipeline.create(stack);
 }
 
 fn source(provider: &str, configuration: Value) -> Value {
-    json!({
-        "name": "App",
-        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": provider, "version": "1"},
-        "configuration": configuration,
-        "outputArtifacts": [{"name": "Src"}]
-    })
+    source_action("App", provider, configuration)
 }
 
 fn git_source(repository: &str, branch: &str) -> Value {
