@@ -699,12 +699,9 @@ impl ApprovalNotice<'_> {
 
 /// CodePipeline writes `expires` to the minute: `2016-07-07T20:22Z`.
 pub fn expires_text(epoch_seconds: f64) -> String {
-    let full = crate::events::format_time(epoch_seconds);
-    // `YYYY-MM-DDTHH:MM:SSZ` → `YYYY-MM-DDTHH:MMZ`
-    match full.get(..16) {
-        Some(minutes) if full.len() == 20 => format!("{minutes}Z"),
-        _ => full,
-    }
+    crate::events::instant(epoch_seconds)
+        .format("%Y-%m-%dT%H:%MZ")
+        .to_string()
 }
 
 fn one_line(text: &str) -> String {

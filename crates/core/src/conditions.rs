@@ -13,10 +13,13 @@
 //!   rules all pass (its own `result`, else the stage's) applies; if none passes, `FAIL`.
 //!
 //! Rules: `VariableCheck` (`Variable` resolved like any configuration, compared with `Value` by
-//! `Operator` EQ, NE, CONTAINS, MATCHES, GT, GE, LT, LE), `DeploymentWindow` (`Cron`: an
-//! EventBridge cron expression; the rule passes while the current minute matches, on the wall
-//! clock of `TimeZone` (an IANA name, default UTC, daylight saving time included)), `LambdaInvoke` (`FunctionName`, optional `UserParameters`: invoked synchronously;
-//! passes unless the function errs or answers `{"status": "FAILED"}`) and `CloudWatchAlarm`
+//! `Operator` EQ, NE, CONTAINS, MATCHES (`*` and `?` wildcards,
+//! [`crate::triggers::glob::wildcard_match`]), GT, GE, LT, LE), `DeploymentWindow` (`Cron`: an
+//! EventBridge cron expression, or CodePipeline's seven-field form, [`cron_matches`]; the rule
+//! passes while the current minute matches, on the wall clock of `TimeZone` (an IANA name,
+//! default UTC, daylight saving time included)), `LambdaInvoke` (`FunctionName`, optional
+//! `UserParameters`: invoked synchronously; passes unless the function errs or answers
+//! `{"status": "FAILED"}`) and `CloudWatchAlarm`
 //! (`AlarmName`: passes unless the alarm is in `ALARM`). `Commands` and `CodeBuild` rules fail
 //! with a clear message (not run by Pipewright).
 //!
@@ -28,8 +31,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use serde_with::skip_serializing_none;
 
 use crate::declaration::{Condition, ConditionResult, RuleDeclaration};
+use crate::triggers::glob::wildcard_match;
 
 /// How many times `onFailure: RETRY` retries a stage by itself.
 pub const MAX_AUTOMATIC_RETRIES: u32 = 1;
@@ -63,6 +68,7 @@ pub struct RuleRun {
 }
 
 /// One condition's run.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionRun {
@@ -73,7 +79,7 @@ pub struct ConditionRun {
     /// Its rules' summaries, or what was done.
     pub summary: String,
     /// The result it applied, if any (`FAIL`, `SKIP`, `ROLLBACK`, `RETRY`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub applied: Option<ConditionResult>,
     /// Its rules.
     #[serde(default)]
@@ -240,7 +246,7 @@ pub fn variable_check(variable: &str, operator: &str, value: &str) -> Result<boo
         "EQ" => variable == value,
         "NE" => variable != value,
         "CONTAINS" => variable.contains(value),
-        "MATCHES" => wildcard(value.as_bytes(), variable.as_bytes()),
+        "MATCHES" => wildcard_match(value, variable),
         "GT" => numbers().map(|(a, b)| a > b)?,
         "GE" => numbers().map(|(a, b)| a >= b)?,
         "LT" => numbers().map(|(a, b)| a < b)?,
@@ -251,29 +257,6 @@ pub fn variable_check(variable: &str, operator: &str, value: &str) -> Result<boo
             ))
         }
     })
-}
-
-/// `pattern` with `*` (any run of characters) and `?` (one character) against `text`.
-fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
-    // Iterative matching with one backtrack point: linear in practice, no recursion.
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|c| *c == b'*')
 }
 
 /// How far the wall clock of IANA time zone `zone` (`UTC`, `Europe/Paris`, ...) is ahead of UTC
@@ -289,103 +272,89 @@ pub fn utc_offset_seconds(zone: &str, now: f64) -> Result<i32, String> {
     Ok(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc())
 }
 
-/// Whether `now` falls in a minute matched by EventBridge cron expression `cron`
-/// (`cron(minutes hours day-of-month month day-of-week year)`, or the six fields alone).
+/// Whether `now` falls in a minute matched by cron expression `cron`: EventBridge's
+/// `cron(minutes hours day-of-month month day-of-week year)` (or those six fields alone), or
+/// the seven fields of CodePipeline's `DeploymentWindow` examples (`0 0 9-17 ? * MON-FRI *`:
+/// seconds first, which only have to be valid, as CodePipeline does not use them).
+///
+/// The fields are read by `croner` as EventBridge and CodePipeline write them: lists, ranges
+/// and steps (`*/15`, `0/15`, `10-40/10`), month and day names (`JAN`, `MON-FRI`), `?` in the
+/// day of the month or of the week, days of the week numbered Sunday 1 to Saturday 7, `L` (in
+/// the day of the month: its last day; in the day of the week: Saturday, and `6L` the month's
+/// last Friday), `W` (`15W`: the weekday nearest the 15th; `LW`: the last weekday) and `#`
+/// (`2#1`: the first Monday), years 1970 to 2199. A day of the month and a day of the week
+/// both given must both match.
 pub fn cron_matches(cron: &str, now: f64) -> Result<bool, String> {
-    let body = cron
-        .trim()
+    use croner::parser::{CronParser, Seconds, Year};
+    let trimmed = cron.trim();
+    let (body, wrapped) = match trimmed
         .strip_prefix("cron(")
         .and_then(|c| c.strip_suffix(')'))
-        .unwrap_or(cron.trim());
-    let fields: Vec<&str> = body.split_whitespace().collect();
-    if fields.len() != 6 {
-        return Err(format!(
-            "Cron {cron:?}: expected 6 fields (minutes hours day-of-month month day-of-week year)"
-        ));
-    }
-    let (year, month, day) = crate::events::civil_date(now);
-    let seconds_of_day = (now.floor() as i64).rem_euclid(86_400);
-    let (hour, minute) = (
-        (seconds_of_day / 3600) as u32,
-        (seconds_of_day % 3600 / 60) as u32,
-    );
-    // 1970-01-01 was a Thursday; EventBridge numbers Sunday 1 .. Saturday 7.
-    let dow = (((now.floor() as i64).div_euclid(86_400) + 4).rem_euclid(7) + 1) as u32;
-    let checks = [
-        (fields[0], minute, 0, 59, "minutes"),
-        (fields[1], hour, 0, 23, "hours"),
-        (fields[2], day, 1, 31, "day-of-month"),
-        (fields[3], month, 1, 12, "month"),
-        (fields[4], dow, 1, 7, "day-of-week"),
-        (
-            fields[5],
-            year.clamp(0, u32::MAX as i64) as u32,
-            1970,
-            2199,
-            "year",
-        ),
-    ];
-    for (field, value, min, max, name) in checks {
-        if !field_matches(field, value, min, max, name)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-const MONTHS: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-
-fn field_matches(field: &str, value: u32, min: u32, max: u32, name: &str) -> Result<bool, String> {
-    let number = |text: &str| -> Result<u32, String> {
-        let upper = text.to_ascii_uppercase();
-        if name == "month" {
-            if let Some(i) = MONTHS.iter().position(|m| *m == upper) {
-                return Ok(i as u32 + 1);
-            }
-        }
-        if name == "day-of-week" {
-            if let Some(i) = DAYS.iter().position(|d| *d == upper) {
-                return Ok(i as u32 + 1);
-            }
-        }
-        let n: u32 = text
-            .parse()
-            .map_err(|_| format!("{name} field: {text:?} is not a value"))?;
-        if n < min || n > max {
-            return Err(format!("{name} field: {n} is outside {min}..{max}"));
-        }
-        Ok(n)
+    {
+        Some(body) => (body, true),
+        None => (trimmed, false),
     };
-    for part in field.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (
-                r,
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("{name} field: bad step in {part:?}"))?,
-            ),
-            None => (part, 1),
-        };
-        let (low, high) = match range {
-            "*" | "?" => (min, max),
-            r => match r.split_once('-') {
-                Some((a, b)) => (number(a)?, number(b)?),
-                None if step > 1 => (number(r)?, max),
-                None => {
-                    let n = number(r)?;
-                    (n, n)
-                }
-            },
-        };
-        if value >= low && value <= high && (value - low).is_multiple_of(step) {
-            return Ok(true);
+    let fields: Vec<&str> = body.split_whitespace().collect();
+    let fields = match fields.len() {
+        6 => &fields[..],
+        7 if !wrapped => {
+            // Parsed once for their validity; a matching minute matches at any second.
+            let seconds = format!("{} 0 0 ? * * *", fields[0]);
+            CronParser::builder()
+                .seconds(Seconds::Required)
+                .year(Year::Required)
+                .build()
+                .parse(&seconds)
+                .map_err(|e| format!("Cron {cron:?}: seconds field: {e}"))?;
+            &fields[1..]
         }
+        _ => {
+            return Err(format!(
+                "Cron {cron:?}: expected 6 fields (minutes hours day-of-month month day-of-week \
+                 year), or 7 with seconds first"
+            ))
+        }
+    };
+    // A lone `L` in the day of the week is its last day, Saturday (croner has no reading of it).
+    let day_of_week = fields[4]
+        .split(',')
+        .map(|part| {
+            if part.eq_ignore_ascii_case("L") {
+                "7"
+            } else {
+                part
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let pattern = format!(
+        "* {} {} {} {} {day_of_week} {}",
+        fields[0], fields[1], fields[2], fields[3], fields[5]
+    );
+    let schedule = CronParser::builder()
+        .seconds(Seconds::Required)
+        .year(Year::Required)
+        .alternative_weekdays(true)
+        .dom_and_dow(true)
+        .sloppy_ranges(true)
+        .build()
+        .parse(&pattern)
+        .map_err(|e| format!("Cron {cron:?}: {e}"))?;
+    // croner takes years 1 to 5000; the years named (not the steps) must be EventBridge's.
+    let mut named_years = fields[5]
+        .split(',')
+        .filter_map(|part| part.split('/').next())
+        .flat_map(|range| range.split('-'))
+        .filter_map(|year| year.parse::<u32>().ok());
+    if let Some(year) = named_years.find(|y| !(1970..=2199).contains(y)) {
+        return Err(format!("Cron {cron:?}: year {year} is outside 1970..2199"));
     }
-    Ok(false)
+    let at = chrono::DateTime::from_timestamp(now.floor() as i64, 0)
+        .ok_or_else(|| format!("time {now} is out of range"))?
+        .naive_utc();
+    schedule
+        .is_time_matching(&at)
+        .map_err(|e| format!("Cron {cron:?}: {e}"))
 }
 
 /// The result a `beforeEntry` / `onSuccess` evaluation applies: the first condition that did
@@ -436,6 +405,74 @@ mod tests {
         assert!(cron_matches("cron(30 3 22 11 ?)", SUNDAY_0330).is_err());
         assert!(cron_matches("cron(61 * * * ? *)", SUNDAY_0330).is_err());
         assert!(cron_matches("cron(*/0 * * * ? *)", SUNDAY_0330).is_err());
+    }
+
+    /// `y-m-d h:min` UTC, seconds since the epoch.
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> f64 {
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|date| date.and_hms_opt(h, min, 0))
+            .unwrap()
+            .and_utc()
+            .timestamp() as f64
+    }
+
+    #[test]
+    fn deployment_windows_take_codepipelines_seven_field_form() {
+        let window = "0 0 9-17 ? * MON-FRI *";
+        // Monday 2026-11-23 and Friday 2026-11-27, on the hour from 9 to 17.
+        assert!(cron_matches(window, utc(2026, 11, 23, 9, 0)).unwrap());
+        assert!(cron_matches(window, utc(2026, 11, 23, 9, 0) + 59.0).unwrap());
+        assert!(cron_matches(window, utc(2026, 11, 27, 17, 0)).unwrap());
+        assert!(!cron_matches(window, utc(2026, 11, 23, 9, 30)).unwrap());
+        assert!(!cron_matches(window, utc(2026, 11, 23, 8, 0)).unwrap());
+        assert!(!cron_matches(window, utc(2026, 11, 23, 18, 0)).unwrap());
+        // Saturday and Sunday.
+        assert!(!cron_matches(window, utc(2026, 11, 28, 9, 0)).unwrap());
+        assert!(!cron_matches(window, utc(2026, 11, 22, 9, 0)).unwrap());
+        // The whole of each of those hours.
+        let hours = "0 * 9-17 ? * MON-FRI *";
+        assert!(cron_matches(hours, utc(2026, 11, 23, 17, 59)).unwrap());
+        assert!(!cron_matches(hours, utc(2026, 11, 23, 18, 0)).unwrap());
+        // The seconds are checked, not used; `cron(...)` holds EventBridge's six fields only.
+        assert!(cron_matches("* 0 9 ? * MON *", utc(2026, 11, 23, 9, 0)).unwrap());
+        assert!(cron_matches("61 0 9 ? * MON *", SUNDAY_0330).is_err());
+        assert!(cron_matches("cron(0 0 9-17 ? * MON-FRI *)", SUNDAY_0330).is_err());
+        // Years are EventBridge's.
+        assert!(cron_matches("cron(* * * * ? 2026-2030)", SUNDAY_0330).unwrap());
+        assert!(cron_matches("cron(* * * * ? 2200)", SUNDAY_0330).is_err());
+        assert!(cron_matches("cron(* * * * ? 1969)", SUNDAY_0330).is_err());
+        assert!(cron_matches("cron(* * * * ? 2020/2)", SUNDAY_0330).unwrap());
+    }
+
+    #[test]
+    fn deployment_windows_know_last_weekday_and_nth() {
+        // `L` in the day of the month: 2026-11-30 is November's last day, 2028-02-29 February's.
+        assert!(cron_matches("cron(* * L * ? *)", utc(2026, 11, 30, 12, 0)).unwrap());
+        assert!(!cron_matches("cron(* * L * ? *)", utc(2026, 11, 29, 12, 0)).unwrap());
+        assert!(cron_matches("cron(* * L 2 ? *)", utc(2028, 2, 29, 12, 0)).unwrap());
+        assert!(!cron_matches("cron(* * L 2 ? *)", utc(2028, 2, 28, 12, 0)).unwrap());
+        // `6L`: the last Friday (2026-11-27), not an earlier one.
+        assert!(cron_matches("cron(* * ? * 6L *)", utc(2026, 11, 27, 12, 0)).unwrap());
+        assert!(!cron_matches("cron(* * ? * 6L *)", utc(2026, 11, 20, 12, 0)).unwrap());
+        // `L` alone in the day of the week: Saturday (2026-11-28).
+        assert!(cron_matches("cron(* * ? * L *)", utc(2026, 11, 28, 12, 0)).unwrap());
+        assert!(!cron_matches("cron(* * ? * L *)", utc(2026, 11, 27, 12, 0)).unwrap());
+        // `15W`: 2026-11-15 is a Sunday, so the nearest weekday is Monday the 16th.
+        assert!(cron_matches("cron(* * 15W * ? *)", utc(2026, 11, 16, 12, 0)).unwrap());
+        assert!(!cron_matches("cron(* * 15W * ? *)", utc(2026, 11, 15, 12, 0)).unwrap());
+        // `LW`: 2027-01-31 is a Sunday, so January's last weekday is Friday the 29th.
+        assert!(cron_matches("cron(* * LW * ? *)", utc(2027, 1, 29, 12, 0)).unwrap());
+        assert!(!cron_matches("cron(* * LW * ? *)", utc(2027, 1, 31, 12, 0)).unwrap());
+        // `#`: the first Monday (2026-11-02) and the third Friday (2026-11-20).
+        assert!(cron_matches("cron(* * ? * MON#1 *)", utc(2026, 11, 2, 12, 0)).unwrap());
+        assert!(!cron_matches("cron(* * ? * MON#1 *)", utc(2026, 11, 9, 12, 0)).unwrap());
+        assert!(cron_matches("cron(* * ? * 6#3 *)", utc(2026, 11, 20, 12, 0)).unwrap());
+        assert!(!cron_matches("cron(* * ? * 6#3 *)", utc(2026, 11, 27, 12, 0)).unwrap());
+        // Steps from a start, as EventBridge writes them.
+        assert!(cron_matches("cron(0/15 * * * ? *)", utc(2026, 11, 2, 12, 45)).unwrap());
+        assert!(!cron_matches("cron(5/15 * * * ? *)", utc(2026, 11, 2, 12, 45)).unwrap());
+        assert!(cron_matches("cron(5/15 * * * ? *)", utc(2026, 11, 2, 12, 50)).unwrap());
+        assert!(cron_matches("cron(* * ? * 6#6 *)", SUNDAY_0330).is_err());
     }
 
     #[test]
@@ -748,9 +785,7 @@ impl Engine<'_> {
                     // It keeps the stage: the retry enters it again.
                     Ok(()) => return Ok(()),
                     Err(e) => {
-                        crate::engine::log(&format!(
-                            "automatic retry of {stage} did not start: {e}"
-                        ));
+                        tracing::warn!("automatic retry of {stage} did not start: {e}");
                         self.fail_after_retry(&snapshot, stage, &e.to_string(), now)
                             .await?;
                     }
@@ -779,12 +814,12 @@ impl Engine<'_> {
                             )
                             .await
                         {
-                            crate::engine::log(&format!("automatic rollback of {stage} did not start: {e}"));
+                            tracing::warn!("automatic rollback of {stage} did not start: {e}");
                         }
                     }
-                    None => crate::engine::log(&format!(
+                    None => tracing::warn!(
                         "automatic rollback of {stage}: no earlier successful execution to roll back to"
-                    )),
+                    ),
                 }
                 return Ok(());
             }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// Declares a closed set of wire strings as a Rust enum: serde renames each
 /// variant to its exact wire spelling, and the enum gets `ALL`, `as_str` and
@@ -279,6 +280,7 @@ impl PipelineDeclaration {
 }
 
 /// `PipelineDeclaration`: the whole pipeline structure.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PipelineDeclaration {
@@ -287,27 +289,27 @@ pub struct PipelineDeclaration {
     /// The service role CodePipeline (here: Pipewright) acts as.
     pub role_arn: String,
     /// The single-region artifact store. Exactly one of this and `artifact_stores`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub artifact_store: Option<ArtifactStore>,
     /// Cross-region artifact stores, by region name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub artifact_stores: Option<BTreeMap<String, ArtifactStore>>,
     /// The stages, in order.
     pub stages: Vec<StageDeclaration>,
     /// The pipeline version (starts at 1, incremented on every update).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub version: Option<u32>,
     /// The execution mode (SUPERSEDED when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub execution_mode: Option<ExecutionMode>,
     /// The pipeline type (V1 when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub pipeline_type: Option<PipelineType>,
     /// Pipeline-level variables (`#{variables.name}`), V2 only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub variables: Option<Vec<PipelineVariableDeclaration>>,
     /// Triggers on git pushes and pull requests, V2 only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub triggers: Option<Vec<PipelineTriggerDeclaration>>,
 }
 
@@ -345,6 +347,7 @@ impl PipelineDeclaration {
 }
 
 /// `ArtifactStore`: where artifacts are kept.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArtifactStore {
@@ -354,7 +357,7 @@ pub struct ArtifactStore {
     /// The bucket name.
     pub location: String,
     /// The KMS key encrypting the artifacts (the AWS-managed key when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub encryption_key: Option<EncryptionKey>,
 }
 
@@ -370,24 +373,25 @@ pub struct EncryptionKey {
 }
 
 /// `StageDeclaration`: one stage.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StageDeclaration {
     /// The stage's name, unique in the pipeline.
     pub name: String,
     /// Reserved for future use by CodePipeline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub blockers: Option<Vec<BlockerDeclaration>>,
     /// The stage's actions.
     pub actions: Vec<ActionDeclaration>,
     /// What happens when the stage fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub on_failure: Option<FailureConditions>,
     /// Conditions checked when the stage succeeds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub on_success: Option<SuccessConditions>,
     /// Conditions checked before the stage is entered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub before_entry: Option<BeforeEntryConditions>,
 }
 
@@ -403,6 +407,7 @@ pub struct BlockerDeclaration {
 }
 
 /// `ActionDeclaration`: one action of a stage.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActionDeclaration {
@@ -411,44 +416,40 @@ pub struct ActionDeclaration {
     /// Which action type (provider) runs the action.
     pub action_type_id: ActionTypeId,
     /// The action's position in the stage (1 when absent); equal run orders run in parallel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub run_order: Option<u32>,
     /// Provider-specific configuration.
     ///
     /// Values are strings on the wire. As a convenience for YAML authors a
     /// boolean or number (`Extract: true`) is accepted and kept as its text.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient_configuration::deserialize"
-    )]
+    #[serde(default, deserialize_with = "lenient_configuration::deserialize")]
     pub configuration: Option<Configuration>,
     /// Shell commands (the `Compute`/`Commands` action).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub commands: Option<Vec<String>>,
     /// The artifacts the action produces.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub output_artifacts: Option<Vec<OutputArtifact>>,
     /// The artifacts the action consumes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub input_artifacts: Option<Vec<InputArtifact>>,
     /// Environment variables the `Commands` action exports as output variables.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub output_variables: Option<Vec<String>>,
     /// The role the action runs as (the pipeline's role when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub role_arn: Option<String>,
     /// The region the action runs in (the pipeline's region when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub region: Option<String>,
     /// The namespace of the action's output variables (`#{namespace.key}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub namespace: Option<String>,
     /// The action's timeout (the action type's default when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub timeout_in_minutes: Option<u32>,
     /// Environment variables for the action's compute.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub environment_variables: Option<Vec<EnvironmentVariable>>,
 }
 
@@ -506,13 +507,14 @@ impl fmt::Display for ActionTypeId {
 }
 
 /// `OutputArtifact`: an artifact an action produces.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutputArtifact {
     /// The artifact's name, unique in the pipeline.
     pub name: String,
     /// Files to include (the `Commands` action).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub files: Option<Vec<String>>,
 }
 
@@ -525,6 +527,7 @@ pub struct InputArtifact {
 }
 
 /// `EnvironmentVariable`: an environment variable for an action's compute.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvironmentVariable {
@@ -533,31 +536,33 @@ pub struct EnvironmentVariable {
     /// The variable's value (may contain `#{namespace.key}` references).
     pub value: String,
     /// Where the value comes from (plain text when absent).
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", default)]
     pub variable_type: Option<EnvironmentVariableType>,
 }
 
 /// `FailureConditions`: what happens when a stage fails.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FailureConditions {
     /// ROLLBACK, FAIL or RETRY.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub result: Option<ConditionResult>,
     /// How to retry (with `result: RETRY`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub retry_configuration: Option<RetryConfiguration>,
     /// Conditions checked when the stage fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub conditions: Option<Vec<Condition>>,
 }
 
 /// `RetryConfiguration`: how a failed stage is retried.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryConfiguration {
     /// Which actions are re-run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub retry_mode: Option<StageRetryMode>,
 }
 
@@ -578,18 +583,20 @@ pub struct BeforeEntryConditions {
 }
 
 /// `Condition`: a result to apply when all of its rules pass.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Condition {
     /// What happens when the condition is met.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub result: Option<ConditionResult>,
     /// The rules, all of which must pass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub rules: Option<Vec<RuleDeclaration>>,
 }
 
 /// `RuleDeclaration`: one rule of a stage condition.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleDeclaration {
@@ -598,56 +605,54 @@ pub struct RuleDeclaration {
     /// Which rule type checks the rule.
     pub rule_type_id: RuleTypeId,
     /// Rule-type-specific configuration.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient_configuration::deserialize"
-    )]
+    #[serde(default, deserialize_with = "lenient_configuration::deserialize")]
     pub configuration: Option<Configuration>,
     /// Shell commands (the `Commands` rule).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub commands: Option<Vec<String>>,
     /// Artifacts the rule reads.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub input_artifacts: Option<Vec<InputArtifact>>,
     /// The role the rule runs as.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub role_arn: Option<String>,
     /// The region the rule runs in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub region: Option<String>,
     /// The rule's timeout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub timeout_in_minutes: Option<u32>,
 }
 
 /// `RuleTypeId`: identifies a rule type.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleTypeId {
     /// The category (`Rule`).
     pub category: RuleCategory,
     /// The owner (`AWS`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub owner: Option<RuleOwner>,
     /// The provider (`CloudWatchAlarm`, `VariableCheck`, ...).
     pub provider: String,
     /// The rule type version (`1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub version: Option<String>,
 }
 
 /// `PipelineVariableDeclaration`: a pipeline-level variable.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PipelineVariableDeclaration {
     /// The variable's name (`#{variables.name}`).
     pub name: String,
     /// The value used when an execution does not override it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub default_value: Option<String>,
     /// A description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub description: Option<String>,
 }
 
@@ -662,59 +667,63 @@ pub struct PipelineTriggerDeclaration {
 }
 
 /// `GitConfiguration`: the git events a trigger reacts to.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitConfiguration {
     /// The name of the source action the trigger starts the pipeline for.
     pub source_action_name: String,
     /// Push filters (any may match).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub push: Option<Vec<GitPushFilter>>,
     /// Pull-request filters (any may match).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub pull_request: Option<Vec<GitPullRequestFilter>>,
 }
 
 /// `GitPushFilter`: which pushes start the pipeline.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitPushFilter {
     /// Tag name patterns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub tags: Option<GitFilterCriteria>,
     /// Branch name patterns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub branches: Option<GitFilterCriteria>,
     /// Changed file path patterns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub file_paths: Option<GitFilterCriteria>,
 }
 
 /// `GitPullRequestFilter`: which pull-request events start the pipeline.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitPullRequestFilter {
     /// The events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub events: Option<Vec<GitPullRequestEventType>>,
     /// Branch name patterns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub branches: Option<GitFilterCriteria>,
     /// Changed file path patterns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub file_paths: Option<GitFilterCriteria>,
 }
 
 /// `GitTagFilterCriteria` / `GitBranchFilterCriteria` / `GitFilePathFilterCriteria`
 /// (one shape): glob patterns to include and exclude.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitFilterCriteria {
     /// Patterns that match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub includes: Option<Vec<String>>,
     /// Patterns that exclude.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub excludes: Option<Vec<String>>,
 }
 

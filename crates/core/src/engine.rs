@@ -643,10 +643,10 @@ impl Engine<'_> {
                             match self.structure_changed_since(&s.execution).await {
                                 Ok(outdated) => outdated,
                                 Err(e) => {
-                                    log(&format!(
+                                    tracing::warn!(
                                         "could not compare the structure of {pipeline_name} \
                                          for {pipeline_execution_id}; it enters {stage}: {e}"
-                                    ));
+                                    );
                                     None
                                 }
                             }
@@ -1324,10 +1324,7 @@ impl Engine<'_> {
 
     pub(crate) async fn publish(&self, entries: Vec<EventEntry>) {
         if let Err(e) = self.events.publish(&entries).await {
-            tracing_free_log(&format!(
-                "publishing {} event(s) failed: {e}",
-                entries.len()
-            ));
+            tracing::warn!("publishing {} event(s) failed: {e}", entries.len());
         }
     }
 
@@ -1437,17 +1434,6 @@ impl Engine<'_> {
         })
         .with_time(events::format_time(action.last_update_time))
     }
-}
-
-/// Log a failure that must not stop the engine (to stderr, which Lambda captures).
-pub(crate) fn log(message: &str) {
-    tracing_free_log(message);
-}
-
-/// No logging framework in core: failures that must not stop the engine go to stderr, which
-/// Lambda captures.
-fn tracing_free_log(message: &str) {
-    eprintln!("pipewright: {message}");
 }
 
 fn stage_of<'p>(

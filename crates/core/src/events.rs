@@ -72,8 +72,8 @@
 //! encode the order of events CodePipeline emits for one execution, for invariant tests.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -547,85 +547,32 @@ pub fn action_transition_allowed(from: Option<ActionState>, to: ActionState) -> 
 
 /// Seconds since the epoch as EventBridge writes an event's `time`: `2020-01-24T22:03:07Z`.
 pub fn format_time(epoch_seconds: f64) -> String {
-    Timestamp::from_epoch(epoch_seconds).to_string()
+    instant(epoch_seconds).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Seconds since the epoch as CodePipeline writes `start-time`: `2023-10-26T13:49:39.208Z`
 /// (rounded to the millisecond).
 pub fn format_time_millis(epoch_seconds: f64) -> String {
-    let t = Timestamp::from_epoch(epoch_seconds);
-    format!("{}.{:03}Z", t.to_string().trim_end_matches('Z'), t.millis)
+    instant(epoch_seconds).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// A UTC instant, split into its calendar fields.
-struct Timestamp {
-    year: i64,
-    month: u32,
-    day: u32,
-    seconds_of_day: i64,
-    millis: i64,
-}
-
-impl Timestamp {
-    fn from_epoch(epoch_seconds: f64) -> Self {
-        // `as` saturates (and maps NaN to 0): no panic on any input.
-        let total_millis = (epoch_seconds * 1000.0).round() as i64;
-        let seconds = total_millis.div_euclid(1000);
-        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-        Timestamp {
-            year,
-            month,
-            day,
-            seconds_of_day: seconds.rem_euclid(86_400),
-            millis: total_millis.rem_euclid(1000),
-        }
-    }
-}
-
-impl fmt::Display for Timestamp {
-    /// Second precision, `Z`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.seconds_of_day;
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            self.year,
-            self.month,
-            self.day,
-            s / 3600,
-            s / 60 % 60,
-            s % 60
-        )
-    }
-}
-
-/// The proleptic Gregorian date of a day number (days since 1970-01-01), after Howard
-/// The UTC calendar date of `epoch_seconds`: (year, month 1..12, day 1..31).
-pub fn civil_date(epoch_seconds: f64) -> (i64, u32, u32) {
-    civil_from_days((epoch_seconds.floor() as i64).div_euclid(86_400))
-}
-
-/// Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
+/// `epoch_seconds` as a UTC instant, rounded to the millisecond. No panic on any input: NaN is
+/// the epoch, and instants beyond chrono's range (about 262,000 years either way) stop at its
+/// ends.
+pub(crate) fn instant(epoch_seconds: f64) -> DateTime<Utc> {
+    // `as` saturates (and maps NaN to 0).
+    let millis = (epoch_seconds * 1000.0).round() as i64;
+    DateTime::from_timestamp_millis(millis).unwrap_or(if millis < 0 {
+        DateTime::<Utc>::MIN_UTC
     } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
+        DateTime::<Utc>::MAX_UTC
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fmt;
+
     use super::*;
     use crate::declaration::{ActionCategory, ActionOwner};
     use proptest::prelude::*;

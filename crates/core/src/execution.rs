@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::declaration::{
     wire_enum, ActionTypeId, Configuration, ExecutionMode, PipelineDeclaration,
@@ -98,19 +99,20 @@ pub struct ExecutionTrigger {
 }
 
 /// `SourceRevision`: the revision a source action fetched.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceRevision {
     /// The source action.
     pub action_name: String,
     /// Commit id, S3 version id, image digest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub revision_id: Option<String>,
     /// Commit message, object key, image tag.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub revision_summary: Option<String>,
     /// Link to the revision.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub revision_url: Option<String>,
 }
 
@@ -137,6 +139,7 @@ pub struct ResolvedPipelineVariable {
 }
 
 /// `PipelineExecution` plus what the engine keeps about it.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineExecution {
@@ -149,7 +152,7 @@ pub struct PipelineExecution {
     /// Status.
     pub status: PipelineExecutionStatus,
     /// Why it has that status (the failing action and reason, the stop reason, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub status_summary: Option<String>,
     /// What started it.
     pub trigger: ExecutionTrigger,
@@ -171,13 +174,13 @@ pub struct PipelineExecution {
     /// Last change, seconds since the epoch.
     pub last_update_time: f64,
     /// The Step Functions execution that drives it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub state_machine_execution_arn: Option<String>,
     /// The `reason` given to StopPipelineExecution (`stopTrigger.reason`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub stop_reason: Option<String>,
     /// For a `ROLLBACK` execution: the stage it rolls back and the execution it goes back to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub rollback: Option<Rollback>,
 }
 
@@ -193,6 +196,7 @@ pub struct Rollback {
 }
 
 /// `S3Location` of an artifact, with the S3 version id Pipewright pins it to.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactLocation {
@@ -201,7 +205,7 @@ pub struct ArtifactLocation {
     /// Key: `<pipeline>/<artifact>/<id>.zip`.
     pub key: String,
     /// S3 version id of the object written (later readers read exactly this version).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub version_id: Option<String>,
 }
 
@@ -226,24 +230,26 @@ pub struct ErrorDetails {
 }
 
 /// `ActionExecutionResult`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionExecutionResult {
     /// The provider's id for the work (a build id, an execution ARN, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub external_execution_id: Option<String>,
     /// One line about the result.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub external_execution_summary: Option<String>,
     /// Link to the work's logs or console.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub external_execution_url: Option<String>,
     /// Set when the action failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error_details: Option<ErrorDetails>,
 }
 
 /// `ActionExecutionInput`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionExecutionInput {
@@ -256,13 +262,13 @@ pub struct ActionExecutionInput {
     #[serde(default)]
     pub resolved_configuration: Configuration,
     /// Region it ran in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub region: Option<String>,
     /// Input artifacts, pinned to versions.
     #[serde(default)]
     pub input_artifacts: Vec<ArtifactDetail>,
     /// The action's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub namespace: Option<String>,
 }
 
@@ -282,6 +288,7 @@ pub struct ActionExecutionOutput {
 }
 
 /// One run of one action (`ActionExecutionDetail` plus the engine's own fields).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionExecution {
@@ -304,7 +311,7 @@ pub struct ActionExecution {
     /// Last change.
     pub last_update_time: f64,
     /// Who changed it last (`pipewright`, an approver, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub updated_by: Option<String>,
     /// Input.
     pub input: ActionExecutionInput,
@@ -312,18 +319,19 @@ pub struct ActionExecution {
     #[serde(default)]
     pub output: ActionExecutionOutput,
     /// The last 64 KB of the action's log (Commands).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub log_tail: Option<String>,
     /// The revision a source action fetched.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub source_revision: Option<SourceRevision>,
     /// The Step Functions task token that completes it. Secret: never logged, never returned by
     /// the API except as CodePipeline returns an approval token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub task_token: Option<String>,
 }
 
 /// One run of one stage.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageExecution {
@@ -341,7 +349,7 @@ pub struct StageExecution {
     pub last_update_time: f64,
     /// The `retryMode` of the RetryStageExecution that began this attempt (`FAILED_ACTIONS`:
     /// the actions that succeeded in the previous attempt are not run again).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub retry_mode: Option<String>,
     /// The stage conditions evaluated in this attempt, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -36,6 +36,7 @@
 //! they had stopped.
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::declaration::ExecutionMode;
 
@@ -69,20 +70,21 @@ pub struct Disabled {
 }
 
 /// A stage's lock, as recorded.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageLock {
     /// The execution in the stage.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub holder: Option<String>,
     /// Executions waiting in front of it, first to enter first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<Waiter>,
     /// Set while the stage's inbound transition is disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub disabled: Option<Disabled>,
     /// The last time the transition was enabled or disabled, and by whom.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_changed: Option<(String, f64)>,
 }
 

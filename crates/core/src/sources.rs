@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use serde::Serialize;
+use serde_with::skip_serializing_none;
 
 use crate::execution::SourceRevisionOverride;
 use crate::git_source::{self, Commit, OutputArtifactFormat};
@@ -585,14 +586,13 @@ pub fn pushed_at_text(epoch_seconds: f64) -> String {
 }
 
 /// `imageDetail.json` as CodePipeline's ECR source action writes it.
+#[skip_serializing_none]
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct ImageDetailFile<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     image_size_in_bytes: Option<String>,
     image_digest: &'a str,
     version: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     image_pushed_at: Option<String>,
     registry_id: &'a str,
     repository_name: &'a str,

@@ -6,7 +6,8 @@
 //!   the git changes they report;
 //! - [`filters`]: whether a git change starts a pipeline (V2 trigger filters, or the source
 //!   action's branch);
-//! - [`glob`]: the glob patterns those filters use;
+//! - [`glob`]: the glob patterns those filters use (and the wildcards of a `VariableCheck`
+//!   rule's `MATCHES`, [`crate::conditions`]);
 //! - [`polling`]: source actions with `PollForSourceChanges: true`, checked on a schedule;
 //! - [`schedules`]: the scheduled invocations of the trigger function (the polling rule, and
 //!   schedules that start a pipeline).

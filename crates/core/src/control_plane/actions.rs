@@ -14,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use serde_with::skip_serializing_none;
 
 use super::executions::{require_pipeline, store_error};
 use super::{check_name, parse_pipeline_execution_id, ApiError};
@@ -50,6 +51,7 @@ struct LatestInPipelineExecution {
 }
 
 /// Where a page resumes.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Cursor {
@@ -57,13 +59,13 @@ struct Cursor {
     #[serde(rename = "n")]
     pipeline_name: String,
     /// The executions-list token of the page holding the execution (none: the first page).
-    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "p", default)]
     page_token: Option<String>,
     /// The execution being listed.
     #[serde(rename = "e")]
     pipeline_execution_id: String,
     /// The last action of that execution returned (none: none of its actions yet).
-    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "a", default)]
     after: Option<ActionKey>,
 }
 

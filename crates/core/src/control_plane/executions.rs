@@ -4,6 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use serde_with::skip_serializing_none;
 
 use super::{check_name, parse_pipeline_execution_id, ApiError, ServiceContext};
 use crate::engine::{Engine, EngineError, StartRequest};
@@ -108,10 +109,11 @@ struct SucceededInStage {
 
 /// Where a filtered listing resumes: the executions-list page holding the last execution
 /// returned, and that execution (base64url JSON, opaque to callers).
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FilteredCursor {
-    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "p", default)]
     page_token: Option<String>,
     /// The last execution looked at, and its start time: the listing resumes after it in
     /// the newest-first order, even if it has been deleted since.

@@ -32,7 +32,7 @@ use crate::declaration::{
 use crate::events::TriggerType;
 use crate::execution::SourceRevisionOverride;
 
-use super::glob::Glob;
+use super::glob::glob_match;
 
 /// The reference a push updated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,13 +197,13 @@ fn criteria_pass(
         return Ok(format!("any {what}"));
     };
     for pattern in criteria.excludes.iter().flatten() {
-        if glob_matches(pattern, name) {
+        if glob_match(pattern, name) {
             return Err(format!("{what} `{name}` excluded by `{pattern}`"));
         }
     }
     match &criteria.includes {
         None => Ok(format!("{what} `{name}` not excluded")),
-        Some(includes) => match includes.iter().find(|p| glob_matches(p, name)) {
+        Some(includes) => match includes.iter().find(|p| glob_match(p, name)) {
             Some(pattern) => Ok(format!("{what} `{name}` included by `{pattern}`")),
             None => Err(format!(
                 "{what} `{name}` not included by {}",
@@ -211,11 +211,6 @@ fn criteria_pass(
             )),
         },
     }
-}
-
-fn glob_matches(pattern: &str, name: &str) -> bool {
-    // An unusable pattern (too many alternatives) matches nothing.
-    Glob::new(pattern).is_ok_and(|g| g.matches(name))
 }
 
 fn list(patterns: &[String]) -> String {

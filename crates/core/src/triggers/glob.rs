@@ -1,6 +1,8 @@
-//! Glob patterns as CodePipeline's trigger filters use them (branches, tags, file paths).
+//! Core's one pattern matcher: the glob patterns of CodePipeline's trigger filters (branches,
+//! tags, file paths; [`Glob`], [`glob_match`]) and the plain wildcards of a `VariableCheck`
+//! rule's `MATCHES` operator ([`wildcard_match`]).
 //!
-//! The rules (CodePipeline user guide, "Working with glob patterns in syntax"; where it is
+//! Glob rules (CodePipeline user guide, "Working with glob patterns in syntax"; where it is
 //! silent, the choice made here is stated):
 //!
 //! - `*` matches zero or more characters of one path segment (never `/`);
@@ -18,6 +20,13 @@
 //! - `\x` matches `x` literally (a trailing `\` matches itself);
 //! - an unclosed `[` or `{` matches itself, as does any other character; matching is
 //!   case-sensitive and covers the whole name.
+//!
+//! A wildcard is simpler: `*` matches any run of characters (`/` included), `?` any one
+//! character, and every other character only itself.
+//!
+//! Both run on the same small automaton, so no pattern backtracks. The `globset` crate was
+//! weighed and not used: it refuses what these rules accept (an unclosed `[` or `{`, a trailing
+//! `\`, a reversed range) and reads `**` inside a segment as `*`.
 
 use std::fmt;
 
@@ -76,6 +85,26 @@ impl fmt::Display for Glob {
 /// Whether `text` matches `pattern`; an unusable pattern matches nothing.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     Glob::new(pattern).is_ok_and(|g| g.matches(text))
+}
+
+/// Whether `text` matches the wildcard `pattern` as a whole: `*` is any run of characters, `/`
+/// included, `?` any one character, anything else itself (`[`, `{` and `\` too).
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let mut prog = Vec::new();
+    let mut after_star = false;
+    for c in pattern.chars() {
+        match c {
+            // `**` is `*`: one loop, however many stars.
+            '*' if after_star => {}
+            '*' => star(&mut prog, CharSet::Any),
+            '?' => prog.push(Inst::Char(CharSet::Any)),
+            c => prog.push(Inst::Char(CharSet::Lit(c))),
+        }
+        after_star = c == '*';
+    }
+    prog.push(Inst::Match);
+    let text: Vec<char> = text.chars().collect();
+    run(&prog, &text)
 }
 
 // ---------------------------------------------------------------------------
@@ -724,6 +753,62 @@ mod tests {
         proptest::collection::vec(piece, 0..10).prop_map(|v| v.concat())
     }
 
+    #[test]
+    fn wildcards_cross_slashes_and_take_everything_else_literally() {
+        let table: &[(&str, &str, bool)] = &[
+            ("release/*", "release/1.2", true),
+            ("release/*", "hotfix/1", false),
+            ("*", "", true),
+            ("*", "a/b/c", true),
+            ("**", "a/b", true),
+            ("a?c", "a/c", true),
+            ("a?c", "ac", false),
+            ("?", "é", true),
+            ("[ab]", "[ab]", true),
+            ("[ab]", "a", false),
+            ("{a,b}", "{a,b}", true),
+            ("{a,b}", "a", false),
+            ("a\\*", "a\\xyz", true),
+            ("a\\*", "a*", false),
+            ("a*b*c", "abxbxc", true),
+            ("a*b*c", "abxbx", false),
+            ("main", "Main", false),
+            // The matcher `conditions` had before refused this one.
+            ("*", "*/", true),
+        ];
+        for (pattern, text, expected) in table {
+            assert_eq!(
+                wildcard_match(pattern, text),
+                *expected,
+                "{pattern:?} against {text:?}"
+            );
+        }
+    }
+
+    /// The wildcard matcher `conditions` had before it used [`wildcard_match`] (one backtrack
+    /// point, over bytes: the same as characters for ASCII), with its one slip mended: it took
+    /// a pattern `*` facing a `*` in the text for a literal, so `*` did not match `*/`.
+    fn reference_wildcard(pattern: &[u8], text: &[u8]) -> bool {
+        let (mut p, mut t) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while t < text.len() {
+            if p < pattern.len() && pattern[p] == b'*' {
+                star = Some((p, t));
+                p += 1;
+            } else if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+                p += 1;
+                t += 1;
+            } else if let Some((sp, st)) = star {
+                p = sp + 1;
+                t = st + 1;
+                star = Some((sp, st + 1));
+            } else {
+                return false;
+            }
+        }
+        pattern[p..].iter().all(|c| *c == b'*')
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
@@ -748,6 +833,15 @@ mod tests {
             let last = rest.last().unwrap();
             let anywhere = format!("**/{last}");
             prop_assert!(glob_match(&anywhere, &path), "{} {}", anywhere, path);
+        }
+
+        #[test]
+        fn wildcards_agree_with_the_old_matcher(pattern in "[ab*?/\\[]{0,8}", text in "[ab/\\[*?]{0,10}") {
+            prop_assert_eq!(
+                wildcard_match(&pattern, &text),
+                reference_wildcard(pattern.as_bytes(), text.as_bytes()),
+                "pattern {:?} text {:?}", pattern, text
+            );
         }
     }
 }

@@ -35,6 +35,7 @@ use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 use sha2::{Digest, Sha256};
 
 use crate::declaration::{ActionCategory, ActionOwner, PipelineDeclaration};
@@ -210,6 +211,7 @@ pub struct PendingStart {
 }
 
 /// What the polls of one pipeline have seen.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PollState {
@@ -220,7 +222,7 @@ pub struct PollState {
     #[serde(default)]
     pub sources: BTreeMap<String, Seen>,
     /// The execution the last change owes, until it is started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub pending: Option<PendingStart>,
 }
 
