@@ -3,10 +3,12 @@
 
 use super::*;
 use crate::declaration::{
-    parse_pipeline, ActionTypeId, BeforeEntryConditions, EnvironmentVariable, FailureConditions,
-    GitConfiguration, GitPushFilter, OutputArtifact, PipelineTriggerDeclaration,
-    PipelineVariableDeclaration, RetryConfiguration, RuleCategory, RuleDeclaration, RuleTypeId,
-    StageRetryMode, SuccessConditions, TriggerProviderType,
+    parse_pipeline, ActionCategory, ActionDeclaration, ActionTypeId, BeforeEntryConditions,
+    Condition, ConditionResult, Configuration, EnvironmentVariable, ExecutionMode,
+    FailureConditions, GitConfiguration, GitFilterCriteria, GitPushFilter, InputArtifact,
+    OutputArtifact, PipelineTriggerDeclaration, PipelineType, PipelineVariableDeclaration,
+    RetryConfiguration, RuleCategory, RuleDeclaration, RuleTypeId, StageRetryMode,
+    SuccessConditions, TriggerProviderType,
 };
 
 /// Source (S3, namespace SourceVars) -> Build (CodeBuild `Compile` and
