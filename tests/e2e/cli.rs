@@ -21,11 +21,12 @@ fn binary() -> &'static Path {
     BINARY.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-p", "pipewright-cli", "--manifest-path"])
+            // The workspace's binaries, as the stack builds them (one feature set, no rebuild).
+            .args(["build", "--workspace", "--bins", "--manifest-path"])
             .arg(root().join("Cargo.toml"))
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build -p pipewright-cli failed");
+        assert!(status.success(), "cargo build --workspace --bins failed");
         let workspace = Workspace::open(&root()).expect("cargo metadata");
         workspace.binary(Profile::Dev, "pipewright")
     })

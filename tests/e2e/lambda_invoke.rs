@@ -24,11 +24,12 @@ fn worker_zip() -> &'static [u8] {
     ZIP.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-p", "job-worker", "--manifest-path"])
+            // The workspace's binaries, as the stack builds them (one feature set, no rebuild).
+            .args(["build", "--workspace", "--bins", "--manifest-path"])
             .arg(root().join("Cargo.toml"))
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build -p job-worker failed");
+        assert!(status.success(), "cargo build --workspace --bins failed");
         let workspace = Workspace::open(&root()).expect("cargo metadata");
         let binary = workspace.binary(Profile::Dev, "job-worker");
         let path = workspace

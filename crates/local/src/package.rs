@@ -164,10 +164,10 @@ impl Workspace {
         if profile == Profile::Release {
             cmd.arg("--release");
         }
-        cmd.args(["-p", LAMBDA_HOST_PACKAGE]);
-        for (package, _) in &bins {
-            cmd.args(["-p", package]);
-        }
+        // Every binary of the workspace, not `-p` per function: one set of features for the
+        // whole workspace, so this reuses what `cargo build --workspace` built (a `-p` subset
+        // resolves other features and compiles the AWS SDK crates once more).
+        cmd.args(["--workspace", "--bins"]);
         let status = cmd
             .status()
             .map_err(|e| LocalError::Build(format!("cannot run cargo build: {e}")))?;
