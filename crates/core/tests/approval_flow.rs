@@ -1,15 +1,15 @@
 //! Manual approvals over in-memory ports: starting one, deciding it through PutApprovalResult
 //! and through the engine (the links' path), and every refusal.
 
-mod common;
+mod support;
 
-use common::World;
 use pipewright_core::approvals::{
     ApprovalAnswer, ApprovalError, ApprovalTarget, Decision, PendingApproval,
 };
 use pipewright_core::engine::ExecutionIds;
 use pipewright_core::execution::{ActionExecutionStatus, PipelineExecutionStatus};
 use serde_json::{json, Value};
+use support::World;
 
 /// Source (S3, namespace SourceVariables) → Approve (manual, CustomData with a variable) →
 /// Deploy (Commands).
@@ -50,11 +50,7 @@ fn approval_pipeline() -> Value {
 const TOKEN: &str = "a1b2c3d4-0000-4000-8000-000000000001";
 
 fn ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: "approver".into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
+    support::ids("approver", id)
 }
 
 /// A world where execution `id` ran its source (VersionId `v-42`) and waits in approval

@@ -5,7 +5,7 @@
 //! Run with `PIPEWRIGHT_BLESS=1` to rewrite the golden files from the current
 //! output (then review the diff, and run `infra/asl-validator/validate.sh`).
 
-mod asl_support;
+mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -222,7 +222,7 @@ fn definitions_match_their_golden_files() {
     let mut expected_files = Vec::new();
     for (name, p) in cases() {
         let asl = compile(&p, &targets());
-        let problems = asl_support::problems(&p, &asl);
+        let problems = support::asl::problems(&p, &asl);
         assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
         // Compiling is deterministic.
         assert_eq!(asl, compile(&p, &targets()), "{name}");

@@ -1,9 +1,8 @@
 //! Property tests of the ASL compiler: for random valid pipelines, with
 //! stage and action names drawn from a pool of awkward ones (too long,
 //! clashing with the names of a stage's own states or with index forms),
-//! the definition passes every structural check of `asl_support`.
+//! the definition passes every structural check of `support::asl`.
 
-mod asl_support;
 mod support;
 
 use std::collections::BTreeSet;
@@ -11,7 +10,7 @@ use std::collections::BTreeSet;
 use pipewright_core::asl::{compile, state_machine_name, AslTargets};
 use pipewright_core::PipelineDeclaration;
 use proptest::prelude::*;
-use support::{build, pipeline_plan};
+use support::generate::{build, pipeline_plan};
 
 /// Stage names that read like other states' names, or are too long.
 fn stage_pool() -> Vec<String> {
@@ -130,7 +129,7 @@ proptest! {
     fn generated_pipelines_compile_to_sound_definitions(plan in pipeline_plan()) {
         let p = build(plan);
         let asl = compile(&p, &targets());
-        let problems = asl_support::problems(&p, &asl);
+        let problems = support::asl::problems(&p, &asl);
         prop_assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 
@@ -141,7 +140,7 @@ proptest! {
     ) {
         let p = rename(build(plan), &stage_picks, &action_picks);
         let asl = compile(&p, &targets());
-        let problems = asl_support::problems(&p, &asl);
+        let problems = support::asl::problems(&p, &asl);
         prop_assert!(problems.is_empty(), "{}\n{:#}", problems.join("\n"), asl);
         prop_assert_eq!(&asl, &compile(&p, &targets()));
     }

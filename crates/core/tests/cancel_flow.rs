@@ -3,23 +3,19 @@
 //! when its turn comes); a change that leaves the stages alone (execution mode, variables)
 //! cancels nothing.
 
-mod common;
+mod support;
 
-use common::{three_stages, World};
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::ExecutionIds;
 use pipewright_core::execution::{PipelineExecutionStatus, StageExecutionStatus};
 use serde_json::{json, Value};
+use support::{three_stages, World};
 
 const A: &str = "aaaaaaaa-0000-4000-8000-0000000000a1";
 const B: &str = "bbbbbbbb-0000-4000-8000-0000000000b2";
 
 fn ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: "moving".into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
+    support::ids("moving", id)
 }
 
 async fn update(world: &World, change: impl FnOnce(&mut Value)) {

@@ -1,14 +1,14 @@
 //! Stage conditions over in-memory ports: each result (FAIL, SKIP, ROLLBACK, RETRY) and each rule
 //! kind, as the state machine would drive them.
 
-mod common;
+mod support;
 
-use common::World;
 use pipewright_core::engine::{ActionOutcome, Engine, ExecutionIds};
 use pipewright_core::execution::{
     ActionExecutionStatus, ExecutionType, PipelineExecutionStatus, StageExecutionStatus,
 };
 use serde_json::{json, Value};
+use support::World;
 
 const A: &str = "aaaaaaaa-0000-4000-8000-0000000000c1";
 const B: &str = "bbbbbbbb-0000-4000-8000-0000000000c2";
@@ -55,11 +55,7 @@ fn pipeline(build: Value) -> Value {
 }
 
 fn ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: "guarded".into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
+    support::ids("guarded", id)
 }
 
 /// Enter Build and run its action (succeeding or not) through the group check; returns
@@ -405,7 +401,7 @@ async fn overriding_a_failed_entry_condition_lets_the_execution_enter() {
         .find(|s| s.stage_name == "Build" && s.attempt == 1)
         .unwrap();
     assert_eq!(first.conditions[0].status, "Overridden");
-    assert!(first.conditions[0].summary.contains(common::CALLER));
+    assert!(first.conditions[0].summary.contains(support::CALLER));
 }
 
 #[tokio::test]

@@ -2,15 +2,15 @@
 //! through the engine over in-memory ports. Every response is checked against botocore's shapes
 //! (`tests/model/codepipeline-state-shapes.json`, see [`check_shape`]).
 
-mod common;
+mod support;
 
 use pipewright_core::control_plane::ApiError;
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{ActionOutcome, ExecutionIds, ExecutionStore, PreparedAction};
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::{
-    ActionExecutionResult, ActionExecutionStatus, ExecutionTrigger, ExecutionType,
-    PipelineExecution, PipelineExecutionStatus, SourceRevision, StageExecutionStatus,
+    ActionExecutionResult, ExecutionTrigger, ExecutionType, PipelineExecution,
+    PipelineExecutionStatus, SourceRevision, StageExecutionStatus,
 };
 use pipewright_core::store::PipelineStore;
 use serde_json::{json, Value};
@@ -61,20 +61,20 @@ fn declaration(name: &str) -> Value {
     })
 }
 
-/// The shared in-memory world (tests/common) holding [`PIPELINE`] and [`OTHER`] (created at 1,
+/// The shared in-memory world (tests/support) holding [`PIPELINE`] and [`OTHER`] (created at 1,
 /// updated at 2); every answer is checked against botocore's shapes.
-struct World(common::World);
+struct World(support::World);
 
 impl std::ops::Deref for World {
-    type Target = common::World;
-    fn deref(&self) -> &common::World {
+    type Target = support::World;
+    fn deref(&self) -> &support::World {
         &self.0
     }
 }
 
 impl World {
     async fn new() -> Self {
-        let world = common::World::default();
+        let world = support::World::default();
         for name in [PIPELINE, OTHER] {
             world.add_pipeline(declaration(name)).await;
             // As if updated once since creation, without a new version.
@@ -183,17 +183,11 @@ impl World {
 type Run = PreparedAction;
 
 fn ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: PIPELINE.into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
+    support::ids(PIPELINE, id)
 }
 
 fn succeeded(run: &Run) -> ActionOutcome {
-    let mut outcome = ActionOutcome::failed("x", "x");
-    outcome.status = ActionExecutionStatus::Succeeded;
-    outcome.result = ActionExecutionResult::default();
+    let mut outcome = support::success();
     outcome.output_artifacts = run
         .outputs
         .iter()

@@ -1,11 +1,11 @@
 //! The engine's operations driven as the compiled state machine drives them, over in-memory
 //! ports: records, events and task answers at every step.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 
-use common::World;
+use support::World;
 
 use pipewright_core::control_plane::{handle, ServiceContext, Services};
 use pipewright_core::engine::{ActionOutcome, ExecutionIds, StartRequest};
@@ -14,7 +14,6 @@ use pipewright_core::execution::{
     ActionExecutionStatus, ArtifactDetail, ExecutionTrigger, PipelineExecutionStatus,
     StageExecutionStatus,
 };
-use pipewright_core::store::{PipelineRecord, PipelineStore};
 use serde_json::{json, Value};
 
 impl World {
@@ -46,9 +45,7 @@ fn succeeded(
     version: &str,
     variables: &[(&str, &str)],
 ) -> ActionOutcome {
-    let mut outcome = ActionOutcome::failed("x", "x");
-    outcome.status = ActionExecutionStatus::Succeeded;
-    outcome.result = Default::default();
+    let mut outcome = support::success();
     outcome.output_artifacts = outputs
         .iter()
         .map(|o| {
@@ -429,17 +426,7 @@ impl World {
     /// stage and begun its Invoke action as job `job_id` (token `t-invoke`).
     async fn at_invoke(id: &str, job_id: &str) -> (Self, pipewright_core::engine::PreparedAction) {
         let world = Self::new().await;
-        let mut declaration =
-            pipewright_core::parse_pipeline(&invoke_pipeline().to_string()).unwrap();
-        pipewright_core::validate(&declaration).unwrap();
-        declaration.version = Some(1);
-        let record = PipelineRecord {
-            declaration,
-            created: 1.0,
-            updated: 1.0,
-            tags: vec![],
-        };
-        world.pipelines.create(&record).await.unwrap();
+        world.add_pipeline(invoke_pipeline()).await;
         let engine = world.engine();
         let mut start = start_request(id);
         start.pipeline_name = "invoker".into();
@@ -481,11 +468,7 @@ impl World {
 }
 
 fn invoker_ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: "invoker".into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
+    support::ids("invoker", id)
 }
 
 #[tokio::test]

@@ -3,17 +3,17 @@
 //! three-stage pipeline over in-memory ports, as many executions arrive, leave and fail in
 //! random order. The invariants are those written in `crates/core/src/locks.rs`.
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::World;
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::ExecutionIds;
 use pipewright_core::execution::PipelineExecutionStatus;
 use pipewright_core::locks::{Effect, StageLock, Waiter};
 use proptest::prelude::*;
 use serde_json::json;
+use support::World;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -296,7 +296,7 @@ impl Run {
 }
 
 async fn run_engine(steps: Vec<Step>, mode: ExecutionMode) -> Result<(), TestCaseError> {
-    let world = World::with_pipeline(common::three_stages("locked", mode)).await;
+    let world = World::with_pipeline(support::three_stages("locked", mode)).await;
     let mut run = Run {
         world,
         at: BTreeMap::new(),
@@ -421,7 +421,7 @@ proptest! {
         if mode == ExecutionMode::Parallel {
             // No lock: every arrival enters at once.
             rt.block_on(async {
-                let world = World::with_pipeline(common::three_stages("locked", mode)).await;
+                let world = World::with_pipeline(support::three_stages("locked", mode)).await;
                 let engine = world.engine();
                 for n in 0..steps.len().min(5) {
                     let id = format!("00000000-0000-4000-8000-{n:012}");

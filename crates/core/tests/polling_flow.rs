@@ -1,14 +1,13 @@
 //! Polling over the engine's in-memory ports: a change starts exactly one execution, however
 //! many polls see it and wherever a poll stops.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use common::World;
 use pipewright_core::engine::ExecutionStore;
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::PipelineExecution;
@@ -19,6 +18,7 @@ use pipewright_core::triggers::polling::{
     PolledSource, Revision, RevisionReader,
 };
 use serde_json::{json, Value};
+use support::World;
 
 /// Sources whose revisions the test sets.
 #[derive(Default)]

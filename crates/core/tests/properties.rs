@@ -6,7 +6,7 @@ mod support;
 
 use pipewright_core::{parse_pipeline, to_json_pretty, validate, PipelineDeclaration};
 use proptest::prelude::*;
-use support::{build, pipeline_plan};
+use support::generate::{build, pipeline_plan};
 
 fn problem_lines(p: &PipelineDeclaration) -> Vec<String> {
     match validate(p) {

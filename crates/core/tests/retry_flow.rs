@@ -1,14 +1,14 @@
 //! RetryStageExecution over in-memory ports: FAILED_ACTIONS keeps what succeeded, ALL_ACTIONS
 //! runs everything again, and the refusals CodePipeline documents.
 
-mod common;
+mod support;
 
-use common::World;
 use pipewright_core::engine::{ActionOutcome, Engine, ExecutionIds};
 use pipewright_core::execution::{
     ActionExecutionStatus, PipelineExecutionStatus, StageExecutionStatus,
 };
 use serde_json::{json, Value};
+use support::World;
 
 const A: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
 const B: &str = "bbbbbbbb-0000-4000-8000-00000000000b";
@@ -43,18 +43,7 @@ fn pipeline() -> Value {
 }
 
 fn ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: "retried".into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
-}
-
-fn ok() -> ActionOutcome {
-    let mut outcome = ActionOutcome::failed("x", "x");
-    outcome.status = ActionExecutionStatus::Succeeded;
-    outcome.result = Default::default();
-    outcome
+    support::ids("retried", id)
 }
 
 /// Run Build of `id` (attempt as recorded), with each action succeeding or not; the state
@@ -78,7 +67,7 @@ async fn run_build(engine: &Engine<'_>, id: &str, tag: &str, compile: bool, lint
             .unwrap();
         if let Some(prepared) = prepared {
             let outcome = if succeed {
-                ok()
+                support::success()
             } else {
                 ActionOutcome::failed("JobFailed", format!("{action} broke"))
             };

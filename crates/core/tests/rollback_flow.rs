@@ -1,30 +1,19 @@
 //! RollbackStage over in-memory ports: a ROLLBACK execution re-runs one stage with the target's
 //! revisions, variables and artifacts, then ends; and the refusals.
 
-mod common;
+mod support;
 
-use common::{three_stages, World};
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{ActionOutcome, Engine, ExecutionIds};
-use pipewright_core::execution::{ActionExecutionStatus, ExecutionType, PipelineExecutionStatus};
+use pipewright_core::execution::{ExecutionType, PipelineExecutionStatus};
 use serde_json::{json, Value};
+use support::{three_stages, World};
 
 const GOOD: &str = "aaaaaaaa-0000-4000-8000-0000000000a1";
 const NEW_ID: &str = "99999999-9999-4999-8999-999999999999";
 
 fn ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: "rolled".into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
-}
-
-fn ok() -> ActionOutcome {
-    let mut outcome = ActionOutcome::failed("x", "x");
-    outcome.status = ActionExecutionStatus::Succeeded;
-    outcome.result = Default::default();
-    outcome
+    support::ids("rolled", id)
 }
 
 /// Run `stage` (one action named like it) of `id` to the end.
@@ -46,7 +35,7 @@ async fn run_stage(engine: &Engine<'_>, id: &str, stage: &str, succeed: bool) {
         .unwrap()
         .unwrap();
     let outcome = if succeed {
-        ok()
+        support::success()
     } else {
         ActionOutcome::failed("JobFailed", "no")
     };
@@ -119,7 +108,7 @@ async fn a_rollback_reruns_the_stage_with_the_targets_artifacts_and_ends() {
         Some("v-good")
     );
     engine
-        .complete_action(&prepared.record, ok(), 52.0)
+        .complete_action(&prepared.record, support::success(), 52.0)
         .await
         .unwrap();
     assert!(!engine

@@ -1,25 +1,21 @@
 //! StopPipelineExecution over in-memory ports: stop and wait, stop and abandon, stopping a
 //! waiting execution, and the refusals.
 
-mod common;
+mod support;
 
-use common::{three_stages, World};
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{ActionOutcome, ExecutionIds, ExecutionStore};
 use pipewright_core::execution::{
     ActionExecutionStatus, PipelineExecutionStatus, StageExecutionStatus,
 };
 use serde_json::json;
+use support::{three_stages, World};
 
 const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 
 fn ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: "stoppable".into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
+    support::ids("stoppable", id)
 }
 
 /// Execution `id` ran its source and is inside Build with its action running (token
@@ -84,11 +80,8 @@ async fn stop_and_wait_lets_the_running_action_finish_then_stops() {
     let engine = world.engine();
     let running = snapshot.latest_action("Build", "Build").unwrap().clone();
     assert_eq!(running.status, ActionExecutionStatus::InProgress);
-    let mut outcome = ActionOutcome::failed("x", "x");
-    outcome.status = ActionExecutionStatus::Succeeded;
-    outcome.result = Default::default();
     assert!(engine
-        .complete_action(&running, outcome, 30.0)
+        .complete_action(&running, support::success(), 30.0)
         .await
         .unwrap());
     // No further group or stage: the group check says stop, the stage ends Stopped.

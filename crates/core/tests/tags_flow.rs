@@ -3,16 +3,16 @@
 //! CodePipeline's limits and errors, concurrent writers, and that no tag write makes a pipeline
 //! version.
 
-mod common;
+mod support;
 
 use async_trait::async_trait;
-use common::{three_stages, World};
 use pipewright_core::control_plane::{handle, ApiError, ServiceContext, Services};
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::store::memory::MemoryPipelineStore;
 use pipewright_core::store::{Page, PipelineRecord, PipelineStore, StoreError, Tag};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use support::{three_stages, World};
 
 const NAME: &str = "tagged";
 const ARN: &str = "arn:aws:codepipeline:us-east-1:123456789012:tagged";

@@ -1,23 +1,19 @@
 //! Disable/EnableStageTransition over in-memory ports: arrivals are held (and supersedable in
 //! SUPERSEDED mode), enabling lets them go on, and GetPipelineState shows it all.
 
-mod common;
+mod support;
 
-use common::{three_stages, World, CALLER};
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::ExecutionIds;
 use pipewright_core::execution::PipelineExecutionStatus;
 use serde_json::{json, Value};
+use support::{three_stages, World, CALLER};
 
 const A: &str = "aaaaaaaa-0000-4000-8000-0000000000a1";
 const B: &str = "bbbbbbbb-0000-4000-8000-0000000000b2";
 
 fn ids(id: &str) -> ExecutionIds {
-    ExecutionIds {
-        pipeline_name: "gated".into(),
-        pipeline_version: 1,
-        pipeline_execution_id: id.into(),
-    }
+    support::ids("gated", id)
 }
 
 fn disable(stage: &str, kind: &str) -> Value {

@@ -1,269 +1,266 @@
-//! A generator of random *valid* pipelines, shared by the property tests
-//! (`properties.rs`, `asl_properties.rs`): sources in the first stage, then
-//! 1 to 5 stages of 1 to 5 actions whose inputs and variable references only
-//! name artifacts and namespaces produced strictly earlier.
-//!
-//! Use with `mod support;` and `support::pipeline_plan()` / `support::build`.
+//! What the integration tests share, each test binary pulling it in with `mod support;`:
+//! in-memory ports ([`World`]) and a few steps of a run, here; random *valid* pipelines for the
+//! property tests in [`generate`]; structural checks of a compiled ASL definition in [`asl`].
 
-use std::collections::BTreeMap;
+// Each test binary compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
 
-use pipewright_core::declaration::{ArtifactStore, ArtifactStoreType, PipelineVariableDeclaration};
-use pipewright_core::{
-    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ExecutionMode, InputArtifact,
-    OutputArtifact, PipelineDeclaration, PipelineType, StageDeclaration,
+pub mod asl;
+pub mod generate;
+
+use pipewright_core::asl::AslTargets;
+use pipewright_core::control_plane::{handle, ApiError, ServiceContext, Services};
+use pipewright_core::engine::memory::{
+    MemoryEvents, MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryTasks,
 };
-use proptest::prelude::*;
+use pipewright_core::engine::{
+    ActionOutcome, Engine, EngineConfig, ExecutionIds, ExecutionStore, StartRequest,
+};
+use pipewright_core::events::TriggerType;
+use pipewright_core::execution::{
+    ActionExecutionStatus, ExecutionSnapshot, ExecutionTrigger, PipelineExecutionStatus,
+};
+use pipewright_core::store::memory::MemoryPipelineStore;
+use pipewright_core::store::{PipelineRecord, PipelineStore};
+use serde_json::Value;
 
-/// The random choices behind one non-source action.
-#[derive(Debug, Clone)]
-pub struct ActionPlan {
-    kind: u8,
-    run_order: u32,
-    picks: Vec<usize>,
-    outputs: usize,
-    namespace: bool,
-    reference: Option<usize>,
+/// The ports, in memory.
+#[derive(Default)]
+pub struct World {
+    pub pipelines: MemoryPipelineStore,
+    pub executions: MemoryExecutionStore,
+    pub events: MemoryEvents,
+    pub tasks: MemoryTasks,
+    pub machines: MemoryMachines,
+    pub functions: MemoryFunctions,
+    pub checks: pipewright_core::engine::memory::MemoryRuleChecks,
 }
 
-fn action_plan() -> impl Strategy<Value = ActionPlan> {
-    (
-        0u8..6,
-        1u32..=4,
-        prop::collection::vec(0usize..1000, 0..=5),
-        0usize..=3,
-        any::<bool>(),
-        prop::option::of(0usize..1000),
-    )
-        .prop_map(
-            |(kind, run_order, picks, outputs, namespace, reference)| ActionPlan {
-                kind,
-                run_order,
-                picks,
-                outputs,
-                namespace,
-                reference,
+/// The caller the control plane sees in [`World::api`].
+pub const CALLER: &str = "arn:aws:iam::123456789012:user/approver";
+
+impl World {
+    /// A world holding `declaration` (JSON) as version 1.
+    pub async fn with_pipeline(declaration: Value) -> Self {
+        let world = Self::default();
+        world.add_pipeline(declaration).await;
+        world
+    }
+
+    /// Store `declaration` (JSON, validated) as version 1.
+    pub async fn add_pipeline(&self, declaration: Value) {
+        let mut declaration = pipewright_core::parse_pipeline(&declaration.to_string()).unwrap();
+        pipewright_core::validate(&declaration).unwrap();
+        declaration.version = Some(1);
+        let record = PipelineRecord {
+            declaration,
+            created: 1.0,
+            updated: 1.0,
+            tags: vec![],
+        };
+        self.pipelines.create(&record).await.unwrap();
+    }
+
+    pub fn engine(&self) -> Engine<'_> {
+        Engine {
+            pipelines: &self.pipelines,
+            executions: &self.executions,
+            events: &self.events,
+            tasks: &self.tasks,
+            machines: &self.machines,
+            functions: &self.functions,
+            checks: &self.checks,
+            config: EngineConfig {
+                region: "us-east-1".into(),
+                account_id: "123456789012".into(),
+                artifact_bucket: "artifacts".into(),
+                targets: Some(AslTargets {
+                    orchestrator_arn: "arn:aws:lambda:us-east-1:123456789012:function:orchestrator"
+                        .into(),
+                    action_arn: "arn:aws:lambda:us-east-1:123456789012:function:action".into(),
+                    approval_arn: "arn:aws:lambda:us-east-1:123456789012:function:approval".into(),
+                    action_timeout_cap_seconds: None,
+                }),
+                action_timeout_cap_seconds: None,
             },
-        )
-}
-
-/// Sources in the first stage, then 1 to 5 stages of 1 to 5 actions.
-pub fn pipeline_plan() -> impl Strategy<Value = (usize, Vec<Vec<ActionPlan>>, u8)> {
-    (
-        1usize..=3,
-        prop::collection::vec(prop::collection::vec(action_plan(), 1..=5), 1..=5),
-        0u8..3,
-    )
-}
-
-fn type_id(category: ActionCategory, provider: &str) -> ActionTypeId {
-    ActionTypeId {
-        category,
-        owner: ActionOwner::Aws,
-        provider: provider.into(),
-        version: "1".into(),
-    }
-}
-
-fn bare_action(name: String, type_id: ActionTypeId) -> ActionDeclaration {
-    ActionDeclaration {
-        name,
-        action_type_id: type_id,
-        run_order: None,
-        configuration: None,
-        commands: None,
-        output_artifacts: None,
-        input_artifacts: None,
-        output_variables: None,
-        role_arn: None,
-        region: None,
-        namespace: None,
-        timeout_in_minutes: None,
-        environment_variables: None,
-    }
-}
-
-/// `(min inputs, max inputs, max outputs)` and the type of each plan kind.
-fn kind_shape(kind: u8) -> (usize, usize, usize, ActionTypeId) {
-    match kind {
-        0 => (1, 5, 5, type_id(ActionCategory::Build, "CodeBuild")),
-        1 => (1, 10, 1, type_id(ActionCategory::Compute, "Commands")),
-        2 => (0, 5, 5, type_id(ActionCategory::Invoke, "Lambda")),
-        3 => (0, 0, 0, type_id(ActionCategory::Approval, "Manual")),
-        4 => (1, 1, 0, type_id(ActionCategory::Deploy, "S3")),
-        _ => (1, 5, 5, type_id(ActionCategory::Test, "CodeBuild")),
-    }
-}
-
-/// Builds a valid pipeline from the plan: inputs and variable references
-/// only name artifacts and namespaces produced strictly earlier.
-pub fn build((sources, stages, mode): (usize, Vec<Vec<ActionPlan>>, u8)) -> PipelineDeclaration {
-    let mut artifact_counter = 0;
-    let mut next_artifact = || {
-        artifact_counter += 1;
-        format!("Art{artifact_counter}")
-    };
-    // (artifacts, namespaces) available to every later stage.
-    let mut done_artifacts: Vec<String> = Vec::new();
-    let mut done_namespaces: Vec<String> = vec!["variables".into()];
-
-    let mut first = StageDeclaration {
-        name: "Source".into(),
-        blockers: None,
-        actions: Vec::new(),
-        on_failure: None,
-        on_success: None,
-        before_entry: None,
-    };
-    for k in 0..sources {
-        let mut action = bare_action(format!("Src{k}"), type_id(ActionCategory::Source, "S3"));
-        action.configuration = Some(BTreeMap::from([
-            ("S3Bucket".to_owned(), "bucket".to_owned()),
-            ("S3ObjectKey".to_owned(), format!("src{k}.zip")),
-        ]));
-        let art = next_artifact();
-        action.output_artifacts = Some(vec![OutputArtifact {
-            name: art.clone(),
-            files: None,
-        }]);
-        action.namespace = Some(format!("SrcNs{k}"));
-        done_artifacts.push(art);
-        done_namespaces.push(format!("SrcNs{k}"));
-        first.actions.push(action);
+        }
     }
 
-    let mut all_stages = vec![first];
-    for (s, plans) in stages.iter().enumerate() {
-        let stage_index = s + 1;
-        // Outputs first, so availability inside the stage follows runOrder.
-        let outputs: Vec<Vec<String>> = plans
+    /// (detail-type without `CodePipeline `, stage or action, state) of every event.
+    pub fn events(&self) -> Vec<(String, String, String)> {
+        self.events
+            .published
+            .lock()
+            .unwrap()
             .iter()
-            .map(|plan| {
-                let (_, _, max_out, _) = kind_shape(plan.kind);
-                (0..plan.outputs.min(max_out))
-                    .map(|_| next_artifact())
-                    .collect()
+            .map(|e| {
+                let what = e
+                    .detail
+                    .get("action")
+                    .or_else(|| e.detail.get("stage"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                (
+                    e.detail_type.replace("CodePipeline ", ""),
+                    what.to_string(),
+                    e.detail["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// How task token `token` was answered, if it was.
+    pub fn answer(&self, token: &str) -> Option<Result<Value, String>> {
+        self.tasks.answers.lock().unwrap().get(token).cloned()
+    }
+
+    pub async fn snapshot(&self, id: &str) -> ExecutionSnapshot {
+        self.executions.snapshot(id).await.unwrap().unwrap()
+    }
+
+    /// Call operation `op` of the control plane at time 50 as [`CALLER`].
+    pub async fn api(&self, op: &str, body: Value) -> Result<Value, ApiError> {
+        let engine = self.engine();
+        let services = Services {
+            pipelines: &self.pipelines,
+            engine: Some(&engine),
+        };
+        let ctx = ServiceContext {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            now: 50.0,
+            new_id: "99999999-9999-4999-8999-999999999999".into(),
+            caller: Some(CALLER.into()),
+        };
+        handle(
+            &services,
+            &ctx,
+            &format!("CodePipeline_20150709.{op}"),
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    /// Start execution `id` of `pipeline` at 10 and run its `Source` stage (one action named
+    /// `Source`, output version `version`) to success by 14.
+    pub async fn run_source(&self, engine: &Engine<'_>, pipeline: &str, id: &str, version: &str) {
+        engine
+            .start_execution(StartRequest {
+                pipeline_name: pipeline.into(),
+                pipeline_execution_id: id.into(),
+                trigger: ExecutionTrigger {
+                    trigger_type: TriggerType::StartPipelineExecution,
+                    trigger_detail: "test".into(),
+                },
+                variables: vec![],
+                source_revisions: vec![],
+                idempotency_key: None,
+                now: 10.0,
+            })
+            .await
+            .unwrap();
+        let ids = ExecutionIds {
+            pipeline_version: self.snapshot(id).await.execution.pipeline_version,
+            ..ids(pipeline, id)
+        };
+        engine
+            .enter_stage(&ids, "Source", "t-enter-source", 11.0)
+            .await
+            .unwrap();
+        let source = engine
+            .begin_action(
+                &ids,
+                "Source",
+                "Source",
+                &format!("src-{id}"),
+                "t-src",
+                12.0,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let mut outcome = success();
+        outcome.output_artifacts = source
+            .outputs
+            .iter()
+            .map(|o| {
+                let mut o = o.clone();
+                o.s3_location.version_id = Some(version.into());
+                o
             })
             .collect();
-        let namespaces: Vec<Option<String>> = plans
-            .iter()
-            .enumerate()
-            .map(|(a, plan)| plan.namespace.then(|| format!("Ns{stage_index}_{a}")))
-            .collect();
-        let mut actions = Vec::new();
-        for (a, plan) in plans.iter().enumerate() {
-            let (min_in, max_in, _, id) = kind_shape(plan.kind);
-            let mut available = done_artifacts.clone();
-            let mut visible = done_namespaces.clone();
-            for (b, other) in plans.iter().enumerate() {
-                if other.run_order < plan.run_order {
-                    available.extend(outputs[b].iter().cloned());
-                    visible.extend(namespaces[b].iter().cloned());
-                }
-            }
-            let mut inputs: Vec<String> = Vec::new();
-            for pick in &plan.picks {
-                let name = &available[pick % available.len()];
-                if inputs.len() < max_in && !inputs.contains(name) {
-                    inputs.push(name.clone());
-                }
-            }
-            if inputs.len() < min_in {
-                inputs.push(available[0].clone());
-            }
-            let reference = plan.reference.map(|r| {
-                let ns = &visible[r % visible.len()];
-                if ns == "variables" {
-                    "#{variables.Env}".to_owned()
-                } else {
-                    format!("#{{{ns}.Value}}")
-                }
-            });
-
-            let mut action = bare_action(format!("Act{stage_index}_{a}"), id);
-            action.run_order = Some(plan.run_order);
-            let reference_text = reference.unwrap_or_else(|| "plain".to_owned());
-            let config: Vec<(&str, String)> = match plan.kind {
-                0 | 5 => vec![
-                    ("ProjectName", "project".into()),
-                    ("EnvironmentVariables", reference_text),
-                ],
-                1 => {
-                    action.commands = Some(vec!["make".into(), format!("echo {reference_text}")]);
-                    vec![]
-                }
-                2 => vec![
-                    ("FunctionName", "fn".into()),
-                    ("UserParameters", reference_text),
-                ],
-                3 => vec![("CustomData", reference_text)],
-                _ => vec![
-                    ("BucketName", "site".into()),
-                    ("Extract", "false".into()),
-                    ("ObjectKey", reference_text),
-                ],
-            };
-            if !config.is_empty() {
-                action.configuration =
-                    Some(config.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
-            }
-            if !inputs.is_empty() {
-                action.input_artifacts = Some(
-                    inputs
-                        .into_iter()
-                        .map(|name| InputArtifact { name })
-                        .collect(),
-                );
-            }
-            if !outputs[a].is_empty() {
-                action.output_artifacts = Some(
-                    outputs[a]
-                        .iter()
-                        .map(|name| OutputArtifact {
-                            name: name.clone(),
-                            files: None,
-                        })
-                        .collect(),
-                );
-            }
-            action.namespace = namespaces[a].clone();
-            actions.push(action);
-        }
-        for (a, _) in plans.iter().enumerate() {
-            done_artifacts.extend(outputs[a].iter().cloned());
-            done_namespaces.extend(namespaces[a].iter().cloned());
-        }
-        all_stages.push(StageDeclaration {
-            name: format!("Stage{stage_index}"),
-            blockers: None,
-            actions,
-            on_failure: None,
-            on_success: None,
-            before_entry: None,
+        outcome.output_variables = [("VersionId".to_string(), version.to_string())].into();
+        outcome.source_revision = Some(pipewright_core::execution::SourceRevision {
+            action_name: "Source".into(),
+            revision_id: Some(version.into()),
+            revision_summary: Some("app.zip".into()),
+            revision_url: None,
         });
+        engine
+            .complete_action(&source.record, outcome, 13.0)
+            .await
+            .unwrap();
+        engine
+            .leave_stage(&ids, "Source", true, 14.0)
+            .await
+            .unwrap();
     }
 
-    PipelineDeclaration {
-        name: "generated".into(),
-        role_arn: "arn:aws:iam::123456789012:role/generated".into(),
-        artifact_store: Some(ArtifactStore {
-            store_type: ArtifactStoreType::S3,
-            location: "generated-artifacts".into(),
-            encryption_key: None,
-        }),
-        artifact_stores: None,
-        stages: all_stages,
-        version: Some(1),
-        execution_mode: Some(match mode {
-            0 => ExecutionMode::Superseded,
-            1 => ExecutionMode::Queued,
-            _ => ExecutionMode::Parallel,
-        }),
-        pipeline_type: Some(PipelineType::V2),
-        variables: Some(vec![PipelineVariableDeclaration {
-            name: "Env".into(),
-            default_value: Some("test".into()),
-            description: None,
-        }]),
-        triggers: None,
+    /// Overwrite execution `id`'s status (as stopping it would).
+    pub async fn set_status(&self, id: &str, status: PipelineExecutionStatus) {
+        let mut execution = self.snapshot(id).await.execution;
+        let from = execution.status;
+        execution.status = status;
+        self.executions
+            .put_execution(&execution, &[from])
+            .await
+            .unwrap();
     }
+}
+
+/// Execution `id` of version 1 of `pipeline`.
+pub fn ids(pipeline: &str, id: &str) -> ExecutionIds {
+    ExecutionIds {
+        pipeline_name: pipeline.into(),
+        pipeline_version: 1,
+        pipeline_execution_id: id.into(),
+    }
+}
+
+/// A successful outcome with no result details, outputs or variables.
+pub fn success() -> ActionOutcome {
+    let mut outcome = ActionOutcome::failed("x", "x");
+    outcome.status = ActionExecutionStatus::Succeeded;
+    outcome.result = Default::default();
+    outcome
+}
+
+/// Pipeline `name` in `mode`: Source (S3, artifact `Src`) → Build (Commands) → Deploy
+/// (Commands).
+pub fn three_stages(name: &str, mode: pipewright_core::declaration::ExecutionMode) -> Value {
+    let commands = |stage: &str| {
+        serde_json::json!({"name": stage, "actions": [{
+            "name": stage,
+            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": ["true"],
+            "inputArtifacts": [{"name": "Src"}]
+        }]})
+    };
+    serde_json::json!({
+        "name": name,
+        "roleArn": "arn:aws:iam::123456789012:role/three",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "pipelineType": "V2",
+        "executionMode": mode.as_str(),
+        "stages": [
+            {"name": "Source", "actions": [{
+                "name": "Source",
+                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
+                "outputArtifacts": [{"name": "Src"}]
+            }]},
+            commands("Build"),
+            commands("Deploy")
+        ]
+    })
 }
