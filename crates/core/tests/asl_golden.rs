@@ -30,19 +30,7 @@ fn targets() -> AslTargets {
 
 /// The valid samples (`infra/pipelines/*.json|yaml`), named after their pipeline.
 fn samples() -> Vec<(String, PipelineDeclaration)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/pipelines");
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .expect("list infra/pipelines")
-        .map(|entry| entry.expect("entry").path())
-        .filter(|path| {
-            matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("json" | "yaml" | "yml")
-            )
-        })
-        .collect();
-    files.sort();
-    files
+    support::sample_files()
         .iter()
         .map(|path| {
             let text = fs::read_to_string(path).expect("read sample");

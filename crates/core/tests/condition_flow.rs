@@ -37,12 +37,7 @@ fn pipeline(build: Value) -> Value {
         "executionMode": "QUEUED",
         "variables": [{"name": "Env", "defaultValue": "dev"}],
         "stages": [
-            {"name": "Source", "actions": [{
-                "name": "Source",
-                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
-                "outputArtifacts": [{"name": "Src"}]
-            }]},
+            support::s3_source_stage("Src"),
             build_stage,
             {"name": "Deploy", "actions": [{
                 "name": "Deploy",

@@ -397,12 +397,7 @@ fn invoke_pipeline() -> Value {
         "artifactStore": {"type": "S3", "location": "artifacts"},
         "pipelineType": "V2",
         "stages": [
-            {"name": "Source", "actions": [{
-                "name": "Source",
-                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
-                "outputArtifacts": [{"name": "SourceArtifact"}]
-            }]},
+            support::s3_source_stage("SourceArtifact"),
             {"name": "Invoke", "actions": [{
                 "name": "Invoke",
                 "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"},

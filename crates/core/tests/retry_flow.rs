@@ -30,12 +30,7 @@ fn pipeline() -> Value {
         "pipelineType": "V2",
         "executionMode": "QUEUED",
         "stages": [
-            {"name": "Source", "actions": [{
-                "name": "Source",
-                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
-                "outputArtifacts": [{"name": "Src"}]
-            }]},
+            support::s3_source_stage("Src"),
             {"name": "Build", "actions": [commands("Compile"), commands("Lint")]},
             {"name": "Deploy", "actions": [commands("Ship")]}
         ]

@@ -8,29 +8,12 @@
 //! Run with `PIPEWRIGHT_BLESS=1` to rewrite the `.expected` files from the
 //! current output (then review the diff).
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pipewright_core::{parse_pipeline, to_json_pretty, validate};
-
-fn pipelines_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/pipelines")
-}
-
-fn declaration_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| {
-            matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("json" | "yaml" | "yml")
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
@@ -49,7 +32,7 @@ fn report(text: &str) -> Vec<String> {
 
 #[test]
 fn valid_samples_parse_and_validate() {
-    let files = declaration_files(&pipelines_dir());
+    let files = support::sample_files();
     assert!(files.len() >= 3, "expected the samples, found {files:?}");
     for path in files {
         let lines = report(&read(&path));
@@ -64,8 +47,8 @@ fn valid_samples_parse_and_validate() {
 
 #[test]
 fn invalid_samples_report_exactly_their_expected_lines() {
-    let dir = pipelines_dir().join("invalid");
-    let files = declaration_files(&dir);
+    let dir = support::pipelines_dir().join("invalid");
+    let files = support::declaration_files(&dir);
     assert!(
         files.len() >= 5,
         "expected invalid samples, found {files:?}"
@@ -99,7 +82,7 @@ fn invalid_samples_report_exactly_their_expected_lines() {
 
 #[test]
 fn every_expected_file_has_its_declaration() {
-    let dir = pipelines_dir().join("invalid");
+    let dir = support::pipelines_dir().join("invalid");
     for entry in fs::read_dir(&dir).expect("list invalid") {
         let path = entry.expect("entry").path();
         if path.extension().and_then(|e| e.to_str()) == Some("expected") {
@@ -113,7 +96,7 @@ fn every_expected_file_has_its_declaration() {
 
 #[test]
 fn get_pipeline_output_loads_unchanged() {
-    let text = read(&pipelines_dir().join("get-pipeline-output.json"));
+    let text = read(&support::pipelines_dir().join("get-pipeline-output.json"));
     let original: serde_json::Value = serde_json::from_str(&text).expect("json");
     let pipeline = parse_pipeline(&text).expect("parses");
     let written: serde_json::Value =
@@ -123,8 +106,9 @@ fn get_pipeline_output_loads_unchanged() {
 
 #[test]
 fn json_and_yaml_samples_are_the_same_pipeline() {
-    let json = parse_pipeline(&read(&pipelines_dir().join("sample.json"))).expect("json");
-    let mut yaml = parse_pipeline(&read(&pipelines_dir().join("sample.yaml"))).expect("yaml");
+    let json = parse_pipeline(&read(&support::pipelines_dir().join("sample.json"))).expect("json");
+    let mut yaml =
+        parse_pipeline(&read(&support::pipelines_dir().join("sample.yaml"))).expect("yaml");
     assert_eq!(json.name, "pipewright-sample");
     assert_eq!(yaml.name, "pipewright-sample-yaml");
     yaml.name = json.name.clone();

@@ -23,6 +23,7 @@ use pipewright_core::execution::{
 use pipewright_core::store::memory::MemoryPipelineStore;
 use pipewright_core::store::{PipelineRecord, PipelineStore};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 
 /// The ports, in memory.
 #[derive(Default)]
@@ -235,6 +236,43 @@ pub fn success() -> ActionOutcome {
     outcome
 }
 
+/// Stage `Source`: one S3 action `Source` (bucket `src`, key `app.zip`) whose output artifact
+/// is `artifact`.
+pub fn s3_source_stage(artifact: &str) -> Value {
+    serde_json::json!({"name": "Source", "actions": [{
+        "name": "Source",
+        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+        "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
+        "outputArtifacts": [{"name": artifact}]
+    }]})
+}
+
+/// The sample declarations directly in `infra/pipelines` (`*.json`, `*.yaml`, `*.yml`), sorted.
+pub fn sample_files() -> Vec<PathBuf> {
+    declaration_files(&pipelines_dir())
+}
+
+/// `infra/pipelines`, where the sample declarations are.
+pub fn pipelines_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/pipelines")
+}
+
+/// The declaration files (`*.json`, `*.yaml`, `*.yml`) directly in `dir`, sorted.
+pub fn declaration_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| {
+            matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("json" | "yaml" | "yml")
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// Pipeline `name` in `mode`: Source (S3, artifact `Src`) → Build (Commands) → Deploy
 /// (Commands).
 pub fn three_stages(name: &str, mode: pipewright_core::declaration::ExecutionMode) -> Value {
@@ -253,12 +291,7 @@ pub fn three_stages(name: &str, mode: pipewright_core::declaration::ExecutionMod
         "pipelineType": "V2",
         "executionMode": mode.as_str(),
         "stages": [
-            {"name": "Source", "actions": [{
-                "name": "Source",
-                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                "configuration": {"S3Bucket": "src", "S3ObjectKey": "app.zip"},
-                "outputArtifacts": [{"name": "Src"}]
-            }]},
+            s3_source_stage("Src"),
             commands("Build"),
             commands("Deploy")
         ]
