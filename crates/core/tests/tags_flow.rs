@@ -203,6 +203,21 @@ async fn create_pipeline_tags_are_the_resources_tags() {
     assert_eq!(listed(&world).await, json!([]));
 }
 
+/// Each tag operation, with a body naming resource `arn`.
+fn calls_on(arn: &str) -> [(&'static str, Value); 3] {
+    [
+        (
+            "TagResource",
+            json!({"resourceArn": arn, "tags": tags(&[("a", "b")])}),
+        ),
+        (
+            "UntagResource",
+            json!({"resourceArn": arn, "tagKeys": ["a"]}),
+        ),
+        ("ListTagsForResource", json!({"resourceArn": arn})),
+    ]
+}
+
 #[tokio::test]
 async fn arns_that_are_not_this_services_pipelines_are_refused() {
     let world = world().await;
@@ -219,17 +234,7 @@ async fn arns_that_are_not_this_services_pipelines_are_refused() {
         "urn:aws:codepipeline:us-east-1:123456789012:tagged",
     ];
     for arn in invalid {
-        for (op, body) in [
-            (
-                "TagResource",
-                json!({"resourceArn": arn, "tags": tags(&[("a", "b")])}),
-            ),
-            (
-                "UntagResource",
-                json!({"resourceArn": arn, "tagKeys": ["a"]}),
-            ),
-            ("ListTagsForResource", json!({"resourceArn": arn})),
-        ] {
+        for (op, body) in calls_on(arn) {
             let (k, message) = kind(world.api(op, body).await);
             assert_eq!(k, "InvalidArnException", "{op} {arn:?}: {message}");
             assert!(message.starts_with("resourceArn:"), "{message}");
@@ -239,17 +244,7 @@ async fn arns_that_are_not_this_services_pipelines_are_refused() {
     let missing = "arn:aws:codepipeline:us-east-1:123456789012:missing";
     let webhook = "arn:aws:codepipeline:us-east-1:123456789012:webhook:hook";
     for arn in [missing, webhook] {
-        for (op, body) in [
-            (
-                "TagResource",
-                json!({"resourceArn": arn, "tags": tags(&[("a", "b")])}),
-            ),
-            (
-                "UntagResource",
-                json!({"resourceArn": arn, "tagKeys": ["a"]}),
-            ),
-            ("ListTagsForResource", json!({"resourceArn": arn})),
-        ] {
+        for (op, body) in calls_on(arn) {
             let (k, message) = kind(world.api(op, body).await);
             assert_eq!(k, "ResourceNotFoundException", "{op} {arn:?}: {message}");
         }
