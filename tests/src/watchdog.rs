@@ -7,7 +7,7 @@
 //! [`MISSES_ALLOWED`] failed probes in a row prints the emulator's thread stacks (gdb) and the
 //! tail of its log, and ends the test process (the stack is stopped on the way out).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ pub(crate) fn start(stack: &LocalStack, state_dir: &Path) {
         .expect("start the watchdog thread");
 }
 
-fn watch(endpoint: &str, pid: u32, bucket: Option<&str>, log: &PathBuf) {
+fn watch(endpoint: &str, pid: u32, bucket: Option<&str>, log: &Path) {
     let agent = ureq::Agent::config_builder()
         .timeout_global(Some(PROBE_TIMEOUT))
         .http_status_as_error(false)

@@ -658,18 +658,23 @@ pub fn copy_source(bucket: &str, key: &str, version: Option<&str>) -> String {
     out
 }
 
+/// RFC 3986's unreserved characters stay as they are; everything else is percent-encoded.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// [`UNRESERVED`] and `/` (an S3 key's folders).
+const UNRESERVED_AND_SLASH: &percent_encoding::AsciiSet = &UNRESERVED.remove(b'/');
+
 fn url_encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    let set = if keep_slash {
+        UNRESERVED_AND_SLASH
+    } else {
+        UNRESERVED
+    };
+    percent_encoding::utf8_percent_encode(text, set).to_string()
 }
 
 fn s3_error<E>(operation: &'static str, bucket: &str, key: &str, err: SdkError<E>) -> ArtifactError

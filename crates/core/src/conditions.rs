@@ -374,6 +374,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn derived_ids_are_stable_uuids_of_their_seed() {
+        // The first 16 bytes of SHA-256("exec-1/Deploy/2"), stamped version 4 / variant 1.
+        assert_eq!(
+            derived_id("exec-1/Deploy/2"),
+            "85109a64-77f4-4ba7-8613-ac39f66dd426"
+        );
+        assert_ne!(derived_id("exec-1/Deploy/3"), derived_id("exec-1/Deploy/2"));
+    }
+
+    #[test]
     fn variable_checks_compare_as_documented() {
         assert!(variable_check("main", "EQ", "main").unwrap());
         assert!(variable_check("main", "NE", "dev").unwrap());
@@ -545,19 +555,13 @@ impl StageExecution {
 pub fn derived_id(seed: &str) -> String {
     use sha2::{Digest, Sha256};
     let hash = Sha256::digest(seed.as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&hash[..16]);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    // The first 16 bytes of the hash, stamped as a version-4 (random) UUID.
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 impl Engine<'_> {

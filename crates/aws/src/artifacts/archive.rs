@@ -10,6 +10,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chrono::{Datelike, Timelike};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
@@ -383,24 +384,20 @@ fn io_error(what: String, source: io::Error) -> ArtifactError {
 
 /// A file time as a zip (MS-DOS, taken as UTC) time; 1980-01-01 when out of its range.
 fn zip_time(time: Option<SystemTime>) -> DateTime {
-    let Some(secs) = time
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-    else {
+    let Some(time) = time.filter(|t| *t >= UNIX_EPOCH) else {
         return DateTime::default();
     };
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    u16::try_from(year)
+    let utc = chrono::DateTime::<chrono::Utc>::from(time);
+    u16::try_from(utc.year())
         .ok()
-        .and_then(|y| {
+        .and_then(|year| {
             DateTime::from_date_and_time(
-                y,
-                month,
-                day,
-                (rem / 3600) as u8,
-                (rem / 60 % 60) as u8,
-                (rem % 60) as u8,
+                year,
+                utc.month() as u8,
+                utc.day() as u8,
+                utc.hour() as u8,
+                utc.minute() as u8,
+                utc.second() as u8,
             )
             .ok()
         })
@@ -409,39 +406,20 @@ fn zip_time(time: Option<SystemTime>) -> DateTime {
 
 /// A zip time (taken as UTC) as a system time.
 fn system_time(time: DateTime) -> Option<SystemTime> {
-    let days = days_from_civil(i64::from(time.year()), time.month(), time.day());
-    let secs = days * 86_400
-        + i64::from(time.hour()) * 3600
-        + i64::from(time.minute()) * 60
-        + i64::from(time.second());
-    u64::try_from(secs)
+    let utc = chrono::NaiveDate::from_ymd_opt(
+        i32::from(time.year()),
+        u32::from(time.month()),
+        u32::from(time.day()),
+    )?
+    .and_hms_opt(
+        u32::from(time.hour()),
+        u32::from(time.minute()),
+        u32::from(time.second()),
+    )?
+    .and_utc();
+    u64::try_from(utc.timestamp())
         .ok()
         .map(|s| UNIX_EPOCH + Duration::from_secs(s))
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// (year, month, day) to days since 1970-01-01.
-fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -590,9 +568,10 @@ mod tests {
 
     #[test]
     fn dates_convert_both_ways() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        let leap_day = UNIX_EPOCH + Duration::from_secs(19_782 * 86_400);
+        let zipped = zip_time(Some(leap_day));
+        assert_eq!((zipped.year(), zipped.month(), zipped.day()), (2024, 2, 29));
+        assert_eq!(system_time(zipped), Some(leap_day));
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(system_time(zip_time(Some(t))), Some(t));
         assert_eq!(zip_time(Some(UNIX_EPOCH)), DateTime::default());

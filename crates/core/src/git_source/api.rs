@@ -80,33 +80,34 @@ impl GitApi {
     }
 }
 
-/// Percent-encode a git reference for a URL path, keeping `/` (GitHub takes `feature/x` as is).
+/// What a git reference keeps unencoded in a URL path: RFC 3986's unreserved characters and `/`
+/// (GitHub takes `feature/x` as is).
+const REF_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encode a git reference for a URL path.
 fn encode_ref(reference: &str) -> String {
-    let mut out = String::with_capacity(reference.len());
-    for b in reference.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(reference, REF_ENCODE).to_string()
 }
 
 /// The most redirects followed for one request (GitHub answers an archive request with one).
 pub const MAX_REDIRECTS: usize = 5;
 
-/// `scheme://host[:port]` of an absolute `http(s)` URL.
-pub fn origin(url: &str) -> Option<&str> {
-    let scheme_end = url.find("://")? + 3;
-    let scheme = &url[..scheme_end];
-    if scheme != "http://" && scheme != "https://" {
+/// `scheme://host[:port]` of an absolute `http(s)` URL, as the URL standard serializes an
+/// origin: lower case, without credentials (`user:pass@`) or a default port.
+pub fn origin(url: &str) -> Option<String> {
+    let (_, authority) = url.split_once("://")?;
+    // An empty authority (`https:///x`) names no host (the URL standard would read `x` as one).
+    if authority.is_empty() || authority.starts_with(['/', '?', '#']) {
         return None;
     }
-    let end = url[scheme_end..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| scheme_end + i);
-    (end > scheme_end).then(|| &url[..end])
+    let parsed = url::Url::parse(url).ok()?;
+    (matches!(parsed.scheme(), "http" | "https") && parsed.has_host())
+        .then(|| parsed.origin().ascii_serialization())
 }
 
 /// Where a redirect from `current` to `location` goes: `location` when it is an absolute
@@ -126,7 +127,7 @@ pub fn redirect_target(current: &str, location: &str) -> Option<String> {
 /// on the same origin (a redirect to another host, such as GitHub's archive host, carries its
 /// own credentials).
 pub fn keeps_authorization(from: &str, to: &str) -> bool {
-    matches!((origin(from), origin(to)), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+    matches!((origin(from), origin(to)), (Some(a), Some(b)) if a == b)
 }
 
 /// One of the API calls.

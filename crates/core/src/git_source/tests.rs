@@ -301,13 +301,18 @@ fn urls_are_built_on_the_base() {
 #[test]
 fn redirects_resolve_and_drop_the_token_off_origin() {
     let from = "https://api.github.com/repos/a/b/tarball/abc";
-    assert_eq!(origin(from), Some("https://api.github.com"));
+    assert_eq!(origin(from).as_deref(), Some("https://api.github.com"));
     assert_eq!(
-        origin("http://127.0.0.1:8080"),
+        origin("http://127.0.0.1:8080").as_deref(),
         Some("http://127.0.0.1:8080")
     );
     assert_eq!(origin("ftp://x/y"), None);
     assert_eq!(origin("https:///y"), None);
+    // Credentials and default ports are not part of an origin.
+    assert_eq!(
+        origin("https://user:ghp_secret@ghe.example.com:443/api/v3").as_deref(),
+        Some("https://ghe.example.com")
+    );
     assert_eq!(
         redirect_target(
             from,
