@@ -121,3 +121,19 @@ impl WebhookSecrets {
         Ok(value)
     }
 }
+
+/// The port the `webhook` function's policy reads secrets through
+/// ([`pipewright_core::triggers::webhooks::dispatch()`]); where a secret came from is not needed
+/// there.
+#[async_trait::async_trait]
+impl pipewright_core::triggers::webhooks::WebhookSecrets for WebhookSecrets {
+    async fn secret_for(&self, pipeline: Option<&str>) -> Result<Vec<u8>, String> {
+        WebhookSecrets::secret_for(self, pipeline)
+            .await
+            .map(|(secret, _source)| secret)
+    }
+
+    async fn has_own_secret(&self, pipeline: &str) -> Result<bool, String> {
+        WebhookSecrets::has_own_secret(self, pipeline).await
+    }
+}

@@ -1845,7 +1845,9 @@ mod tests {
 }
 
 /// In-memory ports with the DynamoDB / EventBridge / Step Functions semantics the engine relies
-/// on, for unit tests of the domain (and of the control plane).
+/// on, for unit tests of the domain (and of the control plane). Only in test builds: core's own
+/// unit tests, and crates that enable the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 pub mod memory {
     use std::collections::BTreeMap;
     use std::sync::Mutex;

@@ -11,7 +11,8 @@
 //! - [`validation`]: every structural rule, reporting all problems at once
 //!   with the path of the member at fault;
 //! - [`store`]: the storage the domain needs, as traits (DynamoDB in
-//!   `pipewright-aws`, in memory here for tests);
+//!   `pipewright-aws`, in memory here for tests: the `memory` modules, compiled for core's
+//!   own tests and with the `testing` feature);
 //! - [`control_plane`]: CodePipeline's API operations over those traits;
 //! - [`asl`]: the Step Functions definition each pipeline version runs as;
 //! - [`git_source`]: what a git source action fetches and produces;

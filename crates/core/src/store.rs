@@ -115,6 +115,8 @@ pub async fn all_pipelines(store: &dyn PipelineStore) -> Result<Vec<PipelineReco
 }
 
 /// In-memory stores with the same semantics as the DynamoDB ones, for unit tests of the domain.
+/// Only in test builds: core's own unit tests, and crates that enable the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 pub mod memory {
     use std::collections::BTreeMap;
     use std::sync::Mutex;

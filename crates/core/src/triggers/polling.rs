@@ -511,7 +511,9 @@ async fn start(
     Ok((started.pipeline_execution_id, started.new))
 }
 
-/// In-memory poll states, for tests.
+/// In-memory poll states, for tests. Only in test builds: core's own unit tests, and crates that
+/// enable the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 pub mod memory {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
