@@ -13,6 +13,7 @@ mod cli;
 mod control_plane_clients;
 mod engine_adapters;
 mod execution_modes;
+mod failure_paths;
 mod git_sources;
 mod lambda_invoke;
 mod pipeline_runs;

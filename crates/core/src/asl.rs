@@ -119,6 +119,12 @@ pub const OP_CHECK_GROUP: &str = "checkGroup";
 pub const OP_LEAVE_STAGE: &str = "leaveStage";
 /// The payload `op` of the orchestrator's final call after the last stage.
 pub const OP_FINISH_EXECUTION: &str = "finishExecution";
+/// The payload `op` of the orchestrator's cleanup after a task failed in a way the definition
+/// does not otherwise handle (`error`: the caught `{Error, Cause}`).
+pub const OP_ABORT_EXECUTION: &str = "abortExecution";
+
+/// The error the definition's `Aborted` state ends an aborted execution with.
+pub const ABORTED_ERROR: &str = "Pipewright.Aborted";
 
 /// The first state: a `Choice` on `$.startStage`.
 const START: &str = "Start";
@@ -132,6 +138,10 @@ const SUPERSEDED: &str = "Superseded";
 const STOPPED: &str = "Stopped";
 /// The `Fail` state of a failed execution.
 const FAILED: &str = "Failed";
+/// The cleanup task every task's unhandled failure is caught into.
+const ABORT: &str = "Abort";
+/// The `Fail` state after [`ABORT`].
+const ABORTED: &str = "Aborted";
 
 /// The `Resource` of a request-response Lambda invocation.
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
@@ -258,12 +268,15 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
         );
     }
 
-    states.insert(SUCCEEDED.into(), succeeded_state(targets));
+    let has_stages = !p.stages.is_empty();
+    states.insert(SUCCEEDED.into(), succeeded_state(targets, has_stages));
     states.insert(DONE.into(), done_state());
-    if !p.stages.is_empty() {
+    if has_stages {
         states.insert(SUPERSEDED.into(), superseded_state());
         states.insert(STOPPED.into(), stopped_state());
         states.insert(FAILED.into(), failed_state());
+        states.insert(ABORT.into(), abort_state(targets));
+        states.insert(ABORTED.into(), aborted_state());
     }
 
     json!({
@@ -426,10 +439,12 @@ impl StateNames {
             .chain(actions.iter().flatten().flat_map(|c| c.fallback.own()))
             .map(str::to_owned)
             .collect();
-        let mut taken: BTreeSet<String> = [START, SUCCEEDED, DONE, SUPERSEDED, STOPPED, FAILED]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let mut taken: BTreeSet<String> = [
+            START, SUCCEEDED, DONE, SUPERSEDED, STOPPED, FAILED, ABORT, ABORTED,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
         // Whether `readable` may be used, given its index forms `fallback`.
         let mut usable = |readable: Vec<&str>, fallback: Vec<&str>| -> bool {
             let ok = readable.iter().zip(&fallback).all(|(r, f)| {
@@ -646,6 +661,7 @@ fn group_parallel(
         ),
         "Branches": branches,
         "ResultPath": DISCARD_RESULT,
+        "Catch": [catch("States.ALL", ABORT)],
         "Next": names.groups[k].check,
     })
 }
@@ -729,6 +745,7 @@ fn group_check(
         json!({"failed.$": "$.Payload.failed"}),
     );
     task.insert("ResultPath".into(), "$.check".into());
+    task.insert("Catch".into(), json!([catch("States.ALL", ABORT)]));
     task.insert("Next".into(), names.outcome.clone().into());
     Value::Object(task)
 }
@@ -773,11 +790,13 @@ fn leave_task(stage: &StageDeclaration, outcome: &str, targets: &AslTargets) -> 
         body,
     );
     task.insert("ResultPath".into(), DISCARD_RESULT.into());
+    task.insert("Catch".into(), json!([catch("States.ALL", ABORT)]));
     task
 }
 
-/// `Succeeded`: records the execution's success.
-fn succeeded_state(targets: &AslTargets) -> Value {
+/// `Succeeded`: records the execution's success (its failure is caught into `Abort` when the
+/// definition has one: a pipeline with stages).
+fn succeeded_state(targets: &AslTargets, abortable: bool) -> Value {
     let mut body = payload(OP_FINISH_EXECUTION);
     body.insert("outcome".into(), "Succeeded".into());
     let mut task = lambda_task(
@@ -787,8 +806,38 @@ fn succeeded_state(targets: &AslTargets) -> Value {
         body,
     );
     task.insert("ResultPath".into(), DISCARD_RESULT.into());
+    if abortable {
+        task.insert("Catch".into(), json!([catch("States.ALL", ABORT)]));
+    }
     task.insert("Next".into(), DONE.into());
     Value::Object(task)
+}
+
+/// `Abort`: a task failed in a way the definition does not otherwise handle (a function error
+/// or timeout in a check, leave or finish task, a failed `Parallel`): the orchestrator records
+/// the execution as Failed with the error, and releases every stage it holds or waits for.
+fn abort_state(targets: &AslTargets) -> Value {
+    let mut body = payload(OP_ABORT_EXECUTION);
+    body.insert("error.$".into(), "$.error".into());
+    let mut task = lambda_task(
+        LAMBDA_INVOKE,
+        "A task failed: record the execution as Failed and release its stages.".to_owned(),
+        &targets.orchestrator_arn,
+        body,
+    );
+    task.insert("ResultPath".into(), DISCARD_RESULT.into());
+    task.insert("Next".into(), ABORTED.into());
+    Value::Object(task)
+}
+
+/// `Aborted`: the end of an execution a task failure ended.
+fn aborted_state() -> Value {
+    json!({
+        "Type": "Fail",
+        "Comment": "A task failed; the orchestrator has recorded the execution as Failed.",
+        "Error": ABORTED_ERROR,
+        "Cause": "A task of the pipeline's state machine failed; see the execution's statusSummary.",
+    })
 }
 
 /// `Done`: the end of a successful execution.

@@ -1707,6 +1707,16 @@ pub enum TaskRequest {
         /// `Succeeded`.
         outcome: String,
     },
+    /// `abortExecution`: a task failed in a way the definition does not otherwise handle.
+    #[serde(rename_all = "camelCase")]
+    AbortExecution {
+        /// The execution.
+        #[serde(flatten)]
+        ids: ExecutionIds,
+        /// What Step Functions caught: `{Error, Cause}`.
+        #[serde(default)]
+        error: Value,
+    },
     /// `runAction` (waits for its token).
     #[serde(rename_all = "camelCase")]
     RunAction {
@@ -1768,6 +1778,10 @@ impl Engine<'_> {
             }
             TaskRequest::FinishExecution { ids, .. } => {
                 self.finish_execution(&ids, now).await?;
+                Ok(json!({}))
+            }
+            TaskRequest::AbortExecution { ids, error } => {
+                self.abort_execution(&ids, &error, now).await?;
                 Ok(json!({}))
             }
             TaskRequest::RunAction { .. } => Err(EngineError::Invalid(

@@ -50,6 +50,7 @@
 
 #![warn(missing_docs)]
 
+pub mod abort;
 pub mod approvals;
 pub mod asl;
 pub mod conditions;

@@ -256,6 +256,7 @@ fn find_task<'a>(
 
 fn check_engine_contract(p: &PipelineDeclaration, asl: &Value, out: &mut Vec<String>) {
     let states = asl["States"].as_object().expect("checked");
+    check_failure_paths(p, states, out);
     let Some(succeeded) = find_task(states, "finishExecution", None, Some("Succeeded"), out) else {
         return;
     };
@@ -474,5 +475,52 @@ fn check_engine_contract(p: &PipelineDeclaration, asl: &Value, out: &mut Vec<Str
         out.push(format!(
             "actions should each run in exactly one branch: ran {runs:?}, declared {expected:?}"
         ));
+    }
+}
+
+/// Every failure has a path (the crash-proof engine's rule): each top-level `Task` and
+/// `Parallel` state catches `States.ALL`, and only the `Abort` task (which the others lead to,
+/// directly or through a stage's leave task) has no catcher: it records the failure, and its
+/// own failure ends the run.
+fn check_failure_paths(
+    p: &PipelineDeclaration,
+    states: &serde_json::Map<String, Value>,
+    out: &mut Vec<String>,
+) {
+    if p.stages.is_empty() {
+        return;
+    }
+    let abort = states
+        .iter()
+        .find(|(_, s)| s["Parameters"]["Payload"]["op"] == "abortExecution");
+    let Some((abort_name, abort_state)) = abort else {
+        out.push("no `abortExecution` task".into());
+        return;
+    };
+    if abort_state["Parameters"]["Payload"]["error.$"] != "$.error" {
+        out.push(format!("`{abort_name}` does not pass the caught error on"));
+    }
+    let ends_failed = abort_state["Next"]
+        .as_str()
+        .and_then(|next| states.get(next))
+        .is_some_and(|s| s["Type"] == "Fail");
+    if !ends_failed {
+        out.push(format!("`{abort_name}` does not end in a Fail state"));
+    }
+    for (name, state) in states {
+        let kind = state["Type"].as_str().unwrap_or("");
+        if !matches!(kind, "Task" | "Parallel") || name == abort_name {
+            continue;
+        }
+        let catches_all = state["Catch"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["ErrorEquals"] == json!(["States.ALL"]) && c["ResultPath"] == "$.error")
+        });
+        if !catches_all {
+            out.push(format!(
+                "`{name}`: a {kind} state without a `States.ALL` catcher (a failure would leave \
+                 the execution InProgress and its stage locked)"
+            ));
+        }
     }
 }

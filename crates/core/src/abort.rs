@@ -1,0 +1,215 @@
+//! Aborting an execution whose state machine hit a failure its definition does not otherwise
+//! handle: a function error or timeout in a check, leave or finish task, or a failed `Parallel`
+//! (`docs/engine.md`, "Failure paths"). Every such task catches `States.ALL` into the `Abort`
+//! task, which calls [`Engine::abort_execution`]:
+//!
+//! 1. actions still recorded `InProgress` end `Failed` (their tasks died with the state that
+//!    failed), with an `ACTION FAILED` event each;
+//! 2. stages still recorded `InProgress` end `Failed`, with a `STAGE FAILED` event each;
+//! 3. the execution ends `Failed` (or `Stopped`, when it was stopping) with a `statusSummary`
+//!    that names the error and says what to do;
+//! 4. every stage lock of the pipeline releases the execution, as holder or waiter, so the next
+//!    execution enters: no stage stays locked behind a dead execution.
+//!
+//! Each step changes only what is still in progress (conditional writes), so a repeated abort,
+//! or an abort racing a late leave, records and publishes nothing twice. When the pipeline's
+//! declaration cannot be read, the locks of the stages the execution has records for are
+//! released.
+
+use serde_json::Value;
+
+use crate::engine::{Engine, EngineError, ExecutionIds};
+use crate::events::{ActionState, PipelineState, StageState};
+use crate::execution::{
+    ActionExecutionStatus, ErrorDetails, PipelineExecutionStatus, StageExecutionStatus,
+};
+use crate::store::StoreError;
+
+/// The longest reason an abort puts in a `statusSummary` or an action's error message.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// What went wrong, for a person, from the `{Error, Cause}` Step Functions caught: the error
+/// name and the cause (a Lambda function's `errorMessage` when the cause is its error JSON), cut
+/// to [`MAX_REASON_CHARS`].
+pub fn abort_reason(error: &Value) -> String {
+    let name = error
+        .get("Error")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("an unknown error");
+    let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
+    let cause = serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|c| c.get("errorMessage")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| cause.to_string());
+    let reason = if cause.trim().is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}: {}", cause.trim())
+    };
+    if reason.chars().count() <= MAX_REASON_CHARS {
+        reason
+    } else {
+        let mut cut: String = reason.chars().take(MAX_REASON_CHARS - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+impl Engine<'_> {
+    /// Abort execution `ids` after its state machine caught `error` (`{Error, Cause}`); see the
+    /// module docs. Idempotent.
+    pub async fn abort_execution(
+        &self,
+        ids: &ExecutionIds,
+        error: &Value,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let snapshot = self
+            .snapshot_of(&ids.pipeline_name, &ids.pipeline_execution_id)
+            .await?;
+        let reason = abort_reason(error);
+        tracing::warn!(
+            execution = %ids.pipeline_execution_id,
+            pipeline = %ids.pipeline_name,
+            %reason,
+            "a task of the state machine failed: aborting the execution"
+        );
+        let execution = &snapshot.execution;
+
+        for action in &snapshot.actions {
+            if action.status != ActionExecutionStatus::InProgress {
+                continue;
+            }
+            let mut record = action.clone();
+            let token = record.task_token.take();
+            record.status = ActionExecutionStatus::Failed;
+            record.last_update_time = now;
+            record.output.execution_result.error_details = Some(ErrorDetails {
+                code: "JobFailed".into(),
+                message: format!("the execution was aborted: {reason}"),
+            });
+            match self
+                .executions
+                .put_action(&record, Some(ActionExecutionStatus::InProgress))
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            self.publish(vec![self.action_event(
+                execution,
+                &record,
+                ActionState::Failed,
+            )])
+            .await;
+            if let Some(token) = token {
+                // The task is most likely gone with the state that failed; nothing waits on it.
+                let _ = self
+                    .tasks
+                    .fail(&token, crate::asl::ABORTED_ERROR, &reason)
+                    .await;
+            }
+        }
+
+        let mut stage_events = Vec::new();
+        for stage in &snapshot.stages {
+            if stage.status != StageExecutionStatus::InProgress {
+                continue;
+            }
+            let mut record = stage.clone();
+            record.status = StageExecutionStatus::Failed;
+            record.last_update_time = now;
+            self.executions
+                .put_stage(&ids.pipeline_name, &record)
+                .await?;
+            stage_events.push(self.stage_event(execution, &record, StageState::Failed));
+        }
+        self.publish(stage_events).await;
+
+        if crate::control::is_stopping(execution.status) {
+            self.finish_stopping(execution, now).await?;
+        } else {
+            let summary = format!(
+                "Pipewright stopped this execution because a step of its state machine failed \
+                 ({reason}). Its stages were released; retry the failed stage or start a new \
+                 execution."
+            );
+            self.end_in_progress(
+                &snapshot,
+                PipelineExecutionStatus::Failed,
+                PipelineState::Failed,
+                &summary,
+                now,
+            )
+            .await?;
+        }
+
+        let stages: Vec<String> = match self
+            .pipelines
+            .get(&ids.pipeline_name, Some(ids.pipeline_version))
+            .await
+        {
+            Ok(Some(pipeline)) => pipeline
+                .declaration
+                .stages
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+            _ => {
+                let mut names: Vec<String> = snapshot
+                    .stages
+                    .iter()
+                    .map(|s| s.stage_name.clone())
+                    .collect();
+                names.dedup();
+                names
+            }
+        };
+        let mut first_error = None;
+        for stage in &stages {
+            if let Err(e) = self
+                .release_stage(ids, execution.execution_mode, stage, now)
+                .await
+            {
+                tracing::error!(%stage, error = %e, "releasing the stage failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reasons_name_the_error_and_the_functions_message() {
+        let lambda = json!({
+            "Error": "Lambda.Unknown",
+            "Cause": "{\"errorType\":\"Runtime.ExitError\",\"errorMessage\":\"process exited: signal 9\"}"
+        });
+        assert_eq!(
+            abort_reason(&lambda),
+            "Lambda.Unknown: process exited: signal 9"
+        );
+        assert_eq!(
+            abort_reason(&json!({"Error": "States.Timeout", "Cause": ""})),
+            "States.Timeout"
+        );
+        assert_eq!(
+            abort_reason(&json!({"Error": "States.Runtime", "Cause": "bad path"})),
+            "States.Runtime: bad path"
+        );
+        assert_eq!(abort_reason(&json!(null)), "an unknown error");
+        let long = abort_reason(&json!({"Error": "E", "Cause": "x".repeat(2000)}));
+        assert_eq!(long.chars().count(), MAX_REASON_CHARS);
+        assert!(long.ends_with('…'));
+    }
+}

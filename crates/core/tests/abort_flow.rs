@@ -1,0 +1,152 @@
+//! Aborting an execution whose state machine failed where its definition has no other path (a
+//! function error in a check, leave or finish task): over in-memory ports, the execution ends
+//! Failed with a reason a person can act on, what was running is recorded Failed, the stage is
+//! released to the next execution, and a repeated abort changes nothing.
+
+mod support;
+
+use pipewright_core::declaration::ExecutionMode;
+use pipewright_core::engine::{ExecutionIds, TaskRequest};
+use pipewright_core::execution::{
+    ActionExecutionStatus, PipelineExecutionStatus, StageExecutionStatus,
+};
+use serde_json::json;
+use support::{three_stages, World};
+
+const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+fn ids(id: &str) -> ExecutionIds {
+    support::ids("abortable", id)
+}
+
+/// Execution `id` ran its source and is inside Build with its action running.
+async fn in_build(world: &World, id: &str) {
+    let engine = world.engine();
+    world.run_source(&engine, "abortable", id, "v1").await;
+    engine
+        .enter_stage(&ids(id), "Build", &format!("t-enter-build-{id}"), 20.0)
+        .await
+        .unwrap();
+    engine
+        .begin_action(
+            &ids(id),
+            "Build",
+            "Build",
+            &format!("act-{id}"),
+            &format!("t-build-{id}"),
+            21.0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// The `abortExecution` task of `id` as the compiled definition sends it, after a Lambda
+/// function error was caught.
+fn abort_task(id: &str) -> TaskRequest {
+    serde_json::from_value(json!({
+        "op": "abortExecution",
+        "pipelineName": "abortable",
+        "pipelineVersion": 1,
+        "pipelineExecutionId": id,
+        "error": {
+            "Error": "Lambda.Unknown",
+            "Cause": "{\"errorType\":\"Runtime.ExitError\",\"errorMessage\":\"process exited: signal 9\"}"
+        }
+    }))
+    .expect("the compiled payload decodes")
+}
+
+#[tokio::test]
+async fn an_aborted_execution_fails_with_its_reason_and_hands_the_stage_on() {
+    let world = World::with_pipeline(three_stages("abortable", ExecutionMode::Queued)).await;
+    in_build(&world, A).await;
+    // B waits in front of Build, which A holds.
+    let engine = world.engine();
+    world.run_source(&engine, "abortable", B, "v2").await;
+    engine
+        .enter_stage(&ids(B), "Build", "t-enter-build-B", 30.0)
+        .await
+        .unwrap();
+    assert_eq!(world.answer("t-enter-build-B"), None);
+
+    engine
+        .handle_orchestrator_task(abort_task(A), 40.0)
+        .await
+        .unwrap();
+
+    let snapshot = world.snapshot(A).await;
+    assert_eq!(snapshot.execution.status, PipelineExecutionStatus::Failed);
+    let summary = snapshot.execution.status_summary.clone().unwrap();
+    assert!(
+        summary.contains("Lambda.Unknown: process exited: signal 9"),
+        "{summary}"
+    );
+    assert!(summary.contains("retry the failed stage"), "{summary}");
+    assert_eq!(
+        snapshot.stage("Build").unwrap().status,
+        StageExecutionStatus::Failed
+    );
+    let action = snapshot.latest_action("Build", "Build").unwrap();
+    assert_eq!(action.status, ActionExecutionStatus::Failed);
+    let error = action
+        .output
+        .execution_result
+        .error_details
+        .as_ref()
+        .unwrap();
+    assert_eq!(error.code, "JobFailed");
+    assert!(error.message.contains("aborted"), "{}", error.message);
+    // The action's task was told, and the stage went to B.
+    assert_eq!(
+        world.answer(&format!("t-build-{A}")),
+        Some(Err("Pipewright.Aborted".into()))
+    );
+    assert!(matches!(world.answer("t-enter-build-B"), Some(Ok(_))));
+
+    let a_events = |world: &World| {
+        world
+            .events()
+            .into_iter()
+            .filter(|(kind, what, state)| {
+                (kind == "Pipeline Execution State Change" && state == "FAILED")
+                    || (what == "Build" && state == "FAILED")
+            })
+            .count()
+    };
+    // Pipeline FAILED, stage Build FAILED, action Build FAILED.
+    assert_eq!(a_events(&world), 3, "{:?}", world.events());
+
+    // A repeated abort (a retried task) records and publishes nothing more.
+    engine
+        .handle_orchestrator_task(abort_task(A), 41.0)
+        .await
+        .unwrap();
+    assert_eq!(a_events(&world), 3, "{:?}", world.events());
+    assert_eq!(world.snapshot(A).await.execution.last_update_time, 40.0);
+}
+
+#[tokio::test]
+async fn aborting_a_stopping_execution_ends_it_stopped() {
+    let world = World::with_pipeline(three_stages("abortable", ExecutionMode::Queued)).await;
+    in_build(&world, A).await;
+    world
+        .api(
+            "StopPipelineExecution",
+            json!({"pipelineName": "abortable", "pipelineExecutionId": A, "abandon": false}),
+        )
+        .await
+        .unwrap();
+    let engine = world.engine();
+    engine
+        .handle_orchestrator_task(abort_task(A), 40.0)
+        .await
+        .unwrap();
+    let snapshot = world.snapshot(A).await;
+    assert_eq!(snapshot.execution.status, PipelineExecutionStatus::Stopped);
+    assert_eq!(
+        snapshot.stage("Build").unwrap().status,
+        StageExecutionStatus::Failed
+    );
+}
