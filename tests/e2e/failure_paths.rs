@@ -34,7 +34,7 @@ async fn a_task_failure_ends_the_execution_failed_instead_of_leaving_it_in_progr
             execution_records(&c, stack, &id)
                 .await
                 .iter()
-                .any(|(sk, r)| sk.starts_with(&running) && r["status"] == "InProgress")
+                .any(|(sk, r)| sk.starts_with(running) && r["status"] == "InProgress")
                 .then_some(())
         },
     )
