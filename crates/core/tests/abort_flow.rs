@@ -110,8 +110,7 @@ async fn an_aborted_execution_fails_with_its_reason_and_hands_the_stage_on() {
             .events()
             .into_iter()
             .filter(|(kind, what, state)| {
-                (kind == "Pipeline Execution State Change" && state == "FAILED")
-                    || (what == "Build" && state == "FAILED")
+                state == "FAILED" && (kind == "Pipeline Execution State Change" || what == "Build")
             })
             .count()
     };
