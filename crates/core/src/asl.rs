@@ -16,7 +16,13 @@
 //!    ├─ States.ALL ───────────────────────────────► S.Failed ──► Failed   next stage's Enter,
 //!    ├─ Pipewright.Superseded ──► Superseded                              or Succeeded ──► Done
 //!    └─ Pipewright.Stopped ─────► Stopped
+//!
+//! S.Group<k>, S.Group<k>.Check, S.Leave, S.Failed, Succeeded ─(States.ALL)─► Abort ──► Aborted
 //! ```
+//!
+//! Every top-level task and `Parallel` catches `States.ALL`: a failure the definition has no
+//! other path for goes to `Abort`, whose orchestrator task ([`crate::abort`]) ends the
+//! execution Failed and releases its stages.
 //!
 //! State names are readable (`Build.Enter`, `Build.Group1`, `Build.Compile`)
 //! when they fit Step Functions' 80 characters and are unique in the whole
