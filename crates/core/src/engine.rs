@@ -1234,8 +1234,9 @@ impl Engine<'_> {
         outcome: ActionOutcome,
         now: f64,
     ) -> Result<bool, EngineError> {
+        // The token stays in the record until its callback went out (`answer_task`), so a
+        // repeated completion can send a callback that was lost.
         let mut record = started.clone();
-        let token = record.task_token.take();
         record.status = outcome.status;
         record.last_update_time = now;
         record.output = ActionExecutionOutput {
@@ -1251,7 +1252,14 @@ impl Engine<'_> {
             .await
         {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => return Ok(false),
+            Err(StoreError::Conflict(_)) => {
+                // Completed before: its callback may not have gone out (the first completion
+                // failed to send it); send it now, as the first completion decided.
+                if let Err(e) = self.answer_unsent(started).await {
+                    tracing::warn!(error = %e, "re-sending a completed action's callback failed");
+                }
+                return Ok(false);
+            }
             Err(e) => return Err(e.into()),
         }
         let snapshot = self
@@ -1266,9 +1274,20 @@ impl Engine<'_> {
         };
         self.publish(vec![self.action_event(&snapshot.execution, &record, state)])
             .await;
-        let Some(token) = token else { return Ok(true) };
+        self.answer_task(&record).await.map(|()| true)
+    }
+
+    /// Send the callback of completed action `record` (success or failure, as recorded) when it
+    /// still holds its task token, then clear the token (a conditional write on the recorded
+    /// status). Sent at least once: a failure to send leaves the token for the next completion
+    /// attempt; a failure to clear it only means a later attempt sends it again, which Step
+    /// Functions refuses harmlessly.
+    async fn answer_task(&self, record: &ActionExecution) -> Result<(), EngineError> {
+        let Some(token) = record.task_token.as_deref() else {
+            return Ok(());
+        };
         let answer = if record.status == ActionExecutionStatus::Succeeded {
-            self.tasks.succeed(&token, &json!({})).await
+            self.tasks.succeed(token, &json!({})).await
         } else {
             let cause = record
                 .output
@@ -1278,10 +1297,45 @@ impl Engine<'_> {
                 .map(|e| format!("{}: {}", e.code, e.message))
                 .unwrap_or_else(|| "the action failed".into());
             self.tasks
-                .fail(&token, ACTION_FAILED_ERROR, &truncate(&cause, 32_000))
+                .fail(token, ACTION_FAILED_ERROR, &truncate(&cause, 32_000))
                 .await
         };
-        answer.map_err(EngineError::Callback).map(|()| true)
+        answer.map_err(EngineError::Callback)?;
+        let mut answered = record.clone();
+        answered.task_token = None;
+        match self
+            .executions
+            .put_action(&answered, Some(record.status))
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The run `started` of an action completed already: send its callback if it never went out.
+    async fn answer_unsent(&self, started: &ActionExecution) -> Result<(), EngineError> {
+        let Some(snapshot) = self
+            .executions
+            .snapshot(&started.pipeline_execution_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        let current = snapshot.actions.iter().find(|a| {
+            a.stage_name == started.stage_name
+                && a.action_name == started.action_name
+                && a.attempt == started.attempt
+        });
+        match current {
+            Some(current)
+                if current.status != ActionExecutionStatus::InProgress
+                    && current.task_token.is_some() =>
+            {
+                self.answer_task(current).await
+            }
+            _ => Ok(()),
+        }
     }
 
     // ------------------------------------------------------------------ helpers
@@ -2140,23 +2194,39 @@ pub mod memory {
     pub struct MemoryTasks {
         /// Answers by token.
         pub answers: Mutex<BTreeMap<String, Result<Value, String>>>,
+        /// How many of the next calls fail (as a throttled or unreachable Step Functions
+        /// would), recording nothing.
+        pub failing: Mutex<u32>,
+        /// Every call that reached Step Functions: (token, answer), in order, repeats included.
+        pub calls: Mutex<Vec<(String, Result<Value, String>)>>,
+    }
+
+    impl MemoryTasks {
+        fn answer(&self, token: &str, answer: Result<Value, String>) -> Result<(), String> {
+            let mut failing = self.failing.lock().map_err(|e| e.to_string())?;
+            if *failing > 0 {
+                *failing -= 1;
+                return Err("ThrottlingException: Rate exceeded".into());
+            }
+            self.calls
+                .lock()
+                .map_err(|e| e.to_string())?
+                .push((token.into(), answer.clone()));
+            self.answers
+                .lock()
+                .map_err(|e| e.to_string())?
+                .insert(token.into(), answer);
+            Ok(())
+        }
     }
 
     #[async_trait]
     impl TaskCallbacks for MemoryTasks {
         async fn succeed(&self, token: &str, output: &Value) -> Result<(), String> {
-            self.answers
-                .lock()
-                .map_err(|e| e.to_string())?
-                .insert(token.into(), Ok(output.clone()));
-            Ok(())
+            self.answer(token, Ok(output.clone()))
         }
         async fn fail(&self, token: &str, error: &str, _cause: &str) -> Result<(), String> {
-            self.answers
-                .lock()
-                .map_err(|e| e.to_string())?
-                .insert(token.into(), Err(error.into()));
-            Ok(())
+            self.answer(token, Err(error.into()))
         }
     }
 
