@@ -347,17 +347,13 @@ impl Engine<'_> {
     /// machine of its pipeline version (`declaration`), at `start_stage` when given.
     pub(crate) async fn launch(
         &self,
-        mut execution: PipelineExecution,
+        execution: PipelineExecution,
         declaration: &PipelineDeclaration,
         idempotency_key: Option<&str>,
         start_stage: Option<&str>,
     ) -> Result<Started, EngineError> {
-        let version = execution.pipeline_version;
-        let targets = self.config.targets.as_ref().ok_or_else(|| {
-            EngineError::StateMachine(
-                "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN / APPROVAL_ARN)".into(),
-            )
-        })?;
+        // Nothing is recorded by a function that could not start the run.
+        self.targets()?;
         match self
             .executions
             .create_execution(&execution, idempotency_key)
@@ -365,6 +361,7 @@ impl Engine<'_> {
         {
             Ok(()) => {}
             Err(StoreError::Conflict(existing)) if idempotency_key.is_some() => {
+                self.resume_launch(&existing).await?;
                 return Ok(Started {
                     pipeline_execution_id: existing,
                     new: false,
@@ -374,7 +371,63 @@ impl Engine<'_> {
         }
         self.publish(vec![self.pipeline_event(&execution, PipelineState::Started)])
             .await;
+        self.start_machine(execution, declaration, start_stage)
+            .await
+            .map(|id| Started {
+                pipeline_execution_id: id,
+                new: true,
+            })
+    }
 
+    /// The functions a compiled state machine calls; only functions that start executions
+    /// have them.
+    fn targets(&self) -> Result<&asl::AslTargets, EngineError> {
+        self.config.targets.as_ref().ok_or_else(|| {
+            EngineError::StateMachine(
+                "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN / APPROVAL_ARN)".into(),
+            )
+        })
+    }
+
+    /// The execution `id` an idempotency key already claimed: when it is still InProgress with
+    /// no state machine run recorded (whoever claimed the key died, or failed to reach Step
+    /// Functions, before starting it), start its run now. StartExecution is idempotent by name,
+    /// so a launch that is merely slower, not dead, starts nothing twice.
+    async fn resume_launch(&self, id: &str) -> Result<(), EngineError> {
+        let Some(snapshot) = self.executions.snapshot(id).await? else {
+            return Ok(());
+        };
+        let execution = snapshot.execution;
+        if execution.status != PipelineExecutionStatus::InProgress
+            || execution.state_machine_execution_arn.is_some()
+            || !snapshot.stages.is_empty()
+        {
+            return Ok(());
+        }
+        let Some(pipeline) = self
+            .pipelines
+            .get(&execution.pipeline_name, Some(execution.pipeline_version))
+            .await?
+        else {
+            return Ok(());
+        };
+        tracing::warn!(execution = %id, "resuming a start whose state machine run was never recorded");
+        let start_stage = execution.rollback.as_ref().map(|r| r.stage_name.clone());
+        self.start_machine(execution, &pipeline.declaration, start_stage.as_deref())
+            .await
+            .map(|_| ())
+    }
+
+    /// Start the state machine run of recorded `execution` (at `start_stage` when given) and
+    /// record its ARN; when it cannot start, the execution ends Failed. Returns the execution id.
+    async fn start_machine(
+        &self,
+        mut execution: PipelineExecution,
+        declaration: &PipelineDeclaration,
+        start_stage: Option<&str>,
+    ) -> Result<String, EngineError> {
+        let version = execution.pipeline_version;
+        let targets = self.targets()?;
         let mut input = json!({
             "pipelineName": execution.pipeline_name,
             "pipelineVersion": version,
@@ -413,10 +466,7 @@ impl Engine<'_> {
                 return Err(EngineError::StateMachine(e));
             }
         }
-        Ok(Started {
-            pipeline_execution_id: execution.pipeline_execution_id,
-            new: true,
-        })
+        Ok(execution.pipeline_execution_id)
     }
 
     // ------------------------------------------------------------------ stages

@@ -3,14 +3,17 @@
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
-use pipewright_core::engine::StartRequest;
+use pipewright_core::engine::{EngineError, StartRequest};
 use pipewright_core::store::PipelineRecord;
 use pipewright_core::triggers;
 use serde_json::{json, Value};
 
 /// Start every pipeline with a source action the event's change concerns (S3 object, CodeCommit
 /// branch, ECR image tag), pinned to the event's revision. Returns the executions started (or
-/// found already started for this change).
+/// found already started for this change). When a start failed for a reason that may pass (a
+/// store or Step Functions error), the invocation fails after trying every pipeline, so the
+/// event is delivered again: the idempotency keys keep what started to one execution, and resume
+/// a start that was recorded but not run.
 pub async fn handle(adapters: &Adapters, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let change = match triggers::source_change(&event.payload) {
         Ok(change) => change,
@@ -22,6 +25,7 @@ pub async fn handle(adapters: &Adapters, event: LambdaEvent<Value>) -> Result<Va
     let engine = adapters.engine(&event.context.invoked_function_arn);
     let trigger = change.trigger();
     let mut started = Vec::new();
+    let mut retry = Vec::new();
     for pipeline in all_pipelines(adapters).await? {
         let declaration = &pipeline.declaration;
         let sources = triggers::sources_matching(declaration, &change.change);
@@ -42,8 +46,18 @@ pub async fn handle(adapters: &Adapters, event: LambdaEvent<Value>) -> Result<Va
                 tracing::info!(pipeline = %declaration.name, execution = %s.pipeline_execution_id, new = s.new, trigger = %trigger.trigger_detail, "started");
                 started.push(json!({ "pipelineName": declaration.name, "pipelineExecutionId": s.pipeline_execution_id, "new": s.new }));
             }
-            Err(e) => tracing::error!(pipeline = %declaration.name, error = %e, "could not start"),
+            // The pipeline's own problem: another delivery would fail the same way.
+            Err(e @ (EngineError::PipelineNotFound(_) | EngineError::Invalid(_))) => {
+                tracing::error!(pipeline = %declaration.name, error = %e, "could not start");
+            }
+            Err(e) => {
+                tracing::error!(pipeline = %declaration.name, error = %e, "could not start; the event will be delivered again");
+                retry.push(format!("{}: {e}", declaration.name));
+            }
         }
+    }
+    if !retry.is_empty() {
+        return Err(format!("could not start {}", retry.join("; ")).into());
     }
     if started.is_empty() {
         tracing::info!(change = %trigger.trigger_detail, "no pipeline watches this source");
