@@ -1,8 +1,8 @@
 //! The ASL compiler: one Step Functions state machine per pipeline version.
 //!
 //! [`compile`] turns a [`PipelineDeclaration`] into the Amazon States Language
-//! definition described in `docs/engine.md`; [`state_machine_name`] names the
-//! state machine. The definition only sequences the work: every decision
+//! definition described in `docs/engine.md`; [`machine_name`] names the
+//! state machine (the pipeline, its version and a hash of the definition). The definition only sequences the work: every decision
 //! (stage locks, execution modes, results) is taken by the two functions of
 //! [`AslTargets`], which the definition calls with small JSON payloads.
 //!
@@ -165,7 +165,8 @@ const RETRIED_LAMBDA_ERRORS: [&str; 4] = [
 /// The timeout of an action whose type Pipewright does not know (CodePipeline's 1 hour).
 const UNKNOWN_TYPE_TIMEOUT_MINUTES: u32 = 60;
 
-/// The state machine's name: `pipewright-<pipeline>-v<version>`.
+/// The pipeline-and-version part of a state machine's name: `pipewright-<pipeline>-v<version>`
+/// ([`machine_name`] adds the definition's hash).
 ///
 /// Step Functions names are at most 80 characters; Pipewright also keeps
 /// them to `[A-Za-z0-9_-]` so that CloudWatch logging works. A pipeline name
@@ -184,14 +185,43 @@ const UNKNOWN_TYPE_TIMEOUT_MINUTES: u32 = 60;
 /// assert_ne!(state_machine_name("my.app", 1), state_machine_name("my-app", 1));
 /// ```
 pub fn state_machine_name(pipeline: &str, version: u32) -> String {
+    name_within(pipeline, version, MAX_NAME_LENGTH)
+}
+
+/// The name of the state machine running `definition` (compiled from version `version` of
+/// `pipeline`): [`state_machine_name`], then `-` and 8 hex digits of a hash of the definition,
+/// still at most 80 characters. The definition names the stack's own functions, so two stacks
+/// in one account never share a machine, and a pipeline deleted and created again under the
+/// same name with other stages gets a machine of its own instead of running the old one.
+///
+/// ```
+/// use pipewright_core::asl::{machine_name, state_machine_name};
+/// use serde_json::json;
+///
+/// let a = machine_name("app", 3, &json!({"StartAt": "A"}));
+/// assert!(a.starts_with("pipewright-app-v3-") && a.len() == "pipewright-app-v3-".len() + 8);
+/// assert_eq!(a, machine_name("app", 3, &json!({"StartAt": "A"})));
+/// assert_ne!(a, machine_name("app", 3, &json!({"StartAt": "B"})));
+/// assert!(machine_name(&"x".repeat(100), 12, &json!({})).len() <= 80);
+/// ```
+pub fn machine_name(pipeline: &str, version: u32, definition: &Value) -> String {
+    let hash = format!("-{:08x}", fnv1a_32(definition.to_string().as_bytes()));
+    format!(
+        "{}{hash}",
+        name_within(pipeline, version, MAX_NAME_LENGTH - hash.len())
+    )
+}
+
+/// [`state_machine_name`] in at most `max_len` characters.
+fn name_within(pipeline: &str, version: u32, max_len: usize) -> String {
     const PREFIX: &str = "pipewright-";
     let plain = format!("{PREFIX}{pipeline}-v{version}");
     let clean = pipeline.chars().all(name_char);
-    if clean && plain.len() <= MAX_NAME_LENGTH {
+    if clean && plain.len() <= max_len {
         return plain;
     }
     let suffix = format!("-{:08x}-v{version}", fnv1a_32(pipeline.as_bytes()));
-    let room = MAX_NAME_LENGTH - PREFIX.len() - suffix.len();
+    let room = max_len - PREFIX.len() - suffix.len();
     let cleaned: String = pipeline
         .chars()
         .map(|c| if name_char(c) { c } else { '-' })

@@ -1040,9 +1040,12 @@ impl Engine<'_> {
         let targets = self.config.targets.as_ref().ok_or_else(|| {
             EngineError::StateMachine("this function cannot start state machines".into())
         })?;
-        let name =
-            crate::asl::state_machine_name(&execution.pipeline_name, execution.pipeline_version);
         let definition = crate::asl::compile(declaration, targets);
+        let name = crate::asl::machine_name(
+            &execution.pipeline_name,
+            execution.pipeline_version,
+            &definition,
+        );
         let input = json!({
             "pipelineName": execution.pipeline_name,
             "pipelineVersion": execution.pipeline_version,

@@ -313,8 +313,8 @@ impl Engine<'_> {
             self.publish(vec![self.pipeline_event(&resumed, PipelineState::Resumed)])
                 .await;
         }
-        let name = asl::state_machine_name(pipeline_name, execution.pipeline_version);
         let definition = asl::compile(&ran.declaration, targets);
+        let name = asl::machine_name(pipeline_name, execution.pipeline_version, &definition);
         let input = json!({
             "pipelineName": pipeline_name,
             "pipelineVersion": execution.pipeline_version,

@@ -438,8 +438,8 @@ impl Engine<'_> {
         }
         // The record exists before anything else happens; the state machine for this pipeline
         // version is created on first use.
-        let name = asl::state_machine_name(&declaration.name, version);
         let definition = asl::compile(declaration, targets);
+        let name = asl::machine_name(&declaration.name, version, &definition);
         let started = match self.machines.ensure(&name, &definition).await {
             Ok(machine) => {
                 self.machines
