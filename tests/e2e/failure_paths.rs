@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use pipewright_e2e::pipelines::{
-    api_call, clients, eventually, execution_records, source_bucket, start, PipelineBuilder,
+    api_call, clients, eventually, execution_records, source_bucket, start, wait_for,
+    PipelineBuilder,
 };
 use pipewright_e2e::stack;
 use pipewright_e2e::triggers::execution_record;
@@ -63,4 +64,118 @@ async fn a_task_failure_ends_the_execution_failed_instead_of_leaving_it_in_progr
         .map(|(sk, _)| sk)
         .collect();
     assert!(unfinished.is_empty(), "still InProgress: {unfinished:?}");
+}
+
+/// The reconciler: someone stops a pipeline's state machine run by hand (the Step Functions
+/// console, `aws stepfunctions stop-execution`). No task of the run records anything, so the
+/// execution would stay InProgress and keep its stage; the run's status change, delivered to the
+/// orchestrator by the stack's EventBridge rule, ends it Failed and hands the stage to the
+/// execution waiting for it. fakecloud 0.51 does not emit Step Functions status events, so the
+/// test delivers the event as the rule would, built from DescribeExecution.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_stopped_by_hand_is_reconciled_and_the_waiting_execution_goes_on() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = PipelineBuilder::new(stack, "reconcile")
+        .mode("QUEUED")
+        .variable("Sleep", "20")
+        .s3_source(&source_bucket(&c).await)
+        .commands("Build", &["sleep #{variables.Sleep}"])
+        .commands("Deploy", &["true"])
+        .create(stack);
+    let first = start(&c, &name).await;
+    let running = "ACTION#Build#Build#";
+    eventually(
+        "the first execution's Build action to run",
+        Duration::from_millis(300),
+        || async {
+            execution_records(&c, stack, &first)
+                .await
+                .iter()
+                .any(|(sk, r)| sk.starts_with(running) && r["status"] == "InProgress")
+                .then_some(())
+        },
+    )
+    .await;
+    let second = c
+        .codepipeline
+        .start_pipeline_execution()
+        .name(&name)
+        .variables(
+            aws_sdk_codepipeline::types::PipelineVariable::builder()
+                .name("Sleep")
+                .value("0")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("StartPipelineExecution")
+        .pipeline_execution_id()
+        .unwrap()
+        .to_string();
+
+    // Stop the first execution's run behind Pipewright's back.
+    let run = execution_record(&c, stack, &first).await["stateMachineExecutionArn"]
+        .as_str()
+        .expect("the run is recorded")
+        .to_string();
+    let sfn = aws_sdk_sfn::Client::new(&c.sdk);
+    sfn.stop_execution()
+        .execution_arn(&run)
+        .send()
+        .await
+        .expect("StopExecution");
+    let described = sfn
+        .describe_execution()
+        .execution_arn(&run)
+        .send()
+        .await
+        .expect("DescribeExecution");
+    assert_eq!(described.status().as_str(), "ABORTED");
+    let event = json!({
+        "version": "0",
+        "id": format!("{first}-status"),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "region": "us-east-1",
+        "resources": [run],
+        "detail": {
+            "executionArn": run,
+            "stateMachineArn": described.state_machine_arn(),
+            "name": described.name(),
+            "status": "ABORTED",
+            "input": described.input(),
+            "error": described.error(),
+            "cause": described.cause()
+        }
+    });
+    let reconcile = || async {
+        let out = c
+            .lambda
+            .invoke()
+            .function_name(stack.output("OrchestratorFunctionArn"))
+            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+            .send()
+            .await
+            .expect("Invoke orchestrator");
+        assert!(out.function_error().is_none(), "{:?}", out.payload());
+        serde_json::from_slice::<serde_json::Value>(out.payload().unwrap().as_ref()).unwrap()
+    };
+    assert_eq!(reconcile().await, json!({"reconciled": true}));
+
+    let record = execution_record(&c, stack, &first).await;
+    assert_eq!(record["status"], "Failed", "{record:#}");
+    let summary = record["statusSummary"].as_str().unwrap_or_default();
+    assert!(summary.contains("stopped outside Pipewright"), "{summary}");
+    // The stage went to the waiting execution, which runs to the end.
+    let (status, summary) = wait_for(&c, &name, &second).await;
+    assert_eq!(
+        status,
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Succeeded,
+        "{summary:?}"
+    );
+    // The same event again (EventBridge delivers at least once) changes nothing.
+    assert_eq!(reconcile().await, json!({"reconciled": false}));
 }

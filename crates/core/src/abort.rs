@@ -15,8 +15,16 @@
 //! or an abort racing a late leave, records and publishes nothing twice. When the pipeline's
 //! declaration cannot be read, the locks of the stages the execution has records for are
 //! released.
+//!
+//! The reconciler is the safety net for what the definition's catchers miss (the `Abort` task
+//! failing too, a run stopped by hand in the Step Functions console, a run that timed out): an
+//! EventBridge rule sends Step Functions' "Execution Status Change" events of Pipewright's state
+//! machines that ended `FAILED`, `TIMED_OUT` or `ABORTED` to the orchestrator, which reads them
+//! with [`run_ended`] and aborts the execution through [`Engine::reconcile_run`], but only when
+//! the run is the one the execution records as its current run (a stage retry starts a new run)
+//! and the execution is still in progress.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::engine::{Engine, EngineError, ExecutionIds};
 use crate::events::{ActionState, PipelineState, StageState};
@@ -56,7 +64,87 @@ pub fn abort_reason(error: &Value) -> String {
     }
 }
 
+/// A Pipewright state machine run that ended badly, as Step Functions' status event says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnded {
+    /// The execution the run carried (from the run's input).
+    pub ids: ExecutionIds,
+    /// The run.
+    pub execution_arn: String,
+    /// `FAILED`, `TIMED_OUT` or `ABORTED`.
+    pub status: String,
+    /// What to record: `{Error, Cause}` (the run's error and cause when it has them).
+    pub error: Value,
+}
+
+/// The ended run an EventBridge event describes: a `Step Functions Execution Status Change`
+/// from `aws.states` with status `FAILED`, `TIMED_OUT` or `ABORTED` and an input that names a
+/// pipeline execution. Anything else: `None`.
+pub fn run_ended(event: &Value) -> Option<RunEnded> {
+    if event["source"] != "aws.states"
+        || event["detail-type"] != "Step Functions Execution Status Change"
+    {
+        return None;
+    }
+    let detail = &event["detail"];
+    let status = detail["status"].as_str()?;
+    if !matches!(status, "FAILED" | "TIMED_OUT" | "ABORTED") {
+        return None;
+    }
+    let input: Value = serde_json::from_str(detail["input"].as_str()?).ok()?;
+    let ids: ExecutionIds = serde_json::from_value(json!({
+        "pipelineName": input["pipelineName"],
+        "pipelineVersion": input["pipelineVersion"],
+        "pipelineExecutionId": input["pipelineExecutionId"],
+    }))
+    .ok()?;
+    let text = |key: &str| detail[key].as_str().filter(|s| !s.is_empty());
+    let error = json!({
+        "Error": text("error").unwrap_or(match status {
+            "TIMED_OUT" => "States.Timeout",
+            "ABORTED" => "Execution.Aborted",
+            _ => "States.Failed",
+        }),
+        "Cause": text("cause").unwrap_or(match status {
+            "ABORTED" => "the state machine run was stopped outside Pipewright",
+            "TIMED_OUT" => "the state machine run timed out",
+            _ => "the state machine run failed",
+        }),
+    });
+    Some(RunEnded {
+        ids,
+        execution_arn: detail["executionArn"].as_str()?.to_string(),
+        status: status.to_string(),
+        error,
+    })
+}
+
 impl Engine<'_> {
+    /// Make the records agree with a run that ended badly ([`run_ended`]): when it is the run
+    /// the execution records as current and the execution is still in progress, abort it. Returns
+    /// whether anything was done.
+    pub async fn reconcile_run(&self, ended: &RunEnded, now: f64) -> Result<bool, EngineError> {
+        let Some(snapshot) = self
+            .executions
+            .snapshot(&ended.ids.pipeline_execution_id)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let execution = &snapshot.execution;
+        let current =
+            execution.state_machine_execution_arn.as_deref() == Some(&ended.execution_arn);
+        let in_progress = matches!(
+            execution.status,
+            PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping
+        );
+        if !current || !in_progress || execution.pipeline_name != ended.ids.pipeline_name {
+            return Ok(false);
+        }
+        self.abort_execution(&ended.ids, &ended.error, now).await?;
+        Ok(true)
+    }
+
     /// Abort execution `ids` after its state machine caught `error` (`{Error, Cause}`); see the
     /// module docs. Idempotent.
     pub async fn abort_execution(
@@ -211,5 +299,39 @@ mod tests {
         let long = abort_reason(&json!({"Error": "E", "Cause": "x".repeat(2000)}));
         assert_eq!(long.chars().count(), MAX_REASON_CHARS);
         assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn status_change_events_of_pipewright_runs_are_read() {
+        let event = json!({
+            "source": "aws.states",
+            "detail-type": "Step Functions Execution Status Change",
+            "detail": {
+                "executionArn": "arn:aws:states:us-east-1:123456789012:execution:pipewright-app-v1-0a1b2c3d:e-1",
+                "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:pipewright-app-v1-0a1b2c3d",
+                "status": "ABORTED",
+                "input": "{\"pipelineName\":\"app\",\"pipelineVersion\":1,\"pipelineExecutionId\":\"e-1\"}",
+                "error": null,
+                "cause": null
+            }
+        });
+        let ended = run_ended(&event).unwrap();
+        assert_eq!(ended.ids.pipeline_name, "app");
+        assert_eq!(ended.ids.pipeline_version, 1);
+        assert_eq!(ended.ids.pipeline_execution_id, "e-1");
+        assert_eq!(ended.status, "ABORTED");
+        assert_eq!(
+            abort_reason(&ended.error),
+            "Execution.Aborted: the state machine run was stopped outside Pipewright"
+        );
+        let mut succeeded = event.clone();
+        succeeded["detail"]["status"] = json!("SUCCEEDED");
+        assert_eq!(run_ended(&succeeded), None);
+        let mut foreign = event.clone();
+        foreign["detail"]["input"] = json!("{\"order\": 7}");
+        assert_eq!(run_ended(&foreign), None);
+        let mut other = event;
+        other["source"] = json!("aws.s3");
+        assert_eq!(run_ended(&other), None);
     }
 }

@@ -1057,10 +1057,20 @@ impl Engine<'_> {
             .ensure(&name, &definition)
             .await
             .map_err(EngineError::StateMachine)?;
-        self.machines
+        let arn = self
+            .machines
             .start(&machine, run_name, &input)
             .await
             .map_err(EngineError::StateMachine)?;
+        // The run that now carries the execution (the reconciler acts on this one only).
+        execution.state_machine_execution_arn = Some(arn);
+        if let Err(e) = self
+            .executions
+            .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+            .await
+        {
+            tracing::warn!(error = %e, "recording the resumed run failed");
+        }
         Ok(())
     }
 }

@@ -341,6 +341,18 @@ impl Engine<'_> {
                 .await;
             return Err(EngineError::StateMachine(e).into());
         }
+        if let Ok(arn) = started {
+            // The run that now carries the execution (the reconciler acts on this one only).
+            let mut running = resumed;
+            running.state_machine_execution_arn = Some(arn);
+            if let Err(e) = self
+                .executions
+                .put_execution(&running, &[PipelineExecutionStatus::InProgress])
+                .await
+            {
+                tracing::warn!(execution = %id, error = %e, "recording the retry's run failed");
+            }
+        }
         Ok(())
     }
 

@@ -1842,7 +1842,41 @@ pub enum TaskRequest {
     },
 }
 
+/// What the orchestrator function receives: a task of a state machine, or an EventBridge event
+/// (the reconciler's rule: a Step Functions run that ended badly, see [`crate::abort`]).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OrchestratorEvent {
+    /// A task (`op` names it).
+    Task(TaskRequest),
+    /// Anything else: read as a Step Functions status change.
+    Event(Value),
+}
+
 impl Engine<'_> {
+    /// Handle what the orchestrator received: a task ([`Engine::handle_orchestrator_task`]) or a
+    /// status change of a run ([`Engine::reconcile_run`], answering `{"reconciled": bool}`).
+    pub async fn handle_orchestrator_event(
+        &self,
+        event: OrchestratorEvent,
+        now: f64,
+    ) -> Result<Value, EngineError> {
+        match event {
+            OrchestratorEvent::Task(task) => self.handle_orchestrator_task(task, now).await,
+            OrchestratorEvent::Event(event) => match crate::abort::run_ended(&event) {
+                Some(ended) => {
+                    let reconciled = self.reconcile_run(&ended, now).await?;
+                    Ok(json!({ "reconciled": reconciled }))
+                }
+                None => Err(EngineError::Invalid(
+                    "neither a state machine task (`op`) nor a Step Functions status change of a \
+                     run that ended FAILED, TIMED_OUT or ABORTED"
+                        .into(),
+                )),
+            },
+        }
+    }
+
     /// Run one orchestrator task; returns the task's result (`{"failed": bool}` for
     /// `checkGroup`, `{}` otherwise). `runAction` belongs to the action function.
     pub async fn handle_orchestrator_task(

@@ -1,26 +1,31 @@
 //! `orchestrator`: the Step Functions tasks that move an execution through its stages
-//! (`enterStage`, `checkGroup`, `leaveStage`, `finishExecution`; see `docs/engine.md`).
+//! (`enterStage`, `checkGroup`, `leaveStage`, `finishExecution`, `abortExecution`; see
+//! `docs/engine.md`), and the reconciler: Step Functions status changes of runs that ended
+//! FAILED, TIMED_OUT or ABORTED (an EventBridge rule).
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
-use pipewright_core::engine::TaskRequest;
+use pipewright_core::engine::OrchestratorEvent;
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     pipewright_aws::logging::init();
     let adapters = Adapters::from_env().await?;
-    run(service_fn(|event: LambdaEvent<TaskRequest>| {
+    run(service_fn(|event: LambdaEvent<OrchestratorEvent>| {
         handle(&adapters, event)
     }))
     .await
 }
 
-/// Run the task (the runtime decoded it; a payload that is no task fails the invocation),
-/// return its result.
-async fn handle(adapters: &Adapters, event: LambdaEvent<TaskRequest>) -> Result<Value, Error> {
+/// Run the task, or reconcile the run a status change says ended (the runtime decoded it),
+/// return the result.
+async fn handle(
+    adapters: &Adapters,
+    event: LambdaEvent<OrchestratorEvent>,
+) -> Result<Value, Error> {
     let engine = adapters.engine(&event.context.invoked_function_arn);
     Ok(engine
-        .handle_orchestrator_task(event.payload, pipewright_aws::now())
+        .handle_orchestrator_event(event.payload, pipewright_aws::now())
         .await?)
 }
