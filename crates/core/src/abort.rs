@@ -6,10 +6,14 @@
 //! 1. actions still recorded `InProgress` end `Failed` (their tasks died with the state that
 //!    failed), with an `ACTION FAILED` event each;
 //! 2. stages still recorded `InProgress` end `Failed`, with a `STAGE FAILED` event each;
-//! 3. the execution ends `Failed` (or `Stopped`, when it was stopping) with a `statusSummary`
-//!    that names the error and says what to do;
-//! 4. every stage lock of the pipeline releases the execution, as holder or waiter, so the next
-//!    execution enters: no stage stays locked behind a dead execution.
+//! 3. every stage lock of the pipeline releases the execution, as holder or waiter, so the next
+//!    execution enters: no stage stays locked behind a dead execution;
+//! 4. the execution ends `Failed` (or `Stopped`, when it was stopping) with a `statusSummary`
+//!    that names the error and says what to do. Last: an abort that fails before it is redone
+//!    (by Step Functions' retry or the reconciler), since the execution still runs.
+//!
+//! The `Abort` task names its run (`$$.Execution.Id`): a run that is no longer the execution's
+//! current one (a stage retry or a condition override started another) aborts nothing.
 //!
 //! Each step changes only what is still in progress (conditional writes), so a repeated abort,
 //! or an abort racing a late leave, records and publishes nothing twice. When the pipeline's
@@ -141,21 +145,30 @@ impl Engine<'_> {
         if !current || !in_progress || execution.pipeline_name != ended.ids.pipeline_name {
             return Ok(false);
         }
-        self.abort_execution(&ended.ids, &ended.error, now).await?;
+        self.abort_execution(&ended.ids, &ended.error, Some(&ended.execution_arn), now)
+            .await?;
         Ok(true)
     }
 
-    /// Abort execution `ids` after its state machine caught `error` (`{Error, Cause}`); see the
-    /// module docs. Idempotent.
+    /// Abort execution `ids` after its state machine run `run` caught `error` (`{Error,
+    /// Cause}`); see the module docs. A run that is not the execution's current one (a stage
+    /// retry or a condition override started another since) changes nothing. Idempotent.
     pub async fn abort_execution(
         &self,
         ids: &ExecutionIds,
         error: &Value,
+        run: Option<&str>,
         now: f64,
     ) -> Result<(), EngineError> {
         let snapshot = self
             .snapshot_of(&ids.pipeline_name, &ids.pipeline_execution_id)
             .await?;
+        if let (Some(run), Some(current)) = (run, &snapshot.execution.state_machine_execution_arn) {
+            if run != current {
+                tracing::info!(execution = %ids.pipeline_execution_id, %run, %current, "an older run's failure: nothing to abort");
+                return Ok(());
+            }
+        }
         let reason = abort_reason(error);
         tracing::warn!(
             execution = %ids.pipeline_execution_id,
@@ -216,24 +229,6 @@ impl Engine<'_> {
         }
         self.publish(stage_events).await;
 
-        if crate::control::is_stopping(execution.status) {
-            self.finish_stopping(execution, now).await?;
-        } else {
-            let summary = format!(
-                "Pipewright stopped this execution because a step of its state machine failed \
-                 ({reason}). Its stages were released; retry the failed stage or start a new \
-                 execution."
-            );
-            self.end_in_progress(
-                &snapshot,
-                PipelineExecutionStatus::Failed,
-                PipelineState::Failed,
-                &summary,
-                now,
-            )
-            .await?;
-        }
-
         let stages: Vec<String> = match self
             .pipelines
             .get(&ids.pipeline_name, Some(ids.pipeline_version))
@@ -245,7 +240,8 @@ impl Engine<'_> {
                 .iter()
                 .map(|s| s.name.clone())
                 .collect(),
-            _ => {
+            Err(e) => return Err(e.into()),
+            Ok(None) => {
                 let mut names: Vec<String> = snapshot
                     .stages
                     .iter()
@@ -265,10 +261,29 @@ impl Engine<'_> {
                 first_error.get_or_insert(e);
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
+        // Released before the execution ends: an abort that fails here is retried (or redone by
+        // the reconciler), which it would not be once the execution no longer runs.
+        if let Some(e) = first_error {
+            return Err(e);
         }
+        if crate::control::is_stopping(execution.status) {
+            self.finish_stopping(execution, now).await?;
+        } else {
+            let summary = format!(
+                "Pipewright stopped this execution because a step of its state machine failed \
+                 ({reason}). Its stages were released; retry the failed stage or start a new \
+                 execution."
+            );
+            self.end_in_progress(
+                &snapshot,
+                PipelineExecutionStatus::Failed,
+                PipelineState::Failed,
+                &summary,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 

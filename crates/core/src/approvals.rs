@@ -303,6 +303,12 @@ impl Engine<'_> {
             )));
         }
         if action.status != ActionExecutionStatus::InProgress {
+            // Decided, but the pipeline may never have heard it (a lost callback): deliver it.
+            if action.task_token.is_some() {
+                if let Err(e) = self.answer_unsent(&action).await {
+                    tracing::warn!(error = %e, "re-sending a decided approval's callback failed");
+                }
+            }
             let how = match (&action.status, &action.updated_by) {
                 (ActionExecutionStatus::Succeeded, Some(by)) => format!("approved by {by}"),
                 (ActionExecutionStatus::Failed, _)

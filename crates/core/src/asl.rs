@@ -188,6 +188,15 @@ pub fn state_machine_name(pipeline: &str, version: u32) -> String {
     name_within(pipeline, version, MAX_NAME_LENGTH)
 }
 
+/// The ARN of run `run` (its execution name) of the state machine `machine` (an ARN), as Step
+/// Functions forms it: known before the run starts, so it is recorded before it starts.
+pub fn run_arn(machine: &str, run: &str) -> String {
+    format!(
+        "{}:{run}",
+        machine.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
 /// The name of the state machine running `definition` (compiled from version `version` of
 /// `pipeline`): [`state_machine_name`], then `-` and 8 hex digits of a hash of the definition,
 /// still at most 80 characters. The definition names the stack's own functions, so two stacks
@@ -855,6 +864,8 @@ fn succeeded_state(targets: &AslTargets, abortable: bool) -> Value {
 fn abort_state(targets: &AslTargets) -> Value {
     let mut body = payload(OP_ABORT_EXECUTION);
     body.insert("error.$".into(), "$.error".into());
+    // Which run aborts: a stale run (one a stage retry replaced) changes nothing.
+    body.insert("run.$".into(), "$$.Execution.Id".into());
     let mut task = lambda_task(
         LAMBDA_INVOKE,
         "A task failed: record the execution as Failed and release its stages.".to_owned(),

@@ -1022,6 +1022,30 @@ impl Engine<'_> {
         execution.status = PipelineExecutionStatus::InProgress;
         execution.status_summary = None;
         execution.last_update_time = now;
+        // The machine first: the new run's ARN is recorded with the resumed execution, before
+        // the run starts (the reconciler and the Abort task act on the current run only).
+        let run = match next {
+            Some(next) => {
+                let targets = self.config.targets.as_ref().ok_or_else(|| {
+                    EngineError::StateMachine("this function cannot start state machines".into())
+                })?;
+                let definition = crate::asl::compile(declaration, targets);
+                let name = crate::asl::machine_name(
+                    &execution.pipeline_name,
+                    execution.pipeline_version,
+                    &definition,
+                );
+                let machine = self
+                    .machines
+                    .ensure(&name, &definition)
+                    .await
+                    .map_err(EngineError::StateMachine)?;
+                execution.state_machine_execution_arn =
+                    Some(crate::asl::run_arn(&machine, run_name));
+                Some((machine, next))
+            }
+            None => None,
+        };
         self.executions
             .put_execution(&execution, &[PipelineExecutionStatus::Failed])
             .await?;
@@ -1034,43 +1058,19 @@ impl Engine<'_> {
             pipeline_version: execution.pipeline_version,
             pipeline_execution_id: execution.pipeline_execution_id.clone(),
         };
-        let Some(next) = next else {
+        let Some((machine, next)) = run else {
             return self.finish_execution(&ids, now).await;
         };
-        let targets = self.config.targets.as_ref().ok_or_else(|| {
-            EngineError::StateMachine("this function cannot start state machines".into())
-        })?;
-        let definition = crate::asl::compile(declaration, targets);
-        let name = crate::asl::machine_name(
-            &execution.pipeline_name,
-            execution.pipeline_version,
-            &definition,
-        );
         let input = json!({
             "pipelineName": execution.pipeline_name,
             "pipelineVersion": execution.pipeline_version,
             "pipelineExecutionId": execution.pipeline_execution_id,
             "startStage": next,
         });
-        let machine = self
-            .machines
-            .ensure(&name, &definition)
-            .await
-            .map_err(EngineError::StateMachine)?;
-        let arn = self
-            .machines
+        self.machines
             .start(&machine, run_name, &input)
             .await
             .map_err(EngineError::StateMachine)?;
-        // The run that now carries the execution (the reconciler acts on this one only).
-        execution.state_machine_execution_arn = Some(arn);
-        if let Err(e) = self
-            .executions
-            .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
-            .await
-        {
-            tracing::warn!(error = %e, "recording the resumed run failed");
-        }
         Ok(())
     }
 }

@@ -297,35 +297,44 @@ impl Engine<'_> {
         resumed.stop_reason = None;
         resumed.last_update_time = now;
         let was_running = execution.status == PipelineExecutionStatus::InProgress;
-        if !was_running {
-            self.executions
-                .put_execution(&resumed, &[execution.status])
-                .await
-                .map_err(|e| match e {
-                    StoreError::Conflict(_) => RetryError::NotRetryable(format!(
-                        "pipeline execution {id} changed meanwhile"
-                    )),
-                    e => e.into(),
-                })?;
-        }
+        // The machine first: the new run's ARN is recorded with the resumed execution, before
+        // the run starts, so the old run's late failure (its Abort task, its status event) is
+        // known to be stale.
+        let definition = asl::compile(&ran.declaration, targets);
+        let name = asl::machine_name(pipeline_name, execution.pipeline_version, &definition);
+        let run_name = format!("{id}-retry-{}", attempt.attempt);
+        let machine = self
+            .machines
+            .ensure(&name, &definition)
+            .await
+            .map_err(EngineError::StateMachine)?;
+        resumed.state_machine_execution_arn = Some(asl::run_arn(&machine, &run_name));
+        let expected = if was_running {
+            PipelineExecutionStatus::InProgress
+        } else {
+            execution.status
+        };
+        self.executions
+            .put_execution(&resumed, &[expected])
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    RetryError::NotRetryable(format!("pipeline execution {id} changed meanwhile"))
+                }
+                e => e.into(),
+            })?;
         self.executions.put_stage(pipeline_name, &attempt).await?;
         if !was_running {
             self.publish(vec![self.pipeline_event(&resumed, PipelineState::Resumed)])
                 .await;
         }
-        let definition = asl::compile(&ran.declaration, targets);
-        let name = asl::machine_name(pipeline_name, execution.pipeline_version, &definition);
         let input = json!({
             "pipelineName": pipeline_name,
             "pipelineVersion": execution.pipeline_version,
             "pipelineExecutionId": id,
             "startStage": stage,
         });
-        let run_name = format!("{id}-retry-{}", attempt.attempt);
-        let started = match self.machines.ensure(&name, &definition).await {
-            Ok(machine) => self.machines.start(&machine, &run_name, &input).await,
-            Err(e) => Err(e),
-        };
+        let started = self.machines.start(&machine, &run_name, &input).await;
         if let Err(e) = started {
             // Back to how it was (an automatic retry: failed): nothing runs.
             let mut failed = resumed.clone();
@@ -340,18 +349,6 @@ impl Engine<'_> {
                 .put_execution(&failed, &[PipelineExecutionStatus::InProgress])
                 .await;
             return Err(EngineError::StateMachine(e).into());
-        }
-        if let Ok(arn) = started {
-            // The run that now carries the execution (the reconciler acts on this one only).
-            let mut running = resumed;
-            running.state_machine_execution_arn = Some(arn);
-            if let Err(e) = self
-                .executions
-                .put_execution(&running, &[PipelineExecutionStatus::InProgress])
-                .await
-            {
-                tracing::warn!(execution = %id, error = %e, "recording the retry's run failed");
-            }
         }
         Ok(())
     }

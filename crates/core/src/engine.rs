@@ -1364,7 +1364,7 @@ impl Engine<'_> {
     }
 
     /// The run `started` of an action completed already: send its callback if it never went out.
-    async fn answer_unsent(&self, started: &ActionExecution) -> Result<(), EngineError> {
+    pub(crate) async fn answer_unsent(&self, started: &ActionExecution) -> Result<(), EngineError> {
         let Some(snapshot) = self
             .executions
             .snapshot(&started.pipeline_execution_id)
@@ -1372,11 +1372,10 @@ impl Engine<'_> {
         else {
             return Ok(());
         };
-        let current = snapshot.actions.iter().find(|a| {
-            a.stage_name == started.stage_name
-                && a.action_name == started.action_name
-                && a.attempt == started.attempt
-        });
+        let current = snapshot
+            .actions
+            .iter()
+            .find(|a| a.action_execution_id == started.action_execution_id);
         match current {
             Some(current)
                 if current.status != ActionExecutionStatus::InProgress
@@ -1820,6 +1819,9 @@ pub enum TaskRequest {
         /// What Step Functions caught: `{Error, Cause}`.
         #[serde(default)]
         error: Value,
+        /// The run that aborts (`$$.Execution.Id`).
+        #[serde(default)]
+        run: Option<String>,
     },
     /// `runAction` (waits for its token).
     #[serde(rename_all = "camelCase")]
@@ -1863,6 +1865,13 @@ impl Engine<'_> {
     ) -> Result<Value, EngineError> {
         match event {
             OrchestratorEvent::Task(task) => self.handle_orchestrator_task(task, now).await,
+            // A task (it has `op`) that did not decode: say why, not that it is no event.
+            OrchestratorEvent::Event(event) if event.get("op").is_some() => {
+                match serde_json::from_value::<TaskRequest>(event) {
+                    Ok(task) => self.handle_orchestrator_task(task, now).await,
+                    Err(e) => Err(EngineError::Invalid(format!("bad task payload: {e}"))),
+                }
+            }
             OrchestratorEvent::Event(event) => match crate::abort::run_ended(&event) {
                 Some(ended) => {
                     let reconciled = self.reconcile_run(&ended, now).await?;
@@ -1918,8 +1927,9 @@ impl Engine<'_> {
                 self.finish_execution(&ids, now).await?;
                 Ok(json!({}))
             }
-            TaskRequest::AbortExecution { ids, error } => {
-                self.abort_execution(&ids, &error, now).await?;
+            TaskRequest::AbortExecution { ids, error, run } => {
+                self.abort_execution(&ids, &error, run.as_deref(), now)
+                    .await?;
                 Ok(json!({}))
             }
             TaskRequest::RunAction { .. } => Err(EngineError::Invalid(

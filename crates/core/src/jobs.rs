@@ -161,6 +161,14 @@ impl Engine<'_> {
             .filter(|r| is_job_worker(&r.input.action_type_id))
             .ok_or_else(|| JobError::NotFound(format!("job {job_id} does not exist")))?;
         if record.status != ActionExecutionStatus::InProgress {
+            if record.task_token.is_some() {
+                // Its result is recorded but the pipeline never heard it (the callback was lost):
+                // this retry delivers it.
+                return self
+                    .answer_unsent(&record)
+                    .await
+                    .map_err(|e| callback_error(&record, e));
+            }
             return Err(JobError::InvalidState(format!(
                 "job {job_id} is not in progress: its action {} is {}",
                 record.action_name, record.status
@@ -216,14 +224,10 @@ impl Engine<'_> {
         outcome: ActionOutcome,
         now: f64,
     ) -> Result<(), JobError> {
-        match self.complete_action(record, outcome, now).await {
-            Ok(_) => Ok(()),
-            Err(EngineError::Callback(e)) => Err(JobError::InvalidState(format!(
-                "job {} is no longer awaited by its pipeline execution: {e}",
-                record.action_execution_id
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        self.complete_action(record, outcome, now)
+            .await
+            .map(|_| ())
+            .map_err(|e| callback_error(record, e))
     }
 
     /// Record the progress reported and invoke the function again with `token`. When it cannot
@@ -348,5 +352,25 @@ mod tests {
         assert!(is_job_worker(&id(ActionCategory::Invoke, "Lambda")));
         assert!(!is_job_worker(&id(ActionCategory::Invoke, "StepFunctions")));
         assert!(!is_job_worker(&id(ActionCategory::Compute, "Commands")));
+    }
+}
+
+/// A failed callback of job `record`: a token Step Functions no longer awaits (the action timed
+/// out, the execution ended) means the job is no longer in progress; any other failure
+/// (throttling, an unreachable endpoint) is the server's, so the worker's SDK retries, and its
+/// retry delivers the recorded result.
+fn callback_error(record: &ActionExecution, e: EngineError) -> JobError {
+    match e {
+        EngineError::Callback(message)
+            if ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"]
+                .iter()
+                .any(|gone| message.contains(gone)) =>
+        {
+            JobError::InvalidState(format!(
+                "job {} is no longer awaited by its pipeline execution: {message}",
+                record.action_execution_id
+            ))
+        }
+        e => e.into(),
     }
 }

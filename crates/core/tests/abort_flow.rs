@@ -149,3 +149,42 @@ async fn aborting_a_stopping_execution_ends_it_stopped() {
         StageExecutionStatus::Failed
     );
 }
+
+#[tokio::test]
+async fn an_older_runs_abort_changes_nothing() {
+    let world = World::with_pipeline(three_stages("abortable", ExecutionMode::Queued)).await;
+    in_build(&world, A).await;
+    let engine = world.engine();
+    let current = world
+        .snapshot(A)
+        .await
+        .execution
+        .state_machine_execution_arn
+        .expect("the run is recorded");
+    let mut stale = abort_task(A);
+    if let TaskRequest::AbortExecution { run, .. } = &mut stale {
+        *run = Some(format!("{current}-retry-1-replaced"));
+    }
+    let events_before = world.events().len();
+    engine.handle_orchestrator_task(stale, 40.0).await.unwrap();
+    let snapshot = world.snapshot(A).await;
+    assert_eq!(
+        snapshot.execution.status,
+        PipelineExecutionStatus::InProgress
+    );
+    assert_eq!(
+        snapshot.stage("Build").unwrap().status,
+        StageExecutionStatus::InProgress
+    );
+    assert_eq!(world.events().len(), events_before);
+    // The current run's abort does abort.
+    let mut own = abort_task(A);
+    if let TaskRequest::AbortExecution { run, .. } = &mut own {
+        *run = Some(current);
+    }
+    engine.handle_orchestrator_task(own, 41.0).await.unwrap();
+    assert_eq!(
+        world.snapshot(A).await.execution.status,
+        PipelineExecutionStatus::Failed
+    );
+}
