@@ -337,24 +337,6 @@ impl Engine<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_lambda_invoke_actions_are_job_workers() {
-        let id = |category, provider: &str| ActionTypeId {
-            category,
-            owner: ActionOwner::Aws,
-            provider: provider.into(),
-            version: "1".into(),
-        };
-        assert!(is_job_worker(&id(ActionCategory::Invoke, "Lambda")));
-        assert!(!is_job_worker(&id(ActionCategory::Invoke, "StepFunctions")));
-        assert!(!is_job_worker(&id(ActionCategory::Compute, "Commands")));
-    }
-}
-
 /// A failed callback of job `record`: a token Step Functions no longer awaits (the action timed
 /// out, the execution ended) means the job is no longer in progress; any other failure
 /// (throttling, an unreachable endpoint) is the server's, so the worker's SDK retries, and its
@@ -372,5 +354,23 @@ fn callback_error(record: &ActionExecution, e: EngineError) -> JobError {
             ))
         }
         e => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lambda_invoke_actions_are_job_workers() {
+        let id = |category, provider: &str| ActionTypeId {
+            category,
+            owner: ActionOwner::Aws,
+            provider: provider.into(),
+            version: "1".into(),
+        };
+        assert!(is_job_worker(&id(ActionCategory::Invoke, "Lambda")));
+        assert!(!is_job_worker(&id(ActionCategory::Invoke, "StepFunctions")));
+        assert!(!is_job_worker(&id(ActionCategory::Compute, "Commands")));
     }
 }
