@@ -30,12 +30,10 @@
 
 use serde_json::{json, Value};
 
+use crate::control::ActionEnd;
 use crate::engine::{Engine, EngineError, ExecutionIds};
 use crate::events::{ActionState, PipelineState, StageState};
-use crate::execution::{
-    ActionExecutionStatus, ErrorDetails, PipelineExecutionStatus, StageExecutionStatus,
-};
-use crate::store::StoreError;
+use crate::execution::{ActionExecutionStatus, PipelineExecutionStatus, StageExecutionStatus};
 
 /// The longest reason an abort puts in a `statusSummary` or an action's error message.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -178,41 +176,17 @@ impl Engine<'_> {
         );
         let execution = &snapshot.execution;
 
-        for action in &snapshot.actions {
-            if action.status != ActionExecutionStatus::InProgress {
-                continue;
-            }
-            let mut record = action.clone();
-            let token = record.task_token.take();
-            record.status = ActionExecutionStatus::Failed;
-            record.last_update_time = now;
-            record.output.execution_result.error_details = Some(ErrorDetails {
-                code: "JobFailed".into(),
-                message: format!("the execution was aborted: {reason}"),
-            });
-            match self
-                .executions
-                .put_action(&record, Some(ActionExecutionStatus::InProgress))
-                .await
-            {
-                Ok(()) => {}
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            self.publish(vec![self.action_event(
-                execution,
-                &record,
-                ActionState::Failed,
-            )])
-            .await;
-            if let Some(token) = token {
-                // The task is most likely gone with the state that failed; nothing waits on it.
-                let _ = self
-                    .tasks
-                    .fail(&token, crate::asl::ABORTED_ERROR, &reason)
-                    .await;
-            }
-        }
+        let message = format!("the execution was aborted: {reason}");
+        let end = ActionEnd {
+            status: ActionExecutionStatus::Failed,
+            state: ActionState::Failed,
+            code: "JobFailed",
+            message: &message,
+            task_error: crate::asl::ABORTED_ERROR,
+            task_cause: &reason,
+        };
+        self.end_running_actions(&snapshot, execution, &end, now)
+            .await?;
 
         let mut stage_events = Vec::new();
         for stage in &snapshot.stages {

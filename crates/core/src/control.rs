@@ -522,17 +522,40 @@ impl Engine<'_> {
         execution: &PipelineExecution,
         now: f64,
     ) -> Result<(), EngineError> {
+        let message = "the execution was stopped and abandoned";
+        let end = ActionEnd {
+            status: ActionExecutionStatus::Abandoned,
+            state: ActionState::Abandoned,
+            code: "Abandoned",
+            message,
+            task_error: asl::STOPPED_ERROR,
+            task_cause: message,
+        };
+        self.end_running_actions(snapshot, execution, &end, now)
+            .await
+    }
+
+    /// End every action of `snapshot` still `InProgress` as `end` says: record it (conditional
+    /// on it still running; one that ended meanwhile is left alone), publish its event, and fail
+    /// its task token (best effort: its task may be gone already).
+    pub(crate) async fn end_running_actions(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        execution: &PipelineExecution,
+        end: &ActionEnd<'_>,
+        now: f64,
+    ) -> Result<(), EngineError> {
         for action in &snapshot.actions {
             if action.status != ActionExecutionStatus::InProgress {
                 continue;
             }
             let mut record = action.clone();
             let token = record.task_token.take();
-            record.status = ActionExecutionStatus::Abandoned;
+            record.status = end.status;
             record.last_update_time = now;
             record.output.execution_result.error_details = Some(ErrorDetails {
-                code: "Abandoned".into(),
-                message: "the execution was stopped and abandoned".into(),
+                code: end.code.into(),
+                message: end.message.into(),
             });
             match self
                 .executions
@@ -544,20 +567,12 @@ impl Engine<'_> {
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
-            self.publish(vec![self.action_event(
-                execution,
-                &record,
-                ActionState::Abandoned,
-            )])
-            .await;
+            self.publish(vec![self.action_event(execution, &record, end.state)])
+                .await;
             if let Some(token) = token {
                 let _ = self
                     .tasks
-                    .fail(
-                        &token,
-                        asl::STOPPED_ERROR,
-                        "the execution was stopped and abandoned",
-                    )
+                    .fail(&token, end.task_error, end.task_cause)
                     .await;
             }
         }
@@ -588,6 +603,22 @@ impl Engine<'_> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// How [`Engine::end_running_actions`] ends the actions still running.
+pub(crate) struct ActionEnd<'a> {
+    /// Their new status.
+    pub status: ActionExecutionStatus,
+    /// The `state` of their events.
+    pub state: ActionState,
+    /// `errorDetails.code`.
+    pub code: &'a str,
+    /// `errorDetails.message`.
+    pub message: &'a str,
+    /// The error their task tokens are failed with.
+    pub task_error: &'a str,
+    /// Its cause.
+    pub task_cause: &'a str,
 }
 
 /// The stage the execution is in, if any.

@@ -20,28 +20,6 @@ fn ids(id: &str) -> ExecutionIds {
     support::ids("abortable", id)
 }
 
-/// Execution `id` ran its source and is inside Build with its action running.
-async fn in_build(world: &World, id: &str) {
-    let engine = world.engine();
-    world.run_source(&engine, "abortable", id, "v1").await;
-    engine
-        .enter_stage(&ids(id), "Build", &format!("t-enter-build-{id}"), 20.0)
-        .await
-        .unwrap();
-    engine
-        .begin_action(
-            &ids(id),
-            "Build",
-            "Build",
-            &format!("act-{id}"),
-            &format!("t-build-{id}"),
-            21.0,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-}
-
 /// The `abortExecution` task of `id` as the compiled definition sends it, after a Lambda
 /// function error was caught.
 fn abort_task(id: &str) -> TaskRequest {
@@ -61,7 +39,7 @@ fn abort_task(id: &str) -> TaskRequest {
 #[tokio::test]
 async fn an_aborted_execution_fails_with_its_reason_and_hands_the_stage_on() {
     let world = World::with_pipeline(three_stages("abortable", ExecutionMode::Queued)).await;
-    in_build(&world, A).await;
+    world.in_build("abortable", A).await;
     // B waits in front of Build, which A holds.
     let engine = world.engine();
     world.run_source(&engine, "abortable", B, "v2").await;
@@ -129,7 +107,7 @@ async fn an_aborted_execution_fails_with_its_reason_and_hands_the_stage_on() {
 #[tokio::test]
 async fn aborting_a_stopping_execution_ends_it_stopped() {
     let world = World::with_pipeline(three_stages("abortable", ExecutionMode::Queued)).await;
-    in_build(&world, A).await;
+    world.in_build("abortable", A).await;
     world
         .api(
             "StopPipelineExecution",
@@ -153,7 +131,7 @@ async fn aborting_a_stopping_execution_ends_it_stopped() {
 #[tokio::test]
 async fn an_older_runs_abort_changes_nothing() {
     let world = World::with_pipeline(three_stages("abortable", ExecutionMode::Queued)).await;
-    in_build(&world, A).await;
+    world.in_build("abortable", A).await;
     let engine = world.engine();
     let current = world
         .snapshot(A)

@@ -18,29 +18,6 @@ fn ids(id: &str) -> ExecutionIds {
     support::ids("stoppable", id)
 }
 
-/// Execution `id` ran its source and is inside Build with its action running (token
-/// `t-build-<id>`).
-async fn in_build(world: &World, id: &str) {
-    let engine = world.engine();
-    world.run_source(&engine, "stoppable", id, "v1").await;
-    engine
-        .enter_stage(&ids(id), "Build", &format!("t-enter-build-{id}"), 20.0)
-        .await
-        .unwrap();
-    engine
-        .begin_action(
-            &ids(id),
-            "Build",
-            "Build",
-            &format!("act-{id}"),
-            &format!("t-build-{id}"),
-            21.0,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-}
-
 fn stop(id: &str, abandon: bool) -> serde_json::Value {
     json!({"pipelineName": "stoppable", "pipelineExecutionId": id, "abandon": abandon, "reason": "bad commit"})
 }
@@ -48,7 +25,7 @@ fn stop(id: &str, abandon: bool) -> serde_json::Value {
 #[tokio::test]
 async fn stop_and_wait_lets_the_running_action_finish_then_stops() {
     let world = World::with_pipeline(three_stages("stoppable", ExecutionMode::Queued)).await;
-    in_build(&world, A).await;
+    world.in_build("stoppable", A).await;
     assert_eq!(
         world
             .api("StopPipelineExecution", stop(A, false))
@@ -138,7 +115,7 @@ async fn stop_and_wait_lets_the_running_action_finish_then_stops() {
 #[tokio::test]
 async fn stop_and_abandon_ends_at_once_and_hands_the_stage_to_the_next_execution() {
     let world = World::with_pipeline(three_stages("stoppable", ExecutionMode::Queued)).await;
-    in_build(&world, A).await;
+    world.in_build("stoppable", A).await;
     // B queues in front of Build.
     let engine = world.engine();
     world.run_source(&engine, "stoppable", B, "v2").await;
@@ -192,7 +169,7 @@ async fn stop_and_abandon_ends_at_once_and_hands_the_stage_to_the_next_execution
 #[tokio::test]
 async fn stopping_a_waiting_execution_takes_it_out_of_the_queue() {
     let world = World::with_pipeline(three_stages("stoppable", ExecutionMode::Queued)).await;
-    in_build(&world, A).await;
+    world.in_build("stoppable", A).await;
     let engine = world.engine();
     world.run_source(&engine, "stoppable", B, "v2").await;
     engine
@@ -239,7 +216,7 @@ async fn stopping_a_waiting_execution_takes_it_out_of_the_queue() {
 #[tokio::test]
 async fn stop_requests_are_checked() {
     let world = World::with_pipeline(three_stages("stoppable", ExecutionMode::Queued)).await;
-    in_build(&world, A).await;
+    world.in_build("stoppable", A).await;
     let err = world
         .api(
             "StopPipelineExecution",

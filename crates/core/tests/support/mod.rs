@@ -208,6 +208,35 @@ impl World {
     }
 
     /// Overwrite execution `id`'s status (as stopping it would).
+    /// Execution `id` of `pipeline` (a [`three_stages`] pipeline) ran its source and is inside
+    /// Build with its action running: enter token `t-enter-build-<id>`, action execution
+    /// `act-<id>` with task token `t-build-<id>`.
+    pub async fn in_build(&self, pipeline: &str, id: &str) {
+        let engine = self.engine();
+        self.run_source(&engine, pipeline, id, "v1").await;
+        engine
+            .enter_stage(
+                &ids(pipeline, id),
+                "Build",
+                &format!("t-enter-build-{id}"),
+                20.0,
+            )
+            .await
+            .unwrap();
+        engine
+            .begin_action(
+                &ids(pipeline, id),
+                "Build",
+                "Build",
+                &format!("act-{id}"),
+                &format!("t-build-{id}"),
+                21.0,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     pub async fn set_status(&self, id: &str, status: PipelineExecutionStatus) {
         let mut execution = self.snapshot(id).await.execution;
         let from = execution.status;
