@@ -1067,6 +1067,14 @@ impl Engine<'_> {
         if continues {
             return Ok(());
         }
+        // QUEUED: `enter_stage` releases the previous stage; when entering failed before it did
+        // (the Enter task's catcher leads here), the previous stage is released now, not held by
+        // an execution that is done with it. Releasing what it does not hold changes nothing.
+        if mode == ExecutionMode::Queued && !succeeded {
+            if let Some(previous) = previous_stage(&pipeline.declaration, stage) {
+                self.release_stage(ids, mode, previous, now).await?;
+            }
+        }
         // What the stage's conditions ask for once the failure is recorded.
         self.after_conditions(ids, stage, after, now).await
     }

@@ -166,3 +166,45 @@ async fn an_older_runs_abort_changes_nothing() {
         PipelineExecutionStatus::Failed
     );
 }
+
+/// QUEUED holds the stage an execution left until it queues in front of the next one; when the
+/// next stage's Enter task fails before that (its catcher leaves the stage Failed), the stage it
+/// left is released too, so the execution behind it goes on.
+#[tokio::test]
+async fn a_failed_entry_in_queued_mode_releases_the_stage_it_left() {
+    let world = World::with_pipeline(three_stages("abortable", ExecutionMode::Queued)).await;
+    let engine = world.engine();
+    world.run_source(&engine, "abortable", A, "v1").await;
+    // B waits in front of Source, which A still holds.
+    engine
+        .start_execution(pipewright_core::engine::StartRequest {
+            pipeline_name: "abortable".into(),
+            pipeline_execution_id: B.into(),
+            trigger: pipewright_core::execution::ExecutionTrigger {
+                trigger_type: pipewright_core::events::TriggerType::StartPipelineExecution,
+                trigger_detail: "test".into(),
+            },
+            variables: vec![],
+            source_revisions: vec![],
+            idempotency_key: None,
+            now: 15.0,
+        })
+        .await
+        .unwrap();
+    engine
+        .enter_stage(&ids(B), "Source", "t-enter-source-B", 16.0)
+        .await
+        .unwrap();
+    assert_eq!(world.answer("t-enter-source-B"), None);
+
+    // A's Enter of Build failed before it queued there: its catcher leaves Build Failed.
+    engine
+        .leave_stage(&ids(A), "Build", false, 20.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        world.snapshot(A).await.execution.status,
+        PipelineExecutionStatus::Failed
+    );
+    assert!(matches!(world.answer("t-enter-source-B"), Some(Ok(_))));
+}

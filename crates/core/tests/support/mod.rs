@@ -207,7 +207,6 @@ impl World {
             .unwrap();
     }
 
-    /// Overwrite execution `id`'s status (as stopping it would).
     /// Execution `id` of `pipeline` (a [`three_stages`] pipeline) ran its source and is inside
     /// Build with its action running: enter token `t-enter-build-<id>`, action execution
     /// `act-<id>` with task token `t-build-<id>`.
@@ -237,6 +236,7 @@ impl World {
             .unwrap();
     }
 
+    /// Overwrite execution `id`'s status (as stopping it would).
     pub async fn set_status(&self, id: &str, status: PipelineExecutionStatus) {
         let mut execution = self.snapshot(id).await.execution;
         let from = execution.status;
