@@ -90,7 +90,12 @@ for run in range(RUNS):
     if summary["status"] != "Succeeded":
         sys.exit(f"execution {execution} is {summary['status']} after 8 s: {summary.get('statusSummary')}")
     seconds = (summary["lastUpdateTime"] - summary["startTime"]).total_seconds()
-    arn = f"arn:aws:states:us-east-1:123456789012:execution:pipewright-{name}-v1:{execution}"
+    # Machines are named pipewright-<pipeline>-v<version>-<hash of the definition>.
+    machine = next(
+        m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+        if m["name"].startswith(f"pipewright-{name}-v1-")
+    )
+    arn = f"{machine.replace(':stateMachine:', ':execution:', 1)}:{execution}"
     history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     entered = sum(1 for e in history if e["type"].endswith("StateEntered"))
     latencies.append(seconds)
