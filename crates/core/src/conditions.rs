@@ -1026,18 +1026,8 @@ impl Engine<'_> {
         // the run starts (the reconciler and the Abort task act on the current run only).
         let run = match next {
             Some(next) => {
-                let targets = self.config.targets.as_ref().ok_or_else(|| {
-                    EngineError::StateMachine("this function cannot start state machines".into())
-                })?;
-                let definition = crate::asl::compile(declaration, targets);
-                let name = crate::asl::machine_name(
-                    &execution.pipeline_name,
-                    execution.pipeline_version,
-                    &definition,
-                );
                 let machine = self
-                    .machines
-                    .ensure(&name, &definition)
+                    .ensure_machine(execution.pipeline_version, declaration)
                     .await
                     .map_err(EngineError::StateMachine)?;
                 execution.state_machine_execution_arn =

@@ -277,9 +277,6 @@ impl Engine<'_> {
                 "another execution holds or waits for stage {stage}"
             )));
         }
-        let targets = self.config.targets.as_ref().ok_or_else(|| {
-            EngineError::StateMachine("this function cannot start state machines".into())
-        })?;
         // The new attempt, marked with its retry mode, before the execution resumes.
         let attempt = StageExecution {
             pipeline_execution_id: id.to_string(),
@@ -300,12 +297,9 @@ impl Engine<'_> {
         // The machine first: the new run's ARN is recorded with the resumed execution, before
         // the run starts, so the old run's late failure (its Abort task, its status event) is
         // known to be stale.
-        let definition = asl::compile(&ran.declaration, targets);
-        let name = asl::machine_name(pipeline_name, execution.pipeline_version, &definition);
         let run_name = format!("{id}-retry-{}", attempt.attempt);
         let machine = self
-            .machines
-            .ensure(&name, &definition)
+            .ensure_machine(execution.pipeline_version, &ran.declaration)
             .await
             .map_err(EngineError::StateMachine)?;
         resumed.state_machine_execution_arn = Some(asl::run_arn(&machine, &run_name));

@@ -382,11 +382,23 @@ impl Engine<'_> {
     /// The functions a compiled state machine calls; only functions that start executions
     /// have them.
     fn targets(&self) -> Result<&asl::AslTargets, EngineError> {
-        self.config.targets.as_ref().ok_or_else(|| {
-            EngineError::StateMachine(
-                "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN / APPROVAL_ARN)".into(),
-            )
-        })
+        self.config
+            .targets
+            .as_ref()
+            .ok_or_else(|| EngineError::StateMachine(NO_TARGETS.into()))
+    }
+
+    /// The state machine of version `version` of `declaration` (created on first use, named
+    /// by [`asl::machine_name`]); its ARN.
+    pub(crate) async fn ensure_machine(
+        &self,
+        version: u32,
+        declaration: &PipelineDeclaration,
+    ) -> Result<String, String> {
+        let targets = self.config.targets.as_ref().ok_or(NO_TARGETS)?;
+        let definition = asl::compile(declaration, targets);
+        let name = asl::machine_name(&declaration.name, version, &definition);
+        self.machines.ensure(&name, &definition).await
     }
 
     /// The execution `id` an idempotency key already claimed: when it is still InProgress with
@@ -427,7 +439,6 @@ impl Engine<'_> {
         start_stage: Option<&str>,
     ) -> Result<String, EngineError> {
         let version = execution.pipeline_version;
-        let targets = self.targets()?;
         let mut input = json!({
             "pipelineName": execution.pipeline_name,
             "pipelineVersion": version,
@@ -438,9 +449,7 @@ impl Engine<'_> {
         }
         // The record exists before anything else happens; the state machine for this pipeline
         // version is created on first use.
-        let definition = asl::compile(declaration, targets);
-        let name = asl::machine_name(&declaration.name, version, &definition);
-        let started = match self.machines.ensure(&name, &definition).await {
+        let started = match self.ensure_machine(version, declaration).await {
             Ok(machine) => {
                 self.machines
                     .start(&machine, &execution.pipeline_execution_id, &input)
@@ -1771,6 +1780,10 @@ fn truncate(text: &str, max: usize) -> String {
     }
     text[..end].to_string()
 }
+
+/// Why a function without [`asl::AslTargets`] cannot start a state machine run.
+const NO_TARGETS: &str =
+    "this function cannot start executions (no ORCHESTRATOR_ARN / ACTION_ARN / APPROVAL_ARN)";
 
 /// A task of the state machine, as the compiled definition sends it (see [`crate::asl`]).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
