@@ -67,6 +67,7 @@ fn stage(id: &str, name: &str, attempt: u32, start_time: f64) -> StageExecution 
         last_update_time: start_time,
         retry_mode: None,
         conditions: Vec::new(),
+        entered_by: None,
     }
 }
 
@@ -108,6 +109,44 @@ async fn raw_item(
         .cloned()
 }
 
+/// Every item under partition key `pk`.
+async fn raw_items(
+    sdk: &SdkConfig,
+    table: &str,
+    pk: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(sdk)
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("dynamodb:Query")
+        .items()
+        .to_vec()
+}
+
+/// A pipeline event of execution `id` in `state`, changed at `at`.
+fn outbox_event(pipeline: &str, id: &str, state: &str, at: f64) -> EventEntry {
+    let state: events::PipelineState = serde_json::from_value(json!(state)).unwrap();
+    events::pipeline_event(&events::PipelineEventInput {
+        execution: events::ExecutionRef {
+            pipeline_arn: events::pipeline_arn(REGION, ACCOUNT, pipeline),
+            pipeline: pipeline.into(),
+            pipeline_version: 1,
+            execution_id: id.into(),
+            attempt: 1,
+        },
+        state,
+        start_time: None,
+        trigger: None,
+        stop_comments: None,
+    })
+    .at(at)
+}
+
 fn expires_in_a_year(item: &std::collections::HashMap<String, AttributeValue>) {
     let expires: f64 = item["expiresAt"]
         .as_n()
@@ -134,11 +173,11 @@ async fn an_idempotency_key_starts_one_execution() {
     let second = unique("exec");
 
     store
-        .create_execution(&execution(&pipeline, &first, T0), Some(&key))
+        .create_execution(&execution(&pipeline, &first, T0), Some(&key), &[])
         .await
         .expect("first create");
     let err = store
-        .create_execution(&execution(&pipeline, &second, T0 + 1.0), Some(&key))
+        .create_execution(&execution(&pipeline, &second, T0 + 1.0), Some(&key), &[])
         .await
         .unwrap_err();
     assert_eq!(err, StoreError::Conflict(first.clone()));
@@ -172,7 +211,7 @@ async fn an_idempotency_key_starts_one_execution() {
 
     // The same execution id again (without a key) is refused with a message, not an id.
     let err = store
-        .create_execution(&execution(&pipeline, &first, T0), None)
+        .create_execution(&execution(&pipeline, &first, T0), None, &[])
         .await
         .unwrap_err();
     assert!(
@@ -184,6 +223,7 @@ async fn an_idempotency_key_starts_one_execution() {
         .create_execution(
             &execution(&pipeline, &second, T0 + 1.0),
             Some(&unique("other")),
+            &[],
         )
         .await
         .expect("a new key starts a new execution");
@@ -200,16 +240,16 @@ async fn actions_complete_once_and_snapshots_hold_everything() {
     let token = unique("secret-task-token");
 
     let mut exec = execution(&pipeline, &id, T0);
-    store.create_execution(&exec, None).await.unwrap();
+    store.create_execution(&exec, None, &[]).await.unwrap();
     store
-        .put_stage(&pipeline, &stage(&id, "Build", 1, T0))
+        .put_stage(&pipeline, &stage(&id, "Build", 1, T0), &[])
         .await
         .unwrap();
 
     // Begin: a new action, once.
     let started = action(&id, "Build", "Compile", 1, &token);
-    store.put_action(&started, None).await.expect("begin");
-    let err = store.put_action(&started, None).await.unwrap_err();
+    store.put_action(&started, None, &[]).await.expect("begin");
+    let err = store.put_action(&started, None, &[]).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Conflict(m) if m.contains("exists")),
         "{err:?}"
@@ -243,16 +283,36 @@ async fn actions_complete_once_and_snapshots_hold_everything() {
     done.output
         .output_variables
         .insert("BUILD_ID".into(), "42".into());
+    // The change and its event are written together (the outbox); a write refused by its
+    // condition writes no event.
+    let succeeded = outbox_event(&pipeline, &id, "SUCCEEDED", T0 + 10.0);
+    let failed = outbox_event(&pipeline, &id, "FAILED", T0 + 11.0);
     store
-        .put_action(&done, Some(ActionExecutionStatus::InProgress))
+        .put_action(
+            &done,
+            Some(ActionExecutionStatus::InProgress),
+            std::slice::from_ref(&succeeded),
+        )
         .await
         .expect("complete");
     let mut late = started.clone();
     late.status = ActionExecutionStatus::Failed;
     let err = store
-        .put_action(&late, Some(ActionExecutionStatus::InProgress))
+        .put_action(
+            &late,
+            Some(ActionExecutionStatus::InProgress),
+            std::slice::from_ref(&failed),
+        )
         .await
         .unwrap_err();
+    let outbox = raw_items(&sdk, table, &format!("OUTBOX#{id}")).await;
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(
+        outbox[0]["sk"].as_s().unwrap(),
+        succeeded.event_id().unwrap()
+    );
+    let kept: EventEntry = serde_json::from_str(outbox[0]["event"].as_s().unwrap()).unwrap();
+    assert_eq!(kept, succeeded);
     assert!(
         matches!(&err, StoreError::Conflict(m) if m.contains("Succeeded")),
         "{err:?}"
@@ -261,24 +321,24 @@ async fn actions_complete_once_and_snapshots_hold_everything() {
     // Completing an action that never began conflicts too.
     let never = action(&id, "Build", "Never", 1, "t");
     let err = store
-        .put_action(&never, Some(ActionExecutionStatus::InProgress))
+        .put_action(&never, Some(ActionExecutionStatus::InProgress), &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 
     // A retry of the stage: attempt 2 of the stage and of the action.
     store
-        .put_stage(&pipeline, &stage(&id, "Build", 2, T0 + 20.0))
+        .put_stage(&pipeline, &stage(&id, "Build", 2, T0 + 20.0), &[])
         .await
         .unwrap();
     let retry = action(&id, "Build", "Compile", 2, &token);
-    store.put_action(&retry, None).await.unwrap();
+    store.put_action(&retry, None, &[]).await.unwrap();
 
     // The execution ends once.
     exec.status = PipelineExecutionStatus::Succeeded;
     exec.last_update_time = T0 + 30.0;
     store
-        .put_execution(&exec, &[PipelineExecutionStatus::InProgress])
+        .put_execution(&exec, &[PipelineExecutionStatus::InProgress], &[])
         .await
         .expect("finish");
     let err = store
@@ -288,6 +348,7 @@ async fn actions_complete_once_and_snapshots_hold_everything() {
                 PipelineExecutionStatus::InProgress,
                 PipelineExecutionStatus::Stopping,
             ],
+            &[],
         )
         .await
         .unwrap_err();
@@ -299,6 +360,7 @@ async fn actions_complete_once_and_snapshots_hold_everything() {
         .put_execution(
             &execution(&pipeline, &unique("missing"), T0),
             &[PipelineExecutionStatus::InProgress],
+            &[],
         )
         .await
         .unwrap_err();
@@ -334,12 +396,12 @@ async fn executions_list_newest_first_page_by_page() {
     for i in [2usize, 0, 4, 1, 3] {
         let start = T0 + 60.0 * i as f64;
         store
-            .create_execution(&execution(&pipeline, &ids[i], start), None)
+            .create_execution(&execution(&pipeline, &ids[i], start), None, &[])
             .await
             .unwrap();
     }
     store
-        .create_execution(&execution(&other, &unique("x"), T0 + 1_000.0), None)
+        .create_execution(&execution(&other, &unique("x"), T0 + 1_000.0), None, &[])
         .await
         .unwrap();
 
@@ -381,25 +443,25 @@ async fn stage_pointers_follow_the_latest_execution_to_enter() {
     let older = unique("older");
     let newer = unique("newer");
     store
-        .create_execution(&execution(&pipeline, &older, T0), None)
+        .create_execution(&execution(&pipeline, &older, T0), None, &[])
         .await
         .unwrap();
     store
-        .create_execution(&execution(&pipeline, &newer, T0 + 5.0), None)
+        .create_execution(&execution(&pipeline, &newer, T0 + 5.0), None, &[])
         .await
         .unwrap();
 
     // The older execution enters Build, then the newer one does.
     store
-        .put_stage(&pipeline, &stage(&older, "Build", 1, T0 + 1.0))
+        .put_stage(&pipeline, &stage(&older, "Build", 1, T0 + 1.0), &[])
         .await
         .unwrap();
     store
-        .put_stage(&pipeline, &stage(&older, "Source", 1, T0))
+        .put_stage(&pipeline, &stage(&older, "Source", 1, T0), &[])
         .await
         .unwrap();
     store
-        .put_stage(&pipeline, &stage(&newer, "Build", 1, T0 + 6.0))
+        .put_stage(&pipeline, &stage(&newer, "Build", 1, T0 + 6.0), &[])
         .await
         .unwrap();
     // The older one finishes Build late: its record changes, the pointer does not.
@@ -407,7 +469,7 @@ async fn stage_pointers_follow_the_latest_execution_to_enter() {
     late.status = StageExecutionStatus::Succeeded;
     late.last_update_time = T0 + 9.0;
     store
-        .put_stage(&pipeline, &late)
+        .put_stage(&pipeline, &late, &[])
         .await
         .expect("not an error");
     let snapshot = store.snapshot(&older).await.unwrap().unwrap();
@@ -419,7 +481,7 @@ async fn stage_pointers_follow_the_latest_execution_to_enter() {
     let mut done = stage(&newer, "Build", 1, T0 + 6.0);
     done.status = StageExecutionStatus::Failed;
     done.last_update_time = T0 + 10.0;
-    store.put_stage(&pipeline, &done).await.unwrap();
+    store.put_stage(&pipeline, &done, &[]).await.unwrap();
 
     let mut latest = store.latest_stage_executions(&pipeline).await.unwrap();
     latest.sort_by(|a, b| a.stage_name.cmp(&b.stage_name));

@@ -259,7 +259,7 @@ async fn the_job_index_finds_the_action_as_it_is_now() {
         .unwrap()
     };
     let started = action("Worker", &job);
-    store.put_action(&started, None).await.expect("begin");
+    store.put_action(&started, None, &[]).await.expect("begin");
     assert_eq!(store.find_job(&job).await.unwrap(), Some(started.clone()));
 
     // The index item points at the action and holds no token.
@@ -282,7 +282,7 @@ async fn the_job_index_finds_the_action_as_it_is_now() {
 
     // A job id belongs to one action execution.
     let err = store
-        .put_action(&action("Other", &job), None)
+        .put_action(&action("Other", &job), None, &[])
         .await
         .unwrap_err();
     assert!(
@@ -311,7 +311,7 @@ async fn the_job_index_finds_the_action_as_it_is_now() {
     done.status = ActionExecutionStatus::Succeeded;
     done.task_token = None;
     store
-        .put_action(&done, Some(ActionExecutionStatus::InProgress))
+        .put_action(&done, Some(ActionExecutionStatus::InProgress), &[])
         .await
         .unwrap();
     assert_eq!(store.find_job(&job).await.unwrap(), Some(done));

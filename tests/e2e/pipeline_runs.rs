@@ -57,10 +57,9 @@ async fn sample(c: &Clients, stack: &Stack, edit: impl FnOnce(&mut Value)) -> Sa
     }
 }
 
-/// Every event in the queue, in arrival order, as (detail-type word, stage.action, state).
-async fn drain(c: &Clients, url: &str, settle: Duration) -> Vec<(String, String, String)> {
-    drain_events(c, url, settle)
-        .await
+/// Events as (detail-type word, stage.action, state).
+fn kinds(events: &[Value]) -> Vec<(String, String, String)> {
+    events
         .iter()
         .map(|event| {
             assert_eq!(event["source"], "pipewright");
@@ -79,6 +78,27 @@ async fn drain(c: &Clients, url: &str, settle: Duration) -> Vec<(String, String,
                 .join(".");
             (kind, place, d["state"].as_str().unwrap().to_string())
         })
+        .collect()
+}
+
+/// The ids of the outbox items of execution `id`.
+async fn outbox_ids(c: &Clients, stack: &Stack, id: &str) -> std::collections::BTreeSet<String> {
+    let out = c
+        .dynamo
+        .query()
+        .table_name(stack.output("ExecutionsTableName"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("OUTBOX#{id}")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query the outbox");
+    out.items()
+        .iter()
+        .map(|item| item["sk"].as_s().unwrap().clone())
         .collect()
 }
 
@@ -139,8 +159,22 @@ async fn the_sample_pipeline_runs_end_to_end() {
         json!(s.source_version)
     );
 
-    // Every state change went out on EventBridge, each once, in an order that makes sense.
-    let events = drain(&c, &queue, Duration::from_secs(3)).await;
+    // Every state change went out on EventBridge (through the outbox), each once, in an order
+    // that makes sense, each with its own stable id.
+    let raw = drain_events(&c, &queue, Duration::from_secs(3)).await;
+    let events = kinds(&raw);
+    let ids: std::collections::BTreeSet<&str> = raw
+        .iter()
+        .map(|e| e["detail"]["event-id"].as_str().expect("detail.event-id"))
+        .collect();
+    assert_eq!(ids.len(), raw.len(), "event ids repeat: {raw:#?}");
+    // The outbox holds exactly the events that went out.
+    let outbox = outbox_ids(&c, stack, &id).await;
+    assert_eq!(
+        outbox,
+        ids.iter().map(|i| i.to_string()).collect(),
+        "outbox"
+    );
     let mut expected: Vec<(String, String, String)> = vec![
         ("Pipeline".into(), String::new(), "STARTED".into()),
         ("Pipeline".into(), String::new(), "SUCCEEDED".into()),

@@ -7,7 +7,6 @@
 //!   machines call; only functions that start executions have them (all or none);
 //! - `ACTION_TIMEOUT_CAP_SECONDS`: the longest timeout any action gets (unset or 0: none);
 //! - `STATE_MACHINE_ROLE_ARN`: the role new state machines run with (same functions);
-//! - `EVENT_BUS_NAME`: where state-change events go (default `default`);
 //! - `AWS_ENDPOINT_URL` (the local emulator) and `AWS_REGION`, through [`Target::from_env`].
 //!
 //! The account id is not in a Lambda's environment: [`Adapters::engine`] takes it from the
@@ -20,7 +19,6 @@ use pipewright_core::asl::AslTargets;
 use pipewright_core::engine::{Engine, EngineConfig};
 
 use crate::config::{self, Target, DEFAULT_REGION};
-use crate::events::EventBridgePublisher;
 use crate::execution_store::DynamoExecutionStore;
 use crate::lambda::LambdaFunctions;
 use crate::pipeline_store::DynamoPipelineStore;
@@ -28,9 +26,6 @@ use crate::sfn::{SfnStateMachines, SfnTaskCallbacks};
 
 /// The account id used when the function ARN has none (the local emulator's default).
 pub const FALLBACK_ACCOUNT_ID: &str = "123456789012";
-
-/// The bus events go to when `EVENT_BUS_NAME` is not set.
-pub const DEFAULT_EVENT_BUS: &str = "default";
 
 /// What a function's environment configures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +40,6 @@ pub struct Settings {
     pub targets: Option<AslTargets>,
     /// `STATE_MACHINE_ROLE_ARN`.
     pub state_machine_role_arn: Option<String>,
-    /// `EVENT_BUS_NAME`, default [`DEFAULT_EVENT_BUS`].
-    pub event_bus_name: String,
     /// `ACTION_TIMEOUT_CAP_SECONDS` (unset or 0: none).
     pub action_timeout_cap_seconds: Option<u64>,
 }
@@ -123,7 +116,6 @@ impl Settings {
             artifact_bucket: get("ARTIFACT_BUCKET").unwrap_or_default(),
             targets,
             state_machine_role_arn: get("STATE_MACHINE_ROLE_ARN"),
-            event_bus_name: get("EVENT_BUS_NAME").unwrap_or_else(|| DEFAULT_EVENT_BUS.into()),
             action_timeout_cap_seconds,
         })
     }
@@ -144,8 +136,6 @@ pub struct Adapters {
     pub pipelines: DynamoPipelineStore,
     /// Execution records.
     pub executions: DynamoExecutionStore,
-    /// State-change events.
-    pub events: EventBridgePublisher,
     /// Task tokens.
     pub tasks: SfnTaskCallbacks,
     /// The functions job-worker actions invoke.
@@ -175,10 +165,6 @@ impl Adapters {
             s3: config::s3_client(&sdk, &target),
             pipelines: DynamoPipelineStore::new(dynamodb.clone(), &settings.pipelines_table),
             executions: DynamoExecutionStore::new(dynamodb, &settings.executions_table),
-            events: EventBridgePublisher::new(
-                aws_sdk_eventbridge::Client::new(&sdk),
-                &settings.event_bus_name,
-            ),
             tasks: SfnTaskCallbacks::new(sfn.clone()),
             functions: LambdaFunctions::new(aws_sdk_lambda::Client::new(&sdk)),
             checks: crate::rules::AwsRuleChecks::new(
@@ -221,7 +207,6 @@ impl Adapters {
         Engine {
             pipelines: &self.pipelines,
             executions: &self.executions,
-            events: &self.events,
             tasks: &self.tasks,
             machines: self.state_machines(&account_id),
             functions: &self.functions,
@@ -294,7 +279,6 @@ mod tests {
     #[test]
     fn optional_variables_have_defaults() {
         let s = settings(&REQUIRED).unwrap();
-        assert_eq!(s.event_bus_name, "default");
         assert_eq!(s.targets, None);
         assert_eq!(s.state_machine_role_arn, None);
         let mut vars = REQUIRED.to_vec();
@@ -303,7 +287,6 @@ mod tests {
             ("ACTION_ARN", "arn:a"),
             ("APPROVAL_ARN", "arn:p"),
             ("ACTION_TIMEOUT_CAP_SECONDS", "30"),
-            ("EVENT_BUS_NAME", "bus"),
             ("STATE_MACHINE_ROLE_ARN", "arn:r"),
         ]);
         let s = settings(&vars).unwrap();
@@ -316,7 +299,6 @@ mod tests {
                 action_timeout_cap_seconds: Some(30),
             })
         );
-        assert_eq!(s.event_bus_name, "bus");
         assert_eq!(s.state_machine_role_arn.as_deref(), Some("arn:r"));
         let mut half = REQUIRED.to_vec();
         half.push(("ACTION_ARN", "arn:a"));

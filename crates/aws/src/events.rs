@@ -14,6 +14,9 @@ use aws_sdk_eventbridge::Client;
 use pipewright_core::engine::EventPublisher;
 use pipewright_core::events::EventEntry;
 
+/// The bus events go to when `EVENT_BUS_NAME` is not set.
+pub const DEFAULT_EVENT_BUS: &str = "default";
+
 /// PutEvents takes at most this many entries per call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
 

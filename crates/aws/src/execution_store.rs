@@ -56,6 +56,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use pipewright_core::engine::ExecutionStore;
+use pipewright_core::events::EventEntry;
 use pipewright_core::execution::{
     ActionExecution, ActionExecutionStatus, ExecutionSnapshot, PipelineExecution,
     PipelineExecutionStatus, StageExecution,
@@ -67,6 +68,9 @@ use serde::Serialize;
 
 /// How long records are kept: 365 days, in seconds.
 pub const RETENTION_SECONDS: u64 = 365 * 24 * 60 * 60;
+/// How long outbox items are kept: 2 days, longer than the stream keeps a record (24 hours), so
+/// a record the publisher reads again still names an item that exists.
+pub const OUTBOX_RETENTION_SECONDS: u64 = 2 * 24 * 60 * 60;
 
 const EXECUTION_SK: &str = "EXECUTION";
 const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
@@ -157,14 +161,45 @@ impl DynamoExecutionStore {
         }
     }
 
-    /// PutItem with `condition`; when it fails, `conflict` is given the item as it was.
+    /// PutItem with `condition`, and the `events` of the change into the outbox in the same
+    /// transaction; when the condition fails, nothing is written and `conflict` is given the
+    /// item as it was.
     async fn put_item(
         &self,
         item: Item,
         condition: &str,
         expected: Option<&str>,
+        events: &[EventEntry],
         conflict: impl FnOnce(Option<&Item>) -> String,
     ) -> Result<(), StoreError> {
+        if !events.is_empty() {
+            let mut put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            if let Some(status) = expected {
+                put = put
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(
+                        ":expected",
+                        AttributeValue::S(status.to_string()),
+                    );
+            }
+            let put = put
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let mut items = vec![TransactWriteItem::builder().put(put).build()];
+            items.extend(self.outbox(events)?);
+            return match self.transact(items).await? {
+                Outcome::Written => Ok(()),
+                Outcome::ConditionFailed(reasons) => Err(StoreError::Conflict(conflict(
+                    reasons.first().and_then(|r| r.old.as_ref()),
+                ))),
+            };
+        }
         let mut request = self
             .client
             .put_item()
@@ -186,6 +221,15 @@ impl DynamoExecutionStore {
                 _ => Err(backend("PutItem", e)),
             },
         }
+    }
+
+    /// The outbox items of `events`: one Put each, unconditional (an event written again under
+    /// its id replaces itself, and the publisher sends only new items).
+    fn outbox(&self, events: &[EventEntry]) -> Result<Vec<TransactWriteItem>, StoreError> {
+        events
+            .iter()
+            .map(|event| self.put(outbox_item(event)?, None))
+            .collect()
     }
 
     async fn execution_of_idempotency_key(&self, key: &str) -> Result<String, StoreError> {
@@ -330,6 +374,34 @@ fn idempotency_key(key: &str) -> Item {
     self::key(format!("IDEMPOTENCY#{key}"), IDEMPOTENCY_SK.to_string())
 }
 
+/// The outbox item of `event`: `pk = "OUTBOX#<execution id>"`, `sk = "<event id>"`, the entry
+/// as JSON in `event`, kept [`OUTBOX_RETENTION_SECONDS`].
+fn outbox_item(event: &EventEntry) -> Result<Item, StoreError> {
+    let id = event.event_id().ok_or_else(|| {
+        StoreError::Corrupt(format!("a {} event has no event id", event.detail_type))
+    })?;
+    let execution = event
+        .detail
+        .get("execution-id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let json = serde_json::to_string(event)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {}", json_error(&e))))?;
+    let mut item = key(
+        format!("{}{execution}", pipewright_core::outbox::PK_PREFIX),
+        id.to_string(),
+    );
+    item.insert(
+        pipewright_core::outbox::EVENT_ATTRIBUTE.into(),
+        AttributeValue::S(json),
+    );
+    item.insert(
+        "expiresAt".into(),
+        number(crate::now() as u64 + OUTBOX_RETENTION_SECONDS),
+    );
+    Ok(item)
+}
+
 fn number(n: impl ToString) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
@@ -467,6 +539,7 @@ impl ExecutionStore for DynamoExecutionStore {
         &self,
         execution: &PipelineExecution,
         idempotency_key: Option<&str>,
+        events: &[EventEntry],
     ) -> Result<(), StoreError> {
         let id = &execution.pipeline_execution_id;
         let mut items = vec![
@@ -502,6 +575,8 @@ impl ExecutionStore for DynamoExecutionStore {
             )?;
             items.push(self.put(claim_item, Some("attribute_not_exists(pk)"))?);
         }
+        // After the claim: its reason is the third.
+        items.extend(self.outbox(events)?);
         let reasons = match self.transact(items).await? {
             Outcome::Written => return Ok(()),
             Outcome::ConditionFailed(reasons) => reasons,
@@ -594,6 +669,7 @@ impl ExecutionStore for DynamoExecutionStore {
         &self,
         execution: &PipelineExecution,
         expected: &[PipelineExecutionStatus],
+        events: &[EventEntry],
     ) -> Result<(), StoreError> {
         let id = &execution.pipeline_execution_id;
         let (condition, values) = if expected.is_empty() {
@@ -624,7 +700,7 @@ impl ExecutionStore for DynamoExecutionStore {
         let put = put
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(put).build(),
             self.put(
                 execution_item(
@@ -634,6 +710,7 @@ impl ExecutionStore for DynamoExecutionStore {
                 None,
             )?,
         ];
+        items.extend(self.outbox(events)?);
         let reasons = match self.transact(items).await? {
             Outcome::Written => return Ok(()),
             Outcome::ConditionFailed(reasons) => reasons,
@@ -655,14 +732,25 @@ impl ExecutionStore for DynamoExecutionStore {
         &self,
         pipeline_name: &str,
         stage: &StageExecution,
+        events: &[EventEntry],
     ) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(stage_item(stage)?))
-            .send()
-            .await
-            .map_err(|e| backend("PutItem", e))?;
+        if events.is_empty() {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(stage_item(stage)?))
+                .send()
+                .await
+                .map_err(|e| backend("PutItem", e))?;
+        } else {
+            let mut items = vec![self.put(stage_item(stage)?, None)?];
+            items.extend(self.outbox(events)?);
+            if let Outcome::ConditionFailed(_) = self.transact(items).await? {
+                return Err(StoreError::Backend(
+                    "TransactWriteItems: a stage write without conditions was refused".into(),
+                ));
+            }
+        }
         // The pointer after the record: a reader following it always finds the record.
         let result = self
             .client
@@ -807,6 +895,7 @@ impl ExecutionStore for DynamoExecutionStore {
         &self,
         action: &ActionExecution,
         expected: Option<ActionExecutionStatus>,
+        events: &[EventEntry],
     ) -> Result<(), StoreError> {
         let what = format!(
             "action {}/{} attempt {} of pipeline execution {}",
@@ -816,10 +905,11 @@ impl ExecutionStore for DynamoExecutionStore {
         match expected {
             None => {
                 // A new action claims its job id in the same transaction.
-                let items = vec![
+                let mut items = vec![
                     self.put(item, Some("attribute_not_exists(pk)"))?,
                     self.put(job_item(action)?, Some("attribute_not_exists(pk)"))?,
                 ];
+                items.extend(self.outbox(events)?);
                 match self.transact(items).await? {
                     Outcome::Written => Ok(()),
                     Outcome::ConditionFailed(reasons) => {
@@ -845,6 +935,7 @@ impl ExecutionStore for DynamoExecutionStore {
                     item,
                     "#status = :expected",
                     Some(expected),
+                    events,
                     |old| match old {
                         Some(old) => format!(
                             "{what} is {}, not {expected}",

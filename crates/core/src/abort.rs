@@ -188,7 +188,6 @@ impl Engine<'_> {
         self.end_running_actions(&snapshot, execution, &end, now)
             .await?;
 
-        let mut stage_events = Vec::new();
         for stage in &snapshot.stages {
             if stage.status != StageExecutionStatus::InProgress {
                 continue;
@@ -196,12 +195,11 @@ impl Engine<'_> {
             let mut record = stage.clone();
             record.status = StageExecutionStatus::Failed;
             record.last_update_time = now;
+            let failed = [self.stage_event(execution, &record, StageState::Failed)];
             self.executions
-                .put_stage(&ids.pipeline_name, &record)
+                .put_stage(&ids.pipeline_name, &record, &failed)
                 .await?;
-            stage_events.push(self.stage_event(execution, &record, StageState::Failed));
         }
-        self.publish(stage_events).await;
 
         let stages: Vec<String> = match self
             .pipelines

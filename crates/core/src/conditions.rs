@@ -969,7 +969,9 @@ impl Engine<'_> {
         }
         match kind {
             ConditionKind::BeforeEntry => {
-                self.executions.put_stage(pipeline_name, &record).await?;
+                self.executions
+                    .put_stage(pipeline_name, &record, &[])
+                    .await?;
                 self.retry_stage_as(
                     pipeline_name,
                     stage,
@@ -987,7 +989,9 @@ impl Engine<'_> {
             _ => {
                 record.status = StageExecutionStatus::Succeeded;
                 record.last_update_time = now;
-                self.executions.put_stage(pipeline_name, &record).await?;
+                self.executions
+                    .put_stage(pipeline_name, &record, &[])
+                    .await?;
                 let declaration = self.declaration_of(&snapshot).await?;
                 let next = declaration
                     .stages
@@ -1037,12 +1041,12 @@ impl Engine<'_> {
             None => None,
         };
         self.executions
-            .put_execution(&execution, &[PipelineExecutionStatus::Failed])
+            .put_execution(
+                &execution,
+                &[PipelineExecutionStatus::Failed],
+                &[self.pipeline_event(&execution, crate::events::PipelineState::Resumed)],
+            )
             .await?;
-        self.publish(vec![
-            self.pipeline_event(&execution, crate::events::PipelineState::Resumed)
-        ])
-        .await;
         let ids = ExecutionIds {
             pipeline_name: execution.pipeline_name.clone(),
             pipeline_version: execution.pipeline_version,

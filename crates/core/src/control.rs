@@ -131,8 +131,13 @@ impl Engine<'_> {
         if reason.is_some() {
             execution.stop_reason = reason;
         }
+        let stopping = if before == PipelineExecutionStatus::InProgress {
+            vec![self.pipeline_event(&execution, PipelineState::Stopping)]
+        } else {
+            Vec::new()
+        };
         self.executions
-            .put_execution(&execution, &[before])
+            .put_execution(&execution, &[before], &stopping)
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => StopError::NotStoppable(format!(
@@ -140,12 +145,6 @@ impl Engine<'_> {
                 )),
                 e => e.into(),
             })?;
-        if before == PipelineExecutionStatus::InProgress {
-            self.publish(vec![
-                self.pipeline_event(&execution, PipelineState::Stopping)
-            ])
-            .await;
-        }
         let ids = ExecutionIds {
             pipeline_name: pipeline_name.to_string(),
             pipeline_version: execution.pipeline_version,
@@ -287,6 +286,7 @@ impl Engine<'_> {
             last_update_time: now,
             retry_mode: Some(retry_mode.to_string()),
             conditions: Vec::new(),
+            entered_by: None,
         };
         let mut resumed = execution.clone();
         resumed.status = PipelineExecutionStatus::InProgress;
@@ -308,8 +308,13 @@ impl Engine<'_> {
         } else {
             execution.status
         };
+        let resumed_events = if was_running {
+            Vec::new()
+        } else {
+            vec![self.pipeline_event(&resumed, PipelineState::Resumed)]
+        };
         self.executions
-            .put_execution(&resumed, &[expected])
+            .put_execution(&resumed, &[expected], &resumed_events)
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
@@ -317,11 +322,9 @@ impl Engine<'_> {
                 }
                 e => e.into(),
             })?;
-        self.executions.put_stage(pipeline_name, &attempt).await?;
-        if !was_running {
-            self.publish(vec![self.pipeline_event(&resumed, PipelineState::Resumed)])
-                .await;
-        }
+        self.executions
+            .put_stage(pipeline_name, &attempt, &[])
+            .await?;
         let input = json!({
             "pipelineName": pipeline_name,
             "pipelineVersion": execution.pipeline_version,
@@ -338,9 +341,20 @@ impl Engine<'_> {
                 execution.status
             };
             failed.status_summary = Some(format!("the retry could not start: {e}"));
+            failed.last_update_time = now;
+            // What the consumers saw resume ends again.
+            let ended = match failed.status {
+                PipelineExecutionStatus::Failed => {
+                    vec![self.pipeline_event(&failed, PipelineState::Failed)]
+                }
+                PipelineExecutionStatus::Stopped => {
+                    vec![self.pipeline_event(&failed, PipelineState::Stopped)]
+                }
+                _ => Vec::new(),
+            };
             let _ = self
                 .executions
-                .put_execution(&failed, &[PipelineExecutionStatus::InProgress])
+                .put_execution(&failed, &[PipelineExecutionStatus::InProgress], &ended)
                 .await;
             return Err(EngineError::StateMachine(e).into());
         }
@@ -551,9 +565,10 @@ impl Engine<'_> {
                 code: end.code.into(),
                 message: end.message.into(),
             });
+            let ended = [self.action_event(execution, &record, end.state)];
             match self
                 .executions
-                .put_action(&record, Some(ActionExecutionStatus::InProgress))
+                .put_action(&record, Some(ActionExecutionStatus::InProgress), &ended)
                 .await
             {
                 Ok(()) => {}
@@ -561,8 +576,6 @@ impl Engine<'_> {
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
-            self.publish(vec![self.action_event(execution, &record, end.state)])
-                .await;
             if let Some(token) = token {
                 let _ = self
                     .tasks
@@ -585,15 +598,14 @@ impl Engine<'_> {
         stopped.last_update_time = now;
         match self
             .executions
-            .put_execution(&stopped, &[PipelineExecutionStatus::Stopping])
+            .put_execution(
+                &stopped,
+                &[PipelineExecutionStatus::Stopping],
+                &[self.pipeline_event(&stopped, PipelineState::Stopped)],
+            )
             .await
         {
-            Ok(()) => {
-                self.publish(vec![self.pipeline_event(&stopped, PipelineState::Stopped)])
-                    .await;
-                Ok(())
-            }
-            Err(StoreError::Conflict(_)) => Ok(()),
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -39,10 +39,16 @@ pub trait ExecutionStore: Send + Sync {
     /// Write a new execution. With `idempotency_key`, the key is claimed in the same transaction:
     /// when it was claimed before, nothing is written and the earlier execution's id is returned
     /// as `Err(StoreError::Conflict(id))`.
+    ///
+    /// Every write that changes a state takes the `events` that report the change: they are
+    /// written to the outbox in the same transaction (all or nothing), and the publisher sends
+    /// them to EventBridge from there. An event whose id ([`EventEntry::event_id`]) is in the
+    /// outbox already is not sent again.
     async fn create_execution(
         &self,
         execution: &PipelineExecution,
         idempotency_key: Option<&str>,
+        events: &[EventEntry],
     ) -> Result<(), StoreError>;
     /// Everything recorded about an execution.
     async fn snapshot(
@@ -55,6 +61,7 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         execution: &PipelineExecution,
         expected: &[PipelineExecutionStatus],
+        events: &[EventEntry],
     ) -> Result<(), StoreError>;
     /// Write a stage execution (one item per stage and attempt) of pipeline `pipeline_name`,
     /// then point the pipeline's latest-execution pointer for that stage at it
@@ -65,6 +72,7 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         pipeline_name: &str,
         stage: &StageExecution,
+        events: &[EventEntry],
     ) -> Result<(), StoreError>;
     /// For each stage of pipeline `pipeline_name` that an execution has entered, the stage
     /// execution of the latest execution to enter it (latest stage start time), as last written
@@ -96,6 +104,7 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         action: &ActionExecution,
         expected: Option<ActionExecutionStatus>,
+        events: &[EventEntry],
     ) -> Result<(), StoreError>;
     /// The action execution whose job id is `job_id` (a job's id is its action execution's id),
     /// as currently recorded (with its task token while it is in progress).
@@ -161,8 +170,6 @@ pub struct Engine<'a> {
     pub pipelines: &'a dyn PipelineStore,
     /// Execution records.
     pub executions: &'a dyn ExecutionStore,
-    /// The event bus.
-    pub events: &'a dyn EventPublisher,
     /// Task tokens.
     pub tasks: &'a dyn TaskCallbacks,
     /// State machines.
@@ -239,6 +246,14 @@ pub struct ExecutionIds {
     pub pipeline_version: u32,
     /// Execution id.
     pub pipeline_execution_id: String,
+}
+
+/// The action execution id of the `runAction` task holding `task_token`: a UUID-shaped digest
+/// of the token, so a repeated task (Step Functions retried it, Lambda delivered it again)
+/// names the same action execution, and as unguessable as the token (an approval's id is the
+/// token its approvers answer with).
+pub fn action_execution_id(task_token: &str) -> String {
+    crate::conditions::derived_id(&format!("action execution\0{task_token}"))
 }
 
 /// An action ready to run: everything a provider needs, resolved.
@@ -354,9 +369,10 @@ impl Engine<'_> {
     ) -> Result<Started, EngineError> {
         // Nothing is recorded by a function that could not start the run.
         self.targets()?;
+        let started = [self.pipeline_event(&execution, PipelineState::Started)];
         match self
             .executions
-            .create_execution(&execution, idempotency_key)
+            .create_execution(&execution, idempotency_key, &started)
             .await
         {
             Ok(()) => {}
@@ -369,8 +385,6 @@ impl Engine<'_> {
             }
             Err(e) => return Err(e.into()),
         }
-        self.publish(vec![self.pipeline_event(&execution, PipelineState::Started)])
-            .await;
         self.start_machine(execution, declaration, start_stage)
             .await
             .map(|id| Started {
@@ -461,17 +475,19 @@ impl Engine<'_> {
             Ok(arn) => {
                 execution.state_machine_execution_arn = Some(arn);
                 self.executions
-                    .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+                    .put_execution(&execution, &[PipelineExecutionStatus::InProgress], &[])
                     .await?;
             }
             Err(e) => {
                 execution.status = PipelineExecutionStatus::Failed;
                 execution.status_summary = Some(format!("the state machine did not start: {e}"));
                 self.executions
-                    .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+                    .put_execution(
+                        &execution,
+                        &[PipelineExecutionStatus::InProgress],
+                        &[self.pipeline_event(&execution, PipelineState::Failed)],
+                    )
                     .await?;
-                self.publish(vec![self.pipeline_event(&execution, PipelineState::Failed)])
-                    .await;
                 return Err(EngineError::StateMachine(e));
             }
         }
@@ -569,6 +585,16 @@ impl Engine<'_> {
         now: f64,
     ) -> Result<(), EngineError> {
         let execution = &snapshot.execution;
+        // The same enterStage task again (Step Functions retried it, Lambda delivered it again):
+        // the attempt it opened answers it as it did, nothing is recorded twice.
+        let entry = crate::conditions::derived_id(&format!("stage entry\0{token}"));
+        if let Some(entered) = snapshot
+            .stages
+            .iter()
+            .find(|s| s.stage_name == stage && s.entered_by.as_deref() == Some(entry.as_str()))
+        {
+            return self.answer_entry(entered, token).await;
+        }
         let (mut record, state) = match snapshot.stage(stage) {
             // A retry prepared this attempt (RetryStageExecution): the stage resumes.
             Some(s) if s.status == StageExecutionStatus::InProgress && s.retry_mode.is_some() => {
@@ -586,10 +612,12 @@ impl Engine<'_> {
                     last_update_time: now,
                     retry_mode: None,
                     conditions: Vec::new(),
+                    entered_by: None,
                 },
                 StageState::Started,
             ),
         };
+        record.entered_by = Some(entry);
         // beforeEntry conditions (a resumed attempt has passed them already, or was let through).
         let mut refused = None;
         if state == StageState::Started {
@@ -600,40 +628,65 @@ impl Engine<'_> {
         if refused == Some(crate::declaration::ConditionResult::Skip) {
             record.status = StageExecutionStatus::Skipped;
         }
+        // A skipped stage reports nothing; a stage entered (or refused by a failed condition)
+        // reports that it started.
+        let events = match refused {
+            Some(crate::declaration::ConditionResult::Skip) => Vec::new(),
+            _ => vec![self.stage_event(execution, &record, state)],
+        };
         self.executions
-            .put_stage(&execution.pipeline_name, &record)
+            .put_stage(&execution.pipeline_name, &record, &events)
             .await?;
-        if let Some(result) = refused {
-            let summary = record
+        self.answer_entry(&record, token).await
+    }
+
+    /// Answer the `enterStage` token of the stage attempt `record` opened: entered (in
+    /// progress), skipped or refused by its beforeEntry condition. An attempt that has moved on
+    /// since was answered long ago (Step Functions refuses a second answer): nothing is sent.
+    async fn answer_entry(&self, record: &StageExecution, token: &str) -> Result<(), EngineError> {
+        let stage = &record.stage_name;
+        let summary = || {
+            record
                 .conditions
                 .last()
                 .map(|c| c.summary.clone())
-                .unwrap_or_default();
-            let (error, cause) = if result == crate::declaration::ConditionResult::Skip {
-                (
-                    asl::SKIPPED_ERROR,
-                    format!("stage {stage} skipped: {summary}"),
-                )
-            } else {
-                self.publish(vec![self.stage_event(execution, &record, state)])
-                    .await;
-                (
-                    asl::CONDITION_FAILED_ERROR,
-                    format!("stage {stage}: beforeEntry condition failed: {summary}"),
-                )
-            };
-            return self
-                .tasks
-                .fail(token, error, &truncate(&cause, 32_000))
-                .await
-                .map_err(EngineError::Callback);
-        }
-        self.publish(vec![self.stage_event(execution, &record, state)])
-            .await;
-        self.tasks
-            .succeed(token, &json!({}))
-            .await
-            .map_err(EngineError::Callback)
+                .unwrap_or_default()
+        };
+        // The beforeEntry result that kept the execution out (still standing: not overridden).
+        let refused = record
+            .conditions
+            .iter()
+            .rev()
+            .find(|c| {
+                c.kind == crate::conditions::ConditionKind::BeforeEntry
+                    && c.status == "Failed"
+                    && c.applied.is_some()
+            })
+            .and_then(|c| c.applied);
+        let answer = match (record.status, refused) {
+            (StageExecutionStatus::Skipped, _) => {
+                let cause = format!("stage {stage} skipped: {}", summary());
+                self.tasks
+                    .fail(token, asl::SKIPPED_ERROR, &truncate(&cause, 32_000))
+                    .await
+            }
+            (
+                StageExecutionStatus::InProgress | StageExecutionStatus::Failed,
+                Some(crate::declaration::ConditionResult::Fail),
+            ) => {
+                let cause = format!("stage {stage}: beforeEntry condition failed: {}", summary());
+                self.tasks
+                    .fail(
+                        token,
+                        asl::CONDITION_FAILED_ERROR,
+                        &truncate(&cause, 32_000),
+                    )
+                    .await
+            }
+            (StageExecutionStatus::InProgress, _) => self.tasks.succeed(token, &json!({})).await,
+            _ => return Ok(()),
+        };
+        answer.map_err(EngineError::Callback)
     }
 
     /// Change the lock of `stage` with `change` (read, decide, conditional write; again when
@@ -819,15 +872,10 @@ impl Engine<'_> {
             let mut record = prepared.clone();
             record.status = StageExecutionStatus::Cancelled;
             record.last_update_time = now;
+            let events = [self.stage_event(&snapshot.execution, &record, StageState::Canceled)];
             self.executions
-                .put_stage(&snapshot.execution.pipeline_name, &record)
+                .put_stage(&snapshot.execution.pipeline_name, &record, &events)
                 .await?;
-            self.publish(vec![self.stage_event(
-                &snapshot.execution,
-                &record,
-                StageState::Canceled,
-            )])
-            .await;
         }
         Ok(reason)
     }
@@ -853,15 +901,14 @@ impl Engine<'_> {
         keep_source_revisions(&mut execution, snapshot);
         match self
             .executions
-            .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+            .put_execution(
+                &execution,
+                &[PipelineExecutionStatus::InProgress],
+                &[self.pipeline_event(&execution, state)],
+            )
             .await
         {
-            Ok(()) => {
-                self.publish(vec![self.pipeline_event(&execution, state)])
-                    .await;
-                Ok(())
-            }
-            Err(StoreError::Conflict(_)) => Ok(()),
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -949,21 +996,15 @@ impl Engine<'_> {
                         code: "TimedOut".into(),
                         message: format!("action {} did not finish in time", action.name),
                     });
+                    let event =
+                        self.action_event(&snapshot.execution, &record, ActionState::Failed);
                     match self
                         .executions
-                        .put_action(&record, Some(ActionExecutionStatus::InProgress))
+                        .put_action(&record, Some(ActionExecutionStatus::InProgress), &[event])
                         .await
                     {
-                        Ok(()) => {
-                            let event = self.action_event(
-                                &snapshot.execution,
-                                &record,
-                                ActionState::Failed,
-                            );
-                            self.publish(vec![event]).await;
-                        }
-                        // It completed meanwhile: the next check sees its real status.
-                        Err(StoreError::Conflict(_)) => {}
+                        // Or it completed meanwhile: the next check sees its real status.
+                        Ok(()) | Err(StoreError::Conflict(_)) => {}
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -993,11 +1034,19 @@ impl Engine<'_> {
             last_update_time: now,
             retry_mode: None,
             conditions: Vec::new(),
+            entered_by: None,
         });
         let mode = snapshot.execution.execution_mode;
         if record.status == StageExecutionStatus::Skipped {
             // Skipped by its beforeEntry condition: nothing ran.
             return self.release_stage(ids, mode, stage, now).await;
+        }
+        if record.status != StageExecutionStatus::InProgress {
+            // Left already: this task came again (Step Functions retried it, Lambda delivered it
+            // again), or a cancel or abort ended the attempt.
+            return self
+                .leave_again(ids, &snapshot, &pipeline.declaration, &record, now)
+                .await;
         }
         let stopping = crate::control::is_stopping(snapshot.execution.status);
         let declaration = stage_of(&pipeline.declaration, stage)?;
@@ -1025,17 +1074,16 @@ impl Engine<'_> {
             (false, false) => StageExecutionStatus::Failed,
         };
         record.last_update_time = now;
-        self.executions
-            .put_stage(&ids.pipeline_name, &record)
-            .await?;
         let state = match record.status {
             StageExecutionStatus::Succeeded => StageState::Succeeded,
             StageExecutionStatus::Stopped => StageState::Stopped,
             _ => StageState::Failed,
         };
-        let mut events = vec![self.stage_event(&snapshot.execution, &record, state)];
+        let events = [self.stage_event(&snapshot.execution, &record, state)];
+        self.executions
+            .put_stage(&ids.pipeline_name, &record, &events)
+            .await?;
         if stopping {
-            self.publish(events).await;
             self.finish_stopping(&snapshot.execution, now).await?;
             return self.release_stage(ids, mode, stage, now).await;
         }
@@ -1061,11 +1109,10 @@ impl Engine<'_> {
                         PipelineExecutionStatus::InProgress,
                         PipelineExecutionStatus::Stopping,
                     ],
+                    &[self.pipeline_event(&execution, PipelineState::Failed)],
                 )
                 .await?;
-            events.push(self.pipeline_event(&execution, PipelineState::Failed));
         }
-        self.publish(events).await;
         // QUEUED: a stage that succeeded is held until the execution queues in front of the next
         // one (`enter_stage` releases it), so no later execution overtakes it on the way.
         let continues = succeeded
@@ -1088,6 +1135,53 @@ impl Engine<'_> {
         self.after_conditions(ids, stage, after, now).await
     }
 
+    /// `leaveStage` for an attempt that ended already (`record`): nothing is decided again (no
+    /// conditions run, no record or event is written twice); what a first run that died midway
+    /// may have left undone is done: a stopping execution stops, a failed stage fails its
+    /// execution if it still runs (an automatic retry or rollback that never started is not
+    /// started late), and the stages the execution is done with are released.
+    async fn leave_again(
+        &self,
+        ids: &ExecutionIds,
+        snapshot: &ExecutionSnapshot,
+        declaration: &PipelineDeclaration,
+        record: &StageExecution,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let stage = record.stage_name.as_str();
+        let execution = &snapshot.execution;
+        let mode = execution.execution_mode;
+        if crate::control::is_stopping(execution.status) {
+            self.finish_stopping(execution, now).await?;
+            return self.release_stage(ids, mode, stage, now).await;
+        }
+        if record.status == StageExecutionStatus::Succeeded {
+            // QUEUED holds a stage it succeeded in until it queues at the next one.
+            let holds = mode == ExecutionMode::Queued
+                && execution.status == PipelineExecutionStatus::InProgress
+                && execution.rollback.is_none()
+                && previous_stage_of_next(declaration, stage);
+            if holds {
+                return Ok(());
+            }
+            return self.release_stage(ids, mode, stage, now).await;
+        }
+        self.end_in_progress(
+            snapshot,
+            PipelineExecutionStatus::Failed,
+            PipelineState::Failed,
+            &failure_summary(snapshot, stage, record.attempt),
+            now,
+        )
+        .await?;
+        if mode == ExecutionMode::Queued {
+            if let Some(previous) = previous_stage(declaration, stage) {
+                self.release_stage(ids, mode, previous, now).await?;
+            }
+        }
+        self.release_stage(ids, mode, stage, now).await
+    }
+
     /// Every stage succeeded.
     pub async fn finish_execution(&self, ids: &ExecutionIds, now: f64) -> Result<(), EngineError> {
         let (snapshot, _) = self.load(ids).await?;
@@ -1103,12 +1197,12 @@ impl Engine<'_> {
         execution.last_update_time = now;
         keep_source_revisions(&mut execution, &snapshot);
         self.executions
-            .put_execution(&execution, &[PipelineExecutionStatus::InProgress])
+            .put_execution(
+                &execution,
+                &[PipelineExecutionStatus::InProgress],
+                &[self.pipeline_event(&execution, PipelineState::Succeeded)],
+            )
             .await?;
-        self.publish(vec![
-            self.pipeline_event(&execution, PipelineState::Succeeded)
-        ])
-        .await;
         Ok(())
     }
 
@@ -1145,6 +1239,16 @@ impl Engine<'_> {
                 EngineError::NotInPipeline(format!("stage {stage} has no action {action}"))
             })?
             .clone();
+        // The same task again (its id comes from its token): the first delivery recorded it.
+        if let Some(earlier) = snapshot
+            .actions
+            .iter()
+            .find(|a| a.action_execution_id == action_execution_id)
+        {
+            return self
+                .begin_again(&snapshot, declaration, action_decl, earlier.clone())
+                .await;
+        }
         let stage_record = snapshot.stage(stage);
         let attempt = stage_record.map(|s| s.attempt).unwrap_or(1);
         // RetryStageExecution with FAILED_ACTIONS: an action that succeeded in the previous
@@ -1167,7 +1271,7 @@ impl Engine<'_> {
                 kept.attempt = attempt;
                 kept.action_execution_id = action_execution_id.to_string();
                 kept.task_token = None;
-                match self.executions.put_action(&kept, None).await {
+                match self.executions.put_action(&kept, None, &[]).await {
                     Ok(()) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -1260,13 +1364,32 @@ impl Engine<'_> {
             source_revision: None,
             task_token: Some(token.to_string()),
         };
-        self.executions.put_action(&record, None).await?;
-        self.publish(vec![self.action_event(
-            &snapshot.execution,
-            &record,
-            ActionState::Started,
-        )])
-        .await;
+        let started = [self.action_event(&snapshot.execution, &record, ActionState::Started)];
+        match self.executions.put_action(&record, None, &started).await {
+            Ok(()) => {}
+            // A concurrent delivery of the same task recorded it first.
+            Err(StoreError::Conflict(_)) => {
+                let again = self
+                    .executions
+                    .snapshot(&ids.pipeline_execution_id)
+                    .await?
+                    .and_then(|s| {
+                        s.actions
+                            .into_iter()
+                            .find(|a| a.action_execution_id == action_execution_id)
+                    });
+                if let Some(earlier) = again {
+                    return self
+                        .begin_again(&snapshot, declaration, action_decl, earlier)
+                        .await;
+                }
+                return Err(StoreError::Conflict(format!(
+                    "action {stage}/{action} attempt {attempt} was recorded by another run"
+                ))
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        }
         let prepared = PreparedAction {
             record,
             declaration: action_decl,
@@ -1292,6 +1415,63 @@ impl Engine<'_> {
         Ok(Some(prepared))
     }
 
+    /// `runAction` came again for the action execution `earlier` recorded. Still running: the
+    /// first delivery may have died mid-way, so it is prepared again from its record (same id,
+    /// same output keys, no second `STARTED`) and the provider runs again. Ended: its callback
+    /// is sent if it never went out, and nothing runs.
+    async fn begin_again(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        pipeline: &PipelineDeclaration,
+        declaration: ActionDeclaration,
+        earlier: ActionExecution,
+    ) -> Result<Option<PreparedAction>, EngineError> {
+        if earlier.status != ActionExecutionStatus::InProgress {
+            self.answer_unsent(&earlier).await?;
+            return Ok(None);
+        }
+        let base = self.with_rollback_base(snapshot.clone()).await?;
+        let scope = variable_scope(&base, pipeline);
+        let outputs = declaration
+            .output_artifacts()
+            .iter()
+            .map(|a| ArtifactDetail {
+                name: a.name.clone(),
+                s3_location: ArtifactLocation {
+                    bucket: self.config.artifact_bucket.clone(),
+                    key: artifact_key(
+                        &snapshot.execution.pipeline_name,
+                        &a.name,
+                        &earlier.action_execution_id,
+                    ),
+                    version_id: None,
+                },
+            })
+            .collect();
+        let commands = declaration
+            .commands()
+            .iter()
+            .filter_map(|c| resolve(c, &scope).ok())
+            .collect();
+        Ok(Some(PreparedAction {
+            configuration: earlier.input.resolved_configuration.clone(),
+            inputs: earlier.input.input_artifacts.clone(),
+            commands,
+            outputs,
+            variables: scope,
+            source_revision_overrides: snapshot
+                .execution
+                .source_revision_overrides
+                .iter()
+                .filter(|o| o.action_name == earlier.action_name)
+                .cloned()
+                .collect(),
+            account_id: self.config.account_id.clone(),
+            declaration,
+            record: earlier,
+        }))
+    }
+
     /// Record how the action ended, publish it, and answer its task token. Completing an action
     /// that already ended changes nothing (at-least-once callers are safe). Returns true when
     /// this call completed it, false when it had already ended.
@@ -1313,9 +1493,20 @@ impl Engine<'_> {
         };
         record.log_tail = outcome.log_tail;
         record.source_revision = outcome.source_revision;
+        let snapshot = self
+            .executions
+            .snapshot(&record.pipeline_execution_id)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionNotFound(record.pipeline_execution_id.clone()))?;
+        let state = if record.status == ActionExecutionStatus::Succeeded {
+            ActionState::Succeeded
+        } else {
+            ActionState::Failed
+        };
+        let ended = [self.action_event(&snapshot.execution, &record, state)];
         match self
             .executions
-            .put_action(&record, Some(ActionExecutionStatus::InProgress))
+            .put_action(&record, Some(ActionExecutionStatus::InProgress), &ended)
             .await
         {
             Ok(()) => {}
@@ -1329,18 +1520,6 @@ impl Engine<'_> {
             }
             Err(e) => return Err(e.into()),
         }
-        let snapshot = self
-            .executions
-            .snapshot(&record.pipeline_execution_id)
-            .await?
-            .ok_or_else(|| EngineError::ExecutionNotFound(record.pipeline_execution_id.clone()))?;
-        let state = if record.status == ActionExecutionStatus::Succeeded {
-            ActionState::Succeeded
-        } else {
-            ActionState::Failed
-        };
-        self.publish(vec![self.action_event(&snapshot.execution, &record, state)])
-            .await;
         self.answer_task(&record).await.map(|()| true)
     }
 
@@ -1372,7 +1551,7 @@ impl Engine<'_> {
         answered.task_token = None;
         match self
             .executions
-            .put_action(&answered, Some(record.status))
+            .put_action(&answered, Some(record.status), &[])
             .await
         {
             Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
@@ -1442,12 +1621,6 @@ impl Engine<'_> {
         Ok((snapshot, pipeline))
     }
 
-    pub(crate) async fn publish(&self, entries: Vec<EventEntry>) {
-        if let Err(e) = self.events.publish(&entries).await {
-            tracing::warn!("publishing {} event(s) failed: {e}", entries.len());
-        }
-    }
-
     fn execution_ref(&self, execution: &PipelineExecution, attempt: u32) -> ExecutionRef {
         ExecutionRef {
             pipeline_arn: events::pipeline_arn(
@@ -1482,7 +1655,7 @@ impl Engine<'_> {
                 .clone()
                 .filter(|_| matches!(state, PipelineState::Stopping | PipelineState::Stopped)),
         })
-        .with_time(events::format_time(execution.last_update_time))
+        .at(execution.last_update_time)
     }
 
     pub(crate) fn stage_event(
@@ -1498,7 +1671,7 @@ impl Engine<'_> {
             start_time: Some(events::format_time_millis(execution.start_time)),
             last_retry_time: None,
         })
-        .with_time(events::format_time(stage.last_update_time))
+        .at(stage.last_update_time)
     }
 
     pub(crate) fn action_event(
@@ -1552,7 +1725,7 @@ impl Engine<'_> {
                 error_code: result.error_details.as_ref().map(|e| e.code.clone()),
             }),
         })
-        .with_time(events::format_time(action.last_update_time))
+        .at(action.last_update_time)
     }
 }
 
@@ -2053,6 +2226,23 @@ pub mod memory {
         latest_stages: BTreeMap<(String, String), StageExecution>,
         /// (pipeline, stage) → its lock and version.
         locks: BTreeMap<(String, String), (StageLock, u64)>,
+        /// The outbox: every event written, once per event id, in the order written.
+        outbox: Vec<EventEntry>,
+    }
+
+    impl Inner {
+        /// Add `events` to the outbox; one whose id is there already is not added again (as an
+        /// overwritten outbox item is not published again).
+        fn record(&mut self, events: &[EventEntry]) {
+            for event in events {
+                let known = event
+                    .event_id()
+                    .is_some_and(|id| self.outbox.iter().any(|e| e.event_id() == Some(id)));
+                if !known {
+                    self.outbox.push(event.clone());
+                }
+            }
+        }
     }
 
     impl MemoryExecutionStore {
@@ -2060,6 +2250,11 @@ pub mod memory {
             self.inner
                 .lock()
                 .map_err(|_| StoreError::Backend("poisoned".into()))
+        }
+
+        /// Every event written with a state change, in order (what the publisher sends).
+        pub fn outbox(&self) -> Vec<EventEntry> {
+            self.lock().map(|i| i.outbox.clone()).unwrap_or_default()
         }
     }
 
@@ -2069,6 +2264,7 @@ pub mod memory {
             &self,
             execution: &PipelineExecution,
             key: Option<&str>,
+            events: &[EventEntry],
         ) -> Result<(), StoreError> {
             let mut inner = self.lock()?;
             if let Some(existing) = key.and_then(|k| inner.idempotency.get(k)) {
@@ -2090,6 +2286,7 @@ pub mod memory {
             inner
                 .executions
                 .insert(execution.pipeline_execution_id.clone(), execution.clone());
+            inner.record(events);
             Ok(())
         }
 
@@ -2119,6 +2316,7 @@ pub mod memory {
             &self,
             e: &PipelineExecution,
             expected: &[PipelineExecutionStatus],
+            events: &[EventEntry],
         ) -> Result<(), StoreError> {
             let mut inner = self.lock()?;
             match inner.executions.get(&e.pipeline_execution_id) {
@@ -2126,6 +2324,7 @@ pub mod memory {
                     inner
                         .executions
                         .insert(e.pipeline_execution_id.clone(), e.clone());
+                    inner.record(events);
                     Ok(())
                 }
                 Some(current) => Err(StoreError::Conflict(format!(
@@ -2140,6 +2339,7 @@ pub mod memory {
             &self,
             pipeline_name: &str,
             stage: &StageExecution,
+            events: &[EventEntry],
         ) -> Result<(), StoreError> {
             let key = (
                 stage.pipeline_execution_id.clone(),
@@ -2148,6 +2348,7 @@ pub mod memory {
             );
             let mut inner = self.lock()?;
             inner.stages.insert(key, stage.clone());
+            inner.record(events);
             let pointer = (pipeline_name.to_string(), stage.stage_name.clone());
             let moves = inner.latest_stages.get(&pointer).is_none_or(|current| {
                 current.pipeline_execution_id == stage.pipeline_execution_id
@@ -2211,6 +2412,7 @@ pub mod memory {
             &self,
             a: &ActionExecution,
             expected: Option<ActionExecutionStatus>,
+            events: &[EventEntry],
         ) -> Result<(), StoreError> {
             let mut inner = self.lock()?;
             let key = (
@@ -2240,6 +2442,7 @@ pub mod memory {
                 }
             }
             inner.actions.insert(key, a.clone());
+            inner.record(events);
             Ok(())
         }
 

@@ -174,8 +174,15 @@ wire_enum! {
     }
 }
 
+/// `detail.event-id`: the stable id of the state change ([`EventEntry::stable_id`]), added by
+/// Pipewright to CodePipeline's members.
+pub const EVENT_ID: &str = "event-id";
+
 /// The EventBridge `PutEvents` entry for one state change. The caller adds the bus name.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized (as the outbox keeps it) with `PutEvents`' member names in kebab case:
+/// `source`, `detail-type`, `resources`, `detail`, `time`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct EventEntry {
     /// Always [`SOURCE`].
     pub source: String,
@@ -188,6 +195,7 @@ pub struct EventEntry {
     pub detail: Value,
     /// When the change happened, RFC 3339 (see [`format_time`]); EventBridge uses the time it
     /// receives the entry when this is `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
 }
 
@@ -206,6 +214,57 @@ impl EventEntry {
     pub fn with_time(mut self, time: impl Into<String>) -> Self {
         self.time = Some(time.into());
         self
+    }
+
+    /// The same entry as the state change recorded at `epoch_seconds`: `time` set
+    /// ([`format_time`]) and `detail.event-id` set to [`EventEntry::stable_id`], the id
+    /// consumers de-duplicate by (EventBridge's own `id` differs on every delivery).
+    pub fn at(mut self, epoch_seconds: f64) -> Self {
+        self.time = Some(format_time(epoch_seconds));
+        let id = self.stable_id(epoch_seconds);
+        if let Value::Object(detail) = &mut self.detail {
+            detail.insert(EVENT_ID.into(), id.into());
+        }
+        self
+    }
+
+    /// `detail.event-id`, when the entry has one ([`EventEntry::at`]).
+    pub fn event_id(&self) -> Option<&str> {
+        self.detail.get(EVENT_ID).and_then(Value::as_str)
+    }
+
+    /// The id of the state change this entry reports, the same however often it is built from
+    /// the same record: a UUID-shaped digest of the `detail-type`, `execution-id`,
+    /// `pipeline-execution-attempt`, `stage`, `action-execution-id`, `state` and the instant of
+    /// the change (to the millisecond). A state change written once has one id; the outbox
+    /// delivers it at least once, every copy with that id.
+    pub fn stable_id(&self, epoch_seconds: f64) -> String {
+        use sha2::{Digest, Sha256};
+        let member = |name: &str| match self.detail.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let mut hash = Sha256::new();
+        for part in [
+            self.detail_type.clone(),
+            member("execution-id"),
+            member("pipeline-execution-attempt"),
+            member("stage"),
+            member("action-execution-id"),
+            member("state"),
+            instant(epoch_seconds).timestamp_millis().to_string(),
+        ] {
+            // Length-prefixed, so no two different lists hash alike.
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hash.finalize()[..16]);
+        // A version 8 (custom) UUID, RFC 9562.
+        uuid::Builder::from_custom_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 
     /// The event as EventBridge delivers it to a rule's target: `version` `"0"`, the event `id`,

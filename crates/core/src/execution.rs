@@ -354,6 +354,10 @@ pub struct StageExecution {
     /// The stage conditions evaluated in this attempt, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<crate::conditions::ConditionRun>,
+    /// Which `enterStage` task entered this attempt (a digest of its task token, never the
+    /// token): the same task delivered again is answered from this attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered_by: Option<String>,
 }
 
 /// Everything recorded about one execution, read at once.

@@ -251,7 +251,7 @@ impl Engine<'_> {
         }
         match self
             .executions
-            .put_action(&record, Some(ActionExecutionStatus::InProgress))
+            .put_action(&record, Some(ActionExecutionStatus::InProgress), &[])
             .await
         {
             Ok(()) => {}

@@ -63,6 +63,7 @@ pub mod execution;
 pub mod git_source;
 pub mod jobs;
 pub mod locks;
+pub mod outbox;
 pub mod providers;
 pub mod sources;
 pub mod store;

@@ -124,7 +124,7 @@ impl World {
             rollback: None,
         };
         self.executions
-            .create_execution(&execution, None)
+            .create_execution(&execution, None, &[])
             .await
             .unwrap();
     }
@@ -135,7 +135,7 @@ impl World {
 
     async fn enter(&self, id: &str, stage: &str, now: f64) {
         self.engine()
-            .enter_stage(&ids(id), stage, &format!("enter-{id}-{stage}"), now)
+            .enter_stage(&ids(id), stage, &format!("enter-{id}-{stage}-{now}"), now)
             .await
             .unwrap();
     }
@@ -613,7 +613,7 @@ async fn three_executions(world: &World) -> (String, String, String) {
     resumed.status = PipelineExecutionStatus::InProgress;
     world
         .executions
-        .put_execution(&resumed, &[PipelineExecutionStatus::Failed])
+        .put_execution(&resumed, &[PipelineExecutionStatus::Failed], &[])
         .await
         .unwrap();
     world.enter(&e1, "Build", 24.0).await;

@@ -786,7 +786,7 @@ async fn a_job_id_is_unique_across_actions() {
     let mut other = prepared.record.clone();
     other.action_name = "Other".into();
     assert!(matches!(
-        world.executions.put_action(&other, None).await,
+        world.executions.put_action(&other, None, &[]).await,
         Err(pipewright_core::store::StoreError::Conflict(_))
     ));
     assert_eq!(world.executions.find_job("nope").await.unwrap(), None);

@@ -54,7 +54,7 @@ async fn a_claimed_key_without_a_run_is_resumed_by_the_next_delivery() {
     claimed.state_machine_execution_arn = None;
     world
         .executions
-        .create_execution(&claimed, Some("event-2"))
+        .create_execution(&claimed, Some("event-2"), &[])
         .await
         .unwrap();
 

@@ -85,10 +85,8 @@ async fn stop_and_wait_lets_the_running_action_finish_then_stops() {
         .collect();
     assert_eq!(pipeline_states, ["STARTED", "STOPPING", "STOPPED"]);
     let stopping = world
-        .events
-        .published
-        .lock()
-        .unwrap()
+        .executions
+        .outbox()
         .iter()
         .find(|e| e.detail["state"] == "STOPPING")
         .unwrap()

@@ -26,7 +26,8 @@ pub async fn handle(
     else {
         return Err("the action function runs only runAction tasks".into());
     };
-    let action_execution_id = uuid::Uuid::new_v4().to_string();
+    // From the task token: a repeated task is the same action execution.
+    let action_execution_id = pipewright_core::engine::action_execution_id(&task_token);
     let span = tracing::info_span!("action", execution = %ids.pipeline_execution_id, %stage, %action, %action_execution_id);
     let run = async {
         let engine = adapters.engine(&event.context.invoked_function_arn);

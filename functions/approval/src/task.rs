@@ -29,8 +29,9 @@ pub async fn handle(
     else {
         return Err("the approval function runs only the runAction tasks of approvals".into());
     };
-    // The approval token: a fresh id per run of the action.
-    let token = uuid::Uuid::new_v4().to_string();
+    // The approval token: the action execution id, derived from the task token (secret, one per
+    // run of the action, the same when the task is delivered again).
+    let token = pipewright_core::engine::action_execution_id(&task_token);
     let span =
         tracing::info_span!("approval", execution = %ids.pipeline_execution_id, %stage, %action);
     let task = ApprovalTask {

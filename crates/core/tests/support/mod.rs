@@ -11,7 +11,7 @@ pub mod generate;
 use pipewright_core::asl::AslTargets;
 use pipewright_core::control_plane::{handle, ApiError, ServiceContext, Services};
 use pipewright_core::engine::memory::{
-    MemoryEvents, MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryTasks,
+    MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryTasks,
 };
 use pipewright_core::engine::{
     ActionOutcome, Engine, EngineConfig, ExecutionIds, ExecutionStore, StartRequest,
@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 pub struct World {
     pub pipelines: MemoryPipelineStore,
     pub executions: MemoryExecutionStore,
-    pub events: MemoryEvents,
     pub tasks: MemoryTasks,
     pub machines: MemoryMachines,
     pub functions: MemoryFunctions,
@@ -66,7 +65,6 @@ impl World {
         Engine {
             pipelines: &self.pipelines,
             executions: &self.executions,
-            events: &self.events,
             tasks: &self.tasks,
             machines: &self.machines,
             functions: &self.functions,
@@ -89,10 +87,8 @@ impl World {
 
     /// (detail-type without `CodePipeline `, stage or action, state) of every event.
     pub fn events(&self) -> Vec<(String, String, String)> {
-        self.events
-            .published
-            .lock()
-            .unwrap()
+        self.executions
+            .outbox()
             .iter()
             .map(|e| {
                 let what = e
@@ -242,7 +238,7 @@ impl World {
         let from = execution.status;
         execution.status = status;
         self.executions
-            .put_execution(&execution, &[from])
+            .put_execution(&execution, &[from], &[])
             .await
             .unwrap();
     }

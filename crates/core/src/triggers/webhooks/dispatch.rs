@@ -327,8 +327,7 @@ mod tests {
     use super::*;
     use crate::asl::AslTargets;
     use crate::engine::memory::{
-        MemoryEvents, MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryRuleChecks,
-        MemoryTasks,
+        MemoryExecutionStore, MemoryFunctions, MemoryMachines, MemoryRuleChecks, MemoryTasks,
     };
     use crate::engine::EngineConfig;
     use crate::store::memory::MemoryPipelineStore;
@@ -425,7 +424,6 @@ mod tests {
         pipelines: Pipelines,
         secrets: Secrets,
         executions: MemoryExecutionStore,
-        events: MemoryEvents,
         tasks: MemoryTasks,
         machines: MemoryMachines,
         functions: MemoryFunctions,
@@ -493,7 +491,6 @@ mod tests {
             let engine = Engine {
                 pipelines: &self.pipelines,
                 executions: &self.executions,
-                events: &self.events,
                 tasks: &self.tasks,
                 machines: &self.machines,
                 functions: &self.functions,
