@@ -811,6 +811,13 @@ impl Engine<'_> {
                     self.supersede(&pipeline_execution_id, &task_token, &by, now)
                         .await
                 }
+                LockEffect::Refuse {
+                    pipeline_execution_id,
+                    task_token,
+                } => {
+                    self.refuse(&pipeline_execution_id, &task_token, stage, now)
+                        .await
+                }
             };
             if let Err(e) = result {
                 first_error.get_or_insert(e);
@@ -937,6 +944,36 @@ impl Engine<'_> {
                 asl::SUPERSEDED_ERROR,
                 &format!("superseded by pipeline execution {by}"),
             )
+            .await
+            .map_err(EngineError::Callback)
+    }
+
+    /// Execution `id`, arriving with `token` in front of `stage`, found its queue full: it ends
+    /// `Failed`, saying why.
+    async fn refuse(
+        &self,
+        id: &str,
+        token: &str,
+        stage: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let why = format!(
+            "stage {stage}: {} executions already wait to enter it, the most a stage queues; \
+             this execution was not queued (start it again once the queue is shorter)",
+            crate::locks::MAX_WAITING
+        );
+        if let Some(snapshot) = self.executions.snapshot(id).await? {
+            self.end_in_progress(
+                &snapshot,
+                PipelineExecutionStatus::Failed,
+                PipelineState::Failed,
+                &why,
+                now,
+            )
+            .await?;
+        }
+        self.tasks
+            .fail(token, asl::STOPPED_ERROR, &why)
             .await
             .map_err(EngineError::Callback)
     }

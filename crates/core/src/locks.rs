@@ -25,8 +25,9 @@
 //!    admits at once);
 //! 3. `SUPERSEDED`: at most one waiter, and only waiters are ever superseded;
 //! 4. `QUEUED`: executions enter in arrival order, and none is superseded;
-//! 5. each arrival ends exactly once as entered or superseded (a repeated arrival of the same
-//!    execution only refreshes its task token).
+//! 5. each arrival ends exactly once as entered, superseded or refused (a repeated arrival of
+//!    the same execution only refreshes its task token);
+//! 6. at most [`MAX_WAITING`] executions wait: one arriving at a full queue is refused.
 //!
 //! Executions keep the mode they started with (UpdatePipeline changes it for new executions
 //! only): the mode of the *arriving* execution decides how it queues, and a `PARALLEL` waiter
@@ -107,7 +108,21 @@ pub enum Effect {
         /// The newer execution that took its place.
         by: String,
     },
+    /// The queue in front of the stage is full ([`MAX_WAITING`]): the arriving execution ends
+    /// `Failed` and its token is failed; the lock is unchanged.
+    Refuse {
+        /// The execution.
+        pipeline_execution_id: String,
+        /// Its `enterStage` task token.
+        task_token: String,
+    },
 }
+
+/// The most executions that wait in front of one stage (`QUEUED` executions, and any waiting
+/// for a disabled transition). Each parks its task token in the lock item, which DynamoDB caps at
+/// 400 KB: 100 waiters of Step Functions' longest tokens (2 KB) stay far below. An execution
+/// arriving at a full queue fails ([`Effect::Refuse`]).
+pub const MAX_WAITING: usize = 100;
 
 impl StageLock {
     /// True when no execution holds or waits for the stage.
@@ -165,6 +180,13 @@ impl StageLock {
             );
         }
         match mode {
+            ExecutionMode::Queued | ExecutionMode::Parallel if next.waiting.len() >= MAX_WAITING => (
+                self.clone(),
+                vec![Effect::Refuse {
+                    pipeline_execution_id: id,
+                    task_token: arrival.task_token,
+                }],
+            ),
             ExecutionMode::Queued | ExecutionMode::Parallel => {
                 next.waiting.push(arrival);
                 (next, Vec::new())
@@ -274,6 +296,46 @@ impl StageLock {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_full_queue_refuses_the_next_arrival_and_stays_as_it_was() {
+        let waiter = |n: usize| Waiter {
+            pipeline_execution_id: format!("e{n}"),
+            task_token: format!("t{n}"),
+            started: n as f64,
+            arrived: n as f64,
+            parallel: false,
+        };
+        let mut lock = StageLock {
+            holder: Some("e0".into()),
+            ..Default::default()
+        };
+        for n in 1..=MAX_WAITING {
+            let (next, effects) = lock.arrive(waiter(n), ExecutionMode::Queued);
+            assert!(effects.is_empty());
+            lock = next;
+        }
+        assert_eq!(lock.waiting.len(), MAX_WAITING);
+        let (next, effects) = lock.arrive(waiter(MAX_WAITING + 1), ExecutionMode::Queued);
+        assert_eq!(next, lock);
+        assert_eq!(
+            effects,
+            [Effect::Refuse {
+                pipeline_execution_id: format!("e{}", MAX_WAITING + 1),
+                task_token: format!("t{}", MAX_WAITING + 1),
+            }]
+        );
+        // A waiter already in the queue only refreshes its token, full or not.
+        let mut again = waiter(1);
+        again.task_token = "t1+".into();
+        let (next, effects) = lock.arrive(again, ExecutionMode::Queued);
+        assert!(effects.is_empty());
+        assert_eq!(next.waiting[0].task_token, "t1+");
+        // Once one enters, there is room again.
+        let (freed, _) = lock.release("e0");
+        let (_, effects) = freed.arrive(waiter(MAX_WAITING + 1), ExecutionMode::Queued);
+        assert!(effects.is_empty());
+    }
+
     use super::*;
 
     fn w(id: &str, started: f64) -> Waiter {

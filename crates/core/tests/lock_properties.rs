@@ -56,6 +56,7 @@ struct Seen {
     entered: Vec<String>,
     superseded: BTreeSet<String>,
     withdrawn: BTreeSet<String>,
+    refused: BTreeSet<String>,
     arrived: Vec<String>,
 }
 
@@ -101,6 +102,14 @@ impl Seen {
                     prop_assert!(self.superseded.insert(id.clone()), "{id} superseded twice");
                     prop_assert_ne!(id, by);
                 }
+                Effect::Refuse {
+                    pipeline_execution_id: id,
+                    ..
+                } => {
+                    prop_assert_ne!(mode, ExecutionMode::Superseded, "SUPERSEDED never queues");
+                    prop_assert!(!self.entered.contains(id), "{id} refused after it entered");
+                    prop_assert!(self.refused.insert(id.clone()), "{id} refused twice");
+                }
             }
         }
         Ok(())
@@ -118,6 +127,7 @@ fn check(lock: &StageLock, seen: &Seen, mode: ExecutionMode) -> Result<(), TestC
     if mode == ExecutionMode::Superseded {
         prop_assert!(lock.waiting.len() <= 1, "{lock:?}");
     }
+    prop_assert!(lock.waiting.len() <= pipewright_core::locks::MAX_WAITING);
     Ok(())
 }
 
