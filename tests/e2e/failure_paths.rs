@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pipewright_e2e::pipelines::{
-    api_call, clients, eventually, execution_records, source_bucket, start, wait_for,
+    api_call, clients, eventually, execution_records, source_bucket, start, wait_for, Clients,
     PipelineBuilder,
 };
 use pipewright_e2e::stack;
@@ -76,20 +76,89 @@ async fn a_task_failure_ends_the_execution_failed_instead_of_leaving_it_in_progr
 async fn a_run_stopped_by_hand_is_reconciled_and_the_waiting_execution_goes_on() {
     let stack = stack();
     let c = clients(stack).await;
-    let name = PipelineBuilder::new(stack, "reconcile")
+    let stopped = stop_a_run_by_hand(&c, "reconcile").await;
+    let run = &stopped.run;
+    let sfn = aws_sdk_sfn::Client::new(&c.sdk);
+    let described = sfn
+        .describe_execution()
+        .execution_arn(run)
+        .send()
+        .await
+        .expect("DescribeExecution");
+    let event = json!({
+        "version": "0",
+        "id": format!("{}-status", stopped.first),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "region": "us-east-1",
+        "resources": [run],
+        "detail": {
+            "executionArn": run,
+            "stateMachineArn": described.state_machine_arn(),
+            "name": described.name(),
+            "status": "ABORTED",
+            "input": described.input(),
+            "error": described.error(),
+            "cause": described.cause()
+        }
+    });
+    assert_eq!(
+        invoke_orchestrator(&c, &event).await,
+        json!({"reconciled": true})
+    );
+    stopped.first_failed_and_second_succeeds(&c).await;
+    // The same event again (EventBridge delivers at least once) changes nothing.
+    assert_eq!(
+        invoke_orchestrator(&c, &event).await,
+        json!({"reconciled": false})
+    );
+}
+
+/// The sweep: the same run stopped by hand, and no status event ever comes (the emulator emits
+/// none; on AWS a rule can be disabled or its target throttled). The periodic sweep asks Step
+/// Functions how each in-progress execution's run is, and reconciles the one that ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_reconciles_a_run_whose_status_event_never_came() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let stopped = stop_a_run_by_hand(&c, "sweep").await;
+    let swept = invoke_orchestrator(&c, &json!({"sweep": {}})).await;
+    let reconciled: Vec<&str> = swept["reconciled"]
+        .as_array()
+        .expect("the sweep's answer")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(reconciled.contains(&stopped.first.as_str()), "{swept:#}");
+    stopped.first_failed_and_second_succeeds(&c).await;
+}
+
+/// A QUEUED pipeline whose first execution's run was stopped by hand (Step Functions'
+/// StopExecution) while it held Build, and a second execution queued behind it.
+struct StoppedByHand {
+    name: String,
+    first: String,
+    second: String,
+    run: String,
+}
+
+async fn stop_a_run_by_hand(c: &Clients, prefix: &str) -> StoppedByHand {
+    let stack = stack();
+    let name = PipelineBuilder::new(stack, prefix)
         .mode("QUEUED")
         .variable("Sleep", "20")
-        .s3_source(&source_bucket(&c).await)
+        .s3_source(&source_bucket(c).await)
         .commands("Build", &["sleep #{variables.Sleep}"])
         .commands("Deploy", &["true"])
         .create(stack);
-    let first = start(&c, &name).await;
+    let first = start(c, &name).await;
     let running = "ACTION#Build#Build#";
     eventually(
         "the first execution's Build action to run",
         Duration::from_millis(300),
         || async {
-            execution_records(&c, stack, &first)
+            execution_records(c, stack, &first)
                 .await
                 .iter()
                 .any(|(sk, r)| sk.starts_with(running) && r["status"] == "InProgress")
@@ -116,7 +185,7 @@ async fn a_run_stopped_by_hand_is_reconciled_and_the_waiting_execution_goes_on()
         .to_string();
 
     // Stop the first execution's run behind Pipewright's back.
-    let run = execution_record(&c, stack, &first).await["stateMachineExecutionArn"]
+    let run = execution_record(c, stack, &first).await["stateMachineExecutionArn"]
         .as_str()
         .expect("the run is recorded")
         .to_string();
@@ -133,49 +202,103 @@ async fn a_run_stopped_by_hand_is_reconciled_and_the_waiting_execution_goes_on()
         .await
         .expect("DescribeExecution");
     assert_eq!(described.status().as_str(), "ABORTED");
-    let event = json!({
-        "version": "0",
-        "id": format!("{first}-status"),
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": "123456789012",
-        "region": "us-east-1",
-        "resources": [run],
-        "detail": {
-            "executionArn": run,
-            "stateMachineArn": described.state_machine_arn(),
-            "name": described.name(),
-            "status": "ABORTED",
-            "input": described.input(),
-            "error": described.error(),
-            "cause": described.cause()
-        }
-    });
-    let reconcile = || async {
-        let out = c
-            .lambda
-            .invoke()
-            .function_name(stack.output("OrchestratorFunctionArn"))
-            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
-            .send()
-            .await
-            .expect("Invoke orchestrator");
-        assert!(out.function_error().is_none(), "{:?}", out.payload());
-        serde_json::from_slice::<serde_json::Value>(out.payload().unwrap().as_ref()).unwrap()
-    };
-    assert_eq!(reconcile().await, json!({"reconciled": true}));
+    StoppedByHand {
+        name,
+        first,
+        second,
+        run,
+    }
+}
 
-    let record = execution_record(&c, stack, &first).await;
-    assert_eq!(record["status"], "Failed", "{record:#}");
-    let summary = record["statusSummary"].as_str().unwrap_or_default();
-    assert!(summary.contains("stopped outside Pipewright"), "{summary}");
-    // The stage went to the waiting execution, which runs to the end.
-    let (status, summary) = wait_for(&c, &name, &second).await;
+impl StoppedByHand {
+    /// Once reconciled: the first execution Failed, saying why; the stage went to the second,
+    /// which runs to the end.
+    async fn first_failed_and_second_succeeds(&self, c: &Clients) {
+        let stack = stack();
+        let record = execution_record(c, stack, &self.first).await;
+        assert_eq!(record["status"], "Failed", "{record:#}");
+        let summary = record["statusSummary"].as_str().unwrap_or_default();
+        assert!(summary.contains("stopped outside Pipewright"), "{summary}");
+        let (status, summary) = wait_for(c, &self.name, &self.second).await;
+        assert_eq!(
+            status,
+            aws_sdk_codepipeline::types::PipelineExecutionStatus::Succeeded,
+            "{summary:?}"
+        );
+    }
+}
+
+/// Invoke the stack's orchestrator function with `event`; its answer.
+async fn invoke_orchestrator(c: &Clients, event: &serde_json::Value) -> serde_json::Value {
+    let out = c
+        .lambda
+        .invoke()
+        .function_name(stack().output("OrchestratorFunctionArn"))
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .expect("Invoke orchestrator");
+    assert!(out.function_error().is_none(), "{:?}", out.payload());
+    serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap()
+}
+
+/// Whatever an action prints or exports, its record fits its DynamoDB item (400 KB; JSON escapes
+/// a control character sixfold): the whole log goes to S3 and the record keeps its end; output
+/// variables too big to record fail the action saying so, instead of a failed write leaving it
+/// to time out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_output_fits_the_record_and_the_whole_log_is_in_s3() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let flood = "head -c 300000 /dev/zero | tr '\\000' '\\001'; echo; echo the end";
+    let mut exporting = pipewright_e2e::pipelines::commands_action(
+        "Export",
+        &["export BLOB=$(head -c 100000 /dev/zero | tr '\\000' '\\001')"],
+    );
+    exporting["outputVariables"] = json!(["BLOB"]);
+    exporting["namespace"] = json!("ExportVariables");
+    let name = PipelineBuilder::new(stack, "flood")
+        .s3_source(&source_bucket(&c).await)
+        .commands("Build", &[flood])
+        .stage(json!({"name": "Deploy", "actions": [exporting]}))
+        .create(stack);
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
     assert_eq!(
         status,
-        aws_sdk_codepipeline::types::PipelineExecutionStatus::Succeeded,
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed,
         "{summary:?}"
     );
-    // The same event again (EventBridge delivers at least once) changes nothing.
-    assert_eq!(reconcile().await, json!({"reconciled": false}));
+
+    let records = execution_records(&c, stack, &id).await;
+    let build = pipewright_e2e::pipelines::latest_action(&records, "Build", "Build");
+    assert_eq!(build["status"], "Succeeded", "{build:#}");
+    let tail = build["logTail"].as_str().unwrap();
+    assert!(
+        tail.ends_with("the end\n"),
+        "{:?}",
+        &tail[tail.len().saturating_sub(40)..]
+    );
+    assert!(tail.len() <= 8 * 1024, "{}", tail.len());
+    let log = &build["logLocation"];
+    let object =
+        c.s3.get_object()
+            .bucket(log["bucket"].as_str().unwrap())
+            .key(log["key"].as_str().unwrap())
+            .send()
+            .await
+            .expect("the whole log in S3");
+    let body = object.body.collect().await.unwrap().into_bytes();
+    assert!(body.len() > 300_000, "{}", body.len());
+    assert!(body.ends_with(b"the end\n"));
+
+    let export = pipewright_e2e::pipelines::latest_action(&records, "Deploy", "Export");
+    assert_eq!(export["status"], "Failed", "{export:#}");
+    let message = export["output"]["executionResult"]["errorDetails"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("output variables"), "{message}");
+    assert!(export["output"]["outputVariables"]
+        .as_object()
+        .is_none_or(|v| v.is_empty()));
 }

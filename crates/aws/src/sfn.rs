@@ -6,10 +6,11 @@
 
 use async_trait::async_trait;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
-use aws_sdk_sfn::types::StateMachineType;
+use aws_sdk_sfn::types::{ExecutionStatus, StateMachineType};
 use aws_sdk_sfn::Client;
 use pipewright_core::engine::{StateMachines, TaskCallbacks};
 use pipewright_core::events::partition;
+use pipewright_core::sweep::RunStatus;
 use serde_json::Value;
 
 use crate::error_chain;
@@ -181,6 +182,32 @@ impl StateMachines for SfnStateMachines {
                 Ok(self.execution_arn(state_machine_arn, name))
             }
             Err(e) => Err(sdk_error("StartExecution", &e)),
+        }
+    }
+
+    async fn run_status(&self, execution_arn: &str) -> Result<RunStatus, String> {
+        match self
+            .client
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(match out.status() {
+                ExecutionStatus::Running | ExecutionStatus::PendingRedrive => RunStatus::Running,
+                status => RunStatus::Ended {
+                    status: status.as_str().to_string(),
+                    error: out.error().map(str::to_string),
+                    cause: out.cause().map(str::to_string),
+                },
+            }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
+                Ok(RunStatus::Missing)
+            }
+            Err(e) => Err(sdk_error("DescribeExecution", &e)),
         }
     }
 }

@@ -439,6 +439,7 @@ impl Engine<'_> {
                 },
                 source_revision: None,
                 log_tail: None,
+                log_location: None,
             },
             Decision::Rejected => {
                 let message = if summary.is_empty() {

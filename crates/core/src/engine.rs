@@ -146,6 +146,8 @@ pub trait StateMachines: Send + Sync {
         name: &str,
         input: &Value,
     ) -> Result<String, String>;
+    /// How run `execution_arn` is (`DescribeExecution`).
+    async fn run_status(&self, execution_arn: &str) -> Result<crate::sweep::RunStatus, String>;
 }
 
 /// Where the engine runs and what it calls.
@@ -277,6 +279,8 @@ pub struct PreparedAction {
     pub source_revision_overrides: Vec<SourceRevisionOverride>,
     /// The account the pipeline runs in (a job's `accountId`).
     pub account_id: String,
+    /// Where the action's whole log goes (the artifact bucket, [`crate::execution::log_key`]).
+    pub log_location: ArtifactLocation,
 }
 
 /// How a provider's work ended.
@@ -294,6 +298,8 @@ pub struct ActionOutcome {
     pub source_revision: Option<SourceRevision>,
     /// The tail of the log.
     pub log_tail: Option<String>,
+    /// Where the whole log is.
+    pub log_location: Option<ArtifactLocation>,
 }
 
 impl ActionOutcome {
@@ -312,6 +318,7 @@ impl ActionOutcome {
             },
             source_revision: None,
             log_tail: None,
+            log_location: None,
         }
     }
 }
@@ -419,7 +426,7 @@ impl Engine<'_> {
     /// no state machine run recorded (whoever claimed the key died, or failed to reach Step
     /// Functions, before starting it), start its run now. StartExecution is idempotent by name,
     /// so a launch that is merely slower, not dead, starts nothing twice.
-    async fn resume_launch(&self, id: &str) -> Result<(), EngineError> {
+    pub(crate) async fn resume_launch(&self, id: &str) -> Result<(), EngineError> {
         let Some(snapshot) = self.executions.snapshot(id).await? else {
             return Ok(());
         };
@@ -1398,6 +1405,7 @@ impl Engine<'_> {
             },
             output: ActionExecutionOutput::default(),
             log_tail: None,
+            log_location: None,
             source_revision: None,
             task_token: Some(token.to_string()),
         };
@@ -1443,6 +1451,7 @@ impl Engine<'_> {
                 .cloned()
                 .collect(),
             account_id: self.config.account_id.clone(),
+            log_location: self.log_location(&ids.pipeline_name, action_execution_id),
         };
         if !problems.is_empty() {
             let outcome = ActionOutcome::failed("ConfigurationError", problems.join("; "));
@@ -1467,6 +1476,20 @@ impl Engine<'_> {
             self.answer_unsent(&earlier).await?;
             return Ok(None);
         }
+        self.prepared_from(snapshot, pipeline, declaration, earlier)
+            .await
+            .map(Some)
+    }
+
+    /// What the provider of action execution `record` (recorded when it began) was given,
+    /// rebuilt from the record and the pipeline version it runs (`pipeline`, `declaration`).
+    pub(crate) async fn prepared_from(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        pipeline: &PipelineDeclaration,
+        declaration: ActionDeclaration,
+        earlier: ActionExecution,
+    ) -> Result<PreparedAction, EngineError> {
         let base = self.with_rollback_base(snapshot.clone()).await?;
         let scope = variable_scope(&base, pipeline);
         let outputs = declaration
@@ -1490,7 +1513,7 @@ impl Engine<'_> {
             .iter()
             .filter_map(|c| resolve(c, &scope).ok())
             .collect();
-        Ok(Some(PreparedAction {
+        Ok(PreparedAction {
             configuration: earlier.input.resolved_configuration.clone(),
             inputs: earlier.input.input_artifacts.clone(),
             commands,
@@ -1504,9 +1527,22 @@ impl Engine<'_> {
                 .cloned()
                 .collect(),
             account_id: self.config.account_id.clone(),
+            log_location: self.log_location(
+                &snapshot.execution.pipeline_name,
+                &earlier.action_execution_id,
+            ),
             declaration,
             record: earlier,
-        }))
+        })
+    }
+
+    /// Where the whole log of action execution `id` goes.
+    fn log_location(&self, pipeline: &str, id: &str) -> ArtifactLocation {
+        ArtifactLocation {
+            bucket: self.config.artifact_bucket.clone(),
+            key: crate::execution::log_key(pipeline, id),
+            version_id: None,
+        }
     }
 
     /// Record how the action ended, publish it, and answer its task token. Completing an action
@@ -1529,6 +1565,9 @@ impl Engine<'_> {
             output_variables: outcome.output_variables,
         };
         record.log_tail = outcome.log_tail;
+        record.log_location = outcome.log_location;
+        // Whatever the action printed or exported, the record fits its DynamoDB item.
+        record.fit(crate::execution::MAX_RECORD_BYTES);
         record.source_revision = outcome.source_revision;
         let snapshot = self
             .executions
@@ -2103,6 +2142,14 @@ impl Engine<'_> {
                     Err(e) => Err(EngineError::Invalid(format!("bad task payload: {e}"))),
                 }
             }
+            // The periodic sweep (its schedule's input).
+            OrchestratorEvent::Event(event) if event.get("sweep").is_some() => {
+                let swept = self.sweep(now).await?;
+                if !swept.reconciled.is_empty() || !swept.resumed.is_empty() {
+                    tracing::warn!(?swept, "the sweep repaired executions no event had");
+                }
+                Ok(serde_json::to_value(swept).unwrap_or_default())
+            }
             OrchestratorEvent::Event(event) => match crate::abort::run_ended(&event) {
                 Some(ended) => {
                     let reconciled = self.reconcile_run(&ended, now).await?;
@@ -2654,6 +2701,9 @@ pub mod memory {
         pub machines: Mutex<BTreeMap<String, Value>>,
         /// (machine ARN, execution name, input).
         pub started: Mutex<Vec<(String, String, Value)>>,
+        /// Runs that ended, by execution ARN (the others started are running; unknown ARNs
+        /// are missing).
+        pub ended: Mutex<BTreeMap<String, crate::sweep::RunStatus>>,
     }
 
     #[async_trait]
@@ -2675,6 +2725,24 @@ pub mod memory {
                 input.clone(),
             ));
             Ok(format!("{arn}:{name}").replace(":stateMachine:", ":execution:"))
+        }
+        async fn run_status(&self, run: &str) -> Result<crate::sweep::RunStatus, String> {
+            if let Some(ended) = self.ended.lock().map_err(|e| e.to_string())?.get(run) {
+                return Ok(ended.clone());
+            }
+            let started =
+                self.started
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .any(|(machine, name, _)| {
+                        format!("{machine}:{name}").replace(":stateMachine:", ":execution:") == run
+                    });
+            Ok(if started {
+                crate::sweep::RunStatus::Running
+            } else {
+                crate::sweep::RunStatus::Missing
+            })
         }
     }
 }

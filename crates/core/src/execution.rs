@@ -318,9 +318,14 @@ pub struct ActionExecution {
     /// Output (empty until it ends).
     #[serde(default)]
     pub output: ActionExecutionOutput,
-    /// The last 64 KB of the action's log (Commands).
+    /// The end of the action's log (Commands: the last 8 KB; shorter when the record would not
+    /// fit its item otherwise, see [`ActionExecution::fit`]).
     #[serde(default)]
     pub log_tail: Option<String>,
+    /// Where the whole log is (Commands: `<pipeline>/logs/<action execution id>.log` in the
+    /// artifact bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_location: Option<ArtifactLocation>,
     /// The revision a source action fetched.
     #[serde(default)]
     pub source_revision: Option<SourceRevision>,
@@ -369,6 +374,81 @@ pub struct ExecutionSnapshot {
     pub stages: Vec<StageExecution>,
     /// Its action executions (every attempt).
     pub actions: Vec<ActionExecution>,
+}
+
+/// The most an action record's JSON may take: DynamoDB caps an item at 400 KB, and the item
+/// holds a few attributes besides the record.
+pub const MAX_RECORD_BYTES: usize = 350_000;
+
+/// The most of an error message kept once a record had to be shortened.
+const SHORT_MESSAGE_CHARS: usize = 4_096;
+
+impl ActionExecution {
+    /// Make the record's JSON fit in `max` bytes, whatever the action printed or exported (JSON
+    /// escaping can grow a control character sixfold): the log tail is cut from the front, then
+    /// the error message shortened; when the output variables alone are too big, they are
+    /// dropped and the action fails, saying so (its whole log stays at [`Self::log_location`]).
+    pub fn fit(&mut self, max: usize) {
+        let size = |r: &ActionExecution| serde_json::to_string(r).map_or(usize::MAX, |t| t.len());
+        let mut excess = size(self).saturating_sub(max);
+        if excess == 0 {
+            return;
+        }
+        if let Some(tail) = &mut self.log_tail {
+            // Keep the end of the log: as many of its last characters as the room left holds,
+            // counted as JSON writes them.
+            let encoded: usize = tail.chars().map(json_len).sum();
+            let room = encoded.saturating_sub(excess);
+            let (mut kept, mut start) = (0, tail.len());
+            for (i, c) in tail.char_indices().rev() {
+                if kept + json_len(c) > room {
+                    break;
+                }
+                kept += json_len(c);
+                start = i;
+            }
+            tail.replace_range(..start, "");
+            excess = size(self).saturating_sub(max);
+            if excess == 0 {
+                return;
+            }
+        }
+        if let Some(details) = &mut self.output.execution_result.error_details {
+            if details.message.chars().count() > SHORT_MESSAGE_CHARS {
+                details.message = details.message.chars().take(SHORT_MESSAGE_CHARS).collect();
+                excess = size(self).saturating_sub(max);
+                if excess == 0 {
+                    return;
+                }
+            }
+        }
+        let variables = serde_json::to_string(&self.output.output_variables).map_or(0, |t| t.len());
+        self.output.output_variables.clear();
+        self.output.output_artifacts.clear();
+        self.status = ActionExecutionStatus::Failed;
+        self.output.execution_result.error_details = Some(ErrorDetails {
+            code: "JobFailed".into(),
+            message: format!(
+                "the action's results take {} bytes once recorded (output variables {variables}), \
+                 more than the {max} an action record holds; its output variables and artifacts \
+                 were not kept",
+                size(self).saturating_add(excess)
+            ),
+        });
+        if size(self) > max {
+            // What is left is the action's own declaration-sized data: keep no log either.
+            self.log_tail = None;
+        }
+    }
+}
+
+/// How many bytes `c` takes inside a JSON string as serde_json writes it.
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
 }
 
 impl ExecutionSnapshot {
@@ -434,4 +514,10 @@ impl ExecutionSnapshot {
 /// allow the characters of pipeline and artifact names as they are.
 pub fn artifact_key(pipeline: &str, artifact: &str, id: &str) -> String {
     format!("{pipeline}/{artifact}/{id}.zip")
+}
+
+/// Where the whole log of action execution `id` of `pipeline` goes in the artifact bucket:
+/// `<pipeline>/logs/<id>.log` (never an artifact's key: those end in `.zip`).
+pub fn log_key(pipeline: &str, id: &str) -> String {
+    format!("{pipeline}/logs/{id}.log")
 }

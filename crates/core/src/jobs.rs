@@ -23,8 +23,7 @@ use serde_json::{json, Value};
 use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId};
 use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
 use crate::execution::{
-    artifact_key, ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail,
-    ArtifactLocation,
+    ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail,
 };
 use crate::store::StoreError;
 
@@ -202,6 +201,7 @@ impl Engine<'_> {
                 },
                 source_revision: None,
                 log_tail: None,
+                log_location: None,
             },
             JobResult::Failed {
                 failure_type,
@@ -311,29 +311,14 @@ impl Engine<'_> {
                     record.pipeline_version, record.stage_name, record.action_name
                 ))
             })?;
-        let outputs = declaration
-            .output_artifacts()
-            .iter()
-            .map(|a| ArtifactDetail {
-                name: a.name.clone(),
-                s3_location: ArtifactLocation {
-                    bucket: self.config.artifact_bucket.clone(),
-                    key: artifact_key(&pipeline_name, &a.name, &record.action_execution_id),
-                    version_id: None,
-                },
-            })
-            .collect();
-        Ok(PreparedAction {
-            record: record.clone(),
-            configuration: record.input.resolved_configuration.clone(),
-            commands: Vec::new(),
-            inputs: record.input.input_artifacts.clone(),
-            outputs,
-            variables: crate::engine::variable_scope(&snapshot, &pipeline.declaration),
-            source_revision_overrides: Vec::new(),
-            account_id: self.config.account_id.clone(),
-            declaration,
-        })
+        Ok(self
+            .prepared_from(
+                &snapshot,
+                &pipeline.declaration,
+                declaration,
+                record.clone(),
+            )
+            .await?)
     }
 }
 

@@ -67,6 +67,7 @@ pub mod outbox;
 pub mod providers;
 pub mod sources;
 pub mod store;
+pub mod sweep;
 pub mod triggers;
 pub mod validation;
 pub mod variables;

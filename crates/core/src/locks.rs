@@ -180,13 +180,17 @@ impl StageLock {
             );
         }
         match mode {
-            ExecutionMode::Queued | ExecutionMode::Parallel if next.waiting.len() >= MAX_WAITING => (
-                self.clone(),
-                vec![Effect::Refuse {
-                    pipeline_execution_id: id,
-                    task_token: arrival.task_token,
-                }],
-            ),
+            ExecutionMode::Queued | ExecutionMode::Parallel
+                if next.waiting.len() >= MAX_WAITING =>
+            {
+                (
+                    self.clone(),
+                    vec![Effect::Refuse {
+                        pipeline_execution_id: id,
+                        task_token: arrival.task_token,
+                    }],
+                )
+            }
             ExecutionMode::Queued | ExecutionMode::Parallel => {
                 next.waiting.push(arrival);
                 (next, Vec::new())

@@ -20,15 +20,17 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use pipewright_aws::artifacts::S3Artifacts;
+use pipewright_aws::artifacts::{PutOptions, S3Artifacts};
 use pipewright_core::declaration::EnvironmentVariableType;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
-use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus, ArtifactDetail};
+use pipewright_core::execution::{
+    ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, ArtifactLocation,
+};
 
 use super::{remove_work_dir, Context, ProviderError};
 
-/// The log kept with the action.
-pub const LOG_TAIL_BYTES: u64 = 64 * 1024;
+/// The end of the log kept in the action's record (the whole log goes to S3).
+pub const LOG_TAIL_BYTES: u64 = 8 * 1024;
 
 /// CodePipeline's limit on an action's output variables, in bytes.
 pub const MAX_OUTPUT_VARIABLE_BYTES: usize = 122_880;
@@ -182,6 +184,7 @@ async fn run_in(
 
     let ended = run_script(&script, &work.src(), &env, &log, deadline).await?;
     let log_tail = read_tail(&log, LOG_TAIL_BYTES).await;
+    let log_location = keep_log(artifacts, &log, &prepared.log_location).await;
     let failure = match ended {
         Ended::Exited(status) if status.success() => None,
         Ended::Exited(status) => Some(match status.code() {
@@ -197,6 +200,7 @@ async fn run_in(
         tracing::info!(%failure, "commands failed");
         let mut outcome = ActionOutcome::failed("JobFailed", with_last_lines(&failure, &log_tail));
         outcome.log_tail = Some(log_tail);
+        outcome.log_location = log_location;
         return Ok(outcome);
     }
 
@@ -259,7 +263,31 @@ async fn run_in(
         },
         source_revision: None,
         log_tail: Some(log_tail),
+        log_location,
     })
+}
+
+/// Upload the whole log (streamed from disk) to `to`; where it went, or `None` when the upload
+/// failed (the record keeps the tail either way; a log is never worth failing the action).
+async fn keep_log(
+    artifacts: &S3Artifacts,
+    log: &std::path::Path,
+    to: &ArtifactLocation,
+) -> Option<ArtifactLocation> {
+    let options = PutOptions {
+        content_type: Some("text/plain; charset=utf-8".into()),
+        ..Default::default()
+    };
+    match artifacts.put_file(log, &to.bucket, &to.key, &options).await {
+        Ok(version_id) => Some(ArtifactLocation {
+            version_id,
+            ..to.clone()
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, key = %to.key, "the log could not be kept in S3");
+            None
+        }
+    }
 }
 
 /// The action's `environmentVariables`, `#{...}` resolved; Secrets Manager values are refused.

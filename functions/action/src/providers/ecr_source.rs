@@ -67,6 +67,7 @@ pub async fn run(
             revision_url: Some(url),
         }),
         log_tail: None,
+        log_location: None,
     })
 }
 

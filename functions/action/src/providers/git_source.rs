@@ -190,6 +190,7 @@ pub async fn run(
             revision_url: commit.html_url.clone(),
         }),
         log_tail: None,
+        log_location: None,
     })
 }
 

@@ -342,6 +342,7 @@ pub(crate) mod test_support {
                 },
                 output: Default::default(),
                 log_tail: None,
+                log_location: None,
                 source_revision: None,
                 task_token: None,
             },
@@ -353,6 +354,11 @@ pub(crate) mod test_support {
             variables: BTreeMap::new(),
             source_revision_overrides: Vec::new(),
             account_id: "123456789012".into(),
+            log_location: pipewright_core::execution::ArtifactLocation {
+                bucket: "artifacts".into(),
+                key: "pipeline/logs/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee.log".into(),
+                version_id: None,
+            },
         }
     }
 

@@ -112,6 +112,7 @@ pub async fn run(
         },
         source_revision: None,
         log_tail: None,
+        log_location: None,
     })
 }
 

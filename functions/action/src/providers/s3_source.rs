@@ -99,5 +99,6 @@ pub async fn run(
             revision_url: None,
         }),
         log_tail: None,
+        log_location: None,
     })
 }

@@ -1,0 +1,174 @@
+//! The periodic sweep: the reconciler's safety net for what no event reported. A schedule
+//! (template: `Sweep`, every 5 minutes) invokes the orchestrator with `{"sweep": {}}`; for every
+//! pipeline it reads the newest executions ([`SWEEP_EXECUTIONS_PER_PIPELINE`]) and, for each one
+//! still `InProgress` or `Stopping`:
+//!
+//! - with a state machine run recorded: asks Step Functions how the run is
+//!   ([`crate::engine::StateMachines::run_status`]); a run that has ended (failed, timed out,
+//!   stopped by hand, or even succeeded while the records say otherwise) is reconciled as its
+//!   status event would have been ([`Engine::reconcile_run`]): the execution ends with the
+//!   reason, its stages are released, its tokens failed. A run Step Functions no longer knows
+//!   counts as ended;
+//! - with none recorded, [`LAUNCH_GRACE_SECONDS`] after it started: the start that died between
+//!   recording the execution and starting its run is resumed (the run is started by name, so a
+//!   run that did start is found, not doubled).
+//!
+//! Lost status events (EventBridge delivers at least once, but a rule can be disabled or a target
+//! throttled), runs stopped while the reconciler was failing, and the local emulator (which emits
+//! no Step Functions status events at all) are all covered by it. Each sweep looks at no more
+//! than [`MAX_RUNS_PER_SWEEP`] runs, newest pipelines' executions first, so it finishes well
+//! inside the orchestrator's timeout; what it did not reach, the next sweep does.
+
+use serde_json::json;
+
+use crate::abort::RunEnded;
+use crate::engine::{Engine, EngineError, ExecutionIds};
+use crate::execution::PipelineExecutionStatus;
+
+/// How many of each pipeline's newest executions a sweep reads.
+pub const SWEEP_EXECUTIONS_PER_PIPELINE: usize = 100;
+/// The most state machine runs one sweep asks about.
+pub const MAX_RUNS_PER_SWEEP: usize = 200;
+/// How long an execution may stay without a recorded run before the sweep resumes its start.
+pub const LAUNCH_GRACE_SECONDS: f64 = 300.0;
+
+/// How a state machine run is, as Step Functions says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Still running.
+    Running,
+    /// Ended: `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`, with its error and cause when it
+    /// has them.
+    Ended {
+        /// The run's status.
+        status: String,
+        /// Its error, if any.
+        error: Option<String>,
+        /// Its cause, if any.
+        cause: Option<String>,
+    },
+    /// Step Functions does not know the run (it was never started, or is long gone).
+    Missing,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Swept {
+    /// Executions in progress that were looked at.
+    pub in_progress: usize,
+    /// Executions whose run had ended: reconciled.
+    pub reconciled: Vec<String>,
+    /// Executions whose start was resumed.
+    pub resumed: Vec<String>,
+    /// What could not be checked (kept for the next sweep), one line each.
+    pub problems: Vec<String>,
+}
+
+impl Engine<'_> {
+    /// One sweep over every pipeline's recent executions (see the module docs).
+    pub async fn sweep(&self, now: f64) -> Result<Swept, EngineError> {
+        let mut swept = Swept::default();
+        let mut asked = 0;
+        for pipeline in crate::store::all_pipelines(self.pipelines).await? {
+            let name = &pipeline.declaration.name;
+            let page = self
+                .executions
+                .list_executions(name, None, SWEEP_EXECUTIONS_PER_PIPELINE)
+                .await?;
+            for execution in page.items {
+                if !matches!(
+                    execution.status,
+                    PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping
+                ) {
+                    continue;
+                }
+                swept.in_progress += 1;
+                let id = execution.pipeline_execution_id.clone();
+                let Some(run) = execution.state_machine_execution_arn.clone() else {
+                    if now - execution.start_time >= LAUNCH_GRACE_SECONDS {
+                        match self.resume_launch(&id).await {
+                            Ok(()) => swept.resumed.push(id),
+                            Err(e) => swept.problems.push(format!("{id}: resuming: {e}")),
+                        }
+                    }
+                    continue;
+                };
+                if asked >= MAX_RUNS_PER_SWEEP {
+                    continue;
+                }
+                asked += 1;
+                let status = match self.machines.run_status(&run).await {
+                    Ok(status) => status,
+                    Err(e) => {
+                        swept.problems.push(format!("{id}: {e}"));
+                        continue;
+                    }
+                };
+                let Some(ended) = ended_run(&execution, &run, status) else {
+                    continue;
+                };
+                match self.reconcile_run(&ended, now).await {
+                    Ok(true) => swept.reconciled.push(id),
+                    Ok(false) => {}
+                    Err(e) => swept.problems.push(format!("{id}: reconciling: {e}")),
+                }
+            }
+        }
+        Ok(swept)
+    }
+}
+
+/// The run `run` of `execution`, as the reconciler reads an ended run, when `status` says it has
+/// ended (or Step Functions lost it).
+fn ended_run(
+    execution: &crate::execution::PipelineExecution,
+    run: &str,
+    status: RunStatus,
+) -> Option<RunEnded> {
+    let (status, error, cause) = match status {
+        RunStatus::Running => return None,
+        RunStatus::Missing => (
+            "ABORTED".to_string(),
+            "Pipewright.RunMissing".to_string(),
+            "Step Functions has no record of the execution's state machine run".to_string(),
+        ),
+        RunStatus::Ended {
+            status,
+            error,
+            cause,
+        } => {
+            let error = error.filter(|e| !e.is_empty()).unwrap_or_else(|| {
+                match status.as_str() {
+                    "SUCCEEDED" => "Pipewright.RunEnded",
+                    "TIMED_OUT" => "States.Timeout",
+                    "ABORTED" => "Execution.Aborted",
+                    _ => "States.Failed",
+                }
+                .to_string()
+            });
+            let cause = cause.filter(|c| !c.is_empty()).unwrap_or_else(|| {
+                match status.as_str() {
+                    "SUCCEEDED" => {
+                        "the state machine run ended but the execution was not recorded as ended"
+                    }
+                    "TIMED_OUT" => "the state machine run timed out",
+                    "ABORTED" => "the state machine run was stopped outside Pipewright",
+                    _ => "the state machine run failed",
+                }
+                .to_string()
+            });
+            (status, error, cause)
+        }
+    };
+    Some(RunEnded {
+        ids: ExecutionIds {
+            pipeline_name: execution.pipeline_name.clone(),
+            pipeline_version: execution.pipeline_version,
+            pipeline_execution_id: execution.pipeline_execution_id.clone(),
+        },
+        execution_arn: run.to_string(),
+        status,
+        error: json!({ "Error": error, "Cause": cause }),
+    })
+}

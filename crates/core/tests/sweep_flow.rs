@@ -1,0 +1,120 @@
+//! The periodic sweep repairs what no event reported, over in-memory ports: a run that ended
+//! without its status event (stopped by hand, failed, gone) ends its execution and frees its
+//! stage; an execution whose start died before its run was recorded is started; running
+//! executions are left alone.
+
+mod support;
+
+use pipewright_core::declaration::ExecutionMode;
+use pipewright_core::execution::PipelineExecutionStatus;
+use pipewright_core::sweep::{RunStatus, LAUNCH_GRACE_SECONDS};
+use support::{three_stages, World};
+
+const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+async fn run_of(world: &World, id: &str) -> String {
+    world
+        .snapshot(id)
+        .await
+        .execution
+        .state_machine_execution_arn
+        .expect("a recorded run")
+}
+
+#[tokio::test]
+async fn a_run_stopped_by_hand_ends_its_execution_and_frees_the_stage() {
+    let world = World::with_pipeline(three_stages("sweep", ExecutionMode::Queued)).await;
+    let engine = world.engine();
+    world.in_build("sweep", A).await;
+    world.run_source(&engine, "sweep", B, "v2").await;
+    engine
+        .enter_stage(&support::ids("sweep", B), "Build", "t-enter-b", 40.0)
+        .await
+        .unwrap();
+    assert_eq!(world.answer("t-enter-b"), None, "B waits behind A");
+
+    // Nothing has ended yet: the sweep changes nothing.
+    let swept = engine.sweep(50.0).await.unwrap();
+    assert_eq!(swept.in_progress, 2);
+    assert!(
+        swept.reconciled.is_empty() && swept.resumed.is_empty(),
+        "{swept:?}"
+    );
+
+    // A's run is stopped in the Step Functions console; the status event never comes.
+    let run = run_of(&world, A).await;
+    world.machines.ended.lock().unwrap().insert(
+        run,
+        RunStatus::Ended {
+            status: "ABORTED".into(),
+            error: None,
+            cause: None,
+        },
+    );
+    let swept = engine.sweep(60.0).await.unwrap();
+    assert_eq!(swept.reconciled, [A]);
+    let a = world.snapshot(A).await.execution;
+    assert_eq!(a.status, PipelineExecutionStatus::Failed);
+    assert!(
+        a.status_summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("stopped outside Pipewright"),
+        "{:?}",
+        a.status_summary
+    );
+    assert!(matches!(world.answer("t-enter-b"), Some(Ok(_))), "B enters");
+    // A second sweep finds nothing more to do.
+    let swept = engine.sweep(70.0).await.unwrap();
+    assert!(swept.reconciled.is_empty(), "{swept:?}");
+}
+
+#[tokio::test]
+async fn a_run_step_functions_lost_ends_its_execution() {
+    let world = World::with_pipeline(three_stages("sweep", ExecutionMode::Superseded)).await;
+    world.in_build("sweep", A).await;
+    world.machines.started.lock().unwrap().clear();
+    let swept = world.engine().sweep(50.0).await.unwrap();
+    assert_eq!(swept.reconciled, [A]);
+    assert_eq!(
+        world.snapshot(A).await.execution.status,
+        PipelineExecutionStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn a_start_that_died_before_its_run_is_resumed_after_the_grace() {
+    let world = World::with_pipeline(three_stages("sweep", ExecutionMode::Superseded)).await;
+    let engine = world.engine();
+    // Recorded, never started: the launcher died in between.
+    let mut execution = {
+        world.in_build("sweep", A).await;
+        world.snapshot(A).await.execution
+    };
+    execution.pipeline_execution_id = B.into();
+    execution.state_machine_execution_arn = None;
+    execution.start_time = 100.0;
+    use pipewright_core::engine::ExecutionStore;
+    world
+        .executions
+        .create_execution(&execution, None, &[])
+        .await
+        .unwrap();
+    let swept = engine
+        .sweep(100.0 + LAUNCH_GRACE_SECONDS / 2.0)
+        .await
+        .unwrap();
+    assert!(swept.resumed.is_empty(), "within the grace: {swept:?}");
+    let swept = engine.sweep(100.0 + LAUNCH_GRACE_SECONDS).await.unwrap();
+    assert_eq!(swept.resumed, [B]);
+    let started = world.machines.started.lock().unwrap();
+    assert!(started.iter().any(|(_, name, _)| name == B), "{started:?}");
+    drop(started);
+    assert!(world
+        .snapshot(B)
+        .await
+        .execution
+        .state_machine_execution_arn
+        .is_some());
+}
