@@ -12,10 +12,11 @@ use pipewright_e2e::stack;
 use pipewright_e2e::triggers::execution_record;
 use serde_json::json;
 
-/// Deleting a pipeline while an execution runs takes its declaration away: the execution's next
-/// orchestrator task (the group check) fails. Before the `Abort` path that run failed in Step
-/// Functions while DynamoDB kept the execution InProgress for good; now it ends Failed, naming
-/// the error, with its stage and action recorded as ended.
+/// The declaration an execution runs disappears under it (its version items deleted from the
+/// pipelines table behind Pipewright's back): the execution's next orchestrator task (the group
+/// check) fails. Before the `Abort` path that run failed in Step Functions while DynamoDB kept
+/// the execution InProgress for good; now it ends Failed, naming the error, with its stage and
+/// action recorded as ended.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_task_failure_ends_the_execution_failed_instead_of_leaving_it_in_progress() {
     let stack = stack();
@@ -40,7 +41,7 @@ async fn a_task_failure_ends_the_execution_failed_instead_of_leaving_it_in_progr
         },
     )
     .await;
-    api_call(stack, "DeletePipeline", &json!({ "name": name }));
+    delete_versions(&c, &name).await;
 
     let execution = eventually(
         "the execution to end",
@@ -103,9 +104,12 @@ async fn a_run_stopped_by_hand_is_reconciled_and_the_waiting_execution_goes_on()
             "cause": described.cause()
         }
     });
-    assert_eq!(
-        invoke_orchestrator(&c, &event).await,
-        json!({"reconciled": true})
+    // The stack's sweep (another test's, or its schedule) may have got there first: then the
+    // event finds the execution ended already. Either way the records agree with the run.
+    let answer = invoke_orchestrator(&c, &event).await;
+    assert!(
+        answer == json!({"reconciled": true}) || answer == json!({"reconciled": false}),
+        "{answer}"
     );
     stopped.first_failed_and_second_succeeds(&c).await;
     // The same event again (EventBridge delivers at least once) changes nothing.
@@ -124,13 +128,9 @@ async fn the_sweep_reconciles_a_run_whose_status_event_never_came() {
     let c = clients(stack).await;
     let stopped = stop_a_run_by_hand(&c, "sweep").await;
     let swept = invoke_orchestrator(&c, &json!({"sweep": {}})).await;
-    let reconciled: Vec<&str> = swept["reconciled"]
-        .as_array()
-        .expect("the sweep's answer")
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
-    assert!(reconciled.contains(&stopped.first.as_str()), "{swept:#}");
+    assert!(swept["reconciled"].is_array(), "{swept:#}");
+    // This sweep reconciled it, or one running beside it did (other tests sweep too, and so
+    // does the stack's schedule); nothing else reports a run stopped by hand here.
     stopped.first_failed_and_second_succeeds(&c).await;
 }
 
@@ -226,6 +226,112 @@ impl StoppedByHand {
             "{summary:?}"
         );
     }
+}
+
+/// Delete every version item of pipeline `name` from the pipelines table (its current item
+/// stays): what a corrupted or hand-edited table would look like.
+async fn delete_versions(c: &Clients, name: &str) {
+    let dynamo = &c.dynamo;
+    let table = stack().output("PipelinesTableName");
+    let items = dynamo
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("PIPELINE#{name}")),
+        )
+        .send()
+        .await
+        .expect("Query");
+    for item in items.items() {
+        dynamo
+            .delete_item()
+            .table_name(table)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .expect("DeleteItem");
+    }
+}
+
+/// DeletePipeline while an execution runs Build and another waits for it: both end Failed at
+/// once, saying the pipeline was deleted; the pipeline's state machine is deleted; a pipeline
+/// created again under the name has no history and runs from a clean slate.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_running_pipeline_ends_its_executions_and_a_new_one_starts_clean() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let bucket = source_bucket(&c).await;
+    let builder = |sleep: &str| {
+        PipelineBuilder::new(stack, "recreate")
+            .mode("QUEUED")
+            .s3_source(&bucket)
+            .commands("Build", &[sleep])
+            .commands("Deploy", &["true"])
+    };
+    let name = builder("sleep 30").create(stack);
+    let first = start(&c, &name).await;
+    eventually(
+        "the first execution's Build action to run",
+        Duration::from_millis(300),
+        || async {
+            execution_records(&c, stack, &first)
+                .await
+                .iter()
+                .any(|(sk, r)| sk.starts_with("ACTION#Build#Build#") && r["status"] == "InProgress")
+                .then_some(())
+        },
+    )
+    .await;
+    let second = start(&c, &name).await;
+    let machine = execution_record(&c, stack, &first).await["stateMachineExecutionArn"]
+        .as_str()
+        .expect("the run is recorded")
+        .rsplit_once(':')
+        .map(|(machine, _)| machine.replace(":execution:", ":stateMachine:"))
+        .unwrap();
+
+    api_call(stack, "DeletePipeline", &json!({ "name": name }));
+    for id in [&first, &second] {
+        let record = execution_record(&c, stack, id).await;
+        assert_eq!(record["status"], "Failed", "{record:#}");
+        let summary = record["statusSummary"].as_str().unwrap_or_default();
+        assert!(summary.contains("was deleted"), "{summary}");
+    }
+    let sfn = aws_sdk_sfn::Client::new(&c.sdk);
+    let described = sfn
+        .describe_state_machine()
+        .state_machine_arn(&machine)
+        .send()
+        .await;
+    assert!(
+        described.as_ref().map_or(true, |d| d
+            .status()
+            .is_some_and(|s| s.as_str() == "DELETING")),
+        "{described:?}"
+    );
+
+    // The same name again.
+    builder("true").named(&name).create(stack);
+    let listed = api_call(
+        stack,
+        "ListPipelineExecutions",
+        &json!({ "pipelineName": name }),
+    );
+    assert_eq!(
+        listed["pipelineExecutionSummaries"],
+        json!([]),
+        "{listed:#}"
+    );
+    let third = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &third).await;
+    assert_eq!(
+        status,
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Succeeded,
+        "{summary:?}"
+    );
 }
 
 /// Invoke the stack's orchestrator function with `event`; its answer.

@@ -782,6 +782,36 @@ impl ExecutionStore for DynamoExecutionStore {
         }
     }
 
+    async fn forget_pipeline(&self, pipeline_name: &str) -> Result<(), StoreError> {
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(list_pk(pipeline_name)))
+                .projection_expression("pk, sk")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query", e))?;
+            for key in page.items() {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| backend("DeleteItem", e))?;
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     async fn latest_stage_executions(
         &self,
         pipeline_name: &str,

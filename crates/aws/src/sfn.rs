@@ -185,6 +185,26 @@ impl StateMachines for SfnStateMachines {
         }
     }
 
+    async fn delete(&self, name: &str) -> Result<(), String> {
+        match self
+            .client
+            .delete_state_machine()
+            .state_machine_arn(self.state_machine_arn(name))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .and_then(|s| s.code())
+                    .is_some_and(|c| c == "StateMachineDoesNotExist") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("DeleteStateMachine", &e)),
+        }
+    }
+
     async fn run_status(&self, execution_arn: &str) -> Result<RunStatus, String> {
         match self
             .client

@@ -158,6 +158,27 @@ impl Engine<'_> {
         run: Option<&str>,
         now: f64,
     ) -> Result<(), EngineError> {
+        let reason = abort_reason(error);
+        let summary = format!(
+            "Pipewright stopped this execution because a step of its state machine failed \
+             ({reason}). Its stages were released; retry the failed stage or start a new \
+             execution."
+        );
+        self.end_execution_as(ids, &reason, &summary, run, now)
+            .await
+    }
+
+    /// End execution `ids` (when `run` is given, only while it is its current run): running
+    /// actions end Failed with `reason` (their tokens failed), running stages Failed, every
+    /// stage lock released, then the execution Failed with `summary` (Stopped when stopping).
+    pub(crate) async fn end_execution_as(
+        &self,
+        ids: &ExecutionIds,
+        reason: &str,
+        summary: &str,
+        run: Option<&str>,
+        now: f64,
+    ) -> Result<(), EngineError> {
         let snapshot = self
             .snapshot_of(&ids.pipeline_name, &ids.pipeline_execution_id)
             .await?;
@@ -167,12 +188,11 @@ impl Engine<'_> {
                 return Ok(());
             }
         }
-        let reason = abort_reason(error);
         tracing::warn!(
             execution = %ids.pipeline_execution_id,
             pipeline = %ids.pipeline_name,
             %reason,
-            "a task of the state machine failed: aborting the execution"
+            "ending the execution"
         );
         let execution = &snapshot.execution;
 
@@ -183,7 +203,7 @@ impl Engine<'_> {
             code: "JobFailed",
             message: &message,
             task_error: crate::asl::ABORTED_ERROR,
-            task_cause: &reason,
+            task_cause: reason,
         };
         self.end_running_actions(&snapshot, execution, &end, now)
             .await?;
@@ -225,6 +245,16 @@ impl Engine<'_> {
         };
         let mut first_error = None;
         for stage in &stages {
+            // Waiting in front of the stage: its parked enterStage task is told (best effort:
+            // the run may be gone), or it would wait for good.
+            if let Ok((lock, _)) = self.executions.stage_lock(&ids.pipeline_name, stage).await {
+                if let Some(waiter) = lock.waiter(&ids.pipeline_execution_id) {
+                    let _ = self
+                        .tasks
+                        .fail(&waiter.task_token, crate::asl::STOPPED_ERROR, reason)
+                        .await;
+                }
+            }
             if let Err(e) = self
                 .release_stage(ids, execution.execution_mode, stage, now)
                 .await
@@ -241,16 +271,11 @@ impl Engine<'_> {
         if crate::control::is_stopping(execution.status) {
             self.finish_stopping(execution, now).await?;
         } else {
-            let summary = format!(
-                "Pipewright stopped this execution because a step of its state machine failed \
-                 ({reason}). Its stages were released; retry the failed stage or start a new \
-                 execution."
-            );
             self.end_in_progress(
                 &snapshot,
                 PipelineExecutionStatus::Failed,
                 PipelineState::Failed,
-                &summary,
+                summary,
                 now,
             )
             .await?;

@@ -109,6 +109,9 @@ pub trait ExecutionStore: Send + Sync {
     /// The action execution whose job id is `job_id` (a job's id is its action execution's id),
     /// as currently recorded (with its task token while it is in progress).
     async fn find_job(&self, job_id: &str) -> Result<Option<ActionExecution>, StoreError>;
+    /// Forget pipeline `pipeline_name` as a whole: its stage locks, latest-execution pointers,
+    /// execution list and poll state (the execution records stay until they expire).
+    async fn forget_pipeline(&self, pipeline_name: &str) -> Result<(), StoreError>;
     /// Executions of a pipeline, newest first.
     async fn list_executions(
         &self,
@@ -146,6 +149,9 @@ pub trait StateMachines: Send + Sync {
         name: &str,
         input: &Value,
     ) -> Result<String, String>;
+    /// Delete state machine `name` (`DeleteStateMachine`; a run still going ends at its next
+    /// transition). One that does not exist is not an error.
+    async fn delete(&self, name: &str) -> Result<(), String>;
     /// How run `execution_arn` is (`DescribeExecution`).
     async fn run_status(&self, execution_arn: &str) -> Result<crate::sweep::RunStatus, String>;
 }
@@ -2312,6 +2318,8 @@ pub mod memory {
         locks: BTreeMap<(String, String), (StageLock, u64)>,
         /// The outbox: every event written, once per event id, in the order written.
         outbox: Vec<EventEntry>,
+        /// Executions of forgotten pipelines: out of the listings.
+        forgotten: std::collections::BTreeSet<String>,
     }
 
     impl Inner {
@@ -2539,6 +2547,20 @@ pub mod memory {
                 .cloned())
         }
 
+        async fn forget_pipeline(&self, pipeline: &str) -> Result<(), StoreError> {
+            let mut inner = self.lock()?;
+            inner.locks.retain(|(p, _), _| p != pipeline);
+            inner.latest_stages.retain(|(p, _), _| p != pipeline);
+            let listed: Vec<String> = inner
+                .executions
+                .values()
+                .filter(|e| e.pipeline_name == pipeline)
+                .map(|e| e.pipeline_execution_id.clone())
+                .collect();
+            inner.forgotten.extend(listed);
+            Ok(())
+        }
+
         async fn list_executions(
             &self,
             pipeline: &str,
@@ -2549,7 +2571,10 @@ pub mod memory {
             let mut all: Vec<&PipelineExecution> = inner
                 .executions
                 .values()
-                .filter(|e| e.pipeline_name == pipeline)
+                .filter(|e| {
+                    e.pipeline_name == pipeline
+                        && !inner.forgotten.contains(&e.pipeline_execution_id)
+                })
                 .collect();
             all.sort_by(|a, b| {
                 b.start_time
@@ -2725,6 +2750,13 @@ pub mod memory {
                 input.clone(),
             ));
             Ok(format!("{arn}:{name}").replace(":stateMachine:", ":execution:"))
+        }
+        async fn delete(&self, name: &str) -> Result<(), String> {
+            self.machines
+                .lock()
+                .map_err(|e| e.to_string())?
+                .remove(name);
+            Ok(())
         }
         async fn run_status(&self, run: &str) -> Result<crate::sweep::RunStatus, String> {
             if let Some(ended) = self.ended.lock().map_err(|e| e.to_string())?.get(run) {

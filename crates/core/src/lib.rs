@@ -65,6 +65,7 @@ pub mod jobs;
 pub mod locks;
 pub mod outbox;
 pub mod providers;
+pub mod retire;
 pub mod sources;
 pub mod store;
 pub mod sweep;

@@ -127,7 +127,7 @@ struct FilteredCursor {
 /// (even empty) with a `nextToken`, as DynamoDB-backed listings do.
 const FILTER_SCAN_LIMIT: usize = 500;
 
-fn engine_error(e: EngineError) -> ApiError {
+pub(super) fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::PipelineNotFound(name) => ApiError::new(
             "PipelineNotFoundException",

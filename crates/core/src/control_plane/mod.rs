@@ -113,7 +113,9 @@ pub async fn handle(
         "UpdatePipeline" => pipelines::update_pipeline(store, ctx, parse(body)?).await,
         "GetPipeline" => pipelines::get_pipeline(store, ctx, parse(body)?).await,
         "ListPipelines" => pipelines::list_pipelines(store, parse(body)?).await,
-        "DeletePipeline" => pipelines::delete_pipeline(store, parse(body)?).await,
+        "DeletePipeline" => {
+            pipelines::delete_pipeline(store, services.engine, ctx, parse(body)?).await
+        }
         "StartPipelineExecution" => executions::start(engine(services)?, ctx, parse(body)?).await,
         "GetPipelineExecution" => executions::get(engine(services)?, parse(body)?).await,
         "ListPipelineExecutions" => executions::list(engine(services)?, parse(body)?).await,

@@ -243,16 +243,31 @@ pub(super) async fn list_pipelines(
     Ok(out)
 }
 
+/// DeletePipeline. With the engine, what the pipeline runs goes too: running executions end,
+/// its state machines and stage locks are deleted ([`crate::retire`]), so a pipeline created
+/// later under the name starts clean.
 pub(super) async fn delete_pipeline(
     store: &dyn PipelineStore,
+    engine: Option<&crate::engine::Engine<'_>>,
+    ctx: &ServiceContext,
     input: DeletePipelineInput,
 ) -> Result<Value, ApiError> {
     check_name("name", &input.name)?;
     // CodePipeline answers success for a pipeline that does not exist.
-    store
-        .delete(&input.name)
-        .await
-        .map_err(ApiError::internal)?;
+    match engine {
+        Some(engine) => {
+            engine
+                .delete_pipeline(&input.name, ctx.now)
+                .await
+                .map_err(super::executions::engine_error)?;
+        }
+        None => {
+            store
+                .delete(&input.name)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+    }
     Ok(json!({}))
 }
 
