@@ -328,11 +328,7 @@ impl Engine<'_> {
 /// retry delivers the recorded result.
 fn callback_error(record: &ActionExecution, e: EngineError) -> JobError {
     match e {
-        EngineError::Callback(message)
-            if ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"]
-                .iter()
-                .any(|gone| message.contains(gone)) =>
-        {
+        EngineError::Callback(message) if crate::engine::task_gone(&message) => {
             JobError::InvalidState(format!(
                 "job {} is no longer awaited by its pipeline execution: {message}",
                 record.action_execution_id

@@ -58,6 +58,18 @@ pub struct Waiter {
     pub parallel: bool,
 }
 
+/// A waiter superseded by a newer execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Superseded {
+    /// The superseded execution.
+    pub pipeline_execution_id: String,
+    /// Its `enterStage` task token, to fail.
+    pub task_token: String,
+    /// The newer execution that took its place.
+    pub by: String,
+}
+
 /// A disabled inbound transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,12 +90,22 @@ pub struct StageLock {
     /// The execution in the stage.
     #[serde(default)]
     pub holder: Option<String>,
+    /// The `enterStage` task token the holder was given the stage with: kept so that an
+    /// admission that failed after the lock was written (the token never answered) can be done
+    /// again by whoever reads the lock next ([`StageLock::pending_entry`]).
+    #[serde(default)]
+    pub holder_token: Option<String>,
     /// Executions waiting in front of it, first to enter first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<Waiter>,
     /// Set while the stage's inbound transition is disabled.
     #[serde(default)]
     pub disabled: Option<Disabled>,
+    /// Waiters superseded whose supersession (their execution ended `Superseded`, their token
+    /// failed) is not known to be done: kept until it is ([`StageLock::superseded_done`]), so a
+    /// supersession that failed midway is done again by whoever reads the lock next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Superseded>,
     /// The last time the transition was enabled or disabled, and by whom.
     #[serde(default)]
     pub last_changed: Option<(String, f64)>,
@@ -127,7 +149,7 @@ pub const MAX_WAITING: usize = 100;
 impl StageLock {
     /// True when no execution holds or waits for the stage.
     pub fn is_idle(&self) -> bool {
-        self.holder.is_none() && self.waiting.is_empty()
+        self.holder.is_none() && self.waiting.is_empty() && self.superseded.is_empty()
     }
 
     /// `arrival` comes to the stage under `mode`: the new lock and what to do.
@@ -153,6 +175,7 @@ impl StageLock {
         }
         // The same execution again (a retried task): it holds the stage, or refreshes its token.
         if next.holder.as_deref() == Some(id.as_str()) {
+            next.holder_token = Some(arrival.task_token.clone());
             return (
                 next,
                 vec![Effect::Enter {
@@ -171,6 +194,7 @@ impl StageLock {
         }
         if next.holder.is_none() && next.waiting.is_empty() && next.disabled.is_none() {
             next.holder = Some(id.clone());
+            next.holder_token = Some(arrival.task_token.clone());
             return (
                 next,
                 vec![Effect::Enter {
@@ -213,6 +237,11 @@ impl StageLock {
                     .unwrap_or(0);
                 let keep = candidates.remove(newest);
                 for w in candidates {
+                    next.superseded.push(Superseded {
+                        pipeline_execution_id: w.pipeline_execution_id.clone(),
+                        task_token: w.task_token.clone(),
+                        by: keep.pipeline_execution_id.clone(),
+                    });
                     effects.push(Effect::Supersede {
                         pipeline_execution_id: w.pipeline_execution_id,
                         task_token: w.task_token,
@@ -231,6 +260,7 @@ impl StageLock {
         let mut next = self.clone();
         if next.holder.as_deref() == Some(pipeline_execution_id) {
             next.holder = None;
+            next.holder_token = None;
         } else {
             next.waiting
                 .retain(|w| w.pipeline_execution_id != pipeline_execution_id);
@@ -282,12 +312,27 @@ impl StageLock {
         if self.holder.is_none() && !self.waiting.is_empty() {
             let first = self.waiting.remove(0);
             self.holder = Some(first.pipeline_execution_id.clone());
+            self.holder_token = Some(first.task_token.clone());
             effects.push(Effect::Enter {
                 pipeline_execution_id: first.pipeline_execution_id,
                 task_token: first.task_token,
             });
         }
         effects
+    }
+
+    /// The supersession of `pipeline_execution_id` is done: forget it.
+    pub fn superseded_done(&self, pipeline_execution_id: &str) -> (StageLock, Vec<Effect>) {
+        let mut next = self.clone();
+        next.superseded
+            .retain(|s| s.pipeline_execution_id != pipeline_execution_id);
+        (next, Vec::new())
+    }
+
+    /// The holder and the token it was given the stage with, when both are known: its
+    /// admission may still be pending (the engine checks the holder's records).
+    pub fn pending_entry(&self) -> Option<(&str, &str)> {
+        Some((self.holder.as_deref()?, self.holder_token.as_deref()?))
     }
 
     /// The waiter `pipeline_execution_id`, if it waits.

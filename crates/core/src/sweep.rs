@@ -72,6 +72,13 @@ impl Engine<'_> {
         let mut asked = 0;
         for pipeline in crate::store::all_pipelines(self.pipelines).await? {
             let name = &pipeline.declaration.name;
+            for stage in &pipeline.declaration.stages {
+                if let Err(e) = self.sweep_lock(name, &stage.name, now).await {
+                    swept
+                        .problems
+                        .push(format!("{name}/{}: the stage lock: {e}", stage.name));
+                }
+            }
             let page = self
                 .executions
                 .list_executions(name, None, SWEEP_EXECUTIONS_PER_PIPELINE)
@@ -116,6 +123,40 @@ impl Engine<'_> {
             }
         }
         Ok(swept)
+    }
+}
+
+impl Engine<'_> {
+    /// The lock of `stage`: a holder that was given the stage but never told is admitted again,
+    /// and executions that ended while holding or waiting for it give it up.
+    async fn sweep_lock(&self, pipeline: &str, stage: &str, now: f64) -> Result<(), EngineError> {
+        let (lock, _) = self.executions.stage_lock(pipeline, stage).await?;
+        let mut gone = Vec::new();
+        for waiter in &lock.waiting {
+            let ended = match self
+                .executions
+                .snapshot(&waiter.pipeline_execution_id)
+                .await?
+            {
+                Some(s) => !matches!(
+                    s.execution.status,
+                    PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping
+                ),
+                None => true,
+            };
+            if ended {
+                gone.push(waiter.pipeline_execution_id.clone());
+            }
+        }
+        for id in gone {
+            let effects = self
+                .update_lock(pipeline, stage, |lock| lock.release(&id))
+                .await?;
+            self.apply_lock_effects(pipeline, stage, effects, None, now)
+                .await?;
+        }
+        let (lock, _) = self.executions.stage_lock(pipeline, stage).await?;
+        self.redrive_lock(pipeline, stage, &lock, now).await
     }
 }
 

@@ -164,7 +164,16 @@ proptest! {
                 Op::Enable => lock.enable("ops", 0.0),
             };
             seen.apply(&effects, mode)?;
+            // Every supersession is kept in the lock until the engine has carried it out.
+            for e in &effects {
+                if let Effect::Supersede { pipeline_execution_id: id, .. } = e {
+                    prop_assert!(next.superseded.iter().any(|s| &s.pipeline_execution_id == id));
+                }
+            }
             lock = next;
+            for id in seen.superseded.iter() {
+                lock = lock.superseded_done(id).0;
+            }
             check(&lock, &seen, mode)?;
         }
         // The transition opens and everyone inside leaves: nobody is left waiting.

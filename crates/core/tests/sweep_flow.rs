@@ -108,9 +108,8 @@ async fn a_start_that_died_before_its_run_is_resumed_after_the_grace() {
     assert!(swept.resumed.is_empty(), "within the grace: {swept:?}");
     let swept = engine.sweep(100.0 + LAUNCH_GRACE_SECONDS).await.unwrap();
     assert_eq!(swept.resumed, [B]);
-    let started = world.machines.started.lock().unwrap();
+    let started = world.machines.started.lock().unwrap().clone();
     assert!(started.iter().any(|(_, name, _)| name == B), "{started:?}");
-    drop(started);
     assert!(world
         .snapshot(B)
         .await

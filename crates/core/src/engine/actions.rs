@@ -52,18 +52,19 @@ impl Engine<'_> {
                 EngineError::NotInPipeline(format!("stage {stage} has no action {action}"))
             })?
             .clone();
-        // The same task again (its id comes from its token): the first delivery recorded it.
-        if let Some(earlier) = snapshot
-            .actions
-            .iter()
-            .find(|a| a.action_execution_id == action_execution_id)
-        {
-            return self
-                .begin_again(&snapshot, declaration, action_decl, earlier.clone())
-                .await;
-        }
         let stage_record = snapshot.stage(stage);
         let attempt = stage_record.map(|s| s.attempt).unwrap_or(1);
+        // The same task again: delivered twice (the same token, so the same id), or retried by
+        // Step Functions after its invocation failed (a new token; the action runs once per
+        // stage attempt). The first delivery recorded it.
+        if let Some(earlier) = snapshot.actions.iter().find(|a| {
+            a.action_execution_id == action_execution_id
+                || (a.stage_name == stage && a.action_name == action && a.attempt == attempt)
+        }) {
+            return self
+                .begin_again(&snapshot, declaration, action_decl, earlier.clone(), token)
+                .await;
+        }
         // RetryStageExecution with FAILED_ACTIONS: an action that succeeded in the previous
         // attempt keeps its result instead of running again.
         if stage_record.and_then(|s| s.retry_mode.as_deref())
@@ -188,13 +189,16 @@ impl Engine<'_> {
                     .snapshot(&ids.pipeline_execution_id)
                     .await?
                     .and_then(|s| {
-                        s.actions
-                            .into_iter()
-                            .find(|a| a.action_execution_id == action_execution_id)
+                        s.actions.into_iter().find(|a| {
+                            a.action_execution_id == action_execution_id
+                                || (a.stage_name == stage
+                                    && a.action_name == action
+                                    && a.attempt == attempt)
+                        })
                     });
                 if let Some(earlier) = again {
                     return self
-                        .begin_again(&snapshot, declaration, action_decl, earlier)
+                        .begin_again(&snapshot, declaration, action_decl, earlier, token)
                         .await;
                 }
                 return Err(StoreError::Conflict(format!(
@@ -230,22 +234,36 @@ impl Engine<'_> {
         Ok(Some(prepared))
     }
 
-    /// `runAction` came again for the action execution `earlier` recorded. Still running: the
-    /// first delivery may have died mid-way, so it is prepared again from its record (same id,
-    /// same output keys, no second `STARTED`) and the provider runs again. Ended: its callback
-    /// is sent if it never went out, and nothing runs.
+    /// `runAction` came again (with `token`) for the action execution `earlier` recorded.
+    /// Still running: the first delivery may have died mid-way, so it is prepared again from its
+    /// record (same id, same output keys, no second `STARTED`), the record now awaited by this
+    /// task's token, and the provider runs again. Ended: its callback is sent if it never went
+    /// out, this task is answered as the action ended, and nothing runs.
     async fn begin_again(
         &self,
         snapshot: &ExecutionSnapshot,
         pipeline: &PipelineDeclaration,
         declaration: ActionDeclaration,
         earlier: ActionExecution,
+        token: &str,
     ) -> Result<Option<PreparedAction>, EngineError> {
         if earlier.status != ActionExecutionStatus::InProgress {
             self.answer_unsent(&earlier).await?;
+            if earlier.task_token.as_deref() != Some(token) {
+                let mut this_task = earlier.clone();
+                this_task.task_token = Some(token.to_string());
+                self.answer_task(&this_task).await?;
+            }
             return Ok(None);
         }
-        self.prepared_from(snapshot, pipeline, declaration, earlier)
+        let mut adopted = earlier;
+        if adopted.task_token.as_deref() != Some(token) {
+            adopted.task_token = Some(token.to_string());
+            self.executions
+                .put_action(&adopted, Some(ActionExecutionStatus::InProgress), &[])
+                .await?;
+        }
+        self.prepared_from(snapshot, pipeline, declaration, adopted)
             .await
             .map(Some)
     }
@@ -335,14 +353,22 @@ impl Engine<'_> {
         };
         record.log_tail = outcome.log_tail;
         record.log_location = outcome.log_location;
+        record.source_revision = outcome.source_revision;
         // Whatever the action printed or exported, the record fits its DynamoDB item.
         record.fit(crate::execution::MAX_RECORD_BYTES);
-        record.source_revision = outcome.source_revision;
         let snapshot = self
             .executions
             .snapshot(&record.pipeline_execution_id)
             .await?
             .ok_or_else(|| EngineError::ExecutionNotFound(record.pipeline_execution_id.clone()))?;
+        // The task that awaits it now (a retried task took the record over with its token).
+        if let Some(current) = snapshot
+            .actions
+            .iter()
+            .find(|a| a.action_execution_id == record.action_execution_id)
+        {
+            record.task_token.clone_from(&current.task_token);
+        }
         let state = if record.status == ActionExecutionStatus::Succeeded {
             ActionState::Succeeded
         } else {

@@ -21,18 +21,30 @@ impl Engine<'_> {
         stage: &str,
         change: impl Fn(&StageLock) -> (StageLock, Vec<LockEffect>),
     ) -> Result<Vec<LockEffect>, EngineError> {
+        self.update_lock_to(pipeline_name, stage, change)
+            .await
+            .map(|(effects, _)| effects)
+    }
+
+    /// [`Engine::update_lock`], also returning the lock as it now is.
+    pub(crate) async fn update_lock_to(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        change: impl Fn(&StageLock) -> (StageLock, Vec<LockEffect>),
+    ) -> Result<(Vec<LockEffect>, StageLock), EngineError> {
         for _ in 0..LOCK_ATTEMPTS {
             let (lock, version) = self.executions.stage_lock(pipeline_name, stage).await?;
             let (next, effects) = change(&lock);
             if next == lock {
-                return Ok(effects);
+                return Ok((effects, next));
             }
             match self
                 .executions
                 .put_stage_lock(pipeline_name, stage, &next, version)
                 .await
             {
-                Ok(()) => return Ok(effects),
+                Ok(()) => return Ok((effects, next)),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -132,8 +144,15 @@ impl Engine<'_> {
                     task_token,
                     by,
                 } => {
-                    self.supersede(&pipeline_execution_id, &task_token, &by, now)
-                        .await
+                    self.supersede_recorded(
+                        pipeline_name,
+                        stage,
+                        &pipeline_execution_id,
+                        &task_token,
+                        &by,
+                        now,
+                    )
+                    .await
                 }
                 LockEffect::Refuse {
                     pipeline_execution_id,
@@ -148,5 +167,49 @@ impl Engine<'_> {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Supersede waiter `id` (token `token`) of `stage` by `by`, then forget the supersession the
+    /// lock keeps until it is done. A token Step Functions no longer awaits counts as failed.
+    async fn supersede_recorded(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        id: &str,
+        token: &str,
+        by: &str,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        match self.supersede(id, token, by, now).await {
+            Ok(()) => {}
+            Err(EngineError::Callback(message)) if super::task_gone(&message) => {}
+            Err(e) => return Err(e),
+        }
+        self.update_lock(pipeline_name, stage, |lock| lock.superseded_done(id))
+            .await
+            .map(|_| ())
+    }
+
+    /// Finish what the lock of `stage` says may be unfinished: supersessions not known to be
+    /// done, and a holder that may never have been told it has the stage.
+    pub(crate) async fn redrive_lock(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        lock: &StageLock,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        for pending in &lock.superseded {
+            self.supersede_recorded(
+                pipeline_name,
+                stage,
+                &pending.pipeline_execution_id,
+                &pending.task_token,
+                &pending.by,
+                now,
+            )
+            .await?;
+        }
+        self.redrive_entry(pipeline_name, stage, lock, now).await
     }
 }

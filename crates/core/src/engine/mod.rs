@@ -30,6 +30,7 @@ pub mod memory;
 mod ports;
 mod publish;
 mod stages;
+pub(crate) use stages::task_gone;
 mod start;
 mod tasks;
 

@@ -12,7 +12,7 @@ use crate::execution::{
     ActionExecutionStatus, ErrorDetails, ExecutionSnapshot, PipelineExecution,
     PipelineExecutionStatus, SourceRevision, StageExecution, StageExecutionStatus,
 };
-use crate::locks::Waiter;
+use crate::locks::{StageLock, Waiter};
 use crate::store::StoreError;
 
 use super::{truncate, Engine, EngineError, ExecutionIds};
@@ -29,27 +29,48 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
         stage_of(&pipeline.declaration, stage)?;
-        let result = self.arrive_at(ids, &snapshot, stage, token, now).await;
         // QUEUED: the previous stage is held until the execution has queued in front of this
         // one, so executions reach every stage in the order they left the previous one.
-        if snapshot.execution.execution_mode == ExecutionMode::Queued {
-            if let Some(previous) = previous_stage(&pipeline.declaration, stage) {
-                self.release_stage(ids, ExecutionMode::Queued, previous, now)
-                    .await?;
-            }
-        }
-        result
+        let previous = (snapshot.execution.execution_mode == ExecutionMode::Queued)
+            .then(|| previous_stage(&pipeline.declaration, stage))
+            .flatten();
+        self.arrive_at(ids, &snapshot, stage, token, previous, now)
+            .await
     }
 
+    /// Execution `ids` arrives in front of `stage` with `token`. The stage it held (`previous`,
+    /// QUEUED) is released once it has queued here and before its token is answered: a token
+    /// answered means the task is done, so nothing may be left to do after it (a release that
+    /// failed after the answer would keep the stage held for good).
     async fn arrive_at(
         &self,
         ids: &ExecutionIds,
         snapshot: &ExecutionSnapshot,
         stage: &str,
         token: &str,
+        previous: Option<&str>,
         now: f64,
     ) -> Result<(), EngineError> {
+        let release_previous = || async move {
+            match previous {
+                Some(previous) => {
+                    self.release_stage(ids, ExecutionMode::Queued, previous, now)
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
         let snapshot = snapshot.clone();
+        if snapshot.execution.status != PipelineExecutionStatus::InProgress
+            || snapshot
+                .execution
+                .rollback
+                .as_ref()
+                .is_some_and(|r| r.stage_name != stage)
+        {
+            // It goes no further: done with the stage it held.
+            release_previous().await?;
+        }
         if crate::control::is_stopping(snapshot.execution.status) {
             // Stopping between stages: nothing runs any more.
             self.finish_stopping(&snapshot.execution, now).await?;
@@ -88,11 +109,17 @@ impl Engine<'_> {
             arrived: now,
             parallel: mode == ExecutionMode::Parallel,
         };
-        let effects = self
-            .update_lock(&ids.pipeline_name, stage, |lock| {
+        let (effects, lock) = self
+            .update_lock_to(&ids.pipeline_name, stage, |lock| {
                 lock.arrive(arrival.clone(), mode)
             })
             .await?;
+        release_previous().await?;
+        if !lock.superseded.is_empty() && effects.is_empty() {
+            // This arrival again (its first try failed midway): finish what it started.
+            self.redrive_lock(&ids.pipeline_name, stage, &lock, now)
+                .await?;
+        }
         self.apply_lock_effects(&ids.pipeline_name, stage, effects, Some(&snapshot), now)
             .await
     }
@@ -107,14 +134,30 @@ impl Engine<'_> {
         now: f64,
     ) -> Result<(), EngineError> {
         let execution = &snapshot.execution;
-        // The same enterStage task again (Step Functions retried it, Lambda delivered it again):
-        // the attempt it opened answers it as it did, nothing is recorded twice.
+        // The same enterStage task again: delivered twice (the same token), or retried by Step
+        // Functions after its invocation failed (a new token, while the attempt the first one
+        // opened is still in progress: a stage is entered once per attempt). The attempt answers
+        // it as it did; nothing is recorded twice, no condition runs twice.
         let entry = crate::conditions::derived_id(&format!("stage entry\0{token}"));
-        if let Some(entered) = snapshot
+        let repeated = snapshot
             .stages
             .iter()
             .find(|s| s.stage_name == stage && s.entered_by.as_deref() == Some(entry.as_str()))
-        {
+            .or_else(|| {
+                snapshot.stage(stage).filter(|s| {
+                    s.status == StageExecutionStatus::InProgress && s.entered_by.is_some()
+                })
+            });
+        if let Some(entered) = repeated {
+            if entered.entered_by.as_deref() != Some(entry.as_str()) {
+                // Retried with a new token: the attempt now answers to it.
+                let mut record = entered.clone();
+                record.entered_by = Some(entry);
+                self.executions
+                    .put_stage(&execution.pipeline_name, &record, &[])
+                    .await?;
+                return self.answer_entry(&record, token).await;
+            }
             return self.answer_entry(entered, token).await;
         }
         let (mut record, state) = match snapshot.stage(stage) {
@@ -374,13 +417,60 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         // A PARALLEL execution holds nothing; it may still be waiting for a transition.
         let _ = mode;
-        let effects = self
-            .update_lock(&ids.pipeline_name, stage, |lock| {
+        let (effects, lock) = self
+            .update_lock_to(&ids.pipeline_name, stage, |lock| {
                 lock.release(&ids.pipeline_execution_id)
             })
             .await?;
+        if effects.is_empty() {
+            // Nobody new enters: a release done before (this task again) may have handed the
+            // stage to an execution whose admission then failed.
+            return self
+                .redrive_lock(&ids.pipeline_name, stage, &lock, now)
+                .await;
+        }
         self.apply_lock_effects(&ids.pipeline_name, stage, effects, None, now)
             .await
+    }
+
+    /// The holder of `lock` (of `stage`) was given the stage but may never have been told (its
+    /// admission failed after the lock was written, or after its record, before the answer):
+    /// admit it again. Admission is idempotent (the attempt its token opened answers it), and
+    /// Step Functions refuses an answer it already has, which counts as done. A holder that has
+    /// ended gives the stage on.
+    pub(crate) async fn redrive_entry(
+        &self,
+        pipeline_name: &str,
+        stage: &str,
+        lock: &StageLock,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let Some((holder, token)) = lock.pending_entry() else {
+            return Ok(());
+        };
+        let snapshot = self.executions.snapshot(holder).await?;
+        let running = snapshot.as_ref().filter(|s| {
+            matches!(
+                s.execution.status,
+                PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping
+            )
+        });
+        let Some(snapshot) = running else {
+            // It ended holding the stage: the stage goes to the next.
+            let effects = self
+                .update_lock(pipeline_name, stage, |lock| lock.release(holder))
+                .await?;
+            return self
+                .apply_lock_effects(pipeline_name, stage, effects, None, now)
+                .await;
+        };
+        if snapshot.execution.status != PipelineExecutionStatus::InProgress {
+            return Ok(());
+        }
+        match self.admit(snapshot, stage, token, now).await {
+            Err(EngineError::Callback(message)) if task_gone(&message) => Ok(()),
+            other => other,
+        }
     }
 
     /// After action group `group` (1-based) of `stage`: an action whose branch ended without a
@@ -730,6 +820,14 @@ fn failure_summary(snapshot: &ExecutionSnapshot, stage: &str, attempt: u32) -> S
             2048,
         )
     }
+}
+
+/// Whether a callback error says Step Functions no longer awaits the task (answered before,
+/// timed out, its run ended): nothing is left to answer.
+pub(crate) fn task_gone(message: &str) -> bool {
+    ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"]
+        .iter()
+        .any(|gone| message.contains(gone))
 }
 
 #[cfg(test)]
