@@ -31,6 +31,7 @@ async fn store(stack: &Stack, sdk: &SdkConfig) -> DynamoExecutionStore {
         aws_sdk_dynamodb::Client::new(sdk),
         stack.output("ExecutionsTableName"),
     )
+    .with_events_table(stack.output("EventsTableName"))
 }
 
 fn execution(pipeline: &str, id: &str, start_time: f64) -> PipelineExecution {
@@ -305,7 +306,12 @@ async fn actions_complete_once_and_snapshots_hold_everything() {
         )
         .await
         .unwrap_err();
-    let outbox = raw_items(&sdk, table, &format!("OUTBOX#{id}")).await;
+    let outbox = raw_items(
+        &sdk,
+        stack.output("EventsTableName"),
+        &format!("OUTBOX#{id}"),
+    )
+    .await;
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert_eq!(
         outbox[0]["sk"].as_s().unwrap(),

@@ -127,7 +127,7 @@ async fn the_sweep_reconciles_a_run_whose_status_event_never_came() {
     let stack = stack();
     let c = clients(stack).await;
     let stopped = stop_a_run_by_hand(&c, "sweep").await;
-    let swept = invoke_orchestrator(&c, &json!({"sweep": {}})).await;
+    let swept = invoke_orchestrator(&c, &json!({"sweep": {"now": true}})).await;
     assert!(swept["reconciled"].is_array(), "{swept:#}");
     // This sweep reconciled it, or one running beside it did (other tests sweep too, and so
     // does the stack's schedule); nothing else reports a run stopped by hand here.

@@ -86,7 +86,7 @@ async fn outbox_ids(c: &Clients, stack: &Stack, id: &str) -> std::collections::B
     let out = c
         .dynamo
         .query()
-        .table_name(stack.output("ExecutionsTableName"))
+        .table_name(stack.output("EventsTableName"))
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(
             ":pk",

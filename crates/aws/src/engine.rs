@@ -3,6 +3,7 @@
 //!
 //! Environment (set by `template.yaml`):
 //! - `PIPELINES_TABLE`, `EXECUTIONS_TABLE`, `ARTIFACT_BUCKET`: required;
+//! - `EVENTS_TABLE`: the event outbox (default: the executions table);
 //! - `ORCHESTRATOR_ARN`, `ACTION_ARN` and `APPROVAL_ARN`: the functions the compiled state
 //!   machines call; only functions that start executions have them (all or none);
 //! - `ACTION_TIMEOUT_CAP_SECONDS`: the longest timeout any action gets (unset or 0: none);
@@ -34,6 +35,8 @@ pub struct Settings {
     pub pipelines_table: String,
     /// `EXECUTIONS_TABLE`.
     pub executions_table: String,
+    /// `EVENTS_TABLE`: the event outbox (the executions table when unset).
+    pub events_table: String,
     /// `ARTIFACT_BUCKET`.
     pub artifact_bucket: String,
     /// `ORCHESTRATOR_ARN`, `ACTION_ARN` and `APPROVAL_ARN`, when all are set.
@@ -113,6 +116,9 @@ impl Settings {
         Ok(Self {
             pipelines_table: get("PIPELINES_TABLE").unwrap_or_default(),
             executions_table: get("EXECUTIONS_TABLE").unwrap_or_default(),
+            events_table: get("EVENTS_TABLE")
+                .or_else(|| get("EXECUTIONS_TABLE"))
+                .unwrap_or_default(),
             artifact_bucket: get("ARTIFACT_BUCKET").unwrap_or_default(),
             targets,
             state_machine_role_arn: get("STATE_MACHINE_ROLE_ARN"),
@@ -164,7 +170,8 @@ impl Adapters {
         Self {
             s3: config::s3_client(&sdk, &target),
             pipelines: DynamoPipelineStore::new(dynamodb.clone(), &settings.pipelines_table),
-            executions: DynamoExecutionStore::new(dynamodb, &settings.executions_table),
+            executions: DynamoExecutionStore::new(dynamodb, &settings.executions_table)
+                .with_events_table(&settings.events_table),
             tasks: SfnTaskCallbacks::new(sfn.clone()),
             functions: LambdaFunctions::new(aws_sdk_lambda::Client::new(&sdk)),
             checks: crate::rules::AwsRuleChecks::new(

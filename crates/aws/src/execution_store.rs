@@ -30,6 +30,11 @@
 //! - `pk = "IDEMPOTENCY#<key>"`, `sk = "IDEMPOTENCY"`: an idempotency key (an event id, a webhook
 //!   delivery id, a `clientRequestToken`) and the execution it started (`pipelineExecutionId`),
 //!   claimed with `attribute_not_exists` in the transaction that creates the execution;
+//! - `pk = sk = "SWEEP"`: when the last periodic sweep was claimed (`at`), so sweeps delivered
+//!   close together (a schedule delivered twice) do the work once;
+//! - outbox items (`pk = "OUTBOX#<execution id>"`, `sk = "<event id>"`, the event as JSON in
+//!   `event`, kept two days) go to the events table ([`DynamoExecutionStore::with_events_table`]),
+//!   in the same transaction as the change they report;
 //! - `pk = "JOB#<action execution id>"`, `sk = "JOB"`: the job index (a job's id is its action
 //!   execution's id), pointing at the action item (`pipelineExecutionId`, `stageName`,
 //!   `actionName`, `attempt`) so PutJobSuccessResult / PutJobFailureResult find it with two
@@ -73,6 +78,8 @@ pub const RETENTION_SECONDS: u64 = 365 * 24 * 60 * 60;
 pub const OUTBOX_RETENTION_SECONDS: u64 = 2 * 24 * 60 * 60;
 
 const EXECUTION_SK: &str = "EXECUTION";
+/// `pk` and `sk` of the item recording when the last periodic sweep was claimed (`at`).
+const SWEEP_KEY: &str = "SWEEP";
 const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
 const JOB_SK: &str = "JOB";
 /// Attempts of a transaction that lost to a concurrent one (`TransactionConflict`).
@@ -85,15 +92,35 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoExecutionStore {
     client: Client,
     table: String,
+    /// Where outbox items go (the stack's `EventsTable`; the executions table when not set).
+    events_table: String,
 }
 
 impl DynamoExecutionStore {
-    /// A store over `table`.
+    /// A store over `table` (outbox items in it too, until [`Self::with_events_table`]).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
             client,
-            table: table.into(),
+            events_table: table.clone(),
+            table,
         }
+    }
+
+    /// The same store with its outbox items in `table` (written in the same transactions).
+    pub fn with_events_table(mut self, table: impl Into<String>) -> Self {
+        self.events_table = table.into();
+        self
+    }
+
+    /// A transaction Put into the outbox table.
+    fn put_event(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.events_table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// A transaction Put; when its condition fails, the item as it was comes back in the
@@ -228,7 +255,7 @@ impl DynamoExecutionStore {
     fn outbox(&self, events: &[EventEntry]) -> Result<Vec<TransactWriteItem>, StoreError> {
         events
             .iter()
-            .map(|event| self.put(outbox_item(event)?, None))
+            .map(|event| self.put_event(outbox_item(event)?))
             .collect()
     }
 
@@ -809,6 +836,35 @@ impl ExecutionStore for DynamoExecutionStore {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => return Ok(()),
             }
+        }
+    }
+
+    async fn claim_sweep(&self, now: f64, interval: f64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                ("pk".to_string(), AttributeValue::S(SWEEP_KEY.into())),
+                ("sk".to_string(), AttributeValue::S(SWEEP_KEY.into())),
+                ("at".to_string(), number(now)),
+            ])))
+            .condition_expression("attribute_not_exists(pk) OR #at < :cutoff")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":cutoff", number(now - interval))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend("PutItem", e)),
         }
     }
 

@@ -31,6 +31,9 @@ pub const SWEEP_EXECUTIONS_PER_PIPELINE: usize = 100;
 pub const MAX_RUNS_PER_SWEEP: usize = 200;
 /// How long an execution may stay without a recorded run before the sweep resumes its start.
 pub const LAUNCH_GRACE_SECONDS: f64 = 300.0;
+/// Scheduled sweeps closer together than this do the work once (EventBridge may deliver a
+/// schedule twice; the local emulator delivers schedule rules on every event put on the bus).
+pub const SWEEP_INTERVAL_SECONDS: f64 = 240.0;
 
 /// How a state machine run is, as Step Functions says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,11 +64,31 @@ pub struct Swept {
     pub reconciled: Vec<String>,
     /// Executions whose start was resumed.
     pub resumed: Vec<String>,
+    /// True when a scheduled sweep found another one done less than
+    /// [`SWEEP_INTERVAL_SECONDS`] ago and did nothing.
+    pub skipped: bool,
     /// What could not be checked (kept for the next sweep), one line each.
     pub problems: Vec<String>,
 }
 
 impl Engine<'_> {
+    /// A scheduled sweep (`{"sweep": {}}`): [`Engine::sweep`], unless another one was claimed
+    /// less than [`SWEEP_INTERVAL_SECONDS`] ago. `{"sweep": {"now": true}}` always sweeps.
+    pub async fn scheduled_sweep(&self, now: f64, force: bool) -> Result<Swept, EngineError> {
+        if !force
+            && !self
+                .executions
+                .claim_sweep(now, SWEEP_INTERVAL_SECONDS)
+                .await?
+        {
+            return Ok(Swept {
+                skipped: true,
+                ..Default::default()
+            });
+        }
+        self.sweep(now).await
+    }
+
     /// One sweep over every pipeline's recent executions (see the module docs).
     pub async fn sweep(&self, now: f64) -> Result<Swept, EngineError> {
         let mut swept = Swept::default();

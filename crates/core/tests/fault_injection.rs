@@ -170,6 +170,9 @@ impl ExecutionStore for FaultyStore<'_> {
     async fn forget_pipeline(&self, pipeline: &str) -> Result<(), StoreError> {
         self.inner.forget_pipeline(pipeline).await
     }
+    async fn claim_sweep(&self, now: f64, interval: f64) -> Result<bool, StoreError> {
+        write!(self, self.inner.claim_sweep(now, interval))
+    }
     async fn list_executions(
         &self,
         pipeline: &str,

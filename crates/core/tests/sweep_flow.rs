@@ -117,3 +117,33 @@ async fn a_start_that_died_before_its_run_is_resumed_after_the_grace() {
         .state_machine_execution_arn
         .is_some());
 }
+
+#[tokio::test]
+async fn scheduled_sweeps_close_together_do_the_work_once() {
+    let world = World::with_pipeline(three_stages("sweep", ExecutionMode::Superseded)).await;
+    let engine = world.engine();
+    let interval = pipewright_core::sweep::SWEEP_INTERVAL_SECONDS;
+    assert!(
+        !engine
+            .scheduled_sweep(1_000.0, false)
+            .await
+            .unwrap()
+            .skipped
+    );
+    assert!(
+        engine
+            .scheduled_sweep(1_001.0, false)
+            .await
+            .unwrap()
+            .skipped
+    );
+    // Asked for explicitly, it always runs.
+    assert!(!engine.scheduled_sweep(1_002.0, true).await.unwrap().skipped);
+    assert!(
+        !engine
+            .scheduled_sweep(1_000.0 + interval, false)
+            .await
+            .unwrap()
+            .skipped
+    );
+}

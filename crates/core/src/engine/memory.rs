@@ -38,6 +38,8 @@ struct Inner {
     outbox: Vec<EventEntry>,
     /// Executions of forgotten pipelines: out of the listings.
     forgotten: std::collections::BTreeSet<String>,
+    /// When the last periodic sweep was claimed.
+    last_sweep: Option<f64>,
 }
 
 impl Inner {
@@ -263,6 +265,15 @@ impl ExecutionStore for MemoryExecutionStore {
             .values()
             .find(|a| a.action_execution_id == job_id)
             .cloned())
+    }
+
+    async fn claim_sweep(&self, now: f64, interval: f64) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        if inner.last_sweep.is_some_and(|last| now - last < interval) {
+            return Ok(false);
+        }
+        inner.last_sweep = Some(now);
+        Ok(true)
     }
 
     async fn forget_pipeline(&self, pipeline: &str) -> Result<(), StoreError> {

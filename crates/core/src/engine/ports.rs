@@ -92,6 +92,9 @@ pub trait ExecutionStore: Send + Sync {
     /// Forget pipeline `pipeline_name` as a whole: its stage locks, latest-execution pointers,
     /// execution list and poll state (the execution records stay until they expire).
     async fn forget_pipeline(&self, pipeline_name: &str) -> Result<(), StoreError>;
+    /// Claim the periodic sweep at `now`: true (and recorded) unless another sweep was claimed
+    /// less than `interval` seconds ago.
+    async fn claim_sweep(&self, now: f64, interval: f64) -> Result<bool, StoreError>;
     /// Executions of a pipeline, newest first.
     async fn list_executions(
         &self,
