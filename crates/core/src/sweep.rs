@@ -32,7 +32,7 @@ pub const MAX_RUNS_PER_SWEEP: usize = 200;
 /// How long an execution may stay without a recorded run before the sweep resumes its start.
 pub const LAUNCH_GRACE_SECONDS: f64 = 300.0;
 /// Scheduled sweeps closer together than this do the work once (EventBridge may deliver a
-/// schedule twice; the local emulator delivers schedule rules on every event put on the bus).
+/// schedule twice; the local emulator delivers it once per event put on the bus).
 pub const SWEEP_INTERVAL_SECONDS: f64 = 240.0;
 
 /// How a state machine run is, as Step Functions says.
