@@ -556,6 +556,40 @@ fn json_error(e: &serde_json::Error) -> String {
     )
 }
 
+/// Delete every item of partition `pk` of `table` (a Query for the keys, a DeleteItem each).
+pub(crate) async fn delete_partition(
+    client: &Client,
+    table: &str,
+    pk: &str,
+) -> Result<(), StoreError> {
+    let mut start: Option<Item> = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+            .projection_expression("pk, sk")
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| backend("Query", e))?;
+        for key in page.items() {
+            client
+                .delete_item()
+                .table_name(table)
+                .set_key(Some(key.clone()))
+                .send()
+                .await
+                .map_err(|e| backend("DeleteItem", e))?;
+        }
+        match page.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return Ok(()),
+        }
+    }
+}
+
 fn backend<E: std::error::Error + 'static>(call: &str, err: E) -> StoreError {
     StoreError::Backend(crate::error_chain(call, &err))
 }
@@ -810,33 +844,7 @@ impl ExecutionStore for DynamoExecutionStore {
     }
 
     async fn forget_pipeline(&self, pipeline_name: &str) -> Result<(), StoreError> {
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(list_pk(pipeline_name)))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query", e))?;
-            for key in page.items() {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| backend("DeleteItem", e))?;
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(()),
-            }
-        }
+        delete_partition(&self.client, &self.table, &list_pk(pipeline_name)).await
     }
 
     async fn claim_sweep(&self, now: f64, interval: f64) -> Result<bool, StoreError> {

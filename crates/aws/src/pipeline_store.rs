@@ -229,33 +229,12 @@ impl PipelineStore for DynamoPipelineStore {
             .await
             .map_err(|e| backend("DeleteItem", e))?;
         let existed = out.attributes().is_some_and(|a| !a.is_empty());
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(format!("PIPELINE#{name}")))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query", e))?;
-            for key in page.items() {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| backend("DeleteItem", e))?;
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        crate::execution_store::delete_partition(
+            &self.client,
+            &self.table,
+            &format!("PIPELINE#{name}"),
+        )
+        .await?;
         Ok(existed)
     }
 
