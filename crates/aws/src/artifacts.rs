@@ -82,6 +82,9 @@ pub enum ArtifactError {
         #[source]
         source: std::io::Error,
     },
+    /// An archive holds more than an artifact may (entries, or bytes once extracted).
+    #[error("{0}")]
+    TooBig(String),
     /// The zip format could not be read or written.
     #[error("{what}: {source}")]
     Zip {

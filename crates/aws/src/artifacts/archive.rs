@@ -28,6 +28,28 @@ const LARGE_FILE: u64 = 1 << 31;
 /// The longest symbolic-link target accepted when extracting.
 const MAX_LINK_TARGET: u64 = 4096;
 
+/// What one extraction may write: an archive is outside input (a source bucket, an earlier
+/// action's output), and its headers may lie about sizes (a zip bomb), so the bytes actually
+/// written are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractBudget {
+    /// The most entries (files, links and directories).
+    pub entries: u64,
+    /// The most bytes written, all files together.
+    pub bytes: u64,
+}
+
+impl Default for ExtractBudget {
+    /// 100,000 entries and 8 GiB: the action function has 10 GiB of ephemeral storage, and the
+    /// archive itself is on it too.
+    fn default() -> Self {
+        Self {
+            entries: 100_000,
+            bytes: 8 << 30,
+        }
+    }
+}
+
 /// Extensions of files that are compressed already: stored as they are.
 const STORED_EXTENSIONS: &[&str] = &[
     "zip", "gz", "tgz", "bz2", "xz", "zst", "7z", "jar", "war", "ear", "whl", "png", "jpg", "jpeg",
@@ -137,6 +159,17 @@ pub fn zip_to_writer<W: Write>(
 /// entry that would be written through a symbolic link (so a link in the archive cannot point
 /// later entries outside `dest_dir`). Unix modes and modification times are kept.
 pub fn extract(zip_file: &Path, dest_dir: &Path) -> Result<ExtractStats, ArtifactError> {
+    extract_within(zip_file, dest_dir, ExtractBudget::default())
+}
+
+/// [`extract`], refusing an archive that holds more entries than `budget` allows before writing
+/// anything, and stopping (with an error naming the entry) as soon as the bytes written would
+/// pass it, whatever the entries' headers claim.
+pub fn extract_within(
+    zip_file: &Path,
+    dest_dir: &Path,
+    budget: ExtractBudget,
+) -> Result<ExtractStats, ArtifactError> {
     let file =
         File::open(zip_file).map_err(|e| io_error(format!("opening {}", zip_file.display()), e))?;
     let mut archive =
@@ -146,6 +179,14 @@ pub fn extract(zip_file: &Path, dest_dir: &Path) -> Result<ExtractStats, Artifac
                 source,
             }
         })?;
+    if archive.len() as u64 > budget.entries {
+        return Err(ArtifactError::TooBig(format!(
+            "{} holds {} entries, more than the {} an artifact may hold",
+            zip_file.display(),
+            archive.len(),
+            budget.entries
+        )));
+    }
     fs::create_dir_all(dest_dir)
         .map_err(|e| io_error(format!("creating {}", dest_dir.display()), e))?;
     let mut known_dirs = HashSet::new();
@@ -196,8 +237,19 @@ pub fn extract(zip_file: &Path, dest_dir: &Path) -> Result<ExtractStats, Artifac
             .mode(mode.unwrap_or(0o644))
             .open(&path)
             .map_err(|e| io_error(format!("creating {}", path.display()), e))?;
-        let n = io::copy(&mut entry, &mut out)
+        // One byte more than the room left tells an entry that does not fit.
+        let room = budget.bytes - stats.bytes;
+        let n = io::copy(&mut entry.by_ref().take(room + 1), &mut out)
             .map_err(|e| io_error(format!("extracting {name}"), e))?;
+        if n > room {
+            drop(out);
+            let _ = fs::remove_file(&path);
+            return Err(ArtifactError::TooBig(format!(
+                "entry {name}: the artifact would take more than the {} bytes it may take \
+                 once extracted",
+                budget.bytes
+            )));
+        }
         if let Some(mode) = mode {
             out.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(|e| io_error(format!("setting the mode of {}", path.display()), e))?;
@@ -564,6 +616,84 @@ mod tests {
         let err = extract(&zip_path, &dir.path().join("out")).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(!dir.path().join("evil.txt").exists());
+    }
+
+    #[test]
+    fn archives_over_the_budget_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let zip_path = dir.path().join("big.zip");
+        let body = vec![b'x'; 100];
+        fs::write(
+            &zip_path,
+            zip_of(&[("a", &body), ("b", &body), ("c", &body)]),
+        )
+        .unwrap();
+        // Too many entries: refused before anything is written.
+        let dest = dir.path().join("many");
+        let budget = ExtractBudget {
+            entries: 2,
+            bytes: 1 << 20,
+        };
+        let err = extract_within(&zip_path, &dest, budget).unwrap_err();
+        assert!(matches!(err, ArtifactError::TooBig(_)), "{err}");
+        assert!(err.to_string().contains("3 entries"), "{err}");
+        assert!(!dest.exists());
+        // Too many bytes: it stops at the entry that does not fit, which is not left behind.
+        let dest = dir.path().join("bytes");
+        let budget = ExtractBudget {
+            entries: 10,
+            bytes: 250,
+        };
+        let err = extract_within(&zip_path, &dest, budget).unwrap_err();
+        assert!(err.to_string().contains("entry c"), "{err}");
+        assert!(dest.join("a").exists() && dest.join("b").exists());
+        assert!(!dest.join("c").exists());
+        // Exactly at the budget: fine.
+        let budget = ExtractBudget {
+            entries: 3,
+            bytes: 300,
+        };
+        let stats = extract_within(&zip_path, &dir.path().join("fits"), budget).unwrap();
+        assert_eq!((stats.entries, stats.bytes), (3, 300));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes, as an archive: an answer (never a panic), nothing outside the
+        /// destination, never more than the budget written.
+        #[test]
+        fn any_bytes_extract_or_are_refused_within_the_budget(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            cut in 0usize..2048,
+            flip in proptest::prelude::any::<u8>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let zip_path = dir.path().join("any.zip");
+            // Half the cases start from a real archive, damaged: past the first parser checks.
+            let mut data = if cut % 2 == 0 {
+                zip_of(&[("a/b.txt", &bytes), ("c", b"c")])
+            } else {
+                bytes.clone()
+            };
+            if !data.is_empty() {
+                let i = cut % data.len();
+                data[i] ^= flip;
+            }
+            fs::write(&zip_path, &data).unwrap();
+            let dest = dir.path().join("out");
+            let budget = ExtractBudget { entries: 8, bytes: 1024 };
+            if let Ok(stats) = extract_within(&zip_path, &dest, budget) {
+                proptest::prop_assert!(stats.bytes <= budget.bytes);
+                proptest::prop_assert!(stats.entries <= budget.entries);
+            }
+            let outside: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n != "any.zip" && n != "out")
+                .collect();
+            proptest::prop_assert!(outside.is_empty(), "{outside:?}");
+        }
     }
 
     #[test]
