@@ -137,18 +137,7 @@ impl Engine<'_> {
                 }
             })
             .collect();
-        let outputs: Vec<ArtifactDetail> = action_decl
-            .output_artifacts()
-            .iter()
-            .map(|a| ArtifactDetail {
-                name: a.name.clone(),
-                s3_location: ArtifactLocation {
-                    bucket: self.config.artifact_bucket.clone(),
-                    key: artifact_key(&ids.pipeline_name, &a.name, action_execution_id),
-                    version_id: None,
-                },
-            })
-            .collect();
+        let outputs = self.output_locations(&ids.pipeline_name, &action_decl, action_execution_id);
         let record = ActionExecution {
             pipeline_execution_id: ids.pipeline_execution_id.clone(),
             action_execution_id: action_execution_id.to_string(),
@@ -279,22 +268,11 @@ impl Engine<'_> {
     ) -> Result<PreparedAction, EngineError> {
         let base = self.with_rollback_base(snapshot.clone()).await?;
         let scope = variable_scope(&base, pipeline);
-        let outputs = declaration
-            .output_artifacts()
-            .iter()
-            .map(|a| ArtifactDetail {
-                name: a.name.clone(),
-                s3_location: ArtifactLocation {
-                    bucket: self.config.artifact_bucket.clone(),
-                    key: artifact_key(
-                        &snapshot.execution.pipeline_name,
-                        &a.name,
-                        &earlier.action_execution_id,
-                    ),
-                    version_id: None,
-                },
-            })
-            .collect();
+        let outputs = self.output_locations(
+            &snapshot.execution.pipeline_name,
+            &declaration,
+            &earlier.action_execution_id,
+        );
         let commands = declaration
             .commands()
             .iter()
@@ -321,6 +299,28 @@ impl Engine<'_> {
             declaration,
             record: earlier,
         })
+    }
+
+    /// Where the output artifacts of action execution `id` (declared as `declaration`) of
+    /// `pipeline` go (the version comes back from the write).
+    fn output_locations(
+        &self,
+        pipeline: &str,
+        declaration: &ActionDeclaration,
+        id: &str,
+    ) -> Vec<ArtifactDetail> {
+        declaration
+            .output_artifacts()
+            .iter()
+            .map(|a| ArtifactDetail {
+                name: a.name.clone(),
+                s3_location: ArtifactLocation {
+                    bucket: self.config.artifact_bucket.clone(),
+                    key: artifact_key(pipeline, &a.name, id),
+                    version_id: None,
+                },
+            })
+            .collect()
     }
 
     /// Where the whole log of action execution `id` goes.
