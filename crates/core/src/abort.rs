@@ -52,7 +52,14 @@ pub fn abort_reason(error: &Value) -> String {
         .ok()
         .and_then(|c| c.get("errorMessage")?.as_str().map(str::to_string))
         .unwrap_or_else(|| cause.to_string());
-    let reason = if cause.trim().is_empty() {
+    let reason = if cause.trim().is_empty() && name == "States.Timeout" {
+        // Only a stage's Enter wait times out into the abort path (an action's timeout has its
+        // own path, through the group check).
+        "States.Timeout: the execution waited longer than its limit to enter a stage (30 days \
+         at a disabled transition plus the time the executions queued ahead of it could take); \
+         start a new execution"
+            .to_string()
+    } else if cause.trim().is_empty() {
         name.to_string()
     } else {
         format!("{name}: {}", cause.trim())
@@ -299,9 +306,17 @@ mod tests {
             abort_reason(&lambda),
             "Lambda.Unknown: process exited: signal 9"
         );
+        // Only an Enter wait times out into Abort without a cause: the reason says so.
+        let waited = abort_reason(&json!({"Error": "States.Timeout", "Cause": ""}));
+        assert!(
+            waited.starts_with("States.Timeout: the execution waited longer"),
+            "{waited}"
+        );
         assert_eq!(
-            abort_reason(&json!({"Error": "States.Timeout", "Cause": ""})),
-            "States.Timeout"
+            abort_reason(
+                &json!({"Error": "States.Timeout", "Cause": "the state machine run timed out"})
+            ),
+            "States.Timeout: the state machine run timed out"
         );
         assert_eq!(
             abort_reason(&json!({"Error": "States.Runtime", "Cause": "bad path"})),

@@ -162,6 +162,13 @@ const RETRIED_LAMBDA_ERRORS: [&str; 4] = [
     "Lambda.TooManyRequestsException",
 ];
 
+/// How long an execution may wait at a disabled inbound transition: CodePipeline does not resume
+/// an execution whose transition stayed disabled more than 30 days.
+pub const TRANSITION_WAIT_SECONDS: u64 = 30 * 24 * 3600;
+
+/// The longest a Standard workflow runs (one year): no wait is longer.
+pub const RUN_LIMIT_SECONDS: u64 = 365 * 24 * 3600;
+
 /// The timeout of an action whose type Pipewright does not know (CodePipeline's 1 hour).
 const UNKNOWN_TYPE_TIMEOUT_MINUTES: u32 = 60;
 
@@ -642,6 +649,29 @@ fn start_choice(p: &PipelineDeclaration, names: &StateNames, first_enter: &str) 
 
 /// `S.Enter`: asks the orchestrator for the stage; the token is answered when
 /// the execution holds it (at once, or after waiting per the execution mode).
+/// How long `S.Enter` waits for its callback: the longest an execution may legitimately wait in
+/// front of `stage` — [`TRANSITION_WAIT_SECONDS`] at a disabled transition, plus the time the
+/// [`MAX_WAITING`](crate::locks::MAX_WAITING) executions that may queue ahead of it can hold the
+/// stage (each group's longest action timeout, summed) — capped at [`RUN_LIMIT_SECONDS`]. Past
+/// it the wait was lost (a callback nothing will send): the `States.Timeout` goes to `Abort`,
+/// which ends the execution Failed and takes it out of the stage's queue.
+pub fn enter_timeout_seconds(stage: &StageDeclaration, cap: Option<u64>) -> u64 {
+    let stage_longest: u64 = action_groups(stage)
+        .iter()
+        .map(|(_, members)| {
+            members
+                .iter()
+                .map(|&j| timeout_seconds(&stage.actions[j], cap))
+                .max()
+                .unwrap_or(0)
+        })
+        .sum();
+    let queue = (crate::locks::MAX_WAITING as u64).saturating_mul(stage_longest);
+    TRANSITION_WAIT_SECONDS
+        .saturating_add(queue)
+        .min(RUN_LIMIT_SECONDS)
+}
+
 fn enter_state(
     stage: &StageDeclaration,
     names: &StageNames,
@@ -659,10 +689,15 @@ fn enter_state(
         &targets.orchestrator_arn,
         with_token(body),
     );
+    task.insert(
+        "TimeoutSeconds".into(),
+        enter_timeout_seconds(stage, targets.action_timeout_cap_seconds).into(),
+    );
     task.insert("ResultPath".into(), DISCARD_RESULT.into());
     task.insert(
         "Catch".into(),
         json!([
+            catch("States.Timeout", ABORT),
             catch(SUPERSEDED_ERROR, SUPERSEDED),
             catch(STOPPED_ERROR, STOPPED),
             catch(FINISHED_ERROR, DONE),
@@ -1000,6 +1035,39 @@ mod tests {
             version: "1".into(),
         };
         assert_eq!(timeout_seconds(&unknown, None), 3600);
+    }
+
+    #[test]
+    fn enter_waits_as_long_as_a_transition_and_a_full_queue_may_hold_it() {
+        let text = r#"{"name": "t", "roleArn": "r",
+          "artifactStore": {"type": "S3", "location": "b"},
+          "stages": [{"name": "S", "actions": [
+            {"name": "A", "runOrder": 1, "timeoutInMinutes": 10, "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}},
+            {"name": "B", "runOrder": 1, "timeoutInMinutes": 20, "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}},
+            {"name": "C", "runOrder": 2, "timeoutInMinutes": 5, "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}
+          ]}, {"name": "Long", "actions": [
+            {"name": "Wait", "actionTypeId":
+              {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}
+          ]}]}"#;
+        let p = parse_pipeline(text).expect("parses");
+        // Groups: max(10, 20) + 5 minutes = 1,500 s a stage; 100 may wait ahead.
+        let expected = TRANSITION_WAIT_SECONDS + 100 * 1_500;
+        assert_eq!(enter_timeout_seconds(&p.stages[0], None), expected);
+        // A cap on action timeouts shortens the queue's share, never the transition's.
+        assert_eq!(
+            enter_timeout_seconds(&p.stages[0], Some(60)),
+            TRANSITION_WAIT_SECONDS + 100 * 120
+        );
+        // Seven-day approvals: a full queue would outlast a run; the run's year is the limit.
+        assert_eq!(enter_timeout_seconds(&p.stages[1], None), RUN_LIMIT_SECONDS);
+        let asl = compile(&p, &targets());
+        let enter = &asl["States"]["S.Enter"];
+        assert_eq!(enter["TimeoutSeconds"], expected);
+        assert_eq!(enter["Catch"][0]["ErrorEquals"][0], "States.Timeout");
+        assert_eq!(enter["Catch"][0]["Next"], "Abort");
     }
 
     #[test]

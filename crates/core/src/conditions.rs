@@ -109,6 +109,39 @@ pub struct RuleContext<'a> {
     pub variables: &'a BTreeMap<String, BTreeMap<String, String>>,
     /// Now, seconds since the epoch.
     pub now: f64,
+    /// When every rule that calls out (`LambdaInvoke`, `CloudWatchAlarm`) must have answered: the
+    /// rules of one check share [`RULE_CALL_BUDGET`], so they never outlive the orchestrator.
+    pub deadline: tokio::time::Instant,
+}
+
+/// How long the calls of the rules of one condition check may take together. The orchestrator
+/// that runs them has 30 s (template `Globals`); past the budget a rule fails, saying so, instead
+/// of the orchestrator timing out with the stage half-checked. A `LambdaInvoke` rule's function
+/// must answer within it (a rule's `timeoutInMinutes` can only shorten it); a longer check
+/// belongs in a `Commands` rule.
+pub const RULE_CALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Run `call` until `ctx.deadline` (or the rule's own `timeoutInMinutes`, if sooner).
+async fn within_budget<T>(
+    rule: &RuleDeclaration,
+    ctx: &RuleContext<'_>,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    let mut deadline = ctx.deadline;
+    if let Some(minutes) = rule.timeout_in_minutes {
+        let own =
+            tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(minutes) * 60);
+        deadline = deadline.min(own);
+    }
+    match tokio::time::timeout_at(deadline, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!(
+            "{what} did not answer in time: the calls of a condition's rules get {} s together \
+             (a rule's timeoutInMinutes can shorten its share)",
+            RULE_CALL_BUDGET.as_secs()
+        )),
+    }
 }
 
 /// Run every rule of `condition`; the condition passes when all pass.
@@ -196,10 +229,16 @@ pub async fn run_rule(
                 "pipelineExecutionId": ctx.pipeline_execution_id,
                 "userParameters": config.get("UserParameters"),
             });
-            let answer = checks
-                .invoke(function, &payload)
+            let who = format!("function {function}");
+            let answer = within_budget(rule, ctx, &who, checks.invoke(function, &payload))
                 .await
-                .map_err(|e| format!("function {function}: {e}"))?;
+                .map_err(|e| {
+                    if e.starts_with(&who) {
+                        e
+                    } else {
+                        format!("{who}: {e}")
+                    }
+                })?;
             match answer.get("status").and_then(Value::as_str) {
                 Some(s) if s.eq_ignore_ascii_case("FAILED") => Err(format!(
                     "function {function} answered FAILED{}",
@@ -214,10 +253,16 @@ pub async fn run_rule(
         }
         "CloudWatchAlarm" => {
             let alarm = get("AlarmName")?;
-            let state = checks
-                .alarm_state(alarm)
+            let who = format!("alarm {alarm}");
+            let state = within_budget(rule, ctx, &who, checks.alarm_state(alarm))
                 .await
-                .map_err(|e| format!("alarm {alarm}: {e}"))?;
+                .map_err(|e| {
+                    if e.starts_with(&who) {
+                        e
+                    } else {
+                        format!("{who}: {e}")
+                    }
+                })?;
             if state == "ALARM" {
                 Err(format!("alarm {alarm} is in ALARM"))
             } else {
@@ -372,6 +417,82 @@ pub fn first_failed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rule calls that answer after `delay`.
+    struct Slow {
+        delay: std::time::Duration,
+    }
+
+    #[async_trait]
+    impl RuleChecks for Slow {
+        async fn invoke(&self, _function: &str, _payload: &Value) -> Result<Value, String> {
+            tokio::time::sleep(self.delay).await;
+            Ok(json!({"status": "SUCCEEDED"}))
+        }
+        async fn alarm_state(&self, _name: &str) -> Result<String, String> {
+            tokio::time::sleep(self.delay).await;
+            Ok("OK".into())
+        }
+    }
+
+    fn rule(provider: &str, configuration: Value) -> RuleDeclaration {
+        serde_json::from_value(json!({
+            "name": "R",
+            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": provider, "version": "1"},
+            "configuration": configuration,
+        }))
+        .expect("a rule")
+    }
+
+    #[test]
+    fn calling_rules_answer_within_their_budget() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        let variables = BTreeMap::new();
+        let ctx = |budget_ms: u64| RuleContext {
+            pipeline_name: "p",
+            stage_name: "S",
+            pipeline_execution_id: "e",
+            variables: &variables,
+            now: 0.0,
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_millis(budget_ms),
+        };
+        let lambda = rule("LambdaInvoke", json!({"FunctionName": "gate"}));
+        let alarm = rule("CloudWatchAlarm", json!({"AlarmName": "errors"}));
+        let slow = Slow {
+            delay: std::time::Duration::from_secs(30),
+        };
+        let quick = Slow {
+            delay: std::time::Duration::from_millis(1),
+        };
+        runtime.block_on(async {
+            // A function that outlives the budget fails the rule, naming it and why, at the
+            // deadline (not after the function's 30 s).
+            let started = std::time::Instant::now();
+            let failed = run_rule(&lambda, &ctx(50), &slow).await.unwrap_err();
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+            assert!(
+                failed.starts_with("function gate did not answer in time"),
+                "{failed}"
+            );
+            let failed = run_rule(&alarm, &ctx(50), &slow).await.unwrap_err();
+            assert!(
+                failed.starts_with("alarm errors did not answer in time"),
+                "{failed}"
+            );
+            // Within the budget the answer counts.
+            assert_eq!(
+                run_rule(&lambda, &ctx(5_000), &quick).await,
+                Ok("function gate passed".to_string())
+            );
+            // A rule's own timeoutInMinutes cannot lengthen the shared budget.
+            let mut patient = lambda.clone();
+            patient.timeout_in_minutes = Some(60);
+            assert!(run_rule(&patient, &ctx(50), &slow).await.is_err());
+        });
+    }
 
     #[test]
     fn derived_ids_are_stable_uuids_of_their_seed() {
@@ -582,6 +703,7 @@ impl Engine<'_> {
             pipeline_execution_id: &snapshot.execution.pipeline_execution_id,
             variables: &variables,
             now,
+            deadline: tokio::time::Instant::now() + RULE_CALL_BUDGET,
         };
         let mut runs = Vec::new();
         for condition in conditions {

@@ -738,7 +738,7 @@ proptest! {
 
     #[test]
     fn no_crash_point_leaves_an_execution_running_or_a_stage_locked(case in cases()) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         rt.block_on(run_case(case))?;
     }
 }

@@ -436,7 +436,7 @@ proptest! {
 
     #[test]
     fn the_engine_keeps_the_invariants_across_three_stages(steps in steps(), mode in prop_oneof![Just(ExecutionMode::Superseded), Just(ExecutionMode::Queued), Just(ExecutionMode::Parallel)]) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         if mode == ExecutionMode::Parallel {
             // No lock: every arrival enters at once.
             rt.block_on(async {

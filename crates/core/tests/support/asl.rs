@@ -332,20 +332,29 @@ fn check_engine_contract(p: &PipelineDeclaration, asl: &Value, out: &mut Vec<Str
             })
             .collect();
         let expected_catches = [
+            (json!(["States.Timeout"]), json!("Task")),
             (json!(["Pipewright.Superseded"]), json!("Succeed")),
             (json!(["Pipewright.Stopped"]), json!("Succeed")),
             (json!(["Pipewright.Finished"]), json!("Succeed")),
             (json!(["Pipewright.Skipped"]), json!("Task")),
             (json!(["States.ALL"]), json!("Task")),
         ];
-        let catches_ok = catch_targets.len() == 5
+        let catches_ok = catch_targets.len() == 6
             && catch_targets
                 .iter()
                 .zip(&expected_catches)
                 .all(|((e, t), (ee, et))| *e == ee && *t == et)
-            && enter["Catch"][3]["Next"] == leave
-            && enter["Catch"][4]["Next"] == failed;
+            && enter["Catch"][0]["Next"] == "Abort"
+            && enter["Catch"][4]["Next"] == leave
+            && enter["Catch"][5]["Next"] == failed;
+        // The wait is bounded: a lost callback cannot hold an execution for ever.
+        let bounded = enter["TimeoutSeconds"].as_u64().is_some_and(|t| {
+            (pipewright_core::asl::TRANSITION_WAIT_SECONDS
+                ..=pipewright_core::asl::RUN_LIMIT_SECONDS)
+                .contains(&t)
+        });
         if !catches_ok
+            || !bounded
             || enter["Resource"] != INVOKE_WAIT
             || enter["ResultPath"] != pipewright_core::asl::DISCARD_RESULT
         {
