@@ -13,6 +13,12 @@
 //!   recording the execution and starting its run is resumed (the run is started by name, so a
 //!   run that did start is found, not doubled).
 //!
+//! It also collects old state machines: a version older than the pipeline's current one whose
+//! executions among the newest it read have all ended no longer needs its machine, which is
+//! deleted ([`Swept::machines_deleted`]), so updates never run the account into Step Functions'
+//! quota of state machines. A stage retry of such an execution later creates the machine again
+//! (by the same name: the definition is the version's).
+//!
 //! Lost status events (EventBridge delivers at least once, but a rule can be disabled or a target
 //! throttled), runs stopped while the reconciler was failing, and the local emulator (which emits
 //! no Step Functions status events at all) are all covered by it. Each sweep looks at no more
@@ -64,6 +70,8 @@ pub struct Swept {
     pub reconciled: Vec<String>,
     /// Executions whose start was resumed.
     pub resumed: Vec<String>,
+    /// State machines of old pipeline versions deleted (nothing of theirs runs).
+    pub machines_deleted: Vec<String>,
     /// True when a scheduled sweep found another one done less than
     /// [`SWEEP_INTERVAL_SECONDS`] ago and did nothing.
     pub skipped: bool,
@@ -106,6 +114,16 @@ impl Engine<'_> {
                 .executions
                 .list_executions(name, None, SWEEP_EXECUTIONS_PER_PIPELINE)
                 .await?;
+            let idle = idle_old_versions(pipeline.version(), &page.items);
+            for version in idle {
+                match self.delete_version_machine(name, version).await {
+                    Ok(Some(machine)) => swept.machines_deleted.push(machine),
+                    Ok(None) => {}
+                    Err(e) => swept
+                        .problems
+                        .push(format!("{name} version {version}: its state machine: {e}")),
+                }
+            }
             for execution in page.items {
                 if !matches!(
                     execution.status,
@@ -149,7 +167,51 @@ impl Engine<'_> {
     }
 }
 
+/// The versions older than `current` that `executions` (a pipeline's newest) ran, none of whose
+/// executions among them is still in progress: their state machines are no longer needed.
+pub fn idle_old_versions(
+    current: u32,
+    executions: &[crate::execution::PipelineExecution],
+) -> Vec<u32> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut running = std::collections::BTreeSet::new();
+    for execution in executions {
+        seen.insert(execution.pipeline_version);
+        if matches!(
+            execution.status,
+            PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping
+        ) {
+            running.insert(execution.pipeline_version);
+        }
+    }
+    seen.into_iter()
+        .filter(|v| *v < current && !running.contains(v))
+        .collect()
+}
+
 impl Engine<'_> {
+    /// Delete the state machine of version `version` of pipeline `name`; its name, or `None` when
+    /// the engine cannot name it (no targets configured, or the version's declaration is gone).
+    async fn delete_version_machine(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(targets) = &self.config.targets else {
+            return Ok(None);
+        };
+        let Some(record) = self.pipelines.get(name, Some(version)).await? else {
+            return Ok(None);
+        };
+        let definition = crate::asl::compile(&record.declaration, targets);
+        let machine = crate::asl::machine_name(name, version, &definition);
+        self.machines
+            .delete(&machine)
+            .await
+            .map_err(EngineError::StateMachine)?;
+        Ok(Some(machine))
+    }
+
     /// The lock of `stage`: a holder that was given the stage but never told is admitted again,
     /// and executions that ended while holding or waiting for it give it up.
     async fn sweep_lock(&self, pipeline: &str, stage: &str, now: f64) -> Result<(), EngineError> {

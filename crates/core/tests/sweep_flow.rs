@@ -147,3 +147,107 @@ async fn scheduled_sweeps_close_together_do_the_work_once() {
             .skipped
     );
 }
+
+#[tokio::test]
+async fn old_versions_lose_their_state_machine_once_nothing_of_theirs_runs() {
+    let declaration = three_stages("gc", ExecutionMode::Superseded);
+    let world = World::with_pipeline(declaration.clone()).await;
+    let engine = world.engine();
+    world.in_build("gc", A).await;
+    let machines = || -> Vec<String> {
+        world
+            .machines
+            .machines
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let v1 = machines();
+    assert_eq!(v1.len(), 1, "{v1:?}");
+
+    // Version 2, started: its own machine.
+    world
+        .api(
+            "UpdatePipeline",
+            serde_json::json!({"pipeline": declaration}),
+        )
+        .await
+        .unwrap();
+    world
+        .api("StartPipelineExecution", serde_json::json!({"name": "gc"}))
+        .await
+        .unwrap();
+    assert_eq!(machines().len(), 2);
+
+    // A (version 1) still runs: its machine stays.
+    let swept = engine.sweep(50.0).await.unwrap();
+    assert!(swept.machines_deleted.is_empty(), "{swept:?}");
+    assert_eq!(machines().len(), 2);
+
+    // A ended: version 1's machine goes, the current version's stays.
+    engine
+        .abort_execution(
+            &support::ids("gc", A),
+            &serde_json::json!({"Error": "States.TaskFailed", "Cause": "the build broke"}),
+            None,
+            55.0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        world.snapshot(A).await.execution.status,
+        PipelineExecutionStatus::Failed
+    );
+    let swept = engine.sweep(60.0).await.unwrap();
+    assert_eq!(swept.machines_deleted, v1);
+    let left = machines();
+    assert_eq!(left.len(), 1);
+    assert!(!left.contains(&v1[0]), "{left:?}");
+
+    // Retrying A's stage creates version 1's machine again, by the same name, and runs it.
+    world
+        .api(
+            "RetryStageExecution",
+            serde_json::json!({"pipelineName": "gc", "stageName": "Build",
+                   "pipelineExecutionId": A, "retryMode": "ALL_ACTIONS"}),
+        )
+        .await
+        .unwrap();
+    assert!(machines().contains(&v1[0]), "{:?}", machines());
+    let run = run_of(&world, A).await;
+    assert!(run.contains(&format!(":{}:", v1[0])), "{run}");
+}
+
+#[test]
+fn idle_old_versions_are_the_older_ones_with_nothing_running() {
+    use pipewright_core::sweep::idle_old_versions;
+    let execution = |version: u32, status: PipelineExecutionStatus| {
+        let mut e: pipewright_core::execution::PipelineExecution =
+            serde_json::from_value(serde_json::json!({
+                "pipelineName": "p", "pipelineVersion": version,
+                "pipelineExecutionId": format!("e{version}{status:?}"),
+                "status": "Succeeded", "startTime": 0.0, "lastUpdateTime": 0.0,
+                "trigger": {"triggerType": "StartPipelineExecution"},
+                "executionMode": "SUPERSEDED", "executionType": "STANDARD",
+            }))
+            .unwrap();
+        e.status = status;
+        e
+    };
+    use PipelineExecutionStatus::*;
+    let page = [
+        execution(5, InProgress),
+        execution(4, Succeeded),
+        execution(3, Failed),
+        execution(3, Stopping),
+        execution(2, Superseded),
+        execution(1, Succeeded),
+    ];
+    // 5 is current; 3 still stops.
+    assert_eq!(idle_old_versions(5, &page), [1, 2, 4]);
+    // After an update to 6, 5 runs: kept.
+    assert_eq!(idle_old_versions(6, &page), [1, 2, 4]);
+    assert!(idle_old_versions(1, &page).is_empty());
+}
