@@ -18,6 +18,7 @@ use pipewright_aws::config::{self, Target};
 use pipewright_local::UpOptions;
 
 pub mod approvals;
+pub mod faults;
 pub mod pipelines;
 pub mod triggers;
 mod watchdog;
@@ -110,6 +111,28 @@ pub fn stack() -> &'static Stack {
         unsafe { libc::atexit(stop_at_exit) };
         Stack::of(stack)
     })
+}
+
+/// Another stack, `name`, deployed beside the shared one into the same emulator: its own tables,
+/// bucket, functions, state machines and gateways, as a second team's stack in the same account.
+/// Stop its gateways with [`pipewright_local::LocalStack::stop_gateways`] (never `stop`: the
+/// emulator is the shared stack's).
+pub async fn stack_beside(name: &str) -> (Stack, pipewright_local::LocalStack) {
+    let shared = stack();
+    let mut opts = UpOptions::new(root());
+    opts.action_timeout_cap_seconds = Some(ACTION_TIMEOUT_CAP_SECONDS);
+    opts.state_dir = root()
+        .join("target")
+        .join(format!("pipewright-test-{}", std::process::id()))
+        .join(name);
+    let emulator = pipewright_local::emulator::Emulator {
+        endpoint: shared.endpoint.clone(),
+        pid: 0,
+    };
+    let running = pipewright_local::up_beside(&emulator, &opts, name)
+        .await
+        .unwrap_or_else(|e| panic!("stack {name} did not come up beside the shared one: {e}"));
+    (Stack::of(running.clone()), running)
 }
 
 /// The loopback listener reserved for the git host the stack's `GitApiBaseUrl` points at.

@@ -38,31 +38,19 @@ use crate::execution::{ActionExecutionStatus, PipelineExecutionStatus, StageExec
 /// The longest reason an abort puts in a `statusSummary` or an action's error message.
 pub const MAX_REASON_CHARS: usize = 500;
 
-/// What went wrong, for a person, from the `{Error, Cause}` Step Functions caught: the error
-/// name and the cause (a Lambda function's `errorMessage` when the cause is its error JSON), cut
-/// to [`MAX_REASON_CHARS`].
+/// What went wrong, for a person, from the `{Error, Cause}` Step Functions caught
+/// ([`crate::asl::caught_error_reason`]), cut to [`MAX_REASON_CHARS`]. A `States.Timeout` without
+/// a cause can only be a stage's Enter wait (an action's timeout has its own path, through the
+/// group check), and says so.
 pub fn abort_reason(error: &Value) -> String {
-    let name = error
-        .get("Error")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("an unknown error");
-    let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
-    let cause = serde_json::from_str::<Value>(cause)
-        .ok()
-        .and_then(|c| c.get("errorMessage")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| cause.to_string());
-    let reason = if cause.trim().is_empty() && name == "States.Timeout" {
-        // Only a stage's Enter wait times out into the abort path (an action's timeout has its
-        // own path, through the group check).
+    let reason = crate::asl::caught_error_reason(error);
+    let reason = if reason == "States.Timeout" {
         "States.Timeout: the execution waited longer than its limit to enter a stage (30 days \
          at a disabled transition plus the time the executions queued ahead of it could take); \
          start a new execution"
             .to_string()
-    } else if cause.trim().is_empty() {
-        name.to_string()
     } else {
-        format!("{name}: {}", cause.trim())
+        reason
     };
     if reason.chars().count() <= MAX_REASON_CHARS {
         reason

@@ -149,6 +149,9 @@ const ABORT: &str = "Abort";
 /// The `Fail` state after [`ABORT`].
 const ABORTED: &str = "Aborted";
 
+/// Where a group's `Parallel` puts what its branches ended with (read by the group check).
+pub const GROUP_RESULT: &str = "$.group";
+
 /// The `Resource` of a request-response Lambda invocation.
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 /// The `Resource` of a Lambda invocation answered through a task token.
@@ -578,6 +581,27 @@ fn payload(op: &str) -> Map<String, Value> {
     payload
 }
 
+/// The `{Error, Cause}` a `Catch` hands on, for a person: the error name and the cause (a Lambda
+/// function's `errorMessage` when the cause is its error JSON), e.g. `Lambda.Unknown: Runtime
+/// exited with error: signal: killed`.
+pub fn caught_error_reason(error: &Value) -> String {
+    let name = error
+        .get("Error")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("an unknown error");
+    let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
+    let cause = serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|c| c.get("errorMessage")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| cause.to_string());
+    if cause.trim().is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}: {}", cause.trim())
+    }
+}
+
 /// Adds the task token to a payload (for `.waitForTaskToken` invocations).
 fn with_token(mut payload: Map<String, Value>) -> Map<String, Value> {
     payload.insert("taskToken.$".into(), "$$.Task.Token".into());
@@ -740,7 +764,9 @@ fn group_parallel(
             members.len()
         ),
         "Branches": branches,
-        "ResultPath": DISCARD_RESULT,
+        // What each branch ended with: `{}` for a task that reported, `{failedAction, error}`
+        // for one that failed or timed out (its `Pass`), for the group check to record.
+        "ResultPath": GROUP_RESULT,
         "Catch": [catch("States.ALL", ABORT)],
         "Next": names.groups[k].check,
     })
@@ -782,6 +808,9 @@ fn action_branch(
         timeout_seconds(action, targets.action_timeout_cap_seconds).into(),
     );
     task.insert("ResultPath".into(), DISCARD_RESULT.into());
+    // The branch's output is the callback's (`{}`), not the whole state: the group's result
+    // stays small however many groups ran before.
+    task.insert("OutputPath".into(), DISCARD_RESULT.into());
     task.insert("Catch".into(), json!([catch("States.ALL", &names.failed)]));
     task.insert("End".into(), true.into());
 
@@ -791,6 +820,7 @@ fn action_branch(
             "Action {} failed or timed out; the group check records it.",
             action.name
         ),
+        "Parameters": {"failedAction": action.name, "error.$": "$.error"},
         "End": true,
     });
     let mut states = Map::new();
@@ -811,6 +841,7 @@ fn group_check(
     let mut body = payload(OP_CHECK_GROUP);
     body.insert("stage".into(), stage.name.clone().into());
     body.insert("group".into(), group.into());
+    body.insert("branches.$".into(), GROUP_RESULT.into());
     let mut task = lambda_task(
         LAMBDA_INVOKE,
         format!(

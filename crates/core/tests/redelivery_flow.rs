@@ -266,3 +266,49 @@ async fn a_finish_delivered_twice_succeeds_once() {
     assert_eq!(execution.last_update_time, 60.0);
     assert_eq!(count(&events(&world), "", "SUCCEEDED"), 1);
 }
+
+/// The group check says why an action's task ended without a result: a task that timed out is
+/// `TimedOut`; one whose function crashed or was killed is `JobFailed`, naming the error.
+#[tokio::test]
+async fn a_task_that_died_is_recorded_with_its_error_and_a_timeout_as_timed_out() {
+    let killed = serde_json::json!([{
+        "failedAction": "Build",
+        "error": {
+            "Error": "Lambda.Unknown",
+            "Cause": "{\"errorType\":\"Runtime.ExitError\",\"errorMessage\":\"RequestId: r Error: Runtime exited with error: signal: killed\"}"
+        }
+    }]);
+    let timed_out = serde_json::json!([{
+        "failedAction": "Build",
+        "error": {"Error": "States.Timeout", "Cause": ""}
+    }]);
+    for (branches, code, says) in [
+        (
+            killed,
+            "JobFailed",
+            "Lambda.Unknown: RequestId: r Error: Runtime exited with error: signal: killed",
+        ),
+        (timed_out, "TimedOut", "did not finish in time"),
+        (serde_json::json!([]), "TimedOut", "did not finish in time"),
+    ] {
+        let world = World::with_pipeline(three_stages("again", ExecutionMode::Queued)).await;
+        let engine = world.engine();
+        world.in_build("again", A).await;
+        let branches: Vec<serde_json::Value> = serde_json::from_value(branches).unwrap();
+        assert!(engine
+            .check_group_after(&ids(A), "Build", 1, &branches, 30.0)
+            .await
+            .unwrap());
+        let build = world.snapshot(A).await;
+        let build = build.latest_action("Build", "Build").unwrap();
+        assert_eq!(build.status, ActionExecutionStatus::Failed);
+        let details = build
+            .output
+            .execution_result
+            .error_details
+            .clone()
+            .expect("error details");
+        assert_eq!(details.code, code);
+        assert!(details.message.contains(says), "{}", details.message);
+    }
+}

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use emulator::{Emulator, EmulatorOptions};
 use gateway::Gateway;
-use package::{Profile, Workspace, LAMBDA_HOST_PACKAGE};
+use package::{PackagedFunction, Profile, Workspace, LAMBDA_HOST_PACKAGE};
 use template::Template;
 
 /// The stack's name in the emulator.
@@ -185,12 +185,17 @@ impl LocalStack {
 
     /// Stop the gateway, the emulator and every function sandbox it started.
     pub fn stop(&self, state_dir: &Path) {
-        emulator::stop_pid(self.gateway.pid);
-        emulator::stop_pid(self.approvals.pid);
-        emulator::stop_pid(self.webhooks.pid);
+        self.stop_gateways();
         emulator::stop_pid(self.emulator.pid);
         // The function sandboxes watch their folders and exit when they are removed.
         let _ = std::fs::remove_dir_all(state_dir.join("lambda"));
+    }
+
+    /// Stop the stack's gateways (the emulator keeps running).
+    pub fn stop_gateways(&self) {
+        emulator::stop_pid(self.gateway.pid);
+        emulator::stop_pid(self.approvals.pid);
+        emulator::stop_pid(self.webhooks.pid);
     }
 }
 
@@ -214,6 +219,47 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         state_dir: opts.state_dir.clone(),
         port: opts.port,
     })?;
+    match deploy_into(opts, &emulator, &lambda_host, &functions, STACK_NAME).await {
+        Ok(stack) => {
+            env_file::write(&opts.state_dir, &stack.env())?;
+            Ok(stack)
+        }
+        Err(e) => {
+            emulator::stop_pid(emulator.pid);
+            Err(e)
+        }
+    }
+}
+
+/// Deploy another stack, named `stack_name`, into a running `emulator`, with its own gateways
+/// (state under `opts.state_dir`): two stacks in one account, as two teams (or a team's staging
+/// and production) would have them. Nothing is written to `local.env`;
+/// [`LocalStack::stop_gateways`] stops what this started (the emulator keeps running).
+pub async fn up_beside(
+    emulator: &Emulator,
+    opts: &UpOptions,
+    stack_name: &str,
+) -> Result<LocalStack, LocalError> {
+    let template = Template::load(&opts.root.join("template.yaml"))?;
+    let workspace = Workspace::open(&opts.root)?;
+    let functions = workspace.build_functions(
+        &template.rust_functions(),
+        opts.profile,
+        &opts.state_dir.join("build"),
+    )?;
+    let lambda_host = workspace.binary(opts.profile, LAMBDA_HOST_PACKAGE);
+    deploy_into(opts, emulator, &lambda_host, &functions, stack_name).await
+}
+
+/// Deploy `template.yaml` as `stack_name` into `emulator` and start the stack's gateways.
+async fn deploy_into(
+    opts: &UpOptions,
+    emulator: &Emulator,
+    lambda_host: &Path,
+    functions: &[PackagedFunction],
+    stack_name: &str,
+) -> Result<LocalStack, LocalError> {
+    let template = Template::load(&opts.root.join("template.yaml"))?;
     let mut gateways = Vec::new();
     let started = async {
         // The approval links' base URL is a stack parameter, so its gateway's port is chosen
@@ -240,8 +286,8 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         let outputs = stack::deploy(
             &emulator.endpoint,
             &template,
-            &functions,
-            STACK_NAME,
+            functions,
+            stack_name,
             &parameters,
         )
         .await?;
@@ -258,7 +304,7 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         );
         let state_dir = &opts.state_dir;
         let api = gateway::start(
-            &lambda_host,
+            lambda_host,
             &emulator.endpoint,
             &api,
             0,
@@ -267,7 +313,7 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         )?;
         gateways.push(api.pid);
         let approvals = gateway::start(
-            &lambda_host,
+            lambda_host,
             &emulator.endpoint,
             &approval,
             approval_port,
@@ -276,7 +322,7 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         )?;
         gateways.push(approvals.pid);
         let webhooks = gateway::start(
-            &lambda_host,
+            lambda_host,
             &emulator.endpoint,
             &webhook,
             0,
@@ -289,19 +335,16 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
         Ok(started) => started,
         Err(e) => {
             gateways.iter().for_each(|pid| emulator::stop_pid(*pid));
-            emulator::stop_pid(emulator.pid);
             return Err(e);
         }
     };
-    let stack = LocalStack {
-        emulator,
+    Ok(LocalStack {
+        emulator: emulator.clone(),
         gateway,
         approvals,
         webhooks,
         outputs,
-    };
-    env_file::write(&opts.state_dir, &stack.env())?;
-    Ok(stack)
+    })
 }
 
 /// The stack described by `<state_dir>/local.env`, if its emulator is alive and healthy.

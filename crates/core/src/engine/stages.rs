@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::asl;
 use crate::declaration::{ActionDeclaration, ExecutionMode, PipelineDeclaration};
@@ -473,14 +473,28 @@ impl Engine<'_> {
         }
     }
 
-    /// After action group `group` (1-based) of `stage`: an action whose branch ended without a
-    /// result (its task timed out) is recorded Failed; returns true when any action of the group
-    /// did not succeed.
+    /// [`Engine::check_group_after`] without what the branches ended with.
     pub async fn check_group(
         &self,
         ids: &ExecutionIds,
         stage: &str,
         group: usize,
+        now: f64,
+    ) -> Result<bool, EngineError> {
+        self.check_group_after(ids, stage, group, &[], now).await
+    }
+
+    /// After action group `group` (1-based) of `stage`: an action whose branch ended without a
+    /// result is recorded Failed — `TimedOut` when its task timed out (or nothing says why),
+    /// else `JobFailed` naming the error its task failed with (its function crashed or was
+    /// killed), from `branches` (the group's `Parallel` result); returns true when any action
+    /// of the group did not succeed.
+    pub async fn check_group_after(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        group: usize,
+        branches: &[Value],
         now: f64,
     ) -> Result<bool, EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
@@ -504,10 +518,8 @@ impl Engine<'_> {
                     record.status = ActionExecutionStatus::Failed;
                     record.last_update_time = now;
                     record.task_token = None;
-                    record.output.execution_result.error_details = Some(ErrorDetails {
-                        code: "TimedOut".into(),
-                        message: format!("action {} did not finish in time", action.name),
-                    });
+                    record.output.execution_result.error_details =
+                        Some(branch_failure(&action.name, branches));
                     let event =
                         self.action_event(&snapshot.execution, &record, ActionState::Failed);
                     match self
@@ -819,6 +831,29 @@ fn failure_summary(snapshot: &ExecutionSnapshot, stage: &str, attempt: u32) -> S
             &format!("stage {stage} failed: {}", failures.join("; ")),
             2048,
         )
+    }
+}
+
+/// Why the task of action `name` ended without a result, from the group's branch results.
+fn branch_failure(name: &str, branches: &[Value]) -> ErrorDetails {
+    let error = branches
+        .iter()
+        .find(|b| b.get("failedAction").and_then(Value::as_str) == Some(name))
+        .map(|b| &b["error"])
+        .filter(|e| e.get("Error").and_then(Value::as_str) != Some("States.Timeout"));
+    match error {
+        Some(error) => ErrorDetails {
+            code: "JobFailed".into(),
+            message: format!(
+                "the task of action {name} failed before it reported a result ({}); \
+                 retry the stage",
+                crate::asl::caught_error_reason(error)
+            ),
+        },
+        None => ErrorDetails {
+            code: "TimedOut".into(),
+            message: format!("action {name} did not finish in time"),
+        },
     }
 }
 

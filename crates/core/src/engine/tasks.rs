@@ -30,6 +30,10 @@ pub enum TaskRequest {
         stage: String,
         /// 1-based action group.
         group: usize,
+        /// What each branch of the group's `Parallel` ended with (`{failedAction, error}` for
+        /// a failed task); absent from definitions compiled before it was passed.
+        #[serde(default)]
+        branches: Vec<Value>,
     },
     /// `leaveStage`.
     #[serde(rename_all = "camelCase")]
@@ -152,8 +156,15 @@ impl Engine<'_> {
                 self.enter_stage(&ids, &stage, &task_token, now).await?;
                 Ok(json!({}))
             }
-            TaskRequest::CheckGroup { ids, stage, group } => {
-                let failed = self.check_group(&ids, &stage, group, now).await?;
+            TaskRequest::CheckGroup {
+                ids,
+                stage,
+                group,
+                branches,
+            } => {
+                let failed = self
+                    .check_group_after(&ids, &stage, group, &branches, now)
+                    .await?;
                 Ok(json!({ "failed": failed }))
             }
             TaskRequest::LeaveStage {

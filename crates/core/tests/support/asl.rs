@@ -199,7 +199,7 @@ fn check_state(
             _ => out.push(format!("Parallel `{name}` has no branches")),
         }
         if state.get("ResultPath").and_then(Value::as_str)
-            != Some(pipewright_core::asl::DISCARD_RESULT)
+            != Some(pipewright_core::asl::GROUP_RESULT)
         {
             out.push(format!(
                 "Parallel `{name}` would replace the execution's input with its branches' output"
@@ -434,6 +434,16 @@ fn check_engine_contract(p: &PipelineDeclaration, asl: &Value, out: &mut Vec<Str
                         "`{action_name}`'s failure does not end its branch normally"
                     ));
                 }
+                // The branch ends with `{}` or what failed, never the whole state (the group's
+                // result would grow with every group).
+                if task["OutputPath"] != pipewright_core::asl::DISCARD_RESULT
+                    || pass["Parameters"]
+                        != json!({"failedAction": action_name, "error.$": "$.error"})
+                {
+                    out.push(format!(
+                        "`{action_name}`'s branch does not end with its result or its error"
+                    ));
+                }
                 *runs.entry((s.clone(), action_name.to_owned())).or_default() += 1;
             }
             if orders.len() != 1 {
@@ -442,7 +452,11 @@ fn check_engine_contract(p: &PipelineDeclaration, asl: &Value, out: &mut Vec<Str
             seen_orders.extend(orders);
             let check = parallel["Next"].as_str().unwrap_or("");
             let body = payload(&states[check]);
-            if body["op"] != "checkGroup" || body["stage"] != *s || body["group"] != k {
+            if body["op"] != "checkGroup"
+                || body["stage"] != *s
+                || body["group"] != k
+                || body["branches.$"] != pipewright_core::asl::GROUP_RESULT
+            {
                 out.push(format!("`{check}` is not the check of group {k} of `{s}`"));
             }
             if states[check]["ResultPath"] != "$.check"
