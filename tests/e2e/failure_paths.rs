@@ -408,3 +408,117 @@ async fn a_flood_of_output_fits_the_record_and_the_whole_log_is_in_s3() {
         .as_object()
         .is_none_or(|v| v.is_empty()));
 }
+
+/// The process of the function that runs `command` (a `sleep` of a duration no other test uses):
+/// the nearest ancestor of the command's process whose program is a Lambda `bootstrap`.
+fn bootstrap_running(command: &[&str]) -> Option<i32> {
+    let ppid = |pid: i32| -> Option<i32> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        if args.len() != command.len() || args.iter().zip(command).any(|(a, c)| *a != c.as_bytes())
+        {
+            continue;
+        }
+        let mut at = ppid(pid)?;
+        while at > 1 {
+            let exe = std::fs::read_link(format!("/proc/{at}/exe")).ok();
+            if exe.is_some_and(|e| e.file_name().is_some_and(|n| n == "bootstrap")) {
+                return Some(at);
+            }
+            at = ppid(at)?;
+        }
+    }
+    None
+}
+
+/// The action function's process is killed (SIGKILL) while its Commands action runs: the
+/// action's task fails, the action is recorded Failed naming what happened (not left
+/// InProgress, not mislabelled a timeout), the execution ends Failed, and the stage is free for
+/// the next execution, which runs through.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_function_killed_mid_action_fails_the_action_and_the_next_execution_runs() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = PipelineBuilder::new(stack, "killed")
+        .mode("QUEUED")
+        .variable("nap", "0")
+        .s3_source(&source_bucket(&c).await)
+        .commands("Build", &["sleep #{variables.nap}"])
+        .create(stack);
+    let nap = format!(
+        "4{}.{}",
+        std::process::id() % 10,
+        17 + std::process::id() % 80
+    );
+    let var = |value: &str| {
+        aws_sdk_codepipeline::types::PipelineVariable::builder()
+            .name("nap")
+            .value(value)
+            .build()
+            .unwrap()
+    };
+    let id = c
+        .codepipeline
+        .start_pipeline_execution()
+        .name(&name)
+        .variables(var(&nap))
+        .send()
+        .await
+        .expect("StartPipelineExecution")
+        .pipeline_execution_id()
+        .expect("an id")
+        .to_string();
+    let bootstrap = eventually(
+        "the action's command to run",
+        Duration::from_millis(200),
+        || {
+            let nap = nap.clone();
+            async move { bootstrap_running(&["sleep", &nap]) }
+        },
+    )
+    .await;
+    // SAFETY: signalling a process this test found by its command line.
+    assert_eq!(unsafe { libc::kill(bootstrap, libc::SIGKILL) }, 0);
+
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(
+        status,
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed,
+        "{summary:?}"
+    );
+    let records = execution_records(&c, stack, &id).await;
+    let build = pipewright_e2e::pipelines::latest_action(&records, "Build", "Build");
+    assert_eq!(build["status"], "Failed", "{build:#}");
+    let details = &build["output"]["executionResult"]["errorDetails"];
+    assert_eq!(details["code"], "JobFailed", "{build:#}");
+    assert!(
+        details["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failed before it reported a result"),
+        "{build:#}"
+    );
+
+    let next = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &next).await;
+    assert_eq!(
+        status,
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Succeeded,
+        "{summary:?}"
+    );
+}

@@ -44,6 +44,11 @@ fn worker_zip() -> &'static [u8] {
 
 /// Create a job-worker function that reports to the stack's control plane; returns its name.
 async fn create_worker(c: &Clients, stack: &Stack) -> String {
+    create_worker_with_timeout(c, stack, 30).await
+}
+
+/// [`create_worker`] with a function timeout of `seconds`.
+async fn create_worker_with_timeout(c: &Clients, stack: &Stack, seconds: i32) -> String {
     let name = unique("pipewright-job-worker");
     c.lambda
         .create_function()
@@ -56,7 +61,7 @@ async fn create_worker(c: &Clients, stack: &Stack) -> String {
         } else {
             Architecture::X8664
         })
-        .timeout(30)
+        .timeout(seconds)
         .code(
             FunctionCode::builder()
                 .zip_file(Blob::new(worker_zip()))
@@ -322,4 +327,68 @@ async fn the_job_index_finds_the_action_as_it_is_now() {
             .unwrap(),
         None
     );
+}
+
+/// A `LambdaInvoke` stage-condition rule whose function runs longer than the orchestrator that
+/// calls it may (30 s): the rule fails at its budget, saying so, instead of the orchestrator
+/// timing out with the stage half-checked; the execution ends Failed like any failed
+/// `beforeEntry` condition, and the next execution, whose rule answers, runs through.
+#[tokio::test]
+async fn a_rule_function_slower_than_the_orchestrator_fails_its_rule_and_the_next_execution_runs() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let gate = create_worker_with_timeout(&c, stack, 60).await;
+    let rule = json!({"name": "Slow", "ruleTypeId": {"category": "Rule", "owner": "AWS",
+        "provider": "LambdaInvoke", "version": "1"},
+        "configuration": {"FunctionName": gate, "UserParameters": "#{variables.nap}"}});
+    let name = pipewright_e2e::pipelines::PipelineBuilder::new(stack, "slow-rule")
+        .mode("QUEUED")
+        .variable("nap", "0")
+        .s3_source(&pipewright_e2e::pipelines::source_bucket(&c).await)
+        .stage(json!({"name": "Gate",
+            "actions": [pipewright_e2e::pipelines::commands_action("Gate", &["true"])],
+            "beforeEntry": {"conditions": [{"result": "FAIL", "rules": [rule]}]}}))
+        .create(stack);
+    let start_napping = |nap: &'static str| {
+        let (c, name) = (&c, &name);
+        async move {
+            c.codepipeline
+                .start_pipeline_execution()
+                .name(name)
+                .variables(
+                    aws_sdk_codepipeline::types::PipelineVariable::builder()
+                        .name("nap")
+                        .value(nap)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .expect("StartPipelineExecution")
+                .pipeline_execution_id()
+                .expect("an id")
+                .to_string()
+        }
+    };
+    let started = std::time::Instant::now();
+    let slow = start_napping("40").await;
+    let (status, summary) = wait_for(&c, &name, &slow).await;
+    assert_eq!(status, PipelineExecutionStatus::Failed, "{summary:?}");
+    let records = execution_records(&c, stack, &slow).await;
+    let gate_stage = records
+        .iter()
+        .filter(|(sk, _)| sk.starts_with("STAGE#Gate"))
+        .map(|(_, r)| r)
+        .next_back()
+        .expect("a Gate stage record");
+    let said = gate_stage.to_string();
+    assert!(
+        said.contains(&format!("function {gate} did not answer in time")),
+        "{gate_stage:#}"
+    );
+    // The function is done sleeping before the next rule call (one invocation at a time).
+    tokio::time::sleep(std::time::Duration::from_secs(42).saturating_sub(started.elapsed())).await;
+    let quick = start_napping("0").await;
+    let (status, summary) = wait_for(&c, &name, &quick).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
 }

@@ -21,3 +21,4 @@ mod polling;
 mod repo_sources;
 mod sample_events;
 mod triggers;
+mod two_stacks;

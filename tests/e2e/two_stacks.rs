@@ -142,7 +142,13 @@ async fn two_stacks_in_one_account_keep_apart_and_ride_out_lost_callbacks_and_re
     let action = function_of(&c2, &second_name, "ActionFunction").await;
     set_env(&c2, &action, "AWS_ENDPOINT_URL_SFN", &sfn.endpoint).await;
     let publisher = function_of(&c2, &second_name, "PublisherFunction").await;
-    set_env(&c2, &publisher, "AWS_ENDPOINT_URL_EVENTBRIDGE", &events.endpoint).await;
+    set_env(
+        &c2,
+        &publisher,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE",
+        &events.endpoint,
+    )
+    .await;
 
     // One pipeline name, declared in both stacks.
     let name = unique("twin");
@@ -163,7 +169,11 @@ async fn two_stacks_in_one_account_keep_apart_and_ride_out_lost_callbacks_and_re
     let id2 = start(&c2, &name).await;
     for (c, id) in [(&c1, &id1), (&c2, &id2)] {
         let (status, summary) = wait_for(c, &name, id).await;
-        assert_eq!(status, PipelineExecutionStatus::Succeeded, "{id}: {summary:?}");
+        assert_eq!(
+            status,
+            PipelineExecutionStatus::Succeeded,
+            "{id}: {summary:?}"
+        );
     }
 
     // Apart: each stack's table holds its own execution only, on a machine of its own.
@@ -188,14 +198,24 @@ async fn two_stacks_in_one_account_keep_apart_and_ride_out_lost_callbacks_and_re
         actions.iter().all(|a| a["status"] == "Succeeded"),
         "{actions:#?}"
     );
-    assert_eq!(latest_action(&records, "Build", "Build")["status"], "Succeeded");
+    assert_eq!(
+        latest_action(&records, "Build", "Build")["status"],
+        "Succeeded"
+    );
 
     // Every event of the second stack's execution arrived, the refused one again under the same
     // id (a consumer de-duplicates by `detail.event-id`).
-    assert_eq!(events.faults(), 1, "PutEvents was not answered with a refusal");
+    assert_eq!(
+        events.faults(),
+        1,
+        "PutEvents was not answered with a refusal"
+    );
     let raw = drain_events(&c1, &queue, Duration::from_secs(5)).await;
     let mut by_id: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-    for event in raw.iter().filter(|e| e["detail"]["execution-id"] == json!(id2)) {
+    for event in raw
+        .iter()
+        .filter(|e| e["detail"]["execution-id"] == json!(id2))
+    {
         let key = event["detail"]["event-id"].as_str().expect("an event id");
         by_id.entry(key.to_string()).or_default().push(event);
     }

@@ -20,6 +20,10 @@ pub struct Target {
     pub endpoint: Option<String>,
     /// A region override.
     pub region: Option<String>,
+    /// The endpoint is the environment's `AWS_ENDPOINT_URL`: the SDK reads it itself, so that a
+    /// service-specific `AWS_ENDPOINT_URL_<SERVICE>` still wins for its service, as in every AWS
+    /// SDK (an endpoint set in code would override both).
+    pub endpoint_from_env: bool,
 }
 
 impl Target {
@@ -28,6 +32,7 @@ impl Target {
         Self {
             endpoint: Some(endpoint.into()),
             region: None,
+            endpoint_from_env: false,
         }
     }
 
@@ -39,6 +44,7 @@ impl Target {
                 .ok()
                 .filter(|s| !s.is_empty()),
             region: None,
+            endpoint_from_env: true,
         }
     }
 
@@ -59,7 +65,9 @@ pub async fn load(target: &Target) -> SdkConfig {
         loader = loader.region(Region::new(DEFAULT_REGION));
     }
     if let Some(endpoint) = &target.endpoint {
-        loader = loader.endpoint_url(endpoint);
+        if !target.endpoint_from_env {
+            loader = loader.endpoint_url(endpoint);
+        }
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
             loader = loader.credentials_provider(Credentials::new(
                 "test",
