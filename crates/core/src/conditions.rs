@@ -34,6 +34,7 @@ use serde_json::{json, Value};
 use serde_with::skip_serializing_none;
 
 use crate::declaration::{Condition, ConditionResult, RuleDeclaration};
+use crate::port_error::PortError;
 use crate::triggers::glob::wildcard_match;
 
 /// How many times `onFailure: RETRY` retries a stage by itself.
@@ -92,9 +93,9 @@ pub struct ConditionRun {
 #[async_trait]
 pub trait RuleChecks: Send + Sync {
     /// Invoke `function` synchronously with `payload`; its answer, or why it failed.
-    async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String>;
+    async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, PortError>;
     /// The state of CloudWatch alarm `name` (`OK`, `ALARM`, `INSUFFICIENT_DATA`).
-    async fn alarm_state(&self, name: &str) -> Result<String, String>;
+    async fn alarm_state(&self, name: &str) -> Result<String, PortError>;
 }
 
 /// Where a rule runs: what it may refer to.
@@ -121,13 +122,14 @@ pub struct RuleContext<'a> {
 /// belongs in a `Commands` rule.
 pub const RULE_CALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Run `call` until `ctx.deadline` (or the rule's own `timeoutInMinutes`, if sooner).
+/// Run `call` until `ctx.deadline` (or the rule's own `timeoutInMinutes`, if sooner); past it,
+/// [`PortError::Unavailable`].
 async fn within_budget<T>(
     rule: &RuleDeclaration,
     ctx: &RuleContext<'_>,
     what: &str,
-    call: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
+    call: impl std::future::Future<Output = Result<T, PortError>>,
+) -> Result<T, PortError> {
     let mut deadline = ctx.deadline;
     if let Some(minutes) = rule.timeout_in_minutes {
         let own =
@@ -136,11 +138,11 @@ async fn within_budget<T>(
     }
     match tokio::time::timeout_at(deadline, call).await {
         Ok(answer) => answer,
-        Err(_) => Err(format!(
+        Err(_) => Err(PortError::Unavailable(format!(
             "{what} did not answer in time: the calls of a condition's rules get {} s together \
              (a rule's timeoutInMinutes can shorten its share)",
             RULE_CALL_BUDGET.as_secs()
-        )),
+        ))),
     }
 }
 
@@ -233,6 +235,7 @@ pub async fn run_rule(
             let answer = within_budget(rule, ctx, &who, checks.invoke(function, &payload))
                 .await
                 .map_err(|e| {
+                    let e = e.to_string();
                     if e.starts_with(&who) {
                         e
                     } else {
@@ -257,6 +260,7 @@ pub async fn run_rule(
             let state = within_budget(rule, ctx, &who, checks.alarm_state(alarm))
                 .await
                 .map_err(|e| {
+                    let e = e.to_string();
                     if e.starts_with(&who) {
                         e
                     } else {
@@ -425,11 +429,11 @@ mod tests {
 
     #[async_trait]
     impl RuleChecks for Slow {
-        async fn invoke(&self, _function: &str, _payload: &Value) -> Result<Value, String> {
+        async fn invoke(&self, _function: &str, _payload: &Value) -> Result<Value, PortError> {
             tokio::time::sleep(self.delay).await;
             Ok(json!({"status": "SUCCEEDED"}))
         }
-        async fn alarm_state(&self, _name: &str) -> Result<String, String> {
+        async fn alarm_state(&self, _name: &str) -> Result<String, PortError> {
             tokio::time::sleep(self.delay).await;
             Ok("OK".into())
         }

@@ -25,6 +25,7 @@ use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
 use crate::execution::{
     ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail,
 };
+use crate::port_error::PortError;
 use crate::store::StoreError;
 
 /// The configuration key naming the function.
@@ -328,12 +329,10 @@ impl Engine<'_> {
 /// retry delivers the recorded result.
 fn callback_error(record: &ActionExecution, e: EngineError) -> JobError {
     match e {
-        EngineError::Callback(message) if crate::engine::task_gone(&message) => {
-            JobError::InvalidState(format!(
-                "job {} is no longer awaited by its pipeline execution: {message}",
-                record.action_execution_id
-            ))
-        }
+        EngineError::Callback(gone @ PortError::TaskGone(_)) => JobError::InvalidState(format!(
+            "job {} is no longer awaited by its pipeline execution: {gone}",
+            record.action_execution_id
+        )),
         e => e.into(),
     }
 }

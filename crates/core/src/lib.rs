@@ -14,6 +14,8 @@
 //!   `pipewright-aws`, in memory here for tests: the `memory` modules, compiled for core's
 //!   own tests and with the `testing` feature);
 //! - [`control_plane`]: CodePipeline's API operations over those traits;
+//! - [`port_error`]: how a call through the engine's other ports (EventBridge, Step Functions,
+//!   rule checks) failed, classified by what the engine decides on;
 //! - [`asl`]: the Step Functions definition each pipeline version runs as;
 //! - [`git_source`]: what a git source action fetches and produces;
 //! - [`sources`]: what CodeCommit and ECR source actions fetch and produce.
@@ -64,6 +66,7 @@ pub mod git_source;
 pub mod jobs;
 pub mod locks;
 pub mod outbox;
+pub mod port_error;
 pub mod providers;
 pub mod retire;
 pub mod sources;

@@ -30,10 +30,10 @@ pub mod memory;
 mod ports;
 mod publish;
 mod stages;
-pub(crate) use stages::task_gone;
 mod start;
 mod tasks;
 
+pub use crate::port_error::PortError;
 pub use actions::variable_scope;
 pub use ports::{EventPublisher, ExecutionStore, StateMachines, TaskCallbacks};
 pub use stages::action_groups;
@@ -94,10 +94,11 @@ pub enum EngineError {
     Store(#[from] StoreError),
     /// Step Functions failed.
     #[error("state machine: {0}")]
-    StateMachine(String),
-    /// Completing a task token failed.
+    StateMachine(PortError),
+    /// Completing a task token failed ([`PortError::TaskGone`] when Step Functions no longer
+    /// awaits it).
     #[error("task callback: {0}")]
-    Callback(String),
+    Callback(PortError),
 }
 
 /// A request to start an execution.

@@ -15,7 +15,7 @@ use crate::execution::{
 use crate::locks::{StageLock, Waiter};
 use crate::store::StoreError;
 
-use super::{truncate, Engine, EngineError, ExecutionIds};
+use super::{truncate, Engine, EngineError, ExecutionIds, PortError};
 
 impl Engine<'_> {
     /// The state machine reached stage `stage`: record it, publish `STARTED`, answer the token.
@@ -468,7 +468,7 @@ impl Engine<'_> {
             return Ok(());
         }
         match self.admit(snapshot, stage, token, now).await {
-            Err(EngineError::Callback(message)) if task_gone(&message) => Ok(()),
+            Err(EngineError::Callback(PortError::TaskGone(_))) => Ok(()),
             other => other,
         }
     }
@@ -820,14 +820,6 @@ fn failure_summary(snapshot: &ExecutionSnapshot, stage: &str, attempt: u32) -> S
             2048,
         )
     }
-}
-
-/// Whether a callback error says Step Functions no longer awaits the task (answered before,
-/// timed out, its run ended): nothing is left to answer.
-pub(crate) fn task_gone(message: &str) -> bool {
-    ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"]
-        .iter()
-        .any(|gone| message.contains(gone))
 }
 
 #[cfg(test)]
