@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId};
 use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
 use crate::execution::{
-    ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail,
+    ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, FailureType,
 };
 use crate::port_error::PortError;
 use crate::store::StoreError;
@@ -87,7 +87,7 @@ pub fn job_event(prepared: &PreparedAction, continuation_token: Option<&str>) ->
 pub struct InvokeError {
     /// `ConfigurationError` (no such function, a refused payload), `PermissionError` or
     /// `JobFailed`.
-    pub code: String,
+    pub code: FailureType,
     /// What went wrong.
     pub message: String,
 }
@@ -116,7 +116,7 @@ pub enum JobResult {
     /// `PutJobFailureResult`.
     Failed {
         /// `failureDetails.type`.
-        failure_type: String,
+        failure_type: FailureType,
         /// `failureDetails.message`.
         message: String,
         /// `failureDetails.externalExecutionId`.
@@ -209,7 +209,7 @@ impl Engine<'_> {
                 message,
                 external_execution_id,
             } => {
-                let mut outcome = ActionOutcome::failed(&failure_type, message);
+                let mut outcome = ActionOutcome::failed(failure_type, message);
                 outcome.result.external_execution_id = external_execution_id;
                 outcome
             }
@@ -272,7 +272,7 @@ impl Engine<'_> {
         let event = job_event(&prepared, Some(token));
         if let Err(e) = self.functions.invoke_event(function, &event).await {
             let outcome = ActionOutcome::failed(
-                &e.code,
+                e.code,
                 format!("invoking {function} with the continuation token: {e}"),
             );
             self.finish_job(&record, outcome, now).await?;

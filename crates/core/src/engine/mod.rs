@@ -18,8 +18,8 @@ use crate::asl::AslTargets;
 use crate::declaration::ActionDeclaration;
 use crate::execution::{
     ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail,
-    ArtifactLocation, ErrorDetails, ExecutionSnapshot, ExecutionTrigger, SourceRevision,
-    SourceRevisionOverride,
+    ArtifactLocation, ErrorDetails, ExecutionSnapshot, ExecutionTrigger, FailureType,
+    SourceRevision, SourceRevisionOverride,
 };
 use crate::store::{PipelineRecord, PipelineStore, StoreError};
 
@@ -194,15 +194,15 @@ pub struct ActionOutcome {
 }
 
 impl ActionOutcome {
-    /// A failure with `code` and `message`.
-    pub fn failed(code: &str, message: impl Into<String>) -> Self {
+    /// A failure of type `failure_type`, with `message`.
+    pub fn failed(failure_type: FailureType, message: impl Into<String>) -> Self {
         Self {
             status: ActionExecutionStatus::Failed,
             output_artifacts: Vec::new(),
             output_variables: BTreeMap::new(),
             result: ActionExecutionResult {
                 error_details: Some(ErrorDetails {
-                    code: code.into(),
+                    code: failure_type.into(),
                     message: message.into(),
                 }),
                 ..Default::default()

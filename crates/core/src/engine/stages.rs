@@ -9,7 +9,7 @@ use crate::asl;
 use crate::declaration::{ActionDeclaration, ExecutionMode, PipelineDeclaration};
 use crate::events::{ActionState, PipelineState, StageState};
 use crate::execution::{
-    ActionExecutionStatus, ErrorDetails, ExecutionSnapshot, PipelineExecution,
+    ActionExecutionStatus, ErrorCode, ErrorDetails, ExecutionSnapshot, PipelineExecution,
     PipelineExecutionStatus, SourceRevision, StageExecution, StageExecutionStatus,
 };
 use crate::locks::{StageLock, Waiter};
@@ -505,7 +505,7 @@ impl Engine<'_> {
                     record.last_update_time = now;
                     record.task_token = None;
                     record.output.execution_result.error_details = Some(ErrorDetails {
-                        code: "TimedOut".into(),
+                        code: ErrorCode::TimedOut,
                         message: format!("action {} did not finish in time", action.name),
                     });
                     let event =
