@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use crate::declaration::{
-    wire_enum, ActionTypeId, Configuration, ExecutionMode, PipelineDeclaration,
+    wire_enum, ActionTypeId, ConditionResult, Configuration, ExecutionMode, PipelineDeclaration,
 };
 use crate::events::TriggerType;
 
@@ -465,7 +465,7 @@ pub struct StageExecution {
     pub retry_mode: Option<String>,
     /// The stage conditions evaluated in this attempt, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<crate::conditions::ConditionRun>,
+    pub conditions: Vec<ConditionRun>,
     /// Which `enterStage` task entered this attempt (a digest of its task token, never the
     /// token): the same task delivered again is answered from this attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -627,6 +627,64 @@ pub fn artifact_key(pipeline: &str, artifact: &str, id: &str) -> String {
 /// `<pipeline>/logs/<id>.log` (never an artifact's key: those end in `.zip`).
 pub fn log_key(pipeline: &str, id: &str) -> String {
     format!("{pipeline}/logs/{id}.log")
+}
+
+/// Where a condition sits (`ConditionType` plus `ON_FAILURE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionKind {
+    /// `beforeEntry`.
+    #[serde(rename = "BEFORE_ENTRY")]
+    BeforeEntry,
+    /// `onSuccess`.
+    #[serde(rename = "ON_SUCCESS")]
+    OnSuccess,
+    /// `onFailure`.
+    #[serde(rename = "ON_FAILURE")]
+    OnFailure,
+}
+
+/// One rule's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRun {
+    /// The rule's name.
+    pub rule_name: String,
+    /// `Succeeded` or `Failed`.
+    pub status: String,
+    /// What it found.
+    pub summary: String,
+    /// When, seconds since the epoch.
+    pub at: f64,
+}
+
+/// One condition's run.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionRun {
+    /// Where it sits.
+    pub kind: ConditionKind,
+    /// `Succeeded` (its rules passed), `Failed`, or `Overridden` (OverrideStageCondition).
+    pub status: String,
+    /// Its rules' summaries, or what was done.
+    pub summary: String,
+    /// The result it applied, if any (`FAIL`, `SKIP`, `ROLLBACK`, `RETRY`).
+    #[serde(default)]
+    pub applied: Option<ConditionResult>,
+    /// Its rules.
+    #[serde(default)]
+    pub rules: Vec<RuleRun>,
+    /// When.
+    pub at: f64,
+}
+
+impl StageExecution {
+    /// True when a condition failed this attempt (so `onFailure` does not apply on top).
+    pub fn condition_failed(&self) -> bool {
+        self.conditions.iter().any(|c| {
+            c.kind != ConditionKind::OnFailure && c.status == "Failed" && c.applied.is_some()
+        })
+    }
 }
 
 #[cfg(test)]

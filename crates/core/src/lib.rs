@@ -53,17 +53,14 @@
 #![warn(missing_docs)]
 
 pub mod abort;
-pub mod approvals;
 pub mod asl;
 pub mod conditions;
-pub mod control;
 pub mod control_plane;
 pub mod declaration;
 pub mod engine;
 pub mod events;
 pub mod execution;
 pub mod git_source;
-pub mod jobs;
 pub mod locks;
 pub mod outbox;
 pub mod port_error;
@@ -75,6 +72,9 @@ pub mod sweep;
 pub mod triggers;
 pub mod validation;
 pub mod variables;
+
+// The engine's operations that have their own module paths (they live under `engine/`).
+pub use engine::{approvals, control, jobs};
 
 pub use declaration::{
     parse_pipeline, to_json_pretty, ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId,

@@ -11,6 +11,14 @@
 //!
 //! Every state change is written to the store first, then published as a CodePipeline-shaped
 //! event (best effort, at least once, as CodePipeline's own events).
+//!
+//! Every `impl Engine` lives here, over the pure modules (declaration, execution records,
+//! events, locks, rule evaluation, the ASL compiler, triggers), which never refer back to it:
+//! [`conditions`] (when stage conditions run and what they do), [`control`] (stop, retry,
+//! rollback, transitions), [`jobs`] (job workers), [`approvals`] (manual approvals),
+//! [`polling`] (polling sources), [`webhooks`] (git host deliveries), and the private modules
+//! for starting, stages, actions, locks, events and tasks. `crate::control`, `crate::jobs` and
+//! `crate::approvals` are re-exported at the crate root under their former paths.
 
 use std::collections::BTreeMap;
 
@@ -24,17 +32,24 @@ use crate::execution::{
 use crate::store::{PipelineRecord, PipelineStore, StoreError};
 
 mod actions;
+pub mod approvals;
+pub mod conditions;
+pub mod control;
+pub mod jobs;
 mod locking;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
+pub mod polling;
 mod ports;
 mod publish;
 mod stages;
 mod start;
 mod tasks;
+pub mod webhooks;
 
 pub use crate::port_error::PortError;
 pub use actions::variable_scope;
+pub use conditions::{After, OverrideError};
 pub use ports::{EventPublisher, ExecutionStore, StateMachines, TaskCallbacks};
 pub use stages::action_groups;
 pub use start::resolve_pipeline_variables;

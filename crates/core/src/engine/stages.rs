@@ -564,7 +564,7 @@ impl Engine<'_> {
         let declaration = stage_of(&pipeline.declaration, stage)?;
         // onSuccess conditions can still fail the stage.
         let mut failure_summary_text = None;
-        let mut after = crate::conditions::After::Nothing;
+        let mut after = super::After::Nothing;
         let mut succeeded = succeeded;
         if succeeded && !stopping {
             if let Some((summary, then)) = self
@@ -600,7 +600,7 @@ impl Engine<'_> {
             return self.release_stage(ids, mode, stage, now).await;
         }
         // An automatic retry keeps the execution running: it is not failed in between.
-        let retrying = matches!(after, crate::conditions::After::Retry(_));
+        let retrying = matches!(after, super::After::Retry(_));
         if !succeeded && !retrying {
             let mut execution = snapshot.execution.clone();
             execution.status = PipelineExecutionStatus::Failed;
@@ -628,7 +628,7 @@ impl Engine<'_> {
         // QUEUED: a stage that succeeded is held until the execution queues in front of the next
         // one (`enter_stage` releases it), so no later execution overtakes it on the way.
         let continues = succeeded
-            && after == crate::conditions::After::Nothing
+            && after == super::After::Nothing
             && mode == ExecutionMode::Queued
             && snapshot.execution.rollback.is_none()
             && previous_stage_of_next(&pipeline.declaration, stage);
