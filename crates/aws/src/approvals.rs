@@ -15,6 +15,7 @@ use aws_sdk_sns::error::ProvideErrorMetadata;
 use tokio::sync::OnceCell;
 
 use crate::error_chain;
+use pipewright_core::execution::FailureType;
 
 /// The approval function's AWS side.
 #[derive(Debug)]
@@ -122,7 +123,7 @@ impl ApprovalChannel {
         topic: &str,
         subject: &str,
         message: &str,
-    ) -> Result<String, (&'static str, String)> {
+    ) -> Result<String, (FailureType, String)> {
         match self
             .sns
             .publish()
@@ -137,12 +138,12 @@ impl ApprovalChannel {
             Err(e) => {
                 let kind = match e.code() {
                     Some("AuthorizationError" | "AccessDenied" | "AccessDeniedException") => {
-                        "PermissionError"
+                        FailureType::PermissionError
                     }
                     Some("NotFound" | "NotFoundException" | "InvalidParameter") => {
-                        "ConfigurationError"
+                        FailureType::ConfigurationError
                     }
-                    _ => "JobFailed",
+                    _ => FailureType::JobFailed,
                 };
                 Err((kind, error_chain(&format!("sns:Publish to {topic}"), &e)))
             }

@@ -8,10 +8,11 @@
 use async_trait::async_trait;
 
 use crate::error_chain;
+use crate::port_errors::classify;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
-use pipewright_core::engine::EventPublisher;
+use pipewright_core::engine::{EventPublisher, PortError};
 use pipewright_core::events::EventEntry;
 
 /// The bus events go to when `EVENT_BUS_NAME` is not set.
@@ -65,10 +66,12 @@ impl EventBridgePublisher {
             .build()
     }
 
-    /// Put one batch; entries that failed transiently are put again once.
-    async fn put_batch(&self, batch: Vec<PutEventsRequestEntry>) -> Result<(), String> {
+    /// Put one batch; entries that failed transiently are put again once. What still fails is
+    /// [`PortError::Unavailable`] when every failure was transient.
+    async fn put_batch(&self, batch: Vec<PutEventsRequestEntry>) -> Result<(), PortError> {
         let mut pending = batch;
         let mut failures: Vec<String> = Vec::new();
+        let mut lasting = false;
         for attempt in 1..=2 {
             if pending.is_empty() {
                 break;
@@ -79,7 +82,7 @@ impl EventBridgePublisher {
                 .set_entries(Some(pending.clone()))
                 .send()
                 .await
-                .map_err(|e| error_chain("PutEvents", &e))?;
+                .map_err(|e| classify(&e, error_chain("PutEvents", &e)))?;
             let mut retry = Vec::new();
             let mut coded = 0;
             // Results are in the order of the entries sent.
@@ -91,6 +94,7 @@ impl EventBridgePublisher {
                 if attempt == 1 && TRANSIENT.contains(&code) {
                     retry.push(entry.clone());
                 } else {
+                    lasting |= !TRANSIENT.contains(&code);
                     failures.push(match result.error_message() {
                         Some(message) => format!("{code} ({message})"),
                         None => code.to_string(),
@@ -99,6 +103,7 @@ impl EventBridgePublisher {
             }
             let uncoded = usize::try_from(out.failed_entry_count()).unwrap_or(0);
             if uncoded > coded {
+                lasting = true;
                 failures.push(format!(
                     "{} entries failed without an error code",
                     uncoded - coded
@@ -109,7 +114,7 @@ impl EventBridgePublisher {
         if failures.is_empty() {
             return Ok(());
         }
-        Err(format!(
+        let message = format!(
             "PutEvents to bus {}: {} failed: {}",
             self.bus_name,
             if failures.len() == 1 {
@@ -118,13 +123,18 @@ impl EventBridgePublisher {
                 format!("{} entries", failures.len())
             },
             failures.join(", ")
-        ))
+        );
+        Err(if lasting {
+            PortError::Other(message)
+        } else {
+            PortError::Unavailable(message)
+        })
     }
 }
 
 #[async_trait]
 impl EventPublisher for EventBridgePublisher {
-    async fn publish(&self, entries: &[EventEntry]) -> Result<(), String> {
+    async fn publish(&self, entries: &[EventEntry]) -> Result<(), PortError> {
         let mut errors = Vec::new();
         for chunk in entries.chunks(MAX_ENTRIES_PER_CALL) {
             let batch = chunk.iter().map(|e| self.entry(e)).collect();
@@ -133,9 +143,19 @@ impl EventPublisher for EventBridgePublisher {
             }
         }
         if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
+            return Ok(());
         }
+        // Retryable only when every batch's failure was.
+        let retryable = errors.iter().all(PortError::is_retryable);
+        let message = errors
+            .iter()
+            .map(PortError::message)
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(if retryable {
+            PortError::Unavailable(message)
+        } else {
+            PortError::Other(message)
+        })
     }
 }

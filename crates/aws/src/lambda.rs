@@ -10,6 +10,7 @@ use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_lambda::Client;
+use pipewright_core::execution::FailureType;
 use pipewright_core::jobs::{Functions, InvokeError};
 use serde_json::Value;
 
@@ -36,13 +37,13 @@ impl LambdaFunctions {
 }
 
 /// CodePipeline's failure type for a Lambda error code and HTTP status.
-pub fn failure_type(code: Option<&str>, status: Option<u16>) -> &'static str {
+pub fn failure_type(code: Option<&str>, status: Option<u16>) -> FailureType {
     match (code, status) {
-        (Some(code), _) if CONFIGURATION_ERRORS.contains(&code) => "ConfigurationError",
+        (Some(code), _) if CONFIGURATION_ERRORS.contains(&code) => FailureType::ConfigurationError,
         (Some("AccessDeniedException" | "AccessDenied" | "KMSAccessDeniedException"), _)
-        | (_, Some(403)) => "PermissionError",
-        (_, Some(404)) => "ConfigurationError",
-        _ => "JobFailed",
+        | (_, Some(403)) => FailureType::PermissionError,
+        (_, Some(404)) => FailureType::ConfigurationError,
+        _ => FailureType::JobFailed,
     }
 }
 
@@ -50,7 +51,7 @@ pub fn failure_type(code: Option<&str>, status: Option<u16>) -> &'static str {
 impl Functions for LambdaFunctions {
     async fn invoke_event(&self, function_name: &str, event: &Value) -> Result<(), InvokeError> {
         let payload = serde_json::to_vec(event).map_err(|e| InvokeError {
-            code: "JobFailed".into(),
+            code: FailureType::JobFailed,
             message: format!("cannot encode the job event: {e}"),
         })?;
         match self
@@ -67,7 +68,7 @@ impl Functions for LambdaFunctions {
                 let code = err.code().map(str::to_string);
                 let status = err.raw_response().map(|r| r.status().as_u16());
                 Err(InvokeError {
-                    code: failure_type(code.as_deref(), status).into(),
+                    code: failure_type(code.as_deref(), status),
                     message: crate::error_chain(&format!("lambda:Invoke {function_name}"), &err),
                 })
             }
@@ -83,17 +84,17 @@ mod tests {
     fn lambda_errors_map_to_failure_types() {
         assert_eq!(
             failure_type(Some("ResourceNotFoundException"), Some(404)),
-            "ConfigurationError"
+            FailureType::ConfigurationError
         );
         assert_eq!(
             failure_type(Some("AccessDeniedException"), Some(403)),
-            "PermissionError"
+            FailureType::PermissionError
         );
-        assert_eq!(failure_type(None, Some(403)), "PermissionError");
+        assert_eq!(failure_type(None, Some(403)), FailureType::PermissionError);
         assert_eq!(
             failure_type(Some("TooManyRequestsException"), Some(429)),
-            "JobFailed"
+            FailureType::JobFailed
         );
-        assert_eq!(failure_type(None, None), "JobFailed");
+        assert_eq!(failure_type(None, None), FailureType::JobFailed);
     }
 }

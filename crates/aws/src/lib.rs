@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod logging;
 pub mod pipeline_store;
 pub mod polling;
+pub mod port_errors;
 pub mod rules;
 pub mod sfn;
 pub mod webhooks;

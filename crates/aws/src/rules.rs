@@ -4,9 +4,11 @@
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use pipewright_core::conditions::RuleChecks;
+use pipewright_core::port_error::PortError;
 use serde_json::Value;
 
 use crate::error_chain;
+use crate::port_errors::classify;
 
 /// Lambda and CloudWatch clients.
 #[derive(Debug, Clone)]
@@ -24,8 +26,8 @@ impl AwsRuleChecks {
 
 #[async_trait]
 impl RuleChecks for AwsRuleChecks {
-    async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String> {
-        let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
+    async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, PortError> {
+        let body = serde_json::to_vec(payload).map_err(|e| PortError::Other(e.to_string()))?;
         let out = self
             .lambda
             .invoke()
@@ -33,7 +35,7 @@ impl RuleChecks for AwsRuleChecks {
             .payload(Blob::new(body))
             .send()
             .await
-            .map_err(|e| error_chain("lambda:Invoke", &e))?;
+            .map_err(|e| classify(&e, error_chain("lambda:Invoke", &e)))?;
         let answer = out
             .payload()
             .map(|b| serde_json::from_slice(b.as_ref()).unwrap_or(Value::Null))
@@ -43,19 +45,21 @@ impl RuleChecks for AwsRuleChecks {
                 .get("errorMessage")
                 .and_then(Value::as_str)
                 .unwrap_or("no message");
-            return Err(format!("the function failed ({kind}): {message}"));
+            return Err(PortError::Other(format!(
+                "the function failed ({kind}): {message}"
+            )));
         }
         Ok(answer)
     }
 
-    async fn alarm_state(&self, name: &str) -> Result<String, String> {
+    async fn alarm_state(&self, name: &str) -> Result<String, PortError> {
         let out = self
             .cloudwatch
             .describe_alarms()
             .alarm_names(name)
             .send()
             .await
-            .map_err(|e| error_chain("cloudwatch:DescribeAlarms", &e))?;
+            .map_err(|e| classify(&e, error_chain("cloudwatch:DescribeAlarms", &e)))?;
         out.metric_alarms()
             .first()
             .and_then(|a| a.state_value())
@@ -66,6 +70,6 @@ impl RuleChecks for AwsRuleChecks {
                     .and_then(|a| a.state_value())
                     .map(|s| s.as_str().to_string())
             })
-            .ok_or_else(|| format!("no alarm named {name}"))
+            .ok_or_else(|| PortError::Other(format!("no alarm named {name}")))
     }
 }

@@ -5,15 +5,17 @@
 //! it, including the service's own error messages (some echo the token back).
 
 use async_trait::async_trait;
-use aws_sdk_sfn::error::ProvideErrorMetadata;
+use aws_sdk_sfn::config::http::HttpResponse;
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sfn::types::{ExecutionStatus, StateMachineType};
 use aws_sdk_sfn::Client;
-use pipewright_core::engine::{StateMachines, TaskCallbacks};
+use pipewright_core::engine::{PortError, StateMachines, TaskCallbacks};
 use pipewright_core::events::partition;
 use pipewright_core::sweep::RunStatus;
 use serde_json::Value;
 
 use crate::error_chain;
+use crate::port_errors::classify;
 
 /// `SendTaskFailure` takes an `error` of at most this many characters.
 pub const MAX_ERROR_CHARS: usize = 256;
@@ -35,7 +37,7 @@ impl SfnTaskCallbacks {
 
 #[async_trait]
 impl TaskCallbacks for SfnTaskCallbacks {
-    async fn succeed(&self, token: &str, output: &Value) -> Result<(), String> {
+    async fn succeed(&self, token: &str, output: &Value) -> Result<(), PortError> {
         self.client
             .send_task_success()
             .task_token(token)
@@ -43,10 +45,15 @@ impl TaskCallbacks for SfnTaskCallbacks {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| redact(&sdk_error("SendTaskSuccess", &e), token))
+            .map_err(|e| {
+                let gone = e.as_service_error().is_some_and(|s| {
+                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                });
+                callback_error("SendTaskSuccess", token, &e, gone)
+            })
     }
 
-    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), String> {
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), PortError> {
         self.client
             .send_task_failure()
             .task_token(token)
@@ -55,7 +62,12 @@ impl TaskCallbacks for SfnTaskCallbacks {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| redact(&sdk_error("SendTaskFailure", &e), token))
+            .map_err(|e| {
+                let gone = e.as_service_error().is_some_and(|s| {
+                    s.is_task_timed_out() || s.is_task_does_not_exist() || s.is_invalid_token()
+                });
+                callback_error("SendTaskFailure", token, &e, gone)
+            })
     }
 }
 
@@ -118,7 +130,7 @@ impl SfnStateMachines {
 
 #[async_trait]
 impl StateMachines for SfnStateMachines {
-    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, String> {
+    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, PortError> {
         let arn = self.state_machine_arn(name);
         match self
             .client
@@ -131,10 +143,10 @@ impl StateMachines for SfnStateMachines {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_state_machine_does_not_exist()) => {}
-            Err(e) => return Err(sdk_error("DescribeStateMachine", &e)),
+            Err(e) => return Err(classify(&e, sdk_error("DescribeStateMachine", &e))),
         }
         let role = self.role_arn.as_deref().ok_or_else(|| {
-            format!("state machine {name} does not exist and cannot be created here (no STATE_MACHINE_ROLE_ARN)")
+            PortError::NotFound(format!("state machine {name} does not exist and cannot be created here (no STATE_MACHINE_ROLE_ARN)"))
         })?;
         match self
             .client
@@ -154,7 +166,7 @@ impl StateMachines for SfnStateMachines {
             {
                 Ok(arn)
             }
-            Err(e) => Err(sdk_error("CreateStateMachine", &e)),
+            Err(e) => Err(classify(&e, sdk_error("CreateStateMachine", &e))),
         }
     }
 
@@ -163,7 +175,7 @@ impl StateMachines for SfnStateMachines {
         state_machine_arn: &str,
         name: &str,
         input: &Value,
-    ) -> Result<String, String> {
+    ) -> Result<String, PortError> {
         match self
             .client
             .start_execution()
@@ -181,11 +193,17 @@ impl StateMachines for SfnStateMachines {
             {
                 Ok(self.execution_arn(state_machine_arn, name))
             }
-            Err(e) => Err(sdk_error("StartExecution", &e)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
+            {
+                Err(PortError::NotFound(sdk_error("StartExecution", &e)))
+            }
+            Err(e) => Err(classify(&e, sdk_error("StartExecution", &e))),
         }
     }
 
-    async fn delete(&self, name: &str) -> Result<(), String> {
+    async fn delete(&self, name: &str) -> Result<(), PortError> {
         match self
             .client
             .delete_state_machine()
@@ -201,11 +219,11 @@ impl StateMachines for SfnStateMachines {
             {
                 Ok(())
             }
-            Err(e) => Err(sdk_error("DeleteStateMachine", &e)),
+            Err(e) => Err(classify(&e, sdk_error("DeleteStateMachine", &e))),
         }
     }
 
-    async fn run_status(&self, execution_arn: &str) -> Result<RunStatus, String> {
+    async fn run_status(&self, execution_arn: &str) -> Result<RunStatus, PortError> {
         match self
             .client
             .describe_execution()
@@ -227,7 +245,7 @@ impl StateMachines for SfnStateMachines {
             {
                 Ok(RunStatus::Missing)
             }
-            Err(e) => Err(sdk_error("DescribeExecution", &e)),
+            Err(e) => Err(classify(&e, sdk_error("DescribeExecution", &e))),
         }
     }
 }
@@ -240,6 +258,25 @@ where
     match err.code() {
         Some(code) => format!("{call}: {code}: {}", err.message().unwrap_or("")),
         None => error_chain(call, err),
+    }
+}
+
+/// A failed `SendTask*` call as a [`PortError`], without the token: [`PortError::TaskGone`] when
+/// the service said the task is `gone` (timed out, does not exist, an invalid token).
+fn callback_error<E>(
+    call: &str,
+    token: &str,
+    err: &SdkError<E, HttpResponse>,
+    gone: bool,
+) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = redact(&sdk_error(call, err), token);
+    if gone {
+        PortError::TaskGone(message)
+    } else {
+        classify(err, message)
     }
 }
 
@@ -302,6 +339,45 @@ mod tests {
             MAX_ERROR_CHARS
         );
         assert_eq!(truncate_chars("short", MAX_ERROR_CHARS), "short");
+    }
+
+    #[test]
+    fn a_task_no_longer_awaited_is_gone() {
+        use aws_sdk_s3::primitives::SdkBody;
+        use aws_sdk_sfn::error::ErrorMetadata;
+        use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
+        use aws_sdk_sfn::types::error::TaskTimedOut;
+
+        let response =
+            |status: u16| HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        let timed_out = SdkError::service_error(
+            SendTaskSuccessError::TaskTimedOut(
+                TaskTimedOut::builder()
+                    .message("Task Timed Out: 'AAAsecret'")
+                    .build(),
+            ),
+            response(400),
+        );
+        let gone = timed_out
+            .as_service_error()
+            .is_some_and(SendTaskSuccessError::is_task_timed_out);
+        let err = callback_error("SendTaskSuccess", "AAAsecret", &timed_out, gone);
+        assert!(err.is_task_gone(), "{err:?}");
+        assert!(!err.to_string().contains("AAAsecret"), "{err}");
+        let throttled = SdkError::service_error(
+            SendTaskSuccessError::generic(
+                ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            ),
+            response(400),
+        );
+        let err = callback_error("SendTaskSuccess", "AAAsecret", &throttled, false);
+        assert_eq!(
+            err,
+            PortError::Unavailable("SendTaskSuccess: ThrottlingException: Rate exceeded".into())
+        );
     }
 
     #[test]

@@ -123,10 +123,10 @@ impl WebhookSecrets {
 }
 
 /// The port the `webhook` function's policy reads secrets through
-/// ([`pipewright_core::triggers::webhooks::dispatch()`]); where a secret came from is not needed
+/// ([`pipewright_core::engine::webhooks::dispatch()`]); where a secret came from is not needed
 /// there.
 #[async_trait::async_trait]
-impl pipewright_core::triggers::webhooks::WebhookSecrets for WebhookSecrets {
+impl pipewright_core::engine::webhooks::WebhookSecrets for WebhookSecrets {
     async fn secret_for(&self, pipeline: Option<&str>) -> Result<Vec<u8>, String> {
         WebhookSecrets::secret_for(self, pipeline)
             .await

@@ -33,7 +33,9 @@ use serde_json::{json, Value};
 use crate::control::ActionEnd;
 use crate::engine::{Engine, EngineError, ExecutionIds};
 use crate::events::{ActionState, PipelineState, StageState};
-use crate::execution::{ActionExecutionStatus, PipelineExecutionStatus, StageExecutionStatus};
+use crate::execution::{
+    ActionExecutionStatus, FailureType, PipelineExecutionStatus, StageExecutionStatus,
+};
 
 /// The longest reason an abort puts in a `statusSummary` or an action's error message.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -195,7 +197,7 @@ impl Engine<'_> {
         let end = ActionEnd {
             status: ActionExecutionStatus::Failed,
             state: ActionState::Failed,
-            code: "JobFailed",
+            code: FailureType::JobFailed.into(),
             message: &message,
             task_error: crate::asl::ABORTED_ERROR,
             task_cause: reason,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use crate::declaration::{
-    wire_enum, ActionTypeId, Configuration, ExecutionMode, PipelineDeclaration,
+    wire_enum, ActionTypeId, ConditionResult, Configuration, ExecutionMode, PipelineDeclaration,
 };
 use crate::events::TriggerType;
 
@@ -220,11 +220,118 @@ pub struct ArtifactDetail {
     pub s3_location: ArtifactLocation,
 }
 
+wire_enum! {
+    /// CodePipeline's `FailureType`: why a job or action failed (`FailureDetails.type` of
+    /// PutJobFailureResult, the `errorDetails.code` of a failed action).
+    FailureType {
+        /// The work failed.
+        JobFailed => "JobFailed",
+        /// The action's configuration cannot work (no such function, bucket, repository...).
+        ConfigurationError => "ConfigurationError",
+        /// Access was denied.
+        PermissionError => "PermissionError",
+        /// The revision is out of sync.
+        RevisionOutOfSync => "RevisionOutOfSync",
+        /// The revision asked for does not exist.
+        RevisionUnavailable => "RevisionUnavailable",
+        /// A system the action needs is unavailable.
+        SystemUnavailable => "SystemUnavailable",
+    }
+}
+
+/// A string that is not a [`FailureType`]; it says so listing the types, as a validation
+/// error does after the member's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownFailureType(pub String);
+
+impl std::fmt::Display for UnknownFailureType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = FailureType::ALL.iter().map(|t| t.as_str()).collect();
+        write!(f, "{:?} is not one of {}", self.0, names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownFailureType {}
+
+impl std::str::FromStr for FailureType {
+    type Err = UnknownFailureType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownFailureType(s.to_string()))
+    }
+}
+
+/// `ErrorDetails.code`: a [`FailureType`], or one of the codes Pipewright writes for actions
+/// that did not fail by themselves. Written as its string; any string reads back (records
+/// written by another version keep their code as [`ErrorCode::Other`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ErrorCode {
+    /// The action failed: CodePipeline's failure type.
+    Failure(FailureType),
+    /// `TimedOut`: the action did not finish in time.
+    TimedOut,
+    /// `Abandoned`: the action's execution was stopped and abandoned.
+    Abandoned,
+    /// Any other code.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// The exact wire spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Failure(t) => t.as_str(),
+            Self::TimedOut => "TimedOut",
+            Self::Abandoned => "Abandoned",
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl From<FailureType> for ErrorCode {
+    fn from(t: FailureType) -> Self {
+        Self::Failure(t)
+    }
+}
+
+impl From<String> for ErrorCode {
+    fn from(code: String) -> Self {
+        match code.as_str() {
+            "TimedOut" => Self::TimedOut,
+            "Abandoned" => Self::Abandoned,
+            other => match other.parse() {
+                Ok(t) => Self::Failure(t),
+                Err(_) => Self::Other(code),
+            },
+        }
+    }
+}
+
+impl From<ErrorCode> for String {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::Other(code) => code,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `ErrorDetails`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetails {
     /// `JobFailed`, `ConfigurationError`, `PermissionError`, `TimedOut`, ...
-    pub code: String,
+    pub code: ErrorCode,
     /// What went wrong, for a person.
     pub message: String,
 }
@@ -358,7 +465,7 @@ pub struct StageExecution {
     pub retry_mode: Option<String>,
     /// The stage conditions evaluated in this attempt, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<crate::conditions::ConditionRun>,
+    pub conditions: Vec<ConditionRun>,
     /// Which `enterStage` task entered this attempt (a digest of its task token, never the
     /// token): the same task delivered again is answered from this attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -427,7 +534,7 @@ impl ActionExecution {
         self.output.output_artifacts.clear();
         self.status = ActionExecutionStatus::Failed;
         self.output.execution_result.error_details = Some(ErrorDetails {
-            code: "JobFailed".into(),
+            code: FailureType::JobFailed.into(),
             message: format!(
                 "the action's results take {} bytes once recorded (output variables {variables}), \
                  more than the {max} an action record holds; its output variables and artifacts \
@@ -520,4 +627,117 @@ pub fn artifact_key(pipeline: &str, artifact: &str, id: &str) -> String {
 /// `<pipeline>/logs/<id>.log` (never an artifact's key: those end in `.zip`).
 pub fn log_key(pipeline: &str, id: &str) -> String {
     format!("{pipeline}/logs/{id}.log")
+}
+
+/// Where a condition sits (`ConditionType` plus `ON_FAILURE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionKind {
+    /// `beforeEntry`.
+    #[serde(rename = "BEFORE_ENTRY")]
+    BeforeEntry,
+    /// `onSuccess`.
+    #[serde(rename = "ON_SUCCESS")]
+    OnSuccess,
+    /// `onFailure`.
+    #[serde(rename = "ON_FAILURE")]
+    OnFailure,
+}
+
+/// One rule's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRun {
+    /// The rule's name.
+    pub rule_name: String,
+    /// `Succeeded` or `Failed`.
+    pub status: String,
+    /// What it found.
+    pub summary: String,
+    /// When, seconds since the epoch.
+    pub at: f64,
+}
+
+/// One condition's run.
+#[skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionRun {
+    /// Where it sits.
+    pub kind: ConditionKind,
+    /// `Succeeded` (its rules passed), `Failed`, or `Overridden` (OverrideStageCondition).
+    pub status: String,
+    /// Its rules' summaries, or what was done.
+    pub summary: String,
+    /// The result it applied, if any (`FAIL`, `SKIP`, `ROLLBACK`, `RETRY`).
+    #[serde(default)]
+    pub applied: Option<ConditionResult>,
+    /// Its rules.
+    #[serde(default)]
+    pub rules: Vec<RuleRun>,
+    /// When.
+    pub at: f64,
+}
+
+impl StageExecution {
+    /// True when a condition failed this attempt (so `onFailure` does not apply on top).
+    pub fn condition_failed(&self) -> bool {
+        self.conditions.iter().any(|c| {
+            c.kind != ConditionKind::OnFailure && c.status == "Failed" && c.applied.is_some()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_types_keep_codepipelines_names() {
+        let names: Vec<String> = FailureType::ALL
+            .iter()
+            .map(|t| serde_json::to_string(t).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "\"JobFailed\"",
+                "\"ConfigurationError\"",
+                "\"PermissionError\"",
+                "\"RevisionOutOfSync\"",
+                "\"RevisionUnavailable\"",
+                "\"SystemUnavailable\"",
+            ]
+        );
+        for t in FailureType::ALL {
+            assert_eq!(t.as_str().parse::<FailureType>(), Ok(*t));
+        }
+        assert_eq!(
+            "Oops".parse::<FailureType>().unwrap_err().to_string(),
+            "\"Oops\" is not one of JobFailed, ConfigurationError, PermissionError, \
+             RevisionOutOfSync, RevisionUnavailable, SystemUnavailable"
+        );
+    }
+
+    #[test]
+    fn error_details_read_and_write_as_before() {
+        for code in [
+            "JobFailed",
+            "ConfigurationError",
+            "TimedOut",
+            "Abandoned",
+            "SomethingElse",
+            "",
+        ] {
+            let text = format!(r#"{{"code":"{code}","message":"m"}}"#);
+            let details: ErrorDetails = serde_json::from_str(&text).unwrap();
+            assert_eq!(details.code.as_str(), code);
+            assert_eq!(details.code.to_string(), code);
+            assert_eq!(serde_json::to_string(&details).unwrap(), text);
+        }
+        let read = |code: &str| ErrorCode::from(code.to_string());
+        assert_eq!(read("JobFailed"), FailureType::JobFailed.into());
+        assert_eq!(read("TimedOut"), ErrorCode::TimedOut);
+        assert_eq!(read("Abandoned"), ErrorCode::Abandoned);
+        assert_eq!(read("jobfailed"), ErrorCode::Other("jobfailed".into()));
+    }
 }

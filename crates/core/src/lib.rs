@@ -14,6 +14,8 @@
 //!   `pipewright-aws`, in memory here for tests: the `memory` modules, compiled for core's
 //!   own tests and with the `testing` feature);
 //! - [`control_plane`]: CodePipeline's API operations over those traits;
+//! - [`port_error`]: how a call through the engine's other ports (EventBridge, Step Functions,
+//!   rule checks) failed, classified by what the engine decides on;
 //! - [`asl`]: the Step Functions definition each pipeline version runs as;
 //! - [`git_source`]: what a git source action fetches and produces;
 //! - [`sources`]: what CodeCommit and ECR source actions fetch and produce.
@@ -51,19 +53,17 @@
 #![warn(missing_docs)]
 
 pub mod abort;
-pub mod approvals;
 pub mod asl;
 pub mod conditions;
-pub mod control;
 pub mod control_plane;
 pub mod declaration;
 pub mod engine;
 pub mod events;
 pub mod execution;
 pub mod git_source;
-pub mod jobs;
 pub mod locks;
 pub mod outbox;
+pub mod port_error;
 pub mod providers;
 pub mod retire;
 pub mod sources;
@@ -72,6 +72,9 @@ pub mod sweep;
 pub mod triggers;
 pub mod validation;
 pub mod variables;
+
+// The engine's operations that have their own module paths (they live under `engine/`).
+pub use engine::{approvals, control, jobs};
 
 pub use declaration::{
     parse_pipeline, to_json_pretty, ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId,

@@ -23,6 +23,7 @@ use std::collections::HashSet;
 
 use crate::engine::EventPublisher;
 use crate::events::EventEntry;
+use crate::port_error::PortError;
 
 /// The partition key prefix of outbox items: `OUTBOX#<execution id>`.
 pub const PK_PREFIX: &str = "OUTBOX#";
@@ -92,7 +93,7 @@ pub struct Published {
 pub async fn publish(
     publisher: &dyn EventPublisher,
     changes: &[StreamChange],
-) -> Result<Published, String> {
+) -> Result<Published, PortError> {
     let mut result = Published::default();
     let mut seen = HashSet::new();
     let mut entries = Vec::new();
@@ -223,14 +224,17 @@ mod tests {
         struct Refusing;
         #[async_trait::async_trait]
         impl EventPublisher for Refusing {
-            async fn publish(&self, _: &[EventEntry]) -> Result<(), String> {
-                Err("PutEvents: 1 entry failed: ThrottlingException".into())
+            async fn publish(&self, _: &[EventEntry]) -> Result<(), PortError> {
+                Err(PortError::Unavailable(
+                    "PutEvents: 1 entry failed: ThrottlingException".into(),
+                ))
             }
         }
         let a = event("Build", 1.0);
         let err = publish(&Refusing, &[change("INSERT", "OUTBOX#e-1", Some(&a))])
             .await
             .unwrap_err();
-        assert!(err.contains("ThrottlingException"), "{err}");
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(err.to_string().contains("ThrottlingException"), "{err}");
     }
 }

@@ -3,7 +3,7 @@
 //! - [`source_events`]: EventBridge source-change events (S3 `Object Created` and CloudTrail
 //!   writes, CodeCommit reference changes, ECR pushes) and the source actions they concern;
 //! - [`webhooks`]: GitHub, GitLab and Bitbucket deliveries: who sent them, their signatures,
-//!   the git changes they report, and what a delivery starts ([`webhooks::dispatch()`]);
+//!   the git changes they report, and what a delivery starts ([`crate::engine::webhooks::dispatch()`]);
 //! - [`filters`]: whether a git change starts a pipeline (V2 trigger filters, or the source
 //!   action's branch);
 //! - [`glob`]: the glob patterns those filters use (and the wildcards of a `VariableCheck`

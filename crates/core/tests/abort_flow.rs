@@ -8,7 +8,7 @@ mod support;
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{ExecutionIds, TaskRequest};
 use pipewright_core::execution::{
-    ActionExecutionStatus, PipelineExecutionStatus, StageExecutionStatus,
+    ActionExecutionStatus, FailureType, PipelineExecutionStatus, StageExecutionStatus,
 };
 use serde_json::json;
 use support::{three_stages, World};
@@ -74,7 +74,7 @@ async fn an_aborted_execution_fails_with_its_reason_and_hands_the_stage_on() {
         .error_details
         .as_ref()
         .unwrap();
-    assert_eq!(error.code, "JobFailed");
+    assert_eq!(error.code, FailureType::JobFailed.into());
     assert!(error.message.contains("aborted"), "{}", error.message);
     // The action's task was told, and the stage went to B.
     assert_eq!(

@@ -7,7 +7,7 @@ mod support;
 
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{ActionOutcome, ExecutionIds};
-use pipewright_core::execution::ActionExecutionStatus;
+use pipewright_core::execution::{ActionExecutionStatus, FailureType};
 use support::{three_stages, World};
 
 const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
@@ -49,7 +49,7 @@ async fn a_lost_callback_is_sent_by_the_next_completion_and_only_once() {
     let again = engine
         .complete_action(
             &prepared.record,
-            ActionOutcome::failed("JobFailed", "a late, conflicting report"),
+            ActionOutcome::failed(FailureType::JobFailed, "a late, conflicting report"),
             31.0,
         )
         .await

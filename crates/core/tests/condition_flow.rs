@@ -5,7 +5,8 @@ mod support;
 
 use pipewright_core::engine::{ActionOutcome, Engine, ExecutionIds};
 use pipewright_core::execution::{
-    ActionExecutionStatus, ExecutionType, PipelineExecutionStatus, StageExecutionStatus,
+    ActionExecutionStatus, ExecutionType, FailureType, PipelineExecutionStatus,
+    StageExecutionStatus,
 };
 use serde_json::{json, Value};
 use support::World;
@@ -82,7 +83,7 @@ async fn build(
         .await
         .unwrap()
         .unwrap();
-    let mut outcome = ActionOutcome::failed("JobFailed", "broke");
+    let mut outcome = ActionOutcome::failed(FailureType::JobFailed, "broke");
     if succeed {
         outcome.status = ActionExecutionStatus::Succeeded;
         outcome.result = Default::default();

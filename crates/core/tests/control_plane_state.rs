@@ -9,7 +9,7 @@ use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{ActionOutcome, ExecutionIds, ExecutionStore, PreparedAction};
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::{
-    ActionExecutionResult, ExecutionTrigger, ExecutionType, PipelineExecution,
+    ActionExecutionResult, ExecutionTrigger, ExecutionType, FailureType, PipelineExecution,
     PipelineExecutionStatus, SourceRevision, StageExecutionStatus,
 };
 use pipewright_core::store::PipelineStore;
@@ -444,7 +444,10 @@ async fn the_state_follows_a_run_through_success_approval_and_failure() {
     world
         .complete(
             &compile,
-            ActionOutcome::failed("JobFailed", "exit code 2: make: *** [all] Error 2"),
+            ActionOutcome::failed(
+                FailureType::JobFailed,
+                "exit code 2: make: *** [all] Error 2",
+            ),
             20.0,
         )
         .await;
@@ -595,7 +598,7 @@ async fn three_executions(world: &World) -> (String, String, String) {
     world
         .complete(
             &compile,
-            ActionOutcome::failed("JobFailed", "exit code 2"),
+            ActionOutcome::failed(FailureType::JobFailed, "exit code 2"),
             20.0,
         )
         .await;

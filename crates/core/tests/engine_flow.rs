@@ -11,7 +11,7 @@ use pipewright_core::control_plane::{handle, ServiceContext, Services};
 use pipewright_core::engine::{ActionOutcome, ExecutionIds, StartRequest};
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::{
-    ActionExecutionStatus, ArtifactDetail, ExecutionTrigger, PipelineExecutionStatus,
+    ActionExecutionStatus, ArtifactDetail, ExecutionTrigger, FailureType, PipelineExecutionStatus,
     StageExecutionStatus,
 };
 use serde_json::{json, Value};
@@ -135,7 +135,10 @@ async fn a_failing_action_fails_its_stage_and_the_execution_after_its_sibling_fi
     engine
         .complete_action(
             &compile.record,
-            ActionOutcome::failed("JobFailed", "exit code 2: make: *** [all] Error 2"),
+            ActionOutcome::failed(
+                FailureType::JobFailed,
+                "exit code 2: make: *** [all] Error 2",
+            ),
             17.0,
         )
         .await
@@ -249,7 +252,7 @@ async fn an_unresolvable_variable_fails_the_action_before_it_runs() {
         Some(Err("Pipewright.ActionFailed".into()))
     );
     let error = world.error_of(id, "Build", "Compile").await;
-    assert_eq!(error.code, "ConfigurationError");
+    assert_eq!(error.code, FailureType::ConfigurationError.into());
     assert!(
         error.message.contains("#{SourceVariables.VersionId}"),
         "{}",
@@ -752,7 +755,7 @@ async fn a_continuation_that_cannot_invoke_the_function_fails_the_action() {
     let job = "a0000000-0000-4000-8000-000000000005";
     let (world, _) = World::at_invoke(id, job).await;
     *world.functions.failure.lock().unwrap() = Some(pipewright_core::jobs::InvokeError {
-        code: "ConfigurationError".into(),
+        code: FailureType::ConfigurationError,
         message: "Function not found: pipewright-worker".into(),
     });
     world
@@ -767,7 +770,7 @@ async fn a_continuation_that_cannot_invoke_the_function_fails_the_action() {
         Some(Err("Pipewright.ActionFailed".into()))
     );
     let error = world.error_of(id, "Invoke", "Invoke").await;
-    assert_eq!(error.code, "ConfigurationError");
+    assert_eq!(error.code, FailureType::ConfigurationError.into());
     assert!(
         error.message.contains("Function not found"),
         "{}",

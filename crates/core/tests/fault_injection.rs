@@ -23,8 +23,8 @@ use pipewright_core::abort::RunEnded;
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::memory::MemoryMachines;
 use pipewright_core::engine::{
-    action_execution_id, Engine, ExecutionIds, ExecutionStore, StartRequest, StateMachines,
-    TaskCallbacks,
+    action_execution_id, Engine, ExecutionIds, ExecutionStore, PortError, StartRequest,
+    StateMachines, TaskCallbacks,
 };
 use pipewright_core::events::{EventEntry, TriggerType};
 use pipewright_core::execution::{
@@ -194,19 +194,27 @@ struct Sfn<'a> {
 }
 
 impl Sfn<'_> {
-    fn answer(&self, token: &str, answer: Result<Value, String>) -> Result<(), String> {
+    /// Injected faults are retryable ([`PortError::Unavailable`]: throttled before the answer,
+    /// no response after it); a token answered before is [`PortError::TaskGone`].
+    fn answer(&self, token: &str, answer: Result<Value, String>) -> Result<(), PortError> {
         let fault = self.plan.and_then(Plan::next);
         if fault == Some(Fault::Before) {
-            return Err("ThrottlingException: injected".into());
+            return Err(PortError::Unavailable(
+                "ThrottlingException: injected".into(),
+            ));
         }
         let mut answers = self.answers.lock().unwrap();
         if answers.contains_key(token) {
             self.refused.lock().unwrap().push(token.to_string());
-            return Err("TaskTimedOut: the task has completed".into());
+            return Err(PortError::TaskGone(
+                "TaskTimedOut: the task has completed".into(),
+            ));
         }
         answers.insert(token.to_string(), answer);
         match fault {
-            Some(Fault::After) => Err("RequestTimeout: injected after the answer".into()),
+            Some(Fault::After) => Err(PortError::Unavailable(
+                "RequestTimeout: injected after the answer".into(),
+            )),
             _ => Ok(()),
         }
     }
@@ -218,10 +226,10 @@ impl Sfn<'_> {
 
 #[async_trait]
 impl TaskCallbacks for Sfn<'_> {
-    async fn succeed(&self, token: &str, output: &Value) -> Result<(), String> {
+    async fn succeed(&self, token: &str, output: &Value) -> Result<(), PortError> {
         self.answer(token, Ok(output.clone()))
     }
-    async fn fail(&self, token: &str, error: &str, _cause: &str) -> Result<(), String> {
+    async fn fail(&self, token: &str, error: &str, _cause: &str) -> Result<(), PortError> {
         self.answer(token, Err(error.to_string()))
     }
 }
@@ -234,26 +242,26 @@ struct FaultyMachines<'a> {
 
 #[async_trait]
 impl StateMachines for FaultyMachines<'_> {
-    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, String> {
+    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, PortError> {
         match self.plan.next() {
-            Some(_) => Err("injected".into()),
+            Some(_) => Err(PortError::Unavailable("injected".into())),
             None => self.inner.ensure(name, definition).await,
         }
     }
-    async fn start(&self, machine: &str, name: &str, input: &Value) -> Result<String, String> {
+    async fn start(&self, machine: &str, name: &str, input: &Value) -> Result<String, PortError> {
         match self.plan.next() {
-            Some(Fault::Before) => Err("injected".into()),
+            Some(Fault::Before) => Err(PortError::Unavailable("injected".into())),
             Some(Fault::After) => {
                 self.inner.start(machine, name, input).await?;
-                Err("injected after the start".into())
+                Err(PortError::Unavailable("injected after the start".into()))
             }
             None => self.inner.start(machine, name, input).await,
         }
     }
-    async fn delete(&self, name: &str) -> Result<(), String> {
+    async fn delete(&self, name: &str) -> Result<(), PortError> {
         self.inner.delete(name).await
     }
-    async fn run_status(&self, run: &str) -> Result<RunStatus, String> {
+    async fn run_status(&self, run: &str) -> Result<RunStatus, PortError> {
         self.inner.run_status(run).await
     }
 }

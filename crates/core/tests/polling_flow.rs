@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use pipewright_core::engine::polling::poll_pipeline;
 use pipewright_core::engine::ExecutionStore;
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::PipelineExecution;
 use pipewright_core::store::PipelineStore;
 use pipewright_core::triggers::polling::memory::MemoryPollStates;
 use pipewright_core::triggers::polling::{
-    decide, poll_pipeline, polling_sources, PollDecision, PollOutcome, PollState, PollStateStore,
-    PolledSource, Revision, RevisionReader,
+    decide, polling_sources, PollDecision, PollOutcome, PollState, PollStateStore, PolledSource,
+    Revision, RevisionReader,
 };
 use serde_json::{json, Value};
 use support::World;

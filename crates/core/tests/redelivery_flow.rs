@@ -8,7 +8,7 @@ mod support;
 
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{action_execution_id, ExecutionIds};
-use pipewright_core::execution::{ActionExecutionStatus, PipelineExecutionStatus};
+use pipewright_core::execution::{ActionExecutionStatus, FailureType, PipelineExecutionStatus};
 use support::{three_stages, World};
 
 const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
@@ -186,7 +186,7 @@ async fn a_failed_leave_delivered_twice_fails_the_execution_once() {
     engine
         .complete_action(
             &run,
-            pipewright_core::engine::ActionOutcome::failed("JobFailed", "exit 1"),
+            pipewright_core::engine::ActionOutcome::failed(FailureType::JobFailed, "exit 1"),
             41.0,
         )
         .await
@@ -308,7 +308,7 @@ async fn a_task_that_died_is_recorded_with_its_error_and_a_timeout_as_timed_out(
             .error_details
             .clone()
             .expect("error details");
-        assert_eq!(details.code, code);
+        assert_eq!(details.code.as_str(), code);
         assert!(details.message.contains(says), "{}", details.message);
     }
 }

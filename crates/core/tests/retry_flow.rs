@@ -5,7 +5,7 @@ mod support;
 
 use pipewright_core::engine::{ActionOutcome, Engine, ExecutionIds};
 use pipewright_core::execution::{
-    ActionExecutionStatus, PipelineExecutionStatus, StageExecutionStatus,
+    ActionExecutionStatus, FailureType, PipelineExecutionStatus, StageExecutionStatus,
 };
 use serde_json::{json, Value};
 use support::World;
@@ -64,7 +64,7 @@ async fn run_build(engine: &Engine<'_>, id: &str, tag: &str, compile: bool, lint
             let outcome = if succeed {
                 support::success()
             } else {
-                ActionOutcome::failed("JobFailed", format!("{action} broke"))
+                ActionOutcome::failed(FailureType::JobFailed, format!("{action} broke"))
             };
             engine
                 .complete_action(&prepared.record, outcome, 22.0)

@@ -5,7 +5,7 @@ mod support;
 
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{ActionOutcome, Engine, ExecutionIds};
-use pipewright_core::execution::{ExecutionType, PipelineExecutionStatus};
+use pipewright_core::execution::{ExecutionType, FailureType, PipelineExecutionStatus};
 use serde_json::{json, Value};
 use support::{three_stages, World};
 
@@ -37,7 +37,7 @@ async fn run_stage(engine: &Engine<'_>, id: &str, stage: &str, succeed: bool) {
     let outcome = if succeed {
         support::success()
     } else {
-        ActionOutcome::failed("JobFailed", "no")
+        ActionOutcome::failed(FailureType::JobFailed, "no")
     };
     engine
         .complete_action(&prepared.record, outcome, 32.0)

@@ -6,7 +6,7 @@ mod support;
 use pipewright_core::declaration::ExecutionMode;
 use pipewright_core::engine::{ActionOutcome, ExecutionIds, ExecutionStore};
 use pipewright_core::execution::{
-    ActionExecutionStatus, PipelineExecutionStatus, StageExecutionStatus,
+    ActionExecutionStatus, FailureType, PipelineExecutionStatus, StageExecutionStatus,
 };
 use serde_json::json;
 use support::{three_stages, World};
@@ -159,7 +159,7 @@ async fn stop_and_abandon_ends_at_once_and_hands_the_stage_to_the_next_execution
         .unwrap();
     assert_eq!(lock.holder.as_deref(), Some(B));
     // The provider reporting late changes nothing.
-    let mut outcome = ActionOutcome::failed("x", "x");
+    let mut outcome = ActionOutcome::failed(FailureType::JobFailed, "x");
     outcome.status = ActionExecutionStatus::Succeeded;
     assert!(!engine.complete_action(action, outcome, 42.0).await.unwrap());
 }

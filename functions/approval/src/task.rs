@@ -9,6 +9,7 @@ use pipewright_core::approvals::{
 };
 use pipewright_core::engine::ExecutionIds;
 use pipewright_core::engine::{ActionOutcome, Engine, TaskRequest};
+use pipewright_core::execution::FailureType;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
@@ -81,7 +82,7 @@ async fn start(
             tracing::info!("no topic to notify: the approval waits for PutApprovalResult");
         }
         Err((kind, message)) => {
-            tracing::warn!(kind, %message, "the approval notice could not be sent");
+            tracing::warn!(kind = kind.as_str(), %message, "the approval notice could not be sent");
             let started = engine
                 .executions
                 .find_job(&pending.token)
@@ -102,12 +103,18 @@ async fn notify(
     channel: &ApprovalChannel,
     region: &str,
     pending: &PendingApproval,
-) -> Result<Option<(String, String)>, (&'static str, String)> {
+) -> Result<Option<(String, String)>, (FailureType, String)> {
     let Some(topic) = channel.topic_for(pending.notification_arn.as_deref()) else {
         return Ok(None);
     };
-    let key = channel.key().await.map_err(|e| ("JobFailed", e))?;
-    let base = channel.base_url().await.map_err(|e| ("JobFailed", e))?;
+    let key = channel
+        .key()
+        .await
+        .map_err(|e| (FailureType::JobFailed, e))?;
+    let base = channel
+        .base_url()
+        .await
+        .map_err(|e| (FailureType::JobFailed, e))?;
     let link = |decision| {
         link_url(
             base,

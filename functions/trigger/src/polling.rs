@@ -1,7 +1,7 @@
 //! The polling rule's `Scheduled Event`: poll every pipeline's polling sources.
 
 use lambda_runtime::{Error, LambdaEvent};
-use pipewright_core::triggers::polling::poll_pipeline;
+use pipewright_core::engine::polling::poll_pipeline;
 use serde_json::{json, Value};
 
 use crate::Context;

@@ -1,5 +1,5 @@
 //! One delivery: decode the Function URL request, let core decide it
-//! ([`pipewright_core::triggers::webhooks::dispatch()`]: the signature check, which pipelines the
+//! ([`pipewright_core::engine::webhooks::dispatch()`]: the signature check, which pipelines the
 //! change starts, the answer and its status), encode the answer.
 
 use std::collections::BTreeMap;
@@ -8,9 +8,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use pipewright_aws::engine::Adapters;
 use pipewright_aws::webhooks::WebhookSecrets;
-use pipewright_core::triggers::webhooks::{
-    self, Headers, WebhookAnswer, WebhookContext, WebhookRequest,
-};
+use pipewright_core::engine::webhooks::{self, WebhookAnswer, WebhookContext, WebhookRequest};
+use pipewright_core::triggers::webhooks::Headers;
 
 fn encode(answer: WebhookAnswer) -> Result<Response<Body>, Error> {
     Ok(Response::builder()

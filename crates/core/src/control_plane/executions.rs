@@ -606,7 +606,8 @@ pub(super) async fn override_condition(
     ctx: &ServiceContext,
     input: OverrideInput,
 ) -> Result<Value, ApiError> {
-    use crate::conditions::{ConditionKind, OverrideError};
+    use crate::conditions::ConditionKind;
+    use crate::engine::OverrideError;
     check_name("pipelineName", &input.pipeline_name)?;
     check_name("stageName", &input.stage_name)?;
     parse_pipeline_execution_id("pipelineExecutionId", &input.pipeline_execution_id)?;

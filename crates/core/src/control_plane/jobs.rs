@@ -9,20 +9,11 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ServiceContext};
 use crate::engine::{Engine, EngineError};
+use crate::execution::FailureType;
 use crate::jobs::{JobError, JobResult};
 
 /// CodePipeline's limit on an action's output variables together, in bytes.
 pub const MAX_OUTPUT_VARIABLES_BYTES: usize = 122_880;
-
-/// `FailureType`.
-const FAILURE_TYPES: &[&str] = &[
-    "JobFailed",
-    "ConfigurationError",
-    "PermissionError",
-    "RevisionOutOfSync",
-    "RevisionUnavailable",
-    "SystemUnavailable",
-];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -66,6 +57,13 @@ struct FailureDetails {
     failure_type: String,
     message: String,
     external_execution_id: Option<String>,
+}
+
+/// `failureDetails.type`, read as a string so that an unknown type is refused naming the member
+/// (a `ValidationException`, as CodePipeline's).
+fn check_failure_type(text: &str) -> Result<FailureType, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::validation(format!("failureDetails.type: {e}")))
 }
 
 /// `JobId`: a UUID in lower-case hex (`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`).
@@ -195,13 +193,7 @@ pub(super) async fn put_failure(
 ) -> Result<Value, ApiError> {
     check_job_id(&input.job_id)?;
     let details = input.failure_details;
-    if !FAILURE_TYPES.contains(&details.failure_type.as_str()) {
-        return Err(ApiError::validation(format!(
-            "failureDetails.type: {:?} is not one of {}",
-            details.failure_type,
-            FAILURE_TYPES.join(", ")
-        )));
-    }
+    let failure_type = check_failure_type(&details.failure_type)?;
     check_length("failureDetails.message", &details.message, 1, 5000)?;
     check_optional(
         "failureDetails.externalExecutionId",
@@ -209,7 +201,7 @@ pub(super) async fn put_failure(
         1500,
     )?;
     let result = JobResult::Failed {
-        failure_type: details.failure_type,
+        failure_type,
         message: details.message,
         external_execution_id: details.external_execution_id,
     };
@@ -223,6 +215,22 @@ pub(super) async fn put_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_failure_type_is_refused_naming_the_member() {
+        assert_eq!(
+            check_failure_type("RevisionOutOfSync"),
+            Ok(FailureType::RevisionOutOfSync)
+        );
+        let err = check_failure_type("Oops").unwrap_err();
+        assert_eq!(
+            err,
+            ApiError::validation(
+                "failureDetails.type: \"Oops\" is not one of JobFailed, ConfigurationError, \
+                 PermissionError, RevisionOutOfSync, RevisionUnavailable, SystemUnavailable"
+            )
+        );
+    }
 
     #[test]
     fn job_ids_follow_the_model_pattern() {

@@ -10,7 +10,7 @@ use crate::declaration::{ActionDeclaration, PipelineDeclaration};
 use crate::events::ActionState;
 use crate::execution::{
     artifact_key, ActionExecution, ActionExecutionInput, ActionExecutionOutput,
-    ActionExecutionStatus, ArtifactDetail, ArtifactLocation, ExecutionSnapshot,
+    ActionExecutionStatus, ArtifactDetail, ArtifactLocation, ExecutionSnapshot, FailureType,
 };
 use crate::store::StoreError;
 use crate::variables;
@@ -216,7 +216,8 @@ impl Engine<'_> {
             log_location: self.log_location(&ids.pipeline_name, action_execution_id),
         };
         if !problems.is_empty() {
-            let outcome = ActionOutcome::failed("ConfigurationError", problems.join("; "));
+            let outcome =
+                ActionOutcome::failed(FailureType::ConfigurationError, problems.join("; "));
             self.complete_action(&prepared.record, outcome, now).await?;
             return Ok(None);
         }

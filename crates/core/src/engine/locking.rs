@@ -7,7 +7,7 @@ use crate::execution::{ExecutionSnapshot, PipelineExecutionStatus};
 use crate::locks::{Effect as LockEffect, StageLock};
 use crate::store::StoreError;
 
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, PortError};
 
 /// How many times a stage-lock change is tried when other writers keep changing the lock.
 const LOCK_ATTEMPTS: usize = 64;
@@ -182,7 +182,7 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         match self.supersede(id, token, by, now).await {
             Ok(()) => {}
-            Err(EngineError::Callback(message)) if super::task_gone(&message) => {}
+            Err(EngineError::Callback(PortError::TaskGone(_))) => {}
             Err(e) => return Err(e),
         }
         self.update_lock(pipeline_name, stage, |lock| lock.superseded_done(id))

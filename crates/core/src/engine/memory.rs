@@ -16,7 +16,12 @@ use crate::execution::{
 use crate::locks::StageLock;
 use crate::store::{Page, StoreError};
 
-use super::{EventPublisher, ExecutionStore, StateMachines, TaskCallbacks};
+use super::{EventPublisher, ExecutionStore, PortError, StateMachines, TaskCallbacks};
+
+/// A lock poisoned by a panicking test thread, as a port failure.
+fn poisoned<T>(e: std::sync::PoisonError<T>) -> PortError {
+    PortError::Other(e.to_string())
+}
 
 /// Executions in maps.
 #[derive(Debug, Default)]
@@ -335,10 +340,10 @@ pub struct MemoryEvents {
 
 #[async_trait]
 impl EventPublisher for MemoryEvents {
-    async fn publish(&self, entries: &[EventEntry]) -> Result<(), String> {
+    async fn publish(&self, entries: &[EventEntry]) -> Result<(), PortError> {
         self.published
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(poisoned)?
             .extend_from_slice(entries);
         Ok(())
     }
@@ -357,19 +362,21 @@ pub struct MemoryTasks {
 }
 
 impl MemoryTasks {
-    fn answer(&self, token: &str, answer: Result<Value, String>) -> Result<(), String> {
-        let mut failing = self.failing.lock().map_err(|e| e.to_string())?;
+    fn answer(&self, token: &str, answer: Result<Value, String>) -> Result<(), PortError> {
+        let mut failing = self.failing.lock().map_err(poisoned)?;
         if *failing > 0 {
             *failing -= 1;
-            return Err("ThrottlingException: Rate exceeded".into());
+            return Err(PortError::Unavailable(
+                "ThrottlingException: Rate exceeded".into(),
+            ));
         }
         self.calls
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(poisoned)?
             .push((token.into(), answer.clone()));
         self.answers
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(poisoned)?
             .insert(token.into(), answer);
         Ok(())
     }
@@ -377,10 +384,10 @@ impl MemoryTasks {
 
 #[async_trait]
 impl TaskCallbacks for MemoryTasks {
-    async fn succeed(&self, token: &str, output: &Value) -> Result<(), String> {
+    async fn succeed(&self, token: &str, output: &Value) -> Result<(), PortError> {
         self.answer(token, Ok(output.clone()))
     }
-    async fn fail(&self, token: &str, error: &str, _cause: &str) -> Result<(), String> {
+    async fn fail(&self, token: &str, error: &str, _cause: &str) -> Result<(), PortError> {
         self.answer(token, Err(error.into()))
     }
 }
@@ -425,25 +432,25 @@ pub struct MemoryRuleChecks {
 
 #[async_trait]
 impl crate::conditions::RuleChecks for MemoryRuleChecks {
-    async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String> {
+    async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, PortError> {
         self.invoked
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(poisoned)?
             .push((function.into(), payload.clone()));
         self.functions
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(poisoned)?
             .get(function)
             .cloned()
-            .ok_or_else(|| format!("function {function} does not exist"))
+            .ok_or_else(|| PortError::Other(format!("function {function} does not exist")))
     }
-    async fn alarm_state(&self, name: &str) -> Result<String, String> {
+    async fn alarm_state(&self, name: &str) -> Result<String, PortError> {
         self.alarms
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(poisoned)?
             .get(name)
             .cloned()
-            .ok_or_else(|| format!("alarm {name} does not exist"))
+            .ok_or_else(|| PortError::Other(format!("alarm {name} does not exist")))
     }
 }
 
@@ -461,43 +468,39 @@ pub struct MemoryMachines {
 
 #[async_trait]
 impl StateMachines for MemoryMachines {
-    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, String> {
+    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, PortError> {
         self.machines
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(poisoned)?
             .entry(name.into())
             .or_insert_with(|| definition.clone());
         Ok(format!(
             "arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
         ))
     }
-    async fn start(&self, arn: &str, name: &str, input: &Value) -> Result<String, String> {
-        self.started.lock().map_err(|e| e.to_string())?.push((
-            arn.into(),
-            name.into(),
-            input.clone(),
-        ));
+    async fn start(&self, arn: &str, name: &str, input: &Value) -> Result<String, PortError> {
+        self.started
+            .lock()
+            .map_err(poisoned)?
+            .push((arn.into(), name.into(), input.clone()));
         Ok(format!("{arn}:{name}").replace(":stateMachine:", ":execution:"))
     }
-    async fn delete(&self, name: &str) -> Result<(), String> {
-        self.machines
-            .lock()
-            .map_err(|e| e.to_string())?
-            .remove(name);
+    async fn delete(&self, name: &str) -> Result<(), PortError> {
+        self.machines.lock().map_err(poisoned)?.remove(name);
         Ok(())
     }
-    async fn run_status(&self, run: &str) -> Result<crate::sweep::RunStatus, String> {
-        if let Some(ended) = self.ended.lock().map_err(|e| e.to_string())?.get(run) {
+    async fn run_status(&self, run: &str) -> Result<crate::sweep::RunStatus, PortError> {
+        if let Some(ended) = self.ended.lock().map_err(poisoned)?.get(run) {
             return Ok(ended.clone());
         }
-        let started =
-            self.started
-                .lock()
-                .map_err(|e| e.to_string())?
-                .iter()
-                .any(|(machine, name, _)| {
-                    format!("{machine}:{name}").replace(":stateMachine:", ":execution:") == run
-                });
+        let started = self
+            .started
+            .lock()
+            .map_err(poisoned)?
+            .iter()
+            .any(|(machine, name, _)| {
+                format!("{machine}:{name}").replace(":stateMachine:", ":execution:") == run
+            });
         Ok(if started {
             crate::sweep::RunStatus::Running
         } else {

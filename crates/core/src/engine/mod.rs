@@ -11,6 +11,14 @@
 //!
 //! Every state change is written to the store first, then published as a CodePipeline-shaped
 //! event (best effort, at least once, as CodePipeline's own events).
+//!
+//! Every `impl Engine` lives here, over the pure modules (declaration, execution records,
+//! events, locks, rule evaluation, the ASL compiler, triggers), which never refer back to it:
+//! [`conditions`] (when stage conditions run and what they do), [`control`] (stop, retry,
+//! rollback, transitions), [`jobs`] (job workers), [`approvals`] (manual approvals),
+//! [`polling`] (polling sources), [`webhooks`] (git host deliveries), and the private modules
+//! for starting, stages, actions, locks, events and tasks. `crate::control`, `crate::jobs` and
+//! `crate::approvals` are re-exported at the crate root under their former paths.
 
 use std::collections::BTreeMap;
 
@@ -18,23 +26,30 @@ use crate::asl::AslTargets;
 use crate::declaration::ActionDeclaration;
 use crate::execution::{
     ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail,
-    ArtifactLocation, ErrorDetails, ExecutionSnapshot, ExecutionTrigger, SourceRevision,
-    SourceRevisionOverride,
+    ArtifactLocation, ErrorDetails, ExecutionSnapshot, ExecutionTrigger, FailureType,
+    SourceRevision, SourceRevisionOverride,
 };
 use crate::store::{PipelineRecord, PipelineStore, StoreError};
 
 mod actions;
+pub mod approvals;
+pub mod conditions;
+pub mod control;
+pub mod jobs;
 mod locking;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
+pub mod polling;
 mod ports;
 mod publish;
 mod stages;
-pub(crate) use stages::task_gone;
 mod start;
 mod tasks;
+pub mod webhooks;
 
+pub use crate::port_error::PortError;
 pub use actions::variable_scope;
+pub use conditions::{After, OverrideError};
 pub use ports::{EventPublisher, ExecutionStore, StateMachines, TaskCallbacks};
 pub use stages::action_groups;
 pub use start::resolve_pipeline_variables;
@@ -94,10 +109,11 @@ pub enum EngineError {
     Store(#[from] StoreError),
     /// Step Functions failed.
     #[error("state machine: {0}")]
-    StateMachine(String),
-    /// Completing a task token failed.
+    StateMachine(PortError),
+    /// Completing a task token failed ([`PortError::TaskGone`] when Step Functions no longer
+    /// awaits it).
     #[error("task callback: {0}")]
-    Callback(String),
+    Callback(PortError),
 }
 
 /// A request to start an execution.
@@ -193,15 +209,15 @@ pub struct ActionOutcome {
 }
 
 impl ActionOutcome {
-    /// A failure with `code` and `message`.
-    pub fn failed(code: &str, message: impl Into<String>) -> Self {
+    /// A failure of type `failure_type`, with `message`.
+    pub fn failed(failure_type: FailureType, message: impl Into<String>) -> Self {
         Self {
             status: ActionExecutionStatus::Failed,
             output_artifacts: Vec::new(),
             output_variables: BTreeMap::new(),
             result: ActionExecutionResult {
                 error_details: Some(ErrorDetails {
-                    code: code.into(),
+                    code: failure_type.into(),
                     message: message.into(),
                 }),
                 ..Default::default()

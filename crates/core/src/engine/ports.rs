@@ -11,6 +11,7 @@ use crate::execution::{
     PipelineExecutionStatus, StageExecution,
 };
 use crate::locks::StageLock;
+use crate::port_error::PortError;
 use crate::store::{Page, StoreError};
 
 /// Execution records.
@@ -104,37 +105,42 @@ pub trait ExecutionStore: Send + Sync {
     ) -> Result<Page<PipelineExecution>, StoreError>;
 }
 
-/// EventBridge.
+/// EventBridge. A refusal that may pass (throttling, an internal failure, no answer) is
+/// [`PortError::Unavailable`].
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     /// Put the events on the bus.
-    async fn publish(&self, entries: &[EventEntry]) -> Result<(), String>;
+    async fn publish(&self, entries: &[EventEntry]) -> Result<(), PortError>;
 }
 
-/// Step Functions task tokens.
+/// Step Functions task tokens. A token Step Functions no longer awaits (`TaskTimedOut`,
+/// `TaskDoesNotExist`, `InvalidToken`) fails with [`PortError::TaskGone`]; throttling and an
+/// unreachable service with [`PortError::Unavailable`].
 #[async_trait]
 pub trait TaskCallbacks: Send + Sync {
     /// `SendTaskSuccess`.
-    async fn succeed(&self, token: &str, output: &Value) -> Result<(), String>;
+    async fn succeed(&self, token: &str, output: &Value) -> Result<(), PortError>;
     /// `SendTaskFailure`.
-    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), String>;
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), PortError>;
 }
 
-/// Step Functions state machines.
+/// Step Functions state machines. A state machine or run that does not exist where one is
+/// needed fails with [`PortError::NotFound`]; throttling and an unreachable service with
+/// [`PortError::Unavailable`].
 #[async_trait]
 pub trait StateMachines: Send + Sync {
     /// The ARN of state machine `name`, created with `definition` if it does not exist.
-    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, String>;
+    async fn ensure(&self, name: &str, definition: &Value) -> Result<String, PortError>;
     /// Start an execution named `name`; returns its ARN.
     async fn start(
         &self,
         state_machine_arn: &str,
         name: &str,
         input: &Value,
-    ) -> Result<String, String>;
+    ) -> Result<String, PortError>;
     /// Delete state machine `name` (`DeleteStateMachine`; a run still going ends at its next
     /// transition). One that does not exist is not an error.
-    async fn delete(&self, name: &str) -> Result<(), String>;
+    async fn delete(&self, name: &str) -> Result<(), PortError>;
     /// How run `execution_arn` is (`DescribeExecution`).
-    async fn run_status(&self, execution_arn: &str) -> Result<crate::sweep::RunStatus, String>;
+    async fn run_status(&self, execution_arn: &str) -> Result<crate::sweep::RunStatus, PortError>;
 }

@@ -112,7 +112,7 @@ impl Engine<'_> {
                     .clone()
                     .or_else(|| result.error_details.as_ref().map(|e| e.message.clone())),
                 external_execution_id: result.external_execution_id.clone(),
-                error_code: result.error_details.as_ref().map(|e| e.code.clone()),
+                error_code: result.error_details.as_ref().map(|e| e.code.to_string()),
             }),
         })
         .at(action.last_update_time)

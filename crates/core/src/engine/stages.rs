@@ -9,13 +9,14 @@ use crate::asl;
 use crate::declaration::{ActionDeclaration, ExecutionMode, PipelineDeclaration};
 use crate::events::{ActionState, PipelineState, StageState};
 use crate::execution::{
-    ActionExecutionStatus, ErrorDetails, ExecutionSnapshot, PipelineExecution,
-    PipelineExecutionStatus, SourceRevision, StageExecution, StageExecutionStatus,
+    ActionExecutionStatus, ErrorCode, ErrorDetails, ExecutionSnapshot, FailureType,
+    PipelineExecution, PipelineExecutionStatus, SourceRevision, StageExecution,
+    StageExecutionStatus,
 };
 use crate::locks::{StageLock, Waiter};
 use crate::store::StoreError;
 
-use super::{truncate, Engine, EngineError, ExecutionIds};
+use super::{truncate, Engine, EngineError, ExecutionIds, PortError};
 
 impl Engine<'_> {
     /// The state machine reached stage `stage`: record it, publish `STARTED`, answer the token.
@@ -468,7 +469,7 @@ impl Engine<'_> {
             return Ok(());
         }
         match self.admit(snapshot, stage, token, now).await {
-            Err(EngineError::Callback(message)) if task_gone(&message) => Ok(()),
+            Err(EngineError::Callback(PortError::TaskGone(_))) => Ok(()),
             other => other,
         }
     }
@@ -576,7 +577,7 @@ impl Engine<'_> {
         let declaration = stage_of(&pipeline.declaration, stage)?;
         // onSuccess conditions can still fail the stage.
         let mut failure_summary_text = None;
-        let mut after = crate::conditions::After::Nothing;
+        let mut after = super::After::Nothing;
         let mut succeeded = succeeded;
         if succeeded && !stopping {
             if let Some((summary, then)) = self
@@ -612,7 +613,7 @@ impl Engine<'_> {
             return self.release_stage(ids, mode, stage, now).await;
         }
         // An automatic retry keeps the execution running: it is not failed in between.
-        let retrying = matches!(after, crate::conditions::After::Retry(_));
+        let retrying = matches!(after, super::After::Retry(_));
         if !succeeded && !retrying {
             let mut execution = snapshot.execution.clone();
             execution.status = PipelineExecutionStatus::Failed;
@@ -640,7 +641,7 @@ impl Engine<'_> {
         // QUEUED: a stage that succeeded is held until the execution queues in front of the next
         // one (`enter_stage` releases it), so no later execution overtakes it on the way.
         let continues = succeeded
-            && after == crate::conditions::After::Nothing
+            && after == super::After::Nothing
             && mode == ExecutionMode::Queued
             && snapshot.execution.rollback.is_none()
             && previous_stage_of_next(&pipeline.declaration, stage);
@@ -843,7 +844,7 @@ fn branch_failure(name: &str, branches: &[Value]) -> ErrorDetails {
         .filter(|e| e.get("Error").and_then(Value::as_str) != Some("States.Timeout"));
     match error {
         Some(error) => ErrorDetails {
-            code: "JobFailed".into(),
+            code: FailureType::JobFailed.into(),
             message: format!(
                 "the task of action {name} failed before it reported a result ({}); \
                  retry the stage",
@@ -851,18 +852,10 @@ fn branch_failure(name: &str, branches: &[Value]) -> ErrorDetails {
             ),
         },
         None => ErrorDetails {
-            code: "TimedOut".into(),
+            code: ErrorCode::TimedOut,
             message: format!("action {name} did not finish in time"),
         },
     }
-}
-
-/// Whether a callback error says Step Functions no longer awaits the task (answered before,
-/// timed out, its run ended): nothing is left to answer.
-pub(crate) fn task_gone(message: &str) -> bool {
-    ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"]
-        .iter()
-        .any(|gone| message.contains(gone))
 }
 
 #[cfg(test)]

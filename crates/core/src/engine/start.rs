@@ -13,7 +13,7 @@ use crate::execution::{
 };
 use crate::store::StoreError;
 
-use super::{Engine, EngineError, StartRequest, Started};
+use super::{Engine, EngineError, PortError, StartRequest, Started};
 
 impl Engine<'_> {
     /// Start an execution of the current version of `req.pipeline_name`.
@@ -90,7 +90,7 @@ impl Engine<'_> {
         self.config
             .targets
             .as_ref()
-            .ok_or_else(|| EngineError::StateMachine(NO_TARGETS.into()))
+            .ok_or_else(|| EngineError::StateMachine(PortError::Other(NO_TARGETS.into())))
     }
 
     /// The state machine of version `version` of `declaration` (created on first use, named
@@ -99,8 +99,12 @@ impl Engine<'_> {
         &self,
         version: u32,
         declaration: &PipelineDeclaration,
-    ) -> Result<String, String> {
-        let targets = self.config.targets.as_ref().ok_or(NO_TARGETS)?;
+    ) -> Result<String, PortError> {
+        let targets = self
+            .config
+            .targets
+            .as_ref()
+            .ok_or_else(|| PortError::Other(NO_TARGETS.into()))?;
         let definition = asl::compile(declaration, targets);
         let name = asl::machine_name(&declaration.name, version, &definition);
         self.machines.ensure(&name, &definition).await

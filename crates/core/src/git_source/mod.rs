@@ -45,6 +45,7 @@ pub use configuration::{
 pub use secret::{ConnectionSecret, Token};
 
 use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId};
+use crate::execution::FailureType;
 
 /// The API base URL when the stack sets none: github.com's REST API.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.github.com";
@@ -111,12 +112,12 @@ pub enum GitSourceError {
 
 impl GitSourceError {
     /// CodePipeline's name for the failure.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> FailureType {
         match self {
-            Self::Configuration(_) => "ConfigurationError",
-            Self::Permission(_) => "PermissionError",
-            Self::RevisionUnavailable(_) => "RevisionUnavailable",
-            Self::Failed(_) => "JobFailed",
+            Self::Configuration(_) => FailureType::ConfigurationError,
+            Self::Permission(_) => FailureType::PermissionError,
+            Self::RevisionUnavailable(_) => FailureType::RevisionUnavailable,
+            Self::Failed(_) => FailureType::JobFailed,
         }
     }
 }

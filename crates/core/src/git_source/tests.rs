@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::*;
+use crate::execution::FailureType;
 use crate::execution::SourceRevisionOverride;
 
 const ARN: &str = "arn:aws:codeconnections:us-east-1:123456789012:connection/7d2469ff-514a-4e4f-9003-5ca4a43cdc41";
@@ -176,7 +177,7 @@ fn configuration_errors_name_the_key() {
     ];
     for (kind, pairs, want) in cases {
         let err = GitSource::from_configuration(*kind, &config(pairs), "p/").unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError", "{pairs:?}");
+        assert_eq!(err.code(), FailureType::ConfigurationError, "{pairs:?}");
         assert!(err.to_string().contains(want), "{pairs:?}: {err}");
     }
 }
@@ -195,7 +196,7 @@ fn codebuild_clone_ref_is_refused_naming_the_key() {
     )
     .unwrap();
     let err = s.check_format().unwrap_err();
-    assert_eq!(err.code(), "ConfigurationError");
+    assert_eq!(err.code(), FailureType::ConfigurationError);
     assert!(
         err.to_string()
             .starts_with("configuration OutputArtifactFormat: CODEBUILD_CLONE_REF"),
@@ -252,7 +253,7 @@ fn the_pinned_commit_is_the_commit_id_override() {
         Some("4b2c2f0".into())
     );
     let err = pinned_commit(&[o("S3_OBJECT_VERSION_ID", "v1")]).unwrap_err();
-    assert_eq!(err.code(), "ConfigurationError");
+    assert_eq!(err.code(), FailureType::ConfigurationError);
     assert!(err.to_string().contains("S3_OBJECT_VERSION_ID"), "{err}");
     for bad in ["main", "4b2c2f", "4b2c2f0/../x", &"a".repeat(65)] {
         assert!(pinned_commit(&[o("COMMIT_ID", bad)]).is_err(), "{bad}");
@@ -291,7 +292,7 @@ fn urls_are_built_on_the_base() {
         "https://u:p@x",
     ] {
         let err = GitApi::new(bad).unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError", "{bad}");
+        assert_eq!(err.code(), FailureType::ConfigurationError, "{bad}");
     }
     // A credential in the URL is never echoed.
     let err = GitApi::new("https://user:ghp_secret@ghe.example.com").unwrap_err();
@@ -346,7 +347,7 @@ fn commits_are_read_from_the_api_json() {
     );
     for bad in [&b"not json"[..], b"{}", br#"{"sha": "xyz"}"#, br#"[1]"#] {
         let err = parse_commit(bad).unwrap_err();
-        assert_eq!(err.code(), "JobFailed");
+        assert_eq!(err.code(), FailureType::JobFailed);
     }
     let long = serde_json::json!({"sha": SHA, "commit": {"message": "x".repeat(5000)}});
     let c = parse_commit(long.to_string().as_bytes()).unwrap();
@@ -360,7 +361,7 @@ fn the_answer_must_be_the_pinned_commit() {
     let s = connection();
     assert!(check_pinned(&s, "4b2c2f0", &commit()).is_ok());
     let err = check_pinned(&s, "0000000", &commit()).unwrap_err();
-    assert_eq!(err.code(), "RevisionUnavailable");
+    assert_eq!(err.code(), FailureType::RevisionUnavailable);
 }
 
 #[test]
@@ -445,7 +446,7 @@ fn archive_paths_lose_the_top_level_folder() {
         Some("src/main.rs")
     );
     let err = paths.relative("other/README.md").unwrap_err();
-    assert_eq!(err.code(), "JobFailed");
+    assert_eq!(err.code(), FailureType::JobFailed);
     assert!(err.to_string().contains("outside its folder"), "{err}");
 }
 
@@ -480,59 +481,77 @@ fn tokens_stay_out_of_debug_output() {
 fn http_failures_say_what_and_why() {
     let s = connection();
     let api = GitApi::new("https://ghe.example.com/api/v3").unwrap();
-    let table: &[(ApiCall, u16, bool, &str, &str)] = &[
+    let table: &[(ApiCall, u16, bool, FailureType, &str)] = &[
         (
             ApiCall::BranchHead("main"),
             401,
             false,
-            "PermissionError",
+            FailureType::PermissionError,
             "refused the token in secret pipewright/connections/",
         ),
-        (ApiCall::Archive(SHA), 403, true, "JobFailed", "rate limit"),
-        (ApiCall::Commit(SHA), 429, false, "JobFailed", "rate limit"),
+        (
+            ApiCall::Archive(SHA),
+            403,
+            true,
+            FailureType::JobFailed,
+            "rate limit",
+        ),
+        (
+            ApiCall::Commit(SHA),
+            429,
+            false,
+            FailureType::JobFailed,
+            "rate limit",
+        ),
         (
             ApiCall::Commit(SHA),
             403,
             false,
-            "PermissionError",
+            FailureType::PermissionError,
             "may not read this repository",
         ),
         (
             ApiCall::BranchHead("main"),
             404,
             false,
-            "ConfigurationError",
+            FailureType::ConfigurationError,
             "no repository acme/app with a branch `main`",
         ),
         (
             ApiCall::BranchHead("main"),
             422,
             false,
-            "ConfigurationError",
+            FailureType::ConfigurationError,
             "no repository acme/app with a branch `main`",
         ),
         (
             ApiCall::Commit(SHA),
             422,
             false,
-            "RevisionUnavailable",
+            FailureType::RevisionUnavailable,
             "is not in repository acme/app",
         ),
         (
             ApiCall::Archive(SHA),
             404,
             false,
-            "RevisionUnavailable",
+            FailureType::RevisionUnavailable,
             "is not in repository acme/app",
         ),
         (
             ApiCall::BranchHead("main"),
             409,
             false,
-            "ConfigurationError",
+            FailureType::ConfigurationError,
             "the repository is empty",
         ),
-        (ApiCall::Archive(SHA), 502, false, "JobFailed", "HTTP 502"),
+        (
+            ApiCall::Archive(SHA),
+            502,
+            false,
+            FailureType::JobFailed,
+            "HTTP 502",
+        ),
     ];
     for (call, status, limited, code, want) in table {
         let err = http_error(&s, &api, *call, *status, Some("Not Found"), *limited);
@@ -577,7 +596,7 @@ fn api_messages_are_read_from_error_bodies() {
 fn size_errors_name_the_repository() {
     let s = connection();
     let err = archive_too_large(&s, SHA, 100);
-    assert_eq!(err.code(), "JobFailed");
+    assert_eq!(err.code(), FailureType::JobFailed);
     assert!(err.to_string().contains("repository acme/app"));
     assert!(err.to_string().contains("larger than 100 bytes"));
     assert!(content_too_large(&s, SHA, 7)

@@ -1,4 +1,5 @@
 use super::*;
+use crate::execution::FailureType;
 use crate::execution::SourceRevisionOverride;
 use crate::git_source;
 
@@ -73,7 +74,7 @@ fn a_codecommit_configuration_is_read_and_checked() {
         ("OutputArtifactFormat", "CODEBUILD_CLONE_REF"),
     ]))
     .unwrap_err();
-    assert_eq!(clone_ref.code(), "ConfigurationError");
+    assert_eq!(clone_ref.code(), FailureType::ConfigurationError);
     assert!(clone_ref
         .to_string()
         .starts_with("configuration OutputArtifactFormat: CODEBUILD_CLONE_REF"));
@@ -96,7 +97,7 @@ fn codecommit_pins_commit_ids_only() {
         pinned_commit(&[o("IMAGE_DIGEST", DIGEST)])
             .unwrap_err()
             .code(),
-        "ConfigurationError"
+        FailureType::ConfigurationError
     );
 }
 
@@ -264,7 +265,7 @@ fn the_content_budget_stops_at_its_limit() {
     budget.take(4, "r", SHA).unwrap();
     assert_eq!(budget.used(), 10);
     let err = budget.take(1, "r", SHA).unwrap_err();
-    assert_eq!(err.code(), "JobFailed");
+    assert_eq!(err.code(), FailureType::JobFailed);
     assert!(
         err.to_string().contains(&format!(
             "the files of commit {SHA} come to more than 10 bytes"
@@ -284,7 +285,7 @@ fn codecommit_errors_name_the_repository_and_what_to_check() {
         Some("RepositoryDoesNotExistException"),
         Some(400),
     );
-    assert_eq!(repo.code(), "ConfigurationError");
+    assert_eq!(repo.code(), FailureType::ConfigurationError);
     assert_eq!(
         repo.to_string(),
         "CodeCommit repository my-app: GetBranch (the head of branch `main`) failed: RepositoryDoesNotExistException: The thing does not exist.; there is no repository my-app in this account and region: check RepositoryName"
@@ -294,7 +295,7 @@ fn codecommit_errors_name_the_repository_and_what_to_check() {
         Some("BranchDoesNotExistException"),
         Some(400),
     );
-    assert_eq!(branch.code(), "ConfigurationError");
+    assert_eq!(branch.code(), FailureType::ConfigurationError);
     assert!(branch
         .to_string()
         .contains("has no branch `main`: check BranchName"));
@@ -303,7 +304,7 @@ fn codecommit_errors_name_the_repository_and_what_to_check() {
         Some("CommitIdDoesNotExistException"),
         Some(400),
     );
-    assert_eq!(commit.code(), "RevisionUnavailable");
+    assert_eq!(commit.code(), FailureType::RevisionUnavailable);
     assert!(commit
         .to_string()
         .ends_with(&format!("commit {SHA} is not in repository my-app")));
@@ -312,9 +313,9 @@ fn codecommit_errors_name_the_repository_and_what_to_check() {
         Some("AccessDeniedException"),
         Some(400),
     );
-    assert_eq!(denied.code(), "PermissionError");
+    assert_eq!(denied.code(), FailureType::PermissionError);
     let forbidden = case(CodeCommitCall::Folder("/"), None, Some(403));
-    assert_eq!(forbidden.code(), "PermissionError");
+    assert_eq!(forbidden.code(), FailureType::PermissionError);
     let other = codecommit_error(
         &source,
         CodeCommitCall::Blob("big.bin"),
@@ -322,7 +323,7 @@ fn codecommit_errors_name_the_repository_and_what_to_check() {
         Some(400),
         "",
     );
-    assert_eq!(other.code(), "JobFailed");
+    assert_eq!(other.code(), FailureType::JobFailed);
     assert_eq!(
         other.to_string(),
         "CodeCommit repository my-app: GetBlob (file big.bin) failed: FileTooLargeException"
@@ -334,7 +335,7 @@ fn codecommit_errors_name_the_repository_and_what_to_check() {
         None,
         "dispatch failure: connection refused",
     );
-    assert_eq!(transport.code(), "JobFailed");
+    assert_eq!(transport.code(), FailureType::JobFailed);
     assert!(transport
         .to_string()
         .contains("GetFolder src failed: dispatch failure"));
@@ -494,13 +495,13 @@ fn ecr_errors_name_the_repository_and_what_to_check() {
         Some(400),
         "The repository with name 'team/web-app' does not exist",
     );
-    assert_eq!(repo.code(), "ConfigurationError");
+    assert_eq!(repo.code(), FailureType::ConfigurationError);
     assert!(repo.to_string().starts_with(
         "ECR repository team/web-app: DescribeImages (the image tagged `latest`) failed: RepositoryNotFoundException: "
     ));
     assert!(repo.to_string().ends_with("check RepositoryName"));
     let tag = ecr_error(&source, None, Some("ImageNotFoundException"), Some(400), "");
-    assert_eq!(tag.code(), "ConfigurationError");
+    assert_eq!(tag.code(), FailureType::ConfigurationError);
     assert!(tag.to_string().ends_with(
         "ECR repository team/web-app has no image tagged `latest`: push one, or check ImageTag"
     ));
@@ -511,7 +512,7 @@ fn ecr_errors_name_the_repository_and_what_to_check() {
         Some(400),
         "",
     );
-    assert_eq!(digest.code(), "RevisionUnavailable");
+    assert_eq!(digest.code(), FailureType::RevisionUnavailable);
     assert!(digest.to_string().ends_with(&format!(
         "image {DIGEST} is not in ECR repository team/web-app"
     )));
@@ -524,11 +525,11 @@ fn ecr_errors_name_the_repository_and_what_to_check() {
             "no"
         )
         .code(),
-        "PermissionError"
+        FailureType::PermissionError
     );
     assert_eq!(
         ecr_error(&source, None, None, Some(503), "Service Unavailable").code(),
-        "JobFailed"
+        FailureType::JobFailed
     );
     assert_eq!(
         image_not_found(&source, None, None).to_string(),

@@ -1,6 +1,6 @@
 //! Git host webhooks: which host sent a delivery, whether its signature holds, and what git
 //! change it reports. Pure: the `webhook` function reads the secret and starts executions.
-//! [`dispatch()`] decides a whole delivery over the ports it is given.
+//! [`dispatch()`](crate::engine::webhooks::dispatch()) decides a whole delivery over the ports it is given.
 //!
 //! | host | event header | delivery id | authentication |
 //! |---|---|---|---|
@@ -23,10 +23,6 @@ use sha2::{Digest, Sha256};
 use crate::declaration::GitPullRequestEventType;
 
 use super::filters::{ChangedFiles, GitChange, GitPullRequest, GitPush, GitRef};
-
-pub mod dispatch;
-
-pub use dispatch::{dispatch, WebhookAnswer, WebhookContext, WebhookRequest, WebhookSecrets};
 
 /// Request headers, names in lower case (as Function URLs deliver them).
 pub type Headers = BTreeMap<String, String>;

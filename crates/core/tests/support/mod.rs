@@ -18,7 +18,8 @@ use pipewright_core::engine::{
 };
 use pipewright_core::events::TriggerType;
 use pipewright_core::execution::{
-    ActionExecutionStatus, ExecutionSnapshot, ExecutionTrigger, PipelineExecutionStatus,
+    ActionExecutionStatus, ExecutionSnapshot, ExecutionTrigger, FailureType,
+    PipelineExecutionStatus,
 };
 use pipewright_core::store::memory::MemoryPipelineStore;
 use pipewright_core::store::{PipelineRecord, PipelineStore};
@@ -255,7 +256,7 @@ pub fn ids(pipeline: &str, id: &str) -> ExecutionIds {
 
 /// A successful outcome with no result details, outputs or variables.
 pub fn success() -> ActionOutcome {
-    let mut outcome = ActionOutcome::failed("x", "x");
+    let mut outcome = ActionOutcome::failed(FailureType::JobFailed, "x");
     outcome.status = ActionExecutionStatus::Succeeded;
     outcome.result = Default::default();
     outcome

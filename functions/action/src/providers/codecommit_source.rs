@@ -322,6 +322,7 @@ mod tests {
 
     use super::super::test_support::{aws_error, aws_json_service, codecommit_client};
     use super::*;
+    use pipewright_core::execution::FailureType;
 
     const SHA: &str = "3e0f3b5a1c9e1a7c5d6b2f4e8a9c0d1e2f3a4b5c";
     const OLD: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
@@ -460,7 +461,7 @@ mod tests {
             .write_files(SHA, files, small.path(), 10)
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "JobFailed");
+        assert_eq!(err.code(), FailureType::JobFailed);
         assert!(
             err.to_string().contains("come to more than 10 bytes"),
             "{err}"
@@ -505,7 +506,7 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "RevisionUnavailable");
+        assert_eq!(err.code(), FailureType::RevisionUnavailable);
         assert!(
             err.to_string().starts_with("CodeCommit repository my-app: GetCommit 0123456789012345678901234567890123456789 failed: CommitIdDoesNotExistException"),
             "{err}"
@@ -531,7 +532,7 @@ mod tests {
                 source: &source,
             };
             let err = reader.commit(None, "us-east-1").await.unwrap_err();
-            assert_eq!(err.code(), "ConfigurationError");
+            assert_eq!(err.code(), FailureType::ConfigurationError);
             assert!(err.to_string().ends_with(wants), "{err}");
         }
     }
@@ -548,7 +549,7 @@ mod tests {
             source: &source,
         };
         let err = reader.commit(None, "us-east-1").await.unwrap_err();
-        assert_eq!(err.code(), "JobFailed");
+        assert_eq!(err.code(), FailureType::JobFailed);
         assert!(
             err.to_string()
                 .starts_with("CodeCommit repository my-app: GetBranch (the head of branch `main`) failed: no answer"),
@@ -594,7 +595,7 @@ mod tests {
         let err = write_file(dir.path(), &planned("../escape", false), vec![])
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "JobFailed");
+        assert_eq!(err.code(), FailureType::JobFailed);
         assert!(err.to_string().starts_with("file ../escape"), "{err}");
         assert!(!dir.path().parent().unwrap().join("escape").exists());
     }

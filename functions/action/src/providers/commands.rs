@@ -14,6 +14,7 @@
 //! Output goes to one log whose last 64 KiB are kept with the action. The commands are stopped
 //! (their whole process group) 5 s before the function's deadline.
 
+use pipewright_core::execution::FailureType;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -198,7 +199,8 @@ async fn run_in(
     };
     if let Some(failure) = failure {
         tracing::info!(%failure, "commands failed");
-        let mut outcome = ActionOutcome::failed("JobFailed", with_last_lines(&failure, &log_tail));
+        let mut outcome =
+            ActionOutcome::failed(FailureType::JobFailed, with_last_lines(&failure, &log_tail));
         outcome.log_tail = Some(log_tail);
         outcome.log_location = log_location;
         return Ok(outcome);
@@ -631,7 +633,7 @@ mod tests {
         );
         p.variables.clear();
         let err = user_environment(&p).unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.code(), FailureType::ConfigurationError);
         assert!(
             err.to_string().starts_with("environment variable STAGE:"),
             "{err}"
@@ -643,7 +645,7 @@ mod tests {
             "environmentVariables": [{"name": "TOKEN", "value": "arn:secret", "type": "SECRETS_MANAGER"}]
         }));
         let err = user_environment(&secret).unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.code(), FailureType::ConfigurationError);
         assert!(err.to_string().contains("not supported yet"), "{err}");
     }
 }

@@ -171,6 +171,7 @@ mod tests {
 
     use super::super::test_support::{aws_error, aws_json_service, ecr_client};
     use super::*;
+    use pipewright_core::execution::FailureType;
 
     const DIGEST: &str = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234abcd";
 
@@ -252,19 +253,19 @@ mod tests {
             (
                 source("nope", "latest"),
                 None,
-                "ConfigurationError",
+                FailureType::ConfigurationError,
                 "check RepositoryName",
             ),
             (
                 source("web", "release"),
                 None,
-                "ConfigurationError",
+                FailureType::ConfigurationError,
                 "ECR repository web has no image tagged `release`: push one, or check ImageTag",
             ),
             (
                 source("web", "latest"),
                 Some(other),
-                "RevisionUnavailable",
+                FailureType::RevisionUnavailable,
                 "is not in ECR repository web",
             ),
         ] {
@@ -305,6 +306,6 @@ mod tests {
             }
         );
         let err = image(&ImageDetail::builder().build(), &source, "1").unwrap_err();
-        assert_eq!(err.code(), "JobFailed");
+        assert_eq!(err.code(), FailureType::JobFailed);
     }
 }

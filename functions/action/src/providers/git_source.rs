@@ -593,6 +593,7 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{header, loopback};
+    use pipewright_core::execution::FailureType;
 
     const SHA: &str = "4b2c2f0a8e3d1c5b7a9f6e4d2c0b8a6f4e2d0c9b";
     const TOP: &str = "acme-app-4b2c2f0";
@@ -803,12 +804,12 @@ mod tests {
             )
         })
         .await;
-        assert_eq!(head.code(), "PermissionError");
+        assert_eq!(head.code(), FailureType::PermissionError);
         let text = head.to_string();
         assert!(text.starts_with(&format!("repository acme/app at {api}: reading the head of branch `main` failed with HTTP 401: Bad credentials")), "{text}");
         assert!(text.contains("pipewright/connections/c1"), "{text}");
         assert!(!text.contains("tok-123"));
-        assert_eq!(pinned.code(), "RevisionUnavailable");
+        assert_eq!(pinned.code(), FailureType::RevisionUnavailable);
         assert!(
             pinned
                 .to_string()
@@ -839,7 +840,7 @@ mod tests {
                 f.archive(sha, &file, 1000).await.unwrap_err()
             })
             .await;
-            assert_eq!(err.code(), "JobFailed");
+            assert_eq!(err.code(), FailureType::JobFailed);
             assert!(
                 err.to_string()
                     .contains("repository acme/app: the archive of commit"),
@@ -860,7 +861,7 @@ mod tests {
         let base = format!("http://{}", closed.local_addr().unwrap());
         drop(closed);
         let err = with_fetch(&base, async |f| f.commit(None).await.unwrap_err()).await;
-        assert_eq!(err.code(), "JobFailed");
+        assert_eq!(err.code(), FailureType::JobFailed);
         assert!(
             err.to_string().starts_with(&format!(
                 "repository acme/app at {base}: reading the head of branch `main`"
@@ -876,7 +877,7 @@ mod tests {
         std::fs::write(&file, tarball()).unwrap();
         let err =
             extract_archive(&file, &dir.path().join("files"), &source(), SHA, 10).unwrap_err();
-        assert_eq!(err.code(), "JobFailed");
+        assert_eq!(err.code(), FailureType::JobFailed);
         assert!(
             err.to_string().contains("come to more than 10 bytes"),
             "{err}"

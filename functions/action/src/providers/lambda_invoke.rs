@@ -4,6 +4,7 @@
 //! record keeps the task token, and the action's timeout fails it if the function never reports.
 
 use pipewright_core::engine::PreparedAction;
+use pipewright_core::execution::FailureType;
 use pipewright_core::jobs::{job_event, Functions, FUNCTION_NAME};
 
 use super::{required, ProviderError};
@@ -18,9 +19,9 @@ pub async fn run(
     functions
         .invoke_event(function, &job_event(prepared, None))
         .await
-        .map_err(|e| match e.code.as_str() {
-            "ConfigurationError" => ProviderError::Configuration(e.message),
-            "PermissionError" => ProviderError::Permission(e.message),
+        .map_err(|e| match e.code {
+            FailureType::ConfigurationError => ProviderError::Configuration(e.message),
+            FailureType::PermissionError => ProviderError::Permission(e.message),
             _ => ProviderError::Job(e.message),
         })?;
     tracing::info!(function, job = %prepared.record.action_execution_id, "function invoked; waiting for its job result");
@@ -67,18 +68,18 @@ mod tests {
         let err = run(&MemoryFunctions::default(), &invoke(json!({})))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.code(), FailureType::ConfigurationError);
         assert!(err.to_string().contains("FunctionName"), "{err}");
 
         let functions = MemoryFunctions::default();
         *functions.failure.lock().unwrap() = Some(InvokeError {
-            code: "PermissionError".into(),
+            code: FailureType::PermissionError,
             message: "lambda:Invoke denied".into(),
         });
         let err = run(&functions, &invoke(json!({"FunctionName": "f"})))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "PermissionError");
+        assert_eq!(err.code(), FailureType::PermissionError);
         assert_eq!(err.to_string(), "lambda:Invoke denied");
     }
 }

@@ -26,6 +26,7 @@ mod lambda_invoke;
 mod s3_deploy;
 mod s3_source;
 
+use pipewright_core::execution::FailureType;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,18 +67,20 @@ pub enum ProviderError {
 impl ProviderError {
     /// CodePipeline's name for the failure (`FailureDetails.type` / `ErrorDetails.code`):
     /// `ConfigurationError`, `PermissionError`, `RevisionUnavailable` or `JobFailed`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> FailureType {
         match self {
-            Self::Configuration(_) => "ConfigurationError",
-            Self::Permission(_) => "PermissionError",
-            Self::RevisionUnavailable(_) => "RevisionUnavailable",
-            Self::Job(_) => "JobFailed",
-            Self::Artifact { source, .. } if source.is_access_denied() => "PermissionError",
+            Self::Configuration(_) => FailureType::ConfigurationError,
+            Self::Permission(_) => FailureType::PermissionError,
+            Self::RevisionUnavailable(_) => FailureType::RevisionUnavailable,
+            Self::Job(_) => FailureType::JobFailed,
+            Self::Artifact { source, .. } if source.is_access_denied() => {
+                FailureType::PermissionError
+            }
             Self::Artifact {
                 source: ArtifactError::Pattern { .. },
                 ..
-            } => "ConfigurationError",
-            Self::Artifact { .. } => "JobFailed",
+            } => FailureType::ConfigurationError,
+            Self::Artifact { .. } => FailureType::JobFailed,
         }
     }
 }
@@ -519,7 +522,7 @@ mod tests {
             "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"}
         }));
         let err = providers().run(&prepared, None).await.unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.code(), FailureType::ConfigurationError);
         assert_eq!(
             err.to_string(),
             "provider Deploy/AWS/CodeDeploy (version 1) is not run by the action function yet"
@@ -534,7 +537,7 @@ mod tests {
             "configuration": {"S3Bucket": "b"}
         }));
         let err = providers().run(&prepared, None).await.unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.code(), FailureType::ConfigurationError);
         assert!(err.to_string().contains("S3ObjectKey"), "{err}");
     }
 
@@ -546,7 +549,7 @@ mod tests {
             "configuration": {"RepositoryName": "app", "BranchName": "main", "OutputArtifactFormat": "CODEBUILD_CLONE_REF"}
         }));
         let err = providers().run(&codecommit, None).await.unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.code(), FailureType::ConfigurationError);
         assert!(
             err.to_string()
                 .starts_with("configuration OutputArtifactFormat: CODEBUILD_CLONE_REF"),
@@ -558,7 +561,7 @@ mod tests {
             "configuration": {"ImageTag": "v1"}
         }));
         let err = providers().run(&ecr, None).await.unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.code(), FailureType::ConfigurationError);
         assert_eq!(err.to_string(), "configuration RepositoryName is required");
         // A valid configuration without an output artifact.
         let no_output = test_support::prepared(json!({
@@ -599,8 +602,8 @@ mod tests {
                 message: "m".into(),
             })),
         };
-        assert_eq!(s3("AccessDenied", 403).code(), "PermissionError");
-        assert_eq!(s3("InternalError", 500).code(), "JobFailed");
+        assert_eq!(s3("AccessDenied", 403).code(), FailureType::PermissionError);
+        assert_eq!(s3("InternalError", 500).code(), FailureType::JobFailed);
         assert_eq!(
             s3("InternalError", 500).to_string(),
             "input artifact A: S3 GetObject s3://b/k: m"
@@ -612,7 +615,7 @@ mod tests {
                 reason: "no".into(),
             },
         };
-        assert_eq!(pattern.code(), "ConfigurationError");
+        assert_eq!(pattern.code(), FailureType::ConfigurationError);
     }
 
     #[test]

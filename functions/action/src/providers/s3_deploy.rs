@@ -236,6 +236,7 @@ pub fn content_type(name: &str) -> &'static str {
 mod tests {
     use super::*;
     use crate::providers::test_support::prepared;
+    use pipewright_core::execution::FailureType;
     use serde_json::json;
 
     #[test]
@@ -274,7 +275,7 @@ mod tests {
         let err = run(&client(), &prepared(base.clone()), work.path())
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "ConfigurationError");
+        assert_eq!(err.code(), FailureType::ConfigurationError);
         assert!(err.to_string().contains("Extract"), "{err}");
 
         let mut acl = base.clone();

@@ -36,8 +36,8 @@ use sha2::Sha256;
 use crate::declaration::{ActionCategory, ActionDeclaration};
 use crate::engine::{ActionOutcome, Engine, EngineError, ExecutionIds};
 use crate::execution::{
-    ActionExecutionResult, ActionExecutionStatus, ErrorDetails, PipelineExecutionStatus,
-    SourceRevision,
+    ActionExecutionResult, ActionExecutionStatus, ErrorCode, ErrorDetails, FailureType,
+    PipelineExecutionStatus, SourceRevision,
 };
 use crate::store::StoreError;
 
@@ -221,7 +221,7 @@ impl Engine<'_> {
         };
         if prepared.declaration.action_type_id.category != ActionCategory::Approval {
             let outcome = ActionOutcome::failed(
-                "ConfigurationError",
+                FailureType::ConfigurationError,
                 format!(
                     "action {action} is {}, not a manual approval",
                     prepared.declaration.action_type_id
@@ -317,7 +317,7 @@ impl Engine<'_> {
                         .execution_result
                         .error_details
                         .as_ref()
-                        .is_some_and(|e| e.code == "TimedOut") =>
+                        .is_some_and(|e| e.code == ErrorCode::TimedOut) =>
                 {
                     "timed out".to_string()
                 }
@@ -447,7 +447,7 @@ impl Engine<'_> {
                 } else {
                     format!("Rejected by {}: {summary}", answer.decided_by)
                 };
-                let mut outcome = ActionOutcome::failed("JobFailed", message);
+                let mut outcome = ActionOutcome::failed(FailureType::JobFailed, message);
                 outcome.result.external_execution_summary =
                     Some(summary.to_string()).filter(|s| !s.is_empty());
                 outcome

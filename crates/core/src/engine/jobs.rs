@@ -23,8 +23,9 @@ use serde_json::{json, Value};
 use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId};
 use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
 use crate::execution::{
-    ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail,
+    ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, FailureType,
 };
+use crate::port_error::PortError;
 use crate::store::StoreError;
 
 /// The configuration key naming the function.
@@ -86,7 +87,7 @@ pub fn job_event(prepared: &PreparedAction, continuation_token: Option<&str>) ->
 pub struct InvokeError {
     /// `ConfigurationError` (no such function, a refused payload), `PermissionError` or
     /// `JobFailed`.
-    pub code: String,
+    pub code: FailureType,
     /// What went wrong.
     pub message: String,
 }
@@ -115,7 +116,7 @@ pub enum JobResult {
     /// `PutJobFailureResult`.
     Failed {
         /// `failureDetails.type`.
-        failure_type: String,
+        failure_type: FailureType,
         /// `failureDetails.message`.
         message: String,
         /// `failureDetails.externalExecutionId`.
@@ -208,7 +209,7 @@ impl Engine<'_> {
                 message,
                 external_execution_id,
             } => {
-                let mut outcome = ActionOutcome::failed(&failure_type, message);
+                let mut outcome = ActionOutcome::failed(failure_type, message);
                 outcome.result.external_execution_id = external_execution_id;
                 outcome
             }
@@ -271,7 +272,7 @@ impl Engine<'_> {
         let event = job_event(&prepared, Some(token));
         if let Err(e) = self.functions.invoke_event(function, &event).await {
             let outcome = ActionOutcome::failed(
-                &e.code,
+                e.code,
                 format!("invoking {function} with the continuation token: {e}"),
             );
             self.finish_job(&record, outcome, now).await?;
@@ -328,12 +329,10 @@ impl Engine<'_> {
 /// retry delivers the recorded result.
 fn callback_error(record: &ActionExecution, e: EngineError) -> JobError {
     match e {
-        EngineError::Callback(message) if crate::engine::task_gone(&message) => {
-            JobError::InvalidState(format!(
-                "job {} is no longer awaited by its pipeline execution: {message}",
-                record.action_execution_id
-            ))
-        }
+        EngineError::Callback(gone @ PortError::TaskGone(_)) => JobError::InvalidState(format!(
+            "job {} is no longer awaited by its pipeline execution: {gone}",
+            record.action_execution_id
+        )),
         e => e.into(),
     }
 }

@@ -26,8 +26,9 @@ use crate::declaration::ExecutionMode;
 use crate::engine::{Engine, EngineError, ExecutionIds};
 use crate::events::{ActionState, PipelineState, TriggerType};
 use crate::execution::{
-    ActionExecutionStatus, ErrorDetails, ExecutionSnapshot, ExecutionTrigger, ExecutionType,
-    PipelineExecution, PipelineExecutionStatus, Rollback, StageExecution, StageExecutionStatus,
+    ActionExecutionStatus, ErrorCode, ErrorDetails, ExecutionSnapshot, ExecutionTrigger,
+    ExecutionType, PipelineExecution, PipelineExecutionStatus, Rollback, StageExecution,
+    StageExecutionStatus,
 };
 use crate::store::StoreError;
 
@@ -534,7 +535,7 @@ impl Engine<'_> {
         let end = ActionEnd {
             status: ActionExecutionStatus::Abandoned,
             state: ActionState::Abandoned,
-            code: "Abandoned",
+            code: ErrorCode::Abandoned,
             message,
             task_error: asl::STOPPED_ERROR,
             task_cause: message,
@@ -562,7 +563,7 @@ impl Engine<'_> {
             record.status = end.status;
             record.last_update_time = now;
             record.output.execution_result.error_details = Some(ErrorDetails {
-                code: end.code.into(),
+                code: end.code.clone(),
                 message: end.message.into(),
             });
             let ended = [self.action_event(execution, &record, end.state)];
@@ -618,7 +619,7 @@ pub(crate) struct ActionEnd<'a> {
     /// The `state` of their events.
     pub state: ActionState,
     /// `errorDetails.code`.
-    pub code: &'a str,
+    pub code: ErrorCode,
     /// `errorDetails.message`.
     pub message: &'a str,
     /// The error their task tokens are failed with.

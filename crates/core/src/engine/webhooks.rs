@@ -17,10 +17,10 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use super::{Delivery, Headers, WebhookEvent};
-use crate::engine::{Engine, StartRequest};
+use super::{Engine, StartRequest};
 use crate::execution::ExecutionTrigger;
 use crate::store::{PipelineRecord, PipelineStore};
+use crate::triggers::webhooks::{self as wire, Delivery, Headers, WebhookEvent};
 use crate::triggers::{plan_git_change, GitChange};
 
 /// The webhook secrets (the `webhook` function reads them from Secrets Manager). Values are
@@ -106,7 +106,7 @@ pub async fn dispatch(ctx: &WebhookContext<'_>, request: &WebhookRequest<'_>) ->
     };
     let headers = request.headers;
     let body = request.body;
-    let Some(delivery) = super::identify(headers, body) else {
+    let Some(delivery) = wire::identify(headers, body) else {
         return refuse(
             400,
             "NotAWebhook",
@@ -149,11 +149,11 @@ async fn deliver(
             );
         }
     };
-    if let Err(e) = super::verify_signature(delivery.provider, headers, body, &secret) {
+    if let Err(e) = wire::verify_signature(delivery.provider, headers, body, &secret) {
         tracing::warn!(reason = %e, "delivery refused: bad signature");
         return refuse(401, "InvalidSignature", e.to_string());
     }
-    let changes = match super::parse_event(delivery, body) {
+    let changes = match wire::parse_event(delivery, body) {
         Ok(WebhookEvent::Ping) => {
             tracing::info!("ping");
             return reply(
@@ -267,11 +267,11 @@ async fn act_on(
             pipeline_execution_id: (ctx.new_id)(),
             trigger: ExecutionTrigger {
                 trigger_type: plan.trigger_type,
-                trigger_detail: super::trigger_detail(delivery, change),
+                trigger_detail: wire::trigger_detail(delivery, change),
             },
             variables: Vec::new(),
             source_revisions: plan.source_revisions.clone(),
-            idempotency_key: Some(super::idempotency_key(delivery, name, index)),
+            idempotency_key: Some(wire::idempotency_key(delivery, name, index)),
             now: (ctx.now)(),
         };
         match ctx.engine.start_execution(request).await {
@@ -550,10 +550,9 @@ mod tests {
 
     /// The body of `events/webhook-github-push.json`: a push to `main` of pipewright/app.
     fn push() -> Vec<u8> {
-        let event: Value = serde_json::from_str(include_str!(
-            "../../../../../events/webhook-github-push.json"
-        ))
-        .unwrap();
+        let event: Value =
+            serde_json::from_str(include_str!("../../../../events/webhook-github-push.json"))
+                .unwrap();
         event["body"].as_str().unwrap().as_bytes().to_vec()
     }
 
