@@ -894,6 +894,8 @@ fn leave_task(stage: &StageDeclaration, outcome: &str, targets: &AslTargets) -> 
     let mut body = payload(OP_LEAVE_STAGE);
     body.insert("stage".into(), stage.name.clone().into());
     body.insert("outcome".into(), outcome.into());
+    // Which run leaves: a repeat from a run an automatic retry replaced changes nothing.
+    body.insert("run.$".into(), "$$.Execution.Id".into());
     let mut task = lambda_task(
         LAMBDA_INVOKE,
         format!("Leave stage {} ({outcome}).", stage.name),

@@ -349,6 +349,66 @@ async fn on_failure_retry_retries_the_stage_once() {
     assert_eq!(world.machines.started.lock().unwrap().len(), 2);
 }
 
+/// Step Functions retries a leave whose first delivery already started the automatic retry (its
+/// answer was lost): the repeat comes from the replaced run and changes nothing — the retry's
+/// new attempt is not ended, no second retry starts, no event is published twice.
+#[tokio::test]
+async fn a_repeated_leave_from_the_run_a_retry_replaced_does_nothing() {
+    let world = World::with_pipeline(pipeline(json!({"onFailure": {
+        "result": "RETRY",
+        "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}
+    }})))
+    .await;
+    let engine = world.engine();
+    world.run_source(&engine, "guarded", A, "v1").await;
+    let first_run = world
+        .snapshot(A)
+        .await
+        .execution
+        .state_machine_execution_arn
+        .expect("a run");
+    assert_eq!(build(&engine, &world, A, "1", false).await, Some(true));
+    engine
+        .leave_stage_of_run(&ids(A), "Build", false, Some(&first_run), 24.0)
+        .await
+        .unwrap();
+    let retried = world.snapshot(A).await;
+    let new_run = retried
+        .execution
+        .state_machine_execution_arn
+        .clone()
+        .unwrap();
+    assert_ne!(new_run, first_run);
+    let events = world.events().len();
+    let started = world.machines.started.lock().unwrap().len();
+
+    // The repeat, from the first run.
+    engine
+        .leave_stage_of_run(&ids(A), "Build", false, Some(&first_run), 24.5)
+        .await
+        .unwrap();
+    let after = world.snapshot(A).await;
+    assert_eq!(after.execution.status, PipelineExecutionStatus::InProgress);
+    assert_eq!(
+        after.stage("Build").unwrap().status,
+        retried.stage("Build").unwrap().status
+    );
+    assert_eq!(after.stage("Build").unwrap().attempt, 2);
+    assert_eq!(world.events().len(), events, "{:#?}", world.events());
+    assert_eq!(world.machines.started.lock().unwrap().len(), started);
+
+    // The new run's own leave still counts.
+    assert_eq!(build(&engine, &world, A, "2", false).await, Some(true));
+    engine
+        .leave_stage_of_run(&ids(A), "Build", false, Some(&new_run), 25.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        world.snapshot(A).await.execution.status,
+        PipelineExecutionStatus::Failed
+    );
+}
+
 fn override_body(id: &str, kind: &str) -> Value {
     json!({"pipelineName": "guarded", "stageName": "Build", "pipelineExecutionId": id, "conditionType": kind})
 }

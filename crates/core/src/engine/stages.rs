@@ -549,7 +549,30 @@ impl Engine<'_> {
         succeeded: bool,
         now: f64,
     ) -> Result<(), EngineError> {
+        self.leave_stage_of_run(ids, stage, succeeded, None, now)
+            .await
+    }
+
+    /// [`Engine::leave_stage`], sent by state machine run `run`: when the execution records
+    /// another run as its current one, this leave is a repeat from a run an automatic retry (or a
+    /// condition override) has replaced — Step Functions retrying a leave whose first delivery
+    /// already started the new run — and does nothing: the new run's attempt is not its to end.
+    pub async fn leave_stage_of_run(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        succeeded: bool,
+        run: Option<&str>,
+        now: f64,
+    ) -> Result<(), EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
+        if let (Some(run), Some(current)) = (run, &snapshot.execution.state_machine_execution_arn) {
+            if run != current {
+                tracing::info!(execution = %ids.pipeline_execution_id, %stage, %run, %current,
+                    "a leave from a replaced run: nothing to do");
+                return Ok(());
+            }
+        }
         let mut record = snapshot.stage(stage).cloned().unwrap_or(StageExecution {
             pipeline_execution_id: ids.pipeline_execution_id.clone(),
             stage_name: stage.to_string(),

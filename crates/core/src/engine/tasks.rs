@@ -45,6 +45,10 @@ pub enum TaskRequest {
         stage: String,
         /// `Succeeded` or `Failed`.
         outcome: String,
+        /// The run that leaves (`$$.Execution.Id`): a leave from a run the execution no longer
+        /// records as current (an automatic retry started another) does nothing.
+        #[serde(default)]
+        run: Option<String>,
     },
     /// `finishExecution`.
     #[serde(rename_all = "camelCase")]
@@ -171,6 +175,7 @@ impl Engine<'_> {
                 ids,
                 stage,
                 outcome,
+                run,
             } => {
                 let succeeded = match outcome.as_str() {
                     "Succeeded" => true,
@@ -181,7 +186,8 @@ impl Engine<'_> {
                         )))
                     }
                 };
-                self.leave_stage(&ids, &stage, succeeded, now).await?;
+                self.leave_stage_of_run(&ids, &stage, succeeded, run.as_deref(), now)
+                    .await?;
                 Ok(json!({}))
             }
             TaskRequest::FinishExecution { ids, .. } => {

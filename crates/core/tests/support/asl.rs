@@ -315,6 +315,11 @@ fn check_engine_contract(p: &PipelineDeclaration, asl: &Value, out: &mut Vec<Str
         let Some(leave) = find_task(states, "leaveStage", Some(s), Some("Succeeded"), out) else {
             return;
         };
+        for task in [failed, leave] {
+            if payload(&states[task])["run.$"] != "$$.Execution.Id" {
+                out.push(format!("`{task}` does not name the run that leaves"));
+            }
+        }
         let fail_state = &states[states[failed]["Next"].as_str().unwrap_or("")];
         if fail_state["Type"] != "Fail" || fail_state["Error"] != "Pipewright.StageFailed" {
             out.push(format!("`{failed}` does not end in the Fail state"));
