@@ -522,3 +522,45 @@ async fn an_action_function_killed_mid_action_fails_the_action_and_the_next_exec
         "{summary:?}"
     );
 }
+
+/// What EventBridge hands the orchestrator (run status events, sweeps) and the trigger
+/// (source changes, schedules) and they fail on after Lambda's retries is kept in a dead-letter
+/// queue of the stack, not dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn asynchronous_invocations_that_keep_failing_land_in_dead_letter_queues() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let sqs = aws_sdk_sqs::Client::new(&c.sdk);
+    for (logical, output) in [
+        ("OrchestratorFunction", "OrchestratorDeadLetterQueueUrl"),
+        ("TriggerFunction", "TriggerDeadLetterQueueUrl"),
+    ] {
+        let function =
+            pipewright_e2e::pipelines::function_of(&c, pipewright_local::STACK_NAME, logical).await;
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(stack.output(output))
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("GetQueueAttributes")
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("a queue ARN");
+        let config = c
+            .lambda
+            .get_function_configuration()
+            .function_name(&function)
+            .send()
+            .await
+            .expect("GetFunctionConfiguration");
+        assert_eq!(
+            config.dead_letter_config().and_then(|d| d.target_arn()),
+            Some(queue_arn.as_str()),
+            "{logical}"
+        );
+    }
+}

@@ -14,36 +14,11 @@ use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use aws_sdk_lambda::types::Environment;
 use pipewright_e2e::faults::{self, Fault};
 use pipewright_e2e::pipelines::{
-    clients, drain_events, execution_records, latest_action, source_bucket, start, subscribe,
-    wait_for, Clients, PipelineBuilder,
+    clients, drain_events, execution_records, function_of, latest_action, source_bucket, start,
+    subscribe, wait_for, Clients, PipelineBuilder,
 };
 use pipewright_e2e::{stack, stack_beside, unique, Stack};
 use serde_json::{json, Value};
-
-/// The name of `stack`'s function of logical id `logical` (`<stack>-<logical>-<suffix>`).
-async fn function_of(c: &Clients, stack_name: &str, logical: &str) -> String {
-    let prefix = format!("{stack_name}-{logical}");
-    let mut marker = None;
-    loop {
-        let page = c
-            .lambda
-            .list_functions()
-            .set_marker(marker)
-            .send()
-            .await
-            .expect("ListFunctions");
-        if let Some(f) = page
-            .functions()
-            .iter()
-            .filter_map(|f| f.function_name())
-            .find(|n| n.starts_with(&prefix))
-        {
-            return f.to_string();
-        }
-        marker = page.next_marker().map(str::to_string);
-        assert!(marker.is_some(), "no function {prefix}*");
-    }
-}
 
 /// Add `key=value` to function `name`'s environment (before its first invocation: a sandbox
 /// keeps the environment it started with).

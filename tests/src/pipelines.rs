@@ -505,6 +505,31 @@ pub fn commands_action(name: &str, commands: &[&str]) -> Value {
     })
 }
 
+/// The name of `stack`'s function of logical id `logical` (`<stack>-<logical>-<suffix>`).
+pub async fn function_of(c: &Clients, stack_name: &str, logical: &str) -> String {
+    let prefix = format!("{stack_name}-{logical}");
+    let mut marker = None;
+    loop {
+        let page = c
+            .lambda
+            .list_functions()
+            .set_marker(marker)
+            .send()
+            .await
+            .expect("ListFunctions");
+        if let Some(f) = page
+            .functions()
+            .iter()
+            .filter_map(|f| f.function_name())
+            .find(|n| n.starts_with(&prefix))
+        {
+            return f.to_string();
+        }
+        marker = page.next_marker().map(str::to_string);
+        assert!(marker.is_some(), "no function {prefix}*");
+    }
+}
+
 /// A new versioned bucket of its own holding `app.zip` (a README); returns the bucket's name.
 pub async fn source_bucket(c: &Clients) -> String {
     let bucket = crate::unique("pipewright-src");

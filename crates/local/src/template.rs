@@ -3,7 +3,9 @@
 //! The local stack is created from the very template that deploys to AWS. Only what a deploy
 //! tool would change is changed: each Rust function's `CodeUri` (a crate folder, built by
 //! `sam build`) becomes the S3 location of a zip built for this host, and the functions'
-//! architecture becomes the host's. Nothing else is touched.
+//! architecture becomes the host's. One SAM property the emulator's transform drops is
+//! translated as SAM translates it: a function's `DeadLetterQueue` (`Type`, `TargetArn`) becomes
+//! Lambda's `DeadLetterConfig` (`TargetArn`). Nothing else is touched.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -100,6 +102,14 @@ impl Template {
                     .map(|r| r.entry("Properties").or_insert_with(|| json!({})));
                 if let Some(Value::Object(props)) = props {
                     props.insert("CodeUri".into(), json!(format!("s3://{bucket}/{key}")));
+                    if let Some(target) = props
+                        .get("DeadLetterQueue")
+                        .and_then(|q| q.get("TargetArn"))
+                        .cloned()
+                    {
+                        props.remove("DeadLetterQueue");
+                        props.insert("DeadLetterConfig".into(), json!({ "TargetArn": target }));
+                    }
                     if props.contains_key("Architectures") {
                         props.insert("Architectures".into(), json!([architecture]));
                     }
@@ -194,6 +204,9 @@ Resources:
     Properties:
       CodeUri: functions/api
       Architectures: [arm64]
+      DeadLetterQueue:
+        Type: SQS
+        TargetArn: {"Fn::GetAtt": [Dlq, Arn]}
   PythonFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -230,6 +243,13 @@ Outputs:
                 .pointer("/Resources/ApiFunction/Properties/CodeUri")
                 .unwrap(),
             "s3://code/api.zip"
+        );
+        // SAM's dead-letter queue, as SAM translates it (the emulator's transform drops it).
+        let props = local.pointer("/Resources/ApiFunction/Properties").unwrap();
+        assert!(props.get("DeadLetterQueue").is_none());
+        assert_eq!(
+            props["DeadLetterConfig"],
+            json!({"TargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]}})
         );
         assert_eq!(
             local
