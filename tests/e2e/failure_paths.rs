@@ -465,24 +465,7 @@ async fn an_action_function_killed_mid_action_fails_the_action_and_the_next_exec
         std::process::id() % 10,
         17 + std::process::id() % 80
     );
-    let var = |value: &str| {
-        aws_sdk_codepipeline::types::PipelineVariable::builder()
-            .name("nap")
-            .value(value)
-            .build()
-            .unwrap()
-    };
-    let id = c
-        .codepipeline
-        .start_pipeline_execution()
-        .name(&name)
-        .variables(var(&nap))
-        .send()
-        .await
-        .expect("StartPipelineExecution")
-        .pipeline_execution_id()
-        .expect("an id")
-        .to_string();
+    let id = pipewright_e2e::pipelines::start_with(&c, &name, &[("nap", &nap)]).await;
     let bootstrap = eventually(
         "the action's command to run",
         Duration::from_millis(200),

@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use pipewright_e2e::pipelines::{
-    clients, create_pipeline, execution_records, latest_action, start, versioned_source, wait_for,
-    zip_of, Clients,
+    clients, create_pipeline, execution_records, latest_action, start, start_with,
+    versioned_source, wait_for, zip_of, Clients,
 };
 use pipewright_e2e::{root, stack, unique, Stack};
 use pipewright_local::package::{zip_bootstrap, Profile, Workspace};
@@ -349,29 +349,8 @@ async fn a_rule_function_slower_than_the_orchestrator_fails_its_rule_and_the_nex
             "actions": [pipewright_e2e::pipelines::commands_action("Gate", &["true"])],
             "beforeEntry": {"conditions": [{"result": "FAIL", "rules": [rule]}]}}))
         .create(stack);
-    let start_napping = |nap: &'static str| {
-        let (c, name) = (&c, &name);
-        async move {
-            c.codepipeline
-                .start_pipeline_execution()
-                .name(name)
-                .variables(
-                    aws_sdk_codepipeline::types::PipelineVariable::builder()
-                        .name("nap")
-                        .value(nap)
-                        .build()
-                        .unwrap(),
-                )
-                .send()
-                .await
-                .expect("StartPipelineExecution")
-                .pipeline_execution_id()
-                .expect("an id")
-                .to_string()
-        }
-    };
     let started = std::time::Instant::now();
-    let slow = start_napping("40").await;
+    let slow = start_with(&c, &name, &[("nap", "40")]).await;
     let (status, summary) = wait_for(&c, &name, &slow).await;
     assert_eq!(status, PipelineExecutionStatus::Failed, "{summary:?}");
     let records = execution_records(&c, stack, &slow).await;
@@ -388,7 +367,7 @@ async fn a_rule_function_slower_than_the_orchestrator_fails_its_rule_and_the_nex
     );
     // The function is done sleeping before the next rule call (one invocation at a time).
     tokio::time::sleep(std::time::Duration::from_secs(42).saturating_sub(started.elapsed())).await;
-    let quick = start_napping("0").await;
+    let quick = start_with(&c, &name, &[("nap", "0")]).await;
     let (status, summary) = wait_for(&c, &name, &quick).await;
     assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
 }

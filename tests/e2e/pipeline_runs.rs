@@ -8,7 +8,7 @@ use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use aws_sdk_lambda::primitives::Blob;
 use pipewright_e2e::pipelines::{
     approve_when_asked, clients, create_pipeline, drain_events, execution_records, latest_action,
-    start, subscribe, versioned_source, wait_for, without_approvals, zip_of, Clients,
+    outbox_ids, start, subscribe, versioned_source, wait_for, without_approvals, zip_of, Clients,
 };
 use pipewright_e2e::{root, stack, unique, Stack};
 use serde_json::{json, Value};
@@ -78,27 +78,6 @@ fn kinds(events: &[Value]) -> Vec<(String, String, String)> {
                 .join(".");
             (kind, place, d["state"].as_str().unwrap().to_string())
         })
-        .collect()
-}
-
-/// The ids of the outbox items of execution `id`.
-async fn outbox_ids(c: &Clients, stack: &Stack, id: &str) -> std::collections::BTreeSet<String> {
-    let out = c
-        .dynamo
-        .query()
-        .table_name(stack.output("EventsTableName"))
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("OUTBOX#{id}")),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("query the outbox");
-    out.items()
-        .iter()
-        .map(|item| item["sk"].as_s().unwrap().clone())
         .collect()
 }
 

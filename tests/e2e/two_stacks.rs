@@ -14,8 +14,8 @@ use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use aws_sdk_lambda::types::Environment;
 use pipewright_e2e::faults::{self, Fault};
 use pipewright_e2e::pipelines::{
-    clients, drain_events, execution_records, function_of, latest_action, source_bucket, start,
-    subscribe, wait_for, Clients, PipelineBuilder,
+    clients, drain_events, execution_records, function_of, latest_action, outbox_ids,
+    source_bucket, start, subscribe, wait_for, Clients, PipelineBuilder,
 };
 use pipewright_e2e::{stack, stack_beside, unique, Stack};
 use serde_json::{json, Value};
@@ -194,25 +194,7 @@ async fn two_stacks_in_one_account_keep_apart_and_ride_out_lost_callbacks_and_re
         let key = event["detail"]["event-id"].as_str().expect("an event id");
         by_id.entry(key.to_string()).or_default().push(event);
     }
-    let outbox: BTreeSet<String> = {
-        let out = c2
-            .dynamo
-            .query()
-            .table_name(second.output("EventsTableName"))
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(
-                ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("OUTBOX#{id2}")),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("query the outbox");
-        out.items()
-            .iter()
-            .map(|item| item["sk"].as_s().unwrap().clone())
-            .collect()
-    };
+    let outbox = outbox_ids(&c2, &second, &id2).await;
     assert!(!outbox.is_empty());
     assert_eq!(
         by_id.keys().cloned().collect::<BTreeSet<_>>(),

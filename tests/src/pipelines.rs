@@ -111,9 +111,25 @@ pub fn api_call(stack: &Stack, op: &str, body: &Value) -> Value {
 
 /// StartPipelineExecution; returns the execution id.
 pub async fn start(c: &Clients, name: &str) -> String {
+    start_with(c, name, &[]).await
+}
+
+/// StartPipelineExecution with pipeline variables (name, value); returns the execution id.
+pub async fn start_with(c: &Clients, name: &str, variables: &[(&str, &str)]) -> String {
+    let variables = variables
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_codepipeline::types::PipelineVariable::builder()
+                .name(*k)
+                .value(*v)
+                .build()
+                .expect("a pipeline variable")
+        })
+        .collect();
     c.codepipeline
         .start_pipeline_execution()
         .name(name)
+        .set_variables(Some(variables))
         .send()
         .await
         .expect("StartPipelineExecution")
@@ -246,6 +262,28 @@ pub async fn execution_records(c: &Clients, stack: &Stack, id: &str) -> Vec<(Str
                 serde_json::from_str(i["record"].as_s().expect("record")).expect("record JSON");
             (sk, record)
         })
+        .collect()
+}
+
+/// The ids of the outbox items of execution `id` (the events its state changes wrote).
+pub async fn outbox_ids(
+    c: &Clients,
+    stack: &Stack,
+    id: &str,
+) -> std::collections::BTreeSet<String> {
+    let out = c
+        .dynamo
+        .query()
+        .table_name(stack.output("EventsTableName"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("OUTBOX#{id}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query the outbox");
+    out.items()
+        .iter()
+        .map(|item| item["sk"].as_s().expect("sk").clone())
         .collect()
 }
 

@@ -78,14 +78,14 @@ pub struct RuleContext<'a> {
 /// belongs in a `Commands` rule.
 pub const RULE_CALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Run `call` until `ctx.deadline` (or the rule's own `timeoutInMinutes`, if sooner); past it,
-/// [`PortError::Unavailable`].
+/// Run `call` of `what` (`function f`, `alarm a`) until `ctx.deadline` (or the rule's own
+/// `timeoutInMinutes`, if sooner); its error, for a person, names `what`.
 async fn within_budget<T>(
     rule: &RuleDeclaration,
     ctx: &RuleContext<'_>,
     what: &str,
     call: impl std::future::Future<Output = Result<T, PortError>>,
-) -> Result<T, PortError> {
+) -> Result<T, String> {
     let mut deadline = ctx.deadline;
     if let Some(minutes) = rule.timeout_in_minutes {
         let own =
@@ -93,12 +93,12 @@ async fn within_budget<T>(
         deadline = deadline.min(own);
     }
     match tokio::time::timeout_at(deadline, call).await {
-        Ok(answer) => answer,
-        Err(_) => Err(PortError::Unavailable(format!(
+        Ok(answer) => answer.map_err(|e| format!("{what}: {e}")),
+        Err(_) => Err(format!(
             "{what} did not answer in time: the calls of a condition's rules get {} s together \
              (a rule's timeoutInMinutes can shorten its share)",
             RULE_CALL_BUDGET.as_secs()
-        ))),
+        )),
     }
 }
 
@@ -188,16 +188,7 @@ pub async fn run_rule(
                 "userParameters": config.get("UserParameters"),
             });
             let who = format!("function {function}");
-            let answer = within_budget(rule, ctx, &who, checks.invoke(function, &payload))
-                .await
-                .map_err(|e| {
-                    let e = e.to_string();
-                    if e.starts_with(&who) {
-                        e
-                    } else {
-                        format!("{who}: {e}")
-                    }
-                })?;
+            let answer = within_budget(rule, ctx, &who, checks.invoke(function, &payload)).await?;
             match answer.get("status").and_then(Value::as_str) {
                 Some(s) if s.eq_ignore_ascii_case("FAILED") => Err(format!(
                     "function {function} answered FAILED{}",
@@ -213,16 +204,7 @@ pub async fn run_rule(
         "CloudWatchAlarm" => {
             let alarm = get("AlarmName")?;
             let who = format!("alarm {alarm}");
-            let state = within_budget(rule, ctx, &who, checks.alarm_state(alarm))
-                .await
-                .map_err(|e| {
-                    let e = e.to_string();
-                    if e.starts_with(&who) {
-                        e
-                    } else {
-                        format!("{who}: {e}")
-                    }
-                })?;
+            let state = within_budget(rule, ctx, &who, checks.alarm_state(alarm)).await?;
             if state == "ALARM" {
                 Err(format!("alarm {alarm} is in ALARM"))
             } else {

@@ -70,18 +70,8 @@ impl Engine<'_> {
             }
         }
         // 2. Its state machines, one per version that ran (or could have).
-        if let Some(targets) = &self.config.targets {
-            for version in 1..=current.version() {
-                let Some(record) = self.pipelines.get(name, Some(version)).await? else {
-                    continue;
-                };
-                let definition = crate::asl::compile(&record.declaration, targets);
-                let machine = crate::asl::machine_name(name, version, &definition);
-                self.machines
-                    .delete(&machine)
-                    .await
-                    .map_err(EngineError::StateMachine)?;
-            }
+        for version in 1..=current.version() {
+            self.delete_version_machine(name, version).await?;
         }
         // 3. What the executions table keeps about the pipeline as a whole.
         self.executions.forget_pipeline(name).await?;

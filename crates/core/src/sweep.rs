@@ -192,7 +192,7 @@ pub fn idle_old_versions(
 impl Engine<'_> {
     /// Delete the state machine of version `version` of pipeline `name`; its name, or `None` when
     /// the engine cannot name it (no targets configured, or the version's declaration is gone).
-    async fn delete_version_machine(
+    pub(crate) async fn delete_version_machine(
         &self,
         name: &str,
         version: u32,

@@ -205,14 +205,7 @@ pub async fn up(opts: &UpOptions) -> Result<LocalStack, LocalError> {
     if let Some(running) = status(&opts.state_dir) {
         return Ok(running);
     }
-    let template = Template::load(&opts.root.join("template.yaml"))?;
-    let workspace = Workspace::open(&opts.root)?;
-    let functions = workspace.build_functions(
-        &template.rust_functions(),
-        opts.profile,
-        &opts.state_dir.join("build"),
-    )?;
-    let lambda_host = workspace.binary(opts.profile, LAMBDA_HOST_PACKAGE);
+    let (functions, lambda_host) = build(opts)?;
     let emulator = Emulator::start(&EmulatorOptions {
         fakecloud: emulator::find_fakecloud()?,
         lambda_host: lambda_host.clone(),
@@ -240,6 +233,13 @@ pub async fn up_beside(
     opts: &UpOptions,
     stack_name: &str,
 ) -> Result<LocalStack, LocalError> {
+    let (functions, lambda_host) = build(opts)?;
+    deploy_into(opts, emulator, &lambda_host, &functions, stack_name).await
+}
+
+/// Build the template's functions (packaged under `<state_dir>/build`) and find the lambda host
+/// that runs them.
+fn build(opts: &UpOptions) -> Result<(Vec<PackagedFunction>, PathBuf), LocalError> {
     let template = Template::load(&opts.root.join("template.yaml"))?;
     let workspace = Workspace::open(&opts.root)?;
     let functions = workspace.build_functions(
@@ -247,8 +247,10 @@ pub async fn up_beside(
         opts.profile,
         &opts.state_dir.join("build"),
     )?;
-    let lambda_host = workspace.binary(opts.profile, LAMBDA_HOST_PACKAGE);
-    deploy_into(opts, emulator, &lambda_host, &functions, stack_name).await
+    Ok((
+        functions,
+        workspace.binary(opts.profile, LAMBDA_HOST_PACKAGE),
+    ))
 }
 
 /// Deploy `template.yaml` as `stack_name` into `emulator` and start the stack's gateways.
