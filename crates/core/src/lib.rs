@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod abort;
+pub mod access;
 pub mod asl;
 pub mod conditions;
 pub mod control_plane;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The modules that must not depend on the engine, nor on each other in a cycle.
 const PURE: &[&str] = &[
+    "access",
     "asl",
     "conditions",
     "declaration",

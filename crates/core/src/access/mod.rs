@@ -1,0 +1,14 @@
+//! Who may call the control plane, and what they may do (the authorization issue: "two doors,
+//! one authorization").
+//!
+//! - [`sigv4`]: the key door's check that a request was signed (SigV4, service `codepipeline`)
+//!   with a Pipewright-issued access key: the signature recomputed with the AWS SDK's own signer,
+//!   compared in constant time, within 15 minutes of now.
+//! - [`policy`]: one check for both doors, per operation and per pipeline, of a caller's
+//!   [`policy::Grant`] (CodePipeline IAM action patterns and pipeline-name globs), before
+//!   anything is read or written.
+//!
+//! Pure: the key store, the function URLs and the CLI's `keys` commands use these.
+
+pub mod policy;
+pub mod sigv4;
