@@ -252,7 +252,8 @@ struct Delivery {
 }
 
 /// The sample delivery of `provider` (`github`, `gitlab`, `bitbucket`) from `events/`, about
-/// `repository`, with delivery id `id`, signed with `secret`.
+/// `repository`, with delivery id `id` (in its body too: each delivery is another change),
+/// signed with `secret`.
 fn delivery(provider: &str, repository: &str, id: &str, secret: &[u8]) -> Delivery {
     let event = sample(&format!("webhook-{provider}-push.json"));
     let mut payload: Value =
@@ -261,6 +262,8 @@ fn delivery(provider: &str, repository: &str, id: &str, secret: &[u8]) -> Delive
         "gitlab" => payload["project"]["path_with_namespace"] = json!(repository),
         _ => payload["repository"]["full_name"] = json!(repository),
     }
+    // Each delivery of a host is a body of its own (another push); the parsers ignore the member.
+    payload["pipewright_test_delivery"] = json!(id);
     signed(provider, payload.to_string().into_bytes(), id, secret)
 }
 
@@ -703,4 +706,39 @@ async fn a_push_filtered_out_by_the_triggers_starts_nothing_and_says_why() {
             .contains("has no git source action for someone/else"),
         "{answer}"
     );
+}
+
+/// A captured delivery replayed under a new delivery id (the id is not covered by the
+/// signature) is the change it was: it starts nothing new, at either URL.
+#[tokio::test]
+async fn a_delivery_replayed_with_a_new_delivery_id_starts_nothing() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let secret = stack_secret(&c, stack).await;
+    let repository = format!("pipewright/{}", unique("replay"));
+    let name = unique("wh-replay");
+    create(stack, &name, git_source(&repository, "main"), None);
+    let path = format!("/{name}");
+
+    let original = delivery("github", &repository, &unique("delivery"), &secret);
+    let (status, first) = send(stack, &path, &original);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["started"][0]["new"], json!(true), "{first}");
+
+    let mut replayed = original.headers.clone();
+    for (k, v) in replayed.iter_mut() {
+        if k.eq_ignore_ascii_case("X-GitHub-Delivery") {
+            *v = unique("replayed");
+        }
+    }
+    for at in [path.as_str(), "/"] {
+        let (status, answer) = post(stack, at, &replayed, &original.body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["started"][0]["pipelineExecutionId"], first["started"][0]["pipelineExecutionId"],
+            "{answer}"
+        );
+        assert_eq!(answer["started"][0]["new"], json!(false), "{answer}");
+    }
+    assert_eq!(executions(&c, &name).await.len(), 1);
 }

@@ -726,6 +726,24 @@ mod tests {
         assert_eq!(again.body["started"][0]["new"], false);
         assert_eq!(world.launched(), 1);
 
+        // A captured delivery replayed under a new delivery id (the id is not signed) is the
+        // same change: nothing new starts.
+        let mut replayed = github("push", &body, STACK_SECRET);
+        replayed.insert("x-github-delivery".into(), "replayed-1234".into());
+        let replay = world.send("POST", "/", &replayed, &body).await;
+        assert_eq!(replay.status, 200, "{}", replay.body);
+        assert_eq!(replay.body["started"][0]["pipelineExecutionId"], id);
+        assert_eq!(replay.body["started"][0]["new"], false);
+        assert_eq!(world.launched(), 1);
+        // Another change (another body) starts another execution.
+        let other = String::from_utf8(body.clone())
+            .unwrap()
+            .replacen("\"ref\"", "\"pusher_note\": \"again\", \"ref\"", 1)
+            .into_bytes();
+        let answer = world.github("/", "push", &other, STACK_SECRET).await;
+        assert_eq!(answer.body["started"][0]["new"], true, "{}", answer.body);
+        assert_eq!(world.launched(), 2);
+
         // At a pipeline's own URL: only that pipeline is decided.
         let answer = world.github("/other", "push", &body, STACK_SECRET).await;
         assert_eq!(answer.status, 200);

@@ -69,8 +69,11 @@ pub struct Delivery {
     pub provider: GitProvider,
     /// The event header's value (`push`, `Push Hook`, `repo:push`, ...).
     pub event: String,
-    /// The delivery id (the idempotency key), or `sha256-<hex of the body>`.
+    /// The delivery id the host sent, or `sha256-<hex of the body>`.
     pub delivery_id: String,
+    /// The SHA-256 of the signed body, hex: what de-duplicates deliveries ([`idempotency_key`]),
+    /// so a captured body re-sent under a new delivery id starts nothing.
+    pub body_sha256: String,
 }
 
 fn header<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
@@ -119,12 +122,14 @@ pub fn identify(headers: &Headers, body: &[u8]) -> Option<Delivery> {
     } else {
         return None;
     };
+    let body_sha256 = hex(&Sha256::digest(body));
     Some(Delivery {
         provider,
         event: event.to_string(),
         delivery_id: id
             .map(str::to_string)
-            .unwrap_or_else(|| format!("sha256-{}", hex(&Sha256::digest(body)))),
+            .unwrap_or_else(|| format!("sha256-{body_sha256}")),
+        body_sha256,
     })
 }
 
@@ -524,12 +529,20 @@ pub fn trigger_detail(delivery: &Delivery, change: &GitChange) -> String {
 }
 
 /// The idempotency key of starting `pipeline` for change `index` of a delivery: the same
-/// delivery, redelivered or sent concurrently, starts the pipeline once.
+/// delivery, redelivered, sent concurrently or replayed under another delivery id, starts the
+/// pipeline once.
 pub fn idempotency_key(delivery: &Delivery, pipeline: &str, index: usize) -> String {
     let provider = delivery.provider.as_str().to_ascii_lowercase();
+    // The signed body, not the delivery id (which the signature does not cover): a replayed
+    // body is the same change, whatever id it comes with; a host's own redelivery too.
+    let body = if delivery.body_sha256.is_empty() {
+        delivery.delivery_id.clone()
+    } else {
+        format!("sha256-{}", delivery.body_sha256)
+    };
     match index {
-        0 => format!("webhook/{provider}/{}/{pipeline}", delivery.delivery_id),
-        i => format!("webhook/{provider}/{}/{pipeline}/{i}", delivery.delivery_id),
+        0 => format!("webhook/{provider}/{body}/{pipeline}"),
+        i => format!("webhook/{provider}/{body}/{pipeline}/{i}"),
     }
 }
 
@@ -753,6 +766,7 @@ mod tests {
             provider,
             event: event.into(),
             delivery_id: "d-1".into(),
+            body_sha256: String::new(),
         }
     }
 
