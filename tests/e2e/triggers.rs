@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use pipewright_core::triggers::webhooks::sign;
 use pipewright_e2e::pipelines::{
-    clients, source_action, versioned_source, zip_of, Clients, PipelineBuilder,
+    api_call, clients, source_action, versioned_source, zip_of, Clients, PipelineBuilder,
 };
 use pipewright_e2e::triggers::{execution_record, executions, invoke_trigger, sample, started};
 use pipewright_e2e::{root, stack, unique, Stack};
@@ -692,6 +692,43 @@ async fn a_push_filtered_out_by_the_triggers_starts_nothing_and_says_why() {
     let listed = executions(&c, &name).await;
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|e| e.1 == "WebhookV2"), "{listed:?}");
+
+    // The same pull request from a fork starts nothing: its code would run with the
+    // pipeline's roles. Tagged pipewright:fork-pull-requests=allow, the pipeline runs it.
+    let from_fork = |number: u64| {
+        move |p: &mut Value| {
+            *p = json!({
+                "action": "opened", "number": number,
+                "repository": p["repository"].clone(),
+                "pull_request": {"number": number, "title": "Add things",
+                    "head": {"ref": "feature/things", "sha": "b1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+                             "repo": {"full_name": "mallory/app"}},
+                    "base": {"ref": "main", "repo": p["repository"].clone()}}
+            });
+        }
+    };
+    let (status, answer) = github(&from_fork(13), "pull_request");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["started"].as_array().unwrap().is_empty(), "{answer}");
+    let reason = answer["notStarted"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("comes from a fork (mallory/app)")
+            && reason.contains("pipewright:fork-pull-requests=allow"),
+        "{answer}"
+    );
+    assert_eq!(executions(&c, &name).await.len(), 2);
+    api_call(
+        stack,
+        "TagResource",
+        &json!({"resourceArn": format!("arn:aws:codepipeline:us-east-1:123456789012:{name}"),
+                "tags": [{"key": "pipewright:fork-pull-requests", "value": "allow"}]}),
+    );
+    let (status, answer) = github(&from_fork(14), "pull_request");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["started"].as_array().unwrap().len(), 1, "{answer}");
+    assert_eq!(executions(&c, &name).await.len(), 3);
 
     // A repository no pipeline follows.
     let (status, answer) = github(

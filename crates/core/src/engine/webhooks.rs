@@ -10,8 +10,12 @@
 //! Answers (JSON): 200 started or filtered out (with the reasons), 200 ping, 202 an event that
 //! starts nothing, 400 not a webhook delivery or an unreadable payload, 401 a missing or wrong
 //! signature (nothing starts), 404 no such pipeline (only after the signature held), 405 not a
-//! POST, 500 a start failed (redeliver: the delivery id keeps it to one execution), 503 the
+//! POST, 500 a start failed (redeliver: the signed body keeps it to one execution), 503 the
 //! secret could not be read.
+//!
+//! A pull request from a fork (another repository, whose code anyone may write) starts nothing
+//! unless the pipeline opts in with the tag [`FORK_PULL_REQUESTS_TAG`] = `allow`: its commit
+//! would otherwise run with the pipeline's roles.
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -22,6 +26,28 @@ use crate::execution::ExecutionTrigger;
 use crate::store::{PipelineRecord, PipelineStore};
 use crate::triggers::webhooks::{self as wire, Delivery, Headers, WebhookEvent};
 use crate::triggers::{plan_git_change, GitChange};
+
+/// The pipeline tag that lets pull requests from forks start the pipeline (value `allow`).
+pub const FORK_PULL_REQUESTS_TAG: &str = "pipewright:fork-pull-requests";
+
+/// Why `pipeline` does not run `change`, when it comes from a fork the pipeline did not opt in to.
+fn fork_refused(pipeline: &PipelineRecord, change: &GitChange) -> Option<String> {
+    let GitChange::PullRequest(pr) = change else {
+        return None;
+    };
+    let fork = pr.from_fork.as_deref()?;
+    let allowed = pipeline
+        .tags
+        .iter()
+        .any(|t| t.key == FORK_PULL_REQUESTS_TAG && t.value.eq_ignore_ascii_case("allow"));
+    (!allowed).then(|| {
+        format!(
+            "pull request #{} comes from a fork ({fork}): pipelines run pull requests from forks \
+             only when tagged {FORK_PULL_REQUESTS_TAG}=allow",
+            pr.number
+        )
+    })
+}
 
 /// The webhook secrets (the `webhook` function reads them from Secrets Manager). Values are
 /// never logged.
@@ -260,6 +286,11 @@ async fn act_on(
         }
         if !plan.start {
             report.skip(Some(name), format!("filtered out: {}", plan.reason));
+            continue;
+        }
+        if let Some(reason) = fork_refused(pipeline, change) {
+            tracing::warn!(pipeline = %name, %reason, "not started");
+            report.skip(Some(name), reason);
             continue;
         }
         let request = StartRequest {

@@ -116,6 +116,9 @@ pub struct GitPullRequest {
     pub title: Option<String>,
     /// The paths it changes.
     pub files: ChangedFiles,
+    /// The repository it comes from when that is not `repository` (a fork: its code, which
+    /// anyone may write, would run with the pipeline's roles), e.g. `someone/app`.
+    pub from_fork: Option<String>,
 }
 
 /// A git change a webhook reported.
@@ -541,6 +544,7 @@ mod tests {
             commit_id: "feedface".into(),
             title: None,
             files: ChangedFiles::Unknown("pull request payloads list no files".into()),
+            from_fork: None,
         })
     }
 

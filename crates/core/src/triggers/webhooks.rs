@@ -321,6 +321,19 @@ fn github_push(p: &Value) -> Result<WebhookEvent, String> {
     })]))
 }
 
+/// The head repository of a pull request into `base` when it is another one (a fork), from the
+/// payload's `head` (the head repository object) and `base` (its name): a head that names another
+/// repository, or none (GitHub reports a deleted fork as `null`), is a fork; a payload that does
+/// not describe the head repository at all says nothing (the same repository).
+fn fork(head: Option<&Value>, base: Option<String>) -> Option<String> {
+    let head = head?;
+    match (head.get("full_name").and_then(Value::as_str), base) {
+        (Some(head), Some(base)) if head.eq_ignore_ascii_case(&base) => None,
+        (Some(head), _) => Some(head.to_string()),
+        (None, _) => Some("a repository the payload does not name (a deleted fork)".into()),
+    }
+}
+
 fn github_pull_request(p: &Value) -> Result<WebhookEvent, String> {
     let action = required(p, "/action")?;
     let event = match action.as_str() {
@@ -347,6 +360,11 @@ fn github_pull_request(p: &Value) -> Result<WebhookEvent, String> {
             commit_id: required(p, "/pull_request/head/sha")?,
             title: text(p, "/pull_request/title"),
             files: ChangedFiles::Unknown("pull request payloads list no files".into()),
+            from_fork: fork(
+                p.pointer("/pull_request/head/repo"),
+                text(p, "/pull_request/base/repo/full_name")
+                    .or_else(|| text(p, "/repository/full_name")),
+            ),
         },
     )]))
 }
@@ -432,6 +450,18 @@ fn gitlab_merge_request(p: &Value) -> Result<WebhookEvent, String> {
             commit_id: required(p, "/object_attributes/last_commit/id")?,
             title: text(p, "/object_attributes/title"),
             files: ChangedFiles::Unknown("merge request payloads list no files".into()),
+            from_fork: match (
+                p.pointer("/object_attributes/source_project_id")
+                    .and_then(Value::as_u64),
+                p.pointer("/object_attributes/target_project_id")
+                    .and_then(Value::as_u64),
+            ) {
+                (Some(source), Some(target)) if source != target => Some(
+                    text(p, "/object_attributes/source/path_with_namespace")
+                        .unwrap_or_else(|| format!("project {source}")),
+                ),
+                _ => None,
+            },
         },
     )]))
 }
@@ -512,6 +542,11 @@ fn bitbucket_pull_request(event: &str, p: &Value) -> Result<WebhookEvent, String
             commit_id: required(p, "/pullrequest/source/commit/hash")?,
             title: text(p, "/pullrequest/title"),
             files: ChangedFiles::Unknown("pull request payloads list no files".into()),
+            from_fork: fork(
+                p.pointer("/pullrequest/source/repository"),
+                text(p, "/pullrequest/destination/repository/full_name")
+                    .or_else(|| text(p, "/repository/full_name")),
+            ),
         },
     )]))
 }
@@ -953,6 +988,75 @@ mod tests {
         );
         assert!(
             matches!(&changes[2], GitChange::Push(p) if p.reference == GitRef::Tag("v2".into()) && p.commit_id == "h2")
+        );
+    }
+
+    #[test]
+    fn pull_requests_from_forks_are_told_apart() {
+        let fork_of = |provider: GitProvider, event: &str, payload: Value| match parse_event(
+            &delivery(provider, event),
+            payload.to_string().as_bytes(),
+        )
+        .unwrap()
+        {
+            WebhookEvent::Changes(c) => match &c[0] {
+                GitChange::PullRequest(p) => p.from_fork.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        let gh = |head_repo: Value| {
+            json!({"action": "opened", "number": 4, "repository": {"full_name": "o/r"},
+                "pull_request": {"number": 4, "head": {"ref": "x", "sha": "h", "repo": head_repo},
+                                 "base": {"ref": "main", "repo": {"full_name": "o/r"}}}})
+        };
+        let github = GitProvider::GitHub;
+        assert_eq!(
+            fork_of(github, "pull_request", gh(json!({"full_name": "o/r"}))),
+            None
+        );
+        assert_eq!(
+            fork_of(github, "pull_request", gh(json!({"full_name": "O/R"}))),
+            None
+        );
+        assert_eq!(
+            fork_of(
+                github,
+                "pull_request",
+                gh(json!({"full_name": "mallory/r"}))
+            ),
+            Some("mallory/r".into())
+        );
+        assert!(
+            fork_of(github, "pull_request", gh(Value::Null)).is_some(),
+            "a deleted fork"
+        );
+        let gl = |source: u64| {
+            json!({"object_kind": "merge_request", "project": {"path_with_namespace": "g/p"},
+                "object_attributes": {"action": "open", "iid": 9, "source_branch": "f",
+                    "target_branch": "main", "last_commit": {"id": "c"},
+                    "source_project_id": source, "target_project_id": 1,
+                    "source": {"path_with_namespace": "mallory/p"}}})
+        };
+        assert_eq!(
+            fork_of(GitProvider::GitLab, "Merge Request Hook", gl(1)),
+            None
+        );
+        assert_eq!(
+            fork_of(GitProvider::GitLab, "Merge Request Hook", gl(2)),
+            Some("mallory/p".into())
+        );
+        let bb = |source: &str| {
+            json!({"repository": {"full_name": "w/r"}, "pullrequest": {"id": 2,
+                "source": {"branch": {"name": "f"}, "commit": {"hash": "abc123"},
+                           "repository": {"full_name": source}},
+                "destination": {"branch": {"name": "main"}, "repository": {"full_name": "w/r"}}}})
+        };
+        let bitbucket = GitProvider::Bitbucket;
+        assert_eq!(fork_of(bitbucket, "pullrequest:created", bb("w/r")), None);
+        assert_eq!(
+            fork_of(bitbucket, "pullrequest:created", bb("mallory/r")),
+            Some("mallory/r".into())
         );
     }
 
