@@ -547,3 +547,26 @@ async fn asynchronous_invocations_that_keep_failing_land_in_dead_letter_queues()
         );
     }
 }
+
+/// The functions behind public URLs (webhook, approval links) have reserved concurrency
+/// (`PublicFunctionConcurrency`, 10 by default): a flood of requests is throttled there instead of
+/// taking the concurrency the engine needs.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_functions_behind_public_urls_have_reserved_concurrency() {
+    let stack = stack();
+    let c = clients(stack).await;
+    for output in ["WebhookFunctionName", "ApprovalFunctionName"] {
+        let concurrency = c
+            .lambda
+            .get_function_concurrency()
+            .function_name(stack.output(output))
+            .send()
+            .await
+            .expect("GetFunctionConcurrency");
+        assert_eq!(
+            concurrency.reserved_concurrent_executions(),
+            Some(10),
+            "{output}"
+        );
+    }
+}
