@@ -548,14 +548,19 @@ async fn asynchronous_invocations_that_keep_failing_land_in_dead_letter_queues()
     }
 }
 
-/// The functions behind public URLs (webhook, approval links) have reserved concurrency
-/// (`PublicFunctionConcurrency`, 10 by default): a flood of requests is throttled there instead of
-/// taking the concurrency the engine needs.
+/// The webhook function (behind a public URL) gets the reserved concurrency the stack's
+/// `PublicFunctionConcurrency` names (the local stack sets 10; the default, 0, reserves nothing):
+/// a flood of deliveries is throttled there instead of taking the engine's concurrency. The
+/// approval function, which also runs the approval tasks of the state machines, reserves none (a
+/// flood of link requests must not throttle those tasks).
 #[tokio::test(flavor = "multi_thread")]
-async fn the_functions_behind_public_urls_have_reserved_concurrency() {
+async fn the_webhook_function_has_reserved_concurrency() {
     let stack = stack();
     let c = clients(stack).await;
-    for output in ["WebhookFunctionName", "ApprovalFunctionName"] {
+    for (output, expected) in [
+        ("WebhookFunctionName", Some(10)),
+        ("ApprovalFunctionName", None),
+    ] {
         let concurrency = c
             .lambda
             .get_function_concurrency()
@@ -565,7 +570,23 @@ async fn the_functions_behind_public_urls_have_reserved_concurrency() {
             .expect("GetFunctionConcurrency");
         assert_eq!(
             concurrency.reserved_concurrent_executions(),
-            Some(10),
+            expected,
+            "{output}"
+        );
+        // Every Pipewright function carries the tag the template's deny on invoking them keys on.
+        let function = c
+            .lambda
+            .get_function()
+            .function_name(stack.output(output))
+            .send()
+            .await
+            .expect("GetFunction");
+        assert_eq!(
+            function
+                .tags()
+                .and_then(|t| t.get("pipewright:function"))
+                .map(String::as_str),
+            Some("true"),
             "{output}"
         );
     }

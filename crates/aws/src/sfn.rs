@@ -223,6 +223,27 @@ impl StateMachines for SfnStateMachines {
         }
     }
 
+    async fn has_running(&self, name: &str) -> Result<Option<bool>, PortError> {
+        match self
+            .client
+            .list_executions()
+            .state_machine_arn(self.state_machine_arn(name))
+            .status_filter(ExecutionStatus::Running)
+            .max_results(1)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(!out.executions().is_empty())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(&e, sdk_error("ListExecutions", &e))),
+        }
+    }
+
     async fn run_status(&self, execution_arn: &str) -> Result<RunStatus, PortError> {
         match self
             .client

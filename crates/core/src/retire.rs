@@ -71,7 +71,7 @@ impl Engine<'_> {
         }
         // 2. Its state machines, one per version that ran (or could have).
         for version in 1..=current.version() {
-            self.delete_version_machine(name, version).await?;
+            self.delete_version_machine(name, version, true).await?;
         }
         // 3. What the executions table keeps about the pipeline as a whole.
         self.executions.forget_pipeline(name).await?;

@@ -14,9 +14,11 @@
 //!   run that did start is found, not doubled).
 //!
 //! It also collects old state machines: a version older than the pipeline's current one whose
-//! executions among the newest it read have all ended no longer needs its machine, which is
-//! deleted ([`Swept::machines_deleted`]), so updates never run the account into Step Functions'
-//! quota of state machines. A stage retry of such an execution later creates the machine again
+//! executions among the newest it read have all ended, and whose machine Step Functions says
+//! runs nothing (`ListExecutions` of its `RUNNING` runs; a deleted machine's runs would end at
+//! their next transition), no longer needs its machine, which is deleted
+//! ([`Swept::machines_deleted`]), so updates never run the account into Step Functions' quota of
+//! state machines. A stage retry of such an execution later creates the machine again
 //! (by the same name: the definition is the version's).
 //!
 //! Lost status events (EventBridge delivers at least once, but a rule can be disabled or a target
@@ -116,7 +118,7 @@ impl Engine<'_> {
                 .await?;
             let idle = idle_old_versions(pipeline.version(), &page.items);
             for version in idle {
-                match self.delete_version_machine(name, version).await {
+                match self.delete_version_machine(name, version, false).await {
                     Ok(Some(machine)) => swept.machines_deleted.push(machine),
                     Ok(None) => {}
                     Err(e) => swept
@@ -190,12 +192,14 @@ pub fn idle_old_versions(
 }
 
 impl Engine<'_> {
-    /// Delete the state machine of version `version` of pipeline `name`; its name, or `None` when
-    /// the engine cannot name it (no targets configured, or the version's declaration is gone).
+    /// Delete the state machine of version `version` of pipeline `name` (unless it has a run
+    /// still going, when not `even_running`); its name, or `None` when nothing was deleted (it runs, it is gone already, or the
+    /// engine cannot name it: no targets configured, or the version's declaration is gone).
     pub(crate) async fn delete_version_machine(
         &self,
         name: &str,
         version: u32,
+        even_running: bool,
     ) -> Result<Option<String>, EngineError> {
         let Some(targets) = &self.config.targets else {
             return Ok(None);
@@ -205,6 +209,20 @@ impl Engine<'_> {
         };
         let definition = crate::asl::compile(&record.declaration, targets);
         let machine = crate::asl::machine_name(name, version, &definition);
+        // Step Functions ends a deleted machine's runs at their next transition: the sweep never
+        // deletes one that still runs (an execution older than the ones read, a retry just
+        // started); DeletePipeline does (it has ended the executions).
+        if !even_running {
+            match self
+                .machines
+                .has_running(&machine)
+                .await
+                .map_err(EngineError::StateMachine)?
+            {
+                None | Some(true) => return Ok(None),
+                Some(false) => {}
+            }
+        }
         self.machines
             .delete(&machine)
             .await

@@ -55,6 +55,7 @@ fn operations_name_their_pipeline_from_the_member_codepipeline_uses() {
             Some("web"),
         ),
         ("ListPipelines", json!({}), None),
+        ("DeleteWebhook", json!({"name": "my-hook"}), None),
         ("PutJobSuccessResult", json!({"jobId": "j"}), None),
     ];
     for (operation, body, expected) in cases {

@@ -173,6 +173,16 @@ fn anything_changed_or_wrong_is_refused() {
     };
     assert!(message.contains("'host'"), "{message}");
 
+    // A signature that leaves the operation (X-Amz-Target) out.
+    let mut c = fresh();
+    let header = c.request().header("authorization").unwrap();
+    c.set("Authorization", &header.replace(";x-amz-target,", ","));
+    let r = check(&c, &secret, at);
+    let Err(AuthError::InvalidSignature(message)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(message.contains("'x-amz-target'"), "{message}");
+
     // No signature at all; another algorithm.
     let mut c = fresh();
     c.headers

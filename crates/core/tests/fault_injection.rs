@@ -264,6 +264,9 @@ impl StateMachines for FaultyMachines<'_> {
     async fn run_status(&self, run: &str) -> Result<RunStatus, PortError> {
         self.inner.run_status(run).await
     }
+    async fn has_running(&self, name: &str) -> Result<Option<bool>, PortError> {
+        self.inner.has_running(name).await
+    }
 }
 
 // ------------------------------------------------------------------ the simulated runs

@@ -200,6 +200,20 @@ async fn old_versions_lose_their_state_machine_once_nothing_of_theirs_runs() {
         world.snapshot(A).await.execution.status,
         PipelineExecutionStatus::Failed
     );
+    // Its run has not reached its end yet (Step Functions still lists it RUNNING): deleting the
+    // machine would end a run, so it stays.
+    let run = run_of(&world, A).await;
+    let swept = engine.sweep(58.0).await.unwrap();
+    assert!(swept.machines_deleted.is_empty(), "{swept:?}");
+    assert_eq!(machines().len(), 2);
+    world.machines.ended.lock().unwrap().insert(
+        run,
+        RunStatus::Ended {
+            status: "FAILED".into(),
+            error: Some("Pipewright.Aborted".into()),
+            cause: None,
+        },
+    );
     let swept = engine.sweep(60.0).await.unwrap();
     assert_eq!(swept.machines_deleted, v1);
     let left = machines();

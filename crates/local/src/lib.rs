@@ -279,6 +279,9 @@ async fn deploy_into(
                 LOCAL_ARTIFACT_ENCRYPTION.to_string(),
             ),
         ]);
+        // The emulator has no account concurrency quota: the webhook function's reservation
+        // (0 by default, for new accounts) is exercised here.
+        parameters.insert("PublicFunctionConcurrency".into(), "10".into());
         if let Some(cap) = opts.action_timeout_cap_seconds {
             parameters.insert("ActionTimeoutCapSeconds".into(), cap.to_string());
         }

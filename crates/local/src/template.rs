@@ -3,9 +3,10 @@
 //! The local stack is created from the very template that deploys to AWS. Only what a deploy
 //! tool would change is changed: each Rust function's `CodeUri` (a crate folder, built by
 //! `sam build`) becomes the S3 location of a zip built for this host, and the functions'
-//! architecture becomes the host's. One SAM property the emulator's transform drops is
-//! translated as SAM translates it: a function's `DeadLetterQueue` (`Type`, `TargetArn`) becomes
-//! Lambda's `DeadLetterConfig` (`TargetArn`). Nothing else is touched.
+//! architecture becomes the host's. Two SAM properties the emulator's transform does not
+//! translate are translated as SAM translates them: a function's `DeadLetterQueue` (`Type`,
+//! `TargetArn`) becomes Lambda's `DeadLetterConfig` (`TargetArn`), and its `Tags` map (its own or
+//! from `Globals`) becomes CloudFormation's `[{Key, Value}]` list. Nothing else is touched.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -91,6 +92,7 @@ impl Template {
             if globals.contains_key("Architectures") {
                 globals.insert("Architectures".into(), json!([architecture]));
             }
+            tags_as_list(globals);
         }
         if let Some(resources) = body.get_mut("Resources").and_then(Value::as_object_mut) {
             for (id, resource) in resources.iter_mut() {
@@ -102,6 +104,7 @@ impl Template {
                     .map(|r| r.entry("Properties").or_insert_with(|| json!({})));
                 if let Some(Value::Object(props)) = props {
                     props.insert("CodeUri".into(), json!(format!("s3://{bucket}/{key}")));
+                    tags_as_list(props);
                     if let Some(target) = props
                         .get("DeadLetterQueue")
                         .and_then(|q| q.get("TargetArn"))
@@ -125,6 +128,17 @@ impl Template {
             .and_then(Value::as_object)
             .into_iter()
             .flat_map(Map::iter)
+    }
+}
+
+/// SAM's `Tags` map as CloudFormation's `[{Key, Value}]` list, in `props`.
+fn tags_as_list(props: &mut Map<String, Value>) {
+    if let Some(Value::Object(tags)) = props.get("Tags") {
+        let list: Vec<Value> = tags
+            .iter()
+            .map(|(k, v)| json!({"Key": k, "Value": v}))
+            .collect();
+        props.insert("Tags".into(), Value::Array(list));
     }
 }
 
@@ -194,6 +208,8 @@ Transform: AWS::Serverless-2016-10-31
 Globals:
   Function:
     Architectures: [arm64]
+    Tags:
+      team: ci
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
@@ -243,6 +259,10 @@ Outputs:
                 .pointer("/Resources/ApiFunction/Properties/CodeUri")
                 .unwrap(),
             "s3://code/api.zip"
+        );
+        assert_eq!(
+            local.pointer("/Globals/Function/Tags").unwrap(),
+            &json!([{"Key": "team", "Value": "ci"}])
         );
         // SAM's dead-letter queue, as SAM translates it (the emulator's transform drops it).
         let props = local.pointer("/Resources/ApiFunction/Properties").unwrap();

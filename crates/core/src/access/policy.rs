@@ -105,6 +105,7 @@ pub fn pipeline_of(operation: &str, body: &Value) -> Option<String> {
         }
         "TagResource" | "UntagResource" | "ListTagsForResource" => text("/resourceArn")
             .and_then(|arn| arn.rsplit_once(':').map(|(_, name)| name.to_string())),
+        // Operations on jobs, types and webhooks name no pipeline (a webhook's `name` is its own).
         "ListPipelines"
         | "PutJobSuccessResult"
         | "PutJobFailureResult"
@@ -113,7 +114,20 @@ pub fn pipeline_of(operation: &str, body: &Value) -> Option<String> {
         | "PollForJobs"
         | "ListActionTypes"
         | "ListRuleTypes"
-        | "ListWebhooks" => None,
+        | "ListWebhooks"
+        | "PutWebhook"
+        | "DeleteWebhook"
+        | "RegisterWebhookWithThirdParty"
+        | "DeregisterWebhookWithThirdParty"
+        | "AcknowledgeThirdPartyJob"
+        | "GetThirdPartyJobDetails"
+        | "PollForThirdPartyJobs"
+        | "PutThirdPartyJobSuccessResult"
+        | "PutThirdPartyJobFailureResult"
+        | "CreateCustomActionType"
+        | "DeleteCustomActionType"
+        | "GetActionType"
+        | "UpdateActionType" => None,
         _ => text("/pipelineName").or_else(|| text("/name")),
     }
 }

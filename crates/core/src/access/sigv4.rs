@@ -6,8 +6,8 @@
 //! AWS SDK's own signer (`aws-sigv4`) over exactly the headers the client signed, and compares it
 //! in constant time. As AWS does, it also refuses a request signed more than 15 minutes from now,
 //! a scope that is not `<date>/<region>/codepipeline/aws4_request` for the request's date, a
-//! `x-amz-content-sha256` that is not the body's hash, and a signature that leaves out `host`
-//! or `x-amz-date`.
+//! `x-amz-content-sha256` that is not the body's hash, and a signature that leaves out `host`,
+//! `x-amz-date` or `x-amz-target` (the operation).
 
 use std::time::{Duration, SystemTime};
 
@@ -195,7 +195,8 @@ pub fn verify(
             "Credential should be scoped to correct service: '{SERVICE}'."
         )));
     }
-    for required in ["host", "x-amz-date"] {
+    // The operation is chosen by X-Amz-Target: it must be signed too.
+    for required in ["host", "x-amz-date", "x-amz-target"] {
         if !auth.signed_headers.iter().any(|h| h == required) {
             return Err(invalid(format!(
                 "'{required}' must be a signed header (SignedHeaders: {})",

@@ -489,6 +489,23 @@ impl StateMachines for MemoryMachines {
         self.machines.lock().map_err(poisoned)?.remove(name);
         Ok(())
     }
+    async fn has_running(&self, name: &str) -> Result<Option<bool>, PortError> {
+        if !self.machines.lock().map_err(poisoned)?.contains_key(name) {
+            return Ok(None);
+        }
+        let ended = self.ended.lock().map_err(poisoned)?;
+        let running = self
+            .started
+            .lock()
+            .map_err(poisoned)?
+            .iter()
+            .filter(|(machine, _, _)| machine.ends_with(&format!(":stateMachine:{name}")))
+            .map(|(machine, run, _)| {
+                format!("{machine}:{run}").replace(":stateMachine:", ":execution:")
+            })
+            .any(|run| !ended.contains_key(&run));
+        Ok(Some(running))
+    }
     async fn run_status(&self, run: &str) -> Result<crate::sweep::RunStatus, PortError> {
         if let Some(ended) = self.ended.lock().map_err(poisoned)?.get(run) {
             return Ok(ended.clone());

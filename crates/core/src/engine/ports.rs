@@ -143,4 +143,7 @@ pub trait StateMachines: Send + Sync {
     async fn delete(&self, name: &str) -> Result<(), PortError>;
     /// How run `execution_arn` is (`DescribeExecution`).
     async fn run_status(&self, execution_arn: &str) -> Result<crate::sweep::RunStatus, PortError>;
+    /// Whether state machine `name` has a run still going (`ListExecutions` of its `RUNNING`
+    /// runs); `None` when the machine does not exist.
+    async fn has_running(&self, name: &str) -> Result<Option<bool>, PortError>;
 }

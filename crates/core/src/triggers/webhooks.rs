@@ -568,9 +568,11 @@ pub fn trigger_detail(delivery: &Delivery, change: &GitChange) -> String {
 /// pipeline once.
 pub fn idempotency_key(delivery: &Delivery, pipeline: &str, index: usize) -> String {
     let provider = delivery.provider.as_str().to_ascii_lowercase();
-    // The signed body, not the delivery id (which the signature does not cover): a replayed
-    // body is the same change, whatever id it comes with; a host's own redelivery too.
-    let body = if delivery.body_sha256.is_empty() {
+    // GitHub and Bitbucket sign the body, not the delivery id: a replayed body is the same
+    // change, whatever id it comes with (a host's own redelivery too). GitLab signs nothing (its
+    // token is static) and its push bodies carry no time, so a tag deleted and pushed again at
+    // the same commit sends the same body: there the delivery id tells deliveries apart.
+    let body = if delivery.body_sha256.is_empty() || delivery.provider == GitProvider::GitLab {
         delivery.delivery_id.clone()
     } else {
         format!("sha256-{}", delivery.body_sha256)
@@ -988,6 +990,31 @@ mod tests {
         );
         assert!(
             matches!(&changes[2], GitChange::Push(p) if p.reference == GitRef::Tag("v2".into()) && p.commit_id == "h2")
+        );
+    }
+
+    #[test]
+    fn deliveries_are_told_apart_by_what_their_host_signs() {
+        let body = br#"{"ref": "refs/tags/v1"}"#;
+        let key = |provider_headers: &[(&str, &str)]| {
+            let d = identify(&headers(provider_headers), body).unwrap();
+            idempotency_key(&d, "p", 0)
+        };
+        // GitHub signs the body: the same body under another delivery id is a replay.
+        assert_eq!(
+            key(&[("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "a")]),
+            key(&[("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "b")])
+        );
+        // GitLab signs nothing and its push bodies carry no time: its delivery id counts.
+        assert_ne!(
+            key(&[
+                ("X-Gitlab-Event", "Push Hook"),
+                ("X-Gitlab-Event-UUID", "a")
+            ]),
+            key(&[
+                ("X-Gitlab-Event", "Push Hook"),
+                ("X-Gitlab-Event-UUID", "b")
+            ])
         );
     }
 
