@@ -369,14 +369,7 @@ async fn a_flood_of_output_fits_the_record_and_the_whole_log_is_in_s3() {
         .stage(json!({"name": "Deploy", "actions": [exporting]}))
         .create(stack);
     let id = start(&c, &name).await;
-    let (status, summary) = wait_for(&c, &name, &id).await;
-    assert_eq!(
-        status,
-        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed,
-        "{summary:?}"
-    );
-
-    let records = execution_records(&c, stack, &id).await;
+    let records = failed_records(&c, stack, &name, &id).await;
     let build = pipewright_e2e::pipelines::latest_action(&records, "Build", "Build");
     assert_eq!(build["status"], "Succeeded", "{build:#}");
     let tail = build["logTail"].as_str().unwrap();
@@ -407,6 +400,23 @@ async fn a_flood_of_output_fits_the_record_and_the_whole_log_is_in_s3() {
     assert!(export["output"]["outputVariables"]
         .as_object()
         .is_none_or(|v| v.is_empty()));
+}
+
+/// Wait until execution `id` of pipeline `name` ends, check that it failed, and return its
+/// records.
+async fn failed_records(
+    c: &Clients,
+    stack: &pipewright_e2e::Stack,
+    name: &str,
+    id: &str,
+) -> Vec<(String, serde_json::Value)> {
+    let (status, summary) = wait_for(c, name, id).await;
+    assert_eq!(
+        status,
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed,
+        "{summary:?}"
+    );
+    execution_records(c, stack, id).await
 }
 
 /// The process of the function that runs `command` (a `sleep` of a duration no other test uses):
@@ -478,13 +488,7 @@ async fn an_action_function_killed_mid_action_fails_the_action_and_the_next_exec
     // SAFETY: signalling a process this test found by its command line.
     assert_eq!(unsafe { libc::kill(bootstrap, libc::SIGKILL) }, 0);
 
-    let (status, summary) = wait_for(&c, &name, &id).await;
-    assert_eq!(
-        status,
-        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed,
-        "{summary:?}"
-    );
-    let records = execution_records(&c, stack, &id).await;
+    let records = failed_records(&c, stack, &name, &id).await;
     let build = pipewright_e2e::pipelines::latest_action(&records, "Build", "Build");
     assert_eq!(build["status"], "Failed", "{build:#}");
     let details = &build["output"]["executionResult"]["errorDetails"];
