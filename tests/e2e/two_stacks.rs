@@ -67,7 +67,7 @@ async fn machine_of(c: &Clients, stack: &Stack, id: &str) -> String {
 async fn two_stacks_in_one_account_keep_apart_and_ride_out_lost_callbacks_and_refused_events() {
     let first = stack();
     let second_name = unique("pipewright-second");
-    let (second, running) = stack_beside(&second_name).await;
+    let (second, _gateways) = stack_beside(&second_name).await;
     let c1 = clients(first).await;
     let c2 = clients(&second).await;
 
@@ -241,6 +241,4 @@ async fn two_stacks_in_one_account_keep_apart_and_ride_out_lost_callbacks_and_re
     let again = start(&c1, &name).await;
     let (status, summary) = wait_for(&c1, &name, &again).await;
     assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
-
-    running.stop_gateways();
 }

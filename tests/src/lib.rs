@@ -115,9 +115,9 @@ pub fn stack() -> &'static Stack {
 
 /// Another stack, `name`, deployed beside the shared one into the same emulator: its own tables,
 /// bucket, functions, state machines and gateways, as a second team's stack in the same account.
-/// Stop its gateways with [`pipewright_local::LocalStack::stop_gateways`] (never `stop`: the
-/// emulator is the shared stack's).
-pub async fn stack_beside(name: &str) -> (Stack, pipewright_local::LocalStack) {
+/// Its gateways stop when the returned guard is dropped (a failing test included); the emulator
+/// is the shared stack's.
+pub async fn stack_beside(name: &str) -> (Stack, BesideGuard) {
     let shared = stack();
     let mut opts = UpOptions::new(root());
     opts.action_timeout_cap_seconds = Some(ACTION_TIMEOUT_CAP_SECONDS);
@@ -132,7 +132,17 @@ pub async fn stack_beside(name: &str) -> (Stack, pipewright_local::LocalStack) {
     let running = pipewright_local::up_beside(&emulator, &opts, name)
         .await
         .unwrap_or_else(|e| panic!("stack {name} did not come up beside the shared one: {e}"));
-    (Stack::of(running.clone()), running)
+    (Stack::of(running.clone()), BesideGuard(running))
+}
+
+/// Stops a stack's gateways when dropped ([`stack_beside`]).
+#[derive(Debug)]
+pub struct BesideGuard(pipewright_local::LocalStack);
+
+impl Drop for BesideGuard {
+    fn drop(&mut self) {
+        self.0.stop_gateways();
+    }
 }
 
 /// The loopback listener reserved for the git host the stack's `GitApiBaseUrl` points at.
