@@ -594,6 +594,16 @@ fn backend<E: std::error::Error + 'static>(call: &str, err: E) -> StoreError {
     StoreError::Backend(crate::error_chain(call, &err))
 }
 
+/// Whether a PutItem failed only because its condition did not hold.
+pub(crate) fn refused_by_condition<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<PutItemError, R>,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(PutItemError::ConditionalCheckFailedException(_))
+    )
+}
+
 #[async_trait]
 impl ExecutionStore for DynamoExecutionStore {
     async fn create_execution(
@@ -831,14 +841,7 @@ impl ExecutionStore for DynamoExecutionStore {
         match result {
             Ok(_) => Ok(()),
             // A newer execution holds the pointer.
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
+            Err(e) if refused_by_condition(&e) => Ok(()),
             Err(e) => Err(backend("PutItem", e)),
         }
     }
@@ -864,14 +867,7 @@ impl ExecutionStore for DynamoExecutionStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(e) if refused_by_condition(&e) => Ok(false),
             Err(e) => Err(backend("PutItem", e)),
         }
     }
@@ -971,11 +967,7 @@ impl ExecutionStore for DynamoExecutionStore {
         };
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
+            Err(e) if refused_by_condition(&e) =>
             {
                 Err(StoreError::Conflict(format!(
                     "the lock of stage {stage} of pipeline {pipeline_name} changed since version {version}"

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_codecommit::operation::get_branch::GetBranchError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use pipewright_core::store::StoreError;
@@ -111,14 +110,7 @@ impl PollStateStore for DynamoPollStates {
         };
         match request.send().await {
             Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(e) if crate::execution_store::refused_by_condition(&e) => Ok(false),
             Err(e) => Err(backend("PutItem", &e)),
         }
     }

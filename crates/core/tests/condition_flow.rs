@@ -305,13 +305,18 @@ async fn an_alarm_after_success_fails_the_stage_and_rolls_it_back() {
     assert_eq!(world.machines.started.lock().unwrap().len(), before);
 }
 
-#[tokio::test]
-async fn on_failure_retry_retries_the_stage_once() {
-    let world = World::with_pipeline(pipeline(json!({"onFailure": {
+/// The pipeline with Build retried once, automatically, when it fails.
+async fn retrying() -> World {
+    World::with_pipeline(pipeline(json!({"onFailure": {
         "result": "RETRY",
         "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}
     }})))
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn on_failure_retry_retries_the_stage_once() {
+    let world = retrying().await;
     let engine = world.engine();
     world.run_source(&engine, "guarded", A, "v1").await;
     assert_eq!(build(&engine, &world, A, "1", false).await, Some(true));
@@ -354,11 +359,7 @@ async fn on_failure_retry_retries_the_stage_once() {
 /// new attempt is not ended, no second retry starts, no event is published twice.
 #[tokio::test]
 async fn a_repeated_leave_from_the_run_a_retry_replaced_does_nothing() {
-    let world = World::with_pipeline(pipeline(json!({"onFailure": {
-        "result": "RETRY",
-        "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}
-    }})))
-    .await;
+    let world = retrying().await;
     let engine = world.engine();
     world.run_source(&engine, "guarded", A, "v1").await;
     let first_run = world
