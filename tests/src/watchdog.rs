@@ -50,10 +50,11 @@ fn watch(endpoint: &str, pid: u32, bucket: Option<&str>, log: &Path) {
             Ok(()) => misses = 0,
             Err(why) => {
                 misses += 1;
-                eprintln!(
+                report(&format!(
                     "watchdog: the emulator did not answer ({misses}/{MISSES_ALLOWED}): {why}"
-                );
-                if misses >= MISSES_ALLOWED {
+                ));
+                // A process that is gone will not come back: say so at once, with its log.
+                if misses >= MISSES_ALLOWED || !pipewright_local::emulator::is_alive(pid) {
                     fail(pid, log, &why);
                 }
             }
@@ -82,16 +83,64 @@ fn probe(agent: &ureq::Agent, endpoint: &str, bucket: Option<&str>) -> Result<()
 }
 
 fn fail(pid: u32, log: &Path, why: &str) -> ! {
-    eprintln!("\n==== watchdog: the emulator (pid {pid}) stopped answering: {why}");
-    eprintln!("==== its threads (gdb):\n{}", thread_stacks(pid));
-    eprintln!(
+    report(&format!(
+        "\n==== watchdog: the emulator (pid {pid}) stopped answering: {why}"
+    ));
+    report(&format!("==== the process: {}", process_state(pid)));
+    report(&format!("==== the machine: {}", memory_available()));
+    if pipewright_local::emulator::is_alive(pid) {
+        report(&format!("==== its threads (gdb):\n{}", thread_stacks(pid)));
+    }
+    report(&format!(
         "==== the last lines of {}:\n{}",
         log.display(),
         pipewright_local::emulator::tail(log, 60)
-    );
-    eprintln!("==== watchdog: failing the test run instead of waiting for its deadline");
+    ));
+    report("==== watchdog: failing the test run instead of waiting for its deadline");
     // exit(3) runs the atexit handler that stops the stack.
     std::process::exit(EXIT_STATUS)
+}
+
+/// Write a line to the process's standard error itself. `eprintln!` would not do: the test
+/// harness captures it for the test whose thread started the watchdog, and a run ended by
+/// `exit` never prints captured output (CI then shows only the failed tests, not why).
+fn report(line: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{line}");
+    let _ = stderr.flush();
+}
+
+/// Whether process `pid` is alive, and its state and memory (from `/proc`).
+fn process_state(pid: u32) -> String {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => status
+            .lines()
+            .filter(|l| {
+                ["State:", "VmRSS:", "VmPeak:", "Threads:"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(_) => format!(
+            "gone, {} (see the end of its log; an out-of-memory kill, signal 9, leaves no line \
+             there)",
+            pipewright_local::emulator::how_it_ended(pid).unwrap_or_else(|| "how unknown".into())
+        ),
+    }
+}
+
+/// The machine's available memory (`/proc/meminfo`).
+fn memory_available() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .map(|m| {
+            m.lines()
+                .filter(|l| l.starts_with("MemTotal:") || l.starts_with("MemAvailable:"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_else(|e| format!("/proc/meminfo: {e}"))
 }
 
 /// Every thread's backtrace of process `pid`, as gdb prints them (or why there are none).

@@ -56,6 +56,13 @@ impl Emulator {
             .env("FAKECLOUD_CONTAINER_CLI", &opts.lambda_host)
             .env("PIPEWRIGHT_LAMBDA_HOST_DIR", &sandboxes)
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // A panic leaves its backtrace in the log; a deep future in this debug build gets
+            // 8 MiB of stack instead of 2 (an overflow would abort the whole emulator); four
+            // workers instead of one per core, so one blocked worker does not stall it on a
+            // two-core machine.
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_MIN_STACK", "8388608")
+            .env("TOKIO_WORKER_THREADS", "4")
             .env_remove("FAKECLOUD_ADDR")
             .stdin(Stdio::null())
             .stdout(log)
@@ -137,10 +144,38 @@ pub fn is_alive(pid: u32) -> bool {
 }
 
 fn reap(pid: u32) {
-    let Ok(pid) = i32::try_from(pid) else { return };
+    if let Some(how) = reap_status(pid) {
+        let mut ended = ENDED.lock().unwrap_or_else(|p| p.into_inner());
+        ended.push((pid, how));
+    }
+}
+
+/// How our child `pid` ended, when it has ended and was reaped now.
+fn reap_status(pid: u32) -> Option<String> {
+    let pid = i32::try_from(pid).ok()?;
     let mut status = 0;
     // SAFETY: non-blocking wait for our own child; fails harmlessly for other processes.
-    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } != pid {
+        return None;
+    }
+    Some(if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    })
+}
+
+/// The children this process reaped, and how each ended.
+static ENDED: std::sync::Mutex<Vec<(u32, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// How child `pid` ended (exit status or signal), if this process saw it end.
+pub fn how_it_ended(pid: u32) -> Option<String> {
+    reap(pid);
+    let ended = ENDED.lock().unwrap_or_else(|p| p.into_inner());
+    ended
+        .iter()
+        .find(|(p, _)| *p == pid)
+        .map(|(_, how)| how.clone())
 }
 
 /// Find the fakecloud program: `$FAKECLOUD_BIN`, then `PATH`, then `~/.cargo/bin`.
