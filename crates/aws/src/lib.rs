@@ -1,6 +1,7 @@
 //! Pipewright's adapters to AWS services. Each implements a trait that `pipewright-core` owns, so
 //! the domain never sees an SDK type.
 
+pub mod access_keys;
 pub mod approvals;
 pub mod artifacts;
 pub mod config;

@@ -113,7 +113,17 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Where the control plane is, and whether it is a local one.
+/// Which door of the control plane a client goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// The `AWS_IAM` Function URL: requests signed for the service `lambda` with IAM
+    /// credentials.
+    Iam,
+    /// The key door: requests signed for the service `codepipeline` with a Pipewright key.
+    Key,
+}
+
+/// Where the control plane is, which door, and whether it is a local one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// The URL.
@@ -121,36 +131,85 @@ pub struct Endpoint {
     /// True for the local stack (or any loopback address): fixed test credentials when the
     /// environment has none.
     pub local: bool,
+    /// The door the URL is.
+    pub door: Door,
 }
 
-/// The endpoint: `--endpoint-url`, else `$PIPEWRIGHT_ENDPOINT`, else the running local stack's
-/// (found from `.pipewright/` in the project folder above the current one).
-pub fn resolve_endpoint(flag: Option<&str>) -> Result<Endpoint, CliError> {
-    let given = flag
-        .map(str::to_owned)
-        .or_else(|| std::env::var("PIPEWRIGHT_ENDPOINT").ok())
-        .filter(|s| !s.trim().is_empty());
-    if let Some(url) = given {
-        return Ok(Endpoint {
+impl Endpoint {
+    fn new(url: String, door: Door) -> Self {
+        Self {
             local: is_loopback(&url),
             url,
-        });
+            door,
+        }
+    }
+}
+
+/// The endpoint: `--endpoint-url` (the key door), else `--iam-endpoint-url` or
+/// `$PIPEWRIGHT_IAM_ENDPOINT` (the IAM door), else `$PIPEWRIGHT_ENDPOINT` (the key door), else
+/// the running local stack's IAM door (found from `.pipewright/` in the project folder above
+/// the current one).
+pub fn resolve_endpoint(flag: Option<&str>, iam_flag: Option<&str>) -> Result<Endpoint, CliError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    if let Some(url) = given(flag.map(str::to_owned)) {
+        return Ok(Endpoint::new(url, Door::Key));
+    }
+    if let Some(url) = given(iam_flag.map(str::to_owned).or_else(|| env("PIPEWRIGHT_IAM_ENDPOINT"))) {
+        return Ok(Endpoint::new(url, Door::Iam));
+    }
+    if let Some(url) = given(env("PIPEWRIGHT_ENDPOINT")) {
+        return Ok(Endpoint::new(url, Door::Key));
     }
     let running = crate::local::project_root(None)
         .and_then(|root| pipewright_local::status(&root.join(".pipewright")));
     match running {
         Some(stack) => Ok(Endpoint {
-            url: stack.gateway.endpoint,
+            url: stack.iam_gateway.endpoint,
             local: true,
+            door: Door::Iam,
         }),
         None => Err(CliError::new(
             "NoEndpoint",
-            "no control plane to talk to: pass --endpoint-url URL, set PIPEWRIGHT_ENDPOINT, \
+            "no control plane to talk to: pass --endpoint-url URL or --iam-endpoint-url URL, \
+             set PIPEWRIGHT_IAM_ENDPOINT (stack output ApiIamUrl) or PIPEWRIGHT_ENDPOINT (ApiUrl), \
              or start the local stack with `pipewright local up`",
             EXIT_USAGE,
         )),
     }
 }
+
+/// An endpoint resolver for the IAM door: the URL as given, signed for the service `lambda`
+/// (what an `AWS_IAM` Function URL checks) instead of `codepipeline`.
+#[derive(Debug)]
+struct SignedForLambda {
+    url: String,
+}
+
+impl aws_sdk_codepipeline::config::endpoint::ResolveEndpoint for SignedForLambda {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _params: &'a aws_sdk_codepipeline::config::endpoint::Params,
+    ) -> aws_sdk_codepipeline::config::endpoint::EndpointFuture<'a> {
+        use aws_smithy_types::Document;
+        let scheme = Document::Object(
+            [
+                ("name".to_string(), Document::String("sigv4".into())),
+                ("signingName".to_string(), Document::String(LAMBDA.into())),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let endpoint = aws_sdk_codepipeline::config::endpoint::Endpoint::builder()
+            .url(self.url.clone())
+            .property("authSchemes", Document::Array(vec![scheme]))
+            .build();
+        aws_sdk_codepipeline::config::endpoint::EndpointFuture::ready(Ok(endpoint))
+    }
+}
+
+/// The signing name of Function URLs with IAM auth.
+pub const LAMBDA: &str = "lambda";
 
 /// True when `url`'s host is 127.0.0.1, ::1 or localhost.
 fn is_loopback(url: &str) -> bool {
@@ -174,19 +233,32 @@ fn is_loopback(url: &str) -> bool {
 /// the local stack accepts.
 pub async fn codepipeline(endpoint: &Endpoint) -> aws_sdk_codepipeline::Client {
     let sdk = config::load(&Target::default()).await;
-    let mut builder = aws_sdk_codepipeline::config::Builder::from(&sdk).endpoint_url(&endpoint.url);
+    let mut builder = aws_sdk_codepipeline::config::Builder::from(&sdk);
+    builder = match endpoint.door {
+        Door::Key => builder.endpoint_url(&endpoint.url),
+        Door::Iam => builder.endpoint_resolver(SignedForLambda {
+            url: endpoint.url.clone(),
+        }),
+    };
+    if let Some(credentials) = local_credentials(endpoint) {
+        builder = builder.credentials_provider(credentials);
+    }
+    aws_sdk_codepipeline::Client::from_conf(builder.build())
+}
+
+/// The local stack's credentials, for a local endpoint when the environment names none.
+pub fn local_credentials(endpoint: &Endpoint) -> Option<Credentials> {
     let env_has_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
         || std::env::var_os("AWS_PROFILE").is_some();
-    if endpoint.local && !env_has_credentials {
-        builder = builder.credentials_provider(Credentials::new(
-            "test",
-            "test",
+    (endpoint.local && !env_has_credentials).then(|| {
+        Credentials::new(
+            pipewright_local::LOCAL_ACCESS_KEY_ID,
+            pipewright_local::LOCAL_SECRET_ACCESS_KEY,
             None,
             None,
             "pipewright-local",
-        ));
-    }
-    aws_sdk_codepipeline::Client::from_conf(builder.build())
+        )
+    })
 }
 
 /// Never ask the EC2 instance metadata service (a laptop has none, and asking it takes seconds).
@@ -226,8 +298,12 @@ mod tests {
 
     #[test]
     fn explicit_endpoint_wins() {
-        let e = resolve_endpoint(Some("http://127.0.0.1:9")).unwrap();
+        let e = resolve_endpoint(Some("http://127.0.0.1:9"), Some("http://127.0.0.1:8")).unwrap();
         assert_eq!(e.url, "http://127.0.0.1:9");
         assert!(e.local);
+        assert_eq!(e.door, Door::Key);
+        let e = resolve_endpoint(None, Some("https://x.lambda-url.us-east-1.on.aws/")).unwrap();
+        assert_eq!(e.door, Door::Iam);
+        assert!(!e.local);
     }
 }

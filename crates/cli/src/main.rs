@@ -13,7 +13,9 @@ macro_rules! exit_codes {
          4  the endpoint cannot be reached\n  \
          5  any other error the service answered\n\
          Errors print `pipewright <command>: <ExceptionName>: <message>` on stderr.\n\n\
-         Endpoint: --endpoint-url, else $PIPEWRIGHT_ENDPOINT, else the running local stack's.\n\
+         Endpoint: --endpoint-url (the key door), else --iam-endpoint-url or\n\
+         $PIPEWRIGHT_IAM_ENDPOINT (the IAM door, signed for lambda), else $PIPEWRIGHT_ENDPOINT,\n\
+         else the running local stack's IAM door.\n\
          Region: $AWS_REGION / $AWS_DEFAULT_REGION (default us-east-1). Credentials: the\n\
          environment's (test/test for a local endpoint when it has none)."
     };
@@ -37,9 +39,14 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pipewright", version, about, long_about = None, after_help = exit_codes!())]
 struct Cli {
-    /// The control plane's URL (default: $PIPEWRIGHT_ENDPOINT, else the running local stack's).
+    /// The control plane's key door (requests signed for codepipeline with a Pipewright key,
+    /// stack output ApiUrl). Default: the IAM door, else $PIPEWRIGHT_ENDPOINT.
     #[arg(long, global = true, value_name = "URL")]
     endpoint_url: Option<String>,
+    /// The control plane's IAM door (requests signed for lambda with your AWS credentials, stack
+    /// output ApiIamUrl). Default: $PIPEWRIGHT_IAM_ENDPOINT, else the running local stack's.
+    #[arg(long, global = true, value_name = "URL")]
+    iam_endpoint_url: Option<String>,
     /// How read commands print: text tables, or the service's response as CodePipeline's JSON.
     #[arg(long, global = true, value_enum, default_value_t = commands::Output::Text)]
     output: commands::Output,
@@ -79,7 +86,7 @@ fn main() -> ExitCode {
             &mut std::io::stderr().lock(),
         ),
         Command::Local { command } => local::run(command),
-        Command::Remote(command) => commands::run(command, cli.endpoint_url, cli.output),
+        Command::Remote(command) => commands::run(command, cli.endpoint_url, cli.iam_endpoint_url, cli.output),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -108,7 +108,26 @@ pub struct GatewayArgs {
     pub region: String,
     /// Exit once this process is gone.
     pub parent_pid: Option<i32>,
+    /// `--auth AWS_IAM`: only requests signed (SigV4, service `lambda`) with the credentials in
+    /// `$PIPEWRIGHT_GATEWAY_CREDENTIALS` (`ACCESS_KEY_ID:SECRET`) pass, as an `AWS_IAM`
+    /// Function URL lets only IAM-authenticated requests through; the event then names
+    /// `--principal` as the caller.
+    pub iam: Option<IamAuth>,
 }
+
+/// The one identity an `AWS_IAM` gateway accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamAuth {
+    /// Its access key id.
+    pub access_key_id: String,
+    /// Its secret.
+    pub secret: String,
+    /// The principal's ARN, as `requestContext.authorizer.iam.userArn`.
+    pub principal: String,
+}
+
+/// The environment variable an `AWS_IAM` gateway reads its credentials from.
+pub const GATEWAY_CREDENTIALS_ENV: &str = "PIPEWRIGHT_GATEWAY_CREDENTIALS";
 
 /// A command line we can't make sense of. Docker exits 125 for these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -510,6 +529,8 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
     let mut port_file = None;
     let mut region = "us-east-1".to_string();
     let mut parent_pid = None;
+    let mut auth = None;
+    let mut principal = None;
     let mut it = rest.iter();
     while let Some(token) = it.next() {
         let (flag, inline) = split_inline(token);
@@ -524,6 +545,8 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
             }
             "--port-file" => port_file = Some(PathBuf::from(take_value(flag, inline, &mut it)?)),
             "--region" => region = take_value(flag, inline, &mut it)?.to_string(),
+            "--auth" => auth = Some(take_value(flag, inline, &mut it)?.to_string()),
+            "--principal" => principal = Some(take_value(flag, inline, &mut it)?.to_string()),
             "--parent-pid" => {
                 let v = take_value(flag, inline, &mut it)?;
                 let pid = v
@@ -554,6 +577,31 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
     {
         return Err(usage(format!("invalid --region: {region}")));
     }
+    let iam = match auth.as_deref() {
+        None | Some("NONE") => None,
+        Some("AWS_IAM") => {
+            let credentials = std::env::var(GATEWAY_CREDENTIALS_ENV).unwrap_or_default();
+            let (access_key_id, secret) = credentials
+                .split_once(':')
+                .filter(|(k, s)| !k.is_empty() && !s.is_empty())
+                .ok_or_else(|| {
+                    usage(format!(
+                        "--auth AWS_IAM needs {GATEWAY_CREDENTIALS_ENV}=ACCESS_KEY_ID:SECRET"
+                    ))
+                })?;
+            Some(IamAuth {
+                access_key_id: access_key_id.to_string(),
+                secret: secret.to_string(),
+                principal: principal
+                    .unwrap_or_else(|| "arn:aws:iam::123456789012:root".to_string()),
+            })
+        }
+        Some(other) => {
+            return Err(usage(format!(
+                "invalid --auth: {other} (NONE or AWS_IAM)"
+            )))
+        }
+    };
     Ok(GatewayArgs {
         emulator,
         function,
@@ -561,6 +609,7 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
         port_file,
         region,
         parent_pid,
+        iam,
     })
 }
 

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use tiny_http::{Header, Request, Response, Server};
 
-use crate::cli_args::GatewayArgs;
+use crate::cli_args::{GatewayArgs, IamAuth};
 use crate::container::random_hex;
 use crate::process;
 use crate::serve::request_id;
@@ -127,6 +127,8 @@ struct Gateway {
     context: Context,
     agent: ureq::Agent,
     in_flight: AtomicUsize,
+    /// `AWS_IAM`: the identity requests must be signed with.
+    iam: Option<IamAuth>,
 }
 
 /// The parts of an event that don't come from the request itself.
@@ -179,6 +181,7 @@ impl Gateway {
             },
             agent: config.into(),
             in_flight: AtomicUsize::new(0),
+            iam: args.iam.clone(),
         }
     }
 
@@ -237,7 +240,17 @@ impl Gateway {
             source_ip: request.remote_addr().map(|a| a.ip()),
             body,
         };
-        let event = build_event(&incoming, &self.context, SystemTime::now(), &request_id());
+        let now = SystemTime::now();
+        let mut event = build_event(&incoming, &self.context, now, &request_id());
+        if let Some(iam) = &self.iam {
+            match check_iam_signature(&incoming, iam, now) {
+                Ok(()) => event["requestContext"]["authorizer"] = iam_authorizer(iam),
+                Err(why) => {
+                    log(&format!("refused (AWS_IAM): {why}"));
+                    return Reply::message(403, "Forbidden");
+                }
+            }
+        }
         let payload = event.to_string().into_bytes();
         if payload.len() > MAX_PAYLOAD {
             return too_large();
@@ -344,6 +357,42 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Check, as an `AWS_IAM` Function URL does, that `req` was signed (SigV4, service `lambda`,
+/// `host` and `x-amz-date` covered, within 15 minutes) with `iam`'s credentials. `Err` says why
+/// not (logged; the caller only gets 403 Forbidden, as from Lambda).
+fn check_iam_signature(req: &Incoming, iam: &IamAuth, now: SystemTime) -> Result<(), String> {
+    use pipewright_core::access::sigv4::{self, SignedRequest};
+    let (path, query) = split_target(&req.target);
+    let signed = SignedRequest {
+        method: &req.method,
+        path,
+        query,
+        headers: &req.headers,
+        body: &req.body,
+    };
+    let auth = sigv4::parse(&signed).map_err(|e| e.to_string())?;
+    if auth.access_key_id != iam.access_key_id {
+        return Err(format!("unknown access key {}", auth.access_key_id));
+    }
+    sigv4::verify_as(&signed, &auth, &iam.secret, now, sigv4::FUNCTION_URL)
+        .map_err(|e| e.to_string())
+}
+
+/// `requestContext.authorizer` of an IAM-authenticated Function URL request.
+fn iam_authorizer(iam: &IamAuth) -> Value {
+    json!({
+        "iam": {
+            "accessKey": iam.access_key_id,
+            "accountId": ACCOUNT_ID,
+            "callerId": iam.access_key_id,
+            "cognitoIdentity": null,
+            "principalOrgId": null,
+            "userArn": iam.principal,
+            "userId": iam.access_key_id,
+        }
+    })
 }
 
 /// What the emulator said to an `Invoke`.

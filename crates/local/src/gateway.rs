@@ -22,9 +22,21 @@ pub struct Gateway {
     pub pid: u32,
 }
 
+/// The one identity an `AWS_IAM` gateway lets through (SigV4 for the service `lambda`).
+#[derive(Debug, Clone, Copy)]
+pub struct IamDoor<'a> {
+    /// Its access key id.
+    pub access_key_id: &'a str,
+    /// Its secret.
+    pub secret: &'a str,
+    /// The principal ARN the function sees.
+    pub principal: &'a str,
+}
+
 /// Start `lambda_host gateway` for `function` in the emulator at `emulator_endpoint` on `port`
 /// (0: any free port); its log and port file go into `state_dir` as `<name>.log` and
-/// `<name>.port`.
+/// `<name>.port`. With `iam`, it serves an `AWS_IAM` Function URL: only requests signed with
+/// that identity pass.
 pub fn start(
     lambda_host: &Path,
     emulator_endpoint: &str,
@@ -32,15 +44,27 @@ pub fn start(
     port: u16,
     state_dir: &Path,
     name: &str,
+    iam: Option<IamDoor<'_>>,
 ) -> Result<Gateway, LocalError> {
     let port_file = state_dir.join(format!("{name}.port"));
     let _ = std::fs::remove_file(&port_file);
     let log_path = state_dir.join(format!("{name}.log"));
     let log = File::create(&log_path).map_err(|e| LocalError::io(&log_path, e))?;
     let log_err = log.try_clone().map_err(|e| LocalError::io(&log_path, e))?;
-    let child = Command::new(lambda_host)
+    let mut command = Command::new(lambda_host);
+    command
         .arg("gateway")
-        .args(["--emulator", emulator_endpoint, "--function", function])
+        .args(["--emulator", emulator_endpoint, "--function", function]);
+    if let Some(iam) = iam {
+        command
+            .args(["--auth", "AWS_IAM", "--principal", iam.principal])
+            // The secret travels in the environment, not on the command line.
+            .env(
+                "PIPEWRIGHT_GATEWAY_CREDENTIALS",
+                format!("{}:{}", iam.access_key_id, iam.secret),
+            );
+    }
+    let child = command
         .arg("--port")
         .arg(port.to_string())
         .arg("--port-file")

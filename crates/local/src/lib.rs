@@ -31,6 +31,18 @@ pub const LOCAL_ARTIFACT_ENCRYPTION: &str = "AES256";
 /// The stack output naming the control-plane function the gateway serves.
 pub const API_FUNCTION_OUTPUT: &str = "ApiFunctionName";
 
+/// The stack output naming the control plane's key-door function (the gateway at
+/// `PIPEWRIGHT_ENDPOINT` serves it).
+pub const API_KEY_FUNCTION_OUTPUT: &str = "ApiKeyFunctionName";
+
+/// The emulator's credentials (`local.env`): the IAM door's one identity, and an admin
+/// Pipewright key on the key door, so one pair works everywhere locally.
+pub const LOCAL_ACCESS_KEY_ID: &str = "test";
+/// The secret of [`LOCAL_ACCESS_KEY_ID`].
+pub const LOCAL_SECRET_ACCESS_KEY: &str = "test";
+/// Who the local IAM door says the caller is.
+pub const LOCAL_PRINCIPAL: &str = "arn:aws:iam::123456789012:root";
+
 /// The stack output naming the approval function (its links get a gateway of their own).
 pub const APPROVAL_FUNCTION_OUTPUT: &str = "ApprovalFunctionName";
 
@@ -118,6 +130,9 @@ pub struct LocalStack {
     pub emulator: Emulator,
     /// The control plane's local Function URL.
     pub gateway: Gateway,
+    /// The control plane's IAM door (the `AWS_IAM` Function URL): requests signed for the
+    /// service `lambda` with the emulator's credentials.
+    pub iam_gateway: Gateway,
     /// The approval function's local Function URL (where approval links point).
     pub approvals: Gateway,
     /// The webhook function's local Function URL (where git hosts deliver).
@@ -142,8 +157,14 @@ impl LocalStack {
                 "AWS_DEFAULT_REGION".to_string(),
                 pipewright_aws::config::DEFAULT_REGION.to_string(),
             ),
-            ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
-            ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
+            (
+                "AWS_ACCESS_KEY_ID".to_string(),
+                LOCAL_ACCESS_KEY_ID.to_string(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                LOCAL_SECRET_ACCESS_KEY.to_string(),
+            ),
             ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
             (
                 "PIPEWRIGHT_ENDPOINT".to_string(),
@@ -157,6 +178,14 @@ impl LocalStack {
             (
                 "PIPEWRIGHT_GATEWAY_PID".to_string(),
                 self.gateway.pid.to_string(),
+            ),
+            (
+                "PIPEWRIGHT_IAM_ENDPOINT".to_string(),
+                self.iam_gateway.endpoint.clone(),
+            ),
+            (
+                "PIPEWRIGHT_IAM_GATEWAY_PID".to_string(),
+                self.iam_gateway.pid.to_string(),
             ),
             (
                 "PIPEWRIGHT_APPROVAL_ENDPOINT".to_string(),
@@ -194,6 +223,7 @@ impl LocalStack {
     /// Stop the stack's gateways (the emulator keeps running).
     pub fn stop_gateways(&self) {
         emulator::stop_pid(self.gateway.pid);
+        emulator::stop_pid(self.iam_gateway.pid);
         emulator::stop_pid(self.approvals.pid);
         emulator::stop_pid(self.webhooks.pid);
     }
@@ -302,21 +332,38 @@ async fn deploy_into(
                 .cloned()
                 .ok_or_else(|| LocalError::Deploy(format!("template.yaml has no output {name}")))
         };
-        let (api, approval, webhook) = (
+        let (api_iam, api_key, approval, webhook) = (
             output(API_FUNCTION_OUTPUT)?,
+            output(API_KEY_FUNCTION_OUTPUT)?,
             output(APPROVAL_FUNCTION_OUTPUT)?,
             output(WEBHOOK_FUNCTION_OUTPUT)?,
         );
+        register_admin_key(&emulator.endpoint, stack_name).await?;
         let state_dir = &opts.state_dir;
         let api = gateway::start(
             lambda_host,
             &emulator.endpoint,
-            &api,
+            &api_key,
             0,
             state_dir,
             "gateway",
+            None,
         )?;
         gateways.push(api.pid);
+        let iam_gateway = gateway::start(
+            lambda_host,
+            &emulator.endpoint,
+            &api_iam,
+            0,
+            state_dir,
+            "iam-gateway",
+            Some(gateway::IamDoor {
+                access_key_id: LOCAL_ACCESS_KEY_ID,
+                secret: LOCAL_SECRET_ACCESS_KEY,
+                principal: LOCAL_PRINCIPAL,
+            }),
+        )?;
+        gateways.push(iam_gateway.pid);
         let approvals = gateway::start(
             lambda_host,
             &emulator.endpoint,
@@ -324,6 +371,7 @@ async fn deploy_into(
             approval_port,
             state_dir,
             "approval-gateway",
+            None,
         )?;
         gateways.push(approvals.pid);
         let webhooks = gateway::start(
@@ -333,10 +381,11 @@ async fn deploy_into(
             0,
             state_dir,
             "webhook-gateway",
+            None,
         )?;
-        Ok::<_, LocalError>((outputs, api, approvals, webhooks))
+        Ok::<_, LocalError>((outputs, api, iam_gateway, approvals, webhooks))
     };
-    let (outputs, gateway, approvals, webhooks) = match started.await {
+    let (outputs, gateway, iam_gateway, approvals, webhooks) = match started.await {
         Ok(started) => started,
         Err(e) => {
             gateways.iter().for_each(|pid| emulator::stop_pid(*pid));
@@ -346,10 +395,41 @@ async fn deploy_into(
     Ok(LocalStack {
         emulator: emulator.clone(),
         gateway,
+        iam_gateway,
         approvals,
         webhooks,
         outputs,
     })
+}
+
+/// Make the emulator's credentials an admin Pipewright key of stack `stack_name`, so the one
+/// pair in `local.env` signs for the key door too (as `aws codepipeline --endpoint-url
+/// "$PIPEWRIGHT_ENDPOINT"` does).
+async fn register_admin_key(emulator_endpoint: &str, stack_name: &str) -> Result<(), LocalError> {
+    use pipewright_core::access::keys::{AccessKey, KeyStore};
+    let sdk = pipewright_aws::config::load(&pipewright_aws::config::Target::local(
+        emulator_endpoint,
+    ))
+    .await;
+    let store = pipewright_aws::access_keys::SecretsKeyStore::new(
+        &sdk,
+        &format!("pipewright/{stack_name}/access-keys/"),
+    );
+    let key = AccessKey {
+        access_key_id: LOCAL_ACCESS_KEY_ID.into(),
+        secret_access_key: LOCAL_SECRET_ACCESS_KEY.into(),
+        name: "local-admin".into(),
+        grant: pipewright_core::access::policy::Grant::admin(),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        expires: None,
+        created_by: Some("pipewright local up".into()),
+    };
+    store
+        .put(&key)
+        .await
+        .map_err(|e| LocalError::Deploy(format!("registering the local admin key: {e}")))
 }
 
 /// The stack described by `<state_dir>/local.env`, if its emulator is alive and healthy.
@@ -364,6 +444,10 @@ pub fn status(state_dir: &Path) -> Option<LocalStack> {
         endpoint: env.get("PIPEWRIGHT_ENDPOINT")?.clone(),
         pid: env.get("PIPEWRIGHT_GATEWAY_PID")?.parse().ok()?,
     };
+    let iam_gateway = Gateway {
+        endpoint: env.get("PIPEWRIGHT_IAM_ENDPOINT")?.clone(),
+        pid: env.get("PIPEWRIGHT_IAM_GATEWAY_PID")?.parse().ok()?,
+    };
     let approvals = Gateway {
         endpoint: env.get("PIPEWRIGHT_APPROVAL_ENDPOINT")?.clone(),
         pid: env.get("PIPEWRIGHT_APPROVAL_GATEWAY_PID")?.parse().ok()?,
@@ -375,6 +459,7 @@ pub fn status(state_dir: &Path) -> Option<LocalStack> {
     if !emulator::is_alive(pid)
         || !emulator.healthy()
         || !emulator::is_alive(gateway.pid)
+        || !emulator::is_alive(iam_gateway.pid)
         || !emulator::is_alive(approvals.pid)
         || !emulator::is_alive(webhooks.pid)
     {
@@ -387,6 +472,7 @@ pub fn status(state_dir: &Path) -> Option<LocalStack> {
     Some(LocalStack {
         emulator,
         gateway,
+        iam_gateway,
         approvals,
         webhooks,
         outputs,
@@ -406,6 +492,7 @@ pub fn down(state_dir: &Path) -> bool {
     };
     for key in [
         "PIPEWRIGHT_GATEWAY_PID",
+        "PIPEWRIGHT_IAM_GATEWAY_PID",
         "PIPEWRIGHT_APPROVAL_GATEWAY_PID",
         "PIPEWRIGHT_WEBHOOK_GATEWAY_PID",
     ] {

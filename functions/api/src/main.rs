@@ -1,28 +1,40 @@
 //! `api`: CodePipeline's control plane (AWS JSON 1.1, `X-Amz-Target: CodePipeline_20150709.*`)
-//! behind a Function URL. Clients are built once; each request goes to [`handler::Service`].
+//! behind a Function URL. The template deploys it twice, one function per door (`API_DOOR`):
+//! `iam` behind the `AWS_IAM` URL (stack output `ApiIamUrl`), `key` behind the `NONE` URL whose
+//! requests must be signed with a Pipewright access key (`ApiUrl`). Clients are built once; each
+//! request goes to [`handler::Service`].
 
 mod handler;
 
 use lambda_http::{run, service_fn, Error, Request, RequestExt};
+use pipewright_aws::access_keys::SecretsKeyStore;
 use pipewright_aws::engine::Adapters;
+use pipewright_core::access::gate::Door;
+use pipewright_core::access::keys::CachedKeys;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     pipewright_aws::logging::init();
+    let door = std::env::var("API_DOOR").unwrap_or_else(|_| "iam".into());
+    let door = Door::parse(&door)
+        .ok_or_else(|| format!("API_DOOR must be iam or key, not {door:?}"))?;
     let adapters = Adapters::from_env().await?;
+    let keys = CachedKeys::new(SecretsKeyStore::from_env(&adapters.sdk)?);
     let region = adapters.region();
     run(service_fn(|request: Request| {
         let function_arn = request
             .lambda_context_ref()
             .map(|c| c.invoked_function_arn.clone())
             .unwrap_or_default();
-        let (adapters, region) = (&adapters, &region);
+        let (adapters, region, keys) = (&adapters, &region, &keys);
         async move {
             let engine = adapters.engine(&function_arn);
             let service = handler::Service {
                 store: &adapters.pipelines,
                 engine: Some(&engine),
                 region,
+                door,
+                keys,
             };
             service.handle(request).await
         }

@@ -3,6 +3,7 @@
 
 mod approve;
 mod execution;
+mod keys;
 mod pipeline;
 mod status;
 mod watch;
@@ -198,6 +199,12 @@ pub enum Remote {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Pipewright access keys for the key door (made, listed, rotated and revoked through the
+    /// IAM door only).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 impl Remote {
@@ -215,6 +222,7 @@ impl Remote {
             Remote::Watch { .. } => "watch",
             Remote::Retry { .. } => "retry",
             Remote::Stop { .. } => "stop",
+            Remote::Keys { .. } => "keys",
         }
     }
 }
@@ -270,7 +278,12 @@ pub fn report(command: &str, err: &CliError) -> i32 {
 }
 
 /// Run a remote command; returns the exit status.
-pub fn run(command: Remote, endpoint_url: Option<String>, output: Output) -> i32 {
+pub fn run(
+    command: Remote,
+    endpoint_url: Option<String>,
+    iam_endpoint_url: Option<String>,
+    output: Output,
+) -> i32 {
     let name = command.name();
     // A declaration is read and validated before anything is sent (or any endpoint looked for).
     let declaration = match &command {
@@ -282,7 +295,7 @@ pub fn run(command: Remote, endpoint_url: Option<String>, output: Output) -> i32
         }
         _ => None,
     };
-    let endpoint = match client::resolve_endpoint(endpoint_url.as_deref()) {
+    let endpoint = match client::resolve_endpoint(endpoint_url.as_deref(), iam_endpoint_url.as_deref()) {
         Ok(e) => e,
         Err(e) => return report(name, &e),
     };
@@ -341,6 +354,7 @@ pub fn run(command: Remote, endpoint_url: Option<String>, output: Output) -> i32
                 abandon,
                 reason,
             } => execution::stop(&ctx, &name, &execution, abandon, reason).await,
+            Remote::Keys { command } => keys::run(&ctx, command).await,
         }
     });
     match result {

@@ -8,7 +8,13 @@
 //!   [`policy::Grant`] (CodePipeline IAM action patterns and pipeline-name globs), before
 //!   anything is read or written.
 //!
-//! Pure: the key store, the function URLs and the CLI's `keys` commands use these.
+//! - [`keys`]: Pipewright access keys, the [`keys::KeyStore`] port and its one-minute cache, and
+//!   the key-management operations (IAM door only).
+//! - [`gate`]: who is calling through which door, and the per-operation check.
+//!
+//! The api function, the local gateways and the CLI's `keys` commands use these.
 
+pub mod gate;
+pub mod keys;
 pub mod policy;
 pub mod sigv4;

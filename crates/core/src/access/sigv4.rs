@@ -182,21 +182,55 @@ pub fn parse(request: &SignedRequest<'_>) -> Result<Authorization, AuthError> {
     })
 }
 
+/// What a door expects of a signature: the service it is scoped to and the headers it must
+/// cover.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    /// The signing name, e.g. `codepipeline`.
+    pub service: &'a str,
+    /// Headers the signature must cover (lowercase).
+    pub signed_headers: &'a [&'a str],
+}
+
+/// The key door: service `codepipeline`; `host`, `x-amz-date` and the operation
+/// (`x-amz-target`) signed.
+pub const KEY_DOOR: Expect<'static> = Expect {
+    service: SERVICE,
+    signed_headers: &["host", "x-amz-date", "x-amz-target"],
+};
+
+/// A Function URL with `AuthType: AWS_IAM`: service `lambda`; `host` and `x-amz-date` signed.
+pub const FUNCTION_URL: Expect<'static> = Expect {
+    service: "lambda",
+    signed_headers: &["host", "x-amz-date"],
+};
+
 /// Check that `request`, whose `Authorization` is `auth`, was signed with `secret` (the secret of
-/// `auth.access_key_id`) within [`MAX_SKEW`] of `now`.
+/// `auth.access_key_id`) for the key door ([`KEY_DOOR`]) within [`MAX_SKEW`] of `now`.
 pub fn verify(
     request: &SignedRequest<'_>,
     auth: &Authorization,
     secret: &str,
     now: SystemTime,
 ) -> Result<(), AuthError> {
-    if auth.service != SERVICE {
+    verify_as(request, auth, secret, now, KEY_DOOR)
+}
+
+/// [`verify`], for what `expect` says (the local IAM door checks [`FUNCTION_URL`]).
+pub fn verify_as(
+    request: &SignedRequest<'_>,
+    auth: &Authorization,
+    secret: &str,
+    now: SystemTime,
+    expect: Expect<'_>,
+) -> Result<(), AuthError> {
+    if auth.service != expect.service {
         return Err(invalid(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'."
+            "Credential should be scoped to correct service: '{}'.",
+            expect.service
         )));
     }
-    // The operation is chosen by X-Amz-Target: it must be signed too.
-    for required in ["host", "x-amz-date", "x-amz-target"] {
+    for &required in expect.signed_headers {
         if !auth.signed_headers.iter().any(|h| h == required) {
             return Err(invalid(format!(
                 "'{required}' must be a signed header (SignedHeaders: {})",
@@ -263,7 +297,7 @@ pub fn verify(
     let params: aws_sigv4::http_request::SigningParams<'_> = v4::SigningParams::builder()
         .identity(&identity)
         .region(&auth.region)
-        .name(SERVICE)
+        .name(expect.service)
         .time(time)
         .settings(settings)
         .build()
