@@ -14,6 +14,7 @@ async fn call_api(
     body: &Value,
 ) -> (u16, Value) {
     let target = format!("CodePipeline_20150709.{operation}");
+    // The IAM door's function; the event (an AWS_IAM Function URL's) names the IAM caller.
     let event = function_url_event(&[("X-Amz-Target", &target)], &body.to_string());
     let out = lambda
         .invoke()

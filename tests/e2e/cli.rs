@@ -16,7 +16,7 @@ use pipewright_local::package::{Profile, Workspace};
 use serde_json::{json, Value};
 
 /// The `pipewright` binary, built once per test binary.
-fn binary() -> &'static Path {
+pub(crate) fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -64,6 +64,7 @@ fn pipewright(stack: Option<&Stack>, args: &[&str]) -> Run {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env_remove("PIPEWRIGHT_ENDPOINT")
+        .env_remove("PIPEWRIGHT_IAM_ENDPOINT")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_PROFILE")
         .env("NO_COLOR", "1")

@@ -19,6 +19,24 @@ use pipewright_local::package::{zip_bootstrap, Profile, Workspace};
 use serde_json::{json, Value};
 
 /// The job-worker function's deployment zip, built once per test binary.
+/// The job workers' Pipewright key: the job operations only.
+fn worker_key(stack: &Stack) -> &'static (String, String) {
+    static KEY: OnceLock<(String, String)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        pipewright_e2e::signing::create_key(
+            stack,
+            "job-worker",
+            &[
+                "codepipeline:PutJobSuccessResult",
+                "codepipeline:PutJobFailureResult",
+                "codepipeline:AcknowledgeJob",
+                "codepipeline:GetJobDetails",
+            ],
+            &["*"],
+        )
+    })
+}
+
 fn worker_zip() -> &'static [u8] {
     static ZIP: OnceLock<Vec<u8>> = OnceLock::new();
     ZIP.get_or_init(|| {
@@ -72,6 +90,10 @@ async fn create_worker_with_timeout(c: &Clients, stack: &Stack, seconds: i32) ->
                 // The SDKs' service-specific endpoint variable: CodePipeline calls go to the
                 // local control plane, everything else to the emulator.
                 .variables("AWS_ENDPOINT_URL_CODEPIPELINE", &stack.api_endpoint)
+                // A key that may answer jobs and nothing else (the function's role signs
+                // everything else).
+                .variables("PIPEWRIGHT_ACCESS_KEY_ID", &worker_key(stack).0)
+                .variables("PIPEWRIGHT_SECRET_ACCESS_KEY", &worker_key(stack).1)
                 .variables("RUST_LOG", "info")
                 .build(),
         )

@@ -20,6 +20,7 @@ use pipewright_local::UpOptions;
 pub mod approvals;
 pub mod faults;
 pub mod pipelines;
+pub mod signing;
 pub mod triggers;
 mod watchdog;
 
@@ -28,8 +29,12 @@ mod watchdog;
 pub struct Stack {
     /// The emulator's endpoint.
     pub endpoint: String,
-    /// The control plane's endpoint (the local Function URL of the api function).
+    /// The control plane's key door (requests signed for codepipeline with a Pipewright key;
+    /// the emulator's credentials are an admin key).
     pub api_endpoint: String,
+    /// The control plane's IAM door (requests signed for lambda with the emulator's
+    /// credentials).
+    pub iam_endpoint: String,
     /// Where approval links point (the approval function's local Function URL).
     pub approval_endpoint: String,
     /// Where git hosts deliver webhooks (the webhook function's local Function URL).
@@ -177,6 +182,7 @@ impl Stack {
         Self {
             endpoint: running.emulator.endpoint,
             api_endpoint: running.gateway.endpoint,
+            iam_endpoint: running.iam_gateway.endpoint,
             approval_endpoint: running.approvals.endpoint,
             webhook_endpoint: running.webhooks.endpoint,
             outputs: running.outputs,

@@ -92,21 +92,18 @@ pub fn create_pipeline(stack: &Stack, declaration: &Value) {
     api_call(stack, "CreatePipeline", &json!({ "pipeline": declaration }));
 }
 
-/// Control-plane operation `op` with `body`, as raw AWS JSON 1.1 (the declarations stay JSON);
-/// asserts HTTP 200 and returns the response.
+/// Control-plane operation `op` with `body`, as raw AWS JSON 1.1 (the declarations stay JSON)
+/// signed with the local admin key through the key door; asserts HTTP 200 and returns the
+/// response.
 pub fn api_call(stack: &Stack, op: &str, body: &Value) -> Value {
-    let mut response = ureq::post(&stack.api_endpoint)
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header("X-Amz-Target", &format!("CodePipeline_20150709.{op}"))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send(body.to_string().as_bytes())
-        .unwrap_or_else(|e| panic!("{op} request: {e}"));
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    assert_eq!(status, 200, "{op}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{op}: {e}: {text}"))
+    let (status, answer) = crate::signing::call(
+        &stack.api_endpoint,
+        &format!("CodePipeline_20150709.{op}"),
+        body,
+        Some(&crate::signing::Signer::local("codepipeline")),
+    );
+    assert_eq!(status, 200, "{op}: {answer}");
+    answer
 }
 
 /// StartPipelineExecution; returns the execution id.

@@ -88,6 +88,7 @@ fn fail(pid: u32, log: &Path, why: &str) -> ! {
     ));
     report(&format!("==== the process: {}", process_state(pid)));
     report(&format!("==== the machine: {}", memory_available()));
+    report(&format!("==== disk space (df -h):\n{}", disk_free(log)));
     if pipewright_local::emulator::is_alive(pid) {
         report(&format!("==== its threads (gdb):\n{}", thread_stacks(pid)));
     }
@@ -96,6 +97,16 @@ fn fail(pid: u32, log: &Path, why: &str) -> ! {
         log.display(),
         pipewright_local::emulator::tail(log, 60)
     ));
+    // The state folder goes at exit; keep the whole log beside it.
+    if let Some(kept) = log
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("e2e-emulator-failed.log"))
+    {
+        if std::fs::copy(log, &kept).is_ok() {
+            report(&format!("==== the whole log is kept in {}", kept.display()));
+        }
+    }
     report("==== watchdog: failing the test run instead of waiting for its deadline");
     // exit(3) runs the atexit handler that stops the stack.
     std::process::exit(EXIT_STATUS)
@@ -128,6 +139,16 @@ fn process_state(pid: u32) -> String {
              there)",
             pipewright_local::emulator::how_it_ended(pid).unwrap_or_else(|| "how unknown".into())
         ),
+    }
+}
+
+/// `df -h` of the file systems of the state folder and /tmp (a full disk kills the emulator
+/// without a word: its log is on it).
+fn disk_free(log: &Path) -> String {
+    let dir = log.parent().unwrap_or(Path::new("."));
+    match Command::new("df").arg("-h").arg(dir).arg("/tmp").output() {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("df could not run: {e}"),
     }
 }
 

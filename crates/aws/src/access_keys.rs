@@ -53,7 +53,10 @@ fn decode(name: &str, value: Option<&str>) -> Result<AccessKey, PortError> {
     })
 }
 
-fn failed<E>(call: &str, err: &SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>) -> PortError
+fn failed<E>(
+    call: &str,
+    err: &SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
+) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -64,10 +67,7 @@ where
 impl KeyStore for SecretsKeyStore {
     async fn get(&self, id: &str) -> Result<Option<AccessKey>, PortError> {
         // Only ids that could name a secret are looked up (a forged id is just unknown).
-        if id.is_empty()
-            || id.len() > 128
-            || !id.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Ok(None);
         }
         let name = self.name(id);
@@ -88,7 +88,10 @@ impl KeyStore for SecretsKeyStore {
             .client
             .create_secret()
             .name(&name)
-            .description(format!("Pipewright access key {} ({})", key.access_key_id, key.name))
+            .description(format!(
+                "Pipewright access key {} ({})",
+                key.access_key_id, key.name
+            ))
             .secret_string(&value)
             .send()
             .await;

@@ -155,7 +155,11 @@ pub fn resolve_endpoint(flag: Option<&str>, iam_flag: Option<&str>) -> Result<En
     if let Some(url) = given(flag.map(str::to_owned)) {
         return Ok(Endpoint::new(url, Door::Key));
     }
-    if let Some(url) = given(iam_flag.map(str::to_owned).or_else(|| env("PIPEWRIGHT_IAM_ENDPOINT"))) {
+    if let Some(url) = given(
+        iam_flag
+            .map(str::to_owned)
+            .or_else(|| env("PIPEWRIGHT_IAM_ENDPOINT")),
+    ) {
         return Ok(Endpoint::new(url, Door::Iam));
     }
     if let Some(url) = given(env("PIPEWRIGHT_ENDPOINT")) {

@@ -86,7 +86,9 @@ fn main() -> ExitCode {
             &mut std::io::stderr().lock(),
         ),
         Command::Local { command } => local::run(command),
-        Command::Remote(command) => commands::run(command, cli.endpoint_url, cli.iam_endpoint_url, cli.output),
+        Command::Remote(command) => {
+            commands::run(command, cli.endpoint_url, cli.iam_endpoint_url, cli.output)
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

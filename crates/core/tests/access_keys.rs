@@ -48,24 +48,63 @@ fn key_ids_look_like_aws_access_key_ids_and_secrets_are_40_characters() {
 #[test]
 fn bad_key_requests_name_the_field_and_the_reason() {
     let cases = [
-        ("CreateAccessKey", json!({"allow": ["codepipeline:Get*"]}), "name: required"),
-        ("CreateAccessKey", json!({"name": "a b", "allow": ["codepipeline:Get*"]}), "name:"),
+        (
+            "CreateAccessKey",
+            json!({"allow": ["codepipeline:Get*"]}),
+            "name: required",
+        ),
+        (
+            "CreateAccessKey",
+            json!({"name": "a b", "allow": ["codepipeline:Get*"]}),
+            "name:",
+        ),
         ("CreateAccessKey", json!({"name": "ci"}), "allow: required"),
-        ("CreateAccessKey", json!({"name": "ci", "allow": ["s3:GetObject"]}), "actions: \"s3:GetObject\""),
-        ("CreateAccessKey", json!({"name": "ci", "allow": ["codepipeline:*"], "pipelines": []}), "pipelines:"),
-        ("CreateAccessKey", json!({"name": "ci", "allow": ["codepipeline:*"], "expiresInDays": 0}), "expiresInDays:"),
-        ("CreateAccessKey", json!({"name": "ci", "allow": ["codepipeline:*"], "expiresInDays": 99999}), "expiresInDays:"),
+        (
+            "CreateAccessKey",
+            json!({"name": "ci", "allow": ["s3:GetObject"]}),
+            "actions: \"s3:GetObject\"",
+        ),
+        (
+            "CreateAccessKey",
+            json!({"name": "ci", "allow": ["codepipeline:*"], "pipelines": []}),
+            "pipelines:",
+        ),
+        (
+            "CreateAccessKey",
+            json!({"name": "ci", "allow": ["codepipeline:*"], "expiresInDays": 0}),
+            "expiresInDays:",
+        ),
+        (
+            "CreateAccessKey",
+            json!({"name": "ci", "allow": ["codepipeline:*"], "expiresInDays": 99999}),
+            "expiresInDays:",
+        ),
         ("RevokeAccessKey", json!({}), "accessKeyId: required"),
-        ("RevokeAccessKey", json!({"accessKeyId": "AKIAIOSFODNN7EXAMPLE"}), "accessKeyId: \"AKIA"),
-        ("RotateAccessKey", json!({"accessKeyId": keys::new_access_key_id(&[1; 17]), "oldKeyValidForSeconds": -1}), "oldKeyValidForSeconds:"),
+        (
+            "RevokeAccessKey",
+            json!({"accessKeyId": "AKIAIOSFODNN7EXAMPLE"}),
+            "accessKeyId: \"AKIA",
+        ),
+        (
+            "RotateAccessKey",
+            json!({"accessKeyId": keys::new_access_key_id(&[1; 17]), "oldKeyValidForSeconds": -1}),
+            "oldKeyValidForSeconds:",
+        ),
         ("MintEverything", json!({}), "unknown key operation"),
     ];
     for (op, body, expected) in cases {
         let err = decode_request(op, &body).expect_err(&format!("{op} {body}"));
-        assert!(err.starts_with(expected) || err.contains(expected), "{op} {body}: {err}");
+        assert!(
+            err.starts_with(expected) || err.contains(expected),
+            "{op} {body}: {err}"
+        );
     }
     assert_eq!(
-        decode_request("CreateAccessKey", &json!({"name": "ci", "allow": ["codepipeline:Get*"]})).unwrap(),
+        decode_request(
+            "CreateAccessKey",
+            &json!({"name": "ci", "allow": ["codepipeline:Get*"]})
+        )
+        .unwrap(),
         KeyRequest::Create {
             name: "ci".into(),
             grant: Grant {
@@ -99,7 +138,9 @@ async fn create_list_rotate_and_revoke() {
     // The list never shows a secret.
     let listed = run(&store, "ListAccessKeys", json!({}), now).await.unwrap();
     assert_eq!(listed["accessKeys"].as_array().unwrap().len(), 1);
-    assert!(!listed.to_string().contains(key["secretAccessKey"].as_str().unwrap()));
+    assert!(!listed
+        .to_string()
+        .contains(key["secretAccessKey"].as_str().unwrap()));
     assert_eq!(listed["accessKeys"][0]["pipelines"], json!(["web-*"]));
 
     // Rotation: a new key with the same grant; the old one works for the grace period only.
@@ -111,7 +152,10 @@ async fn create_list_rotate_and_revoke() {
     )
     .await
     .unwrap();
-    let new_id = rotated["accessKey"]["accessKeyId"].as_str().unwrap().to_string();
+    let new_id = rotated["accessKey"]["accessKeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(new_id, id);
     let old = store.get(&id).await.unwrap().unwrap();
     let new = store.get(&new_id).await.unwrap().unwrap();
@@ -122,12 +166,24 @@ async fn create_list_rotate_and_revoke() {
     assert_eq!(new.expires, Some(now + 100.0 + 30.0 * 86_400.0));
 
     // Revoke: gone; a second revoke says there is no such key.
-    run(&store, "RevokeAccessKey", json!({"accessKeyId": id}), now).await.unwrap();
+    run(&store, "RevokeAccessKey", json!({"accessKeyId": id}), now)
+        .await
+        .unwrap();
     assert!(store.get(&id).await.unwrap().is_none());
-    let again = run(&store, "RevokeAccessKey", json!({"accessKeyId": id}), now).await.unwrap_err();
-    assert!(again.starts_with("ResourceNotFoundException: accessKeyId"), "{again}");
-    let missing = run(&store, "RotateAccessKey", json!({"accessKeyId": id}), now).await.unwrap_err();
-    assert!(missing.starts_with("ResourceNotFoundException"), "{missing}");
+    let again = run(&store, "RevokeAccessKey", json!({"accessKeyId": id}), now)
+        .await
+        .unwrap_err();
+    assert!(
+        again.starts_with("ResourceNotFoundException: accessKeyId"),
+        "{again}"
+    );
+    let missing = run(&store, "RotateAccessKey", json!({"accessKeyId": id}), now)
+        .await
+        .unwrap_err();
+    assert!(
+        missing.starts_with("ResourceNotFoundException"),
+        "{missing}"
+    );
 }
 
 #[tokio::test]
@@ -137,16 +193,32 @@ async fn the_cache_answers_for_a_minute_then_asks_again() {
     cache.store().put(&key).await.unwrap();
     let t = 1_000.0;
     assert!(cache.get(&key.access_key_id, t).await.unwrap().is_some());
-    assert!(cache.get(&key.access_key_id, t + CACHE_TTL - 1.0).await.unwrap().is_some());
+    assert!(cache
+        .get(&key.access_key_id, t + CACHE_TTL - 1.0)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(cache.store().gets.load(Ordering::SeqCst), 1);
     // Revoked: still known from the cache until the minute is over, then gone.
     cache.store().delete(&key.access_key_id).await.unwrap();
-    assert!(cache.get(&key.access_key_id, t + 30.0).await.unwrap().is_some());
-    assert!(cache.get(&key.access_key_id, t + CACHE_TTL).await.unwrap().is_none());
+    assert!(cache
+        .get(&key.access_key_id, t + 30.0)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(cache
+        .get(&key.access_key_id, t + CACHE_TTL)
+        .await
+        .unwrap()
+        .is_none());
     // An unknown id is remembered as unknown too (a flood of forged ids reaches the store once a
     // minute per id).
     for _ in 0..5 {
-        assert!(cache.get("PWKNOSUCHKEY00000000", t + 61.0).await.unwrap().is_none());
+        assert!(cache
+            .get("PWKNOSUCHKEY00000000", t + 61.0)
+            .await
+            .unwrap()
+            .is_none());
     }
     assert_eq!(cache.store().gets.load(Ordering::SeqCst), 3);
 }
@@ -176,7 +248,12 @@ fn signed_list_pipelines() -> (String, Vec<(String, String)>, Vec<u8>, SystemTim
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect();
-    let date = headers.iter().find(|(k, _)| k == "X-Amz-Date").unwrap().1.clone();
+    let date = headers
+        .iter()
+        .find(|(k, _)| k == "X-Amz-Date")
+        .unwrap()
+        .1
+        .clone();
     let t = chrono::NaiveDateTime::parse_from_str(&date, "%Y%m%dT%H%M%SZ").unwrap();
     let at = UNIX_EPOCH + Duration::from_secs(t.and_utc().timestamp() as u64);
     (
@@ -201,7 +278,10 @@ async fn the_key_door_knows_the_signer_by_its_key_and_refuses_the_rest() {
     // Unknown key.
     let empty = CachedKeys::new(MemoryKeyStore::default());
     let refused = gate::key_caller(&empty, &request, at).await.unwrap_err();
-    assert_eq!((refused.kind, refused.status), ("UnrecognizedClientException", 403));
+    assert_eq!(
+        (refused.kind, refused.status),
+        ("UnrecognizedClientException", 403)
+    );
 
     // Known: the caller is the key, with its grant.
     let grant = Grant {
@@ -213,25 +293,33 @@ async fn the_key_door_knows_the_signer_by_its_key_and_refuses_the_rest() {
     let caller = gate::key_caller(&known, &request, at).await.unwrap();
     assert_eq!(caller.door, Door::Key);
     assert_eq!(caller.grant, grant);
-    assert!(caller.principal.starts_with("pipewright-key/ci/PWK"), "{}", caller.principal);
+    assert!(
+        caller.principal.starts_with("pipewright-key/ci/PWK"),
+        "{}",
+        caller.principal
+    );
     gate::authorize_operation(&caller, "ListPipelines", &json!({}), |n| n.to_string()).unwrap();
-    let denied = gate::authorize_operation(
-        &caller,
-        "DeletePipeline",
-        &json!({"name": "web"}),
-        |n| format!("arn:aws:codepipeline:eu-west-1:123456789012:{n}"),
-    )
-    .unwrap_err();
+    let denied =
+        gate::authorize_operation(&caller, "DeletePipeline", &json!({"name": "web"}), |n| {
+            format!("arn:aws:codepipeline:eu-west-1:123456789012:{n}")
+        })
+        .unwrap_err();
     assert_eq!((denied.kind, denied.status), ("AccessDeniedException", 400));
     assert!(
         denied.message.contains("codepipeline:DeletePipeline")
-            && denied.message.contains("arn:aws:codepipeline:eu-west-1:123456789012:web"),
+            && denied
+                .message
+                .contains("arn:aws:codepipeline:eu-west-1:123456789012:web"),
         "{}",
         denied.message
     );
     // A key never manages keys.
     let refused = gate::authorize_key_management(&caller, "CreateAccessKey").unwrap_err();
-    assert!(refused.message.contains("IAM door only"), "{}", refused.message);
+    assert!(
+        refused.message.contains("IAM door only"),
+        "{}",
+        refused.message
+    );
 
     // Expired: unknown, as AWS says of an inactive key.
     let mut expired = sample_key(Grant::admin());
@@ -247,7 +335,10 @@ async fn the_key_door_knows_the_signer_by_its_key_and_refuses_the_rest() {
     let wrong = CachedKeys::new(MemoryKeyStore::default());
     wrong.store().put(&other).await.unwrap();
     let refused = gate::key_caller(&wrong, &request, at).await.unwrap_err();
-    assert_eq!((refused.kind, refused.status), ("InvalidSignatureException", 403));
+    assert_eq!(
+        (refused.kind, refused.status),
+        ("InvalidSignatureException", 403)
+    );
 
     // Twenty minutes later: too old.
     let refused = gate::key_caller(&known, &request, at + Duration::from_secs(1200))

@@ -596,11 +596,7 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
                     .unwrap_or_else(|| "arn:aws:iam::123456789012:root".to_string()),
             })
         }
-        Some(other) => {
-            return Err(usage(format!(
-                "invalid --auth: {other} (NONE or AWS_IAM)"
-            )))
-        }
+        Some(other) => return Err(usage(format!("invalid --auth: {other} (NONE or AWS_IAM)"))),
     };
     Ok(GatewayArgs {
         emulator,
@@ -887,6 +883,7 @@ mod tests {
                 port_file: Some("/tmp/p".into()),
                 region: "eu-west-2".into(),
                 parent_pid: Some(42),
+                iam: None,
             }))
         );
         let Ok(Command::Gateway(defaults)) = parse(&argv(&[

@@ -51,10 +51,16 @@ impl Emulator {
         let log = File::create(&log_path).map_err(|e| LocalError::io(&log_path, e))?;
         let log_err = log.try_clone().map_err(|e| LocalError::io(&log_path, e))?;
         let sandboxes = opts.state_dir.join("lambda");
+        // The emulator extracts each function's code under TMPDIR before copying it into a
+        // sandbox: on the sandboxes' file system the copy becomes a hard link, and the
+        // extractions go when the state folder does.
+        let tmp = opts.state_dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| LocalError::io(&tmp, e))?;
         let child = Command::new(&opts.fakecloud)
             .args(["--addr", &format!("127.0.0.1:{}", opts.port)])
             .env("FAKECLOUD_CONTAINER_CLI", &opts.lambda_host)
             .env("PIPEWRIGHT_LAMBDA_HOST_DIR", &sandboxes)
+            .env("TMPDIR", &tmp)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             // A panic leaves its backtrace in the log; a deep future in this debug build gets
             // 8 MiB of stack instead of 2 (an overflow would abort the whole emulator); four

@@ -218,6 +218,7 @@ impl LocalStack {
         emulator::stop_pid(self.emulator.pid);
         // The function sandboxes watch their folders and exit when they are removed.
         let _ = std::fs::remove_dir_all(state_dir.join("lambda"));
+        let _ = std::fs::remove_dir_all(state_dir.join("tmp"));
     }
 
     /// Stop the stack's gateways (the emulator keeps running).
@@ -407,10 +408,9 @@ async fn deploy_into(
 /// "$PIPEWRIGHT_ENDPOINT"` does).
 async fn register_admin_key(emulator_endpoint: &str, stack_name: &str) -> Result<(), LocalError> {
     use pipewright_core::access::keys::{AccessKey, KeyStore};
-    let sdk = pipewright_aws::config::load(&pipewright_aws::config::Target::local(
-        emulator_endpoint,
-    ))
-    .await;
+    let sdk =
+        pipewright_aws::config::load(&pipewright_aws::config::Target::local(emulator_endpoint))
+            .await;
     let store = pipewright_aws::access_keys::SecretsKeyStore::new(
         &sdk,
         &format!("pipewright/{stack_name}/access-keys/"),
@@ -505,6 +505,7 @@ pub fn down(state_dir: &Path) -> bool {
         emulator::stop_pid(pid);
     }
     let _ = std::fs::remove_dir_all(state_dir.join("lambda"));
+    let _ = std::fs::remove_dir_all(state_dir.join("tmp"));
     let _ = std::fs::remove_file(state_dir.join(env_file::FILE_NAME));
     running.is_some()
 }

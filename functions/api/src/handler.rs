@@ -134,7 +134,9 @@ impl<K: KeyStore> Service<'_, K> {
         self.log(Some(&caller), &operation, &body, Ok(()));
 
         let answer: Answer = if target.starts_with(keys::TARGET_PREFIX) {
-            self.manage_keys(&operation, &body, &ctx, &caller).await.into()
+            self.manage_keys(&operation, &body, &ctx, &caller)
+                .await
+                .into()
         } else {
             let result = control_plane::handle(
                 &Services {
@@ -162,7 +164,9 @@ impl<K: KeyStore> Service<'_, K> {
                 let headers: Vec<(String, String)> = request
                     .headers()
                     .iter()
-                    .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                    .filter_map(|(k, v)| {
+                        Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
+                    })
                     .collect();
                 let signed = SignedRequest {
                     method: request.method().as_str(),
@@ -214,7 +218,13 @@ impl<K: KeyStore> Service<'_, K> {
     }
 
     /// The access log: one line per call, never a secret or a signature.
-    fn log(&self, caller: Option<&Caller>, operation: &str, body: &Value, outcome: Result<(), &str>) {
+    fn log(
+        &self,
+        caller: Option<&Caller>,
+        operation: &str,
+        body: &Value,
+        outcome: Result<(), &str>,
+    ) {
         let record = gate::access_record(
             self.door,
             caller.map(|c| c.principal.as_str()),
@@ -300,7 +310,10 @@ mod tests {
 
     #[tokio::test]
     async fn errors_are_aws_json_with_type_and_status() {
-        let (store, keys) = (MemoryPipelineStore::default(), CachedKeys::new(MemoryKeyStore::default()));
+        let (store, keys) = (
+            MemoryPipelineStore::default(),
+            CachedKeys::new(MemoryKeyStore::default()),
+        );
         let service = Service {
             store: &store,
             engine: None,
@@ -330,7 +343,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_iam_door_refuses_what_iam_did_not_authenticate() {
-        let (store, keys) = (MemoryPipelineStore::default(), CachedKeys::new(MemoryKeyStore::default()));
+        let (store, keys) = (
+            MemoryPipelineStore::default(),
+            CachedKeys::new(MemoryKeyStore::default()),
+        );
         let service = Service {
             store: &store,
             engine: None,
@@ -339,14 +355,25 @@ mod tests {
             keys: &keys,
         };
         let response = service
-            .handle(request(Some("CodePipeline_20150709.ListPipelines"), "", None))
+            .handle(request(
+                Some("CodePipeline_20150709.ListPipelines"),
+                "",
+                None,
+            ))
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        assert_eq!(body_json(&response)["__type"], "UnrecognizedClientException");
+        assert_eq!(
+            body_json(&response)["__type"],
+            "UnrecognizedClientException"
+        );
 
         let response = service
-            .handle(request(Some("CodePipeline_20150709.ListPipelines"), "", ADMIN))
+            .handle(request(
+                Some("CodePipeline_20150709.ListPipelines"),
+                "",
+                ADMIN,
+            ))
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
@@ -355,7 +382,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_key_door_refuses_unsigned_requests_and_never_manages_keys() {
-        let (store, keys) = (MemoryPipelineStore::default(), CachedKeys::new(MemoryKeyStore::default()));
+        let (store, keys) = (
+            MemoryPipelineStore::default(),
+            CachedKeys::new(MemoryKeyStore::default()),
+        );
         let service = Service {
             store: &store,
             engine: None,
@@ -373,14 +403,20 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(response.status(), StatusCode::FORBIDDEN, "{target}");
-            assert_eq!(body_json(&response)["__type"], "UnrecognizedClientException");
+            assert_eq!(
+                body_json(&response)["__type"],
+                "UnrecognizedClientException"
+            );
         }
         assert!(keys.store().list().await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn the_iam_door_makes_and_lists_keys() {
-        let (store, keys) = (MemoryPipelineStore::default(), CachedKeys::new(MemoryKeyStore::default()));
+        let (store, keys) = (
+            MemoryPipelineStore::default(),
+            CachedKeys::new(MemoryKeyStore::default()),
+        );
         let service = Service {
             store: &store,
             engine: None,
@@ -401,7 +437,11 @@ mod tests {
         let secret = made["accessKey"]["secretAccessKey"].as_str().unwrap();
         assert_eq!(secret.len(), 40);
         let listed = service
-            .handle(request(Some("Pipewright_20261207.ListAccessKeys"), "{}", ADMIN))
+            .handle(request(
+                Some("Pipewright_20261207.ListAccessKeys"),
+                "{}",
+                ADMIN,
+            ))
             .await
             .unwrap();
         let listed = body_json(&listed);
@@ -416,6 +456,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-        assert!(body_json(&bad)["message"].as_str().unwrap().starts_with("actions:"));
+        assert!(body_json(&bad)["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("actions:"));
     }
 }

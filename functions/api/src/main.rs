@@ -16,8 +16,8 @@ use pipewright_core::access::keys::CachedKeys;
 async fn main() -> Result<(), Error> {
     pipewright_aws::logging::init();
     let door = std::env::var("API_DOOR").unwrap_or_else(|_| "iam".into());
-    let door = Door::parse(&door)
-        .ok_or_else(|| format!("API_DOOR must be iam or key, not {door:?}"))?;
+    let door =
+        Door::parse(&door).ok_or_else(|| format!("API_DOOR must be iam or key, not {door:?}"))?;
     let adapters = Adapters::from_env().await?;
     let keys = CachedKeys::new(SecretsKeyStore::from_env(&adapters.sdk)?);
     let region = adapters.region();

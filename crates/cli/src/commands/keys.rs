@@ -14,7 +14,9 @@ use pipewright_core::access::keys::TARGET_PREFIX;
 use serde_json::{json, Value};
 
 use super::{print_json, Ctx};
-use crate::client::{local_credentials, CliError, Door, EXIT_SERVICE, EXIT_UNREACHABLE, EXIT_USAGE, LAMBDA};
+use crate::client::{
+    local_credentials, CliError, Door, EXIT_SERVICE, EXIT_UNREACHABLE, EXIT_USAGE, LAMBDA,
+};
 
 /// `pipewright keys ...`.
 #[derive(Debug, Subcommand)]
@@ -49,7 +51,11 @@ pub enum KeysCommand {
         /// The key to replace.
         access_key_id: String,
         /// How long the old key keeps working, so clients can switch.
-        #[arg(long = "old-key-valid-for", default_value_t = 3600, value_name = "SECONDS")]
+        #[arg(
+            long = "old-key-valid-for",
+            default_value_t = 3600,
+            value_name = "SECONDS"
+        )]
         old_key_valid_for: u64,
     },
 }
@@ -107,7 +113,9 @@ pub async fn run(ctx: &Ctx, command: KeysCommand) -> Result<i32, CliError> {
             let key = &answer["accessKey"];
             println!("accessKeyId      {}", text(&key["accessKeyId"]));
             println!("secretAccessKey  {}", text(&key["secretAccessKey"]));
-            println!("(the secret is shown this once; keep it in a secret store or a named profile)");
+            println!(
+                "(the secret is shown this once; keep it in a secret store or a named profile)"
+            );
             if let Some(old) = answer.get("oldAccessKey") {
                 println!(
                     "the old key {} works until {}",
@@ -117,7 +125,10 @@ pub async fn run(ctx: &Ctx, command: KeysCommand) -> Result<i32, CliError> {
             }
         }
         KeysCommand::List => {
-            println!("{:<22} {:<20} {:<12} {:<40} PIPELINES", "ACCESS KEY ID", "NAME", "EXPIRES", "ALLOW");
+            println!(
+                "{:<22} {:<20} {:<12} {:<40} PIPELINES",
+                "ACCESS KEY ID", "NAME", "EXPIRES", "ALLOW"
+            );
             for key in answer["accessKeys"].as_array().into_iter().flatten() {
                 println!(
                     "{:<22} {:<20} {:<12} {:<40} {}",
@@ -140,7 +151,12 @@ fn text(v: &Value) -> String {
 
 fn list(v: &Value) -> String {
     v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default()
 }
 
@@ -177,7 +193,10 @@ async fn call(ctx: &Ctx, operation: &str, body: &Value) -> Result<Value, CliErro
     let target = format!("{TARGET_PREFIX}{operation}");
     let mut headers = vec![
         ("host".to_string(), host),
-        ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.1".to_string(),
+        ),
         ("x-amz-target".to_string(), target),
     ];
     let identity = credentials.into();

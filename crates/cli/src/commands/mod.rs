@@ -295,10 +295,11 @@ pub fn run(
         }
         _ => None,
     };
-    let endpoint = match client::resolve_endpoint(endpoint_url.as_deref(), iam_endpoint_url.as_deref()) {
-        Ok(e) => e,
-        Err(e) => return report(name, &e),
-    };
+    let endpoint =
+        match client::resolve_endpoint(endpoint_url.as_deref(), iam_endpoint_url.as_deref()) {
+            Ok(e) => e,
+            Err(e) => return report(name, &e),
+        };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

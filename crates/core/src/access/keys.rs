@@ -217,7 +217,9 @@ pub fn decode_request(operation: &str, body: &serde_json::Value) -> Result<KeyRe
         if is_key_id(&id) {
             Ok(id)
         } else {
-            Err(format!("accessKeyId: {id:?} is not a Pipewright access key id (PWK...)"))
+            Err(format!(
+                "accessKeyId: {id:?} is not a Pipewright access key id (PWK...)"
+            ))
         }
     };
     match operation {
@@ -336,7 +338,13 @@ pub async fn handle_request(
             }))
         }
         KeyRequest::Revoke { access_key_id } => {
-            if store.delete(&access_key_id).await.map_err(unavailable)? {
+            // Asked first: a store may report deleting what is gone as done.
+            let exists = store
+                .get(&access_key_id)
+                .await
+                .map_err(unavailable)?
+                .is_some();
+            if exists && store.delete(&access_key_id).await.map_err(unavailable)? {
                 Ok(serde_json::json!({}))
             } else {
                 Err(not_found(&access_key_id))

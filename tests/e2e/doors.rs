@@ -1,0 +1,290 @@
+//! The control plane's two doors, driven by clients no one here wrote (boto3 / botocore 1.43
+//! and the `pipewright` CLI): the key door takes requests botocore signs for `codepipeline`
+//! with a Pipewright key, the IAM door requests signed for `lambda` (botocore with the README's
+//! `before-sign` hook; the CLI by default). Unknown keys, wrong secrets, skewed clocks, the
+//! wrong signing name, a key denied an operation or a pipeline, and a revoked key are refused
+//! with AWS's exceptions and change nothing; keys are made and revoked through the IAM door
+//! only.
+
+use std::process::Command;
+
+use pipewright_e2e::{root, stack, unique, Stack};
+use serde_json::json;
+
+/// The scenario, in Python: argv = the pipeline declaration (JSON).
+const SCENARIO: &str = r#"
+import datetime, json, os, sys, time, urllib.error, urllib.request
+import boto3, botocore.auth, botocore.exceptions
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+
+key_url, iam_url = os.environ["PIPEWRIGHT_ENDPOINT"], os.environ["PIPEWRIGHT_IAM_ENDPOINT"]
+decl = json.loads(sys.argv[1])
+name = decl["name"]
+arn = f"arn:aws:codepipeline:us-east-1:123456789012:{name}"
+config = Config(retries={"max_attempts": 1, "mode": "standard"})
+
+def sign_for_lambda(request, **kwargs):
+    request.context.setdefault("signing", {})["signing_name"] = "lambda"
+
+def client(url, key=None, secret=None, iam=False):
+    kw = dict(aws_access_key_id=key, aws_secret_access_key=secret) if key else {}
+    c = boto3.client("codepipeline", endpoint_url=url, config=config, **kw)
+    if iam:
+        # The README's lines: sign CodePipeline calls for the IAM door's Function URL.
+        c.meta.events.register("before-sign.codepipeline", sign_for_lambda)
+    return c
+
+def refused(code, status, call, *mentions, **kw):
+    try:
+        call(**kw)
+    except botocore.exceptions.ClientError as e:
+        got = (e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
+        assert got == (code, status), (got, e.response)
+        for m in mentions:
+            assert m in str(e), (m, str(e))
+        return str(e)
+    raise SystemExit(f"expected {code} from {call.__name__}({kw})")
+
+def raw(url, target, body, service, key=None, secret=None):
+    """A request botocore signs for `service` (the key operations have no SDK model)."""
+    creds = boto3.Session(aws_access_key_id=key, aws_secret_access_key=secret).get_credentials() \
+        if key else boto3.Session().get_credentials()
+    req = AWSRequest(method="POST", url=url, data=json.dumps(body).encode(),
+                     headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+    botocore.auth.SigV4Auth(creds, service, "us-east-1").add_auth(req)
+    p = req.prepare()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(p.url, data=p.body, headers=dict(p.headers), method="POST")) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+def keys(op, body):
+    status, answer = raw(iam_url, "Pipewright_20261207." + op, body, "lambda")
+    assert status == 200, (op, status, answer)
+    return answer
+
+admin, iam = client(key_url), client(iam_url, iam=True)
+
+# Both doors serve the local credentials: the key door as an admin key, the IAM door as IAM.
+admin.create_pipeline(pipeline=decl)
+assert name in [p["name"] for p in iam.list_pipelines()["pipelines"]]
+assert iam.get_pipeline(name=name)["pipeline"]["name"] == name
+
+# A key that may read the pipelines of this test only.
+made = keys("CreateAccessKey", {"name": "reader", "allow": ["codepipeline:Get*", "codepipeline:List*"],
+                                "pipelines": [name.rsplit("-", 1)[0] + "-*"]})["accessKey"]
+reader = client(key_url, made["accessKeyId"], made["secretAccessKey"])
+assert reader.get_pipeline(name=name)["pipeline"]["name"] == name
+assert reader.get_pipeline_state(name=name)["pipelineName"] == name
+
+# Denied an operation (and nothing changes), denied another pipeline, denied ListPipelines (IAM's
+# resource * is not covered by a pattern).
+refused("AccessDeniedException", 400, reader.delete_pipeline, "codepipeline:DeletePipeline", arn, name=name)
+refused("AccessDeniedException", 400, reader.start_pipeline_execution, "codepipeline:StartPipelineExecution", name=name)
+assert admin.get_pipeline(name=name)["pipeline"]["name"] == name
+assert admin.list_pipeline_executions(pipelineName=name)["pipelineExecutionSummaries"] == []
+refused("AccessDeniedException", 400, reader.get_pipeline, "someone-else", name="someone-else")
+refused("AccessDeniedException", 400, reader.list_pipelines, "codepipeline:ListPipelines")
+
+# A key cannot mint keys.
+status, answer = raw(key_url, "Pipewright_20261207.CreateAccessKey",
+                     {"name": "escalate", "allow": ["codepipeline:*"]}, "codepipeline",
+                     made["accessKeyId"], made["secretAccessKey"])
+assert (status, answer["__type"]) == (400, "AccessDeniedException"), (status, answer)
+assert "IAM door only" in answer["message"], answer
+assert "escalate" not in [k["name"] for k in keys("ListAccessKeys", {})["accessKeys"]]
+
+# Unknown key, wrong secret, no signature.
+refused("UnrecognizedClientException", 403, client(key_url, "PWKNOSUCHKEY0000000A", "x" * 40).list_pipelines)
+refused("InvalidSignatureException", 403,
+        client(key_url, made["accessKeyId"], "not-the-secret-of-this-key-000000000000").get_pipeline, name=name)
+status, answer = raw(key_url, "CodePipeline_20150709.ListPipelines", {}, "codepipeline", "x", "y")
+assert status == 403, (status, answer)
+try:
+    urllib.request.urlopen(urllib.request.Request(key_url, data=b"{}", method="POST",
+        headers={"X-Amz-Target": "CodePipeline_20150709.DeletePipeline", "Content-Type": "application/x-amz-json-1.1"}))
+    raise SystemExit("an unsigned request was answered")
+except urllib.error.HTTPError as e:
+    assert e.code == 403 and json.loads(e.read())["__type"] == "UnrecognizedClientException"
+
+# A clock 20 minutes off (botocore's own SigV4 signer, whose clock can be set; boto3's default
+# may be the CRT's).
+real = botocore.auth.get_current_datetime
+botocore.auth.get_current_datetime = lambda: real() - datetime.timedelta(minutes=20)
+try:
+    status, answer = raw(key_url, "CodePipeline_20150709.GetPipeline", {"name": name}, "codepipeline",
+                         made["accessKeyId"], made["secretAccessKey"])
+finally:
+    botocore.auth.get_current_datetime = real
+assert (status, answer["__type"]) == (403, "InvalidSignatureException"), (status, answer)
+assert "15 minutes" in answer["message"], answer
+# The same request, signed now, passes.
+status, answer = raw(key_url, "CodePipeline_20150709.GetPipeline", {"name": name}, "codepipeline",
+                     made["accessKeyId"], made["secretAccessKey"])
+assert status == 200 and answer["pipeline"]["name"] == name, (status, answer)
+
+# The IAM door checks what an AWS_IAM Function URL checks: signed for lambda, not codepipeline.
+try:
+    client(iam_url).list_pipelines()
+    raise SystemExit("the IAM door took a request signed for codepipeline")
+except botocore.exceptions.ClientError as e:
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e.response
+
+# Revoked: refused within the key door's one-minute cache.
+keys("RevokeAccessKey", {"accessKeyId": made["accessKeyId"]})
+assert made["accessKeyId"] not in [k["accessKeyId"] for k in keys("ListAccessKeys", {})["accessKeys"]]
+deadline = time.time() + 90
+while True:
+    try:
+        reader.get_pipeline(name=name)
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "UnrecognizedClientException", e.response
+        break
+    assert time.time() < deadline, "a revoked key still works after 90 s"
+    time.sleep(2)
+assert admin.get_pipeline(name=name)["pipeline"]["name"] == name
+print("ok")
+"#;
+
+fn declaration(stack: &Stack, name: &str) -> serde_json::Value {
+    json!({
+        "name": name,
+        "roleArn": "arn:aws:iam::123456789012:role/doors",
+        "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
+        "pipelineType": "V2",
+        "stages": [
+            {"name": "Source", "actions": [{
+                "name": "Source",
+                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": "nowhere", "S3ObjectKey": "app.zip", "PollForSourceChanges": "false"},
+                "outputArtifacts": [{"name": "App"}]
+            }]},
+            {"name": "Approve", "actions": [{
+                "name": "Approve",
+                "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}
+            }]}
+        ]
+    })
+}
+
+fn env<'a>(cmd: &'a mut Command, stack: &Stack) -> &'a mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", pipewright_local::LOCAL_ACCESS_KEY_ID)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            pipewright_local::LOCAL_SECRET_ACCESS_KEY,
+        )
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PIPEWRIGHT_ENDPOINT", &stack.api_endpoint)
+        .env("PIPEWRIGHT_IAM_ENDPOINT", &stack.iam_endpoint)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn botocore_through_both_doors_keys_grants_and_every_refusal() {
+    let stack = stack();
+    let name = unique("doors");
+    let out = env(&mut Command::new("python3"), stack)
+        .arg("-c")
+        .arg(SCENARIO)
+        .arg(declaration(stack, &name).to_string())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the botocore scenario failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `pipewright` CLI: through the IAM door by default (signed for lambda), it makes, lists
+/// and revokes keys; a key it made works on the key door (`--endpoint-url`) within its grant;
+/// keys cannot be managed through the key door.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_manages_keys_through_the_iam_door() {
+    let stack = stack();
+    let cli = crate::cli::binary();
+    let run = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(cli);
+        env(&mut cmd, stack).current_dir(root());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.args(args).output().expect("pipewright runs")
+    };
+    let name = unique("cli-key");
+    let made = run(
+        &[
+            "keys",
+            "create",
+            "--name",
+            &name,
+            "--allow",
+            "codepipeline:ListPipelines",
+            "--expires-in",
+            "7",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let key: serde_json::Value = serde_json::from_slice(&made.stdout).expect("JSON");
+    let (id, secret) = (
+        key["accessKeyId"].as_str().unwrap().to_string(),
+        key["secretAccessKey"].as_str().unwrap().to_string(),
+    );
+    assert!(id.starts_with("PWK") && secret.len() == 40, "{key}");
+
+    let listed = run(&["keys", "list"], &[]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains(&id) && text.contains(&name), "{text}");
+    assert!(!text.contains(&secret), "keys list shows a secret");
+
+    // The key on the key door: allowed what it was granted, refused the rest (exit 5).
+    let as_key = [
+        ("AWS_ACCESS_KEY_ID", id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+        ("PIPEWRIGHT_IAM_ENDPOINT", ""),
+    ];
+    let denied = run(&["status", "anything"], &as_key);
+    assert_eq!(
+        denied.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("AccessDeniedException"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    // Keys are managed through the IAM door only.
+    let refused = run(&["keys", "list"], &as_key);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("IAM door"));
+
+    let revoked = run(&["keys", "revoke", &id], &[]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let listed = run(&["keys", "list"], &[]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&id));
+    let again = run(&["keys", "revoke", &id], &[]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("ResourceNotFoundException"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
