@@ -313,6 +313,8 @@ async fn deploy_into(
         // The emulator has no account concurrency quota: the webhook function's reservation
         // (0 by default, for new accounts) is exercised here.
         parameters.insert("PublicFunctionConcurrency".into(), "10".into());
+        // The end-to-end tests deliver to the stack-wide URL too (off by default on AWS).
+        parameters.insert("WebhookStackSecret".into(), "Enabled".into());
         if let Some(cap) = opts.action_timeout_cap_seconds {
             parameters.insert("ActionTimeoutCapSeconds".into(), cap.to_string());
         }

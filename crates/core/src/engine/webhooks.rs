@@ -53,9 +53,10 @@ fn fork_refused(pipeline: &PipelineRecord, change: &GitChange) -> Option<String>
 /// never logged.
 #[async_trait]
 pub trait WebhookSecrets: Send + Sync {
-    /// The secret for deliveries to `pipeline` (its own when it has one, else the stack's), or
-    /// the stack's for the stack-wide URL (`None`).
-    async fn secret_for(&self, pipeline: Option<&str>) -> Result<Vec<u8>, String>;
+    /// The secret for deliveries to `pipeline` (its own when it has one, else the stack's when
+    /// the stack-wide secret is on), or the stack's for the stack-wide URL (`None`). `Ok(None)`:
+    /// no secret takes deliveries there (the stack-wide secret is off, the default).
+    async fn secret_for(&self, pipeline: Option<&str>) -> Result<Option<Vec<u8>>, String>;
 
     /// Whether `pipeline` has a secret of its own.
     async fn has_own_secret(&self, pipeline: &str) -> Result<bool, String>;
@@ -153,19 +154,24 @@ async fn deliver(
     headers: &Headers,
     body: &[u8],
 ) -> WebhookAnswer {
-    let pipeline = match named {
-        Some(name) => match ctx.pipelines.get(name, None).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "reading the pipeline failed");
-                return refuse(503, "ServiceUnavailable", "try again later");
-            }
-        },
-        None => None,
-    };
-    let secret_owner = pipeline.as_ref().map(|p| p.declaration.name.as_str());
-    let secret = match ctx.secrets.secret_for(secret_owner).await {
-        Ok(secret) => secret,
+    // The signature is checked before any table is read: the secret is found from the URL's
+    // pipeline name alone.
+    let secret = match ctx.secrets.secret_for(named).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            let why = match named {
+                Some(name) => format!(
+                    "pipeline {name} has no webhook secret of its own, and the stack-wide secret \
+                     is off (template parameter WebhookStackSecret)"
+                ),
+                None => "the stack-wide webhook URL is off (template parameter \
+                         WebhookStackSecret): deliver to <url>/<pipeline name>, signed with that \
+                         pipeline's own secret"
+                    .to_string(),
+            };
+            tracing::warn!(reason = %why, "delivery refused: no secret");
+            return refuse(401, "NoWebhookSecret", why);
+        }
         Err(e) => {
             tracing::error!(error = %e, "the webhook secret is unavailable");
             return refuse(
@@ -179,6 +185,16 @@ async fn deliver(
         tracing::warn!(reason = %e, "delivery refused: bad signature");
         return refuse(401, "InvalidSignature", e.to_string());
     }
+    let pipeline = match named {
+        Some(name) => match ctx.pipelines.get(name, None).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the pipeline failed");
+                return refuse(503, "ServiceUnavailable", "try again later");
+            }
+        },
+        None => None,
+    };
     let changes = match wire::parse_event(delivery, body) {
         Ok(WebhookEvent::Ping) => {
             tracing::info!("ping");
@@ -377,18 +393,20 @@ mod tests {
         unreadable: bool,
         /// Whether a pipeline has its own secret cannot be read.
         own_unreadable: bool,
+        /// The stack-wide secret is off (the template's default).
+        stack_secret_off: bool,
     }
 
     #[async_trait]
     impl WebhookSecrets for Secrets {
-        async fn secret_for(&self, pipeline: Option<&str>) -> Result<Vec<u8>, String> {
+        async fn secret_for(&self, pipeline: Option<&str>) -> Result<Option<Vec<u8>>, String> {
             if self.unreadable {
                 return Err("secretsmanager:GetSecretValue: AccessDeniedException".into());
             }
             Ok(pipeline
                 .and_then(|p| self.own.get(p))
                 .cloned()
-                .unwrap_or_else(|| STACK_SECRET.to_vec()))
+                .or_else(|| (!self.stack_secret_off).then(|| STACK_SECRET.to_vec())))
         }
 
         async fn has_own_secret(&self, pipeline: &str) -> Result<bool, String> {
@@ -825,6 +843,42 @@ mod tests {
         let answer = world.github("/app", "push", &body, OWN_SECRET).await;
         assert_eq!(answer.status, 200);
         assert_eq!(answer.body["started"][0]["pipelineName"], "app");
+        assert_eq!(world.launched(), 1);
+    }
+
+    #[tokio::test]
+    async fn with_the_stack_wide_secret_off_only_a_pipelines_own_secret_is_taken() {
+        let mut world = World::default();
+        world.secrets.stack_secret_off = true;
+        world.secrets.own.insert("own".into(), OWN_SECRET.to_vec());
+        world.add("app", "pipewright/app", "main").await;
+        world.add("own", "pipewright/app", "main").await;
+        let body = push();
+        let reads_before = world.pipelines.reads.load(Ordering::SeqCst);
+
+        // No secret of its own: refused, naming why, before any table read.
+        let answer = world.github("/app", "push", &body, STACK_SECRET).await;
+        assert_eq!(answer.status, 401);
+        assert_eq!(answer.body["error"], "NoWebhookSecret");
+        let message = answer.body["message"].as_str().unwrap();
+        assert!(
+            message.contains("pipeline app has no webhook secret of its own"),
+            "{message}"
+        );
+        assert!(message.contains("WebhookStackSecret"), "{message}");
+        // The stack-wide URL is off too.
+        let answer = world.github("/", "push", &body, STACK_SECRET).await;
+        assert_eq!(answer.status, 401);
+        assert_eq!(answer.body["error"], "NoWebhookSecret");
+        // A forged signature at a pipeline's own URL reads nothing either.
+        let answer = world.github("/own", "push", &body, STACK_SECRET).await;
+        assert_eq!(answer.status, 401);
+        assert_eq!(world.pipelines.reads.load(Ordering::SeqCst), reads_before);
+        assert_eq!(world.launched(), 0);
+
+        let answer = world.github("/own", "push", &body, OWN_SECRET).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body["started"][0]["pipelineName"], "own");
         assert_eq!(world.launched(), 1);
     }
 
