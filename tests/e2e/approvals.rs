@@ -5,7 +5,7 @@
 //! minute, not in days.
 
 use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus, PipelineExecutionStatus};
-use pipewright_core::approvals::{sign_link, verify_link};
+use pipewright_core::approvals::{sign_link, verify_link, LinkKey, LinkKeys, LinkPurpose};
 use pipewright_e2e::approvals::{confirm, link_token, open, wait_for_notice, Notice};
 use pipewright_e2e::pipelines::{
     clients, commands_action, execution_records, latest_action, source_action, source_bucket,
@@ -16,6 +16,18 @@ use serde_json::{json, Value};
 
 /// Source (S3) → Approve (manual) → Ship (Commands); returns the pipeline's name.
 async fn approval_pipeline(c: &Clients, stack: &Stack) -> String {
+    approval_pipeline_with(c, stack, json!({})).await
+}
+
+/// [`approval_pipeline`] with `extra` added to the approval's configuration.
+async fn approval_pipeline_with(c: &Clients, stack: &Stack, extra: Value) -> String {
+    let mut configuration = json!({
+        "CustomData": "Ship #{SourceVariables.VersionId}?",
+        "ExternalEntityLink": "https://example.com/changes"
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        configuration[k] = v.clone();
+    }
     let mut source = source_action(
         "Source",
         "S3",
@@ -30,10 +42,7 @@ async fn approval_pipeline(c: &Clients, stack: &Stack) -> String {
         .stage(json!({"name": "Approve", "actions": [{
             "name": "Release",
             "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
-            "configuration": {
-                "CustomData": "Ship #{SourceVariables.VersionId}?",
-                "ExternalEntityLink": "https://example.com/changes"
-            }
+            "configuration": configuration
         }]}))
         .stage(json!({"name": "Ship", "actions": [ship]}))
         .create(stack)
@@ -126,6 +135,20 @@ async fn approving_through_the_link_lets_the_execution_finish() {
     );
     assert!(notice.email.contains(&format!("Approve: {approve}")));
     assert!(notice.email.contains(&format!("Reject:  {reject}")));
+    // CodePipeline's links point at the review page, which decides nothing, even when posted.
+    let review = notice.approval("approvalReviewLink");
+    assert_eq!(notice.json["consoleLink"], review);
+    assert!(notice.email.contains(&format!("Review:  {review}")));
+    let (status, page) = tokio::task::block_in_place(|| open(review));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(">Approve</button>") && page.contains(">Reject</button>"),
+        "{page}"
+    );
+    let (status, page) =
+        tokio::task::block_in_place(|| confirm(stack, &link_token(review), "sneaky"));
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("review link decides nothing"), "{page}");
     assert_eq!(
         approval_record(&c, stack, &id).await["actionExecutionId"],
         json!(notice.approval("token"))
@@ -186,10 +209,18 @@ async fn rejecting_through_the_link_fails_the_execution_with_the_summary() {
     let c = clients(stack).await;
     let name = approval_pipeline(&c, stack).await;
     let (id, notice) = waiting(&c, stack, &name).await;
-    let link = link_token(notice.approval("rejectLink"));
     let (status, page) = tokio::task::block_in_place(|| open(notice.approval("rejectLink")));
     assert_eq!(status, 200);
     assert!(page.contains("Reject this change?"), "{page}");
+    // The review page's Reject button posts a reject link of its own.
+    let (status, page) =
+        tokio::task::block_in_place(|| open(notice.approval("approvalReviewLink")));
+    assert_eq!(status, 200, "{page}");
+    let link = button_value(&page, "Reject");
+    let keys = link_keys(&c, stack).await;
+    let claims = verify_link(&keys, &link, 0.0).expect("the button's link verifies");
+    assert_eq!(claims.purpose, LinkPurpose::Rejected);
+    assert_eq!(claims.pipeline_execution_id, id);
     let (status, page) = tokio::task::block_in_place(|| confirm(stack, &link, "not on a Friday"));
     assert_eq!(status, 200, "{page}");
     let (final_status, summary) = wait_for(&c, &name, &id).await;
@@ -253,10 +284,14 @@ async fn forged_expired_and_foreign_links_are_refused_and_change_nothing() {
     let approve = link_token(first_notice.approval("approveLink"));
 
     // One flipped byte anywhere in the signed part: refused on GET and POST.
-    let (payload, signature) = approve.split_once('.').unwrap();
+    let parts: Vec<&str> = approve.split('.').collect();
+    let [key_id, payload, signature] = parts[..] else {
+        panic!("a link is <key id>.<claims>.<signature>: {approve}")
+    };
     for forged in [
-        format!("{}.{}", flip(payload, payload.len() / 2), signature),
-        format!("{}.{}", payload, flip(signature, 3)),
+        format!("{key_id}.{}.{signature}", flip(payload, payload.len() / 2)),
+        format!("{key_id}.{payload}.{}", flip(signature, 3)),
+        format!("{}.{payload}.{signature}", flip(key_id, 0)),
     ] {
         let url = format!("{}/?t={forged}", stack.approval_endpoint);
         let (status, page) = tokio::task::block_in_place(|| open(&url));
@@ -265,10 +300,10 @@ async fn forged_expired_and_foreign_links_are_refused_and_change_nothing() {
         assert!(status == 403 || status == 400, "{status} {page}");
     }
     // A link past its expiry, signed with the stack's real key: refused.
-    let key = link_key(&c, stack).await;
-    let mut claims = verify_link(&key, &approve, 0.0).expect("the real link verifies");
+    let keys = link_keys(&c, stack).await;
+    let mut claims = verify_link(&keys, &approve, 0.0).expect("the real link verifies");
     claims.expires = 1;
-    let expired = sign_link(&key, &claims);
+    let expired = sign_link(&keys.current, &claims);
     let (status, page) = tokio::task::block_in_place(|| confirm(stack, &expired, "late"));
     assert_eq!(status, 410, "{page}");
     assert!(page.contains("expired"), "{page}");
@@ -279,7 +314,10 @@ async fn forged_expired_and_foreign_links_are_refused_and_change_nothing() {
     let (status, _) = tokio::task::block_in_place(|| {
         confirm(
             stack,
-            &sign_link(b"not the key, but 32 bytes long!!", &other),
+            &sign_link(
+                &LinkKey::new(&b"not the key, but 32 bytes long!!"[..]),
+                &other,
+            ),
             "",
         )
     });
@@ -311,14 +349,14 @@ async fn forged_expired_and_foreign_links_are_refused_and_change_nothing() {
     );
     // A link signed for the second execution's approval but naming the first: not its token.
     let mut swapped = verify_link(
-        &key,
+        &keys,
         &link_token(second_notice.approval("approveLink")),
         0.0,
     )
     .unwrap();
     swapped.pipeline_execution_id = first.clone();
     let (status, page) =
-        tokio::task::block_in_place(|| confirm(stack, &sign_link(&key, &swapped), ""));
+        tokio::task::block_in_place(|| confirm(stack, &sign_link(&keys.current, &swapped), ""));
     assert_eq!(status, 404, "{page}");
     assert_eq!(
         approval_record(&c, stack, &second).await["status"],
@@ -377,20 +415,140 @@ async fn an_unanswered_approval_times_out_and_fails_and_its_links_die() {
     assert_eq!(approval_record(&c, stack, &id).await, record);
 }
 
-/// The link-signing key, as the approval function reads it (the test holds the stack's
-/// secrets, as its owner does).
-async fn link_key(c: &Clients, stack: &Stack) -> Vec<u8> {
-    let secrets = aws_sdk_secretsmanager::Client::new(&c.sdk);
-    secrets
-        .get_secret_value()
+#[tokio::test(flavor = "multi_thread")]
+async fn after_the_link_key_is_rotated_sent_links_still_work_and_the_new_key_signs() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = approval_pipeline(&c, stack).await;
+    let (id, notice) = waiting(&c, stack, &name).await;
+    let sent = link_token(notice.approval("approveLink"));
+    let before = link_keys(&c, stack).await;
+    let claims = verify_link(&before, &sent, 0.0).expect("the sent link verifies");
+
+    // Rotate as the docs say: put a new random value into the secret.
+    let new_secret: String = (0..64)
+        .map(|i| char::from(b'a' + ((i * 7 + id.len()) % 26) as u8))
+        .chain(id.chars().filter(char::is_ascii_alphanumeric))
+        .collect();
+    aws_sdk_secretsmanager::Client::new(&c.sdk)
+        .put_secret_value()
         .secret_id(stack.output("ApprovalLinkKeyArn"))
+        .secret_string(&new_secret)
         .send()
         .await
-        .expect("GetSecretValue")
-        .secret_string()
-        .expect("a string secret")
-        .as_bytes()
-        .to_vec()
+        .expect("PutSecretValue");
+    let after = link_keys(&c, stack).await;
+    assert_eq!(after.current.id(), LinkKey::new(new_secret.as_bytes()).id());
+    assert!(
+        after.find(before.current.id()).is_some(),
+        "the old key is AWSPREVIOUS"
+    );
+
+    // A link signed with the new key (as a container that read it first would sign) is taken
+    // at once: the key id it names is looked up.
+    let fresh = sign_link(&after.current, &claims);
+    assert_ne!(fresh.split('.').next(), sent.split('.').next());
+    let (status, page) =
+        tokio::task::block_in_place(|| open(&format!("{}/?t={fresh}", stack.approval_endpoint)));
+    assert_eq!(status, 200, "{page}");
+    // The link sent before the rotation still decides.
+    let (status, page) = tokio::task::block_in_place(|| confirm(stack, &sent, "rotated"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        wait_for(&c, &name, &id).await.0,
+        PipelineExecutionStatus::Succeeded
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_one_click_links_off_the_approver_decides_signed_in() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let name = approval_pipeline_with(&c, stack, json!({"OneClickLinks": "false"})).await;
+    let (id, notice) = waiting(&c, stack, &name).await;
+    assert!(
+        notice.json["approval"].get("approveLink").is_none(),
+        "{}",
+        notice.json
+    );
+    assert!(
+        notice.json["approval"].get("rejectLink").is_none(),
+        "{}",
+        notice.json
+    );
+    assert!(!notice.email.contains("Approve:"), "{}", notice.email);
+    assert!(
+        notice
+            .email
+            .contains("aws codepipeline put-approval-result"),
+        "{}",
+        notice.email
+    );
+    // The review page shows the approval and how to decide it, and no button.
+    let review = notice.approval("approvalReviewLink");
+    let (status, page) = tokio::task::block_in_place(|| open(review));
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("<form"), "{page}");
+    assert!(page.contains("put-approval-result"), "{page}");
+    // A one-click link, even one signed with the stack's real key, decides nothing.
+    let keys = link_keys(&c, stack).await;
+    let claims = verify_link(&keys, &link_token(review), 0.0).expect("the review link verifies");
+    let approve = sign_link(&keys.current, &claims.with_purpose(LinkPurpose::Approved));
+    let (status, page) =
+        tokio::task::block_in_place(|| open(&format!("{}/?t={approve}", stack.approval_endpoint)));
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("Decide signed in"), "{page}");
+    let (status, page) = tokio::task::block_in_place(|| confirm(stack, &approve, "one click"));
+    assert_eq!(status, 403, "{page}");
+    assert_eq!(
+        approval_record(&c, stack, &id).await["status"],
+        "InProgress"
+    );
+    // Signed in, through the door, it is decided.
+    put_approval(
+        &c,
+        &name,
+        notice.approval("token"),
+        ApprovalStatus::Approved,
+        "signed in",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        wait_for(&c, &name, &id).await.0,
+        PipelineExecutionStatus::Succeeded
+    );
+}
+
+/// The link keys, as the approval function reads them: the secret's current and previous
+/// versions (the test holds the stack's secrets, as its owner does).
+async fn link_keys(c: &Clients, stack: &Stack) -> LinkKeys {
+    let secrets = aws_sdk_secretsmanager::Client::new(&c.sdk);
+    let version = |stage: &'static str| {
+        secrets
+            .get_secret_value()
+            .secret_id(stack.output("ApprovalLinkKeyArn"))
+            .version_stage(stage)
+            .send()
+    };
+    let current = version("AWSCURRENT").await.expect("GetSecretValue");
+    let previous = version("AWSPREVIOUS").await.ok();
+    let key = |v: &aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput| {
+        LinkKey::new(v.secret_string().expect("a string secret").as_bytes())
+    };
+    LinkKeys {
+        current: key(&current),
+        previous: previous.iter().map(key).collect(),
+    }
+}
+
+/// The link a button of a review page posts (`name="t" value="..."`).
+fn button_value(page: &str, label: &str) -> String {
+    let end = page
+        .find(&format!("\">{label}</button>"))
+        .unwrap_or_else(|| panic!("no {label} button: {page}"));
+    let start = page[..end].rfind("value=\"").expect("a button value") + "value=\"".len();
+    page[start..end].to_string()
 }
 
 /// `text` with the character at `at` changed.

@@ -190,7 +190,13 @@ fn s3_deploy_keys(configuration: &Configuration) -> Vec<&'static str> {
 }
 
 /// The configuration keys the manual approval action accepts.
-pub const MANUAL_APPROVAL_KEYS: &[&str] = &["NotificationArn", "CustomData", "ExternalEntityLink"];
+/// `OneClickLinks` is Pipewright's own: `"false"` turns off the approval's one-click links.
+pub const MANUAL_APPROVAL_KEYS: &[&str] = &[
+    "NotificationArn",
+    "CustomData",
+    "ExternalEntityLink",
+    "OneClickLinks",
+];
 
 /// Default timeout of a manual approval: 7 days.
 pub const APPROVAL_DEFAULT_TIMEOUT_MINUTES: u32 = 7 * 24 * 60;
@@ -367,7 +373,7 @@ static SPECS: &[ActionTypeSpec] = &[
         output_artifacts: ArtifactCount::exactly(0),
         required_configuration: &[],
         allowed_configuration: Some(MANUAL_APPROVAL_KEYS),
-        allowed_values: &[],
+        allowed_values: &[("OneClickLinks", &["true", "false"])],
         commands: CommandsUse::NotUsed,
         timeout: Timeout {
             default_minutes: APPROVAL_DEFAULT_TIMEOUT_MINUTES,

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use pipewright_core::approvals::{sign_link, verify_link, Decision, LinkClaims, LinkError};
+use pipewright_core::approvals::{
+    sign_link, verify_link, LinkClaims, LinkError, LinkKey, LinkKeys, LinkPurpose,
+};
 use pipewright_core::conditions::cron_matches;
 use pipewright_core::control_plane::{handle, ServiceContext, Services, KNOWN_OPERATIONS};
 use pipewright_core::triggers::glob::{glob_match, wildcard_match, Glob, MAX_EXPANSIONS};
@@ -608,12 +610,16 @@ proptest! {
 fn claims() -> impl Strategy<Value = LinkClaims> {
     (
         (text(), text(), text(), text(), text()),
-        prop_oneof![Just(Decision::Approved), Just(Decision::Rejected)],
+        prop_oneof![
+            Just(LinkPurpose::Approved),
+            Just(LinkPurpose::Rejected),
+            Just(LinkPurpose::Review)
+        ],
         1_000i64..4_000_000_000,
         text(),
     )
         .prop_map(
-            |((pipeline, stage, action, execution, token), decision, expires, recipient)| {
+            |((pipeline, stage, action, execution, token), purpose, expires, recipient)| {
                 LinkClaims {
                     version: 1,
                     pipeline_name: pipeline,
@@ -621,7 +627,7 @@ fn claims() -> impl Strategy<Value = LinkClaims> {
                     action_name: action,
                     pipeline_execution_id: execution,
                     token,
-                    decision,
+                    purpose,
                     expires,
                     recipient,
                 }
@@ -638,11 +644,12 @@ proptest! {
         link in prop_oneof![
             "\\PC{0,200}",
             "[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,50}",
+            "[0-9a-f]{16}\\.[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,50}",
             json_value().prop_map(|v| format!("{}.{}", B64.encode(v.to_string()), B64.encode([0u8; 32]))),
         ],
         now in any::<f64>(),
     ) {
-        prop_assert!(verify_link(&key, &link, now).is_err());
+        prop_assert!(verify_link(&LinkKeys::single(key), &link, now).is_err());
     }
 
     #[test]
@@ -653,26 +660,37 @@ proptest! {
         replacement in any::<char>(),
         cut in any::<prop::sample::Index>(),
     ) {
-        let link = sign_link(&key, &claims);
+        let keys = LinkKeys::single(key.clone());
+        let link = sign_link(&keys.current, &claims);
         let now = (claims.expires - 1) as f64;
-        prop_assert_eq!(verify_link(&key, &link, now), Ok(claims.clone()));
-        prop_assert!(matches!(verify_link(&key, &link, claims.expires as f64), Err(LinkError::Expired(_))));
+        prop_assert_eq!(verify_link(&keys, &link, now), Ok(claims.clone()));
+        prop_assert!(matches!(verify_link(&keys, &link, claims.expires as f64), Err(LinkError::Expired(_))));
 
         let mut chars: Vec<char> = link.chars().collect();
         let i = at.index(chars.len());
         if chars[i] != replacement {
             chars[i] = replacement;
             let changed: String = chars.into_iter().collect();
-            prop_assert!(verify_link(&key, &changed, now).is_err(), "{changed:?} verified");
+            prop_assert!(verify_link(&keys, &changed, now).is_err(), "{changed:?} verified");
         }
         let shortened = &link[..cut.index(link.len())];
-        prop_assert!(verify_link(&key, shortened, now).is_err());
+        prop_assert!(verify_link(&keys, shortened, now).is_err());
         let longer = format!("{link}A");
-        prop_assert!(verify_link(&key, &longer, now).is_err());
+        prop_assert!(verify_link(&keys, &longer, now).is_err());
 
         let mut other_key = key.clone();
         other_key[at.index(key.len())] ^= 1;
-        prop_assert_eq!(verify_link(&other_key, &link, now), Err(LinkError::Forged));
+        prop_assert_eq!(
+            verify_link(&LinkKeys::single(other_key), &link, now),
+            Err(LinkError::UnknownKey)
+        );
+        // Under the real key's id, the other key's signature is forged.
+        let forged = sign_link(&LinkKey::new(key.iter().map(|b| b ^ 0x55).collect::<Vec<u8>>()), &claims);
+        let (_, rest) = forged.split_once('.').unwrap();
+        prop_assert_eq!(
+            verify_link(&keys, &format!("{}.{rest}", keys.current.id()), now),
+            Err(LinkError::Forged)
+        );
     }
 }
 

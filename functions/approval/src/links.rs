@@ -1,16 +1,20 @@
 //! The approval links, behind the function's Function URL.
 //!
-//! `GET /?t=<link>` checks the link and shows the confirmation page: it decides nothing (mail
-//! scanners and link previews fetch links). `POST /` with the form fields `t` and `summary`
-//! (sent by that page) records the decision. Forged, expired, used links and links whose
-//! execution is no longer waiting get a page that says so, and change nothing.
+//! `GET /?t=<link>` checks the link and shows a page that decides nothing (mail scanners and link
+//! previews fetch links): for the review link, the approval with Approve and Reject buttons (or,
+//! when one-click approval is off, how to decide signed in); for an approve or reject link, the
+//! confirmation page. `POST /` with the form fields `t` and `summary` (sent by those pages)
+//! records the decision. Forged, expired, used and revoked links, links whose execution is no
+//! longer waiting, and one-click links where one-click approval is off get a page that says so,
+//! and change nothing.
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use pipewright_aws::approvals::ApprovalChannel;
 use pipewright_core::approvals::{
-    verify_link, ApprovalAnswer, ApprovalError, LinkClaims, LinkError,
+    link_key_id, sign_link, verify_link, ApprovalAnswer, ApprovalError, Decision, LinkClaims,
+    LinkError, PendingApproval,
 };
 use pipewright_core::engine::Engine;
 use serde_json::Value;
@@ -79,7 +83,7 @@ async fn claims(
         "Not an approval link",
         "this address needs the approval link from the notice".to_string(),
     ))?;
-    let key = channel.key().await.map_err(|e| {
+    let keys = channel.keys_for(link_key_id(link)).await.map_err(|e| {
         tracing::error!(error = %e, "the approval link key is unavailable");
         (
             503,
@@ -87,10 +91,12 @@ async fn claims(
             "approvals cannot be checked right now".to_string(),
         )
     })?;
-    match verify_link(key, link, now) {
+    match verify_link(&keys, link, now) {
         Ok(claims) => Ok((claims, link.trim().to_string())),
         Err(e @ LinkError::Malformed) => Err((400, "Not an approval link", e.to_string())),
-        Err(e @ LinkError::Forged) => Err((403, "Link not valid", e.to_string())),
+        Err(e @ (LinkError::Forged | LinkError::UnknownKey)) => {
+            Err((403, "Link not valid", e.to_string()))
+        }
         Err(e @ LinkError::Expired(_)) => Err((410, "Link expired", e.to_string())),
     }
 }
@@ -113,6 +119,24 @@ fn refusal(e: ApprovalError) -> Refusal {
     }
 }
 
+/// Whether this approval may be decided through its links: the stack and the action allow it.
+fn one_click(channel: &ApprovalChannel, pending: &PendingApproval) -> bool {
+    channel.one_click_links() && pending.one_click_links
+}
+
+/// The refusal of a one-click link where one-click approval is off.
+fn one_click_off(pending: &PendingApproval) -> Refusal {
+    (
+        403,
+        "Decide signed in",
+        format!(
+            "one-click approval is off for this approval: approve or reject it signed in, \
+             with codepipeline:PutApprovalResult on this pipeline. {}",
+            pending.signed_in_commands()
+        ),
+    )
+}
+
 async fn review(
     engine: &Engine<'_>,
     channel: &ApprovalChannel,
@@ -124,7 +148,28 @@ async fn review(
         .pending_approval(&claims.token, &claims.target(), now)
         .await
         .map_err(refusal)?;
-    Ok(pages::confirm(&pending, claims.decision, &link))
+    let one_click = one_click(channel, &pending);
+    match claims.purpose.decision() {
+        None => {
+            let buttons = if one_click {
+                let keys = channel.keys().await.map_err(|e| {
+                    tracing::error!(error = %e, "the approval link key is unavailable");
+                    (
+                        503,
+                        "Try again later",
+                        "approvals cannot be checked right now".to_string(),
+                    )
+                })?;
+                let sign = |d: Decision| sign_link(&keys.current, &claims.with_purpose(d));
+                Some((sign(Decision::Approved), sign(Decision::Rejected)))
+            } else {
+                None
+            };
+            Ok(pages::review(&pending, buttons))
+        }
+        Some(_) if !one_click => Err(one_click_off(&pending)),
+        Some(decision) => Ok(pages::confirm(&pending, decision, &link)),
+    }
 }
 
 async fn decide(
@@ -135,10 +180,17 @@ async fn decide(
     now: f64,
 ) -> Result<String, Refusal> {
     let (claims, _) = claims(channel, link, now).await?;
+    let Some(decision) = claims.purpose.decision() else {
+        return Err((
+            400,
+            "Not a decision",
+            "a review link decides nothing: press Approve or Reject on its page".to_string(),
+        ));
+    };
     let answer = ApprovalAnswer {
         token: claims.token.clone(),
         target: claims.target(),
-        decision: claims.decision,
+        decision,
         summary: summary.to_string(),
         decided_by: claims.decided_by(),
     };
@@ -146,6 +198,9 @@ async fn decide(
         .pending_approval(&claims.token, &claims.target(), now)
         .await
         .map_err(refusal)?;
+    if !one_click(channel, &pending) {
+        return Err(one_click_off(&pending));
+    }
     let decided = engine
         .decide_approval(&answer, now)
         .await

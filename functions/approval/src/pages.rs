@@ -1,5 +1,6 @@
-//! The HTML pages an approval link shows: the confirmation page (the details and one button)
-//! and the pages that say what happened. Every value is escaped; the pages load nothing from
+//! The HTML pages an approval link shows: the review page (the details, and Approve and Reject
+//! buttons or how to decide signed in), the confirmation page (the details and one button) and
+//! the pages that say what happened. Every value is escaped; the pages load nothing from
 //! anywhere (the response's Content-Security-Policy forbids it).
 
 use pipewright_core::approvals::{expires_text, Decision, PendingApproval};
@@ -50,7 +51,7 @@ fn layout(title: &str, body: &str) -> String {
          table{{border-collapse:collapse;margin:1rem 0}}th{{text-align:left;padding:.2rem 1rem .2rem 0;color:#57606a;font-weight:normal}}\
          td{{padding:.2rem 0}}textarea{{width:100%;min-height:5rem}}\
          button{{font-size:1rem;padding:.5rem 1.5rem;margin-top:1rem;border:0;border-radius:.3rem;color:#fff;cursor:pointer}}\
-         .approve{{background:#1f883d}}.reject{{background:#cf222e}}.note{{color:#57606a}}\
+         pre{{white-space:pre-wrap;background:#f6f8fa;padding:.5rem}}.approve{{background:#1f883d}}.reject{{background:#cf222e}}.note{{color:#57606a}}\
          </style></head><body><h1>{title}</h1>\n{body}\n</body></html>\n",
         title = escape(title),
     )
@@ -88,7 +89,7 @@ fn details(p: &PendingApproval) -> String {
         } else {
             escape(link)
         };
-        rows.push(("Review", cell));
+        rows.push(("Content to review", cell));
     }
     rows.push(("Expires", escape(&expires_text(p.expires))));
     let mut html = String::from("<table>");
@@ -123,6 +124,30 @@ pub fn confirm(p: &PendingApproval, decision: Decision, link: &str) -> String {
             link = escape(link),
         ),
     )
+}
+
+/// The review page (`approvalReviewLink`, `consoleLink`): the details and, when one-click approval
+/// is on, one form with a comment box and two buttons, each posting its own signed link
+/// (`buttons`: approve, reject); otherwise how to decide signed in. Showing it decides nothing.
+pub fn review(p: &PendingApproval, buttons: Option<(String, String)>) -> String {
+    let actions = match buttons {
+        Some((approve, reject)) => format!(
+            "<form method=\"post\">\
+             <label for=\"summary\">Comment (optional, recorded with your decision)</label>\
+             <textarea id=\"summary\" name=\"summary\" maxlength=\"512\"></textarea>\
+             <button class=\"approve\" type=\"submit\" name=\"t\" value=\"{}\">Approve</button> \
+             <button class=\"reject\" type=\"submit\" name=\"t\" value=\"{}\">Reject</button>\
+             </form><p class=\"note\">Nothing has been decided yet: only a button does.</p>",
+            escape(&approve),
+            escape(&reject),
+        ),
+        None => format!(
+            "<p>One-click approval is off for this approval: decide it signed in, with \
+             <code>codepipeline:PutApprovalResult</code> on this pipeline:</p><pre>{}</pre>",
+            escape(&p.signed_in_commands()),
+        ),
+    };
+    layout("Approval waiting", &format!("{}{actions}", details(p)))
 }
 
 /// The page after a recorded decision.
@@ -169,6 +194,7 @@ mod tests {
             custom_data: Some("<b>look</b> & see".into()),
             external_entity_link: Some("javascript:alert(1)".into()),
             source_revisions: vec![],
+            one_click_links: true,
         }
     }
 
@@ -189,6 +215,25 @@ mod tests {
         assert!(html.contains("<form method=\"post\">"));
         assert!(html.contains(">Reject</button>"));
         assert!(!html.contains(">Approve</button>"));
+    }
+
+    #[test]
+    fn the_review_page_offers_both_decisions_or_the_signed_in_commands() {
+        let html = review(&pending(), Some(("ok.1".into(), "no.2".into())));
+        assert!(
+            html.contains("name=\"t\" value=\"ok.1\">Approve</button>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("name=\"t\" value=\"no.2\">Reject</button>"),
+            "{html}"
+        );
+        let html = review(&pending(), None);
+        assert!(!html.contains("<form"), "{html}");
+        assert!(
+            html.contains("put-approval-result --pipeline-name &#39;app&lt;script&gt;&#39;"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! The `runAction` task of an approval action: record it as started, sign its two links, send
-//! the notice. The action then waits for its decision (a link or PutApprovalResult) or its
+//! The `runAction` task of an approval action: record it as started, sign its links (the review
+//! link, and the approve and reject links when one-click approval is on), send the notice. The action then waits for its decision (a link or PutApprovalResult) or its
 //! timeout; this task's task token is answered by whoever decides.
 
 use lambda_runtime::Error;
 use pipewright_aws::approvals::ApprovalChannel;
 use pipewright_core::approvals::{
-    link_url, sign_link, ApprovalNotice, Decision, LinkClaims, PendingApproval,
+    link_url, sign_link, ApprovalNotice, Decision, LinkClaims, LinkPurpose, PendingApproval,
 };
 use pipewright_core::engine::ExecutionIds;
 use pipewright_core::engine::{ActionOutcome, Engine, TaskRequest};
@@ -107,25 +107,31 @@ async fn notify(
     let Some(topic) = channel.topic_for(pending.notification_arn.as_deref()) else {
         return Ok(None);
     };
-    let key = channel
-        .key()
+    let keys = channel
+        .keys()
         .await
         .map_err(|e| (FailureType::JobFailed, e))?;
     let base = channel
         .base_url()
         .await
         .map_err(|e| (FailureType::JobFailed, e))?;
-    let link = |decision| {
+    let link = |purpose: LinkPurpose| {
         link_url(
             base,
-            &sign_link(key, &LinkClaims::new(pending, decision, &topic)),
+            &sign_link(&keys.current, &LinkClaims::new(pending, purpose, &topic)),
         )
     };
+    let one_click = (channel.one_click_links() && pending.one_click_links).then(|| {
+        (
+            link(Decision::Approved.into()),
+            link(Decision::Rejected.into()),
+        )
+    });
     let notice = ApprovalNotice {
         pending,
         region,
-        approve_url: link(Decision::Approved),
-        reject_url: link(Decision::Rejected),
+        review_url: link(LinkPurpose::Review),
+        one_click,
     };
     let id = channel
         .publish(&topic, &notice.subject(), &notice.sns_message())

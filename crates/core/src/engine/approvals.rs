@@ -17,29 +17,28 @@
 //!
 //! ## Links
 //!
-//! A link carries `base64url(claims JSON) "." base64url(HMAC-SHA256(key, domain || claims))`.
-//! The claims bind the pipeline, stage, action, pipeline execution, the token, the decision, the
-//! expiry (the action's start plus its timeout: the link dies with the action) and the
-//! recipient (the topic the notice went to). The signature is checked in constant time before
-//! the claims are even parsed. A link is single use because the decision completes the action:
-//! every later use finds it no longer waiting.
+//! Signed, expiring, single-use links ([`approval_links`](super::approval_links), re-exported
+//! here): the review link (`approvalReviewLink`, `consoleLink`) shows the approval; the approve
+//! and reject links, the "one-click" links, decide it from the page they open. One-click links
+//! can be turned off per stack (the approval function's `APPROVAL_ONE_CLICK_LINKS=Disabled`) and
+//! per action (configuration `OneClickLinks: "false"`): the notice then carries the review link
+//! only, and the approver decides signed in, with `PutApprovalResult` through either door of the
+//! control plane.
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use crate::declaration::{ActionCategory, ActionDeclaration};
 use crate::engine::{ActionOutcome, Engine, EngineError, ExecutionIds};
 use crate::execution::{
-    ActionExecutionResult, ActionExecutionStatus, ErrorCode, ErrorDetails, FailureType,
-    PipelineExecutionStatus, SourceRevision,
+    ActionExecution, ActionExecutionResult, ActionExecutionStatus, ErrorCode, ErrorDetails,
+    ExecutionSnapshot, FailureType, PipelineExecutionStatus, SourceRevision,
 };
 use crate::store::StoreError;
+
+pub use super::approval_links::*;
 
 /// The configuration key naming the SNS topic the notice goes to.
 pub const NOTIFICATION_ARN: &str = "NotificationArn";
@@ -51,10 +50,9 @@ pub const EXTERNAL_ENTITY_LINK: &str = "ExternalEntityLink";
 /// The longest summary PutApprovalResult accepts (botocore: `ApprovalSummary` max 512).
 pub const MAX_SUMMARY: usize = 512;
 
-/// Domain separation for link signatures, with the link format's version.
-const LINK_DOMAIN: &[u8] = b"pipewright-approval-link-v1\n";
-/// The link format's version, inside the claims.
-const LINK_VERSION: u8 = 1;
+/// The configuration key that turns one approval's one-click links off (`"false"`); Pipewright's
+/// own (CodePipeline has no one-click links).
+pub const ONE_CLICK_LINKS: &str = "OneClickLinks";
 
 // ---------------------------------------------------------------------------
 // Decisions
@@ -192,6 +190,71 @@ pub struct PendingApproval {
     pub external_entity_link: Option<String>,
     /// The execution's source revisions so far.
     pub source_revisions: Vec<SourceRevision>,
+    /// Whether the action allows one-click links (`OneClickLinks` is not `"false"`); the stack
+    /// may still forbid them.
+    pub one_click_links: bool,
+}
+
+impl PendingApproval {
+    /// The approval of `action` (started at `started`, its links dying at `expires`), with the
+    /// action's resolved configuration `config` and the execution's snapshot.
+    fn new(
+        ids: ExecutionIds,
+        action: &ActionExecution,
+        expires: f64,
+        config: impl Fn(&str) -> Option<String>,
+        snapshot: &ExecutionSnapshot,
+    ) -> Self {
+        let config = |key: &str| {
+            config(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            ids,
+            stage_name: action.stage_name.clone(),
+            action_name: action.action_name.clone(),
+            token: action.action_execution_id.clone(),
+            started: action.start_time,
+            expires,
+            notification_arn: config(NOTIFICATION_ARN),
+            custom_data: config(CUSTOM_DATA),
+            external_entity_link: config(EXTERNAL_ENTITY_LINK),
+            source_revisions: snapshot
+                .actions
+                .iter()
+                .filter_map(|a| a.source_revision.clone())
+                .collect(),
+            one_click_links: !config(ONE_CLICK_LINKS)
+                .is_some_and(|v| v.eq_ignore_ascii_case("false")),
+        }
+    }
+
+    /// How to decide this approval signed in: the CLI and the AWS CLI commands.
+    pub fn signed_in_commands(&self) -> String {
+        format!(
+            "pipewright approve {p} {s} {a} --summary \"...\"   (or pipewright reject ...)\n\
+             aws codepipeline put-approval-result --pipeline-name {p} --stage-name {s} \
+             --action-name {a} --token {t} --result 'summary=...,status=Approved'",
+            p = shell_word(&self.ids.pipeline_name),
+            s = shell_word(&self.stage_name),
+            a = shell_word(&self.action_name),
+            t = self.token,
+        )
+    }
+}
+
+/// `word` quoted for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// The seconds an action may run: its `timeoutInMinutes`, else its type's default, capped by
@@ -235,33 +298,17 @@ impl Engine<'_> {
             .snapshot(&ids.pipeline_execution_id)
             .await?
             .ok_or_else(|| EngineError::ExecutionNotFound(ids.pipeline_execution_id.clone()))?;
-        let config = |key: &str| {
-            prepared
-                .configuration
-                .get(key)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
         let timeout = action_timeout_seconds(
             &prepared.declaration,
             self.config.action_timeout_cap_seconds,
         );
-        Ok(Some(PendingApproval {
-            ids: ids.clone(),
-            stage_name: stage.to_string(),
-            action_name: action.to_string(),
-            token: action_execution_id.to_string(),
-            started: prepared.record.start_time,
-            expires: prepared.record.start_time + timeout as f64,
-            notification_arn: config(NOTIFICATION_ARN),
-            custom_data: config(CUSTOM_DATA),
-            external_entity_link: config(EXTERNAL_ENTITY_LINK),
-            source_revisions: snapshot
-                .actions
-                .iter()
-                .filter_map(|a| a.source_revision.clone())
-                .collect(),
-        }))
+        Ok(Some(PendingApproval::new(
+            ids.clone(),
+            &prepared.record,
+            prepared.record.start_time + timeout as f64,
+            |key| prepared.configuration.get(key).cloned(),
+            &snapshot,
+        )))
     }
 
     /// The approval `token` stands for, while it waits; the error says why it cannot be decided
@@ -369,34 +416,18 @@ impl Engine<'_> {
                 crate::events::format_time(expires)
             )));
         }
-        let config = |key: &str| {
-            action
-                .input
-                .resolved_configuration
-                .get(key)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
+        let ids = ExecutionIds {
+            pipeline_name: execution.pipeline_name.clone(),
+            pipeline_version: execution.pipeline_version,
+            pipeline_execution_id: execution.pipeline_execution_id.clone(),
         };
-        Ok(PendingApproval {
-            ids: ExecutionIds {
-                pipeline_name: execution.pipeline_name.clone(),
-                pipeline_version: execution.pipeline_version,
-                pipeline_execution_id: execution.pipeline_execution_id.clone(),
-            },
-            stage_name: action.stage_name.clone(),
-            action_name: action.action_name.clone(),
-            token: action.action_execution_id.clone(),
-            started: action.start_time,
+        Ok(PendingApproval::new(
+            ids,
+            &action,
             expires,
-            notification_arn: config(NOTIFICATION_ARN),
-            custom_data: config(CUSTOM_DATA),
-            external_entity_link: config(EXTERNAL_ENTITY_LINK),
-            source_revisions: snapshot
-                .actions
-                .iter()
-                .filter_map(|a| a.source_revision.clone())
-                .collect(),
-        })
+            |key| action.input.resolved_configuration.get(key).cloned(),
+            &snapshot,
+        ))
     }
 
     /// Record a decision: Approved completes the action as Succeeded (the summary is its
@@ -470,133 +501,10 @@ impl Engine<'_> {
 }
 
 // ---------------------------------------------------------------------------
-// Links
-// ---------------------------------------------------------------------------
-
-/// What a link is bound to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkClaims {
-    /// Format version.
-    #[serde(rename = "v")]
-    pub version: u8,
-    /// Pipeline.
-    #[serde(rename = "p")]
-    pub pipeline_name: String,
-    /// Stage.
-    #[serde(rename = "s")]
-    pub stage_name: String,
-    /// Action.
-    #[serde(rename = "a")]
-    pub action_name: String,
-    /// Pipeline execution.
-    #[serde(rename = "e")]
-    pub pipeline_execution_id: String,
-    /// The approval token (action execution id).
-    #[serde(rename = "t")]
-    pub token: String,
-    /// The decision the link makes.
-    #[serde(rename = "d")]
-    pub decision: Decision,
-    /// Expiry, seconds since the epoch.
-    #[serde(rename = "x")]
-    pub expires: i64,
-    /// Who the link was sent to (the notice's topic).
-    #[serde(rename = "r")]
-    pub recipient: String,
-}
-
-impl LinkClaims {
-    /// The claims of `decision`'s link for `pending`, sent to `recipient`.
-    pub fn new(pending: &PendingApproval, decision: Decision, recipient: &str) -> Self {
-        Self {
-            version: LINK_VERSION,
-            pipeline_name: pending.ids.pipeline_name.clone(),
-            stage_name: pending.stage_name.clone(),
-            action_name: pending.action_name.clone(),
-            pipeline_execution_id: pending.ids.pipeline_execution_id.clone(),
-            token: pending.token.clone(),
-            decision,
-            expires: pending.expires.floor() as i64,
-            recipient: recipient.to_string(),
-        }
-    }
-
-    /// The approval the link decides.
-    pub fn target(&self) -> ApprovalTarget {
-        ApprovalTarget {
-            pipeline_name: self.pipeline_name.clone(),
-            stage_name: self.stage_name.clone(),
-            action_name: self.action_name.clone(),
-            pipeline_execution_id: Some(self.pipeline_execution_id.clone()),
-        }
-    }
-
-    /// Who a decision through this link is recorded as.
-    pub fn decided_by(&self) -> String {
-        format!("approval link sent to {}", self.recipient)
-    }
-}
-
-/// Why a link was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
-    /// Not a link this service makes.
-    #[error("this is not an approval link")]
-    Malformed,
-    /// The signature does not match: the link was altered or forged.
-    #[error("this approval link is not valid: it was altered or was not issued by Pipewright")]
-    Forged,
-    /// Past its expiry.
-    #[error("this approval link expired at {0}")]
-    Expired(String),
-}
-
-fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .expect("HMAC-SHA256 takes a key of any length");
-    mac.update(LINK_DOMAIN);
-    mac.update(payload.as_bytes());
-    mac
-}
-
-/// The signed token of a link (what goes into its `t` query parameter).
-pub fn sign_link(key: &[u8], claims: &LinkClaims) -> String {
-    let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
-    let signature = B64.encode(mac(key, &payload).finalize().into_bytes());
-    format!("{payload}.{signature}")
-}
-
-/// Check a link's signature (in constant time), then its claims and expiry.
-pub fn verify_link(key: &[u8], link: &str, now: f64) -> Result<LinkClaims, LinkError> {
-    let (payload, signature) = link.trim().split_once('.').ok_or(LinkError::Malformed)?;
-    let signature = B64.decode(signature).map_err(|_| LinkError::Malformed)?;
-    mac(key, payload)
-        .verify_slice(&signature)
-        .map_err(|_| LinkError::Forged)?;
-    let bytes = B64.decode(payload).map_err(|_| LinkError::Malformed)?;
-    let claims: LinkClaims = serde_json::from_slice(&bytes).map_err(|_| LinkError::Malformed)?;
-    if claims.version != LINK_VERSION {
-        return Err(LinkError::Malformed);
-    }
-    if now >= claims.expires as f64 {
-        return Err(LinkError::Expired(crate::events::format_time(
-            claims.expires as f64,
-        )));
-    }
-    Ok(claims)
-}
-
-/// `base` with `?t=<link>` (or `&t=`) appended.
-pub fn link_url(base: &str, link: &str) -> String {
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}t={link}")
-}
-
-// ---------------------------------------------------------------------------
 // The notice
 // ---------------------------------------------------------------------------
 
-/// The approval notice: CodePipeline's approval JSON for programs, a readable text with the two
+/// The approval notice: CodePipeline's approval JSON for programs, a readable text with the
 /// links for people.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApprovalNotice<'a> {
@@ -604,10 +512,10 @@ pub struct ApprovalNotice<'a> {
     pub pending: &'a PendingApproval,
     /// The region (`region`).
     pub region: &'a str,
-    /// The approve link.
-    pub approve_url: String,
-    /// The reject link.
-    pub reject_url: String,
+    /// The review link: the page that shows the approval (`approvalReviewLink`, `consoleLink`).
+    pub review_url: String,
+    /// The one-click links (approve, reject), when one-click approval is on.
+    pub one_click: Option<(String, String)>,
 }
 
 impl ApprovalNotice<'_> {
@@ -623,8 +531,9 @@ impl ApprovalNotice<'_> {
         cut
     }
 
-    /// CodePipeline's approval message JSON, plus Pipewright's members (`pipelineExecutionId`,
-    /// `approveLink`, `rejectLink`, `sourceRevisions`) inside `approval`.
+    /// CodePipeline's approval message JSON (`consoleLink` and `approvalReviewLink` are the
+    /// review page), plus Pipewright's members inside `approval`: `pipelineExecutionId`,
+    /// `sourceRevisions`, and `approveLink`/`rejectLink` when one-click approval is on.
     pub fn json(&self) -> Value {
         let p = self.pending;
         let mut approval = json!({
@@ -634,18 +543,20 @@ impl ApprovalNotice<'_> {
             "token": p.token,
             "expires": expires_text(p.expires),
             "externalEntityLink": p.external_entity_link,
-            "approvalReviewLink": self.approve_url,
+            "approvalReviewLink": self.review_url,
             "customData": p.custom_data,
             "pipelineExecutionId": p.ids.pipeline_execution_id,
-            "approveLink": self.approve_url,
-            "rejectLink": self.reject_url,
         });
+        if let Some((approve, reject)) = &self.one_click {
+            approval["approveLink"] = json!(approve);
+            approval["rejectLink"] = json!(reject);
+        }
         if !p.source_revisions.is_empty() {
             approval["sourceRevisions"] = json!(p.source_revisions);
         }
         json!({
             "region": self.region,
-            "consoleLink": self.approve_url,
+            "consoleLink": self.review_url,
             "approval": approval,
         })
     }
@@ -677,17 +588,23 @@ impl ApprovalNotice<'_> {
             text.push_str(&format!("\n{data}\n"));
         }
         if let Some(link) = &p.external_entity_link {
-            text.push_str(&format!("\nReview: {link}\n"));
+            text.push_str(&format!("\nContent to review: {link}\n"));
         }
-        text.push_str(&format!(
-            "\nApprove: {}\n\nReject:  {}\n\n\
-             Each link opens a page that shows these details and asks you to confirm; nothing is \
-             decided until you press its button. The links work once, for this execution only, \
-             until {}.\n",
-            self.approve_url,
-            self.reject_url,
-            expires_text(p.expires)
-        ));
+        text.push_str(&format!("\nReview:  {}\n", self.review_url));
+        match &self.one_click {
+            Some((approve, reject)) => text.push_str(&format!(
+                "\nApprove: {approve}\n\nReject:  {reject}\n\n\
+                 Each link opens a page that shows these details and asks you to confirm; nothing \
+                 is decided until you press its button. The links work once, for this execution \
+                 only, until {}.\n",
+                expires_text(p.expires)
+            )),
+            None => text.push_str(&format!(
+                "\nThis approval is decided signed in (one-click links are off), until {}:\n\n{}\n",
+                expires_text(p.expires),
+                p.signed_in_commands()
+            )),
+        }
         text
     }
 
@@ -726,10 +643,10 @@ pub fn ended_reason(details: Option<&ErrorDetails>) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn pending() -> PendingApproval {
+    pub(crate) fn pending() -> PendingApproval {
         PendingApproval {
             ids: ExecutionIds {
                 pipeline_name: "app".into(),
@@ -750,84 +667,7 @@ mod tests {
                 revision_summary: Some("Fix the login\n\nlong body".into()),
                 revision_url: None,
             }],
-        }
-    }
-
-    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn a_signed_link_verifies_and_carries_its_claims() {
-        let claims = LinkClaims::new(&pending(), Decision::Approved, "topic");
-        let link = sign_link(KEY, &claims);
-        assert_eq!(verify_link(KEY, &link, 1_100.0), Ok(claims.clone()));
-        assert_eq!(
-            claims.target().pipeline_execution_id.as_deref(),
-            Some("exec-1")
-        );
-        assert_eq!(claims.expires, 1_600);
-    }
-
-    #[test]
-    fn any_flipped_character_is_refused() {
-        let link = sign_link(KEY, &LinkClaims::new(&pending(), Decision::Rejected, "t"));
-        let bytes = link.as_bytes();
-        for i in 0..bytes.len() {
-            let mut changed = bytes.to_vec();
-            changed[i] = if changed[i] == b'A' { b'B' } else { b'A' };
-            let changed = String::from_utf8(changed).unwrap();
-            if changed == link {
-                continue;
-            }
-            let result = verify_link(KEY, &changed, 1_100.0);
-            assert!(
-                matches!(result, Err(LinkError::Forged | LinkError::Malformed)),
-                "position {i}: {result:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_link_signed_with_another_key_is_forged() {
-        let link = sign_link(
-            b"another key",
-            &LinkClaims::new(&pending(), Decision::Approved, "t"),
-        );
-        assert_eq!(verify_link(KEY, &link, 1_100.0), Err(LinkError::Forged));
-    }
-
-    #[test]
-    fn claims_changed_and_re_encoded_do_not_keep_the_signature() {
-        let link = sign_link(KEY, &LinkClaims::new(&pending(), Decision::Approved, "t"));
-        let (_, signature) = link.split_once('.').unwrap();
-        let mut other = LinkClaims::new(&pending(), Decision::Approved, "t");
-        other.pipeline_execution_id = "exec-2".into();
-        let payload = B64.encode(serde_json::to_vec(&other).unwrap());
-        assert_eq!(
-            verify_link(KEY, &format!("{payload}.{signature}"), 1_100.0),
-            Err(LinkError::Forged)
-        );
-    }
-
-    #[test]
-    fn an_expired_link_is_refused_after_its_signature_is_checked() {
-        let link = sign_link(KEY, &LinkClaims::new(&pending(), Decision::Approved, "t"));
-        assert!(matches!(
-            verify_link(KEY, &link, 1_600.0),
-            Err(LinkError::Expired(t)) if t == "1970-01-01T00:26:40Z"
-        ));
-        assert_eq!(verify_link(b"x", &link, 9e9), Err(LinkError::Forged));
-    }
-
-    #[test]
-    fn garbage_is_malformed() {
-        for bad in ["", "abc", "abc.", ".abc", "a.b.c", "%%%.%%%"] {
-            assert!(
-                matches!(
-                    verify_link(KEY, bad, 0.0),
-                    Err(LinkError::Malformed | LinkError::Forged)
-                ),
-                "{bad}"
-            );
+            one_click_links: true,
         }
     }
 
@@ -837,8 +677,8 @@ mod tests {
         let notice = ApprovalNotice {
             pending: &p,
             region: "us-east-1",
-            approve_url: "https://x/?t=a".into(),
-            reject_url: "https://x/?t=r".into(),
+            review_url: "https://x/?t=v".into(),
+            one_click: Some(("https://x/?t=a".into(), "https://x/?t=r".into())),
         };
         let v = notice.json();
         assert_eq!(v["region"], "us-east-1");
@@ -856,7 +696,16 @@ mod tests {
         }
         assert_eq!(v["approval"]["token"], "tok-1");
         assert_eq!(v["approval"]["expires"], "1970-01-01T00:26Z");
+        // The review page, never a link that decides, is where CodePipeline's links point.
+        assert_eq!(v["consoleLink"], "https://x/?t=v");
+        assert_eq!(v["approval"]["approvalReviewLink"], "https://x/?t=v");
+        assert_eq!(v["approval"]["approveLink"], "https://x/?t=a");
         let text = notice.email_text();
+        assert!(text.contains("Review:  https://x/?t=v"), "{text}");
+        assert!(
+            text.contains("Content to review: https://example.com/diff"),
+            "{text}"
+        );
         assert!(text.contains("Approve: https://x/?t=a"), "{text}");
         assert!(text.contains("Reject:  https://x/?t=r"), "{text}");
         assert!(
@@ -872,8 +721,39 @@ mod tests {
     }
 
     #[test]
-    fn link_urls_keep_existing_queries() {
-        assert_eq!(link_url("https://a/", "x.y"), "https://a/?t=x.y");
-        assert_eq!(link_url("https://a/?k=1", "x.y"), "https://a/?k=1&t=x.y");
+    fn without_one_click_links_the_notice_has_the_review_link_and_the_signed_in_commands() {
+        let mut p = pending();
+        p.stage_name = "Go live".into();
+        p.one_click_links = false;
+        let notice = ApprovalNotice {
+            pending: &p,
+            region: "us-east-1",
+            review_url: "https://x/?t=v".into(),
+            one_click: None,
+        };
+        let v = notice.json();
+        assert!(v["approval"].get("approveLink").is_none(), "{v}");
+        assert!(v["approval"].get("rejectLink").is_none(), "{v}");
+        assert_eq!(v["consoleLink"], "https://x/?t=v");
+        let text = notice.email_text();
+        assert!(!text.contains("Approve:"), "{text}");
+        assert!(
+            text.contains(
+                "aws codepipeline put-approval-result --pipeline-name app --stage-name 'Go live' \
+                 --action-name Release --token tok-1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pipewright approve app 'Go live' Release"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_they_need_it() {
+        assert_eq!(shell_word("web-app_1.2"), "web-app_1.2");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 }

@@ -32,6 +32,7 @@ use crate::execution::{
 use crate::store::{PipelineRecord, PipelineStore, StoreError};
 
 mod actions;
+pub mod approval_links;
 pub mod approvals;
 pub mod conditions;
 pub mod control;

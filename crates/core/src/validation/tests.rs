@@ -628,7 +628,7 @@ fn manual_approval_takes_only_its_keys() {
     assert_only(
         &p,
         "stages[2].actions[0].configuration.Foo",
-        "does not take configuration key `Foo`; allowed: NotificationArn, CustomData, ExternalEntityLink",
+        "does not take configuration key `Foo`; allowed: NotificationArn, CustomData, ExternalEntityLink, OneClickLinks",
     );
 }
 
