@@ -288,3 +288,145 @@ async fn the_cli_manages_keys_through_the_iam_door() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// Through the IAM door, the caller's own IAM policies decide, per operation and pipeline, as for
+/// CodePipeline: a role allowed `codepipeline:Get*` on `<prefix>-*` (calling as an assumed-role
+/// session) reads those pipelines and nothing else, a user with no CodePipeline policy is refused
+/// everything, key management needs `codepipeline:ManagePipewrightAccessKeys`; the emulator's
+/// IAM evaluates the policies (`iam:SimulatePrincipalPolicy`).
+#[tokio::test(flavor = "multi_thread")]
+async fn through_the_iam_door_the_callers_iam_policies_decide() {
+    use pipewright_e2e::signing::{call, Signer};
+    let stack = stack();
+    let prefix = unique("iampol");
+    let sdk = pipewright_e2e::pipelines::clients(stack).await.sdk;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let role = format!("{prefix}-reader");
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name(&role)
+        .path("/teams/web/")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("CreateRole");
+    let read_only = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["codepipeline:Get*", "codepipeline:List*"],
+        "Resource": format!("arn:aws:codepipeline:us-east-1:123456789012:{prefix}-*")}]});
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name("read")
+        .policy_document(read_only.to_string())
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    let user = format!("{prefix}-nobody");
+    iam.create_user()
+        .user_name(&user)
+        .send()
+        .await
+        .expect("CreateUser");
+
+    // The gateway authenticates them as Lambda would (SigV4 for lambda with their credentials).
+    let (reader, nobody) = (
+        Signer::new(
+            &format!("AKIA{}R", prefix.len()),
+            "reader-secret-0123456789",
+            "lambda",
+        ),
+        Signer::new(
+            &format!("AKIA{}N", prefix.len()),
+            "nobody-secret-0123456789",
+            "lambda",
+        ),
+    );
+    let lines = format!(
+        "{} {} arn:aws:sts::123456789012:assumed-role/{role}/session-1\n{} {} arn:aws:iam::123456789012:user/{user}\n",
+        reader.access_key_id, reader.secret, nobody.access_key_id, nobody.secret
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&stack.iam_identities)
+        .expect("the identities file");
+    std::io::Write::write_all(&mut file, lines.as_bytes()).expect("identities written");
+
+    // The administrator makes two pipelines: one the role may read, one it may not.
+    let (mine, other) = (format!("{prefix}-app"), unique("elsewhere"));
+    for name in [&mine, &other] {
+        let (status, answer) = call(
+            &stack.iam_endpoint,
+            "CodePipeline_20150709.CreatePipeline",
+            &json!({ "pipeline": declaration(stack, name) }),
+            Some(&Signer::local("lambda")),
+        );
+        assert_eq!(status, 200, "CreatePipeline {name}: {answer}");
+    }
+    let get = |name: &str, signer: &Signer| {
+        call(
+            &stack.iam_endpoint,
+            "CodePipeline_20150709.GetPipeline",
+            &json!({ "name": name }),
+            Some(signer),
+        )
+    };
+    let (status, answer) = tokio::task::block_in_place(|| get(&mine, &reader));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["pipeline"]["name"], mine.as_str());
+
+    let denied = |status: u16, answer: &serde_json::Value, action: &str, resource: &str| {
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["__type"], "AccessDeniedException", "{answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(action) && message.contains(resource),
+            "{message}"
+        );
+    };
+    let (status, answer) = tokio::task::block_in_place(|| get(&other, &reader));
+    denied(
+        status,
+        &answer,
+        "codepipeline:GetPipeline",
+        &format!(":{other}"),
+    );
+    let (status, answer) = tokio::task::block_in_place(|| {
+        call(
+            &stack.iam_endpoint,
+            "CodePipeline_20150709.DeletePipeline",
+            &json!({ "name": mine }),
+            Some(&reader),
+        )
+    });
+    denied(
+        status,
+        &answer,
+        "codepipeline:DeletePipeline",
+        &format!(":{mine}"),
+    );
+    let (status, answer) = tokio::task::block_in_place(|| get(&mine, &nobody));
+    denied(
+        status,
+        &answer,
+        "codepipeline:GetPipeline",
+        &format!(":{mine}"),
+    );
+    let (status, answer) = tokio::task::block_in_place(|| {
+        call(
+            &stack.iam_endpoint,
+            "Pipewright_20261207.CreateAccessKey",
+            &json!({ "name": "sneaky", "allow": ["codepipeline:*"] }),
+            Some(&reader),
+        )
+    });
+    denied(
+        status,
+        &answer,
+        "codepipeline:ManagePipewrightAccessKeys",
+        "*",
+    );
+    // Nothing changed: the pipeline is still there for the administrator.
+    let (status, answer) = tokio::task::block_in_place(|| get(&mine, &Signer::local("lambda")));
+    assert_eq!(status, 200, "{answer}");
+}

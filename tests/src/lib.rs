@@ -41,6 +41,9 @@ pub struct Stack {
     pub webhook_endpoint: String,
     /// The stack's outputs by name (`ApiFunctionName`, `PipelinesTableName`, ...).
     pub outputs: BTreeMap<String, String>,
+    /// The IAM door gateway's file of more identities (`ACCESS_KEY_ID SECRET PRINCIPAL_ARN`
+    /// lines): a test adds one to call the IAM door as another IAM principal.
+    pub iam_identities: std::path::PathBuf,
 }
 
 impl Stack {
@@ -89,7 +92,7 @@ pub fn stack() -> &'static Stack {
             let running = pipewright_local::status(&dir).unwrap_or_else(|| {
                 panic!("the stack in {} is not running", Path::new(&file).display())
             });
-            return Stack::of(running);
+            return Stack::of(running, &dir);
         }
         let mut opts = UpOptions::new(root());
         opts.action_timeout_cap_seconds = Some(ACTION_TIMEOUT_CAP_SECONDS);
@@ -111,10 +114,10 @@ pub fn stack() -> &'static Stack {
         let (result, state_dir) = stack;
         let stack = result.unwrap_or_else(|e| panic!("local stack did not come up: {e}"));
         watchdog::start(&stack, &state_dir);
-        let _ = STARTED.set((stack.clone(), state_dir));
+        let _ = STARTED.set((stack.clone(), state_dir.clone()));
         // SAFETY: registering a plain extern "C" function with atexit(3).
         unsafe { libc::atexit(stop_at_exit) };
-        Stack::of(stack)
+        Stack::of(stack, &state_dir)
     })
 }
 
@@ -137,7 +140,10 @@ pub async fn stack_beside(name: &str) -> (Stack, BesideGuard) {
     let running = pipewright_local::up_beside(&emulator, &opts, name)
         .await
         .unwrap_or_else(|e| panic!("stack {name} did not come up beside the shared one: {e}"));
-    (Stack::of(running.clone()), BesideGuard(running))
+    (
+        Stack::of(running.clone(), &opts.state_dir),
+        BesideGuard(running),
+    )
 }
 
 /// Stops a stack's gateways when dropped ([`stack_beside`]).
@@ -178,8 +184,9 @@ pub fn take_git_api_listener() -> Option<TcpListener> {
 }
 
 impl Stack {
-    fn of(running: pipewright_local::LocalStack) -> Self {
+    fn of(running: pipewright_local::LocalStack, state_dir: &Path) -> Self {
         Self {
+            iam_identities: pipewright_local::gateway::iam_identities_file(state_dir),
             endpoint: running.emulator.endpoint,
             api_endpoint: running.gateway.endpoint,
             iam_endpoint: running.iam_gateway.endpoint,

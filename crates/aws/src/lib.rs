@@ -14,6 +14,7 @@ pub mod logging;
 pub mod pipeline_store;
 pub mod polling;
 pub mod port_errors;
+pub mod principals;
 pub mod rules;
 pub mod sfn;
 pub mod webhooks;

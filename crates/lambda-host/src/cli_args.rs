@@ -115,7 +115,7 @@ pub struct GatewayArgs {
     pub iam: Option<IamAuth>,
 }
 
-/// The one identity an `AWS_IAM` gateway accepts.
+/// An identity an `AWS_IAM` gateway accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IamAuth {
     /// Its access key id.
@@ -124,7 +124,13 @@ pub struct IamAuth {
     pub secret: String,
     /// The principal's ARN, as `requestContext.authorizer.iam.userArn`.
     pub principal: String,
+    /// More identities (`$PIPEWRIGHT_GATEWAY_IDENTITIES`): a file of lines `ACCESS_KEY_ID SECRET
+    /// PRINCIPAL_ARN`, read at each request, so a test or a user can act as other IAM principals.
+    pub identities_file: Option<PathBuf>,
 }
+
+/// The environment variable naming an `AWS_IAM` gateway's file of more identities.
+pub const GATEWAY_IDENTITIES_ENV: &str = "PIPEWRIGHT_GATEWAY_IDENTITIES";
 
 /// The environment variable an `AWS_IAM` gateway reads its credentials from.
 pub const GATEWAY_CREDENTIALS_ENV: &str = "PIPEWRIGHT_GATEWAY_CREDENTIALS";
@@ -594,6 +600,9 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
                 secret: secret.to_string(),
                 principal: principal
                     .unwrap_or_else(|| "arn:aws:iam::123456789012:root".to_string()),
+                identities_file: std::env::var_os(GATEWAY_IDENTITIES_ENV)
+                    .filter(|f| !f.is_empty())
+                    .map(PathBuf::from),
             })
         }
         Some(other) => return Err(usage(format!("invalid --auth: {other} (NONE or AWS_IAM)"))),

@@ -244,7 +244,7 @@ impl Gateway {
         let mut event = build_event(&incoming, &self.context, now, &request_id());
         if let Some(iam) = &self.iam {
             match check_iam_signature(&incoming, iam, now) {
-                Ok(()) => event["requestContext"]["authorizer"] = iam_authorizer(iam),
+                Ok(identity) => event["requestContext"]["authorizer"] = iam_authorizer(&identity),
                 Err(why) => {
                     log(&format!("refused (AWS_IAM): {why}"));
                     return Reply::message(403, "Forbidden");
@@ -360,9 +360,10 @@ impl Gateway {
 }
 
 /// Check, as an `AWS_IAM` Function URL does, that `req` was signed (SigV4, service `lambda`,
-/// `host` and `x-amz-date` covered, within 15 minutes) with `iam`'s credentials. `Err` says why
-/// not (logged; the caller only gets 403 Forbidden, as from Lambda).
-fn check_iam_signature(req: &Incoming, iam: &IamAuth, now: SystemTime) -> Result<(), String> {
+/// `host` and `x-amz-date` covered, within 15 minutes) with the credentials of one of `iam`'s
+/// identities; the identity that signed it. `Err` says why not (logged; the caller only gets 403
+/// Forbidden, as from Lambda).
+fn check_iam_signature(req: &Incoming, iam: &IamAuth, now: SystemTime) -> Result<IamAuth, String> {
     use pipewright_core::access::sigv4::{self, SignedRequest};
     let (path, query) = split_target(&req.target);
     let signed = SignedRequest {
@@ -373,11 +374,43 @@ fn check_iam_signature(req: &Incoming, iam: &IamAuth, now: SystemTime) -> Result
         body: &req.body,
     };
     let auth = sigv4::parse(&signed).map_err(|e| e.to_string())?;
-    if auth.access_key_id != iam.access_key_id {
-        return Err(format!("unknown access key {}", auth.access_key_id));
-    }
-    sigv4::verify_as(&signed, &auth, &iam.secret, now, sigv4::FUNCTION_URL)
-        .map_err(|e| e.to_string())
+    let identity = if auth.access_key_id == iam.access_key_id {
+        iam.clone()
+    } else {
+        more_identities(iam)
+            .into_iter()
+            .find(|i| i.access_key_id == auth.access_key_id)
+            .ok_or_else(|| format!("unknown access key {}", auth.access_key_id))?
+    };
+    sigv4::verify_as(&signed, &auth, &identity.secret, now, sigv4::FUNCTION_URL)
+        .map_err(|e| e.to_string())?;
+    Ok(identity)
+}
+
+/// The identities of `iam`'s identities file, read at each request (lines `ACCESS_KEY_ID SECRET
+/// PRINCIPAL_ARN`; a missing file is none), so principals added while the gateway runs sign in.
+fn more_identities(iam: &IamAuth) -> Vec<IamAuth> {
+    let Some(text) = iam
+        .identities_file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+    else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next(), words.next(), words.next()) {
+                (Some(key), Some(secret), Some(principal), None) => Some(IamAuth {
+                    access_key_id: key.to_string(),
+                    secret: secret.to_string(),
+                    principal: principal.to_string(),
+                    identities_file: None,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// `requestContext.authorizer` of an IAM-authenticated Function URL request.

@@ -33,6 +33,13 @@ pub struct IamDoor<'a> {
     pub principal: &'a str,
 }
 
+/// The file of more IAM identities the IAM door's gateway accepts (lines `ACCESS_KEY_ID SECRET
+/// PRINCIPAL_ARN`, read at each request): add one to call the IAM door as another IAM user or
+/// role of the emulator, whose IAM policies then decide what it may do.
+pub fn iam_identities_file(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("iam-identities")
+}
+
 /// Start `lambda_host gateway` for `function` in the emulator at `emulator_endpoint` on `port`
 /// (0: any free port); its log and port file go into `state_dir` as `<name>.log` and
 /// `<name>.port`. With `iam`, it serves an `AWS_IAM` Function URL: only requests signed with
@@ -62,6 +69,10 @@ pub fn start(
             .env(
                 "PIPEWRIGHT_GATEWAY_CREDENTIALS",
                 format!("{}:{}", iam.access_key_id, iam.secret),
+            )
+            .env(
+                "PIPEWRIGHT_GATEWAY_IDENTITIES",
+                iam_identities_file(state_dir),
             );
     }
     let child = command

@@ -10,6 +10,8 @@ use lambda_http::http::{header::CONTENT_TYPE, Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use pipewright_core::access::gate::{self, Caller, Door, Refusal};
 use pipewright_core::access::keys::{self, CachedKeys, KeyStore};
+use pipewright_core::access::policy;
+use pipewright_core::access::principals::{CachedPolicies, MANAGE_KEYS_ACTION};
 use pipewright_core::access::sigv4::SignedRequest;
 use pipewright_core::control_plane::{self, ApiError, ServiceContext, Services, TARGET_PREFIX};
 use pipewright_core::engine::Engine;
@@ -32,6 +34,9 @@ pub struct Service<'a, K: KeyStore> {
     /// Pipewright access keys (the key door checks signatures against them; the IAM door
     /// manages them).
     pub keys: &'a CachedKeys<K>,
+    /// The IAM door's check of the caller's IAM policies (`None`: through the IAM door, whoever
+    /// may invoke the URL may do everything; the key door never uses it).
+    pub iam_policies: Option<&'a CachedPolicies>,
 }
 
 /// A response before or instead of an operation: status, exception name, message.
@@ -122,10 +127,20 @@ impl<K: KeyStore> Service<'_, K> {
             caller: Some(caller.principal.clone()),
         };
 
-        let allowed = if target.starts_with(keys::TARGET_PREFIX) {
-            gate::authorize_key_management(&caller, &operation)
-        } else {
-            gate::authorize_operation(&caller, &operation, &body, |name| ctx.pipeline_arn(name))
+        let manages_keys = target.starts_with(keys::TARGET_PREFIX);
+        let allowed = match (self.door, self.iam_policies) {
+            (Door::Iam, Some(policies)) => {
+                let (action, resource) = if manages_keys {
+                    (MANAGE_KEYS_ACTION.to_string(), "*".to_string())
+                } else {
+                    policy::requested(&operation, &body, |name| ctx.pipeline_arn(name))
+                };
+                gate::authorize_by_policies(policies, &caller, &action, &resource, ctx.now).await
+            }
+            _ if manages_keys => gate::authorize_key_management(&caller, &operation),
+            _ => {
+                gate::authorize_operation(&caller, &operation, &body, |name| ctx.pipeline_arn(name))
+            }
         };
         if let Err(refusal) = allowed {
             self.log(Some(&caller), &operation, &body, Err(refusal.kind));
@@ -133,7 +148,7 @@ impl<K: KeyStore> Service<'_, K> {
         }
         self.log(Some(&caller), &operation, &body, Ok(()));
 
-        let answer: Answer = if target.starts_with(keys::TARGET_PREFIX) {
+        let answer: Answer = if manages_keys {
             self.manage_keys(&operation, &body, &ctx, &caller)
                 .await
                 .into()
@@ -320,6 +335,7 @@ mod tests {
             region: "us-east-1",
             door: Door::Iam,
             keys: &keys,
+            iam_policies: None,
         };
         let response = service
             .handle(request(
@@ -353,6 +369,7 @@ mod tests {
             region: "us-east-1",
             door: Door::Iam,
             keys: &keys,
+            iam_policies: None,
         };
         let response = service
             .handle(request(
@@ -392,6 +409,7 @@ mod tests {
             region: "us-east-1",
             door: Door::Key,
             keys: &keys,
+            iam_policies: None,
         };
         // An IAM principal in the context means nothing on the key door.
         for target in [
@@ -423,6 +441,7 @@ mod tests {
             region: "us-east-1",
             door: Door::Iam,
             keys: &keys,
+            iam_policies: None,
         };
         let made = service
             .handle(request(

@@ -9,8 +9,10 @@ mod handler;
 use lambda_http::{run, service_fn, Error, Request, RequestExt};
 use pipewright_aws::access_keys::SecretsKeyStore;
 use pipewright_aws::engine::Adapters;
+use pipewright_aws::principals::IamPolicies;
 use pipewright_core::access::gate::Door;
 use pipewright_core::access::keys::CachedKeys;
+use pipewright_core::access::principals::{CachedPolicies, IamDoorAuthorization};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -20,13 +22,23 @@ async fn main() -> Result<(), Error> {
         Door::parse(&door).ok_or_else(|| format!("API_DOOR must be iam or key, not {door:?}"))?;
     let adapters = Adapters::from_env().await?;
     let keys = CachedKeys::new(SecretsKeyStore::from_env(&adapters.sdk)?);
+    // Through the IAM door, the caller's IAM policies decide unless the stack says otherwise.
+    let authorization = std::env::var("IAM_DOOR_AUTHORIZATION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map_or(Ok(IamDoorAuthorization::IamPolicies), |v| {
+            IamDoorAuthorization::parse(&v)
+        })?;
+    let iam_policies = (door == Door::Iam && authorization == IamDoorAuthorization::IamPolicies)
+        .then(|| CachedPolicies::new(IamPolicies::new(&adapters.sdk)));
     let region = adapters.region();
     run(service_fn(|request: Request| {
         let function_arn = request
             .lambda_context_ref()
             .map(|c| c.invoked_function_arn.clone())
             .unwrap_or_default();
-        let (adapters, region, keys) = (&adapters, &region, &keys);
+        let (adapters, region, keys, iam_policies) =
+            (&adapters, &region, &keys, iam_policies.as_ref());
         async move {
             let engine = adapters.engine(&function_arn);
             let service = handler::Service {
@@ -35,6 +47,7 @@ async fn main() -> Result<(), Error> {
                 region,
                 door,
                 keys,
+                iam_policies,
             };
             service.handle(request).await
         }

@@ -3,9 +3,9 @@
 //!
 //! - **The IAM door** (the `AWS_IAM` Function URL): AWS checked the SigV4 signature for the
 //!   service `lambda` and that the caller may invoke the URL; the caller is the IAM principal in
-//!   the request context. Whoever IAM lets through holds every permission ([`Grant::admin`]):
-//!   IAM's own policies (`lambda:InvokeFunctionUrl` on the function) decide who that is. Keys
-//!   are managed here only.
+//!   the request context. Its own IAM policies then decide each operation
+//!   ([`authorize_by_policies`], [`super::principals`]); with `InvokeOnly`, whoever IAM lets
+//!   through holds every permission ([`Grant::admin`]). Keys are managed here only.
 //! - **The key door** (the `NONE` Function URL): the request must be signed for the service
 //!   `codepipeline` with a Pipewright access key ([`super::sigv4`]); the key's [`Grant`] decides.
 
@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::keys::{CachedKeys, KeyStore};
 use super::policy::{self, Grant};
+use super::principals::{CachedPolicies, Verdict};
 use super::sigv4::{self, AuthError, SignedRequest};
 
 /// Which door a request came through.
@@ -146,6 +147,32 @@ pub fn authorize_operation(
 ) -> Result<(), Refusal> {
     policy::authorize(&caller.grant, &caller.principal, operation, body, arn)
         .map_err(Refusal::denied)
+}
+
+/// Whether the IAM policies of `caller` (through the IAM door) allow `action` on `resource` at
+/// `now` ([`super::principals`]).
+pub async fn authorize_by_policies(
+    policies: &CachedPolicies,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    now: f64,
+) -> Result<(), Refusal> {
+    match policies
+        .check(&caller.principal, action, resource, now)
+        .await
+    {
+        Ok(Verdict::Allowed) => Ok(()),
+        Ok(Verdict::Denied(reason)) => Err(Refusal::denied(format!(
+            "{}: {reason}",
+            policy::denied_message(&caller.principal, action, resource)
+        ))),
+        Err(e) => Err(Refusal {
+            kind: "ServiceUnavailableException",
+            message: format!("IAM did not answer the policy check: {e}"),
+            status: 503,
+        }),
+    }
 }
 
 /// Whether `caller` may manage keys: through the IAM door, with `codepipeline:*` on every

@@ -11,10 +11,13 @@
 //! - [`keys`]: Pipewright access keys, the [`keys::KeyStore`] port and its one-minute cache, and
 //!   the key-management operations (IAM door only).
 //! - [`gate`]: who is calling through which door, and the per-operation check.
+//! - [`principals`]: the IAM door's check of the caller's own IAM policies
+//!   (`iam:SimulatePrincipalPolicy`), cached a minute.
 //!
 //! The api function, the local gateways and the CLI's `keys` commands use these.
 
 pub mod gate;
 pub mod keys;
 pub mod policy;
+pub mod principals;
 pub mod sigv4;

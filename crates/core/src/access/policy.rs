@@ -132,6 +132,13 @@ pub fn pipeline_of(operation: &str, body: &Value) -> Option<String> {
     }
 }
 
+/// What a request of `operation` asks for, in IAM's terms: the action and the resource (the
+/// pipeline's ARN, built by `arn`, or `*`).
+pub fn requested(operation: &str, body: &Value, arn: impl Fn(&str) -> String) -> (String, String) {
+    let resource = pipeline_of(operation, body).map_or_else(|| "*".to_string(), |p| arn(&p));
+    (iam_action(operation), resource)
+}
+
 /// A refusal: `AccessDeniedException`'s message, in IAM's words.
 pub fn denied_message(caller: &str, action: &str, resource: &str) -> String {
     format!("User: {caller} is not authorized to perform: {action} on resource: {resource}")
@@ -146,9 +153,8 @@ pub fn authorize(
     body: &Value,
     arn: impl Fn(&str) -> String,
 ) -> Result<(), String> {
-    let action = iam_action(operation);
+    let (action, resource) = requested(operation, body, &arn);
     let pipeline = pipeline_of(operation, body);
-    let resource = pipeline.as_deref().map_or_else(|| "*".to_string(), &arn);
     if grant.allows_action(&action) && grant.covers(pipeline.as_deref()) {
         Ok(())
     } else {
