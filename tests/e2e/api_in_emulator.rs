@@ -14,7 +14,9 @@ async fn call_api(
     body: &Value,
 ) -> (u16, Value) {
     let target = format!("CodePipeline_20150709.{operation}");
-    // The IAM door's function; the event (an AWS_IAM Function URL's) names the IAM caller.
+    // The IAM door's function; the event (an AWS_IAM Function URL's) names the IAM caller,
+    // user/admin, whose IAM policies the function checks: the emulator holds them.
+    admin_user().await;
     let event = function_url_event(&[("X-Amz-Target", &target)], &body.to_string());
     let out = lambda
         .invoke()
@@ -40,6 +42,21 @@ async fn call_api(
     };
     let body: Value = serde_json::from_slice(&body).expect("JSON body");
     (status, body)
+}
+
+/// IAM user `admin` of the sample events, allowed every CodePipeline action.
+async fn admin_user() {
+    let iam = aws_sdk_iam::Client::new(&stack().sdk().await);
+    let _ = iam.create_user().user_name("admin").send().await;
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "codepipeline:*", "Resource": "*"}]});
+    iam.put_user_policy()
+        .user_name("admin")
+        .policy_name("codepipeline-admin")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("iam:PutUserPolicy");
 }
 
 fn sample(name: &str) -> Value {

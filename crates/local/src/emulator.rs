@@ -66,6 +66,17 @@ impl Emulator {
             // 8 MiB of stack instead of 2 (an overflow would abort the whole emulator); four
             // workers instead of one per core, so one blocked worker does not stall it on a
             // two-core machine.
+            // As on AWS: every request's signature is checked and every call is allowed only by
+            // the caller's IAM policies (a function's, its execution role's), so a permission the
+            // template forgot fails here too. FAKECLOUD_IAM=off in the environment turns it off.
+            .env(
+                "FAKECLOUD_IAM",
+                std::env::var("FAKECLOUD_IAM").unwrap_or_else(|_| "strict".into()),
+            )
+            .env(
+                "FAKECLOUD_VERIFY_SIGV4",
+                std::env::var("FAKECLOUD_VERIFY_SIGV4").unwrap_or_else(|_| "true".into()),
+            )
             .env("RUST_BACKTRACE", "1")
             .env("RUST_MIN_STACK", "8388608")
             .env("TOKIO_WORKER_THREADS", "4")

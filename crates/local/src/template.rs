@@ -94,6 +94,8 @@ impl Template {
             }
             tags_as_list(globals);
         }
+        head_with_get(&mut body);
+        drop_tls_only_statements(&mut body);
         if let Some(resources) = body.get_mut("Resources").and_then(Value::as_object_mut) {
             for (id, resource) in resources.iter_mut() {
                 let Some((bucket, key)) = code.get(id) else {
@@ -128,6 +130,48 @@ impl Template {
             .and_then(Value::as_object)
             .into_iter()
             .flat_map(Map::iter)
+    }
+}
+
+/// Wherever a policy statement names `s3:GetObject`, also `s3:HeadObject`: AWS authorizes a
+/// HEAD of an object as `s3:GetObject`, while fakecloud 0.51's strict IAM (which the local stack
+/// runs with) checks it as `s3:HeadObject`, an action AWS does not have.
+fn head_with_get(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(action) = map.get_mut("Action") {
+                let names = match action {
+                    Value::String(one) => vec![Value::String(one.clone())],
+                    Value::Array(many) => many.clone(),
+                    _ => Vec::new(),
+                };
+                let has = |name: &str| names.iter().any(|n| n.as_str() == Some(name));
+                if has("s3:GetObject") && !has("s3:HeadObject") {
+                    let mut names = names.clone();
+                    names.push(json!("s3:HeadObject"));
+                    *action = Value::Array(names);
+                }
+            }
+            map.values_mut().for_each(head_with_get);
+        }
+        Value::Array(items) => items.iter_mut().for_each(head_with_get),
+        _ => {}
+    }
+}
+
+/// Without the bucket-policy statements that deny requests not made over TLS
+/// (`aws:SecureTransport`): the emulator speaks plain HTTP on loopback, so with its IAM checks on
+/// they would deny every request.
+fn drop_tls_only_statements(body: &mut Value) {
+    let Some(resources) = body.get_mut("Resources").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for resource in resources.values_mut() {
+        if let Some(Value::Array(statements)) =
+            resource.pointer_mut("/Properties/PolicyDocument/Statement")
+        {
+            statements.retain(|s| s.pointer("/Condition/Bool/aws:SecureTransport").is_none());
+        }
     }
 }
 
@@ -244,6 +288,34 @@ Outputs:
                 code_uri: "functions/api".into()
             }]
         );
+    }
+
+    #[test]
+    fn policies_are_translated_for_the_emulators_iam() {
+        let t = Template {
+            body: json!({"Resources": {
+                "Role": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyDocument": {"Statement": [
+                    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+                    {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": "*"}
+                ]}}},
+                "BucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"PolicyDocument": {"Statement": [
+                    {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                     "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+                    {"Sid": "Keep", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket", "Resource": "*"}
+                ]}}}
+            }}),
+        };
+        let local = t.for_local(&BTreeMap::new(), "x86_64");
+        let role = local
+            .pointer("/Resources/Role/Properties/PolicyDocument/Statement")
+            .unwrap();
+        assert_eq!(role[0]["Action"], json!(["s3:GetObject", "s3:HeadObject"]));
+        assert_eq!(role[1]["Action"], json!(["s3:PutObject"]));
+        let bucket = local
+            .pointer("/Resources/BucketPolicy/Properties/PolicyDocument/Statement")
+            .unwrap();
+        assert_eq!(bucket.as_array().unwrap().len(), 1);
+        assert_eq!(bucket[0]["Sid"], "Keep");
     }
 
     #[test]
