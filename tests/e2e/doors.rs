@@ -430,3 +430,42 @@ async fn through_the_iam_door_the_callers_iam_policies_decide() {
     let (status, answer) = tokio::task::block_in_place(|| get(&mine, &Signer::local("lambda")));
     assert_eq!(status, 200, "{answer}");
 }
+
+/// The local stack enforces the template's IAM policies as AWS does (the emulator's strict IAM):
+/// an S3 source naming a bucket outside `ActionBucketPattern` (`pipewright-*`) is refused to the
+/// action function's role, and the action fails with a PermissionError saying so, while the same
+/// object in a bucket the pattern matches is fetched.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_action_role_reaches_only_the_buckets_the_template_allows() {
+    use pipewright_e2e::pipelines::{
+        clients, commands_action, source_action, start, versioned_source, wait_for, zip_of,
+        PipelineBuilder,
+    };
+    let stack = stack();
+    let c = clients(stack).await;
+    let outside = unique("team-b-src");
+    versioned_source(&c, &outside, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
+    let mut source = source_action(
+        "Source",
+        "S3",
+        json!({"S3Bucket": outside, "S3ObjectKey": "app.zip"}),
+    );
+    source["outputArtifacts"] = json!([{"name": "Src"}]);
+    let mut build = commands_action("Build", &["cat README.md"]);
+    build["inputArtifacts"] = json!([{"name": "Src"}]);
+    let name = PipelineBuilder::new(stack, "outside-bucket")
+        .source(source)
+        .stage(json!({"name": "Build", "actions": [build]}))
+        .create(stack);
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(
+        status,
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed
+    );
+    let summary = summary.unwrap_or_default();
+    assert!(
+        summary.contains("PermissionError") && summary.contains(&outside),
+        "{summary}"
+    );
+}
