@@ -468,4 +468,31 @@ async fn the_action_role_reaches_only_the_buckets_the_template_allows() {
         summary.contains("PermissionError") && summary.contains(&outside),
         "{summary}"
     );
+
+    // The stack's own artifact bucket matches the pattern (its name starts with the stack's), and
+    // the role may use it to move artifacts; an action naming it is refused all the same.
+    let artifacts = stack.output("ArtifactBucketName").to_string();
+    let mut source = source_action(
+        "Source",
+        "S3",
+        json!({"S3Bucket": artifacts, "S3ObjectKey": format!("{name}/logs/x.log")}),
+    );
+    source["outputArtifacts"] = json!([{"name": "Src"}]);
+    let mut build = commands_action("Build", &["cat README.md"]);
+    build["inputArtifacts"] = json!([{"name": "Src"}]);
+    let name = PipelineBuilder::new(stack, "artifact-bucket")
+        .source(source)
+        .stage(json!({"name": "Build", "actions": [build]}))
+        .create(stack);
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(
+        status,
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed
+    );
+    let summary = summary.unwrap_or_default();
+    assert!(
+        summary.contains("ConfigurationError") && summary.contains("artifact bucket"),
+        "{summary}"
+    );
 }

@@ -283,6 +283,25 @@ fn required<'a>(prepared: &'a PreparedAction, key: &str) -> Result<&'a str, Prov
     }
 }
 
+/// Configuration `key`'s bucket, unless it is the stack's artifact bucket (where the action's own
+/// log goes): that bucket holds every pipeline's artifacts and logs, so an action reading or
+/// writing it directly could read or overwrite another pipeline's. The role allows the bucket
+/// (the action function moves artifacts), so this check is what keeps actions out.
+fn outside_artifact_bucket<'a>(
+    prepared: &PreparedAction,
+    key: &str,
+    bucket: &'a str,
+) -> Result<&'a str, ProviderError> {
+    if bucket == prepared.log_location.bucket {
+        return Err(ProviderError::Configuration(format!(
+            "configuration {key}: {bucket} is this Pipewright stack's artifact bucket, which \
+             holds every pipeline's artifacts and logs; an action may not read or write it \
+             directly: use a bucket of your own"
+        )));
+    }
+    Ok(bucket)
+}
+
 /// An optional configuration key (blank counts as absent).
 fn optional<'a>(prepared: &'a PreparedAction, key: &str) -> Option<&'a str> {
     prepared
@@ -481,6 +500,25 @@ pub(crate) mod test_support {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_stack_artifact_bucket_is_refused_as_an_actions_own_bucket() {
+        let p = test_support::prepared(json!({
+            "name": "Publish",
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"BucketName": "b", "Extract": "true"}
+        }));
+        let stack_bucket = p.log_location.bucket.clone();
+        let err = outside_artifact_bucket(&p, "BucketName", &stack_bucket).unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::Configuration(m) if m.contains("BucketName") && m.contains("artifact bucket")),
+            "{err}"
+        );
+        assert_eq!(
+            outside_artifact_bucket(&p, "BucketName", "my-site").unwrap(),
+            "my-site"
+        );
+    }
 
     fn providers() -> Providers {
         let config = aws_sdk_s3::Config::builder()

@@ -13,7 +13,7 @@ use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus};
 use tokio::task::JoinSet;
 
-use super::{optional, remove_work_dir, required, Context, ProviderError};
+use super::{optional, outside_artifact_bucket, remove_work_dir, required, Context, ProviderError};
 
 /// Files uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 8;
@@ -36,7 +36,8 @@ pub async fn run(
     prepared: &PreparedAction,
     work_root: &Path,
 ) -> Result<ActionOutcome, ProviderError> {
-    let bucket = required(prepared, "BucketName")?;
+    let bucket =
+        outside_artifact_bucket(prepared, "BucketName", required(prepared, "BucketName")?)?;
     let extract = match required(prepared, "Extract")?.to_ascii_lowercase().as_str() {
         "true" => true,
         "false" => false,

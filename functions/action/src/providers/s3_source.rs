@@ -13,7 +13,7 @@ use pipewright_core::execution::{
     ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, SourceRevision,
 };
 
-use super::{required, Context, ProviderError};
+use super::{outside_artifact_bucket, required, Context, ProviderError};
 
 /// The metadata key CodePipeline reads the revision summary from.
 pub const REVISION_SUMMARY_METADATA: &str = "codepipeline-artifact-revision-summary";
@@ -23,7 +23,7 @@ pub async fn run(
     artifacts: &S3Artifacts,
     prepared: &PreparedAction,
 ) -> Result<ActionOutcome, ProviderError> {
-    let bucket = required(prepared, "S3Bucket")?;
+    let bucket = outside_artifact_bucket(prepared, "S3Bucket", required(prepared, "S3Bucket")?)?;
     let mut key = required(prepared, "S3ObjectKey")?.to_string();
     let mut version = None;
     for o in &prepared.source_revision_overrides {
