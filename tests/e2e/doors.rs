@@ -433,66 +433,60 @@ async fn through_the_iam_door_the_callers_iam_policies_decide() {
 
 /// The local stack enforces the template's IAM policies as AWS does (the emulator's strict IAM):
 /// an S3 source naming a bucket outside `ActionBucketPattern` (`pipewright-*`) is refused to the
-/// action function's role, and the action fails with a PermissionError saying so, while the same
-/// object in a bucket the pattern matches is fetched.
+/// action function's role, and the action fails with a PermissionError saying so. The stack's own
+/// artifact bucket matches the pattern (its name starts with the stack's) and the role may use it
+/// to move artifacts; an action naming it is refused all the same (ConfigurationError).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_action_role_reaches_only_the_buckets_the_template_allows() {
-    use pipewright_e2e::pipelines::{
-        clients, commands_action, source_action, start, versioned_source, wait_for, zip_of,
-        PipelineBuilder,
-    };
+    use pipewright_e2e::pipelines::{clients, versioned_source, zip_of};
     let stack = stack();
     let c = clients(stack).await;
     let outside = unique("team-b-src");
     versioned_source(&c, &outside, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
-    let mut source = source_action(
-        "Source",
-        "S3",
-        json!({"S3Bucket": outside, "S3ObjectKey": "app.zip"}),
-    );
-    source["outputArtifacts"] = json!([{"name": "Src"}]);
-    let mut build = commands_action("Build", &["cat README.md"]);
-    build["inputArtifacts"] = json!([{"name": "Src"}]);
-    let name = PipelineBuilder::new(stack, "outside-bucket")
-        .source(source)
-        .stage(json!({"name": "Build", "actions": [build]}))
-        .create(stack);
-    let id = start(&c, &name).await;
-    let (status, summary) = wait_for(&c, &name, &id).await;
-    assert_eq!(
-        status,
-        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed
-    );
-    let summary = summary.unwrap_or_default();
-    assert!(
-        summary.contains("PermissionError") && summary.contains(&outside),
-        "{summary}"
-    );
-
-    // The stack's own artifact bucket matches the pattern (its name starts with the stack's), and
-    // the role may use it to move artifacts; an action naming it is refused all the same.
     let artifacts = stack.output("ArtifactBucketName").to_string();
+    let (refused, own) = tokio::join!(
+        failed_s3_source(&c, stack, "outside-bucket", &outside, "app.zip"),
+        failed_s3_source(&c, stack, "artifact-bucket", &artifacts, "any/logs/x.log"),
+    );
+    assert!(
+        refused.contains("PermissionError") && refused.contains(&outside),
+        "{refused}"
+    );
+    assert!(
+        own.contains("ConfigurationError") && own.contains("artifact bucket"),
+        "{own}"
+    );
+}
+
+/// Run Source (S3 `bucket`/`key`) → Build once; it must fail: its summary.
+async fn failed_s3_source(
+    c: &pipewright_e2e::pipelines::Clients,
+    stack: &Stack,
+    prefix: &str,
+    bucket: &str,
+    key: &str,
+) -> String {
+    use pipewright_e2e::pipelines::{
+        commands_action, source_action, start, wait_for, PipelineBuilder,
+    };
     let mut source = source_action(
         "Source",
         "S3",
-        json!({"S3Bucket": artifacts, "S3ObjectKey": format!("{name}/logs/x.log")}),
+        json!({"S3Bucket": bucket, "S3ObjectKey": key}),
     );
     source["outputArtifacts"] = json!([{"name": "Src"}]);
     let mut build = commands_action("Build", &["cat README.md"]);
     build["inputArtifacts"] = json!([{"name": "Src"}]);
-    let name = PipelineBuilder::new(stack, "artifact-bucket")
+    let name = PipelineBuilder::new(stack, prefix)
         .source(source)
         .stage(json!({"name": "Build", "actions": [build]}))
         .create(stack);
-    let id = start(&c, &name).await;
-    let (status, summary) = wait_for(&c, &name, &id).await;
+    let id = start(c, &name).await;
+    let (status, summary) = wait_for(c, &name, &id).await;
     assert_eq!(
         status,
-        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed
+        aws_sdk_codepipeline::types::PipelineExecutionStatus::Failed,
+        "{summary:?}"
     );
-    let summary = summary.unwrap_or_default();
-    assert!(
-        summary.contains("ConfigurationError") && summary.contains("artifact bucket"),
-        "{summary}"
-    );
+    summary.unwrap_or_default()
 }

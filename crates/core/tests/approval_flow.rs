@@ -56,7 +56,12 @@ fn ids(id: &str) -> ExecutionIds {
 /// A world where execution `id` ran its source (VersionId `v-42`) and waits in approval
 /// `Approve/Release` (token [`TOKEN`], task token `t-approve`, started at 20).
 async fn waiting(id: &str) -> (World, PendingApproval) {
-    let world = World::with_pipeline(approval_pipeline()).await;
+    waiting_in(approval_pipeline(), id).await
+}
+
+/// [`waiting`], for `pipeline` (a variant of [`approval_pipeline`]).
+async fn waiting_in(pipeline: Value, id: &str) -> (World, PendingApproval) {
+    let world = World::with_pipeline(pipeline).await;
     let engine = world.engine();
     world.run_source(&engine, "approver", id, "v-42").await;
     let ids = ids(id);
@@ -87,6 +92,28 @@ fn put(token: &str, status: &str, summary: &str) -> Value {
         "pipelineName": "approver", "stageName": "Approve", "actionName": "Release",
         "token": token, "result": {"status": status, "summary": summary}
     })
+}
+
+#[tokio::test]
+async fn one_click_links_are_on_unless_the_action_turns_them_off() {
+    let id = "11111111-0000-4000-8000-0000000000c1";
+    let (_, pending) = waiting(id).await;
+    assert!(pending.one_click_links);
+
+    let mut pipeline = approval_pipeline();
+    pipeline["stages"][1]["actions"][0]["configuration"]["OneClickLinks"] = json!("false");
+    let (world, pending) = waiting_in(pipeline, id).await;
+    assert!(!pending.one_click_links);
+    // As a link's page reads it back while the approval waits.
+    let engine = world.engine();
+    let again = engine
+        .pending_approval(TOKEN, &target(Some(id)), 21.0)
+        .await
+        .unwrap();
+    assert!(!again.one_click_links);
+    assert!(again
+        .signed_in_commands()
+        .contains("put-approval-result --pipeline-name approver --stage-name Approve"));
 }
 
 #[tokio::test]
