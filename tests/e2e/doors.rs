@@ -311,7 +311,9 @@ async fn through_the_iam_door_the_callers_iam_policies_decide() {
         .send()
         .await
         .expect("CreateRole");
-    let read_only = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+    // As on AWS, calling the IAM door at all takes lambda:InvokeFunctionUrl on its function.
+    let invoke = json!({"Effect": "Allow", "Action": "lambda:InvokeFunctionUrl", "Resource": "*"});
+    let read_only = json!({"Version": "2012-10-17", "Statement": [invoke.clone(), {"Effect": "Allow",
         "Action": ["codepipeline:Get*", "codepipeline:List*"],
         "Resource": format!("arn:aws:codepipeline:us-east-1:123456789012:{prefix}-*")}]});
     iam.put_role_policy()
@@ -322,11 +324,21 @@ async fn through_the_iam_door_the_callers_iam_policies_decide() {
         .await
         .expect("PutRolePolicy");
     let user = format!("{prefix}-nobody");
-    iam.create_user()
+    let stranger = format!("{prefix}-stranger");
+    for name in [&user, &stranger] {
+        iam.create_user()
+            .user_name(name)
+            .send()
+            .await
+            .expect("CreateUser");
+    }
+    iam.put_user_policy()
         .user_name(&user)
+        .policy_name("invoke")
+        .policy_document(json!({"Version": "2012-10-17", "Statement": [invoke]}).to_string())
         .send()
         .await
-        .expect("CreateUser");
+        .expect("PutUserPolicy");
 
     // The gateway authenticates them as Lambda would (SigV4 for lambda with their credentials).
     let (reader, nobody) = (
@@ -341,9 +353,15 @@ async fn through_the_iam_door_the_callers_iam_policies_decide() {
             "lambda",
         ),
     );
+    let outsider = Signer::new(
+        &format!("AKIA{}S", prefix.len()),
+        "stranger-secret-0123456789",
+        "lambda",
+    );
     let lines = format!(
-        "{} {} arn:aws:sts::123456789012:assumed-role/{role}/session-1\n{} {} arn:aws:iam::123456789012:user/{user}\n",
-        reader.access_key_id, reader.secret, nobody.access_key_id, nobody.secret
+        "{} {} arn:aws:sts::123456789012:assumed-role/{role}/session-1\n{} {} arn:aws:iam::123456789012:user/{user}\n{} {} arn:aws:iam::123456789012:user/{stranger}\n",
+        reader.access_key_id, reader.secret, nobody.access_key_id, nobody.secret,
+        outsider.access_key_id, outsider.secret
     );
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -412,6 +430,10 @@ async fn through_the_iam_door_the_callers_iam_policies_decide() {
         "codepipeline:GetPipeline",
         &format!(":{mine}"),
     );
+    // Without lambda:InvokeFunctionUrl the URL itself refuses, as Lambda does.
+    let (status, answer) = tokio::task::block_in_place(|| get(&mine, &outsider));
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["Message"], "Forbidden", "{answer}");
     let (status, answer) = tokio::task::block_in_place(|| {
         call(
             &stack.iam_endpoint,

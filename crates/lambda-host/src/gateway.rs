@@ -243,7 +243,15 @@ impl Gateway {
         let now = SystemTime::now();
         let mut event = build_event(&incoming, &self.context, now, &request_id());
         if let Some(iam) = &self.iam {
-            match check_iam_signature(&incoming, iam, now) {
+            let checked = check_iam_signature(&incoming, iam, now).and_then(|identity| {
+                // The identities file's principals must also be allowed to invoke the URL
+                // (the one the gateway was started with is the emulator's administrator).
+                if identity.principal != iam.principal {
+                    self.may_invoke_url(&identity.principal)?;
+                }
+                Ok(identity)
+            });
+            match checked {
                 Ok(identity) => event["requestContext"]["authorizer"] = iam_authorizer(&identity),
                 Err(why) => {
                     log(&format!("refused (AWS_IAM): {why}"));
@@ -265,6 +273,73 @@ impl Gateway {
     }
 
     /// `Invoke` through the emulator's Lambda API.
+    /// Whether `principal`'s IAM policies allow `lambda:InvokeFunctionUrl` on this function, as
+    /// Lambda checks for an `AWS_IAM` URL: asked of the emulator's IAM
+    /// (`SimulatePrincipalPolicy`, with an assumed role's ARN found by `GetRole`). `Err` says
+    /// why not.
+    fn may_invoke_url(&self, principal: &str) -> Result<(), String> {
+        use pipewright_core::access::principals::{policy_source, PolicySource};
+        let source = match policy_source(principal)? {
+            PolicySource::Root => return Ok(()),
+            PolicySource::Arn(arn) => arn,
+            PolicySource::Role { name, .. } => {
+                let answer = self.iam_query(&[("Action", "GetRole"), ("RoleName", &name)])?;
+                xml_text(&answer, "Arn").ok_or_else(|| format!("role {name} does not exist"))?
+            }
+        };
+        let function_arn = format!(
+            "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{}",
+            self.context.region, self.function
+        );
+        let answer = self.iam_query(&[
+            ("Action", "SimulatePrincipalPolicy"),
+            ("PolicySourceArn", &source),
+            ("ActionNames.member.1", "lambda:InvokeFunctionUrl"),
+            ("ResourceArns.member.1", &function_arn),
+        ])?;
+        match xml_text(&answer, "EvalDecision").as_deref() {
+            Some("allowed") => Ok(()),
+            other => Err(format!(
+                "{principal} may not lambda:InvokeFunctionUrl on {function_arn} ({})",
+                other.unwrap_or("no decision")
+            )),
+        }
+    }
+
+    /// An IAM Query API call to the emulator (with its administrator's credentials); the XML.
+    fn iam_query(&self, params: &[(&str, &str)]) -> Result<String, String> {
+        let now = Utc::from(SystemTime::now());
+        let mut body = String::from("Version=2010-05-08");
+        for (k, v) in params {
+            body.push('&');
+            body.push_str(k);
+            body.push('=');
+            body.push_str(
+                &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{}/us-east-1/iam/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date, Signature={}",
+            now.date_stamp(),
+            "0".repeat(64)
+        );
+        let mut response = self
+            .agent
+            .post(&format!("{}/", self.emulator))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Amz-Date", now.amz_date())
+            .header("Authorization", authorization)
+            .send(body.as_bytes())
+            .map_err(|e| format!("the emulator's IAM did not answer: {e}"))?;
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("the emulator's IAM answer: {e}"))?;
+        Ok(text)
+    }
+
     fn invoke(&self, payload: &[u8]) -> Result<Invocation, String> {
         let now = Utc::from(SystemTime::now());
         let authorization = format!(
@@ -411,6 +486,14 @@ fn more_identities(iam: &IamAuth) -> Vec<IamAuth> {
             }
         })
         .collect()
+}
+
+/// The text of the first `<name>` element of `xml`.
+fn xml_text(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(xml[start..end].trim().to_string())
 }
 
 /// `requestContext.authorizer` of an IAM-authenticated Function URL request.
@@ -927,6 +1010,22 @@ impl Utc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iam_answers_are_read_by_element() {
+        let xml = "<SimulatePrincipalPolicyResponse><EvaluationResults><member>\
+                   <EvalDecision>implicitDeny</EvalDecision></member></EvaluationResults>\
+                   </SimulatePrincipalPolicyResponse>";
+        assert_eq!(
+            xml_text(xml, "EvalDecision").as_deref(),
+            Some("implicitDeny")
+        );
+        assert_eq!(xml_text(xml, "Arn"), None);
+        assert_eq!(
+            xml_text("<Role><Arn> arn:aws:iam::1:role/p/R </Arn></Role>", "Arn").as_deref(),
+            Some("arn:aws:iam::1:role/p/R")
+        );
+    }
 
     fn ctx() -> Context {
         Context {
