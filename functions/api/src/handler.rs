@@ -323,20 +323,29 @@ mod tests {
 
     const ADMIN: Option<&str> = Some("arn:aws:iam::123456789012:user/admin");
 
+    /// The service behind `door`, with no engine and no IAM-policy check.
+    fn service<'a>(
+        store: &'a MemoryPipelineStore,
+        keys: &'a CachedKeys<MemoryKeyStore>,
+        door: Door,
+    ) -> Service<'a, MemoryKeyStore> {
+        Service {
+            store,
+            engine: None,
+            region: "us-east-1",
+            door,
+            keys,
+            iam_policies: None,
+        }
+    }
+
     #[tokio::test]
     async fn errors_are_aws_json_with_type_and_status() {
         let (store, keys) = (
             MemoryPipelineStore::default(),
             CachedKeys::new(MemoryKeyStore::default()),
         );
-        let service = Service {
-            store: &store,
-            engine: None,
-            region: "us-east-1",
-            door: Door::Iam,
-            keys: &keys,
-            iam_policies: None,
-        };
+        let service = service(&store, &keys, Door::Iam);
         let response = service
             .handle(request(
                 Some("CodePipeline_20150709.GetPipeline"),
@@ -363,14 +372,7 @@ mod tests {
             MemoryPipelineStore::default(),
             CachedKeys::new(MemoryKeyStore::default()),
         );
-        let service = Service {
-            store: &store,
-            engine: None,
-            region: "us-east-1",
-            door: Door::Iam,
-            keys: &keys,
-            iam_policies: None,
-        };
+        let service = service(&store, &keys, Door::Iam);
         let response = service
             .handle(request(
                 Some("CodePipeline_20150709.ListPipelines"),
@@ -403,14 +405,7 @@ mod tests {
             MemoryPipelineStore::default(),
             CachedKeys::new(MemoryKeyStore::default()),
         );
-        let service = Service {
-            store: &store,
-            engine: None,
-            region: "us-east-1",
-            door: Door::Key,
-            keys: &keys,
-            iam_policies: None,
-        };
+        let service = service(&store, &keys, Door::Key);
         // An IAM principal in the context means nothing on the key door.
         for target in [
             "CodePipeline_20150709.ListPipelines",
@@ -435,14 +430,7 @@ mod tests {
             MemoryPipelineStore::default(),
             CachedKeys::new(MemoryKeyStore::default()),
         );
-        let service = Service {
-            store: &store,
-            engine: None,
-            region: "us-east-1",
-            door: Door::Iam,
-            keys: &keys,
-            iam_policies: None,
-        };
+        let service = service(&store, &keys, Door::Iam);
         let made = service
             .handle(request(
                 Some("Pipewright_20261207.CreateAccessKey"),
