@@ -7,13 +7,12 @@
 //! the secret without a recovery window, so the key cannot be brought back.
 
 use aws_config::SdkConfig;
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::types::Filter;
 use pipewright_core::access::keys::{AccessKey, KeyStore};
 use pipewright_core::engine::PortError;
 
-use crate::error_chain;
-use crate::port_errors::classify;
+use crate::port_errors::call_failed;
 
 /// The access keys under one name prefix.
 #[derive(Debug, Clone)]
@@ -53,16 +52,6 @@ fn decode(name: &str, value: Option<&str>) -> Result<AccessKey, PortError> {
     })
 }
 
-fn failed<E>(
-    call: &str,
-    err: &SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
-) -> PortError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    classify(err, error_chain(call, err))
-}
-
 #[async_trait::async_trait]
 impl KeyStore for SecretsKeyStore {
     async fn get(&self, id: &str) -> Result<Option<AccessKey>, PortError> {
@@ -77,7 +66,10 @@ impl KeyStore for SecretsKeyStore {
                 Ok((key.access_key_id == id).then_some(key))
             }
             Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
-            Err(e) => Err(failed(&format!("secretsmanager:GetSecretValue {name}"), &e)),
+            Err(e) => Err(call_failed(
+                &format!("secretsmanager:GetSecretValue {name}"),
+                &e,
+            )),
         }
     }
 
@@ -105,8 +97,11 @@ impl KeyStore for SecretsKeyStore {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| failed(&format!("secretsmanager:PutSecretValue {name}"), &e)),
-            Err(e) => Err(failed(&format!("secretsmanager:CreateSecret {name}"), &e)),
+                .map_err(|e| call_failed(&format!("secretsmanager:PutSecretValue {name}"), &e)),
+            Err(e) => Err(call_failed(
+                &format!("secretsmanager:CreateSecret {name}"),
+                &e,
+            )),
         }
     }
 
@@ -124,7 +119,7 @@ impl KeyStore for SecretsKeyStore {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| failed("secretsmanager:ListSecrets", &e))?;
+            let page = page.map_err(|e| call_failed("secretsmanager:ListSecrets", &e))?;
             names.extend(
                 page.secret_list()
                     .iter()
@@ -155,7 +150,10 @@ impl KeyStore for SecretsKeyStore {
         {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(false),
-            Err(e) => Err(failed(&format!("secretsmanager:DeleteSecret {name}"), &e)),
+            Err(e) => Err(call_failed(
+                &format!("secretsmanager:DeleteSecret {name}"),
+                &e,
+            )),
         }
     }
 }

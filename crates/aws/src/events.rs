@@ -7,8 +7,7 @@
 
 use async_trait::async_trait;
 
-use crate::error_chain;
-use crate::port_errors::classify;
+use crate::port_errors::call_failed;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
@@ -82,7 +81,7 @@ impl EventBridgePublisher {
                 .set_entries(Some(pending.clone()))
                 .send()
                 .await
-                .map_err(|e| classify(&e, error_chain("PutEvents", &e)))?;
+                .map_err(|e| call_failed("PutEvents", &e))?;
             let mut retry = Vec::new();
             let mut coded = 0;
             // Results are in the order of the entries sent.

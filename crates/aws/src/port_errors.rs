@@ -53,6 +53,15 @@ pub fn classify<E: ProvideErrorMetadata>(
     }
 }
 
+/// The failed SDK call `call` as a [`PortError`]: its whole error chain as the message, classified
+/// by [`classify`].
+pub fn call_failed<E>(call: &str, err: &SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    classify(err, crate::error_chain(call, err))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,13 +3,12 @@
 //! (with its path) of an assumed role.
 
 use aws_config::SdkConfig;
-use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_iam::types::PolicyEvaluationDecisionType;
 use pipewright_core::access::principals::PrincipalPolicies;
 use pipewright_core::engine::PortError;
 
-use crate::error_chain;
-use crate::port_errors::classify;
+use crate::port_errors::call_failed;
 
 /// IAM, through the SDK.
 #[derive(Debug, Clone)]
@@ -26,20 +25,13 @@ impl IamPolicies {
     }
 }
 
-fn failed<E>(call: &str, err: &SdkError<E, aws_sdk_iam::config::http::HttpResponse>) -> PortError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    classify(err, error_chain(call, err))
-}
-
 #[async_trait::async_trait]
 impl PrincipalPolicies for IamPolicies {
     async fn role_arn(&self, name: &str) -> Result<Option<String>, PortError> {
         match self.client.get_role().role_name(name).send().await {
             Ok(out) => Ok(out.role().map(|r| r.arn().to_string())),
             Err(e) if e.code() == Some("NoSuchEntity") => Ok(None),
-            Err(e) => Err(failed(&format!("iam:GetRole {name}"), &e)),
+            Err(e) => Err(call_failed(&format!("iam:GetRole {name}"), &e)),
         }
     }
 
@@ -62,7 +54,7 @@ impl PrincipalPolicies for IamPolicies {
             // A user or role deleted since it signed: nothing allows it.
             Err(e) if e.code() == Some("NoSuchEntity") => return Ok(false),
             Err(e) => {
-                return Err(failed(
+                return Err(call_failed(
                     &format!("iam:SimulatePrincipalPolicy {source_arn} {action} {resource}"),
                     &e,
                 ))

@@ -7,8 +7,7 @@ use pipewright_core::conditions::RuleChecks;
 use pipewright_core::port_error::PortError;
 use serde_json::Value;
 
-use crate::error_chain;
-use crate::port_errors::classify;
+use crate::port_errors::call_failed;
 
 /// Lambda and CloudWatch clients.
 #[derive(Debug, Clone)]
@@ -35,7 +34,7 @@ impl RuleChecks for AwsRuleChecks {
             .payload(Blob::new(body))
             .send()
             .await
-            .map_err(|e| classify(&e, error_chain("lambda:Invoke", &e)))?;
+            .map_err(|e| call_failed("lambda:Invoke", &e))?;
         let answer = out
             .payload()
             .map(|b| serde_json::from_slice(b.as_ref()).unwrap_or(Value::Null))
@@ -59,7 +58,7 @@ impl RuleChecks for AwsRuleChecks {
             .alarm_names(name)
             .send()
             .await
-            .map_err(|e| classify(&e, error_chain("cloudwatch:DescribeAlarms", &e)))?;
+            .map_err(|e| call_failed("cloudwatch:DescribeAlarms", &e))?;
         out.metric_alarms()
             .first()
             .and_then(|a| a.state_value())
