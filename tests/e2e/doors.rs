@@ -148,25 +148,21 @@ assert admin.get_pipeline(name=name)["pipeline"]["name"] == name
 print("ok")
 "#;
 
+/// `name`: an S3 source that is never polled, then a manual approval.
 fn declaration(stack: &Stack, name: &str) -> serde_json::Value {
-    json!({
-        "name": name,
-        "roleArn": "arn:aws:iam::123456789012:role/doors",
-        "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
-        "pipelineType": "V2",
-        "stages": [
-            {"name": "Source", "actions": [{
-                "name": "Source",
-                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                "configuration": {"S3Bucket": "nowhere", "S3ObjectKey": "app.zip", "PollForSourceChanges": "false"},
-                "outputArtifacts": [{"name": "App"}]
-            }]},
-            {"name": "Approve", "actions": [{
-                "name": "Approve",
-                "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}
-            }]}
-        ]
-    })
+    use pipewright_e2e::pipelines::{source_action, PipelineBuilder};
+    PipelineBuilder::new(stack, "doors")
+        .named(name)
+        .source(source_action(
+            "Source",
+            "S3",
+            json!({"S3Bucket": "nowhere", "S3ObjectKey": "app.zip", "PollForSourceChanges": "false"}),
+        ))
+        .stage(json!({"name": "Approve", "actions": [{
+            "name": "Approve",
+            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}
+        }]}))
+        .build()
 }
 
 fn env<'a>(cmd: &'a mut Command, stack: &Stack) -> &'a mut Command {
@@ -488,20 +484,14 @@ async fn failed_s3_source(
     bucket: &str,
     key: &str,
 ) -> String {
-    use pipewright_e2e::pipelines::{
-        commands_action, source_action, start, wait_for, PipelineBuilder,
-    };
-    let mut source = source_action(
-        "Source",
-        "S3",
-        json!({"S3Bucket": bucket, "S3ObjectKey": key}),
-    );
-    source["outputArtifacts"] = json!([{"name": "Src"}]);
-    let mut build = commands_action("Build", &["cat README.md"]);
-    build["inputArtifacts"] = json!([{"name": "Src"}]);
+    use pipewright_e2e::pipelines::{source_action, start, wait_for, PipelineBuilder};
     let name = PipelineBuilder::new(stack, prefix)
-        .source(source)
-        .stage(json!({"name": "Build", "actions": [build]}))
+        .source(source_action(
+            "Source",
+            "S3",
+            json!({"S3Bucket": bucket, "S3ObjectKey": key}),
+        ))
+        .commands("Build", &["cat README.md"])
         .create(stack);
     let id = start(c, &name).await;
     let (status, summary) = wait_for(c, &name, &id).await;

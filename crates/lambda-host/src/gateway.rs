@@ -39,8 +39,9 @@ const DRAIN: Duration = Duration::from_millis(1500);
 const ACCOUNT_ID: &str = "123456789012";
 /// The access key named in the invocation's credential scope. fakecloud
 /// routes a request to a service by its SigV4 credential scope (an unsigned
-/// POST to `/2015-03-31/...` goes to API Gateway) and, unless started with
-/// `--verify-sigv4`, does not check the signature.
+/// POST to `/2015-03-31/...` goes to API Gateway); keys starting with `test`
+/// (its administrator's) skip its signature and IAM checks even with
+/// `--verify-sigv4` and `--iam strict`.
 const ACCESS_KEY: &str = "test";
 /// Request headers a proxy does not pass on (the body is buffered whole).
 const HOP_BY_HOP: [&str; 7] = [
@@ -319,12 +320,8 @@ impl Gateway {
                     .to_string(),
             );
         }
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{}/us-east-1/iam/aws4_request, \
-             SignedHeaders=content-type;host;x-amz-date, Signature={}",
-            now.date_stamp(),
-            "0".repeat(64)
-        );
+        let authorization =
+            emulator_authorization(&now, "us-east-1", "iam", "content-type;host;x-amz-date");
         let mut response = self
             .agent
             .post(&format!("{}/", self.emulator))
@@ -342,12 +339,11 @@ impl Gateway {
 
     fn invoke(&self, payload: &[u8]) -> Result<Invocation, String> {
         let now = Utc::from(SystemTime::now());
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{}/{}/lambda/aws4_request, \
-             SignedHeaders=content-type;host;x-amz-date;x-amz-invocation-type, Signature={}",
-            now.date_stamp(),
-            self.context.region,
-            "0".repeat(64)
+        let authorization = emulator_authorization(
+            &now,
+            &self.context.region,
+            "lambda",
+            "content-type;host;x-amz-date;x-amz-invocation-type",
         );
         let mut response = self
             .agent
@@ -486,6 +482,17 @@ fn more_identities(iam: &IamAuth) -> Vec<IamAuth> {
             }
         })
         .collect()
+}
+
+/// An `Authorization` header for a call to the emulator with its administrator's credentials
+/// (which it does not verify) for `service` in `region`.
+fn emulator_authorization(now: &Utc, region: &str, service: &str, signed_headers: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{}/{region}/{service}/aws4_request, \
+         SignedHeaders={signed_headers}, Signature={}",
+        now.date_stamp(),
+        "0".repeat(64)
+    )
 }
 
 /// The text of the first `<name>` element of `xml`.

@@ -147,7 +147,7 @@ fn head_with_get(value: &mut Value) {
                 };
                 let has = |name: &str| names.iter().any(|n| n.as_str() == Some(name));
                 if has("s3:GetObject") && !has("s3:HeadObject") {
-                    let mut names = names.clone();
+                    let mut names = names;
                     names.push(json!("s3:HeadObject"));
                     *action = Value::Array(names);
                 }

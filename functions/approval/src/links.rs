@@ -8,13 +8,15 @@
 //! longer waiting, and one-click links where one-click approval is off get a page that says so,
 //! and change nothing.
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use pipewright_aws::approvals::ApprovalChannel;
 use pipewright_core::approvals::{
     link_key_id, sign_link, verify_link, ApprovalAnswer, ApprovalError, Decision, LinkClaims,
-    LinkError, PendingApproval,
+    LinkError, LinkKeys, PendingApproval,
 };
 use pipewright_core::engine::Engine;
 use serde_json::Value;
@@ -73,11 +75,19 @@ pub async fn handle(
 
 type Refusal = (u16, &'static str, String);
 
+/// A checked link: its claims, the link itself, and the keys it was checked with (the review
+/// page signs its buttons' links with the current one).
+struct Checked {
+    claims: LinkClaims,
+    link: String,
+    keys: Arc<LinkKeys>,
+}
+
 async fn claims(
     channel: &ApprovalChannel,
     link: Option<&str>,
     now: f64,
-) -> Result<(LinkClaims, String), Refusal> {
+) -> Result<Checked, Refusal> {
     let link = link.filter(|l| !l.trim().is_empty()).ok_or((
         400,
         "Not an approval link",
@@ -92,7 +102,11 @@ async fn claims(
         )
     })?;
     match verify_link(&keys, link, now) {
-        Ok(claims) => Ok((claims, link.trim().to_string())),
+        Ok(claims) => Ok(Checked {
+            claims,
+            link: link.trim().to_string(),
+            keys,
+        }),
         Err(e @ LinkError::Malformed) => Err((400, "Not an approval link", e.to_string())),
         Err(e @ (LinkError::Forged | LinkError::UnknownKey)) => {
             Err((403, "Link not valid", e.to_string()))
@@ -143,7 +157,7 @@ async fn review(
     link: Option<&str>,
     now: f64,
 ) -> Result<String, Refusal> {
-    let (claims, link) = claims(channel, link, now).await?;
+    let Checked { claims, link, keys } = claims(channel, link, now).await?;
     let pending = engine
         .pending_approval(&claims.token, &claims.target(), now)
         .await
@@ -151,20 +165,10 @@ async fn review(
     let one_click = one_click(channel, &pending);
     match claims.purpose.decision() {
         None => {
-            let buttons = if one_click {
-                let keys = channel.keys().await.map_err(|e| {
-                    tracing::error!(error = %e, "the approval link key is unavailable");
-                    (
-                        503,
-                        "Try again later",
-                        "approvals cannot be checked right now".to_string(),
-                    )
-                })?;
+            let buttons = one_click.then(|| {
                 let sign = |d: Decision| sign_link(&keys.current, &claims.with_purpose(d));
-                Some((sign(Decision::Approved), sign(Decision::Rejected)))
-            } else {
-                None
-            };
+                (sign(Decision::Approved), sign(Decision::Rejected))
+            });
             Ok(pages::review(&pending, buttons))
         }
         Some(_) if !one_click => Err(one_click_off(&pending)),
@@ -179,7 +183,7 @@ async fn decide(
     summary: &str,
     now: f64,
 ) -> Result<String, Refusal> {
-    let (claims, _) = claims(channel, link, now).await?;
+    let Checked { claims, .. } = claims(channel, link, now).await?;
     let Some(decision) = claims.purpose.decision() else {
         return Err((
             400,
