@@ -196,6 +196,46 @@ impl S3Artifacts {
         &self.client
     }
 
+    /// A presigned GET of the object at `location` (its version when given), valid for
+    /// `expires_in`: what the Commands runner reads an input artifact with.
+    pub async fn presign_get(
+        &self,
+        location: &ArtifactLocation,
+        expires_in: std::time::Duration,
+    ) -> Result<String, ArtifactError> {
+        let config = presigning(expires_in, &location.bucket, &location.key)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&location.bucket)
+            .key(&location.key)
+            .set_version_id(location.version_id.clone())
+            .presigned(config)
+            .await
+            .map_err(|e| s3_error("GetObject", &location.bucket, &location.key, e))?;
+        Ok(request.uri().to_string())
+    }
+
+    /// A presigned PUT of `bucket`/`key`, valid for `expires_in`: what the Commands runner
+    /// writes an output artifact or its log with.
+    pub async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, ArtifactError> {
+        let config = presigning(expires_in, bucket, key)?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| s3_error("PutObject", bucket, key, e))?;
+        Ok(request.uri().to_string())
+    }
+
     /// Stream the object at `location` (its `version_id` when given) to `dest_file`; returns the
     /// number of bytes written.
     pub async fn download(
@@ -778,4 +818,22 @@ mod tests {
             "S3 GetObject s3://b/k: m"
         );
     }
+}
+
+/// Presigning for `expires_in` (S3 allows one second to seven days).
+fn presigning(
+    expires_in: std::time::Duration,
+    bucket: &str,
+    key: &str,
+) -> Result<aws_sdk_s3::presigning::PresigningConfig, ArtifactError> {
+    aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in).map_err(|e| {
+        ArtifactError::S3(Box::new(S3Failure {
+            operation: "presigning",
+            bucket: bucket.into(),
+            key: key.into(),
+            code: None,
+            status: None,
+            message: e.to_string(),
+        }))
+    })
 }

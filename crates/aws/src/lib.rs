@@ -16,6 +16,7 @@ pub mod polling;
 pub mod port_errors;
 pub mod principals;
 pub mod rules;
+pub mod runner;
 pub mod sfn;
 pub mod webhooks;
 

@@ -67,6 +67,7 @@ pub mod outbox;
 pub mod port_error;
 pub mod providers;
 pub mod retire;
+pub mod runner;
 pub mod sources;
 pub mod store;
 pub mod sweep;

@@ -63,15 +63,19 @@ impl Template {
             .filter(|(_, r)| {
                 r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function")
             })
-            .filter(|(_, r)| {
-                r.pointer("/Metadata/BuildMethod").and_then(Value::as_str)
-                    == Some("rust-cargolambda")
-            })
             .filter_map(|(id, r)| {
-                let code_uri = r.pointer("/Properties/CodeUri").and_then(Value::as_str)?;
+                let code_uri = if r.pointer("/Metadata/BuildMethod").and_then(Value::as_str)
+                    == Some("rust-cargolambda")
+                {
+                    r.pointer("/Properties/CodeUri")
+                        .and_then(Value::as_str)?
+                        .to_string()
+                } else {
+                    image_crate(r)?
+                };
                 Some(FunctionSource {
                     logical_id: id.clone(),
-                    code_uri: code_uri.to_string(),
+                    code_uri,
                 })
             })
             .collect()
@@ -105,6 +109,11 @@ impl Template {
                     .as_object_mut()
                     .map(|r| r.entry("Properties").or_insert_with(|| json!({})));
                 if let Some(Value::Object(props)) = props {
+                    if props.remove("PackageType").is_some() {
+                        props.remove("ImageUri");
+                        props.insert("Runtime".into(), json!("provided.al2023"));
+                        props.insert("Handler".into(), json!("bootstrap"));
+                    }
                     props.insert("CodeUri".into(), json!(format!("s3://{bucket}/{key}")));
                     tags_as_list(props);
                     if let Some(target) = props
@@ -136,6 +145,29 @@ impl Template {
 /// Wherever a policy statement names `s3:GetObject`, also `s3:HeadObject`: AWS authorizes a
 /// HEAD of an object as `s3:GetObject`, while fakecloud 0.51's strict IAM (which the local stack
 /// runs with) checks it as `s3:HeadObject`, an action AWS does not have.
+/// The crate folder of a container-image function whose `Metadata.Dockerfile` sits in one
+/// (`functions/runner/Dockerfile` → `functions/runner`), with `DockerContext` `.`.
+fn image_crate(resource: &Value) -> Option<String> {
+    if resource
+        .pointer("/Properties/PackageType")
+        .and_then(Value::as_str)
+        != Some("Image")
+    {
+        return None;
+    }
+    let context = resource
+        .pointer("/Metadata/DockerContext")
+        .and_then(Value::as_str)?;
+    let dockerfile = resource
+        .pointer("/Metadata/Dockerfile")
+        .and_then(Value::as_str)?;
+    if context != "." {
+        return None;
+    }
+    let folder = Path::new(dockerfile).parent()?.to_str()?;
+    (!folder.is_empty()).then(|| folder.to_string())
+}
+
 fn head_with_get(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -383,6 +415,25 @@ Outputs:
             functions.iter().any(|f| f.logical_id == "ApiFunction"),
             "{functions:?}"
         );
+        assert!(
+            functions
+                .iter()
+                .any(|f| f.logical_id == "RunnerFunction" && f.code_uri == "functions/runner"),
+            "the runner's image is built from its crate: {functions:?}"
+        );
+        let code = BTreeMap::from([(
+            "RunnerFunction".to_string(),
+            ("b".to_string(), "runner.zip".to_string()),
+        )]);
+        let local = t.for_local(&code, "x86_64");
+        let runner = local
+            .pointer("/Resources/RunnerFunction/Properties")
+            .unwrap();
+        assert_eq!(runner.get("PackageType"), None);
+        assert_eq!(runner.get("ImageUri"), None);
+        assert_eq!(runner["Runtime"], "provided.al2023");
+        assert_eq!(runner["Handler"], "bootstrap");
+        assert_eq!(runner["CodeUri"], "s3://b/runner.zip");
         for f in functions {
             let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../..")

@@ -1,8 +1,8 @@
 //! The action providers the action function runs itself, chosen by the action's type:
 //!
 //! - `Source/AWS/S3` ([`s3_source`]): copies the source object into the output artifact;
-//! - `Compute/AWS/Commands` ([`commands`]): runs the action's shell commands on its input
-//!   artifacts and zips its declared output files;
+//! - `Compute/AWS/Commands` ([`commands`]): has the Commands runner run the action's shell
+//!   commands on its input artifacts and zip its declared output files;
 //! - `Deploy/AWS/S3` ([`s3_deploy`]): publishes the input artifact to a bucket, extracted or as
 //!   the zip;
 //! - `Invoke/AWS/Lambda` ([`lambda_invoke`]): invokes the function with CodePipeline's job event
@@ -35,6 +35,7 @@ use pipewright_aws::artifacts::{ArtifactError, S3Artifacts};
 use pipewright_aws::connections::ConnectionSecrets;
 use pipewright_aws::engine::Adapters;
 use pipewright_aws::lambda::LambdaFunctions;
+use pipewright_aws::runner::CommandsRunner;
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 
@@ -114,6 +115,8 @@ pub struct Providers {
     codecommit: aws_sdk_codecommit::Client,
     /// What ECR source actions read with.
     ecr: aws_sdk_ecr::Client,
+    /// Where Commands actions run.
+    runner: CommandsRunner,
 }
 
 impl Providers {
@@ -125,17 +128,20 @@ impl Providers {
             ConnectionSecrets::from_env(&adapters.sdk),
             aws_sdk_codecommit::Client::new(&adapters.sdk),
             aws_sdk_ecr::Client::new(&adapters.sdk),
+            CommandsRunner::from_env(aws_sdk_lambda::Client::new(&adapters.sdk)),
         )
     }
 
-    /// Providers over `s3`, `functions`, `secrets` (git connection tokens), `codecommit` and
-    /// `ecr`; git sources use the API base URL of the environment (`GIT_API_BASE_URL`).
+    /// Providers over `s3`, `functions`, `secrets` (git connection tokens), `codecommit`,
+    /// `ecr` and the Commands `runner`; git sources use the API base URL of the environment
+    /// (`GIT_API_BASE_URL`).
     pub fn with_clients(
         s3: aws_sdk_s3::Client,
         functions: LambdaFunctions,
         secrets: ConnectionSecrets,
         codecommit: aws_sdk_codecommit::Client,
         ecr: aws_sdk_ecr::Client,
+        runner: CommandsRunner,
     ) -> Self {
         Self {
             artifacts: S3Artifacts::new(s3),
@@ -147,6 +153,7 @@ impl Providers {
             ),
             codecommit,
             ecr,
+            runner,
         }
     }
 
@@ -165,7 +172,7 @@ impl Providers {
                 s3_source::run(&self.artifacts, prepared).await.map(Some)
             }
             (ActionCategory::Compute, ActionOwner::Aws, "Commands") => {
-                commands::run(&self.artifacts, prepared, &self.work_root, deadline)
+                commands::run(&self.artifacts, &self.runner, prepared, deadline)
                     .await
                     .map(Some)
             }
@@ -543,13 +550,14 @@ mod tests {
             .build();
         Providers::with_clients(
             aws_sdk_s3::Client::from_conf(config),
-            LambdaFunctions::new(aws_sdk_lambda::Client::from_conf(lambda)),
+            LambdaFunctions::new(aws_sdk_lambda::Client::from_conf(lambda.clone())),
             ConnectionSecrets::new(
                 aws_sdk_secretsmanager::Client::from_conf(secrets),
                 "pipewright/connections/",
             ),
             aws_sdk_codecommit::Client::from_conf(codecommit),
             aws_sdk_ecr::Client::from_conf(ecr),
+            CommandsRunner::new(aws_sdk_lambda::Client::from_conf(lambda), None),
         )
     }
 
