@@ -12,6 +12,7 @@ mod commands;
 mod container;
 mod gateway;
 mod process;
+mod sandbox;
 mod serve;
 
 use std::io::Write;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,7 @@ use tiny_http::{Header, Request, Response, Server};
 
 use crate::container::{random_hex, Config, Container};
 use crate::process;
+use crate::sandbox::{self, Sandbox};
 
 /// Largest request body accepted (Lambda's own limit is 6 MB).
 const MAX_BODY: u64 = 32 << 20;
@@ -158,6 +159,8 @@ struct State {
 
 struct Host {
     container: Container,
+    /// How the bootstrap is started (bubblewrap, or a plain process).
+    sandbox: Sandbox,
     /// The bootstrap's complete environment, except the port.
     env: BTreeMap<String, String>,
     timeout: Duration,
@@ -175,11 +178,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Host {
     fn new(container: Container, config: &Config, port: u16) -> Host {
-        let layout = Layout {
-            task: container.task_dir(),
-            runtime: container.runtime_dir(),
-            opt: container.opt_dir(),
-            tmp: container.tmp_dir(),
+        let sandbox = Sandbox::from_env();
+        // Inside a sandbox the function sees Lambda's own paths.
+        let layout = if sandbox.isolated() {
+            Layout {
+                task: sandbox::TASK.into(),
+                runtime: sandbox::RUNTIME.into(),
+                opt: sandbox::OPT.into(),
+                tmp: sandbox::TMP.into(),
+            }
+        } else {
+            Layout {
+                task: container.task_dir(),
+                runtime: container.runtime_dir(),
+                opt: container.opt_dir(),
+                tmp: container.tmp_dir(),
+            }
         };
         let env = bootstrap_env(config, &layout, port);
         let timeout = env
@@ -196,6 +210,7 @@ impl Host {
         let memory_mb = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").to_string();
         Host {
             container,
+            sandbox,
             env,
             timeout: Duration::from_secs(timeout),
             function_arn,
@@ -397,18 +412,25 @@ impl Host {
         let log_err = log_file
             .try_clone()
             .map_err(|e| format!("opening the container log: {e}"))?;
-        let child = Command::new(&exe)
+        let mounts = sandbox::Mounts {
+            task: self.container.task_dir(),
+            runtime: self.container.runtime_dir(),
+            opt: self.container.opt_dir(),
+            tmp: self.container.tmp_dir(),
+        };
+        let mut command = self.sandbox.command(&exe, &mounts)?;
+        command
             .env_clear()
             .envs(&self.env)
-            .current_dir(self.container.task_dir())
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
             // A group of its own, so a timeout or shutdown also takes down
-            // whatever the bootstrap started.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("fork/exec {}: {e}", exe.display()))?;
+            // whatever the bootstrap started (in a sandbox, the sandbox dies
+            // with bubblewrap).
+            .process_group(0);
+        let child =
+            sandbox::spawn(command).map_err(|e| format!("fork/exec {}: {e}", exe.display()))?;
         if let Err(e) = Container::write_pid(&self.container.bootstrap_pid_path(), child.id()) {
             log(&format!("could not record the bootstrap pid: {e}"));
         }
