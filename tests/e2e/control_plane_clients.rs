@@ -187,7 +187,7 @@ async fn the_aws_cli_drives_pipelines_tags_executions_and_transitions() {
     versioned_source(&c, &bucket, "app.zip", zip_of(&[("README.md", "hi\n")])).await;
     let declaration = json!({
         "name": name,
-        "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/cli"),
+        "roleArn": pipewright_e2e::TEST_ROLE_ARN,
         "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
         "pipelineType": "V2",
         "executionMode": "QUEUED",
@@ -906,7 +906,7 @@ async fn boto3_parses_every_answer_with_botocores_model() {
     let sample = sample_declaration(&prefix);
     let gate = json!({
         "name": format!("{prefix}-gate"),
-        "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/gate"),
+        "roleArn": pipewright_e2e::TEST_ROLE_ARN,
         "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
         "pipelineType": "V2",
         "executionMode": "QUEUED",

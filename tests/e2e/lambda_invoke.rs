@@ -117,7 +117,7 @@ async fn pipeline(c: &Clients, stack: &Stack, function: &str, user_parameters: &
     .await;
     let declaration = json!({
         "name": name,
-        "roleArn": "arn:aws:iam::123456789012:role/pipewright-pipeline",
+        "roleArn": pipewright_e2e::TEST_ROLE_ARN,
         "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
         "pipelineType": "V2",
         "stages": [

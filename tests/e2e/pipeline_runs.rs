@@ -43,6 +43,8 @@ async fn sample(c: &Clients, stack: &Stack, edit: impl FnOnce(&mut Value)) -> Sa
     let text = std::fs::read_to_string(root().join("infra/pipelines/sample.json")).unwrap();
     let mut declaration: Value = serde_json::from_str::<Value>(&text).unwrap()["pipeline"].clone();
     declaration["name"] = json!(name);
+    // The sample's role reaches the sample's own buckets only; these have names of their own.
+    declaration["roleArn"] = json!(pipewright_e2e::TEST_ROLE_ARN);
     declaration["artifactStore"]["location"] = json!(stack.output("ArtifactBucketName"));
     declaration["stages"][0]["actions"][0]["configuration"]["S3Bucket"] = json!(source_bucket);
     declaration["variables"][0]["defaultValue"] = json!(site_bucket);

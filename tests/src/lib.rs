@@ -74,6 +74,34 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The role the tests' pipelines run with (`pipewright-tests`): made when the stack starts, on
+/// the stack's `PipelineRolePolicy`, trusted for every pipeline of the account, allowed what
+/// the suite's actions touch (any bucket, function, repository, image or secret).
+pub const TEST_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/pipewright-tests";
+
+/// [`TEST_ROLE_ARN`] as a local stack role.
+fn test_role() -> pipewright_local::roles::PipelineRole<'static> {
+    pipewright_local::roles::PipelineRole {
+        name: "pipewright-tests",
+        pipelines: "*",
+        statements: serde_json::json!([
+            {
+                "Sid": "SuiteActions",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectAcl",
+                    "lambda:InvokeFunction",
+                    "codecommit:GetBranch", "codecommit:GetCommit", "codecommit:GetFolder",
+                    "codecommit:GetBlob",
+                    "ecr:DescribeImages",
+                    "secretsmanager:GetSecretValue"
+                ],
+                "Resource": "*"
+            }
+        ]),
+    }
+}
+
 /// Every action's timeout on the test stack (`ActionTimeoutCapSeconds`), so an approval nobody
 /// answers fails in about a minute, not in 7 days. Longer than any action of the suite runs.
 pub const ACTION_TIMEOUT_CAP_SECONDS: u64 = 60;
@@ -106,7 +134,16 @@ pub fn stack() -> &'static Stack {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            let result = runtime.block_on(pipewright_local::up(&opts));
+            let result = runtime.block_on(async {
+                let stack = pipewright_local::up(&opts).await?;
+                pipewright_local::roles::ensure_pipeline_role(
+                    &stack.emulator.endpoint,
+                    &stack.outputs,
+                    &test_role(),
+                )
+                .await?;
+                Ok::<_, pipewright_local::LocalError>(stack)
+            });
             (result, opts.state_dir)
         })
         .join()
@@ -140,6 +177,13 @@ pub async fn stack_beside(name: &str) -> (Stack, BesideGuard) {
     let running = pipewright_local::up_beside(&emulator, &opts, name)
         .await
         .unwrap_or_else(|e| panic!("stack {name} did not come up beside the shared one: {e}"));
+    pipewright_local::roles::ensure_pipeline_role(
+        &running.emulator.endpoint,
+        &running.outputs,
+        &test_role(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the test role for stack {name}: {e}"));
     (
         Stack::of(running.clone(), &opts.state_dir),
         BesideGuard(running),

@@ -427,12 +427,12 @@ pub struct PipelineBuilder {
 
 impl PipelineBuilder {
     /// A pipeline named `<prefix>-<unique>` with no stages yet, on `stack`'s artifact bucket,
-    /// with a role named after `prefix`.
+    /// run with the test pipeline role ([`crate::TEST_ROLE_ARN`]).
     pub fn new(stack: &Stack, prefix: &str) -> Self {
         Self {
             declaration: json!({
                 "name": crate::unique(prefix),
-                "roleArn": format!("arn:aws:iam::123456789012:role/pipewright-{prefix}"),
+                "roleArn": crate::TEST_ROLE_ARN,
                 "artifactStore": {"type": "S3", "location": stack.output("ArtifactBucketName")},
                 "pipelineType": "V2",
                 "executionMode": "PARALLEL",

@@ -15,6 +15,7 @@ pub mod pipeline_store;
 pub mod polling;
 pub mod port_errors;
 pub mod principals;
+pub mod roles;
 pub mod rules;
 pub mod runner;
 pub mod sfn;

@@ -11,6 +11,7 @@ pub mod env_file;
 pub mod gateway;
 pub mod invoke;
 pub mod package;
+pub mod roles;
 pub mod stack;
 pub mod template;
 
@@ -342,6 +343,7 @@ async fn deploy_into(
             output(WEBHOOK_FUNCTION_OUTPUT)?,
         );
         register_admin_key(&emulator.endpoint, stack_name).await?;
+        roles::ensure_pipeline_role(&emulator.endpoint, &outputs, &roles::sample_role()).await?;
         let state_dir = &opts.state_dir;
         let api = gateway::start(
             lambda_host,

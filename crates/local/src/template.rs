@@ -168,7 +168,9 @@ fn image_crate(resource: &Value) -> Option<String> {
     (!folder.is_empty()).then(|| folder.to_string())
 }
 
-fn head_with_get(value: &mut Value) {
+/// Name `s3:HeadObject` beside every `s3:GetObject` in `value`'s policies: the emulator
+/// authorizes a HEAD request as an action of its own, AWS as `s3:GetObject`.
+pub fn head_with_get(value: &mut Value) {
     match value {
         Value::Object(map) => {
             if let Some(action) = map.get_mut("Action") {

@@ -18,6 +18,7 @@
 
 pub mod gate;
 pub mod keys;
+pub mod pipeline_roles;
 pub mod policy;
 pub mod principals;
 pub mod sigv4;

@@ -197,6 +197,7 @@ impl Engine<'_> {
             }
             Err(e) => return Err(e.into()),
         }
+        let role_arn = action_role(declaration, &action_decl);
         let prepared = PreparedAction {
             record,
             declaration: action_decl,
@@ -214,6 +215,8 @@ impl Engine<'_> {
                 .collect(),
             account_id: self.config.account_id.clone(),
             log_location: self.log_location(&ids.pipeline_name, action_execution_id),
+            role_arn,
+            pipeline_arn: self.pipeline_arn(&ids.pipeline_name),
         };
         if !problems.is_empty() {
             let outcome =
@@ -297,6 +300,8 @@ impl Engine<'_> {
                 &snapshot.execution.pipeline_name,
                 &earlier.action_execution_id,
             ),
+            role_arn: action_role(pipeline, &declaration),
+            pipeline_arn: self.pipeline_arn(&snapshot.execution.pipeline_name),
             declaration,
             record: earlier,
         })
@@ -322,6 +327,11 @@ impl Engine<'_> {
                 },
             })
             .collect()
+    }
+
+    /// The ARN of pipeline `name` in the engine's account and region.
+    fn pipeline_arn(&self, name: &str) -> String {
+        crate::events::pipeline_arn(&self.config.region, &self.config.account_id, name)
     }
 
     /// Where the whole log of action execution `id` goes.
@@ -489,4 +499,14 @@ fn resolve(
     variables::resolve(text, |ns, key| {
         scope.get(ns).and_then(|m| m.get(key)).cloned()
     })
+}
+
+/// The role an action does its AWS work with: its own `roleArn`, else the pipeline's (blank
+/// counts as absent).
+pub fn action_role(pipeline: &PipelineDeclaration, action: &ActionDeclaration) -> Option<String> {
+    action
+        .role_arn
+        .clone()
+        .filter(|r| !r.trim().is_empty())
+        .or_else(|| Some(pipeline.role_arn.clone()).filter(|r| !r.trim().is_empty()))
 }

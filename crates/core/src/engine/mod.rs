@@ -188,6 +188,10 @@ pub struct PreparedAction {
     pub account_id: String,
     /// Where the action's whole log goes (the artifact bucket, [`crate::execution::log_key`]).
     pub log_location: ArtifactLocation,
+    /// The role the action does its AWS work with: its own `roleArn`, else the pipeline's.
+    pub role_arn: Option<String>,
+    /// The pipeline's ARN (what a pipeline role's trust policy expects as `sts:ExternalId`).
+    pub pipeline_arn: String,
 }
 
 /// How a provider's work ended.

@@ -8,14 +8,16 @@
 //! - all the commands run in one shell (`bash -e`, else `sh -e`), so `cd` and `export` carry
 //!   over from one command to the next, and the first failing command fails the action;
 //! - the action's `environmentVariables` (plain text, `#{...}` resolved) are set, plus
-//!   `CODEBUILD_SRC_DIR`, `CODEBUILD_BUILD_ID`, `CODEPIPELINE_PIPELINE_EXECUTION_ID` and the
-//!   region; nothing of the action function (its credentials included) is passed on;
+//!   `CODEBUILD_SRC_DIR`, `CODEBUILD_BUILD_ID`, `CODEPIPELINE_PIPELINE_EXECUTION_ID`, the region
+//!   and the credentials of the pipeline role's session (as CodePipeline gives the action its
+//!   service role); nothing of the action function (its credentials included) is passed on;
 //! - `outputVariables` are read from the shell when it exits (an unset one exports as empty);
 //! - each output artifact zips its `files` (globs relative to the working directory).
 //!
 //! Here the action function prepares the run: it resolves the environment, presigns a GET for
-//! each input artifact's version and a PUT for each output artifact's key and for the log,
-//! and invokes the runner synchronously. The runner's answer comes from a sandbox the commands controlled,
+//! each input artifact's version and a PUT for each output artifact's key and for the log
+//! (signed by the pipeline role's session, so S3 checks the role's access), and invokes the
+//! runner synchronously. The runner's answer comes from a sandbox the commands controlled,
 //! so it is checked like any input: the output variables' size, the outputs it claims against
 //! the outputs declared.
 
@@ -35,17 +37,20 @@ use pipewright_core::runner::{
 };
 
 use super::{Context, ProviderError};
+use pipewright_aws::roles::RoleSession;
 
 /// How long presigned URLs stay valid beyond the action function's deadline (or for, when the
 /// deadline is unknown).
 const URL_SLACK: Duration = Duration::from_secs(60);
 
-/// Run the commands of `prepared` on `runner`.
+/// Run the commands of `prepared` on `runner`; `session` is the pipeline role's session (its
+/// credentials go to the commands; `artifacts` signs with it).
 pub async fn run(
     artifacts: &S3Artifacts,
     runner: &CommandsRunner,
     prepared: &PreparedAction,
     deadline: Option<Instant>,
+    session: Option<&RoleSession>,
 ) -> Result<ActionOutcome, ProviderError> {
     if prepared.commands.is_empty() {
         return Err(ProviderError::Configuration(
@@ -65,7 +70,7 @@ pub async fn run(
         }
     }
     let mut environment = user_environment(prepared)?;
-    environment.extend(run_environment(prepared));
+    environment.extend(run_environment(prepared, session));
 
     let expires_in = deadline
         .map(|d| d.saturating_duration_since(Instant::now()))
@@ -121,8 +126,12 @@ pub async fn run(
     outcome(prepared, &output_names, response)
 }
 
-/// The environment the runner adds to the action's variables: ids and region.
-fn run_environment(prepared: &PreparedAction) -> Vec<(String, String)> {
+/// The environment the runner adds to the action's variables: ids, region, the pipeline role
+/// session's credentials.
+fn run_environment(
+    prepared: &PreparedAction,
+    session: Option<&RoleSession>,
+) -> Vec<(String, String)> {
     let mut env = vec![
         (
             "CODEBUILD_BUILD_ID".to_string(),
@@ -149,6 +158,9 @@ fn run_environment(prepared: &PreparedAction) -> Vec<(String, String)> {
     // function reaches (unset on AWS).
     if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
         env.push(("AWS_ENDPOINT_URL".into(), endpoint));
+    }
+    if let Some(session) = session {
+        env.extend(session.environment());
     }
     env
 }

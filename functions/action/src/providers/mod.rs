@@ -35,7 +35,9 @@ use pipewright_aws::artifacts::{ArtifactError, S3Artifacts};
 use pipewright_aws::connections::ConnectionSecrets;
 use pipewright_aws::engine::Adapters;
 use pipewright_aws::lambda::LambdaFunctions;
+use pipewright_aws::roles::{PipelineRoles, RoleSession};
 use pipewright_aws::runner::CommandsRunner;
+use pipewright_core::access::pipeline_roles::{self, StackBoundary};
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 
@@ -100,13 +102,11 @@ impl<T> Context<T> for Result<T, ArtifactError> {
     }
 }
 
-/// The providers, with what they share.
+/// The clients one action's providers work with: the pipeline role session's, or (in unit
+/// tests, which assume no role) fixed ones.
 #[derive(Debug, Clone)]
-pub struct Providers {
+struct Clients {
     artifacts: S3Artifacts,
-    /// Where actions get their work directories (`$TMPDIR`, else `/tmp`: Lambda's writable
-    /// storage).
-    work_root: PathBuf,
     /// The functions `Invoke/AWS/Lambda` actions invoke.
     functions: LambdaFunctions,
     /// What git source actions fetch with.
@@ -115,26 +115,99 @@ pub struct Providers {
     codecommit: aws_sdk_codecommit::Client,
     /// What ECR source actions read with.
     ecr: aws_sdk_ecr::Client,
-    /// Where Commands actions run.
+}
+
+impl Clients {
+    /// Clients with `session`'s credentials.
+    fn for_session(session: &RoleSession) -> Self {
+        let sdk = session.sdk();
+        Self {
+            artifacts: S3Artifacts::new(session.s3()),
+            functions: LambdaFunctions::new(aws_sdk_lambda::Client::new(sdk)),
+            git: git_source::GitSources::new(
+                &git_source::GitSources::api_base_url_from_env(),
+                ConnectionSecrets::from_env(sdk),
+            ),
+            codecommit: aws_sdk_codecommit::Client::new(sdk),
+            ecr: aws_sdk_ecr::Client::new(sdk),
+        }
+    }
+}
+
+/// How actions get their AWS identity: a session of the pipeline's role, kept inside the
+/// stack's boundary.
+#[derive(Debug, Clone)]
+struct Roles {
+    roles: PipelineRoles,
+    /// The stack's region.
+    region: String,
+    artifact_bucket: String,
+    tables: Vec<String>,
+    secret_prefixes: Vec<String>,
+    secret_arns: Vec<String>,
+    /// The local emulator (which authorizes `s3:HeadObject` on its own).
+    local: bool,
+}
+
+/// Environment variables naming the stack's own secrets, which no pipeline role session may
+/// read: name prefixes, and a comma-separated list of ARNs.
+const STACK_SECRET_PREFIX_ENVS: [&str; 2] = ["STACK_SECRET_PREFIX", "WEBHOOK_SECRET_PREFIX"];
+const STACK_SECRET_ARNS_ENV: &str = "STACK_SECRET_ARNS";
+
+/// The providers, with what they share.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    /// Pipeline roles; `None` only in unit tests, where `fixed` clients are used.
+    roles: Option<Roles>,
+    /// The clients when no role is assumed.
+    fixed: Option<Clients>,
+    /// Where Commands actions run (invoked with the function's own identity).
     runner: CommandsRunner,
 }
 
 impl Providers {
-    /// Providers over the function's clients.
+    /// Providers for the function: every action assumes its pipeline's role.
     pub fn new(adapters: &Adapters) -> Self {
-        Self::with_clients(
-            adapters.s3.clone(),
-            adapters.functions.clone(),
-            ConnectionSecrets::from_env(&adapters.sdk),
-            aws_sdk_codecommit::Client::new(&adapters.sdk),
-            aws_sdk_ecr::Client::new(&adapters.sdk),
-            CommandsRunner::from_env(aws_sdk_lambda::Client::new(&adapters.sdk)),
-        )
+        let settings = &adapters.settings;
+        let mut tables = vec![
+            settings.pipelines_table.clone(),
+            settings.executions_table.clone(),
+            settings.events_table.clone(),
+        ];
+        tables.dedup();
+        let secret_prefixes = STACK_SECRET_PREFIX_ENVS
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .filter(|p| !p.is_empty())
+            .collect();
+        Self {
+            roles: Some(Roles {
+                roles: PipelineRoles::new(&adapters.sdk, &adapters.target),
+                region: adapters
+                    .sdk
+                    .region()
+                    .map_or_else(|| "us-east-1".to_string(), |r| r.to_string()),
+                artifact_bucket: settings.artifact_bucket.clone(),
+                tables,
+                secret_prefixes,
+                secret_arns: std::env::var(STACK_SECRET_ARNS_ENV)
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                local: adapters.target.is_local(),
+            }),
+            fixed: None,
+            runner: CommandsRunner::from_env(aws_sdk_lambda::Client::new(&adapters.sdk)),
+        }
     }
 
-    /// Providers over `s3`, `functions`, `secrets` (git connection tokens), `codecommit`,
-    /// `ecr` and the Commands `runner`; git sources use the API base URL of the environment
-    /// (`GIT_API_BASE_URL`).
+    /// Providers over fixed clients, assuming no role: `s3`, `functions`, `secrets` (git
+    /// connection tokens), `codecommit`, `ecr` and the Commands `runner`; git sources use the
+    /// API base URL of the environment (`GIT_API_BASE_URL`).
+    #[cfg(test)]
     pub fn with_clients(
         s3: aws_sdk_s3::Client,
         functions: LambdaFunctions,
@@ -144,17 +217,68 @@ impl Providers {
         runner: CommandsRunner,
     ) -> Self {
         Self {
-            artifacts: S3Artifacts::new(s3),
-            work_root: std::env::temp_dir(),
-            functions,
-            git: git_source::GitSources::new(
-                &git_source::GitSources::api_base_url_from_env(),
-                secrets,
-            ),
-            codecommit,
-            ecr,
+            roles: None,
+            fixed: Some(Clients {
+                artifacts: S3Artifacts::new(s3),
+                functions,
+                git: git_source::GitSources::new(
+                    &git_source::GitSources::api_base_url_from_env(),
+                    secrets,
+                ),
+                codecommit,
+                ecr,
+            }),
             runner,
         }
+    }
+
+    /// The clients of `prepared`: a session of its role, assumed for it (a role that cannot be
+    /// assumed is a configuration error naming the role and STS's reason).
+    async fn clients(
+        &self,
+        prepared: &PreparedAction,
+        deadline: Option<Instant>,
+    ) -> Result<(Clients, Option<RoleSession>), ProviderError> {
+        let Some(roles) = &self.roles else {
+            let fixed = self.fixed.clone().expect("fixed clients without roles");
+            return Ok((fixed, None));
+        };
+        let role = prepared.role_arn.as_deref().ok_or_else(|| {
+            ProviderError::Configuration(
+                "roleArn: the action does its AWS work with the pipeline's role (or the \
+                 action's own roleArn), and neither is set"
+                    .into(),
+            )
+        })?;
+        let pipeline = prepared.pipeline_arn.rsplit(':').next().unwrap_or_default();
+        let boundary = StackBoundary {
+            region: roles.region.clone(),
+            account: prepared.account_id.clone(),
+            artifact_bucket: roles.artifact_bucket.clone(),
+            tables: roles.tables.clone(),
+            secret_prefixes: roles.secret_prefixes.clone(),
+            secret_arns: roles.secret_arns.clone(),
+            state_machine_prefix: "pipewright-".into(),
+            head_object_action: roles.local,
+        };
+        let policy = pipeline_roles::session_policy(&boundary, pipeline).to_string();
+        let name = pipeline_roles::session_name(
+            pipeline,
+            &prepared.record.pipeline_execution_id,
+            &prepared.record.action_name,
+        );
+        let lasting = deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+            + Duration::from_secs(120);
+        let session = roles
+            .roles
+            .assume(role, &prepared.pipeline_arn, &name, &policy, lasting)
+            .await
+            .map_err(|e| ProviderError::Configuration(e.to_string()))?;
+        tracing::info!(role = %role, session = %name, "pipeline role assumed");
+        let clients = Clients::for_session(&session);
+        Ok((clients, Some(session)))
     }
 
     /// Run `prepared` through its provider. `deadline` is when the function will be stopped
@@ -167,37 +291,46 @@ impl Providers {
         deadline: Option<Instant>,
     ) -> Result<Option<ActionOutcome>, ProviderError> {
         let id = &prepared.declaration.action_type_id;
-        match (id.category, id.owner, id.provider.as_str()) {
+        let provider = (id.category, id.owner, id.provider.as_str());
+        if !is_run_here(provider) {
+            return Err(ProviderError::Configuration(format!(
+                "provider {id} is not run by the action function yet"
+            )));
+        }
+        let (clients, session) = self.clients(prepared, deadline).await?;
+        let work_root = std::env::temp_dir();
+        let c = &clients;
+        match provider {
             (ActionCategory::Source, ActionOwner::Aws, "S3") => {
-                s3_source::run(&self.artifacts, prepared).await.map(Some)
+                s3_source::run(&c.artifacts, prepared).await.map(Some)
             }
-            (ActionCategory::Compute, ActionOwner::Aws, "Commands") => {
-                commands::run(&self.artifacts, &self.runner, prepared, deadline)
-                    .await
-                    .map(Some)
-            }
+            (ActionCategory::Compute, ActionOwner::Aws, "Commands") => commands::run(
+                &c.artifacts,
+                &self.runner,
+                prepared,
+                deadline,
+                session.as_ref(),
+            )
+            .await
+            .map(Some),
             (ActionCategory::Deploy, ActionOwner::Aws, "S3") => {
-                s3_deploy::run(&self.artifacts, prepared, &self.work_root)
+                s3_deploy::run(&c.artifacts, prepared, &work_root)
                     .await
                     .map(Some)
             }
             (ActionCategory::Source, ActionOwner::Aws, "CodeStarSourceConnection")
-            | (ActionCategory::Source, ActionOwner::ThirdParty, "GitHub") => git_source::run(
-                &self.git,
-                &self.artifacts,
-                prepared,
-                &self.work_root,
-                deadline,
-            )
-            .await
-            .map(Some),
+            | (ActionCategory::Source, ActionOwner::ThirdParty, "GitHub") => {
+                git_source::run(&c.git, &c.artifacts, prepared, &work_root, deadline)
+                    .await
+                    .map(Some)
+            }
             (ActionCategory::Source, ActionOwner::Aws, "CodeCommit") => {
-                let region = action_region(prepared, self.codecommit.config().region());
+                let region = action_region(prepared, c.codecommit.config().region());
                 codecommit_source::run(
-                    &self.codecommit,
-                    &self.artifacts,
+                    &c.codecommit,
+                    &c.artifacts,
                     prepared,
-                    &self.work_root,
+                    &work_root,
                     deadline,
                     &region,
                 )
@@ -205,27 +338,38 @@ impl Providers {
                 .map(Some)
             }
             (ActionCategory::Source, ActionOwner::Aws, "ECR") => {
-                let region = action_region(prepared, self.ecr.config().region());
-                ecr_source::run(
-                    &self.ecr,
-                    &self.artifacts,
-                    prepared,
-                    &self.work_root,
-                    &region,
-                )
-                .await
-                .map(Some)
+                let region = action_region(prepared, c.ecr.config().region());
+                ecr_source::run(&c.ecr, &c.artifacts, prepared, &work_root, &region)
+                    .await
+                    .map(Some)
             }
             (ActionCategory::Invoke, ActionOwner::Aws, "Lambda") => {
-                lambda_invoke::run(&self.functions, prepared)
+                lambda_invoke::run(&c.functions, prepared)
                     .await
                     .map(|()| None)
             }
-            _ => Err(ProviderError::Configuration(format!(
-                "provider {id} is not run by the action function yet"
-            ))),
+            _ => unreachable!("is_run_here lists the providers matched above"),
         }
     }
+}
+
+/// Whether the action function runs provider (category, owner, provider).
+fn is_run_here(provider: (ActionCategory, ActionOwner, &str)) -> bool {
+    matches!(
+        provider,
+        (ActionCategory::Source, ActionOwner::Aws, "S3")
+            | (ActionCategory::Compute, ActionOwner::Aws, "Commands")
+            | (ActionCategory::Deploy, ActionOwner::Aws, "S3")
+            | (
+                ActionCategory::Source,
+                ActionOwner::Aws,
+                "CodeStarSourceConnection"
+            )
+            | (ActionCategory::Source, ActionOwner::ThirdParty, "GitHub")
+            | (ActionCategory::Source, ActionOwner::Aws, "CodeCommit")
+            | (ActionCategory::Source, ActionOwner::Aws, "ECR")
+            | (ActionCategory::Invoke, ActionOwner::Aws, "Lambda")
+    )
 }
 
 /// The Lambda deadline (`Context::deadline`, milliseconds since the epoch) as an [`Instant`];
@@ -388,6 +532,8 @@ pub(crate) mod test_support {
                 key: "pipeline/logs/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee.log".into(),
                 version_id: None,
             },
+            role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
+            pipeline_arn: "arn:aws:codepipeline:us-east-1:123456789012:pipeline".into(),
         }
     }
 
