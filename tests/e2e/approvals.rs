@@ -348,6 +348,9 @@ async fn forged_expired_and_foreign_links_are_refused_and_change_nothing() {
         PipelineExecutionStatus::Failed
     );
     // A link signed for the second execution's approval but naming the first: not its token.
+    // (Read the keys again: another test may have rotated them since the second link was
+    // signed.)
+    let keys = link_keys(&c, stack).await;
     let mut swapped = verify_link(
         &keys,
         &link_token(second_notice.approval("approveLink")),

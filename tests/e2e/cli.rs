@@ -132,6 +132,8 @@ async fn sample_file(
     let mut document: Value = serde_json::from_str(&text).unwrap();
     let declaration = &mut document["pipeline"];
     declaration["name"] = json!(name);
+    // The sample's role reaches the sample's own buckets only; these have names of their own.
+    declaration["roleArn"] = json!(pipewright_e2e::TEST_ROLE_ARN);
     declaration["artifactStore"]["location"] = json!(stack.output("ArtifactBucketName"));
     declaration["stages"][0]["actions"][0]["configuration"]["S3Bucket"] = json!(source_bucket);
     declaration["variables"][0]["defaultValue"] = json!(site_bucket);

@@ -435,13 +435,14 @@ async fn retry_failed_actions_after_fixing_the_cause_and_refused_once_another_ra
     let stack = stack();
     let c = clients(stack).await;
     let pipeline = PipelineBuilder::new(stack, "retry");
-    // The "fix": a file on this machine, where the local stack runs the Commands actions.
-    let marker = std::env::temp_dir().join(format!("{}.fixed", pipeline.name()));
-    let _ = std::fs::remove_file(&marker);
-    let check = format!("test -e {}", marker.display());
+    // The "fix": an object the Check action reads with its pipeline role (the commands run in
+    // a sandbox of their own, which sees nothing of this machine).
+    let bucket = source_bucket(&c).await;
+    let marker = format!("{}.fixed", pipeline.name());
+    let check = pipewright_e2e::pipelines::s3_object_exists_command(&bucket, &marker);
     let name = pipeline
         .mode("QUEUED")
-        .s3_source(&source_bucket(&c).await)
+        .s3_source(&bucket)
         .stage(json!({"name": "Build", "actions": [
             commands_action("Compile", &["echo compiled"]),
             commands_action("Check", &[&check])
@@ -474,7 +475,13 @@ async fn retry_failed_actions_after_fixing_the_cause_and_refused_once_another_ra
         Some("NotLatestPipelineExecutionException"),
         "{err:?}"
     );
-    std::fs::write(&marker, "fixed").unwrap();
+    c.s3.put_object()
+        .bucket(&bucket)
+        .key(&marker)
+        .body(b"fixed".to_vec().into())
+        .send()
+        .await
+        .expect("PutObject");
     retry(second.clone()).await.expect("RetryStageExecution");
     let history = &histories(&c, stack, &name, std::slice::from_ref(&second)).await[0];
     assert_eq!(history.status, "Succeeded", "{history:?}");
@@ -497,7 +504,6 @@ async fn retry_failed_actions_after_fixing_the_cause_and_refused_once_another_ra
         record(&records, "STAGE#Deploy#").unwrap()["status"],
         "Succeeded"
     );
-    let _ = std::fs::remove_file(&marker);
 }
 
 // ---------------------------------------------------------------------- transitions

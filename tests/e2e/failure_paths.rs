@@ -456,12 +456,12 @@ fn bootstrap_running(command: &[&str]) -> Option<i32> {
     None
 }
 
-/// The action function's process is killed (SIGKILL) while its Commands action runs: the
-/// action's task fails, the action is recorded Failed naming what happened (not left
-/// InProgress, not mislabelled a timeout), the execution ends Failed, and the stage is free for
-/// the next execution, which runs through.
+/// The process the commands run in (the Commands runner's sandbox) is killed (SIGKILL) mid-run:
+/// the action is recorded Failed naming what happened (the runner's exit, not left InProgress,
+/// not mislabelled a timeout), the execution ends Failed, and the stage is free for the next
+/// execution, which runs through in a new sandbox.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_action_function_killed_mid_action_fails_the_action_and_the_next_execution_runs() {
+async fn a_runner_killed_mid_run_fails_the_action_and_the_next_execution_runs() {
     let stack = stack();
     let c = clients(stack).await;
     let name = PipelineBuilder::new(stack, "killed")
@@ -497,7 +497,7 @@ async fn an_action_function_killed_mid_action_fails_the_action_and_the_next_exec
         details["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("failed before it reported a result"),
+            .contains("Runtime exited"),
         "{build:#}"
     );
 

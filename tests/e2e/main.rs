@@ -16,6 +16,7 @@ mod engine_adapters;
 mod execution_modes;
 mod failure_paths;
 mod git_sources;
+mod isolation;
 mod lambda_invoke;
 mod pipeline_runs;
 mod polling;

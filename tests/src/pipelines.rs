@@ -591,3 +591,14 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// A shell command that succeeds when `bucket`/`key` exists, asked with the action's own
+/// credentials (its pipeline role's session) through curl's SigV4: what a Commands action can
+/// check of the world outside its sandbox.
+pub fn s3_object_exists_command(bucket: &str, key: &str) -> String {
+    format!(
+        "test \"$(curl -s -o /dev/null -w '%{{http_code}}' --aws-sigv4 \"aws:amz:$AWS_REGION:s3\" \
+         --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" -H \"x-amz-security-token: $AWS_SESSION_TOKEN\" \
+         -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \"$AWS_ENDPOINT_URL/{bucket}/{key}\")\" = 200"
+    )
+}

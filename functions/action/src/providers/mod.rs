@@ -147,6 +147,8 @@ struct Roles {
     secret_arns: Vec<String>,
     /// The local emulator (which authorizes `s3:HeadObject` on its own).
     local: bool,
+    /// `STACK_NAME`.
+    stack_name: Option<String>,
 }
 
 /// Environment variables naming the stack's own secrets, which no pipeline role session may
@@ -198,6 +200,7 @@ impl Providers {
                     .map(str::to_string)
                     .collect(),
                 local: adapters.target.is_local(),
+                stack_name: std::env::var("STACK_NAME").ok().filter(|n| !n.is_empty()),
             }),
             fixed: None,
             runner: CommandsRunner::from_env(aws_sdk_lambda::Client::new(&adapters.sdk)),
@@ -259,6 +262,7 @@ impl Providers {
             secret_prefixes: roles.secret_prefixes.clone(),
             secret_arns: roles.secret_arns.clone(),
             state_machine_prefix: "pipewright-".into(),
+            stack_name: roles.stack_name.clone(),
             head_object_action: roles.local,
         };
         let policy = pipeline_roles::session_policy(&boundary, pipeline).to_string();
