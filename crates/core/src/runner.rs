@@ -46,6 +46,11 @@ pub struct RunRequest {
     pub outputs: Vec<RunOutput>,
     /// Presigned PUT of the whole log.
     pub log_url: String,
+    /// When the run must be over (milliseconds since the epoch): the caller's own deadline,
+    /// less the time it needs to record the outcome. The runner stops the commands early
+    /// enough to upload before it (or before its own deadline, if sooner).
+    #[serde(default)]
+    pub deadline_epoch_ms: Option<u64>,
 }
 
 /// An input artifact: its name and a presigned GET of its zip (one S3 version).

@@ -67,6 +67,11 @@ fn main() {
                     request.action_execution_id,
                     request.commands.len()
                 );
+                // The sooner of the invocation's deadline and the caller's.
+                let deadline = match (deadline, request.deadline_epoch_ms) {
+                    (Some(own), Some(ms)) => Some(own.min(deadline_from_epoch_ms(ms))),
+                    (own, ms) => own.or(ms.map(deadline_from_epoch_ms)),
+                };
                 let mut response = run::run(&agent, &request, deadline);
                 response.sandbox_clean = sandbox::sweep();
                 (

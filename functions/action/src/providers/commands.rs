@@ -114,6 +114,7 @@ pub async fn run(
         inputs,
         outputs,
         log_url,
+        deadline_epoch_ms: deadline.map(|d| run_deadline_epoch_ms(d, Instant::now())),
     };
     let response = runner.run(&request).await.map_err(|e| match e.code {
         FailureType::ConfigurationError => ProviderError::Configuration(e.message),
@@ -124,6 +125,22 @@ pub async fn run(
         tracing::warn!("the runner could not clean its sandbox and ended it");
     }
     outcome(prepared, &output_names, response)
+}
+
+/// How long before its own deadline the action function needs the runner's answer (to record
+/// the outcome and answer the task).
+const RECORD_MARGIN: Duration = Duration::from_secs(10);
+
+/// The run's deadline in milliseconds since the epoch: the function's `deadline` (seen at
+/// `now`) less [`RECORD_MARGIN`].
+fn run_deadline_epoch_ms(deadline: Instant, now: Instant) -> u64 {
+    let left = deadline
+        .saturating_duration_since(now)
+        .saturating_sub(RECORD_MARGIN);
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (epoch + left).as_millis() as u64
 }
 
 /// The environment the runner adds to the action's variables: ids, region, the pipeline role
@@ -359,6 +376,23 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_run_ends_before_the_function_must_record_it() {
+        let now = Instant::now();
+        let epoch_ms = |extra: u64| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+                + extra
+        };
+        let at = run_deadline_epoch_ms(now + Duration::from_secs(60), now);
+        assert!(at >= epoch_ms(49_000) && at <= epoch_ms(51_000), "{at}");
+        // A deadline already closer than the margin: now.
+        let at = run_deadline_epoch_ms(now + Duration::from_secs(3), now);
+        assert!(at <= epoch_ms(1_000), "{at}");
     }
 
     #[test]
