@@ -300,7 +300,11 @@ fn key_of_token(token: &str) -> Result<String, ApiError> {
             "nextToken: not a token this service issued",
         )
     };
-    if token.is_empty() || token.len() > 2048 || !token.len().is_multiple_of(2) {
+    if token.is_empty()
+        || token.len() > 2048
+        || !token.len().is_multiple_of(2)
+        || !token.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(bad());
     }
     let bytes = (0..token.len())

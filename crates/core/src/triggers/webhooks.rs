@@ -88,7 +88,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    // Hex digits only: `from_str_radix` would also take a sign (`+c` for `0c`), letting a
+    // changed signature verify.
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())
@@ -587,6 +589,16 @@ pub fn idempotency_key(delivery: &Delivery, pipeline: &str, index: usize) -> Str
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn signatures_are_hex_digits_only() {
+        assert_eq!(unhex("0c"), Some(vec![12]));
+        // `+c` reads as 12 to `from_str_radix`: refused, so no second spelling of a signature
+        // verifies (a property test found it).
+        assert_eq!(unhex("+c"), None);
+        assert_eq!(unhex("-0"), None);
+        assert_eq!(unhex("0"), None);
+    }
 
     const SECRET: &[u8] = b"It's a Secret to Everybody";
 
