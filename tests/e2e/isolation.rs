@@ -10,7 +10,7 @@ use pipewright_e2e::pipelines::{
     wait_for, PipelineBuilder,
 };
 use pipewright_e2e::{stack, unique, Stack, TEST_ROLE_ARN};
-use pipewright_local::roles::{ensure_pipeline_role, PipelineRole};
+use pipewright_local::roles::{ensure_pipeline_role, PipelineRole, PIPELINE_ROLE_PATH};
 use serde_json::{json, Value};
 
 /// A shell function signing a request with the commands' own credentials (curl's SigV4):
@@ -152,7 +152,7 @@ async fn roles_that_cannot_be_assumed_or_lack_a_permission_fail_naming_the_role_
     let stack = stack();
     let c = clients(stack).await;
     let bucket = source_bucket(&c).await;
-    let account_role = |name: &str| format!("arn:aws:iam::123456789012:role/{name}");
+    let account_role = |name: &str| format!("arn:aws:iam::123456789012:role/pipewright/{name}");
 
     // A role that does not exist.
     let missing = account_role(&unique("pipewright-missing"));
@@ -164,6 +164,7 @@ async fn roles_that_cannot_be_assumed_or_lack_a_permission_fail_naming_the_role_
         &stack.outputs,
         &PipelineRole {
             name: &theirs,
+            path: PIPELINE_ROLE_PATH,
             pipelines: "arn:aws:codepipeline:*:*:someone-else",
             statements: json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]),
         },
@@ -177,6 +178,7 @@ async fn roles_that_cannot_be_assumed_or_lack_a_permission_fail_naming_the_role_
         &stack.outputs,
         &PipelineRole {
             name: &bare,
+            path: PIPELINE_ROLE_PATH,
             pipelines: "*",
             statements: json!([{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]),
         },
@@ -184,7 +186,29 @@ async fn roles_that_cannot_be_assumed_or_lack_a_permission_fail_naming_the_role_
     .await
     .expect("the bare role");
 
+    // A role outside the stack's PipelineRolePath, trusting the stack for every pipeline and
+    // allowed everything: not one the stack may assume.
+    let elsewhere = unique("pipewright-elsewhere");
+    ensure_pipeline_role(
+        &stack.endpoint,
+        &stack.outputs,
+        &PipelineRole {
+            name: &elsewhere,
+            path: "/",
+            pipelines: "*",
+            statements: json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}]),
+        },
+    )
+    .await
+    .expect("a role outside the path");
+    let elsewhere_arn = format!("arn:aws:iam::123456789012:role/{elsewhere}");
+
     for (role, code, says) in [
+        (
+            elsewhere_arn.clone(),
+            "ConfigurationError",
+            vec![elsewhere_arn.as_str(), "sts:AssumeRole"],
+        ),
         (
             missing.clone(),
             "ConfigurationError",

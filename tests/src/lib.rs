@@ -77,12 +77,13 @@ pub fn root() -> PathBuf {
 /// The role the tests' pipelines run with (`pipewright-tests`): made when the stack starts, on
 /// the stack's `PipelineRolePolicy`, trusted for every pipeline of the account, allowed what
 /// the suite's actions touch (any bucket, function, repository, image or secret).
-pub const TEST_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/pipewright-tests";
+pub const TEST_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/pipewright/pipewright-tests";
 
 /// [`TEST_ROLE_ARN`] as a local stack role.
 fn test_role() -> pipewright_local::roles::PipelineRole<'static> {
     pipewright_local::roles::PipelineRole {
         name: "pipewright-tests",
+        path: pipewright_local::roles::PIPELINE_ROLE_PATH,
         pipelines: "*",
         statements: serde_json::json!([
             {

@@ -33,6 +33,27 @@ pub struct AssumeRoleError {
     pub role_arn: String,
     /// STS's error code and message.
     pub reason: String,
+    /// STS's error code, when it answered with one.
+    pub code: Option<String>,
+}
+
+/// STS codes that say the role, its trust or the request is wrong (not a passing failure).
+const REFUSALS: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "NoSuchEntity",
+    "ValidationError",
+    "MalformedPolicyDocument",
+    "PackedPolicyTooLarge",
+    "RegionDisabledException",
+];
+
+impl AssumeRoleError {
+    /// True when STS refused (the role, its trust policy or the session policy is at fault);
+    /// false for throttling, server errors and no answer, which may pass.
+    pub fn is_refusal(&self) -> bool {
+        self.code.as_deref().is_some_and(|c| REFUSALS.contains(&c))
+    }
 }
 
 /// A session of a pipeline role: its credentials, and SDK configuration that uses them.
@@ -81,6 +102,7 @@ impl PipelineRoles {
             .await
             .map_err(|err| AssumeRoleError {
                 role_arn: role_arn.to_string(),
+                code: err.code().map(str::to_string),
                 reason: match err.code() {
                     Some(code) => format!(
                         "sts:AssumeRole: {code}: {}",
@@ -93,6 +115,7 @@ impl PipelineRoles {
             return Err(AssumeRoleError {
                 role_arn: role_arn.to_string(),
                 reason: "sts:AssumeRole returned no credentials".into(),
+                code: None,
             });
         };
         let expires = SystemTime::try_from(*c.expiration()).ok();

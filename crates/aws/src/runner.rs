@@ -37,9 +37,16 @@ impl CommandsRunner {
         }
     }
 
-    /// The runner named by [`RUNNER_FUNCTION_ENV`].
-    pub fn from_env(client: Client) -> Self {
-        Self::new(client, std::env::var(RUNNER_FUNCTION_ENV).ok())
+    /// The runner named by [`RUNNER_FUNCTION_ENV`], invoked through a client made from `sdk`
+    /// that never retries: a retried invoke could run the commands twice.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Self {
+        let config = aws_sdk_lambda::config::Builder::from(sdk)
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build();
+        Self::new(
+            Client::from_conf(config),
+            std::env::var(RUNNER_FUNCTION_ENV).ok(),
+        )
     }
 
     /// Invoke the runner with `request` and wait for its answer.
@@ -56,22 +63,37 @@ impl CommandsRunner {
             code: FailureType::JobFailed,
             message: format!("cannot encode the run request: {e}"),
         })?;
-        let output = self
+        let invoke = self
             .client
             .invoke()
             .function_name(function)
             .invocation_type(InvocationType::RequestResponse)
             .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|err| {
-                let code = err.code().map(str::to_string);
-                let status = err.raw_response().map(|r| r.status().as_u16());
-                RunnerError {
-                    code: crate::lambda::failure_type(code.as_deref(), status),
-                    message: crate::error_chain(&format!("lambda:Invoke {function}"), &err),
-                }
-            })?;
+            .send();
+        // Given up a moment after the run's deadline, so the caller still records the outcome.
+        let waited = match request.deadline_epoch_ms {
+            Some(ms) => {
+                let until = pipewright_core::runner::instant_from_epoch_ms(ms)
+                    + std::time::Duration::from_secs(5);
+                tokio::time::timeout_at(until.into(), invoke)
+                    .await
+                    .map_err(|_| RunnerError {
+                        code: FailureType::JobFailed,
+                        message: format!(
+                            "the Commands runner did not answer by the action's deadline ({function})"
+                        ),
+                    })?
+            }
+            None => invoke.await,
+        };
+        let output = waited.map_err(|err| {
+            let code = err.code().map(str::to_string);
+            let status = err.raw_response().map(|r| r.status().as_u16());
+            RunnerError {
+                code: crate::lambda::failure_type(code.as_deref(), status),
+                message: crate::error_chain(&format!("lambda:Invoke {function}"), &err),
+            }
+        })?;
         let body = output.payload().map(|b| b.as_ref()).unwrap_or_default();
         if let Some(kind) = output.function_error() {
             let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);

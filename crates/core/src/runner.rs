@@ -11,6 +11,7 @@
 //! than the commands could do themselves.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +27,9 @@ const MESSAGE_LINES: usize = 10;
 /// Bytes of log quoted in the failure message, at most.
 const MESSAGE_LOG_BYTES: usize = 1500;
 
-/// One run of a Commands action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One run of a Commands action. Its `Debug` shows no environment value and no URL: they hold
+/// credentials and presigned URLs that work for whoever has them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRequest {
     /// The action execution id (`CODEBUILD_BUILD_ID` is `pipewright:<id>`).
@@ -53,8 +55,31 @@ pub struct RunRequest {
     pub deadline_epoch_ms: Option<u64>,
 }
 
+impl std::fmt::Debug for RunRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRequest")
+            .field("action_execution_id", &self.action_execution_id)
+            .field("commands", &self.commands.len())
+            .field(
+                "environment",
+                &self.environment.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("output_variables", &self.output_variables)
+            .field(
+                "inputs",
+                &self.inputs.iter().map(|i| &i.name).collect::<Vec<_>>(),
+            )
+            .field(
+                "outputs",
+                &self.outputs.iter().map(|o| &o.name).collect::<Vec<_>>(),
+            )
+            .field("deadline_epoch_ms", &self.deadline_epoch_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An input artifact: its name and a presigned GET of its zip (one S3 version).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunInput {
     /// The artifact's name.
@@ -64,7 +89,7 @@ pub struct RunInput {
 }
 
 /// An output artifact: its name, its `files` and a presigned PUT of its zip.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunOutput {
     /// The artifact's name.
@@ -100,9 +125,10 @@ pub struct RunFailure {
     pub message: String,
 }
 
-/// What the runner answers.
+/// What the runner answers (every member may be missing: a runner image of another release
+/// still answers readably).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct RunResponse {
     /// How the shell ended; `None` when the run failed before the commands started.
     pub ended: Option<ShellEnd>,
@@ -149,6 +175,22 @@ impl ShellEnd {
             ),
         }
     }
+}
+
+/// The `Instant` of a time given in milliseconds since the epoch (a Lambda deadline).
+pub fn instant_from_epoch_ms(ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms))
+}
+
+/// Milliseconds since the epoch of `at` (an `Instant` in the future or now).
+pub fn epoch_ms_of(at: Instant) -> u64 {
+    let epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (epoch + at.saturating_duration_since(Instant::now())).as_millis() as u64
 }
 
 /// The script: an EXIT trap that writes the output variables (`NAME=value`, NUL-separated) to
@@ -295,6 +337,42 @@ mod tests {
         let msg = with_last_lines("f", &long);
         assert!(msg.len() < MESSAGE_LOG_BYTES + 100);
         assert_eq!(with_last_lines("f", ""), "f (the log is empty)");
+    }
+
+    #[test]
+    fn requests_debug_without_secrets() {
+        let request = RunRequest {
+            action_execution_id: "a".into(),
+            commands: vec!["echo".into()],
+            environment: vec![("AWS_SECRET_ACCESS_KEY".into(), "s3cr3t".into())],
+            output_variables: vec![],
+            inputs: vec![RunInput {
+                name: "Src".into(),
+                url: "https://b/k?X-Amz-Signature=sig".into(),
+            }],
+            outputs: vec![],
+            log_url: "https://b/log?X-Amz-Signature=sig2".into(),
+            deadline_epoch_ms: None,
+        };
+        let shown = format!("{request:?}");
+        assert!(
+            shown.contains("AWS_SECRET_ACCESS_KEY") && shown.contains("Src"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("sig"),
+            "{shown}"
+        );
+        let answer: RunResponse = serde_json::from_str("{}").unwrap();
+        assert_eq!(answer, RunResponse::default());
+    }
+
+    #[test]
+    fn epoch_times_round_trip() {
+        let at = Instant::now() + Duration::from_secs(30);
+        let back = instant_from_epoch_ms(epoch_ms_of(at));
+        let gap = if back > at { back - at } else { at - back };
+        assert!(gap < Duration::from_millis(50), "{gap:?}");
     }
 
     #[test]

@@ -14,14 +14,20 @@ use serde_json::{json, Value};
 
 use crate::LocalError;
 
-/// The sample pipeline's role (`events/api-create-pipeline.json`, `scripts/run_sample.py`).
+/// The sample pipeline's role (`infra/pipelines/sample.json`, `scripts/run_sample.py`).
 pub const SAMPLE_ROLE: &str = "pipewright-sample";
+
+/// The IAM path of pipeline roles: the stack's `PipelineRolePath` default, the only roles its
+/// action function may assume.
+pub const PIPELINE_ROLE_PATH: &str = "/pipewright/";
 
 /// What a pipeline role is: who may assume it for which pipelines, and what it may do.
 #[derive(Debug, Clone)]
 pub struct PipelineRole<'a> {
     /// The role's name.
     pub name: &'a str,
+    /// Its IAM path ([`PIPELINE_ROLE_PATH`] for a role the stack may assume).
+    pub path: &'a str,
     /// The pipeline ARNs that may use it (`sts:ExternalId`, wildcards allowed).
     pub pipelines: &'a str,
     /// The inline policy's statements: what the pipeline's actions touch besides artifacts.
@@ -78,6 +84,7 @@ pub async fn ensure_pipeline_role(
             let created = iam
                 .create_role()
                 .role_name(role.name)
+                .path(role.path)
                 .assume_role_policy_document(trust_policy(&principals, role.pipelines).to_string())
                 .description("Pipewright pipeline role (local stack)")
                 .send()
@@ -169,6 +176,7 @@ fn trusted_principals(doc: &str) -> Vec<String> {
 pub fn sample_role() -> PipelineRole<'static> {
     PipelineRole {
         name: SAMPLE_ROLE,
+        path: PIPELINE_ROLE_PATH,
         pipelines: "arn:aws:codepipeline:*:*:pipewright-sample*",
         statements: json!([{
             "Sid": "SampleBuckets",

@@ -16,9 +16,8 @@ mod run;
 mod sandbox;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pipewright_core::runner::RunRequest;
+use pipewright_core::runner::{instant_from_epoch_ms, RunRequest};
 
 fn main() {
     sandbox::harden_self();
@@ -51,7 +50,7 @@ fn main() {
         };
         let deadline = header("lambda-runtime-deadline-ms")
             .and_then(|ms| ms.parse::<u64>().ok())
-            .map(deadline_from_epoch_ms);
+            .map(instant_from_epoch_ms);
         let body = next
             .into_body()
             .with_config()
@@ -69,8 +68,8 @@ fn main() {
                 );
                 // The sooner of the invocation's deadline and the caller's.
                 let deadline = match (deadline, request.deadline_epoch_ms) {
-                    (Some(own), Some(ms)) => Some(own.min(deadline_from_epoch_ms(ms))),
-                    (own, ms) => own.or(ms.map(deadline_from_epoch_ms)),
+                    (Some(own), Some(ms)) => Some(own.min(instant_from_epoch_ms(ms))),
+                    (own, ms) => own.or(ms.map(instant_from_epoch_ms)),
                 };
                 let mut response = run::run(&agent, &request, deadline);
                 response.sandbox_clean = sandbox::sweep();
@@ -102,15 +101,6 @@ fn main() {
             std::process::exit(0);
         }
     }
-}
-
-/// The `Instant` of a deadline given in milliseconds since the epoch.
-fn deadline_from_epoch_ms(ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms))
 }
 
 /// One HTTP agent for the Runtime API and the presigned URLs: status codes are answers (S3's

@@ -75,7 +75,7 @@ fn run_in(
             root.join(format!("src_{}", input.name))
         };
         let zip = control.join(format!("{i}.zip"));
-        download(agent, &input.url, &zip)
+        download(agent, &input.url, &zip, deadline)
             .map_err(|f| prefixed(f, &format!("input artifact {}", input.name)))?;
         extract(&zip, &dir).map_err(|e| job(format!("input artifact {}: {e}", input.name)))?;
         let _ = std::fs::remove_file(&zip);
@@ -97,10 +97,18 @@ fn run_in(
     )
     .map_err(io(format!("writing {}", script.display())))?;
     let log = control.join("log");
-    let ended = run_script(&script, &src, &env, &log, deadline)?;
+    let (ended, log_file) = run_script(&script, &src, &env, &log, deadline)?;
     response.ended = Some(ended.clone());
-    response.log_tail = read_tail(&log);
-    response.log_version_id = match put(agent, &request.log_url, &log) {
+    // The log is read and sent through the runner's own handle: the commands may have
+    // replaced the path (with a FIFO, a link) by now.
+    response.log_tail = read_tail(&log_file);
+    let log_body = log_file
+        .try_clone()
+        .and_then(|mut f| f.seek(SeekFrom::Start(0)).map(|_| f));
+    response.log_version_id = match log_body
+        .map_err(|e| job(format!("the log: {e}")))
+        .and_then(|body| put(agent, &request.log_url, body, deadline))
+    {
         Ok(version) => version,
         Err(e) => {
             eprintln!("the log could not be uploaded: {}", e.message);
@@ -112,7 +120,7 @@ fn run_in(
     }
 
     if !request.output_variables.is_empty() {
-        let bytes = std::fs::read(&variables).map_err(|_| {
+        let bytes = read_variables(&variables).map_err(|_| {
             job("the output variables could not be read: the commands replaced the shell's EXIT trap or ended it another way".into())
         })?;
         let values = parse_exported(&bytes, &request.output_variables);
@@ -138,7 +146,8 @@ fn run_in(
                 message: format!("output artifact {}: {e}", output.name),
             }
         })?;
-        let version_id = put(agent, &output.url, &zip)
+        let body = File::open(&zip).map_err(io(format!("opening {}", zip.display())))?;
+        let version_id = put(agent, &output.url, body, deadline)
             .map_err(|f| prefixed(f, &format!("output artifact {}", output.name)))?;
         let _ = std::fs::remove_file(&zip);
         response.outputs.push(RunOutputWritten {
@@ -181,10 +190,43 @@ fn s3_failure(operation: &str, status: u16, body: &str) -> RunFailure {
     }
 }
 
-/// GET `url` into `to`.
-fn download(agent: &ureq::Agent, url: &str, to: &Path) -> Result<(), RunFailure> {
+/// How long a transfer may take: until `deadline` (at least a second), or 15 minutes.
+fn transfer_timeout(deadline: Option<Instant>) -> Duration {
+    deadline.map_or(Duration::from_secs(900), |d| {
+        d.saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1))
+    })
+}
+
+/// The output variables file, read only if it is a regular file (not a link, a FIFO or a
+/// device the commands put in its place), at most twice CodePipeline's limit.
+fn read_variables(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(2 * MAX_OUTPUT_VARIABLE_BYTES as u64 + 4096)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// GET `url` into `to`, by `deadline`.
+fn download(
+    agent: &ureq::Agent,
+    url: &str,
+    to: &Path,
+    deadline: Option<Instant>,
+) -> Result<(), RunFailure> {
     let response = agent
         .get(url)
+        .config()
+        .timeout_global(Some(transfer_timeout(deadline)))
+        .build()
         .call()
         .map_err(|e| job(format!("S3 GetObject through the presigned URL: {e}")))?;
     let status = response.status().as_u16();
@@ -203,12 +245,19 @@ fn download(agent: &ureq::Agent, url: &str, to: &Path) -> Result<(), RunFailure>
     Ok(())
 }
 
-/// PUT the file `from` to `url`; the new object's version id.
-fn put(agent: &ureq::Agent, url: &str, from: &Path) -> Result<Option<String>, RunFailure> {
-    let file = File::open(from).map_err(|e| job(format!("opening {}: {e}", from.display())))?;
+/// PUT `body` to `url` by `deadline`; the new object's version id.
+fn put(
+    agent: &ureq::Agent,
+    url: &str,
+    body: File,
+    deadline: Option<Instant>,
+) -> Result<Option<String>, RunFailure> {
     let response = agent
         .put(url)
-        .send(file)
+        .config()
+        .timeout_global(Some(transfer_timeout(deadline)))
+        .build()
+        .send(body)
         .map_err(|e| job(format!("S3 PutObject through the presigned URL: {e}")))?;
     let status = response.status().as_u16();
     let version = response
@@ -236,13 +285,22 @@ fn run_script(
     env: &[(String, String)],
     log: &Path,
     deadline: Option<Instant>,
-) -> Result<ShellEnd, RunFailure> {
+) -> Result<(ShellEnd, File), RunFailure> {
     let shell = if Path::new("/bin/bash").exists() {
         "/bin/bash"
     } else {
         "/bin/sh"
     };
-    let out = File::create(log).map_err(|e| job(format!("creating the log: {e}")))?;
+    let out = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(log)
+        .map_err(|e| job(format!("creating the log: {e}")))?;
+    let kept = out
+        .try_clone()
+        .map_err(|e| job(format!("opening the log: {e}")))?;
     let err = out
         .try_clone()
         .map_err(|e| job(format!("opening the log: {e}")))?;
@@ -264,10 +322,11 @@ fn run_script(
             Ok(Some(status)) => {
                 use std::os::unix::process::ExitStatusExt;
                 sandbox::kill_descendants();
-                return Ok(ShellEnd::Exited {
+                let ended = ShellEnd::Exited {
                     code: status.code(),
                     signal: status.signal(),
-                });
+                };
+                return Ok((ended, kept));
             }
             Ok(None) => {}
             Err(e) => return Err(job(format!("waiting for the commands: {e}"))),
@@ -275,21 +334,21 @@ fn run_script(
         if stop_at.is_some_and(|at| Instant::now() >= at) {
             sandbox::kill_descendants();
             let _ = child.wait();
-            return Ok(ShellEnd::TimedOut);
+            return Ok((ShellEnd::TimedOut, kept));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// The last [`LOG_TAIL_BYTES`] of the log as text.
-fn read_tail(log: &Path) -> String {
+/// The last [`LOG_TAIL_BYTES`] of the log (read through the runner's handle) as text.
+fn read_tail(log: &File) -> String {
     let read = || -> std::io::Result<String> {
-        let mut f = File::open(log)?;
+        let mut f = log.try_clone()?;
         let len = f.metadata()?.len();
         let start = len.saturating_sub(LOG_TAIL_BYTES as u64 + 4);
         f.seek(SeekFrom::Start(start))?;
         let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)?;
+        f.take(LOG_TAIL_BYTES as u64 + 4).read_to_end(&mut bytes)?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         Ok(if start > 0 {
             pipewright_core::runner::tail(&text, LOG_TAIL_BYTES).to_string()
@@ -325,7 +384,7 @@ mod tests {
             ("PATH".to_string(), PATH.to_string()),
             ("GREETING".to_string(), "hello".to_string()),
         ];
-        let ended = run_script(&script, dir.path(), &env, &log, deadline).unwrap();
+        let (ended, _) = run_script(&script, dir.path(), &env, &log, deadline).unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
         let exported = parse_exported(&std::fs::read(&vars).unwrap_or_default(), &names);
         (ended, text, exported)

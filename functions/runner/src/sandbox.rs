@@ -39,7 +39,13 @@ pub fn sweep() -> bool {
         eprintln!("processes outside the run's tree are still alive: {strays:?}");
     }
     let mut files_gone = true;
-    for dir in [temp_root(), PathBuf::from("/dev/shm")] {
+    // `/dev/shm` only where the runner has a machine of its own (Lambda, a local sandbox):
+    // there its temporary storage is `/tmp`. Run as a plain process on a host, it is the host's.
+    let mut dirs = vec![temp_root()];
+    if temp_root() == Path::new("/tmp") {
+        dirs.push(PathBuf::from("/dev/shm"));
+    }
+    for dir in dirs {
         if let Err(e) = empty_dir(&dir) {
             eprintln!("{}: {e}", dir.display());
             files_gone = false;

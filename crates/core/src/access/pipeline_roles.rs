@@ -12,7 +12,7 @@
 //!
 //! A session policy can only narrow what the role allows: IAM grants the intersection.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The stack resources no pipeline role session may touch, and the artifact bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,24 +23,22 @@ pub struct StackBoundary {
     pub account: String,
     /// The artifact bucket (a session reaches only `<bucket>/<pipeline>/*` of it).
     pub artifact_bucket: String,
-    /// The stack's DynamoDB table names.
-    pub tables: Vec<String>,
-    /// Secrets Manager name prefixes of the stack's own secrets (access keys, approval link
-    /// keys, webhook secrets).
+    /// The stack's name. CloudFormation names the stack's tables, functions and roles
+    /// `<stack>-<LogicalId>-<suffix>`: every name starting `<stack>-` is denied (a pipeline's
+    /// own tables, functions or roles must not start with it).
+    pub stack_name: String,
+    /// Secrets Manager name prefixes of the stack's own secrets (`pipewright/<stack>/`: access
+    /// keys, the approval link key, the stack's webhook secret; the webhook secrets' prefix).
     pub secret_prefixes: Vec<String>,
-    /// ARNs of the stack's own secrets whose names it does not choose (the approval link key,
-    /// the webhook secret).
-    pub secret_arns: Vec<String>,
     /// The stack's state machine name prefix (`pipewright-`).
     pub state_machine_prefix: String,
-    /// The stack's name: its functions are `<stack>-<LogicalId>Function-<suffix>`, as
-    /// CloudFormation names them (denied by name as well as by their `pipewright:function`
-    /// tag, for IAM implementations that do not evaluate resource tags).
-    pub stack_name: Option<String>,
     /// Also grant `s3:HeadObject` on the pipeline's artifacts: the local emulator authorizes a
     /// HEAD request as an action of its own, where AWS authorizes it as `s3:GetObject`.
     pub head_object_action: bool,
 }
+
+/// IAM's limit on a session policy, in characters.
+pub const MAX_SESSION_POLICY: usize = 2048;
 
 /// IAM's limits on a role session name: 2 to 64 characters of `[\w+=,.@-]`.
 const MAX_SESSION_NAME: usize = 64;
@@ -74,35 +72,28 @@ pub fn session_name(pipeline: &str, execution_id: &str, action: &str) -> String 
 }
 
 /// The session policy of `pipeline`'s sessions: everything the role allows except the
-/// artifact bucket, of which only the pipeline's own prefix, and nothing of the stack.
-pub fn session_policy(boundary: &StackBoundary, pipeline: &str) -> Value {
+/// artifact bucket, of which only the pipeline's own prefix, and nothing of the stack: its
+/// tables, functions, roles, CloudFormation stack, secrets, state machines, any task token, and
+/// any function tagged `pipewright:function` (every Pipewright stack's).
+///
+/// Refused, naming the size, when it would pass IAM's [`MAX_SESSION_POLICY`] characters (a very
+/// long stack or pipeline name).
+pub fn session_policy(boundary: &StackBoundary, pipeline: &str) -> Result<String, String> {
     let p = crate::events::partition(&boundary.region);
     let (region, account) = (&boundary.region, &boundary.account);
-    let bucket = &boundary.artifact_bucket;
-    let mut stack: Vec<String> = Vec::new();
-    // `<name>*`: the table, its indexes and streams (and, harmlessly, tables whose names
-    // extend it). IAM allows a session policy 2,048 characters.
-    for table in &boundary.tables {
-        stack.push(format!(
-            "arn:{p}:dynamodb:{region}:{account}:table/{table}*"
-        ));
-    }
+    let (bucket, stack_name) = (&boundary.artifact_bucket, &boundary.stack_name);
+    let machines = &boundary.state_machine_prefix;
+    let mut stack: Vec<String> = vec![
+        format!("arn:{p}:dynamodb:{region}:{account}:table/{stack_name}-*"),
+        format!("arn:{p}:lambda:{region}:{account}:function:{stack_name}-*"),
+        format!("arn:{p}:iam::{account}:role/{stack_name}-*"),
+        format!("arn:{p}:cloudformation:{region}:{account}:stack/{stack_name}/*"),
+        format!("arn:{p}:states:{region}:{account}:stateMachine:{machines}*"),
+        format!("arn:{p}:states:{region}:{account}:execution:{machines}*"),
+    ];
     for prefix in &boundary.secret_prefixes {
         stack.push(format!(
             "arn:{p}:secretsmanager:{region}:{account}:secret:{prefix}*"
-        ));
-    }
-    stack.extend(boundary.secret_arns.iter().cloned());
-    let machines = &boundary.state_machine_prefix;
-    stack.push(format!(
-        "arn:{p}:states:{region}:{account}:stateMachine:{machines}*"
-    ));
-    stack.push(format!(
-        "arn:{p}:states:{region}:{account}:execution:{machines}*"
-    ));
-    if let Some(name) = &boundary.stack_name {
-        stack.push(format!(
-            "arn:{p}:lambda:{region}:{account}:function:{name}-*Function-*"
         ));
     }
     // `s3:GetObject*` reads versions too; a multipart upload is authorized as s3:PutObject.
@@ -110,7 +101,7 @@ pub fn session_policy(boundary: &StackBoundary, pipeline: &str) -> Value {
     if boundary.head_object_action {
         own.push("s3:HeadObject");
     }
-    json!({
+    let policy = json!({
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -137,40 +128,42 @@ pub fn session_policy(boundary: &StackBoundary, pipeline: &str) -> Value {
             {
                 "Sid": "NoTaskTokens",
                 "Effect": "Deny",
-                "Action": [
-                    "states:SendTaskSuccess",
-                    "states:SendTaskFailure",
-                    "states:SendTaskHeartbeat"
-                ],
+                "Action": "states:SendTask*",
                 "Resource": "*"
             },
             {
-                "Sid": "NoStackFunctions",
+                "Sid": "NoPipewrightFunctions",
                 "Effect": "Deny",
-                "Action": ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"],
+                "Action": "lambda:*",
                 "Resource": "*",
-                "Condition": {"StringEquals": {"aws:ResourceTag/pipewright:function": "true"}}
+                "Condition": {"Null": {"aws:ResourceTag/pipewright:function": "false"}}
             }
         ]
     })
+    .to_string();
+    if policy.len() > MAX_SESSION_POLICY {
+        return Err(format!(
+            "the session policy that keeps pipeline {pipeline} off the stack takes {} characters; \
+             IAM allows {MAX_SESSION_POLICY}: use a shorter pipeline name (or stack name)",
+            policy.len()
+        ));
+    }
+    Ok(policy)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn boundary() -> StackBoundary {
         StackBoundary {
             region: "eu-west-1".into(),
             account: "123456789012".into(),
             artifact_bucket: "arts".into(),
-            tables: vec!["pipes".into(), "execs".into()],
-            secret_prefixes: vec!["pipewright/stack/".into()],
-            secret_arns: vec![
-                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbCdEf".into(),
-            ],
+            stack_name: "stack".into(),
+            secret_prefixes: vec!["pipewright/stack/".into(), "pipewright/webhooks/".into()],
             state_machine_prefix: "pipewright-".into(),
-            stack_name: Some("stack".into()),
             head_object_action: false,
         }
     }
@@ -199,7 +192,8 @@ mod tests {
 
     #[test]
     fn the_session_policy_keeps_to_the_pipelines_prefix_and_off_the_stack() {
-        let policy = session_policy(&boundary(), "web");
+        let policy: Value =
+            serde_json::from_str(&session_policy(&boundary(), "web").unwrap()).unwrap();
         let statements = policy["Statement"].as_array().unwrap();
         assert_eq!(
             statements[0]["Resource"], "arn:aws:s3:::arts/web/*",
@@ -207,44 +201,45 @@ mod tests {
         );
         assert_eq!(statements[1]["NotResource"][1], "arn:aws:s3:::arts/*");
         let denied = statements[2]["Resource"].as_array().unwrap();
-        assert!(denied.contains(&json!(
-            "arn:aws:dynamodb:eu-west-1:123456789012:table/pipes*"
-        )));
-        assert!(denied.contains(&json!(
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pipewright/stack/*"
-        )));
-        assert!(denied.contains(&json!(
-            "arn:aws:states:eu-west-1:123456789012:stateMachine:pipewright-*"
-        )));
-        assert!(denied.contains(&json!(
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbCdEf"
-        )));
-        assert!(denied.contains(&json!(
-            "arn:aws:lambda:eu-west-1:123456789012:function:stack-*Function-*"
-        )));
-        // IAM's limit on a session policy: 2,048 characters. A stack with a long name
-        // (CloudFormation names its tables and secrets after it) still fits.
-        let long = "pipewright-production-europe-team-payments";
+        for arn in [
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/stack-*",
+            "arn:aws:lambda:eu-west-1:123456789012:function:stack-*",
+            "arn:aws:iam::123456789012:role/stack-*",
+            "arn:aws:cloudformation:eu-west-1:123456789012:stack/stack/*",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pipewright/stack/*",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pipewright/webhooks/*",
+            "arn:aws:states:eu-west-1:123456789012:stateMachine:pipewright-*",
+        ] {
+            assert!(denied.contains(&json!(arn)), "{arn} in {policy:#}");
+        }
+        assert_eq!(
+            statements[4]["Condition"]["Null"]["aws:ResourceTag/pipewright:function"],
+            "false"
+        );
+    }
+
+    #[test]
+    fn the_session_policy_fits_iams_limit_or_says_why() {
+        // CloudFormation allows 128-character stack names; a long but real one fits with a
+        // long pipeline name.
+        let long = "pipewright-production-europe-team-payments-and-invoicing";
         let realistic = StackBoundary {
             region: "ap-southeast-2".into(),
             account: "123456789012".into(),
-            artifact_bucket: format!("{long}-artifactbucket-1a2b3c4d5e6f7"),
-            tables: ["PipelinesTable", "ExecutionsTable", "EventsTable"]
-                .map(|t| format!("{long}-{t}-1A2B3C4D5E6F7"))
-                .to_vec(),
+            artifact_bucket: format!("{long}-artifactbucket-1a2b3c4d5e6f"),
+            stack_name: long.into(),
             secret_prefixes: vec![format!("pipewright/{long}/"), "pipewright/webhooks/".into()],
-            secret_arns: ["ApprovalLinkKey", "WebhookSecret"]
-                .map(|s| {
-                    format!(
-                        "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:{s}-a1B2c3D4e5F6-AbCdEf"
-                    )
-                })
-                .to_vec(),
             state_machine_prefix: "pipewright-".into(),
-            stack_name: Some(long.into()),
             head_object_action: true,
         };
-        let text = session_policy(&realistic, &"p".repeat(100)).to_string();
-        assert!(text.len() < 2048, "{} characters: {text}", text.len());
+        let text = session_policy(&realistic, &"p".repeat(100)).unwrap();
+        assert!(text.len() <= MAX_SESSION_POLICY, "{}", text.len());
+        let too_long = StackBoundary {
+            stack_name: "s".repeat(128),
+            secret_prefixes: vec![format!("pipewright/{}/", "s".repeat(128)), "w".repeat(256)],
+            ..realistic
+        };
+        let err = session_policy(&too_long, &"p".repeat(100)).unwrap_err();
+        assert!(err.contains("IAM allows 2048"), "{err}");
     }
 }

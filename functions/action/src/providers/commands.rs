@@ -32,16 +32,18 @@ use pipewright_core::execution::{
     ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, ArtifactLocation, FailureType,
 };
 use pipewright_core::runner::{
-    is_shell_name, output_variables_size, tail, with_last_lines, RunInput, RunOutput, RunRequest,
-    RunResponse, LOG_TAIL_BYTES, MAX_OUTPUT_VARIABLE_BYTES,
+    epoch_ms_of, is_shell_name, output_variables_size, tail, with_last_lines, RunInput, RunOutput,
+    RunRequest, RunResponse, LOG_TAIL_BYTES, MAX_OUTPUT_VARIABLE_BYTES,
 };
 
 use super::{Context, ProviderError};
 use pipewright_aws::roles::RoleSession;
 
-/// How long presigned URLs stay valid beyond the action function's deadline (or for, when the
-/// deadline is unknown).
+/// How long presigned URLs stay valid beyond the action function's deadline.
 const URL_SLACK: Duration = Duration::from_secs(60);
+
+/// How long they stay valid when the deadline is unknown: Lambda's longest run.
+const URL_WITHOUT_DEADLINE: Duration = Duration::from_secs(900);
 
 /// Run the commands of `prepared` on `runner`; `session` is the pipeline role's session (its
 /// credentials go to the commands; `artifacts` signs with it).
@@ -72,10 +74,9 @@ pub async fn run(
     let mut environment = user_environment(prepared)?;
     environment.extend(run_environment(prepared, session));
 
-    let expires_in = deadline
-        .map(|d| d.saturating_duration_since(Instant::now()))
-        .unwrap_or_default()
-        + URL_SLACK;
+    let expires_in = deadline.map_or(URL_WITHOUT_DEADLINE, |d| {
+        d.saturating_duration_since(Instant::now()) + URL_SLACK
+    });
     let mut inputs = Vec::new();
     for input in &prepared.inputs {
         let url = artifacts
@@ -137,10 +138,7 @@ fn run_deadline_epoch_ms(deadline: Instant, now: Instant) -> u64 {
     let left = deadline
         .saturating_duration_since(now)
         .saturating_sub(RECORD_MARGIN);
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    (epoch + left).as_millis() as u64
+    epoch_ms_of(now + left)
 }
 
 /// The environment the runner adds to the action's variables: ids, region, the pipeline role

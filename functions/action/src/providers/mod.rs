@@ -28,7 +28,7 @@ mod s3_source;
 
 use pipewright_core::execution::FailureType;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_sdk_codecommit::error::{ProvideErrorMetadata, SdkError};
 use pipewright_aws::artifacts::{ArtifactError, S3Artifacts};
@@ -142,19 +142,16 @@ struct Roles {
     /// The stack's region.
     region: String,
     artifact_bucket: String,
-    tables: Vec<String>,
-    secret_prefixes: Vec<String>,
-    secret_arns: Vec<String>,
-    /// The local emulator (which authorizes `s3:HeadObject` on its own).
-    local: bool,
     /// `STACK_NAME`.
     stack_name: Option<String>,
+    secret_prefixes: Vec<String>,
+    /// The local emulator (which authorizes `s3:HeadObject` on its own).
+    local: bool,
 }
 
-/// Environment variables naming the stack's own secrets, which no pipeline role session may
-/// read: name prefixes, and a comma-separated list of ARNs.
+/// Environment variables naming the stack's own secrets' prefixes, which no pipeline role
+/// session may read.
 const STACK_SECRET_PREFIX_ENVS: [&str; 2] = ["STACK_SECRET_PREFIX", "WEBHOOK_SECRET_PREFIX"];
-const STACK_SECRET_ARNS_ENV: &str = "STACK_SECRET_ARNS";
 
 /// The providers, with what they share.
 #[derive(Debug, Clone)]
@@ -171,12 +168,6 @@ impl Providers {
     /// Providers for the function: every action assumes its pipeline's role.
     pub fn new(adapters: &Adapters) -> Self {
         let settings = &adapters.settings;
-        let mut tables = vec![
-            settings.pipelines_table.clone(),
-            settings.executions_table.clone(),
-            settings.events_table.clone(),
-        ];
-        tables.dedup();
         let secret_prefixes = STACK_SECRET_PREFIX_ENVS
             .iter()
             .filter_map(|name| std::env::var(name).ok())
@@ -190,20 +181,12 @@ impl Providers {
                     .region()
                     .map_or_else(|| "us-east-1".to_string(), |r| r.to_string()),
                 artifact_bucket: settings.artifact_bucket.clone(),
-                tables,
-                secret_prefixes,
-                secret_arns: std::env::var(STACK_SECRET_ARNS_ENV)
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                local: adapters.target.is_local(),
                 stack_name: std::env::var("STACK_NAME").ok().filter(|n| !n.is_empty()),
+                secret_prefixes,
+                local: adapters.target.is_local(),
             }),
             fixed: None,
-            runner: CommandsRunner::from_env(aws_sdk_lambda::Client::new(&adapters.sdk)),
+            runner: CommandsRunner::from_env(&adapters.sdk),
         }
     }
 
@@ -254,18 +237,20 @@ impl Providers {
             )
         })?;
         let pipeline = prepared.pipeline_arn.rsplit(':').next().unwrap_or_default();
+        let stack_name = roles.stack_name.clone().ok_or_else(|| {
+            ProviderError::Job("STACK_NAME is not set: the action function cannot tell which resources are the stack's".into())
+        })?;
         let boundary = StackBoundary {
             region: roles.region.clone(),
             account: prepared.account_id.clone(),
             artifact_bucket: roles.artifact_bucket.clone(),
-            tables: roles.tables.clone(),
+            stack_name,
             secret_prefixes: roles.secret_prefixes.clone(),
-            secret_arns: roles.secret_arns.clone(),
             state_machine_prefix: "pipewright-".into(),
-            stack_name: roles.stack_name.clone(),
             head_object_action: roles.local,
         };
-        let policy = pipeline_roles::session_policy(&boundary, pipeline).to_string();
+        let policy = pipeline_roles::session_policy(&boundary, pipeline)
+            .map_err(ProviderError::Configuration)?;
         let name = pipeline_roles::session_name(
             pipeline,
             &prepared.record.pipeline_execution_id,
@@ -279,7 +264,13 @@ impl Providers {
             .roles
             .assume(role, &prepared.pipeline_arn, &name, &policy, lasting)
             .await
-            .map_err(|e| ProviderError::Configuration(e.to_string()))?;
+            .map_err(|e| {
+                if e.is_refusal() {
+                    ProviderError::Configuration(e.to_string())
+                } else {
+                    ProviderError::Job(e.to_string())
+                }
+            })?;
         tracing::info!(role = %role, session = %name, "pipeline role assumed");
         let clients = Clients::for_session(&session);
         Ok((clients, Some(session)))
@@ -382,10 +373,7 @@ pub fn lambda_deadline(deadline_ms: u64) -> Option<Instant> {
     if deadline_ms == 0 {
         return None;
     }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+    Some(pipewright_core::runner::instant_from_epoch_ms(deadline_ms))
 }
 
 /// The region the action works in: its own `region`, else the client's, else `us-east-1`.
@@ -817,8 +805,8 @@ mod tests {
     #[test]
     fn deadline_from_lambda_context() {
         assert_eq!(lambda_deadline(0), None);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
         let deadline = lambda_deadline(now_ms + 60_000).unwrap();
