@@ -141,7 +141,16 @@ async fn a_commands_action_that_tries_to_escape_gets_nothing_and_leaves_nothing(
             session_name(&name, &id, "Escape")
         )
     );
-    // The next run finds no daemon and no file.
+    // The runner swept what it left (no process of the run, nothing in /tmp) before answering,
+    // or the summary would say it ended its sandbox instead; and the next run finds no daemon
+    // and no file.
+    let summary = escape["output"]["executionResult"]["externalExecutionSummary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        summary.ends_with("command(s) succeeded"),
+        "the sweep did not leave the sandbox clean: {summary}"
+    );
     let aftermath = latest_action(&records, "Aftermath", "Aftermath");
     assert_eq!(variable(aftermath, "DAEMONS"), "0", "{aftermath:#}");
     assert_eq!(variable(aftermath, "LEFT").trim(), "", "{aftermath:#}");

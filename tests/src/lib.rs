@@ -121,6 +121,21 @@ pub fn stack() -> &'static Stack {
             let running = pipewright_local::status(&dir).unwrap_or_else(|| {
                 panic!("the stack in {} is not running", Path::new(&file).display())
             });
+            let (endpoint, outputs) = (running.emulator.endpoint.clone(), running.outputs.clone());
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(pipewright_local::roles::ensure_pipeline_role(
+                        &endpoint,
+                        &outputs,
+                        &test_role(),
+                    ))
+            })
+            .join()
+            .expect("role thread")
+            .unwrap_or_else(|e| panic!("the test role: {e}"));
             return Stack::of(running, &dir);
         }
         let mut opts = UpOptions::new(root());

@@ -42,6 +42,11 @@ use pipewright_aws::roles::RoleSession;
 /// How long presigned URLs stay valid beyond the action function's deadline.
 const URL_SLACK: Duration = Duration::from_secs(60);
 
+/// Added to the summary when the runner could not sweep its sandbox clean after the run (a
+/// process or file of the run it could not remove) and ended it.
+pub const UNCLEAN_SANDBOX: &str =
+    "; the runner could not clear what the commands left and ended its sandbox";
+
 /// How long they stay valid when the deadline is unknown: Lambda's longest run.
 const URL_WITHOUT_DEADLINE: Duration = Duration::from_secs(900);
 
@@ -281,8 +286,13 @@ fn outcome(
         result: ActionExecutionResult {
             external_execution_id: Some(prepared.record.action_execution_id.clone()),
             external_execution_summary: Some(format!(
-                "{} command(s) succeeded",
-                prepared.commands.len()
+                "{} command(s) succeeded{}",
+                prepared.commands.len(),
+                if response.sandbox_clean {
+                    ""
+                } else {
+                    UNCLEAN_SANDBOX
+                }
             )),
             ..Default::default()
         },
