@@ -287,8 +287,9 @@ async fn the_cli_manages_keys_through_the_iam_door() {
 
 /// Through the IAM door, the caller's own IAM policies decide, per operation and pipeline, as for
 /// CodePipeline: a role allowed `codepipeline:Get*` on `<prefix>-*` (calling as an assumed-role
-/// session) reads those pipelines and nothing else, a user with no CodePipeline policy is refused
-/// everything, key management needs `codepipeline:ManagePipewrightAccessKeys`; the emulator's
+/// session) reads those pipelines and nothing else and creates pipelines only with roles it may
+/// pass (`iam:PassRole`), a user with no CodePipeline policy is refused everything, key
+/// management needs `codepipeline:ManagePipewrightAccessKeys`; the emulator's
 /// IAM evaluates the policies (`iam:SimulatePrincipalPolicy`).
 #[tokio::test(flavor = "multi_thread")]
 async fn through_the_iam_door_the_callers_iam_policies_decide() {
@@ -309,9 +310,12 @@ async fn through_the_iam_door_the_callers_iam_policies_decide() {
         .expect("CreateRole");
     // As on AWS, calling the IAM door at all takes lambda:InvokeFunctionUrl on its function.
     let invoke = json!({"Effect": "Allow", "Action": "lambda:InvokeFunctionUrl", "Resource": "*"});
+    // It may read and create its team's pipelines, and pass its team's pipeline roles only.
     let read_only = json!({"Version": "2012-10-17", "Statement": [invoke.clone(), {"Effect": "Allow",
-        "Action": ["codepipeline:Get*", "codepipeline:List*"],
-        "Resource": format!("arn:aws:codepipeline:us-east-1:123456789012:{prefix}-*")}]});
+        "Action": ["codepipeline:Get*", "codepipeline:List*", "codepipeline:CreatePipeline"],
+        "Resource": format!("arn:aws:codepipeline:us-east-1:123456789012:{prefix}-*")},
+        {"Effect": "Allow", "Action": "iam:PassRole",
+        "Resource": format!("arn:aws:iam::123456789012:role/pipewright/{prefix}-*")}]});
     iam.put_role_policy()
         .role_name(&role)
         .policy_name("read")
@@ -444,6 +448,36 @@ async fn through_the_iam_door_the_callers_iam_policies_decide() {
         "codepipeline:ManagePipewrightAccessKeys",
         "*",
     );
+    // Handing a pipeline a role takes iam:PassRole on it, as in CodePipeline: a role of
+    // another team's is refused (and nothing is created); its own team's is passed.
+    let create = |name: &str, role: &str| {
+        let mut declaration = declaration(stack, name);
+        declaration["roleArn"] = json!(role);
+        tokio::task::block_in_place(|| {
+            call(
+                &stack.iam_endpoint,
+                "CodePipeline_20150709.CreatePipeline",
+                &json!({ "pipeline": declaration }),
+                Some(&reader),
+            )
+        })
+    };
+    let claimed = format!("{prefix}-claims");
+    let (status, answer) = create(&claimed, pipewright_e2e::TEST_ROLE_ARN);
+    denied(
+        status,
+        &answer,
+        "iam:PassRole",
+        pipewright_e2e::TEST_ROLE_ARN,
+    );
+    let (status, answer) = tokio::task::block_in_place(|| get(&claimed, &Signer::local("lambda")));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["__type"], "PipelineNotFoundException", "{answer}");
+    let own_role = format!("arn:aws:iam::123456789012:role/pipewright/{prefix}-deploy");
+    let (status, answer) = create(&claimed, &own_role);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["pipeline"]["roleArn"], own_role.as_str());
+
     // Nothing changed: the pipeline is still there for the administrator.
     let (status, answer) = tokio::task::block_in_place(|| get(&mine, &Signer::local("lambda")));
     assert_eq!(status, 200, "{answer}");

@@ -159,3 +159,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn creating_or_updating_a_pipeline_passes_each_of_its_roles_once() {
+    use pipewright_core::access::policy::passed_roles;
+    let body = serde_json::json!({"pipeline": {
+        "roleArn": "arn:aws:iam::1:role/pipewright/p",
+        "stages": [
+            {"name": "S", "actions": [
+                {"name": "a", "roleArn": "arn:aws:iam::1:role/pipewright/a"},
+                {"name": "b", "roleArn": "arn:aws:iam::1:role/pipewright/p"},
+                {"name": "c"}
+            ]},
+            {"name": "T", "actions": [], "beforeEntry": {"conditions": [{"rules": [
+                {"name": "r", "roleArn": "arn:aws:iam::1:role/pipewright/r"}
+            ]}]}}
+        ]
+    }});
+    assert_eq!(
+        passed_roles("CreatePipeline", &body),
+        [
+            "arn:aws:iam::1:role/pipewright/p",
+            "arn:aws:iam::1:role/pipewright/a",
+            "arn:aws:iam::1:role/pipewright/r"
+        ]
+    );
+    assert_eq!(passed_roles("UpdatePipeline", &body).len(), 3);
+    assert!(passed_roles("GetPipeline", &body).is_empty());
+    assert!(passed_roles("CreatePipeline", &serde_json::json!({})).is_empty());
+}

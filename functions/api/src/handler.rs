@@ -135,7 +135,24 @@ impl<K: KeyStore> Service<'_, K> {
                 } else {
                     policy::requested(&operation, &body, |name| ctx.pipeline_arn(name))
                 };
-                gate::authorize_by_policies(policies, &caller, &action, &resource, ctx.now).await
+                let mut allowed =
+                    gate::authorize_by_policies(policies, &caller, &action, &resource, ctx.now)
+                        .await;
+                // As CodePipeline: handing a pipeline a role takes iam:PassRole on it.
+                for role in policy::passed_roles(&operation, &body) {
+                    if allowed.is_err() {
+                        break;
+                    }
+                    allowed = gate::authorize_by_policies(
+                        policies,
+                        &caller,
+                        policy::PASS_ROLE_ACTION,
+                        &role,
+                        ctx.now,
+                    )
+                    .await;
+                }
+                allowed
             }
             _ if manages_keys => gate::authorize_key_management(&caller, &operation),
             _ => {

@@ -139,6 +139,42 @@ pub fn requested(operation: &str, body: &Value, arn: impl Fn(&str) -> String) ->
     (iam_action(operation), resource)
 }
 
+/// The IAM action CodePipeline requires, besides the operation's own, on each role a
+/// CreatePipeline or UpdatePipeline names.
+pub const PASS_ROLE_ACTION: &str = "iam:PassRole";
+
+/// The roles a CreatePipeline or UpdatePipeline `body` hands the pipeline (its `roleArn`, each
+/// action's and each condition rule's), each once, in order; none for other operations.
+/// CodePipeline requires `iam:PassRole` on each from the caller.
+pub fn passed_roles(operation: &str, body: &Value) -> Vec<String> {
+    if !matches!(operation, "CreatePipeline" | "UpdatePipeline") {
+        return Vec::new();
+    }
+    let pipeline = &body["pipeline"];
+    let mut roles: Vec<String> = Vec::new();
+    let mut add = |role: &Value| {
+        if let Some(r) = role.as_str().filter(|r| !r.trim().is_empty()) {
+            if !roles.iter().any(|known| known == r) {
+                roles.push(r.to_string());
+            }
+        }
+    };
+    add(&pipeline["roleArn"]);
+    for stage in pipeline["stages"].as_array().into_iter().flatten() {
+        for action in stage["actions"].as_array().into_iter().flatten() {
+            add(&action["roleArn"]);
+        }
+        for kind in ["beforeEntry", "onSuccess", "onFailure"] {
+            for condition in stage[kind]["conditions"].as_array().into_iter().flatten() {
+                for rule in condition["rules"].as_array().into_iter().flatten() {
+                    add(&rule["roleArn"]);
+                }
+            }
+        }
+    }
+    roles
+}
+
 /// A refusal: `AccessDeniedException`'s message, in IAM's words.
 pub fn denied_message(caller: &str, action: &str, resource: &str) -> String {
     format!("User: {caller} is not authorized to perform: {action} on resource: {resource}")
