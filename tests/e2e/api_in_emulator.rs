@@ -44,12 +44,15 @@ async fn call_api(
     (status, body)
 }
 
-/// IAM user `admin` of the sample events, allowed every CodePipeline action.
+/// IAM user `admin` of the sample events, allowed every CodePipeline action and to pass the
+/// pipeline roles (creating a pipeline takes `iam:PassRole` on its role, as in CodePipeline).
 async fn admin_user() {
     let iam = aws_sdk_iam::Client::new(&stack().sdk().await);
     let _ = iam.create_user().user_name("admin").send().await;
     let policy = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "codepipeline:*", "Resource": "*"}]});
+        {"Effect": "Allow", "Action": "codepipeline:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": "arn:aws:iam::123456789012:role/pipewright/*"}]});
     iam.put_user_policy()
         .user_name("admin")
         .policy_name("codepipeline-admin")

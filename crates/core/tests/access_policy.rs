@@ -169,7 +169,8 @@ fn creating_or_updating_a_pipeline_passes_each_of_its_roles_once() {
             {"name": "S", "actions": [
                 {"name": "a", "roleArn": "arn:aws:iam::1:role/pipewright/a"},
                 {"name": "b", "roleArn": "arn:aws:iam::1:role/pipewright/p"},
-                {"name": "c"}
+                {"name": "c"},
+                {"name": "d", "roleArn": "not-a-role"}
             ]},
             {"name": "T", "actions": [], "beforeEntry": {"conditions": [{"rules": [
                 {"name": "r", "roleArn": "arn:aws:iam::1:role/pipewright/r"}

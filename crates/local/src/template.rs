@@ -142,9 +142,6 @@ impl Template {
     }
 }
 
-/// Wherever a policy statement names `s3:GetObject`, also `s3:HeadObject`: AWS authorizes a
-/// HEAD of an object as `s3:GetObject`, while fakecloud 0.51's strict IAM (which the local stack
-/// runs with) checks it as `s3:HeadObject`, an action AWS does not have.
 /// The crate folder of a container-image function whose `Metadata.Dockerfile` sits in one
 /// (`functions/runner/Dockerfile` → `functions/runner`), with `DockerContext` `.`.
 fn image_crate(resource: &Value) -> Option<String> {
@@ -168,8 +165,9 @@ fn image_crate(resource: &Value) -> Option<String> {
     (!folder.is_empty()).then(|| folder.to_string())
 }
 
-/// Name `s3:HeadObject` beside every `s3:GetObject` in `value`'s policies: the emulator
-/// authorizes a HEAD request as an action of its own, AWS as `s3:GetObject`.
+/// Wherever a policy statement names `s3:GetObject`, also `s3:HeadObject`: AWS authorizes a
+/// HEAD of an object as `s3:GetObject`, while fakecloud 0.51's strict IAM (which the local stack
+/// runs with) checks it as `s3:HeadObject`, an action AWS does not have.
 pub fn head_with_get(value: &mut Value) {
     match value {
         Value::Object(map) => {

@@ -145,7 +145,8 @@ pub const PASS_ROLE_ACTION: &str = "iam:PassRole";
 
 /// The roles a CreatePipeline or UpdatePipeline `body` hands the pipeline (its `roleArn`, each
 /// action's and each condition rule's), each once, in order; none for other operations.
-/// CodePipeline requires `iam:PassRole` on each from the caller.
+/// CodePipeline requires `iam:PassRole` on each from the caller. A value that is no IAM role ARN
+/// is left to validation, which refuses it with every other problem of the declaration.
 pub fn passed_roles(operation: &str, body: &Value) -> Vec<String> {
     if !matches!(operation, "CreatePipeline" | "UpdatePipeline") {
         return Vec::new();
@@ -153,7 +154,8 @@ pub fn passed_roles(operation: &str, body: &Value) -> Vec<String> {
     let pipeline = &body["pipeline"];
     let mut roles: Vec<String> = Vec::new();
     let mut add = |role: &Value| {
-        if let Some(r) = role.as_str().filter(|r| !r.trim().is_empty()) {
+        let is_role = |r: &&str| r.starts_with("arn:") && r.contains(":role/");
+        if let Some(r) = role.as_str().filter(is_role) {
             if !roles.iter().any(|known| known == r) {
                 roles.push(r.to_string());
             }
