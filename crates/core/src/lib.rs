@@ -62,6 +62,7 @@ pub mod engine;
 pub mod events;
 pub mod execution;
 pub mod git_source;
+pub mod hex;
 pub mod locks;
 pub mod outbox;
 pub mod port_error;

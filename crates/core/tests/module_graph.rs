@@ -19,6 +19,7 @@ const PURE: &[&str] = &[
     "events",
     "execution",
     "git_source",
+    "hex",
     "locks",
     "port_error",
     "providers",

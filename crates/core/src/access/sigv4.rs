@@ -265,7 +265,7 @@ pub fn verify_as(
             format_amz_date(now)
         )));
     }
-    let body_hash = hex(&Sha256::digest(request.body));
+    let body_hash = crate::hex::encode(&Sha256::digest(request.body));
     if let Some(claimed) = request.header("x-amz-content-sha256") {
         if claimed != body_hash {
             return Err(invalid(
@@ -329,10 +329,6 @@ pub fn verify_as(
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `20261207T022429Z` as a time.

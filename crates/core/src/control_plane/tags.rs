@@ -290,7 +290,7 @@ async fn write(
 }
 
 fn token_of_key(key: &str) -> String {
-    key.bytes().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(key.as_bytes())
 }
 
 fn key_of_token(token: &str) -> Result<String, ApiError> {
@@ -300,22 +300,10 @@ fn key_of_token(token: &str) -> Result<String, ApiError> {
             "nextToken: not a token this service issued",
         )
     };
-    if token.is_empty()
-        || token.len() > 2048
-        || !token.len().is_multiple_of(2)
-        || !token.bytes().all(|b| b.is_ascii_hexdigit())
-    {
+    if token.is_empty() || token.len() > 2048 {
         return Err(bad());
     }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| {
-            token
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)?;
+    let bytes = crate::hex::decode(token).ok_or_else(bad)?;
     String::from_utf8(bytes).map_err(|_| bad())
 }
 

@@ -57,10 +57,7 @@ impl LinkKey {
         let mut digest = Sha256::new();
         digest.update(KEY_ID_DOMAIN);
         digest.update(&secret);
-        let id = digest.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = crate::hex::encode(&digest.finalize()[..8]);
         Self { id, secret }
     }
 

@@ -330,7 +330,7 @@ pub fn decide(
         digest.update([0]);
     }
     let digest = digest.finalize();
-    let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let short = crate::hex::encode(&digest[..8]);
     let pending = PendingStart {
         idempotency_key: format!("poll/{pipeline}/{version}/{short}"),
         trigger: ExecutionTrigger {
