@@ -5,6 +5,7 @@
 //! minute, not in days.
 
 use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus, PipelineExecutionStatus};
+use aws_sdk_dynamodb::types::AttributeValue;
 use pipewright_core::approvals::{sign_link, verify_link, LinkKey, LinkKeys, LinkPurpose};
 use pipewright_e2e::approvals::{confirm, link_token, open, wait_for_notice, Notice};
 use pipewright_e2e::pipelines::{
@@ -21,6 +22,11 @@ async fn approval_pipeline(c: &Clients, stack: &Stack) -> String {
 
 /// [`approval_pipeline`] with `extra` added to the approval's configuration.
 async fn approval_pipeline_with(c: &Clients, stack: &Stack, extra: Value) -> String {
+    approval_pipeline_in(c, stack, extra, "PARALLEL").await
+}
+
+/// [`approval_pipeline_with`] in execution mode `mode`.
+async fn approval_pipeline_in(c: &Clients, stack: &Stack, extra: Value, mode: &str) -> String {
     let mut configuration = json!({
         "CustomData": "Ship #{SourceVariables.VersionId}?",
         "ExternalEntityLink": "https://example.com/changes"
@@ -38,6 +44,7 @@ async fn approval_pipeline_with(c: &Clients, stack: &Stack, extra: Value) -> Str
     let mut ship = commands_action("Ship", &["echo shipped"]);
     ship["inputArtifacts"] = json!([{"name": "SourceArtifact"}]);
     PipelineBuilder::new(stack, "approve")
+        .mode(mode)
         .source(source)
         .stage(json!({"name": "Approve", "actions": [{
             "name": "Release",
@@ -238,9 +245,60 @@ async fn rejecting_through_the_link_fails_the_execution_with_the_summary() {
 async fn put_approval_result_approves_with_the_token_from_the_notice() {
     let stack = stack();
     let c = clients(stack).await;
-    let name = approval_pipeline(&c, stack).await;
+    // SUPERSEDED: the execution holds the stage's lock while it waits.
+    let name = approval_pipeline_in(&c, stack, json!({}), "SUPERSEDED").await;
     let (id, notice) = waiting(&c, stack, &name).await;
     let token = notice.approval("token");
+    // The Step Functions task tokens the approval and its stage wait on are sealed at rest: what
+    // the executions table holds completes nothing.
+    let record = approval_record(&c, stack, &id).await;
+    let sealed = record["taskToken"]
+        .as_str()
+        .expect("a waiting approval has its token");
+    assert!(sealed.starts_with("sealed:v1:"), "{record}");
+    let partition = c
+        .dynamo
+        .query()
+        .table_name(stack.output("ExecutionsTableName"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("PIPELINE#{name}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("Query");
+    let sks: Vec<String> = partition
+        .items()
+        .iter()
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    let lock = partition
+        .items()
+        .iter()
+        .find(|i| {
+            i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("LOCK#Approve")
+        })
+        .and_then(|i| i.get("record"))
+        .and_then(|r| r.as_s().ok())
+        .map(|r| serde_json::from_str::<Value>(r).unwrap())
+        .unwrap_or_else(|| panic!("no lock of stage Approve among {sks:?}"));
+    let holder = lock["holderToken"].as_str().expect("the holder's token");
+    assert!(holder.starts_with("sealed:v1:"), "{lock}");
+    let err = aws_sdk_sfn::Client::new(&c.sdk)
+        .send_task_success()
+        .task_token(sealed)
+        .output("{}")
+        .send()
+        .await
+        .expect_err("a sealed token completes nothing");
+    let code = err.as_service_error().and_then(|e| e.meta().code());
+    assert!(
+        matches!(code, Some("InvalidToken" | "TaskDoesNotExist")),
+        "{err:?}"
+    );
+    assert_eq!(
+        status_of(&c, &name, &id).await,
+        PipelineExecutionStatus::InProgress
+    );
     // A token of another shape is refused, and so is a decision without a status.
     let err = put_approval(
         &c,

@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use aws_sdk_codepipeline::types::{
     ActionExecutionFilter, PipelineExecutionStatus, SourceRevisionOverride, SourceRevisionType,
 };
+use aws_sdk_dynamodb::types::AttributeValue;
 use pipewright_core::triggers::webhooks::sign;
 use pipewright_e2e::pipelines::{
-    action_failure, clients, commands_action, execution_records, latest_action, output_files,
-    start, wait_for, Clients, PipelineBuilder,
+    action_failure, api_call, clients, commands_action, execution_records, latest_action,
+    output_files, start, wait_for, Clients, PipelineBuilder,
 };
 use pipewright_e2e::{root, stack, take_git_api_listener, unique, Stack};
 use serde_json::{json, Value};
@@ -350,6 +351,58 @@ async fn actions(c: &Clients, stack: &Stack, id: &str) -> (Value, Value) {
     )
 }
 
+/// Every item the pipelines table holds for pipeline `name` (current and versions), as text.
+async fn pipeline_items(c: &Clients, stack: &Stack, name: &str) -> Vec<String> {
+    let table = stack.output("PipelinesTableName");
+    let current = c
+        .dynamo
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S("PIPELINES".into()))
+        .key("sk", AttributeValue::S(name.into()))
+        .send()
+        .await
+        .expect("GetItem");
+    let versions = c
+        .dynamo
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("PIPELINE#{name}")))
+        .send()
+        .await
+        .expect("Query");
+    current
+        .item()
+        .into_iter()
+        .chain(versions.items())
+        .map(|i| format!("{i:?}"))
+        .collect()
+}
+
+/// The outbox items (events) of execution `id`, as text.
+async fn outbox_events(c: &Clients, stack: &Stack, id: &str) -> String {
+    let out = c
+        .dynamo
+        .query()
+        .table_name(stack.output("EventsTableName"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("OUTBOX#{id}")))
+        .send()
+        .await
+        .expect("Query");
+    format!("{:?}", out.items())
+}
+
+/// The stack's name: the executions table is `<stack>-ExecutionsTable-<suffix>`.
+fn stack_name(stack: &Stack) -> String {
+    let table = stack.output("ExecutionsTableName");
+    table
+        .rsplit_once("-ExecutionsTable")
+        .map(|(s, _)| s.to_string())
+        .unwrap_or_else(|| panic!("cannot tell the stack's name from table {table}"))
+}
+
 /// Whether execution `id` has a record of its Commands action (it ran).
 async fn build_ran(c: &Clients, stack: &Stack, id: &str) -> bool {
     execution_records(c, stack, id)
@@ -654,6 +707,83 @@ async fn a_github_v1_source_and_a_connection_to_its_own_host_fetch_with_their_to
         .unwrap()
         .contains(&format!("url={commit_url}")));
 
+    // The token is in no pipeline item, action record or event: the stored declaration names
+    // the pipeline's own secret, which holds it.
+    let stored = pipeline_items(&c, stack, &name).await;
+    assert!(stored.len() >= 2, "{stored:?}");
+    for item in &stored {
+        assert!(
+            !item.contains("ghp-oauth-token"),
+            "a pipeline item holds the token: {item}"
+        );
+    }
+    let records = execution_records(&c, stack, &id).await;
+    assert!(!format!("{records:?}").contains("ghp-oauth-token"));
+    assert!(!outbox_events(&c, stack, &id)
+        .await
+        .contains("ghp-oauth-token"));
+    let reference = format!(
+        "{{{{resolve:secretsmanager:pipewright-pipelines/{}/{name}:SecretString:Source/Checkout/OAuthToken}}}}",
+        stack_name(stack)
+    );
+    assert!(
+        stored[0].contains(&reference),
+        "{reference} not in {}",
+        stored[0]
+    );
+    let secrets = aws_sdk_secretsmanager::Client::new(&c.sdk);
+    let secret_name = format!("pipewright-pipelines/{}/{name}", stack_name(stack));
+    let value = secrets
+        .get_secret_value()
+        .secret_id(&secret_name)
+        .send()
+        .await
+        .expect("the pipeline's secret")
+        .secret_string()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        serde_json::from_str::<Value>(&value).unwrap(),
+        json!({"Source/Checkout/OAuthToken": "ghp-oauth-token"})
+    );
+    // DeletePipeline deletes it.
+    api_call(stack, "DeletePipeline", &json!({ "name": name }));
+    let gone = secrets
+        .get_secret_value()
+        .secret_id(&secret_name)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the secret outlived its pipeline");
+
+    // A token in a secret of the team's own, named by a reference, read with the pipeline role.
+    let team_secret = unique("team/github");
+    secrets
+        .create_secret()
+        .name(&team_secret)
+        .secret_string(json!({"token": "ghp-oauth-token"}).to_string())
+        .send()
+        .await
+        .expect("CreateSecret");
+    let name = unique("git-v1-ref");
+    create(
+        stack,
+        &name,
+        json!({
+            "name": "Checkout",
+            "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+            "configuration": {"Owner": owner, "Repo": repo, "Branch": "release", "PollForSourceChanges": "false",
+                "OAuthToken": format!("{{{{resolve:secretsmanager:{team_secret}:SecretString:token}}}}")},
+            "outputArtifacts": [{"name": "Src"}],
+            "namespace": "SourceVariables"
+        }),
+        "true",
+    );
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
+    let (source, _) = actions(&c, stack, &id).await;
+    assert_eq!(source["output"]["outputVariables"]["CommitId"], json!(sha));
+
     // A connection whose secret names its host's API (a GitHub Enterprise Server's /api/v3).
     let repository = format!("acme/{}", unique("ghe"));
     host.add_repo(&repository, "ghe-token");
@@ -698,6 +828,11 @@ async fn unknown_repositories_bad_tokens_and_bad_configurations_fail_with_clear_
     let good = connection(&c, Some("ghs-right-token")).await;
     let wrong = connection(&c, Some("ghs-wrong-token")).await;
     let missing = connection(&c, None).await;
+    let others_only = connection(
+        &c,
+        Some(&json!({"token": "ghs-right-token", "pipelines": ["someone-else"]}).to_string()),
+    )
+    .await;
     let missing_repo = format!("acme/{}", unique("missing"));
     let mut clone_ref = connection_source(&good, &repository, "main");
     clone_ref["configuration"]["OutputArtifactFormat"] = json!("CODEBUILD_CLONE_REF");
@@ -742,6 +877,25 @@ async fn unknown_repositories_bad_tokens_and_bad_configurations_fail_with_clear_
             clone_ref,
             "ConfigurationError",
             vec!["OutputArtifactFormat: CODEBUILD_CLONE_REF".into()],
+        ),
+        (
+            connection_source(&others_only, &repository, "main"),
+            "ConfigurationError",
+            vec![
+                "may not use this connection".into(),
+                "(someone-else)".into(),
+            ],
+        ),
+        (
+            json!({
+                "name": "Checkout",
+                "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+                "configuration": {"Owner": "acme", "Repo": repository.rsplit('/').next().unwrap(), "Branch": "main",
+                    "OAuthToken": "{{resolve:secretsmanager:no/such/secret:SecretString:token}}"},
+                "outputArtifacts": [{"name": "Src"}]
+            }),
+            "ConfigurationError",
+            vec!["configuration OAuthToken: there is no secret no/such/secret".into()],
         ),
     ];
     let mut runs = Vec::new();

@@ -7,6 +7,7 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use pipewright_core::declaration::SecretReference;
 use pipewright_core::git_source::DEFAULT_CONNECTION_SECRET_PREFIX;
 
 use crate::error_chain;
@@ -27,6 +28,9 @@ pub enum SecretError {
     /// Secrets Manager refused access.
     #[error("{0}")]
     AccessDenied(String),
+    /// The secret has no value where the reference points (no such JSON key).
+    #[error("{0}")]
+    NoSuchValue(String),
     /// Any other failure.
     #[error("{0}")]
     Other(String),
@@ -56,9 +60,37 @@ impl ConnectionSecrets {
         &self.prefix
     }
 
+    /// The value reference `r` stands for: the version it names (else the current one), the
+    /// JSON key it names (else the whole string).
+    pub async fn read_reference(&self, r: &SecretReference) -> Result<String, SecretError> {
+        let value = self
+            .read_version(
+                &r.secret_id,
+                r.version_stage.as_deref(),
+                r.version_id.as_deref(),
+            )
+            .await?;
+        r.select(&value).map_err(SecretError::NoSuchValue)
+    }
+
     /// The string value of secret `name`.
     pub async fn read(&self, name: &str) -> Result<String, SecretError> {
-        match self.client.get_secret_value().secret_id(name).send().await {
+        self.read_version(name, None, None).await
+    }
+
+    async fn read_version(
+        &self,
+        name: &str,
+        stage: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<String, SecretError> {
+        let request = self
+            .client
+            .get_secret_value()
+            .secret_id(name)
+            .set_version_stage(stage.map(str::to_string))
+            .set_version_id(version.map(str::to_string));
+        match request.send().await {
             Ok(out) => Ok(out
                 .secret_string()
                 .map(str::to_string)

@@ -169,9 +169,11 @@ impl Adapters {
         let sfn = aws_sdk_sfn::Client::new(&sdk);
         Self {
             s3: config::s3_client(&sdk, &target),
-            pipelines: DynamoPipelineStore::new(dynamodb.clone(), &settings.pipelines_table),
+            pipelines: DynamoPipelineStore::new(dynamodb.clone(), &settings.pipelines_table)
+                .with_secrets(crate::pipeline_secrets::PipelineSecrets::from_env(&sdk)),
             executions: DynamoExecutionStore::new(dynamodb, &settings.executions_table)
-                .with_events_table(&settings.events_table),
+                .with_events_table(&settings.events_table)
+                .with_token_seal(crate::task_tokens::TokenSeal::from_env(&sdk)),
             tasks: SfnTaskCallbacks::new(sfn.clone()),
             functions: LambdaFunctions::new(aws_sdk_lambda::Client::new(&sdk)),
             checks: crate::rules::AwsRuleChecks::new(

@@ -52,6 +52,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::AsyncSleep;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -70,6 +72,9 @@ use pipewright_core::locks::StageLock;
 use pipewright_core::store::{Page, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::task_tokens::TokenSeal;
 
 /// How long records are kept: 365 days, in seconds.
 pub const RETENTION_SECONDS: u64 = 365 * 24 * 60 * 60;
@@ -94,6 +99,9 @@ pub struct DynamoExecutionStore {
     table: String,
     /// Where outbox items go (the stack's `EventsTable`; the executions table when not set).
     events_table: String,
+    /// Seals the task tokens of records written and opens those of records read; without it
+    /// tokens are written as they are and read as they are stored.
+    seal: Option<Arc<TokenSeal>>,
 }
 
 impl DynamoExecutionStore {
@@ -104,7 +112,41 @@ impl DynamoExecutionStore {
             client,
             events_table: table.clone(),
             table,
+            seal: None,
         }
+    }
+
+    /// The same store sealing task tokens at rest with `seal` (see [`crate::task_tokens`]).
+    pub fn with_token_seal(mut self, seal: Option<TokenSeal>) -> Self {
+        self.seal = seal.map(Arc::new);
+        self
+    }
+
+    /// `record` as the JSON it is stored as: its task tokens sealed.
+    async fn sealed<T: Serialize>(&self, record: &T) -> Result<Value, StoreError> {
+        let mut value = serde_json::to_value(record).map_err(|e| {
+            StoreError::Corrupt(format!("cannot encode record: {}", json_error(&e)))
+        })?;
+        if let Some(seal) = &self.seal {
+            crate::task_tokens::seal_record(seal, &mut value)
+                .await
+                .map_err(StoreError::Backend)?;
+        }
+        Ok(value)
+    }
+
+    /// The record of `item` with its task tokens opened (sealed ones stay sealed in a store
+    /// without the key).
+    async fn opened<T: DeserializeOwned>(&self, item: &Item) -> Result<T, StoreError> {
+        let Some(seal) = &self.seal else {
+            return record_of(item);
+        };
+        let mut value: Value = record_of(item)?;
+        crate::task_tokens::open_record(seal, &mut value)
+            .await
+            .map_err(StoreError::Backend)?;
+        serde_json::from_value(value)
+            .map_err(|e| StoreError::Corrupt(format!("a record: {}", json_error(&e))))
     }
 
     /// The same store with its outbox items in `table` (written in the same transactions).
@@ -509,13 +551,14 @@ fn stage_pointer_item(pipeline: &str, s: &StageExecution) -> Result<Item, StoreE
     )
 }
 
-fn action_item(a: &ActionExecution) -> Result<Item, StoreError> {
+/// The item of action execution `a`, whose record is stored as `record` (tokens sealed).
+fn action_item(a: &ActionExecution, record: &Value) -> Result<Item, StoreError> {
     item(
         key(
             execution_pk(&a.pipeline_execution_id),
             action_sk(&a.stage_name, &a.action_name, a.attempt),
         ),
-        a,
+        record,
         vec![
             ("status", AttributeValue::S(a.status.as_str().into())),
             ("stageName", AttributeValue::S(a.stage_name.clone())),
@@ -704,7 +747,7 @@ impl ExecutionStore for DynamoExecutionStore {
                 } else if sk.starts_with("STAGE#") {
                     stages.push(record_of(item)?);
                 } else if sk.starts_with("ACTION#") {
-                    actions.push(record_of(item)?);
+                    actions.push(self.opened(item).await?);
                 }
             }
             match page.last_evaluated_key() {
@@ -929,7 +972,7 @@ impl ExecutionStore for DynamoExecutionStore {
             .ok_or_else(|| {
                 StoreError::Corrupt(format!("the lock of stage {stage} has no version"))
             })?;
-        Ok((record_of(item)?, version))
+        Ok((self.opened(item).await?, version))
     }
 
     async fn put_stage_lock(
@@ -941,7 +984,7 @@ impl ExecutionStore for DynamoExecutionStore {
     ) -> Result<(), StoreError> {
         let item = item(
             key(list_pk(pipeline_name), stage_lock_sk(stage)),
-            lock,
+            &self.sealed(lock).await?,
             vec![
                 ("version", number(version + 1)),
                 ("pipelineName", AttributeValue::S(pipeline_name.to_string())),
@@ -987,7 +1030,7 @@ impl ExecutionStore for DynamoExecutionStore {
             "action {}/{} attempt {} of pipeline execution {}",
             action.stage_name, action.action_name, action.attempt, action.pipeline_execution_id
         );
-        let item = action_item(action)?;
+        let item = action_item(action, &self.sealed(action).await?)?;
         match expected {
             None => {
                 // A new action claims its job id in the same transaction.
@@ -1059,7 +1102,7 @@ impl ExecutionStore for DynamoExecutionStore {
         .map_err(|e| backend("GetItem", e))?;
         // An action item gone (expired) takes its job with it.
         match out.item().filter(|i| !i.is_empty()) {
-            Some(item) => Ok(Some(record_of(item)?)),
+            Some(item) => Ok(Some(self.opened(item).await?)),
             None => Ok(None),
         }
     }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod execution_store;
 pub mod lambda;
 pub mod logging;
+pub mod pipeline_secrets;
 pub mod pipeline_store;
 pub mod polling;
 pub mod port_errors;
@@ -19,6 +20,7 @@ pub mod roles;
 pub mod rules;
 pub mod runner;
 pub mod sfn;
+pub mod task_tokens;
 pub mod webhooks;
 
 /// Now, in seconds since the epoch (the engine's clock).

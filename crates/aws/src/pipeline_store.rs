@@ -23,6 +23,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 use aws_sdk_dynamodb::Client;
 use pipewright_core::store::{Page, PipelineRecord, PipelineStore, StoreError, Tag};
 
+use crate::pipeline_secrets::PipelineSecrets;
+
 const LIST_PK: &str = "PIPELINES";
 
 /// Pipelines in DynamoDB.
@@ -30,6 +32,9 @@ const LIST_PK: &str = "PIPELINES";
 pub struct DynamoPipelineStore {
     client: Client,
     table: String,
+    /// Where plain secret configuration values go instead of the items; without it (no
+    /// `PIPELINE_SECRET_PREFIX`) they are stored as given.
+    secrets: Option<PipelineSecrets>,
 }
 
 impl DynamoPipelineStore {
@@ -38,6 +43,26 @@ impl DynamoPipelineStore {
         Self {
             client,
             table: table.into(),
+            secrets: None,
+        }
+    }
+
+    /// The store, putting plain secret configuration values into `secrets` instead of items.
+    pub fn with_secrets(mut self, secrets: Option<PipelineSecrets>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// `record` as it is stored: its plain secret values moved to the pipeline's secret.
+    async fn sealed<'r>(
+        &self,
+        record: &'r PipelineRecord,
+    ) -> Result<std::borrow::Cow<'r, PipelineRecord>, StoreError> {
+        match &self.secrets {
+            Some(secrets) if record.declaration.has_plain_secrets() => {
+                Ok(std::borrow::Cow::Owned(secrets.seal(record).await?))
+            }
+            _ => Ok(std::borrow::Cow::Borrowed(record)),
         }
     }
 
@@ -162,6 +187,7 @@ fn backend<E: std::error::Error + 'static>(call: &str, err: E) -> StoreError {
 #[async_trait]
 impl PipelineStore for DynamoPipelineStore {
     async fn create(&self, record: &PipelineRecord) -> Result<(), StoreError> {
+        let record = &*self.sealed(record).await?;
         let name = &record.declaration.name;
         let items = vec![
             self.put(
@@ -177,6 +203,7 @@ impl PipelineStore for DynamoPipelineStore {
     }
 
     async fn update(&self, record: &PipelineRecord) -> Result<(), StoreError> {
+        let record = &*self.sealed(record).await?;
         let name = &record.declaration.name;
         let version = record.version();
         let items = vec![
@@ -235,6 +262,9 @@ impl PipelineStore for DynamoPipelineStore {
             &format!("PIPELINE#{name}"),
         )
         .await?;
+        if let Some(secrets) = &self.secrets {
+            secrets.delete(name).await?;
+        }
         Ok(existed)
     }
 

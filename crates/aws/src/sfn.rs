@@ -38,6 +38,7 @@ impl SfnTaskCallbacks {
 #[async_trait]
 impl TaskCallbacks for SfnTaskCallbacks {
     async fn succeed(&self, token: &str, output: &Value) -> Result<(), PortError> {
+        refuse_sealed(token)?;
         self.client
             .send_task_success()
             .task_token(token)
@@ -54,6 +55,7 @@ impl TaskCallbacks for SfnTaskCallbacks {
     }
 
     async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), PortError> {
+        refuse_sealed(token)?;
         self.client
             .send_task_failure()
             .task_token(token)
@@ -299,6 +301,19 @@ where
     } else {
         classify(err, message)
     }
+}
+
+/// A token still sealed reached a function that cannot open it: say so, rather than send it
+/// (Step Functions would answer InvalidToken, which reads as a task already answered).
+fn refuse_sealed(token: &str) -> Result<(), PortError> {
+    if crate::task_tokens::is_sealed(token) {
+        return Err(PortError::Other(
+            "this function cannot open sealed task tokens: TASK_TOKEN_KEY_SECRET is not set \
+             (only the functions that answer tokens hold the key)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `message` with every occurrence of `token` replaced.

@@ -30,6 +30,10 @@ pub struct StackBoundary {
     /// Secrets Manager name prefixes of the stack's own secrets (`pipewright/<stack>/`: access
     /// keys, the approval link key, the stack's webhook secret; the webhook secrets' prefix).
     pub secret_prefixes: Vec<String>,
+    /// The Secrets Manager name prefix of the pipelines' own secrets
+    /// (`pipewright-pipelines/<stack>/`, see `PIPELINE_SECRET_PREFIX`): a session reads its
+    /// own pipeline's secret, `<prefix><pipeline>`, and no other under the prefix.
+    pub pipeline_secret_prefix: Option<String>,
     /// The stack's state machine name prefix (`pipewright-`).
     pub state_machine_prefix: String,
     /// Also grant `s3:HeadObject` on the pipeline's artifacts: the local emulator authorizes a
@@ -101,44 +105,54 @@ pub fn session_policy(boundary: &StackBoundary, pipeline: &str) -> Result<String
     if boundary.head_object_action {
         own.push("s3:HeadObject");
     }
+    let mut statements = vec![json!({
+        "Effect": "Allow",
+        "Action": own,
+        "Resource": format!("arn:{p}:s3:::{bucket}/{pipeline}/*")
+    })];
+    let mut not_resource = vec![
+        format!("arn:{p}:s3:::{bucket}"),
+        format!("arn:{p}:s3:::{bucket}/*"),
+    ];
+    if let Some(prefix) = &boundary.pipeline_secret_prefix {
+        // Secrets Manager ends every secret ARN with `-` and six random characters.
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": format!(
+                "arn:{p}:secretsmanager:{region}:{account}:secret:{prefix}{pipeline}-??????"
+            )
+        }));
+        // No other pipeline's, of any stack (every prefix starts with the same folder).
+        let root = prefix.split_inclusive('/').next().unwrap_or(prefix);
+        not_resource.push(format!("arn:{p}:secretsmanager:*:*:secret:{root}*"));
+    }
+    statements.push(json!({
+        "Effect": "Allow",
+        "Action": "*",
+        "NotResource": not_resource
+    }));
     let policy = json!({
         "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "OwnArtifacts",
-                "Effect": "Allow",
-                "Action": own,
-                "Resource": format!("arn:{p}:s3:::{bucket}/{pipeline}/*")
-            },
-            {
-                "Sid": "NotTheArtifactBucket",
-                "Effect": "Allow",
-                "Action": "*",
-                "NotResource": [
-                    format!("arn:{p}:s3:::{bucket}"),
-                    format!("arn:{p}:s3:::{bucket}/*")
-                ]
-            },
-            {
-                "Sid": "NothingOfTheStack",
+        "Statement": statements.into_iter().chain([
+
+            json!({
                 "Effect": "Deny",
                 "Action": "*",
                 "Resource": stack
-            },
-            {
-                "Sid": "NoTaskTokens",
+            }),
+            json!({
                 "Effect": "Deny",
                 "Action": "states:SendTask*",
                 "Resource": "*"
-            },
-            {
-                "Sid": "NoPipewrightFunctions",
+            }),
+            json!({
                 "Effect": "Deny",
                 "Action": "lambda:*",
                 "Resource": "*",
                 "Condition": {"Null": {"aws:ResourceTag/pipewright:function": "false"}}
-            }
-        ]
+            })
+        ]).collect::<Vec<_>>()
     })
     .to_string();
     if policy.len() > MAX_SESSION_POLICY {
@@ -163,6 +177,7 @@ mod tests {
             artifact_bucket: "arts".into(),
             stack_name: "stack".into(),
             secret_prefixes: vec!["pipewright/stack/".into(), "pipewright/webhooks/".into()],
+            pipeline_secret_prefix: Some("pipewright-pipelines/stack/".into()),
             state_machine_prefix: "pipewright-".into(),
             head_object_action: false,
         }
@@ -195,12 +210,39 @@ mod tests {
         let policy: Value =
             serde_json::from_str(&session_policy(&boundary(), "web").unwrap()).unwrap();
         let statements = policy["Statement"].as_array().unwrap();
+        // Statements have no Sid (IAM counts every character): found by what they do.
+        let sid = |what: &str| {
+            let found = statements.iter().find(|s| match what {
+                "OwnArtifacts" => s["Resource"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("arn:aws:s3")),
+                "OwnSecret" => s["Action"] == "secretsmanager:GetSecretValue",
+                "NotOtherPipelines" => s.get("NotResource").is_some(),
+                "NothingOfTheStack" => s["Effect"] == "Deny" && s["Action"] == "*",
+                "NoPipewrightFunctions" => s["Action"] == "lambda:*",
+                _ => false,
+            });
+            found.unwrap_or_else(|| panic!("no {what} in {policy:#}"))
+        };
         assert_eq!(
-            statements[0]["Resource"], "arn:aws:s3:::arts/web/*",
+            sid("OwnArtifacts")["Resource"],
+            "arn:aws:s3:::arts/web/*",
             "{policy:#}"
         );
-        assert_eq!(statements[1]["NotResource"][1], "arn:aws:s3:::arts/*");
-        let denied = statements[2]["Resource"].as_array().unwrap();
+        // Its own secret, and no other pipeline's: `web-??????` is not `web-api-??????`.
+        assert_eq!(
+            sid("OwnSecret")["Resource"],
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pipewright-pipelines/stack/web-??????"
+        );
+        assert_eq!(
+            sid("NotOtherPipelines")["NotResource"],
+            json!([
+                "arn:aws:s3:::arts",
+                "arn:aws:s3:::arts/*",
+                "arn:aws:secretsmanager:*:*:secret:pipewright-pipelines/*"
+            ])
+        );
+        let denied = sid("NothingOfTheStack")["Resource"].as_array().unwrap();
         for arn in [
             "arn:aws:dynamodb:eu-west-1:123456789012:table/stack-*",
             "arn:aws:lambda:eu-west-1:123456789012:function:stack-*",
@@ -213,7 +255,8 @@ mod tests {
             assert!(denied.contains(&json!(arn)), "{arn} in {policy:#}");
         }
         assert_eq!(
-            statements[4]["Condition"]["Null"]["aws:ResourceTag/pipewright:function"],
+            sid("NoPipewrightFunctions")["Condition"]["Null"]
+                ["aws:ResourceTag/pipewright:function"],
             "false"
         );
     }
@@ -229,6 +272,7 @@ mod tests {
             artifact_bucket: format!("{long}-artifactbucket-1a2b3c4d5e6f"),
             stack_name: long.into(),
             secret_prefixes: vec![format!("pipewright/{long}/"), "pipewright/webhooks/".into()],
+            pipeline_secret_prefix: Some(format!("pipewright-pipelines/{long}/")),
             state_machine_prefix: "pipewright-".into(),
             head_object_action: true,
         };

@@ -351,6 +351,78 @@ mod tests {
             "{}",
             err.message
         );
+        // A masked token does not follow the action to another repository.
+        let mut moved = call(&store, "GetPipeline", json!({ "name": name }))
+            .await
+            .unwrap()["pipeline"]
+            .clone();
+        moved["stages"][0]["actions"][0]["configuration"]["Repo"] = json!("other");
+        let err = call(
+            &store,
+            "UpdatePipeline",
+            json!({ "pipeline": moved.clone() }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind, "ValidationException");
+        assert!(
+            err.message.contains("configuration.OAuthToken")
+                && err.message.contains("Repo changed"),
+            "{}",
+            err.message
+        );
+        // With the token sent again it may.
+        moved["stages"][0]["actions"][0]["configuration"]["OAuthToken"] = json!("ghp_other");
+        call(&store, "UpdatePipeline", json!({ "pipeline": moved }))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_token_may_be_a_secrets_manager_reference_and_a_bad_one_is_refused() {
+        let store = MemoryPipelineStore::default();
+        let mut pipeline = sample();
+        pipeline["stages"][0]["actions"][0] = json!({
+            "name": "Checkout",
+            "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+            "configuration": {"Owner": "acme", "Repo": "app", "Branch": "main",
+                "OAuthToken": "{{resolve:ssm-secure:github-token}}"},
+            "outputArtifacts": pipeline["stages"][0]["actions"][0]["outputArtifacts"].clone(),
+            "namespace": "SourceVariables"
+        });
+        let err = call(
+            &store,
+            "CreatePipeline",
+            json!({ "pipeline": pipeline.clone() }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind, "InvalidStructureException");
+        assert!(
+            err.message.contains(
+                "pipeline.stages[0].actions[0].configuration.OAuthToken: a reference is written"
+            ),
+            "{}",
+            err.message
+        );
+        let reference = "{{resolve:secretsmanager:team/github:SecretString:token}}";
+        pipeline["stages"][0]["actions"][0]["configuration"]["OAuthToken"] = json!(reference);
+        let created = call(&store, "CreatePipeline", json!({ "pipeline": pipeline }))
+            .await
+            .unwrap();
+        assert_eq!(
+            created["pipeline"]["stages"][0]["actions"][0]["configuration"]["OAuthToken"],
+            "****"
+        );
+        let name = created["pipeline"]["name"].as_str().unwrap();
+        let stored = store.get(name, None).await.unwrap().unwrap();
+        assert_eq!(
+            stored.declaration.stages[0].actions[0]
+                .configuration
+                .as_ref()
+                .unwrap()["OAuthToken"],
+            reference
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,11 @@ pub type Configuration = BTreeMap<String, String>;
 /// ([`MASKED`]) and never shows them again.
 pub const SECRET_CONFIGURATION_KEYS: &[&str] = &["OAuthToken"];
 
+/// Configuration keys that say what a secret value is for: a stored secret is kept through a
+/// masked value only while they stay the same (no one re-points a token someone else gave at
+/// another repository without knowing it).
+const SECRET_BOUND_KEYS: &[&str] = &["Owner", "Repo"];
+
 /// What a secret configuration value reads as in every answer.
 pub const MASKED: &str = "****";
 
@@ -57,6 +62,21 @@ impl PipelineDeclaration {
                 for key in SECRET_CONFIGURATION_KEYS {
                     if configuration.get(*key).map(String::as_str) != Some(MASKED) {
                         continue;
+                    }
+                    if let Some(b) = before {
+                        let moved: Vec<&str> = SECRET_BOUND_KEYS
+                            .iter()
+                            .copied()
+                            .filter(|k| b.get(*k) != configuration.get(*k))
+                            .collect();
+                        if !moved.is_empty() {
+                            return Err(format!(
+                                "pipeline.stages[{i}].actions[{j}].configuration.{key}: \
+                                 {MASKED} keeps the stored secret only for the repository it \
+                                 was given for, and {} changed: send the value itself",
+                                moved.join(" and ")
+                            ));
+                        }
                     }
                     match before.and_then(|b| b.get(*key)) {
                         Some(value) => {

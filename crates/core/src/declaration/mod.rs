@@ -65,6 +65,7 @@ mod action;
 mod conditions;
 mod configuration;
 mod parse;
+mod secret_reference;
 mod stage;
 mod triggers;
 
@@ -78,6 +79,7 @@ pub use conditions::{
 };
 pub use configuration::{masked_configuration, Configuration, MASKED, SECRET_CONFIGURATION_KEYS};
 pub use parse::{parse_pipeline, to_json_pretty, ParseError};
+pub use secret_reference::{pipeline_secret_key, SecretReference, TakenSecrets};
 pub use stage::{BlockerDeclaration, BlockerType, StageDeclaration};
 pub use triggers::{
     GitConfiguration, GitFilterCriteria, GitPullRequestEventType, GitPullRequestFilter,

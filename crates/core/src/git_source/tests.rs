@@ -478,6 +478,30 @@ fn tokens_stay_out_of_debug_output() {
 }
 
 #[test]
+fn a_connection_may_list_the_pipelines_that_may_use_it() {
+    let open = ConnectionSecret::parse("s", r#"{"token": "t"}"#).unwrap();
+    assert_eq!(open.pipelines, None);
+    open.check_pipeline("s", "anyone").unwrap();
+    let listed =
+        ConnectionSecret::parse("s", r#"{"token": "t", "pipelines": ["web", "api"]}"#).unwrap();
+    listed.check_pipeline("s", "web").unwrap();
+    let err = listed.check_pipeline("s", "other").unwrap_err().to_string();
+    assert!(
+        err.contains("pipeline other may not use this connection")
+            && err.contains("secret s")
+            && err.contains("web, api"),
+        "{err}"
+    );
+    for bad in [
+        r#"{"token": "t", "pipelines": "web"}"#,
+        r#"{"token": "t", "pipelines": [1]}"#,
+    ] {
+        let err = ConnectionSecret::parse("s", bad).unwrap_err().to_string();
+        assert!(err.contains("not a list of pipeline names"), "{err}");
+    }
+}
+
+#[test]
 fn http_failures_say_what_and_why() {
     let s = connection();
     let api = GitApi::new("https://ghe.example.com/api/v3").unwrap();

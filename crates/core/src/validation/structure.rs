@@ -138,6 +138,7 @@ pub(super) fn check_action_fields(p: &PipelineDeclaration, out: &mut Problems) {
         }
         if let Some(config) = &action.configuration {
             check_configuration_sizes(out, &format!("{path}.configuration"), config, 1000);
+            check_secret_references(out, &format!("{path}.configuration"), config);
         }
         if let Some(commands) = &action.commands {
             check_command_sizes(out, &format!("{path}.commands"), commands);
@@ -164,6 +165,25 @@ pub(super) fn check_action_fields(p: &PipelineDeclaration, out: &mut Problems) {
             for (i, var) in env.iter().enumerate() {
                 check_text(out, &format!("{env_path}[{i}].name"), &var.name, &ENV_NAME);
                 check_len(out, &format!("{env_path}[{i}].value"), &var.value, 1, 2000);
+            }
+        }
+    }
+}
+
+/// A secret configuration value written as a reference (`{{resolve:...}}`) must be a Secrets
+/// Manager reference the action can read.
+fn check_secret_references(
+    out: &mut Problems,
+    path: &str,
+    config: &crate::declaration::Configuration,
+) {
+    use crate::declaration::{SecretReference, SECRET_CONFIGURATION_KEYS};
+    for key in SECRET_CONFIGURATION_KEYS {
+        if let Some(value) = config.get(*key) {
+            if SecretReference::is_reference(value) {
+                if let Err(reason) = SecretReference::parse(value) {
+                    out.add(format!("{path}.{key}"), reason);
+                }
             }
         }
     }

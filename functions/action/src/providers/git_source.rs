@@ -25,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use pipewright_aws::artifacts::{safe_relative, ArtifactError, S3Artifacts};
 use pipewright_aws::connections::{ConnectionSecrets, SecretError};
+use pipewright_core::declaration::SecretReference;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{
     ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, SourceRevision,
@@ -210,24 +211,56 @@ async fn credentials(
                     source.full_name()
                 )),
                 SecretError::AccessDenied(m) => ProviderError::Permission(m),
+                SecretError::NoSuchValue(m) => ProviderError::Configuration(m),
                 SecretError::Other(m) => ProviderError::Job(m),
             })?;
             let secret = ConnectionSecret::parse(name, &value)?;
+            let pipeline = prepared.pipeline_arn.rsplit(':').next().unwrap_or_default();
+            secret.check_pipeline(name, pipeline)?;
             (secret.token, secret.api_base_url)
         }
         TokenSource::OAuthToken => {
-            let token = prepared
+            let required =
+                || ProviderError::Configuration("configuration OAuthToken is required".into());
+            let value = prepared
                 .configuration
                 .get("OAuthToken")
-                .and_then(|t| Token::new(t))
-                .ok_or_else(|| {
-                    ProviderError::Configuration("configuration OAuthToken is required".into())
-                })?;
-            (token, None)
+                .ok_or_else(required)?;
+            let value = if SecretReference::is_reference(value) {
+                read_token_reference(git_sources, value).await?
+            } else {
+                // Stored before tokens moved to secrets, or by a store without one.
+                value.clone()
+            };
+            (Token::new(&value).ok_or_else(required)?, None)
         }
     };
     let api = GitApi::new(base.as_deref().unwrap_or(&git_sources.api_base_url))?;
     Ok((token, api))
+}
+
+/// The token an `OAuthToken` reference (`{{resolve:secretsmanager:...}}`) stands for, read
+/// with the pipeline's role.
+async fn read_token_reference(
+    git_sources: &GitSources,
+    value: &str,
+) -> Result<String, ProviderError> {
+    let reference = SecretReference::parse(value)
+        .map_err(|e| ProviderError::Configuration(format!("configuration OAuthToken: {e}")))?;
+    git_sources
+        .secrets
+        .read_reference(&reference)
+        .await
+        .map_err(|e| match e {
+            SecretError::NotFound(name) => ProviderError::Configuration(format!(
+                "configuration OAuthToken: there is no secret {name}"
+            )),
+            SecretError::NoSuchValue(m) => {
+                ProviderError::Configuration(format!("configuration OAuthToken: {m}"))
+            }
+            SecretError::AccessDenied(m) => ProviderError::Permission(m),
+            SecretError::Other(m) => ProviderError::Job(m),
+        })
 }
 
 /// One action's requests.

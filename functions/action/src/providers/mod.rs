@@ -145,6 +145,8 @@ struct Roles {
     /// `STACK_NAME`.
     stack_name: Option<String>,
     secret_prefixes: Vec<String>,
+    /// `PIPELINE_SECRET_PREFIX`: where the pipelines' own secrets are.
+    pipeline_secret_prefix: Option<String>,
     /// The local emulator (which authorizes `s3:HeadObject` on its own).
     local: bool,
 }
@@ -183,6 +185,9 @@ impl Providers {
                 artifact_bucket: settings.artifact_bucket.clone(),
                 stack_name: std::env::var("STACK_NAME").ok().filter(|n| !n.is_empty()),
                 secret_prefixes,
+                pipeline_secret_prefix: std::env::var("PIPELINE_SECRET_PREFIX")
+                    .ok()
+                    .filter(|p| !p.is_empty()),
                 local: adapters.target.is_local(),
             }),
             fixed: None,
@@ -246,6 +251,7 @@ impl Providers {
             artifact_bucket: roles.artifact_bucket.clone(),
             stack_name,
             secret_prefixes: roles.secret_prefixes.clone(),
+            pipeline_secret_prefix: roles.pipeline_secret_prefix.clone(),
             state_machine_prefix: "pipewright-".into(),
             head_object_action: roles.local,
         };
