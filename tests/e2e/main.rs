@@ -22,5 +22,6 @@ mod pipeline_runs;
 mod polling;
 mod repo_sources;
 mod sample_events;
+mod step_functions;
 mod triggers;
 mod two_stacks;

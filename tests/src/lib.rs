@@ -95,7 +95,8 @@ fn test_role() -> pipewright_local::roles::PipelineRole<'static> {
                     "codecommit:GetBranch", "codecommit:GetCommit", "codecommit:GetFolder",
                     "codecommit:GetBlob",
                     "ecr:DescribeImages",
-                    "secretsmanager:GetSecretValue"
+                    "secretsmanager:GetSecretValue",
+                    "states:StartExecution", "states:DescribeStateMachine"
                 ],
                 "Resource": "*"
             }

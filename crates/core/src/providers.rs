@@ -189,6 +189,14 @@ fn s3_deploy_keys(configuration: &Configuration) -> Vec<&'static str> {
     }
 }
 
+/// Step Functions: `InputType` `FilePath` reads the file `Input` names.
+fn step_functions_keys(configuration: &Configuration) -> Vec<&'static str> {
+    match configuration.get("InputType") {
+        Some(v) if v == "FilePath" => vec!["Input"],
+        _ => Vec::new(),
+    }
+}
+
 /// The configuration keys the manual approval action accepts.
 /// `OneClickLinks` is Pipewright's own: `"false"` turns off the approval's one-click links.
 pub const MANUAL_APPROVAL_KEYS: &[&str] = &[
@@ -302,11 +310,16 @@ static SPECS: &[ActionTypeSpec] = &[
         input_artifacts: ArtifactCount::between(0, 1),
         output_artifacts: ArtifactCount::between(0, 1),
         required_configuration: &["StateMachineArn"],
-        allowed_configuration: None,
-        allowed_values: &[],
+        allowed_configuration: Some(&[
+            "StateMachineArn",
+            "ExecutionNamePrefix",
+            "InputType",
+            "Input",
+        ]),
+        allowed_values: &[("InputType", &["Literal", "FilePath"])],
         commands: CommandsUse::NotUsed,
         timeout: Timeout::fixed(ONE_HOUR),
-        conditional_configuration: no_conditional_keys,
+        conditional_configuration: step_functions_keys,
     },
     ActionTypeSpec {
         category: ActionCategory::Deploy,

@@ -108,6 +108,9 @@ pub struct GatewayArgs {
     pub region: String,
     /// Exit once this process is gone.
     pub parent_pid: Option<i32>,
+    /// `--status-events`: also put Step Functions' status events on the emulator's bus, which
+    /// fakecloud does not (see `status_events.rs`).
+    pub status_events: bool,
     /// `--auth AWS_IAM`: only requests signed (SigV4, service `lambda`) with the credentials in
     /// `$PIPEWRIGHT_GATEWAY_CREDENTIALS` (`ACCESS_KEY_ID:SECRET`) pass, as an `AWS_IAM`
     /// Function URL lets only IAM-authenticated requests through; the event then names
@@ -537,6 +540,7 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
     let mut parent_pid = None;
     let mut auth = None;
     let mut principal = None;
+    let mut status_events = false;
     let mut it = rest.iter();
     while let Some(token) = it.next() {
         let (flag, inline) = split_inline(token);
@@ -553,6 +557,7 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
             "--region" => region = take_value(flag, inline, &mut it)?.to_string(),
             "--auth" => auth = Some(take_value(flag, inline, &mut it)?.to_string()),
             "--principal" => principal = Some(take_value(flag, inline, &mut it)?.to_string()),
+            "--status-events" => status_events = true,
             "--parent-pid" => {
                 let v = take_value(flag, inline, &mut it)?;
                 let pid = v
@@ -614,6 +619,7 @@ fn parse_gateway(rest: &[String]) -> Result<GatewayArgs, UsageError> {
         port_file,
         region,
         parent_pid,
+        status_events,
         iam,
     })
 }
@@ -892,6 +898,7 @@ mod tests {
                 port_file: Some("/tmp/p".into()),
                 region: "eu-west-2".into(),
                 parent_pid: Some(42),
+                status_events: false,
                 iam: None,
             }))
         );

@@ -73,6 +73,9 @@ pub fn run(args: &GatewayArgs, out: &mut dyn Write) -> Result<(), String> {
         .map(|a| a.port())
         .ok_or("the server is not on an IP socket")?;
     let gateway = Arc::new(Gateway::new(args, port));
+    if args.status_events {
+        crate::status_events::spawn(args.emulator.clone(), args.region.clone());
+    }
     if let Some(path) = &args.port_file {
         write_atomic(path, port.to_string().as_bytes())
             .map_err(|e| format!("writing the port file {}: {e}", path.display()))?;
@@ -116,7 +119,7 @@ pub fn run(args: &GatewayArgs, out: &mut dyn Write) -> Result<(), String> {
     Ok(())
 }
 
-fn log(msg: &str) {
+pub(crate) fn log(msg: &str) {
     eprintln!("[gateway] {msg}");
 }
 
@@ -486,7 +489,12 @@ fn more_identities(iam: &IamAuth) -> Vec<IamAuth> {
 
 /// An `Authorization` header for a call to the emulator with its administrator's credentials
 /// (which it does not verify) for `service` in `region`.
-fn emulator_authorization(now: &Utc, region: &str, service: &str, signed_headers: &str) -> String {
+pub(crate) fn emulator_authorization(
+    now: &Utc,
+    region: &str,
+    service: &str,
+    signed_headers: &str,
+) -> String {
     format!(
         "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{}/{region}/{service}/aws4_request, \
          SignedHeaders={signed_headers}, Signature={}",
@@ -946,7 +954,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// A UTC calendar time, for the timestamps the event and SigV4 carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Utc {
+pub(crate) struct Utc {
     year: i64,
     month: u32,
     day: u32,
@@ -998,12 +1006,12 @@ impl Utc {
     }
 
     /// `20261122`.
-    fn date_stamp(&self) -> String {
+    pub(crate) fn date_stamp(&self) -> String {
         format!("{:04}{:02}{:02}", self.year, self.month, self.day)
     }
 
     /// `20261122T010000Z`.
-    fn amz_date(&self) -> String {
+    pub(crate) fn amz_date(&self) -> String {
         format!(
             "{}T{:02}{:02}{:02}Z",
             self.date_stamp(),

@@ -14,6 +14,7 @@ mod gateway;
 mod process;
 mod sandbox;
 mod serve;
+mod status_events;
 
 use std::io::Write;
 

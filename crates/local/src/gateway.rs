@@ -40,10 +40,19 @@ pub fn iam_identities_file(state_dir: &Path) -> std::path::PathBuf {
     state_dir.join("iam-identities")
 }
 
+/// What a gateway does besides serving its function.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// Put Step Functions' status events on the emulator's bus, which fakecloud does not
+    /// (`--status-events`; one gateway of the stack does it).
+    pub status_events: bool,
+}
+
 /// Start `lambda_host gateway` for `function` in the emulator at `emulator_endpoint` on `port`
 /// (0: any free port); its log and port file go into `state_dir` as `<name>.log` and
 /// `<name>.port`. With `iam`, it serves an `AWS_IAM` Function URL: only requests signed with
 /// that identity pass.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     lambda_host: &Path,
     emulator_endpoint: &str,
@@ -52,6 +61,7 @@ pub fn start(
     state_dir: &Path,
     name: &str,
     iam: Option<IamDoor<'_>>,
+    extras: Extras,
 ) -> Result<Gateway, LocalError> {
     let port_file = state_dir.join(format!("{name}.port"));
     let _ = std::fs::remove_file(&port_file);
@@ -74,6 +84,9 @@ pub fn start(
                 "PIPEWRIGHT_GATEWAY_IDENTITIES",
                 iam_identities_file(state_dir),
             );
+    }
+    if extras.status_events {
+        command.arg("--status-events");
     }
     let child = command
         .arg("--port")

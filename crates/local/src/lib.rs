@@ -353,6 +353,10 @@ async fn deploy_into(
             state_dir,
             "gateway",
             None,
+            // fakecloud sends no Step Functions status events; this gateway does.
+            gateway::Extras {
+                status_events: true,
+            },
         )?;
         gateways.push(api.pid);
         let iam_gateway = gateway::start(
@@ -367,6 +371,7 @@ async fn deploy_into(
                 secret: LOCAL_SECRET_ACCESS_KEY,
                 principal: LOCAL_PRINCIPAL,
             }),
+            gateway::Extras::default(),
         )?;
         gateways.push(iam_gateway.pid);
         let approvals = gateway::start(
@@ -377,6 +382,7 @@ async fn deploy_into(
             state_dir,
             "approval-gateway",
             None,
+            gateway::Extras::default(),
         )?;
         gateways.push(approvals.pid);
         let webhooks = gateway::start(
@@ -387,6 +393,7 @@ async fn deploy_into(
             state_dir,
             "webhook-gateway",
             None,
+            gateway::Extras::default(),
         )?;
         Ok::<_, LocalError>((outputs, api, iam_gateway, approvals, webhooks))
     };

@@ -1,20 +1,85 @@
 //! Decode a `runAction` task, run the action, complete it (unless it is pending: a job-worker
-//! action completes with its job result).
+//! action completes with its job result, a Step Functions action with its execution's status
+//! event, which reaches this function too).
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
+use pipewright_core::engine::external::step_functions_ended;
 use pipewright_core::engine::{ActionOutcome, TaskRequest};
+use pipewright_core::execution::ActionExecutionStatus;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::providers::Providers;
 
-/// Handle one `runAction` task. The result is recorded and the task token answered here, so the
-/// Lambda's own return value only says what happened.
+/// What the action function receives: a `runAction` task, or the status event of work an
+/// action started (EventBridge).
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ActionEvent {
+    /// A task of a pipeline's state machine (it has `op`).
+    Task(TaskRequest),
+    /// A service's event.
+    Event(Value),
+}
+
+/// Handle one event.
 pub async fn handle(
     adapters: &Adapters,
     providers: &Providers,
-    event: LambdaEvent<TaskRequest>,
+    event: LambdaEvent<ActionEvent>,
+) -> Result<Value, Error> {
+    let context = event.context;
+    match event.payload {
+        ActionEvent::Task(task) => run_task(adapters, providers, task, &context).await,
+        ActionEvent::Event(event) if event.get("op").is_some() => {
+            let task: TaskRequest =
+                serde_json::from_value(event).map_err(|e| format!("bad task payload: {e}"))?;
+            run_task(adapters, providers, task, &context).await
+        }
+        ActionEvent::Event(event) => work_ended(adapters, providers, &event, &context).await,
+    }
+}
+
+/// A state machine execution an action started ended: complete the action. Events of other
+/// executions change nothing.
+async fn work_ended(
+    adapters: &Adapters,
+    providers: &Providers,
+    event: &Value,
+    context: &lambda_runtime::Context,
+) -> Result<Value, Error> {
+    let Some(ended) = step_functions_ended(event) else {
+        return Err("neither a runAction task nor the status event of a Step Functions execution that ended".into());
+    };
+    let span = tracing::info_span!("work ended", job = %ended.job_id, work = %ended.external_id, status = %ended.status);
+    async {
+        let engine = adapters.engine(&context.invoked_function_arn);
+        let Some(prepared) = engine.pending_external(&ended).await? else {
+            return Ok(json!({ "completed": false }));
+        };
+        let outcome = match providers.complete(&prepared, &ended).await {
+            Ok(outcome) => outcome,
+            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
+        };
+        let status = outcome.status;
+        tracing::info!(status = %status, "action finished");
+        engine
+            .complete_action(&prepared.record, outcome, pipewright_aws::now())
+            .await?;
+        Ok::<_, Error>(json!({ "completed": true, "status": status.as_str() }))
+    }
+    .instrument(span)
+    .await
+}
+
+/// Handle one `runAction` task. The result is recorded and the task token answered here, so the
+/// Lambda's own return value only says what happened.
+async fn run_task(
+    adapters: &Adapters,
+    providers: &Providers,
+    task: TaskRequest,
+    context: &lambda_runtime::Context,
 ) -> Result<Value, Error> {
     let TaskRequest::RunAction {
         ids,
@@ -22,7 +87,7 @@ pub async fn handle(
         action,
         task_token,
         ..
-    } = event.payload
+    } = task
     else {
         return Err("the action function runs only runAction tasks".into());
     };
@@ -30,7 +95,7 @@ pub async fn handle(
     let action_execution_id = pipewright_core::engine::action_execution_id(&task_token);
     let span = tracing::info_span!("action", execution = %ids.pipeline_execution_id, %stage, %action, %action_execution_id);
     let run = async {
-        let engine = adapters.engine(&event.context.invoked_function_arn);
+        let engine = adapters.engine(&context.invoked_function_arn);
         let Some(prepared) = engine
             .begin_action(
                 &ids,
@@ -45,7 +110,7 @@ pub async fn handle(
             tracing::info!("action could not start (configuration); recorded as failed");
             return Ok(json!({ "status": "Failed" }));
         };
-        let deadline = crate::providers::lambda_deadline(event.context.deadline);
+        let deadline = crate::providers::lambda_deadline(context.deadline);
         let outcome = match providers.run(&prepared, deadline).await {
             Ok(Some(outcome)) => outcome,
             Ok(None) => {
@@ -56,6 +121,14 @@ pub async fn handle(
             Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
         };
         let status = outcome.status;
+        if status == ActionExecutionStatus::InProgress {
+            // Started elsewhere; the service's event completes it (see `work_ended`).
+            tracing::info!(work = ?outcome.result.external_execution_id, "action pending: its service's event completes it");
+            engine
+                .record_started(&prepared.record, outcome, pipewright_aws::now())
+                .await?;
+            return Ok(json!({ "status": status.as_str() }));
+        }
         tracing::info!(status = %status, "action finished");
         engine
             .complete_action(&prepared.record, outcome, pipewright_aws::now())

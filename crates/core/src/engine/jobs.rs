@@ -282,7 +282,10 @@ impl Engine<'_> {
 
     /// What the job's function was given when the action began, rebuilt from its record and the
     /// pipeline version it runs.
-    async fn prepare_again(&self, record: &ActionExecution) -> Result<PreparedAction, JobError> {
+    pub(crate) async fn prepare_again(
+        &self,
+        record: &ActionExecution,
+    ) -> Result<PreparedAction, JobError> {
         let snapshot = self
             .executions
             .snapshot(&record.pipeline_execution_id)

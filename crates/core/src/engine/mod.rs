@@ -36,6 +36,7 @@ pub mod approval_links;
 pub mod approvals;
 pub mod conditions;
 pub mod control;
+pub mod external;
 pub mod jobs;
 mod locking;
 #[cfg(any(test, feature = "testing"))]

@@ -11,7 +11,9 @@
 //!   ([`git_source`]): the files of one commit, fetched from the GitHub REST API;
 //! - `Source/AWS/CodeCommit` ([`codecommit_source`]): the files of one commit, read with
 //!   CodeCommit's GetFolder / GetBlob;
-//! - `Source/AWS/ECR` ([`ecr_source`]): `imageDetail.json` describing one image.
+//! - `Source/AWS/ECR` ([`ecr_source`]): `imageDetail.json` describing one image;
+//! - `Invoke/AWS/StepFunctions` ([`step_functions`]): starts an execution and leaves the action
+//!   in progress until Step Functions' status event completes it ([`Providers::complete`]).
 //!
 //! Any other provider is refused with `ConfigurationError`. A provider returns an
 //! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
@@ -25,6 +27,7 @@ mod git_source;
 mod lambda_invoke;
 mod s3_deploy;
 mod s3_source;
+mod step_functions;
 
 use pipewright_core::execution::FailureType;
 use std::path::PathBuf;
@@ -39,6 +42,7 @@ use pipewright_aws::roles::{PipelineRoles, RoleSession};
 use pipewright_aws::runner::CommandsRunner;
 use pipewright_core::access::pipeline_roles::{self, StackBoundary};
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
+use pipewright_core::engine::external::WorkEnded;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 
 /// Why a provider could not do its work, by CodePipeline's failure types.
@@ -115,6 +119,8 @@ struct Clients {
     codecommit: aws_sdk_codecommit::Client,
     /// What ECR source actions read with.
     ecr: aws_sdk_ecr::Client,
+    /// What Step Functions actions start executions with.
+    sfn: aws_sdk_sfn::Client,
 }
 
 impl Clients {
@@ -130,6 +136,7 @@ impl Clients {
             ),
             codecommit: aws_sdk_codecommit::Client::new(sdk),
             ecr: aws_sdk_ecr::Client::new(sdk),
+            sfn: aws_sdk_sfn::Client::new(sdk),
         }
     }
 }
@@ -218,6 +225,12 @@ impl Providers {
                 ),
                 codecommit,
                 ecr,
+                sfn: aws_sdk_sfn::Client::from_conf(
+                    aws_sdk_sfn::Config::builder()
+                        .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
+                        .region(aws_sdk_sfn::config::Region::new("us-east-1"))
+                        .build(),
+                ),
             }),
             runner,
         }
@@ -349,8 +362,24 @@ impl Providers {
                     .await
                     .map(|()| None)
             }
+            (ActionCategory::Invoke, ActionOwner::Aws, "StepFunctions") => {
+                step_functions::run(&c.sfn, &c.artifacts, prepared, &work_root)
+                    .await
+                    .map(Some)
+            }
             _ => unreachable!("is_run_here lists the providers matched above"),
         }
+    }
+
+    /// The outcome of `prepared`, whose work the service says ended (`ended`): its output
+    /// artifact written with the pipeline role's session.
+    pub async fn complete(
+        &self,
+        prepared: &PreparedAction,
+        ended: &WorkEnded,
+    ) -> Result<ActionOutcome, ProviderError> {
+        let (clients, _session) = self.clients(prepared, None).await?;
+        step_functions::complete(&clients.artifacts, prepared, ended, &std::env::temp_dir()).await
     }
 }
 
@@ -370,6 +399,7 @@ fn is_run_here(provider: (ActionCategory, ActionOwner, &str)) -> bool {
             | (ActionCategory::Source, ActionOwner::Aws, "CodeCommit")
             | (ActionCategory::Source, ActionOwner::Aws, "ECR")
             | (ActionCategory::Invoke, ActionOwner::Aws, "Lambda")
+            | (ActionCategory::Invoke, ActionOwner::Aws, "StepFunctions")
     )
 }
 

@@ -1,0 +1,282 @@
+//! Actions a service finishes: the action function starts the work (a Step Functions
+//! execution) and records what it started; the service's own EventBridge event ("Step Functions
+//! Execution Status Change") later reaches the action function, which completes the action. No
+//! Lambda waits in between: the action's `runAction` task waits on its task token, kept in the
+//! action's record, as a job worker's does.
+//!
+//! An event completes an action only when it names the action's job (its action execution id,
+//! which the work was named after) **and** the very work the action recorded (the execution ARN):
+//! a state machine run by someone else under a name that ends with a job id completes nothing.
+
+use serde_json::Value;
+
+use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId};
+use crate::engine::jobs::JobError;
+use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
+use crate::execution::{ActionExecution, ActionExecutionStatus, FailureType};
+
+/// True for the action types that complete on their service's event (`Invoke/AWS/StepFunctions`).
+pub fn completes_on_event(type_id: &ActionTypeId) -> bool {
+    type_id.category == ActionCategory::Invoke
+        && type_id.owner == ActionOwner::Aws
+        && type_id.provider == "StepFunctions"
+}
+
+/// The `detail-type` of Step Functions' status events.
+pub const STEP_FUNCTIONS_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// What a service said about work it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkEnded {
+    /// The job (action execution id) the work was named after.
+    pub job_id: String,
+    /// The work's own id (the execution ARN).
+    pub external_id: String,
+    /// The service's final status (`SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`).
+    pub status: String,
+    /// The work's output (a Step Functions execution's output JSON), when it succeeded.
+    pub output: Option<String>,
+    /// The error and cause, when it failed.
+    pub error: Option<String>,
+    /// The cause.
+    pub cause: Option<String>,
+}
+
+impl WorkEnded {
+    /// Whether the work succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCEEDED"
+    }
+
+    /// The failure message of work that did not succeed: status, error and cause.
+    pub fn failure_message(&self) -> String {
+        let mut message = format!(
+            "state machine execution {} ended {}",
+            self.external_id, self.status
+        );
+        if let Some(error) = self.error.as_deref().filter(|e| !e.is_empty()) {
+            message.push_str(&format!(": {error}"));
+        }
+        if let Some(cause) = self.cause.as_deref().filter(|c| !c.is_empty()) {
+            message.push_str(&format!(": {cause}"));
+        }
+        message
+    }
+}
+
+/// The name of the Step Functions execution of job `job_id`: the job id, after `prefix` and a
+/// hyphen when there is one (as CodePipeline names it).
+pub fn step_functions_execution_name(prefix: Option<&str>, job_id: &str) -> String {
+    match prefix.filter(|p| !p.is_empty()) {
+        Some(p) => format!("{p}-{job_id}"),
+        None => job_id.to_string(),
+    }
+}
+
+/// The ARN of execution `name` of state machine `state_machine_arn`
+/// (`arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`); `None` when the
+/// machine's ARN is not a state machine's.
+pub fn step_functions_execution_arn(state_machine_arn: &str, name: &str) -> Option<String> {
+    let parts: Vec<&str> = state_machine_arn.trim().split(':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "states", region, account, "stateMachine", machine] => Some(format!(
+            "arn:{partition}:states:{region}:{account}:execution:{machine}:{name}"
+        )),
+        _ => None,
+    }
+}
+
+/// The job id an execution name ends with (the last 36 characters, when they are a UUID).
+pub fn job_id_of_execution_name(name: &str) -> Option<&str> {
+    let id = name.get(name.len().checked_sub(36)?..)?;
+    let uuid_like = id.len() == 36
+        && id.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    let separated = name.len() == 36 || name[..name.len() - 36].ends_with('-');
+    (uuid_like && separated).then_some(id)
+}
+
+/// A Step Functions status event of an execution that ended, read; `None` for anything else
+/// (another detail type, a run still going).
+pub fn step_functions_ended(event: &Value) -> Option<WorkEnded> {
+    if event.get("source").and_then(Value::as_str) != Some("aws.states")
+        || event.get("detail-type").and_then(Value::as_str) != Some(STEP_FUNCTIONS_STATUS_CHANGE)
+    {
+        return None;
+    }
+    let detail = event.get("detail")?;
+    let text = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_string);
+    let status = text("status")?;
+    if !matches!(
+        status.as_str(),
+        "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "ABORTED"
+    ) {
+        return None;
+    }
+    let name = text("name")?;
+    Some(WorkEnded {
+        job_id: job_id_of_execution_name(&name)?.to_string(),
+        external_id: text("executionArn")?,
+        status,
+        output: text("output"),
+        error: text("error"),
+        cause: text("cause"),
+    })
+}
+
+impl Engine<'_> {
+    /// Record that `record`'s work started elsewhere (`outcome`: its external id, link, summary
+    /// and the output variables known at the start); the action stays in progress.
+    pub async fn record_started(
+        &self,
+        record: &ActionExecution,
+        outcome: ActionOutcome,
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let mut started = record.clone();
+        started.last_update_time = now;
+        started.output.execution_result = outcome.result;
+        started.output.output_variables = outcome.output_variables;
+        match self
+            .executions
+            .put_action(&started, Some(ActionExecutionStatus::InProgress), &[])
+            .await
+        {
+            // Its event came first and completed it: nothing to record any more.
+            Ok(()) | Err(crate::store::StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The action waiting for `ended`, prepared again to be completed; `None` when the event is
+    /// not for a pending action of a type that completes on its service's event, or names
+    /// other work than the action started (such events change nothing). A job already completed
+    /// whose callback was lost has it sent again.
+    pub async fn pending_external(
+        &self,
+        ended: &WorkEnded,
+    ) -> Result<Option<PreparedAction>, JobError> {
+        let Some(record) = self
+            .executions
+            .find_job(&ended.job_id)
+            .await?
+            .filter(|r| completes_on_event(&r.input.action_type_id))
+        else {
+            return Ok(None);
+        };
+        // The work is named after the job, so which execution is the action's is known before
+        // it starts: an event that comes before the start was recorded is still recognized.
+        let expected = record
+            .input
+            .resolved_configuration
+            .get("StateMachineArn")
+            .and_then(|machine| {
+                let prefix = record
+                    .input
+                    .resolved_configuration
+                    .get("ExecutionNamePrefix");
+                step_functions_execution_arn(
+                    machine,
+                    &step_functions_execution_name(prefix.map(String::as_str), &ended.job_id),
+                )
+            })
+            .or_else(|| record.output.execution_result.external_execution_id.clone());
+        if expected.as_deref() != Some(ended.external_id.as_str()) {
+            tracing::warn!(job = %ended.job_id, work = %ended.external_id, "an event names a job but not the work it started: ignored");
+            return Ok(None);
+        }
+        if record.status != ActionExecutionStatus::InProgress {
+            if record.task_token.is_some() {
+                self.answer_unsent(&record).await?;
+            }
+            return Ok(None);
+        }
+        self.prepare_again(&record).await.map(Some)
+    }
+}
+
+/// The outcome of work that did not succeed: `JobFailed` with what the service said.
+pub fn failed_outcome(ended: &WorkEnded, started: &ActionExecution) -> ActionOutcome {
+    let mut outcome = ActionOutcome::failed(FailureType::JobFailed, ended.failure_message());
+    outcome.result.external_execution_id = Some(ended.external_id.clone());
+    outcome.result.external_execution_url = started
+        .output
+        .execution_result
+        .external_execution_url
+        .clone();
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const JOB: &str = "1624a1d1-3699-43f0-8e1e-6bafd7fde791";
+
+    #[test]
+    fn executions_are_named_after_their_job_and_found_by_it() {
+        let name = step_functions_execution_name(Some("myPrefix"), JOB);
+        assert_eq!(name, format!("myPrefix-{JOB}"));
+        assert_eq!(job_id_of_execution_name(&name), Some(JOB));
+        assert_eq!(step_functions_execution_name(None, JOB), JOB);
+        assert_eq!(job_id_of_execution_name(JOB), Some(JOB));
+        for other in ["x", "run-42", &format!("x{JOB}"), &JOB.replace('-', "_")] {
+            assert_eq!(job_id_of_execution_name(other), None, "{other}");
+        }
+        assert_eq!(
+            step_functions_execution_arn(
+                "arn:aws:states:eu-west-1:123456789012:stateMachine:Deploy",
+                &name
+            ),
+            Some(format!(
+                "arn:aws:states:eu-west-1:123456789012:execution:Deploy:{name}"
+            ))
+        );
+        assert_eq!(
+            step_functions_execution_arn("arn:aws:lambda:x", &name),
+            None
+        );
+    }
+
+    #[test]
+    fn status_events_are_read_and_others_ignored() {
+        let event = |status: &str| {
+            json!({
+                "source": "aws.states",
+                "detail-type": STEP_FUNCTIONS_STATUS_CHANGE,
+                "detail": {
+                    "executionArn": format!("arn:aws:states:us-east-1:1:execution:M:p-{JOB}"),
+                    "stateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:M",
+                    "name": format!("p-{JOB}"),
+                    "status": status,
+                    "output": "{\"ok\":true}",
+                    "error": "States.TaskFailed",
+                    "cause": "it broke"
+                }
+            })
+        };
+        let ended = step_functions_ended(&event("SUCCEEDED")).unwrap();
+        assert!(ended.succeeded());
+        assert_eq!(ended.job_id, JOB);
+        assert_eq!(ended.output.as_deref(), Some("{\"ok\":true}"));
+        let failed = step_functions_ended(&event("FAILED")).unwrap();
+        assert_eq!(
+            failed.failure_message(),
+            format!("state machine execution arn:aws:states:us-east-1:1:execution:M:p-{JOB} ended FAILED: States.TaskFailed: it broke")
+        );
+        assert!(step_functions_ended(&event("RUNNING")).is_none());
+        let mut other = event("SUCCEEDED");
+        other["source"] = json!("my.app");
+        assert!(step_functions_ended(&other).is_none());
+        let mut unnamed = event("SUCCEEDED");
+        unnamed["detail"]["name"] = json!("nightly-run");
+        assert!(step_functions_ended(&unnamed).is_none());
+    }
+}

@@ -1,0 +1,192 @@
+//! `gateway --status-events`: Step Functions' status events, which fakecloud does not send.
+//!
+//! On AWS, every execution of a standard state machine that ends puts a "Step Functions
+//! Execution Status Change" event on the account's default bus; Pipewright's Step Functions
+//! actions complete on it. fakecloud emits none, so a gateway started with `--status-events`
+//! polls the emulator's Step Functions (once a second) and puts that event, in AWS's shape, for
+//! each execution that ended since it started. Only state machines not named `pipewright-`
+//! (the engine's own runs are reconciled by the sweep locally, as before).
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+
+use super::gateway::{emulator_authorization, Utc};
+
+/// How often the emulator is asked.
+const POLL: Duration = Duration::from_secs(1);
+/// The engine's own state machines.
+const ENGINE_PREFIX: &str = "pipewright-";
+const ACCOUNT_ID: &str = "123456789012";
+
+/// Poll in a thread of its own for as long as the process lives.
+pub fn spawn(emulator: String, region: String) {
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let poller = Poller {
+            agent,
+            emulator,
+            region,
+        };
+        // What had ended before this process started is history, not news.
+        let mut seen: HashSet<String> = poller
+            .ended()
+            .map(|ended| ended.into_iter().map(|e| e.arn).collect())
+            .unwrap_or_default();
+        loop {
+            std::thread::sleep(POLL);
+            match poller.ended() {
+                Ok(ended) => {
+                    for execution in ended {
+                        if seen.contains(&execution.arn) {
+                            continue;
+                        }
+                        match poller.announce(&execution) {
+                            Ok(()) => {
+                                seen.insert(execution.arn);
+                            }
+                            Err(e) => super::gateway::log(&format!(
+                                "status event of {} not sent: {e}",
+                                execution.arn
+                            )),
+                        }
+                    }
+                }
+                Err(e) => super::gateway::log(&format!("polling Step Functions: {e}")),
+            }
+        }
+    });
+}
+
+/// An execution that ended.
+struct Ended {
+    arn: String,
+    machine: String,
+}
+
+struct Poller {
+    agent: ureq::Agent,
+    emulator: String,
+    region: String,
+}
+
+impl Poller {
+    /// A JSON call to the emulator's `service` (`states`, `events`) with target `target`.
+    fn call(&self, service: &str, target: &str, body: &Value) -> Result<Value, String> {
+        let now = Utc::from(SystemTime::now());
+        let authorization = emulator_authorization(
+            &now,
+            &self.region,
+            service,
+            "content-type;host;x-amz-date;x-amz-target",
+        );
+        let content_type = if service == "states" {
+            "application/x-amz-json-1.0"
+        } else {
+            "application/x-amz-json-1.1"
+        };
+        let mut response = self
+            .agent
+            .post(&format!("{}/", self.emulator))
+            .header("Content-Type", content_type)
+            .header("X-Amz-Target", target)
+            .header("X-Amz-Date", now.amz_date())
+            .header("Authorization", authorization)
+            .send(body.to_string().as_bytes())
+            .map_err(|e| format!("{target}: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("{target}: {e}"))?;
+        if status != 200 {
+            return Err(format!("{target}: HTTP {status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{target}: {e}"))
+    }
+
+    /// Every ended execution of every state machine that is not the engine's.
+    fn ended(&self) -> Result<Vec<Ended>, String> {
+        let machines = self.call(
+            "states",
+            "AWSStepFunctions.ListStateMachines",
+            &json!({"maxResults": 1000}),
+        )?;
+        let mut out = Vec::new();
+        for machine in machines["stateMachines"].as_array().into_iter().flatten() {
+            let (Some(arn), Some(name)) = (
+                machine["stateMachineArn"].as_str(),
+                machine["name"].as_str(),
+            ) else {
+                continue;
+            };
+            if name.starts_with(ENGINE_PREFIX) {
+                continue;
+            }
+            let executions = self.call(
+                "states",
+                "AWSStepFunctions.ListExecutions",
+                &json!({"stateMachineArn": arn, "maxResults": 1000}),
+            )?;
+            for execution in executions["executions"].as_array().into_iter().flatten() {
+                let status = execution["status"].as_str().unwrap_or("RUNNING");
+                if status == "RUNNING" || status == "PENDING_REDRIVE" {
+                    continue;
+                }
+                if let Some(execution_arn) = execution["executionArn"].as_str() {
+                    out.push(Ended {
+                        arn: execution_arn.to_string(),
+                        machine: arn.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Put the execution's status event on the default bus.
+    fn announce(&self, execution: &Ended) -> Result<(), String> {
+        let described = self.call(
+            "states",
+            "AWSStepFunctions.DescribeExecution",
+            &json!({"executionArn": execution.arn}),
+        )?;
+        let text = |k: &str| described.get(k).cloned().unwrap_or(Value::Null);
+        let detail = json!({
+            "executionArn": execution.arn,
+            "stateMachineArn": execution.machine,
+            "name": text("name"),
+            "status": text("status"),
+            "startDate": text("startDate"),
+            "stopDate": text("stopDate"),
+            "input": text("input"),
+            "output": text("output"),
+            "error": text("error"),
+            "cause": text("cause"),
+        });
+        let answer = self.call(
+            "events",
+            "AWSEvents.PutEvents",
+            &json!({"Entries": [{
+                "Source": "aws.states",
+                "DetailType": "Step Functions Execution Status Change",
+                "Detail": detail.to_string(),
+                "Resources": [execution.arn],
+            }]}),
+        )?;
+        if answer["FailedEntryCount"].as_u64().unwrap_or(0) > 0 {
+            return Err(format!("PutEvents refused it: {answer}"));
+        }
+        super::gateway::log(&format!(
+            "sent the status event of {} ({}) for account {ACCOUNT_ID}",
+            execution.arn,
+            detail["status"].as_str().unwrap_or("?")
+        ));
+        Ok(())
+    }
+}
