@@ -102,7 +102,24 @@ async fn run(mode: &str) -> Vec<History> {
     let ids: Vec<String> =
         futures::future::join_all((0..executions).map(|_| start(&c, &name))).await;
     let histories = histories(&c, stack, &name, &ids).await;
-    let events = drain_events(&c, &queue, Duration::from_secs(5)).await;
+    // Events go out at least once (the publisher and SQS may each deliver one twice under
+    // load), each with a stable `detail.event-id`, by which consumers de-duplicate: so do we,
+    // checking that a repeat is the same event.
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    let mut events = Vec::new();
+    for event in drain_events(&c, &queue, Duration::from_secs(5)).await {
+        let id = event["detail"]["event-id"]
+            .as_str()
+            .expect("detail.event-id")
+            .to_string();
+        match by_id.get(&id) {
+            Some(first) => assert_eq!(first["detail"], event["detail"], "copies under {id} differ"),
+            None => {
+                by_id.insert(id, event.clone());
+                events.push(event);
+            }
+        }
+    }
 
     // Transitions recorded: pipeline STARTED + its end; per stage entered STARTED + end; per
     // action STARTED + end.
