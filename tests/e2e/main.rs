@@ -10,6 +10,7 @@ mod api_in_emulator;
 mod approvals;
 mod artifacts;
 mod cli;
+mod cloudformation;
 mod control_plane_clients;
 mod doors;
 mod engine_adapters;

@@ -96,7 +96,11 @@ fn test_role() -> pipewright_local::roles::PipelineRole<'static> {
                     "codecommit:GetBlob",
                     "ecr:DescribeImages",
                     "secretsmanager:GetSecretValue",
-                    "states:StartExecution", "states:DescribeStateMachine"
+                    "states:StartExecution", "states:DescribeStateMachine",
+                    "cloudformation:CreateStack", "cloudformation:UpdateStack",
+                    "cloudformation:DeleteStack", "cloudformation:DescribeStacks",
+                    "cloudformation:DescribeStackEvents", "sqs:CreateQueue", "sqs:DeleteQueue",
+                    "sqs:GetQueueAttributes", "sqs:TagQueue", "iam:PassRole"
                 ],
                 "Resource": "*"
             }

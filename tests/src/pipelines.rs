@@ -296,6 +296,14 @@ pub fn latest_action<'r>(records: &'r [(String, Value)], stage: &str, name: &str
 
 /// An SQS queue receiving this pipeline's events through an EventBridge rule on the default bus.
 pub async fn subscribe(c: &Clients, pipeline: &str) -> String {
+    let pattern = json!({ "source": ["pipewright"], "detail": { "pipeline": [pipeline] } });
+    subscribe_to(c, pipeline, &pattern).await
+}
+
+/// An SQS queue `name` receiving the events of the default bus that match `pattern`, through
+/// an EventBridge rule of the same name; returns the queue's URL.
+pub async fn subscribe_to(c: &Clients, name: &str, pattern: &Value) -> String {
+    let pipeline = name;
     let sqs = aws_sdk_sqs::Client::new(&c.sdk);
     let events = aws_sdk_eventbridge::Client::new(&c.sdk);
     let queue = sqs
@@ -314,7 +322,6 @@ pub async fn subscribe(c: &Clients, pipeline: &str) -> String {
         .unwrap();
     let arn =
         attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    let pattern = json!({ "source": ["pipewright"], "detail": { "pipeline": [pipeline] } });
     events
         .put_rule()
         .name(pipeline)

@@ -135,6 +135,37 @@ impl DynamoExecutionStore {
         Ok(value)
     }
 
+    /// The action a pointer item (a job's, a piece of work's) names, as currently recorded.
+    async fn follow_pointer(
+        &self,
+        pointer_key: Item,
+    ) -> Result<Option<ActionExecution>, StoreError> {
+        let get = |key: Item| {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .consistent_read(true)
+                .send()
+        };
+        let out = get(pointer_key).await.map_err(|e| backend("GetItem", e))?;
+        let Some(index) = out.item().filter(|i| !i.is_empty()) else {
+            return Ok(None);
+        };
+        let pointer: JobPointer = record_of(index)?;
+        let out = get(key(
+            execution_pk(&pointer.pipeline_execution_id),
+            action_sk(&pointer.stage_name, &pointer.action_name, pointer.attempt),
+        ))
+        .await
+        .map_err(|e| backend("GetItem", e))?;
+        // An action item gone (expired) takes its job with it.
+        match out.item().filter(|i| !i.is_empty()) {
+            Some(item) => Ok(Some(self.opened(item).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The record of `item` with its task tokens opened (sealed ones stay sealed in a store
     /// without the key).
     async fn opened<T: DeserializeOwned>(&self, item: &Item) -> Result<T, StoreError> {
@@ -404,8 +435,18 @@ fn job_key(job_id: &str) -> Item {
     key(format!("JOB#{job_id}"), JOB_SK.to_string())
 }
 
+/// `WORK#<work>`: the pointer from a service's id of work an action started to the action.
+fn work_key(work: &str) -> Item {
+    key(format!("WORK#{work}"), JOB_SK.to_string())
+}
+
 /// The job index item of a new action execution.
 fn job_item(a: &ActionExecution) -> Result<Item, StoreError> {
+    job_pointer_item(job_key(&a.action_execution_id), a)
+}
+
+/// A pointer item at `key` naming action execution `a`.
+fn job_pointer_item(key: Item, a: &ActionExecution) -> Result<Item, StoreError> {
     let pointer = JobPointer {
         job_id: a.action_execution_id.clone(),
         pipeline_execution_id: a.pipeline_execution_id.clone(),
@@ -414,7 +455,7 @@ fn job_item(a: &ActionExecution) -> Result<Item, StoreError> {
         attempt: a.attempt,
     };
     item(
-        job_key(&a.action_execution_id),
+        key,
         &pointer,
         vec![
             (
@@ -1078,33 +1119,24 @@ impl ExecutionStore for DynamoExecutionStore {
         }
     }
 
-    async fn find_job(&self, job_id: &str) -> Result<Option<ActionExecution>, StoreError> {
-        let get = |key: Item| {
-            self.client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .consistent_read(true)
-                .send()
-        };
-        let out = get(job_key(job_id))
+    async fn point_work(&self, work: &str, action: &ActionExecution) -> Result<(), StoreError> {
+        let item = job_pointer_item(work_key(work), action)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
             .await
-            .map_err(|e| backend("GetItem", e))?;
-        let Some(index) = out.item().filter(|i| !i.is_empty()) else {
-            return Ok(None);
-        };
-        let pointer: JobPointer = record_of(index)?;
-        let out = get(key(
-            execution_pk(&pointer.pipeline_execution_id),
-            action_sk(&pointer.stage_name, &pointer.action_name, pointer.attempt),
-        ))
-        .await
-        .map_err(|e| backend("GetItem", e))?;
-        // An action item gone (expired) takes its job with it.
-        match out.item().filter(|i| !i.is_empty()) {
-            Some(item) => Ok(Some(self.opened(item).await?)),
-            None => Ok(None),
-        }
+            .map_err(|e| backend("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn find_work(&self, work: &str) -> Result<Option<ActionExecution>, StoreError> {
+        self.follow_pointer(work_key(work)).await
+    }
+
+    async fn find_job(&self, job_id: &str) -> Result<Option<ActionExecution>, StoreError> {
+        self.follow_pointer(job_key(job_id)).await
     }
 
     async fn list_executions(

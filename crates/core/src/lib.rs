@@ -55,6 +55,7 @@
 pub mod abort;
 pub mod access;
 pub mod asl;
+pub mod cloudformation;
 pub mod conditions;
 pub mod control_plane;
 pub mod declaration;

@@ -167,6 +167,12 @@ impl ExecutionStore for FaultyStore<'_> {
     async fn find_job(&self, job_id: &str) -> Result<Option<ActionExecution>, StoreError> {
         read!(self, self.inner.find_job(job_id))
     }
+    async fn point_work(&self, work: &str, action: &ActionExecution) -> Result<(), StoreError> {
+        write!(self, self.inner.point_work(work, action))
+    }
+    async fn find_work(&self, work: &str) -> Result<Option<ActionExecution>, StoreError> {
+        read!(self, self.inner.find_work(work))
+    }
     async fn forget_pipeline(&self, pipeline: &str) -> Result<(), StoreError> {
         self.inner.forget_pipeline(pipeline).await
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 const PURE: &[&str] = &[
     "access",
     "asl",
+    "cloudformation",
     "conditions",
     "declaration",
     "events",

@@ -504,7 +504,7 @@ pub(crate) fn emulator_authorization(
 }
 
 /// The text of the first `<name>` element of `xml`.
-fn xml_text(xml: &str, name: &str) -> Option<String> {
+pub(crate) fn xml_text(xml: &str, name: &str) -> Option<String> {
     let open = format!("<{name}>");
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{name}>"))? + start;

@@ -6,13 +6,19 @@
 //! polls the emulator's Step Functions (once a second) and puts that event, in AWS's shape, for
 //! each execution that ended since it started. Only state machines not named `pipewright-`
 //! (the engine's own runs are reconciled by the sweep locally, as before).
+//!
+//! The same for CloudFormation's "CloudFormation Stack Status Change" events, which
+//! CloudFormation actions complete on: every stack whose status, or the time it last changed,
+//! differs from the last poll and that rests (not `*_IN_PROGRESS`) is announced.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-use super::gateway::{emulator_authorization, Utc};
+use std::collections::HashMap;
+
+use super::gateway::{emulator_authorization, xml_text, Utc};
 
 /// How often the emulator is asked.
 const POLL: Duration = Duration::from_secs(1);
@@ -38,8 +44,32 @@ pub fn spawn(emulator: String, region: String) {
             .ended()
             .map(|ended| ended.into_iter().map(|e| e.arn).collect())
             .unwrap_or_default();
+        let mut stacks: HashMap<String, StackSummary> = poller
+            .stacks()
+            .map(|all| all.into_iter().map(|s| (s.id.clone(), s)).collect())
+            .unwrap_or_default();
         loop {
             std::thread::sleep(POLL);
+            match poller.stacks() {
+                Ok(all) => {
+                    for stack in all {
+                        if stacks.get(&stack.id) == Some(&stack) {
+                            continue;
+                        }
+                        if at_rest(&stack.status) {
+                            if let Err(e) = poller.announce_stack(&stack) {
+                                super::gateway::log(&format!(
+                                    "status event of stack {} not sent: {e}",
+                                    stack.id
+                                ));
+                                continue;
+                            }
+                        }
+                        stacks.insert(stack.id.clone(), stack);
+                    }
+                }
+                Err(e) => super::gateway::log(&format!("polling CloudFormation: {e}")),
+            }
             match poller.ended() {
                 Ok(ended) => {
                     for execution in ended {
@@ -189,4 +219,92 @@ impl Poller {
         ));
         Ok(())
     }
+}
+
+/// A stack as ListStacks shows it: id, status, reason, and when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StackSummary {
+    id: String,
+    status: String,
+    reason: String,
+    changed: String,
+}
+
+impl Poller {
+    /// Every stack the emulator knows (deleted ones too, as ListStacks lists them).
+    fn stacks(&self) -> Result<Vec<StackSummary>, String> {
+        let now = Utc::from(SystemTime::now());
+        let authorization = emulator_authorization(
+            &now,
+            &self.region,
+            "cloudformation",
+            "content-type;host;x-amz-date",
+        );
+        let mut response = self
+            .agent
+            .post(&format!("{}/", self.emulator))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Amz-Date", now.amz_date())
+            .header("Authorization", authorization)
+            .send("Action=ListStacks&Version=2010-05-15".as_bytes())
+            .map_err(|e| format!("ListStacks: {e}"))?;
+        let status = response.status().as_u16();
+        let xml = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("ListStacks: {e}"))?;
+        if status != 200 {
+            return Err(format!("ListStacks: HTTP {status}: {xml}"));
+        }
+        Ok(xml
+            .split("<member>")
+            .skip(1)
+            .filter_map(|member| {
+                let text = |name: &str| xml_text(member, name).unwrap_or_default();
+                let id = xml_text(member, "StackId")?;
+                Some(StackSummary {
+                    id,
+                    status: text("StackStatus"),
+                    reason: text("StackStatusReason"),
+                    changed: format!(
+                        "{}|{}|{}",
+                        text("CreationTime"),
+                        text("LastUpdatedTime"),
+                        text("DeletionTime")
+                    ),
+                })
+            })
+            .collect())
+    }
+
+    /// Put a stack's status event on the default bus.
+    fn announce_stack(&self, stack: &StackSummary) -> Result<(), String> {
+        let detail = json!({
+            "stack-id": stack.id,
+            "status-details": {"status": stack.status, "status-reason": stack.reason},
+        });
+        let answer = self.call(
+            "events",
+            "AWSEvents.PutEvents",
+            &json!({"Entries": [{
+                "Source": "aws.cloudformation",
+                "DetailType": "CloudFormation Stack Status Change",
+                "Detail": detail.to_string(),
+                "Resources": [stack.id],
+            }]}),
+        )?;
+        if answer["FailedEntryCount"].as_u64().unwrap_or(0) > 0 {
+            return Err(format!("PutEvents refused it: {answer}"));
+        }
+        super::gateway::log(&format!(
+            "sent the status event of stack {} ({})",
+            stack.id, stack.status
+        ));
+        Ok(())
+    }
+}
+
+/// Whether a stack status is one a stack rests in (not `*_IN_PROGRESS`).
+fn at_rest(status: &str) -> bool {
+    !status.ends_with("_IN_PROGRESS") && !status.is_empty()
 }

@@ -4,6 +4,7 @@
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
+use pipewright_core::cloudformation::{stack_status_changed, StackChanged};
 use pipewright_core::engine::external::step_functions_ended;
 use pipewright_core::engine::{ActionOutcome, TaskRequest};
 use pipewright_core::execution::ActionExecutionStatus;
@@ -37,8 +38,50 @@ pub async fn handle(
                 serde_json::from_value(event).map_err(|e| format!("bad task payload: {e}"))?;
             run_task(adapters, providers, task, &context).await
         }
-        ActionEvent::Event(event) => work_ended(adapters, providers, &event, &context).await,
+        ActionEvent::Event(event) => match stack_status_changed(&event) {
+            Some(changed) => stack_rests(adapters, providers, &changed, &context).await,
+            None => work_ended(adapters, providers, &event, &context).await,
+        },
     }
+}
+
+/// A stack an action started work on rests: complete the action. Events of other stacks change
+/// nothing.
+async fn stack_rests(
+    adapters: &Adapters,
+    providers: &Providers,
+    changed: &StackChanged,
+    context: &lambda_runtime::Context,
+) -> Result<Value, Error> {
+    let span =
+        tracing::info_span!("stack rests", stack = %changed.stack_id, status = %changed.status);
+    async {
+        let engine = adapters.engine(&context.invoked_function_arn);
+        let Some(prepared) = engine.pending_stack(changed).await? else {
+            return Ok(json!({ "completed": false }));
+        };
+        let outcome = match providers.complete_stack(&prepared, changed).await {
+            Ok(outcome) => outcome,
+            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
+        };
+        finish(&engine, &prepared, outcome).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Complete `prepared` with `outcome`; the answer says so.
+async fn finish(
+    engine: &pipewright_core::engine::Engine<'_>,
+    prepared: &pipewright_core::engine::PreparedAction,
+    outcome: ActionOutcome,
+) -> Result<Value, Error> {
+    let status = outcome.status;
+    tracing::info!(status = %status, "action finished");
+    let completed = engine
+        .complete_action(&prepared.record, outcome, pipewright_aws::now())
+        .await?;
+    Ok(json!({ "completed": completed, "status": status.as_str() }))
 }
 
 /// A state machine execution an action started ended: complete the action. Events of other
@@ -62,12 +105,7 @@ async fn work_ended(
             Ok(outcome) => outcome,
             Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
         };
-        let status = outcome.status;
-        tracing::info!(status = %status, "action finished");
-        engine
-            .complete_action(&prepared.record, outcome, pipewright_aws::now())
-            .await?;
-        Ok::<_, Error>(json!({ "completed": true, "status": status.as_str() }))
+        finish(&engine, &prepared, outcome).await
     }
     .instrument(span)
     .await
@@ -122,12 +160,20 @@ async fn run_task(
         };
         let status = outcome.status;
         if status == ActionExecutionStatus::InProgress {
-            // Started elsewhere; the service's event completes it (see `work_ended`).
+            // Started elsewhere; the service's event completes it (see `work_ended`,
+            // `stack_rests`), unless it ended already.
             tracing::info!(work = ?outcome.result.external_execution_id, "action pending: its service's event completes it");
             engine
-                .record_started(&prepared.record, outcome, pipewright_aws::now())
+                .record_started(&prepared.record, outcome.clone(), pipewright_aws::now())
                 .await?;
-            return Ok(json!({ "status": status.as_str() }));
+            let settled = match providers.settled(&prepared, &outcome).await {
+                Ok(settled) => settled,
+                Err(e) => Some(ActionOutcome::failed(e.code(), e.to_string())),
+            };
+            let Some(settled) = settled else {
+                return Ok(json!({ "status": status.as_str() }));
+            };
+            return finish(&engine, &prepared, settled).await;
         }
         tracing::info!(status = %status, "action finished");
         engine

@@ -1,12 +1,15 @@
 //! Actions a service finishes: the action function starts the work (a Step Functions
-//! execution) and records what it started; the service's own EventBridge event ("Step Functions
-//! Execution Status Change") later reaches the action function, which completes the action. No
+//! execution, a stack operation) and records what it started; the service's own EventBridge
+//! event ("Step Functions Execution Status Change", "CloudFormation Stack Status Change") later
+//! reaches the action function, which completes the action. No
 //! Lambda waits in between: the action's `runAction` task waits on its task token, kept in the
 //! action's record, as a job worker's does.
 //!
-//! An event completes an action only when it names the action's job (its action execution id,
-//! which the work was named after) **and** the very work the action recorded (the execution ARN):
-//! a state machine run by someone else under a name that ends with a job id completes nothing.
+//! A Step Functions event completes an action only when it names the action's job (its action
+//! execution id, which the execution was named after) **and** the very execution the action's
+//! configuration names: a state machine run by someone else under a name that ends with a job id
+//! completes nothing. A stack is not named after the job: the action points the stack's ARN at
+//! itself when it starts it, and only the stack it recorded completes it.
 
 use serde_json::Value;
 
@@ -15,11 +18,24 @@ use crate::engine::jobs::JobError;
 use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
 use crate::execution::{ActionExecution, ActionExecutionStatus, FailureType};
 
-/// True for the action types that complete on their service's event (`Invoke/AWS/StepFunctions`).
+/// True for the action types that complete on their service's event
+/// (`Invoke/AWS/StepFunctions`, `Deploy/AWS/CloudFormation`).
 pub fn completes_on_event(type_id: &ActionTypeId) -> bool {
+    is_step_functions(type_id) || is_cloudformation(type_id)
+}
+
+fn is_step_functions(type_id: &ActionTypeId) -> bool {
     type_id.category == ActionCategory::Invoke
         && type_id.owner == ActionOwner::Aws
         && type_id.provider == "StepFunctions"
+}
+
+/// A CloudFormation deploy action: its work (a stack) is not named after the job, so the action
+/// points the stack's ARN at itself when it starts ([`Engine::record_started`]).
+fn is_cloudformation(type_id: &ActionTypeId) -> bool {
+    type_id.category == ActionCategory::Deploy
+        && type_id.owner == ActionOwner::Aws
+        && type_id.provider == "CloudFormation"
 }
 
 /// The `detail-type` of Step Functions' status events.
@@ -142,6 +158,11 @@ impl Engine<'_> {
         started.last_update_time = now;
         started.output.execution_result = outcome.result;
         started.output.output_variables = outcome.output_variables;
+        if is_cloudformation(&record.input.action_type_id) {
+            if let Some(work) = &started.output.execution_result.external_execution_id {
+                self.executions.point_work(work, &started).await?;
+            }
+        }
         match self
             .executions
             .put_action(&started, Some(ActionExecutionStatus::InProgress), &[])
@@ -190,6 +211,37 @@ impl Engine<'_> {
             tracing::warn!(job = %ended.job_id, work = %ended.external_id, "an event names a job but not the work it started: ignored");
             return Ok(None);
         }
+        if record.status != ActionExecutionStatus::InProgress {
+            if record.task_token.is_some() {
+                self.answer_unsent(&record).await?;
+            }
+            return Ok(None);
+        }
+        self.prepare_again(&record).await.map(Some)
+    }
+}
+
+impl Engine<'_> {
+    /// The CloudFormation action waiting for the stack `changed` names, prepared again to be
+    /// completed; `None` when no pending action started work on that stack (events of every
+    /// other stack of the account come here too, and change nothing). A completed action whose
+    /// callback was lost has it sent again.
+    pub async fn pending_stack(
+        &self,
+        changed: &crate::cloudformation::StackChanged,
+    ) -> Result<Option<PreparedAction>, JobError> {
+        let Some(record) = self
+            .executions
+            .find_work(&changed.stack_id)
+            .await?
+            .filter(|r| is_cloudformation(&r.input.action_type_id))
+            .filter(|r| {
+                r.output.execution_result.external_execution_id.as_deref()
+                    == Some(changed.stack_id.as_str())
+            })
+        else {
+            return Ok(None);
+        };
         if record.status != ActionExecutionStatus::InProgress {
             if record.task_token.is_some() {
                 self.answer_unsent(&record).await?;

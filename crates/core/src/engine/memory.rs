@@ -45,6 +45,8 @@ struct Inner {
     forgotten: std::collections::BTreeSet<String>,
     /// When the last periodic sweep was claimed.
     last_sweep: Option<f64>,
+    /// Work (a stack's ARN) → the job that started it.
+    work: BTreeMap<String, String>,
 }
 
 impl Inner {
@@ -270,6 +272,21 @@ impl ExecutionStore for MemoryExecutionStore {
             .values()
             .find(|a| a.action_execution_id == job_id)
             .cloned())
+    }
+
+    async fn point_work(&self, work: &str, action: &ActionExecution) -> Result<(), StoreError> {
+        self.lock()?
+            .work
+            .insert(work.to_string(), action.action_execution_id.clone());
+        Ok(())
+    }
+
+    async fn find_work(&self, work: &str) -> Result<Option<ActionExecution>, StoreError> {
+        let job = self.lock()?.work.get(work).cloned();
+        match job {
+            Some(job) => self.find_job(&job).await,
+            None => Ok(None),
+        }
     }
 
     async fn claim_sweep(&self, now: f64, interval: f64) -> Result<bool, StoreError> {

@@ -90,6 +90,12 @@ pub trait ExecutionStore: Send + Sync {
     /// The action execution whose job id is `job_id` (a job's id is its action execution's id),
     /// as currently recorded (with its task token while it is in progress).
     async fn find_job(&self, job_id: &str) -> Result<Option<ActionExecution>, StoreError>;
+    /// Point `work` (a service's id of the work an action started: a stack's ARN) at `action`,
+    /// so [`ExecutionStore::find_work`] finds it when the service says the work ended. The
+    /// latest pointer of a piece of work wins.
+    async fn point_work(&self, work: &str, action: &ActionExecution) -> Result<(), StoreError>;
+    /// The action execution `work` points at, as currently recorded.
+    async fn find_work(&self, work: &str) -> Result<Option<ActionExecution>, StoreError>;
     /// Forget pipeline `pipeline_name` as a whole: its stage locks, latest-execution pointers,
     /// execution list and poll state (the execution records stay until they expire).
     async fn forget_pipeline(&self, pipeline_name: &str) -> Result<(), StoreError>;

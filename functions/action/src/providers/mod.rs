@@ -13,13 +13,17 @@
 //!   CodeCommit's GetFolder / GetBlob;
 //! - `Source/AWS/ECR` ([`ecr_source`]): `imageDetail.json` describing one image;
 //! - `Invoke/AWS/StepFunctions` ([`step_functions`]): starts an execution and leaves the action
-//!   in progress until Step Functions' status event completes it ([`Providers::complete`]).
+//!   in progress until Step Functions' status event completes it ([`Providers::complete`]);
+//! - `Deploy/AWS/CloudFormation` ([`cloudformation`]): creates, updates or deletes a stack and
+//!   leaves the action in progress until the stack's status event completes it
+//!   ([`Providers::complete_stack`]).
 //!
 //! Any other provider is refused with `ConfigurationError`. A provider returns an
 //! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
 //! with the log tail), nothing when the action is completed later by someone else (a job
 //! result), or a [`ProviderError`], which the handler records with [`ProviderError::code`].
 
+mod cloudformation;
 mod codecommit_source;
 mod commands;
 mod ecr_source;
@@ -41,6 +45,7 @@ use pipewright_aws::lambda::LambdaFunctions;
 use pipewright_aws::roles::{PipelineRoles, RoleSession};
 use pipewright_aws::runner::CommandsRunner;
 use pipewright_core::access::pipeline_roles::{self, StackBoundary};
+use pipewright_core::cloudformation::StackChanged;
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
 use pipewright_core::engine::external::WorkEnded;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
@@ -121,6 +126,8 @@ struct Clients {
     ecr: aws_sdk_ecr::Client,
     /// What Step Functions actions start executions with.
     sfn: aws_sdk_sfn::Client,
+    /// What CloudFormation actions deploy with.
+    cfn: aws_sdk_cloudformation::Client,
 }
 
 impl Clients {
@@ -137,6 +144,7 @@ impl Clients {
             codecommit: aws_sdk_codecommit::Client::new(sdk),
             ecr: aws_sdk_ecr::Client::new(sdk),
             sfn: aws_sdk_sfn::Client::new(sdk),
+            cfn: aws_sdk_cloudformation::Client::new(sdk),
         }
     }
 }
@@ -229,6 +237,12 @@ impl Providers {
                     aws_sdk_sfn::Config::builder()
                         .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
                         .region(aws_sdk_sfn::config::Region::new("us-east-1"))
+                        .build(),
+                ),
+                cfn: aws_sdk_cloudformation::Client::from_conf(
+                    aws_sdk_cloudformation::Config::builder()
+                        .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+                        .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
                         .build(),
                 ),
             }),
@@ -367,6 +381,11 @@ impl Providers {
                     .await
                     .map(Some)
             }
+            (ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation") => {
+                cloudformation::run(&c.cfn, &c.artifacts, prepared, &work_root)
+                    .await
+                    .map(Some)
+            }
             _ => unreachable!("is_run_here lists the providers matched above"),
         }
     }
@@ -380,6 +399,49 @@ impl Providers {
     ) -> Result<ActionOutcome, ProviderError> {
         let (clients, _session) = self.clients(prepared, None).await?;
         step_functions::complete(&clients.artifacts, prepared, ended, &std::env::temp_dir()).await
+    }
+
+    /// The outcome of CloudFormation action `prepared`, whose stack the event `changed` says
+    /// rests: its outputs read and written with the pipeline role's session.
+    pub async fn complete_stack(
+        &self,
+        prepared: &PreparedAction,
+        changed: &StackChanged,
+    ) -> Result<ActionOutcome, ProviderError> {
+        let (c, _session) = self.clients(prepared, None).await?;
+        cloudformation::complete(
+            &c.cfn,
+            &c.artifacts,
+            prepared,
+            changed,
+            &std::env::temp_dir(),
+        )
+        .await
+    }
+
+    /// For work just started (`outcome` in progress): its outcome when it already ended (a
+    /// stack the emulator, or a quick failure, settled within the call), so nothing waits for
+    /// an event that may have come before the start was recorded.
+    pub async fn settled(
+        &self,
+        prepared: &PreparedAction,
+        outcome: &ActionOutcome,
+    ) -> Result<Option<ActionOutcome>, ProviderError> {
+        let id = &prepared.declaration.action_type_id;
+        if (id.category, id.owner, id.provider.as_str())
+            != (ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation")
+        {
+            return Ok(None);
+        }
+        let (c, _session) = self.clients(prepared, None).await?;
+        cloudformation::settled(
+            &c.cfn,
+            &c.artifacts,
+            prepared,
+            outcome,
+            &std::env::temp_dir(),
+        )
+        .await
     }
 }
 
@@ -400,6 +462,7 @@ fn is_run_here(provider: (ActionCategory, ActionOwner, &str)) -> bool {
             | (ActionCategory::Source, ActionOwner::Aws, "ECR")
             | (ActionCategory::Invoke, ActionOwner::Aws, "Lambda")
             | (ActionCategory::Invoke, ActionOwner::Aws, "StepFunctions")
+            | (ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation")
     )
 }
 

@@ -1,0 +1,644 @@
+//! `Deploy/AWS/CloudFormation`: create, update or delete a stack with the pipeline role, then
+//! let CloudFormation say when it is done.
+//!
+//! - `CREATE_UPDATE`: the template at `TemplatePath` (`Artifact::path`) creates the stack
+//!   `StackName`, or updates it; an update with nothing to change ("No updates are to be
+//!   performed") succeeds at once, as in CodePipeline.
+//! - `DELETE_ONLY`: deletes the stack; a stack that does not exist is a success.
+//! - Parameters: the template configuration file's (`TemplateConfiguration`, `Artifact::path`,
+//!   with its `Tags` and `StackPolicy`), then `ParameterOverrides` (strings, `Fn::GetParam`,
+//!   `Fn::GetArtifactAtt`); `Capabilities` (comma separated), `RoleArn` (the stack's service
+//!   role).
+//! - The action stays in progress until CloudFormation's "CloudFormation Stack Status Change"
+//!   event for the stack reaches the action function ([`complete`]); then the stack's outputs
+//!   become output variables (and the `OutputFileName` file of the output artifact, JSON); a
+//!   stack that ended badly fails the action with its first failed resource and reason.
+//! - Not run yet: `REPLACE_ON_FAILURE`, `CHANGE_SET_REPLACE`, `CHANGE_SET_EXECUTE` (refused with
+//!   a ConfigurationError saying so).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
+use pipewright_aws::artifacts::{safe_relative, S3Artifacts};
+use pipewright_core::cloudformation::{
+    artifact_path, needs_replacing, parameter_overrides, template_configuration, ParameterValue,
+    StackChanged, TemplateConfiguration,
+};
+use pipewright_core::engine::{ActionOutcome, PreparedAction};
+use pipewright_core::execution::{
+    ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, FailureType,
+};
+
+use super::{aws_failure, optional, remove_work_dir, required, Context, ProviderError};
+
+/// The largest template CloudFormation takes in the request itself.
+const MAX_TEMPLATE_BODY: u64 = 51_200;
+/// The largest file read from an artifact (templates, configurations, parameter files).
+const MAX_FILE: u64 = 1024 * 1024;
+
+/// Start the stack operation: in progress (CloudFormation's event completes it), or done
+/// already (nothing to update, nothing to delete).
+pub async fn run(
+    cfn: &aws_sdk_cloudformation::Client,
+    artifacts: &S3Artifacts,
+    prepared: &PreparedAction,
+    work_root: &Path,
+) -> Result<ActionOutcome, ProviderError> {
+    let mode = required(prepared, "ActionMode")?;
+    let stack_name = required(prepared, "StackName")?;
+    let current = describe(cfn, stack_name).await?;
+    match mode {
+        "DELETE_ONLY" => {
+            let Some(stack) = current else {
+                return Ok(done(
+                    prepared,
+                    None,
+                    format!("stack {stack_name} does not exist"),
+                ));
+            };
+            let stack_id = stack.stack_id().unwrap_or(stack_name).to_string();
+            let mut request = cfn.delete_stack().stack_name(&stack_id);
+            if let Some(role) = optional(prepared, "RoleArn") {
+                request = request.role_arn(role);
+            }
+            request
+                .send()
+                .await
+                .map_err(|e| cfn_error("DeleteStack", stack_name, &e))?;
+            Ok(started(
+                prepared,
+                &stack_id,
+                format!("deleting stack {stack_name}"),
+            ))
+        }
+        "CREATE_UPDATE" => {
+            let work = work_root.join(format!(
+                "pipewright-{}",
+                prepared.record.action_execution_id
+            ));
+            let request = StackRequest::read(artifacts, prepared, &work).await;
+            remove_work_dir(work).await;
+            let request = request?;
+            match current {
+                Some(stack) if needs_replacing(stack.stack_status().map_or("", |s| s.as_str())) => {
+                    Err(ProviderError::Configuration(format!(
+                        "stack {stack_name} is {} and cannot be updated: delete it, or use \
+                         ActionMode REPLACE_ON_FAILURE",
+                        stack.stack_status().map_or("", |s| s.as_str())
+                    )))
+                }
+                Some(stack) => update(cfn, prepared, stack_name, &stack, request).await,
+                None => create(cfn, prepared, stack_name, request).await,
+            }
+        }
+        "REPLACE_ON_FAILURE" | "CHANGE_SET_REPLACE" | "CHANGE_SET_EXECUTE" => {
+            Err(ProviderError::Configuration(format!(
+                "configuration ActionMode: {mode} is not run by Pipewright yet; CREATE_UPDATE \
+                 and DELETE_ONLY are"
+            )))
+        }
+        other => Err(ProviderError::Configuration(format!(
+            "configuration ActionMode: {other:?} is not a CloudFormation action mode"
+        ))),
+    }
+}
+
+/// What a create or update sends.
+struct StackRequest {
+    template: String,
+    parameters: Vec<Parameter>,
+    tags: Vec<Tag>,
+    stack_policy: Option<String>,
+    capabilities: Vec<Capability>,
+    role_arn: Option<String>,
+}
+
+impl StackRequest {
+    async fn read(
+        artifacts: &S3Artifacts,
+        prepared: &PreparedAction,
+        work: &Path,
+    ) -> Result<Self, ProviderError> {
+        let mut files = ArtifactFiles {
+            artifacts,
+            prepared,
+            work,
+            extracted: BTreeMap::new(),
+        };
+        let (artifact, path) = artifact_path("TemplatePath", required(prepared, "TemplatePath")?)
+            .map_err(ProviderError::Configuration)?;
+        let template = files.read(&artifact, &path, "TemplatePath").await?;
+        if template.len() as u64 > MAX_TEMPLATE_BODY {
+            return Err(ProviderError::Configuration(format!(
+                "configuration TemplatePath: {path} is {} bytes; templates of more than \
+                 {MAX_TEMPLATE_BODY} bytes (which CloudFormation reads from S3) are not \
+                 supported yet",
+                template.len()
+            )));
+        }
+        let mut configuration = TemplateConfiguration::default();
+        if let Some(value) = optional(prepared, "TemplateConfiguration") {
+            let (artifact, path) = artifact_path("TemplateConfiguration", value)
+                .map_err(ProviderError::Configuration)?;
+            let text = files
+                .read(&artifact, &path, "TemplateConfiguration")
+                .await?;
+            configuration =
+                template_configuration(&path, &text).map_err(ProviderError::Configuration)?;
+        }
+        let mut values = configuration.parameters.clone();
+        if let Some(text) = optional(prepared, "ParameterOverrides") {
+            for (name, value) in parameter_overrides(text).map_err(ProviderError::Configuration)? {
+                let value = match value {
+                    ParameterValue::Literal(s) => s,
+                    ParameterValue::GetParam {
+                        artifact,
+                        file,
+                        key,
+                    } => {
+                        let text = files.read(&artifact, &file, "ParameterOverrides").await?;
+                        let json: serde_json::Value =
+                            serde_json::from_str(&text).map_err(|_| {
+                                ProviderError::Configuration(format!(
+                                    "configuration ParameterOverrides.{name}: {file} of \
+                                     artifact {artifact} is not JSON"
+                                ))
+                            })?;
+                        match json.get(&key) {
+                            Some(serde_json::Value::String(s)) => s.clone(),
+                            Some(v) if !v.is_null() => v.to_string(),
+                            _ => {
+                                return Err(ProviderError::Configuration(format!(
+                                    "configuration ParameterOverrides.{name}: {file} of \
+                                     artifact {artifact} has no key {key}"
+                                )))
+                            }
+                        }
+                    }
+                    ParameterValue::GetArtifactAtt {
+                        artifact,
+                        attribute,
+                    } => {
+                        let detail = files.artifact(&artifact)?;
+                        let location = &detail.s3_location;
+                        match attribute.as_str() {
+                            "BucketName" => location.bucket.clone(),
+                            "ObjectKey" => location.key.clone(),
+                            _ => format!(
+                                "https://s3.amazonaws.com/{}/{}",
+                                location.bucket, location.key
+                            ),
+                        }
+                    }
+                };
+                values.insert(name, value);
+            }
+        }
+        let capabilities = optional(prepared, "Capabilities")
+            .map(|c| {
+                c.split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(Capability::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            template,
+            parameters: values
+                .into_iter()
+                .map(|(k, v)| {
+                    Parameter::builder()
+                        .parameter_key(k)
+                        .parameter_value(v)
+                        .build()
+                })
+                .collect(),
+            tags: configuration
+                .tags
+                .into_iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+            stack_policy: configuration.stack_policy,
+            capabilities,
+            role_arn: optional(prepared, "RoleArn").map(str::to_string),
+        })
+    }
+}
+
+async fn create(
+    cfn: &aws_sdk_cloudformation::Client,
+    prepared: &PreparedAction,
+    stack_name: &str,
+    r: StackRequest,
+) -> Result<ActionOutcome, ProviderError> {
+    let created = cfn
+        .create_stack()
+        .stack_name(stack_name)
+        .template_body(r.template)
+        .set_parameters(Some(r.parameters))
+        .set_tags((!r.tags.is_empty()).then_some(r.tags))
+        .set_stack_policy_body(r.stack_policy)
+        .set_capabilities(Some(r.capabilities))
+        .set_role_arn(r.role_arn)
+        .client_request_token(&prepared.record.action_execution_id)
+        .send()
+        .await
+        .map_err(|e| cfn_error("CreateStack", stack_name, &e))?;
+    let stack_id = created.stack_id().unwrap_or(stack_name).to_string();
+    Ok(started(
+        prepared,
+        &stack_id,
+        format!("creating stack {stack_name}"),
+    ))
+}
+
+async fn update(
+    cfn: &aws_sdk_cloudformation::Client,
+    prepared: &PreparedAction,
+    stack_name: &str,
+    stack: &Stack,
+    r: StackRequest,
+) -> Result<ActionOutcome, ProviderError> {
+    let stack_id = stack.stack_id().unwrap_or(stack_name).to_string();
+    let updated = cfn
+        .update_stack()
+        .stack_name(&stack_id)
+        .template_body(r.template)
+        .set_parameters(Some(r.parameters))
+        .set_tags((!r.tags.is_empty()).then_some(r.tags))
+        .set_stack_policy_body(r.stack_policy)
+        .set_capabilities(Some(r.capabilities))
+        .set_role_arn(r.role_arn)
+        .client_request_token(&prepared.record.action_execution_id)
+        .send()
+        .await;
+    match updated {
+        Ok(_) => Ok(started(
+            prepared,
+            &stack_id,
+            format!("updating stack {stack_name}"),
+        )),
+        Err(e)
+            if e.message()
+                .is_some_and(|m| m.contains("No updates are to be performed")) =>
+        {
+            Ok(done(
+                prepared,
+                Some(stack),
+                format!("stack {stack_name}: no updates are to be performed"),
+            ))
+        }
+        Err(e) => Err(cfn_error("UpdateStack", stack_name, &e)),
+    }
+}
+
+/// In progress on stack `stack_id`.
+fn started(prepared: &PreparedAction, stack_id: &str, summary: String) -> ActionOutcome {
+    ActionOutcome {
+        status: ActionExecutionStatus::InProgress,
+        output_artifacts: Vec::new(),
+        output_variables: BTreeMap::new(),
+        result: ActionExecutionResult {
+            external_execution_id: Some(stack_id.to_string()),
+            external_execution_summary: Some(summary),
+            external_execution_url: Some(console_link(prepared, stack_id)),
+            ..Default::default()
+        },
+        source_revision: None,
+        log_tail: None,
+        log_location: None,
+    }
+}
+
+/// Succeeded at once, with `stack`'s outputs (its output file is not written: nothing changed
+/// or nothing exists).
+fn done(prepared: &PreparedAction, stack: Option<&Stack>, summary: String) -> ActionOutcome {
+    ActionOutcome {
+        status: ActionExecutionStatus::Succeeded,
+        output_artifacts: Vec::new(),
+        output_variables: stack.map(outputs).unwrap_or_default(),
+        result: ActionExecutionResult {
+            external_execution_id: stack.and_then(|s| s.stack_id()).map(str::to_string),
+            external_execution_summary: Some(summary),
+            external_execution_url: stack
+                .and_then(|s| s.stack_id())
+                .map(|id| console_link(prepared, id)),
+            ..Default::default()
+        },
+        source_revision: None,
+        log_tail: None,
+        log_location: None,
+    }
+}
+
+/// The outcome of the stack operation `changed` says ended.
+pub async fn complete(
+    cfn: &aws_sdk_cloudformation::Client,
+    artifacts: &S3Artifacts,
+    prepared: &PreparedAction,
+    changed: &StackChanged,
+    work_root: &Path,
+) -> Result<ActionOutcome, ProviderError> {
+    let stack_name = required(prepared, "StackName")?;
+    let deleting = required(prepared, "ActionMode")? == "DELETE_ONLY";
+    let link = console_link(prepared, &changed.stack_id);
+    let succeeded = match changed.status.as_str() {
+        "DELETE_COMPLETE" => deleting,
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" => !deleting,
+        _ => false,
+    };
+    if !succeeded {
+        let reason = first_failure(cfn, &changed.stack_id)
+            .await
+            .or_else(|| changed.reason.clone())
+            .unwrap_or_else(|| "no reason given".into());
+        let mut outcome = ActionOutcome::failed(
+            FailureType::JobFailed,
+            format!("stack {stack_name} ended {}: {reason}", changed.status),
+        );
+        outcome.result.external_execution_id = Some(changed.stack_id.clone());
+        outcome.result.external_execution_url = Some(link);
+        return Ok(outcome);
+    }
+    let stack = if deleting {
+        None
+    } else {
+        describe(cfn, &changed.stack_id).await?
+    };
+    let variables = stack.as_ref().map(outputs).unwrap_or_default();
+    let mut output_artifacts = Vec::new();
+    if let (Some(output), Some(file)) = (
+        prepared.outputs.first(),
+        optional(prepared, "OutputFileName"),
+    ) {
+        let work = work_root.join(format!(
+            "pipewright-{}",
+            prepared.record.action_execution_id
+        ));
+        let written = write_outputs(artifacts, output, file, &variables, &work).await;
+        remove_work_dir(work).await;
+        output_artifacts.push(written?);
+    }
+    Ok(ActionOutcome {
+        status: ActionExecutionStatus::Succeeded,
+        output_artifacts,
+        output_variables: variables,
+        result: ActionExecutionResult {
+            external_execution_id: Some(changed.stack_id.clone()),
+            external_execution_summary: Some(format!("stack {stack_name} {}", changed.status)),
+            external_execution_url: Some(link),
+            ..Default::default()
+        },
+        source_revision: None,
+        log_tail: None,
+        log_location: None,
+    })
+}
+
+/// The outcome of stack operation `outcome` (just started) when the stack already rests (a
+/// quick failure, an emulator that finishes within the call), so an action whose event came
+/// before the start was recorded still completes; `None` while it is in progress.
+pub async fn settled(
+    cfn: &aws_sdk_cloudformation::Client,
+    artifacts: &S3Artifacts,
+    prepared: &PreparedAction,
+    outcome: &ActionOutcome,
+    work_root: &Path,
+) -> Result<Option<ActionOutcome>, ProviderError> {
+    let Some(stack_id) = outcome.result.external_execution_id.as_deref() else {
+        return Ok(None);
+    };
+    let stacks = match cfn.describe_stacks().stack_name(stack_id).send().await {
+        Ok(stacks) => stacks,
+        // Gone already: deleted.
+        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => {
+            let changed = StackChanged {
+                stack_id: stack_id.to_string(),
+                status: "DELETE_COMPLETE".into(),
+                reason: None,
+            };
+            return complete(cfn, artifacts, prepared, &changed, work_root)
+                .await
+                .map(Some);
+        }
+        Err(e) => return Err(cfn_error("DescribeStacks", stack_id, &e)),
+    };
+    let Some(stack) = stacks.stacks().first() else {
+        return Ok(None);
+    };
+    let status = stack.stack_status().map_or("", |s| s.as_str()).to_string();
+    if pipewright_core::cloudformation::stack_status_ended(&status).is_none() {
+        return Ok(None);
+    }
+    let changed = StackChanged {
+        stack_id: stack_id.to_string(),
+        status,
+        reason: stack.stack_status_reason().map(str::to_string),
+    };
+    complete(cfn, artifacts, prepared, &changed, work_root)
+        .await
+        .map(Some)
+}
+
+/// The stack, `None` when it does not exist.
+async fn describe(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<Option<Stack>, ProviderError> {
+    match cfn.describe_stacks().stack_name(stack).send().await {
+        Ok(out) => Ok(out
+            .stacks()
+            .first()
+            .filter(|s| s.stack_status().map_or("", |s| s.as_str()) != "DELETE_COMPLETE")
+            .cloned()),
+        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
+        Err(e) => Err(cfn_error("DescribeStacks", stack, &e)),
+    }
+}
+
+/// The stack's outputs, as output variables.
+fn outputs(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+        .collect()
+}
+
+/// The first resource that failed, and why (`None` when CloudFormation names none).
+async fn first_failure(cfn: &aws_sdk_cloudformation::Client, stack_id: &str) -> Option<String> {
+    let events = cfn
+        .describe_stack_events()
+        .stack_name(stack_id)
+        .send()
+        .await
+        .ok()?;
+    // Newest first: the first failure is the last one listed.
+    events
+        .stack_events()
+        .iter()
+        .rev()
+        .find(|e| {
+            e.resource_status()
+                .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+                && e.physical_resource_id() != Some(stack_id)
+        })
+        .map(|e| {
+            format!(
+                "resource {} ({}) {}: {}",
+                e.logical_resource_id().unwrap_or("?"),
+                e.resource_type().unwrap_or("?"),
+                e.resource_status().map_or("", |s| s.as_str()),
+                e.resource_status_reason().unwrap_or("no reason given")
+            )
+        })
+}
+
+/// The outputs as a JSON file `file` zipped into `output`'s location.
+async fn write_outputs(
+    artifacts: &S3Artifacts,
+    output: &ArtifactDetail,
+    file: &str,
+    variables: &BTreeMap<String, String>,
+    work: &Path,
+) -> Result<ArtifactDetail, ProviderError> {
+    let parts = safe_relative(file).context(|| "configuration OutputFileName".to_string())?;
+    let files = work.join("files");
+    let path = parts.iter().fold(files.clone(), |p, part| p.join(part));
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| ProviderError::Job(format!("creating {}: {e}", parent.display())))?;
+    }
+    let json = serde_json::to_string_pretty(variables).unwrap_or_default();
+    tokio::fs::write(&path, json)
+        .await
+        .map_err(|e| ProviderError::Job(format!("writing {file}: {e}")))?;
+    let location = artifacts
+        .upload_dir(
+            &files,
+            &[],
+            &output.s3_location.bucket,
+            &output.s3_location.key,
+        )
+        .await
+        .context(|| format!("output artifact {}", output.name))?;
+    Ok(ArtifactDetail {
+        name: output.name.clone(),
+        s3_location: location,
+    })
+}
+
+/// Files of the action's input artifacts, each artifact downloaded once.
+struct ArtifactFiles<'a> {
+    artifacts: &'a S3Artifacts,
+    prepared: &'a PreparedAction,
+    work: &'a Path,
+    extracted: BTreeMap<String, PathBuf>,
+}
+
+impl ArtifactFiles<'_> {
+    fn artifact(&self, name: &str) -> Result<&ArtifactDetail, ProviderError> {
+        self.prepared
+            .inputs
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self
+                    .prepared
+                    .inputs
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect();
+                ProviderError::Configuration(format!(
+                    "artifact {name} is not an input artifact of the action (it has: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// The text of `path` in input artifact `artifact`; `key` names the configuration in errors.
+    async fn read(
+        &mut self,
+        artifact: &str,
+        path: &str,
+        key: &str,
+    ) -> Result<String, ProviderError> {
+        let detail = self.artifact(artifact)?.clone();
+        if !self.extracted.contains_key(artifact) {
+            let dir = self.work.join(format!("artifact-{}", self.extracted.len()));
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| ProviderError::Job(format!("creating {}: {e}", dir.display())))?;
+            self.artifacts
+                .download_and_extract(
+                    &detail.s3_location,
+                    &dir.join("artifact.zip"),
+                    &dir.join("files"),
+                )
+                .await
+                .context(|| format!("input artifact {artifact}"))?;
+            self.extracted
+                .insert(artifact.to_string(), dir.join("files"));
+        }
+        let parts = safe_relative(path).context(|| format!("configuration {key}"))?;
+        let file = parts
+            .iter()
+            .fold(self.extracted[artifact].clone(), |p, part| p.join(part));
+        let missing = || {
+            ProviderError::Configuration(format!(
+                "configuration {key}: input artifact {artifact} has no file {path}"
+            ))
+        };
+        let meta = tokio::fs::metadata(&file).await.map_err(|_| missing())?;
+        if !meta.is_file() {
+            return Err(missing());
+        }
+        if meta.len() > MAX_FILE {
+            return Err(ProviderError::Configuration(format!(
+                "configuration {key}: {path} is {} bytes, more than the {MAX_FILE} read",
+                meta.len()
+            )));
+        }
+        tokio::fs::read_to_string(&file).await.map_err(|e| {
+            ProviderError::Configuration(format!("configuration {key}: {path} is not text: {e}"))
+        })
+    }
+}
+
+/// A CloudFormation refusal as the failure it means.
+fn cfn_error<E>(
+    call: &str,
+    stack: &str,
+    err: &aws_sdk_cloudformation::error::SdkError<E>,
+) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (code, _, message) = aws_failure(err);
+    let text = format!(
+        "cloudformation:{call} {stack}: {}{message}",
+        code.as_deref()
+            .map(|c| format!("{c}: "))
+            .unwrap_or_default()
+    );
+    match code.as_deref() {
+        Some("AccessDenied" | "AccessDeniedException") => ProviderError::Permission(text),
+        Some(
+            "ValidationError" | "InsufficientCapabilitiesException" | "AlreadyExistsException",
+        ) => ProviderError::Configuration(text),
+        _ => ProviderError::Job(text),
+    }
+}
+
+/// The stack's page in the CloudFormation console.
+fn console_link(prepared: &PreparedAction, stack_id: &str) -> String {
+    let region = prepared.record.input.region.clone().unwrap_or_default();
+    format!(
+        "https://{region}.console.aws.amazon.com/cloudformation/home?region={region}#/stacks/stackinfo?stackId={}",
+        percent_encoding::utf8_percent_encode(stack_id, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
