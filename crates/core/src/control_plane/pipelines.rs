@@ -56,11 +56,21 @@ fn check_tags(tags: &[Tag]) -> Result<(), ApiError> {
 }
 
 /// Validate a declaration as CreatePipeline / UpdatePipeline do: all problems in one message.
+///
+/// An action type Pipewright does not run is CodePipeline's own error for it,
+/// `InvalidActionDeclarationException`, naming the type (and every other problem found).
 fn check_declaration(pipeline: &PipelineDeclaration) -> Result<(), ApiError> {
     validation::validate(pipeline).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(|p| format!("pipeline.{p}")).collect();
+        let kind = if problems.iter().any(|p| {
+            p.path.ends_with(".actionTypeId") && p.reason.starts_with("unsupported action type")
+        }) {
+            "InvalidActionDeclarationException"
+        } else {
+            "InvalidStructureException"
+        };
         ApiError::new(
-            "InvalidStructureException",
+            kind,
             format!("{} problem(s): {}", lines.len(), lines.join("; ")),
         )
     })
@@ -376,6 +386,29 @@ mod tests {
         call(&store, "UpdatePipeline", json!({ "pipeline": moved }))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn action_types_pipewright_does_not_run_are_refused_as_codepipeline_refuses_them() {
+        let store = MemoryPipelineStore::default();
+        let mut pipeline = sample();
+        pipeline["stages"][1]["actions"][0]["actionTypeId"] = json!({"category": "Build", "owner": "AWS", "provider": "ECRBuildAndPublish", "version": "1"});
+        let err = call(&store, "CreatePipeline", json!({ "pipeline": pipeline }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, "InvalidActionDeclarationException");
+        assert!(
+            err.message
+                .contains("unsupported action type Build/AWS/ECRBuildAndPublish/1")
+                || err.message.contains("ECRBuildAndPublish"),
+            "{}",
+            err.message
+        );
+        let name = sample()["name"].as_str().unwrap().to_string();
+        assert!(
+            store.get(&name, None).await.unwrap().is_none(),
+            "nothing was created"
+        );
     }
 
     #[tokio::test]
