@@ -31,13 +31,15 @@ pub fn run(path: &Path, out: &mut impl Write, err: &mut impl Write) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
-    let pipeline = match parse_pipeline(&text) {
+    let mut pipeline = match parse_pipeline(&text) {
         Ok(pipeline) => pipeline,
         Err(e) => {
             emit(err, format_args!("{file}: {e}"));
             return EXIT_UNREADABLE;
         }
     };
+    // As CreatePipeline does: V2 features without a pipelineType make it V2.
+    pipewright_core::validation::infer_pipeline_type(&mut pipeline);
     match validate(&pipeline) {
         Ok(()) => {
             let stages = pipeline.stages.len();
@@ -87,13 +89,14 @@ pub fn load(
         );
         EXIT_UNREADABLE
     })?;
-    let pipeline = parse_pipeline(&text).map_err(|e| {
+    let mut pipeline = parse_pipeline(&text).map_err(|e| {
         emit(
             err,
             format_args!("pipewright {command}: InvalidStructureException: {file}: {e}"),
         );
         EXIT_UNREADABLE
     })?;
+    pipewright_core::validation::infer_pipeline_type(&mut pipeline);
     if let Err(problems) = validate(&pipeline) {
         for problem in &problems {
             emit(err, format_args!("{problem}"));

@@ -82,6 +82,7 @@ pub(super) async fn create_pipeline(
     input: CreatePipelineInput,
 ) -> Result<Value, ApiError> {
     let mut pipeline = input.pipeline;
+    validation::infer_pipeline_type(&mut pipeline);
     check_declaration(&pipeline)?;
     check_tags(&input.tags)?;
     pipeline.version = Some(1);
@@ -116,7 +117,8 @@ pub(super) async fn update_pipeline(
     ctx: &ServiceContext,
     input: UpdatePipelineInput,
 ) -> Result<Value, ApiError> {
-    let pipeline = input.pipeline;
+    let mut pipeline = input.pipeline;
+    validation::infer_pipeline_type(&mut pipeline);
     check_declaration(&pipeline)?;
     // A concurrent TagResource (or update) makes the write lose; read again and carry the
     // tags now recorded over, a few times, before giving up.

@@ -53,6 +53,21 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// A pipeline that declares no `pipelineType` but uses V2 features (variables, triggers, an
+/// execution mode other than SUPERSEDED, the Commands action, stage conditions) is V2, as
+/// CodePipeline documents ("including V2 parameters ... will result in the pipeline having the
+/// V2 type"): set it so. A declared `V1` stays V1, and validation says what needs V2.
+pub fn infer_pipeline_type(pipeline: &mut PipelineDeclaration) {
+    if pipeline.pipeline_type.is_some() {
+        return;
+    }
+    let mut out = Problems::default();
+    check_v2_features(pipeline, &mut out);
+    if !out.0.is_empty() {
+        pipeline.pipeline_type = Some(crate::declaration::PipelineType::V2);
+    }
+}
+
 /// Checks every rule and returns all problems found, in document order.
 pub fn validate(pipeline: &PipelineDeclaration) -> Result<(), Vec<Problem>> {
     let mut out = Problems::default();

@@ -1021,6 +1021,29 @@ fn variables_need_v2() {
 }
 
 #[test]
+fn v2_features_without_a_pipeline_type_make_the_pipeline_v2() {
+    use crate::declaration::PipelineType;
+    use crate::validation::infer_pipeline_type;
+    let mut p = v1();
+    p.pipeline_type = None;
+    infer_pipeline_type(&mut p);
+    assert_eq!(
+        p.pipeline_type, None,
+        "no V2 feature: it stays untyped (V1)"
+    );
+    p.variables = base().variables;
+    infer_pipeline_type(&mut p);
+    assert_eq!(p.pipeline_type, Some(PipelineType::V2));
+    assert_eq!(validate(&p), Ok(()));
+    // A declared V1 stays V1, and is told what needs V2.
+    let mut declared = v1();
+    declared.variables = base().variables;
+    infer_pipeline_type(&mut declared);
+    assert_eq!(declared.pipeline_type, Some(PipelineType::V1));
+    assert!(validate(&declared).is_err());
+}
+
+#[test]
 fn execution_modes_other_than_superseded_need_v2() {
     let mut p = v1();
     p.execution_mode = Some(ExecutionMode::Queued);
