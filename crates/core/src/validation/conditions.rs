@@ -217,6 +217,25 @@ fn check_conditions(
                 );
             }
             let config = rule.configuration.clone().unwrap_or_default();
+            if provider == "DeploymentWindow" {
+                // Refused here, not when the stage is reached.
+                if let Some(cron) = config
+                    .get("Cron")
+                    .filter(|c| crate::variables::references(c).is_empty())
+                {
+                    if let Err(e) = crate::conditions::cron_matches(cron, 0.0) {
+                        out.add(format!("{rule_path}.configuration.Cron"), e);
+                    }
+                }
+                if let Some(zone) = config
+                    .get("TimeZone")
+                    .filter(|z| crate::variables::references(z).is_empty())
+                {
+                    if let Err(e) = crate::conditions::utc_offset_seconds(zone, 0.0) {
+                        out.add(format!("{rule_path}.configuration.TimeZone"), e);
+                    }
+                }
+            }
             for key in providers::rule_required_keys(provider) {
                 if !config.contains_key(*key) {
                     out.add(

@@ -1383,6 +1383,43 @@ fn rule_required_configuration() {
 }
 
 #[test]
+fn deployment_windows_are_checked_at_create_time() {
+    let window = |cron: &str, zone: &str| {
+        let mut p = base();
+        p.stages[3].before_entry = Some(BeforeEntryConditions {
+            conditions: vec![condition(
+                ConditionResult::Fail,
+                vec![rule(
+                    "Window",
+                    "DeploymentWindow",
+                    &[("Cron", cron), ("TimeZone", zone)],
+                )],
+            )],
+        });
+        p
+    };
+    // CodePipeline's own example, and EventBridge's form.
+    assert_eq!(
+        validate(&window("0 0 9-17 ? * MON-FRI *", "Europe/Paris")),
+        Ok(())
+    );
+    assert_eq!(
+        validate(&window("cron(0 9-17 ? * MON-FRI *)", "UTC")),
+        Ok(())
+    );
+    assert_only(
+        &window("every weekday", "UTC"),
+        "stages[3].beforeEntry.conditions[0].rules[0].configuration.Cron",
+        "Cron \"every weekday\"",
+    );
+    assert_only(
+        &window("0 0 9-17 ? * MON-FRI *", "Mars/Olympus"),
+        "stages[3].beforeEntry.conditions[0].rules[0].configuration.TimeZone",
+        "not an IANA time zone name",
+    );
+}
+
+#[test]
 fn commands_rule_needs_commands() {
     let mut p = base();
     let mut r = rule("Smoke", "Commands", &[]);
