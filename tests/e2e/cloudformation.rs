@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use pipewright_e2e::pipelines::{
     action_failure, clients, commands_action, drain_events, eventually, execution_records,
-    latest_action, start, subscribe_to, versioned_source, wait_for, zip_of, Clients,
-    PipelineBuilder,
+    latest_action, s3_source_with, start, subscribe_to, wait_for, Clients, PipelineBuilder,
 };
 use pipewright_e2e::{stack, unique, TEST_ROLE_ARN};
 use serde_json::{json, Value};
@@ -24,18 +23,6 @@ const TEMPLATE: &str = r#"{
     "Version": {"Value": {"Ref": "Version"}}
   }
 }"#;
-
-async fn source(c: &Clients, files: &[(&str, &str)]) -> Value {
-    let bucket = unique("pipewright-src");
-    versioned_source(c, &bucket, "app.zip", zip_of(files)).await;
-    json!({
-        "name": "Source",
-        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-        "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
-        "outputArtifacts": [{"name": "Src"}],
-        "namespace": "SourceVariables"
-    })
-}
 
 fn deploy(configuration: Value, outputs: bool) -> Value {
     let mut action = json!({
@@ -68,7 +55,7 @@ async fn create_update_and_delete_a_stack_with_parameters_and_outputs() {
     let c = clients(stack).await;
     let stack_name = unique("app-stack");
     let queue = unique("app-queue");
-    let src = source(
+    let src = s3_source_with(
         &c,
         &[
             ("infra/template.json", TEMPLATE),
@@ -175,7 +162,7 @@ async fn create_update_and_delete_a_stack_with_parameters_and_outputs() {
 
     // DELETE_ONLY deletes it; a second delete finds nothing to delete and succeeds.
     let remover = PipelineBuilder::new(stack, "cfn-delete")
-        .source(source(&c, &[("README.md", "x")]).await)
+        .source(s3_source_with(&c, &[("README.md", "x")]).await)
         .stage(deploy(
             json!({"ActionMode": "DELETE_ONLY", "StackName": stack_name, "RoleArn": TEST_ROLE_ARN}),
             false,
@@ -213,7 +200,7 @@ async fn a_stack_that_fails_and_bad_configurations_fail_the_action_saying_why() 
         .await
         .expect("CreateStack");
     let bad = exporting(&unique("second-queue"));
-    let src = source(
+    let src = s3_source_with(
         &c,
         &[("bad.json", bad.as_str()), ("template.json", TEMPLATE)],
     )

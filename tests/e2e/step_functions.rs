@@ -5,8 +5,8 @@
 
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use pipewright_e2e::pipelines::{
-    action_failure, clients, commands_action, execution_records, latest_action, start,
-    versioned_source, wait_for, zip_of, Clients, PipelineBuilder,
+    action_failure, clients, commands_action, execution_records, latest_action, s3_source_with,
+    start, wait_for, Clients, PipelineBuilder,
 };
 use pipewright_e2e::{stack, unique, TEST_ROLE_ARN};
 use serde_json::{json, Value};
@@ -36,19 +36,6 @@ async fn execution_input(c: &Clients, execution_arn: &str) -> Value {
     serde_json::from_str(described.input().unwrap_or("null")).unwrap()
 }
 
-/// An S3 source whose `app.zip` holds `files`; returns the source action.
-async fn source_with(c: &Clients, files: &[(&str, &str)]) -> Value {
-    let bucket = unique("pipewright-src");
-    versioned_source(c, &bucket, "app.zip", zip_of(files)).await;
-    json!({
-        "name": "Source",
-        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-        "configuration": {"S3Bucket": bucket, "S3ObjectKey": "app.zip"},
-        "outputArtifacts": [{"name": "Src"}],
-        "namespace": "SourceVariables"
-    })
-}
-
 #[tokio::test]
 async fn a_state_machine_runs_with_the_pipelines_input_and_its_output_goes_on() {
     let stack = stack();
@@ -60,7 +47,7 @@ async fn a_state_machine_runs_with_the_pipelines_input_and_its_output_goes_on() 
             "Type": "Pass", "Result": "deployed", "ResultPath": "$.result", "End": true}}}),
     )
     .await;
-    let source = source_with(&c, &[("README.md", "hi\n")]).await;
+    let source = s3_source_with(&c, &[("README.md", "hi\n")]).await;
     let mut show = commands_action(
         "Show",
         &["cat output.json", "echo arn=#{Flow.ExecutionArn}"],
@@ -152,7 +139,7 @@ async fn input_from_a_file_of_the_artifact_and_a_failing_execution() {
             "inputArtifacts": [{"name": "Src"}]
         }]})
     };
-    let source = source_with(
+    let source = s3_source_with(
         &c,
         &[
             ("input/good.json", r#"{"ok": true}"#),

@@ -572,6 +572,20 @@ pub async fn function_of(c: &Clients, stack_name: &str, logical: &str) -> String
     }
 }
 
+/// An S3 source action `Source` (namespace `SourceVariables`, output artifact `Src`) reading
+/// `app.zip` holding `files` from a versioned bucket of its own.
+pub async fn s3_source_with(c: &Clients, files: &[(&str, &str)]) -> Value {
+    let bucket = crate::unique("pipewright-src");
+    versioned_source(c, &bucket, "app.zip", zip_of(files)).await;
+    let mut action = source_action(
+        "Source",
+        "S3",
+        json!({"S3Bucket": bucket, "S3ObjectKey": "app.zip"}),
+    );
+    action["namespace"] = json!("SourceVariables");
+    action
+}
+
 /// A new versioned bucket of its own holding `app.zip` (a README); returns the bucket's name.
 pub async fn source_bucket(c: &Clients) -> String {
     let bucket = crate::unique("pipewright-src");

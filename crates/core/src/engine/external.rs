@@ -211,6 +211,15 @@ impl Engine<'_> {
             tracing::warn!(job = %ended.job_id, work = %ended.external_id, "an event names a job but not the work it started: ignored");
             return Ok(None);
         }
+        self.still_pending(record).await
+    }
+
+    /// `record` prepared again while it is in progress; `None` once it ended (its callback
+    /// sent again if it was lost).
+    async fn still_pending(
+        &self,
+        record: ActionExecution,
+    ) -> Result<Option<PreparedAction>, JobError> {
         if record.status != ActionExecutionStatus::InProgress {
             if record.task_token.is_some() {
                 self.answer_unsent(&record).await?;
@@ -242,13 +251,7 @@ impl Engine<'_> {
         else {
             return Ok(None);
         };
-        if record.status != ActionExecutionStatus::InProgress {
-            if record.task_token.is_some() {
-                self.answer_unsent(&record).await?;
-            }
-            return Ok(None);
-        }
-        self.prepare_again(&record).await.map(Some)
+        self.still_pending(record).await
     }
 }
 

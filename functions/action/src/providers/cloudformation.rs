@@ -31,7 +31,9 @@ use pipewright_core::execution::{
     ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, FailureType,
 };
 
-use super::{aws_failure, optional, remove_work_dir, required, Context, ProviderError};
+use super::{
+    aws_failure, optional, remove_work_dir, required, write_output_file, Context, ProviderError,
+};
 
 /// The largest template CloudFormation takes in the request itself.
 const MAX_TEMPLATE_BODY: u64 = 51_200;
@@ -378,7 +380,15 @@ pub async fn complete(
             "pipewright-{}",
             prepared.record.action_execution_id
         ));
-        let written = write_outputs(artifacts, output, file, &variables, &work).await;
+        let json = serde_json::to_string_pretty(&variables).unwrap_or_default();
+        let written = write_output_file(
+            artifacts,
+            output,
+            ("OutputFileName", file),
+            json.as_bytes(),
+            &work,
+        )
+        .await;
         remove_work_dir(work).await;
         output_artifacts.push(written?);
     }
@@ -495,41 +505,6 @@ async fn first_failure(cfn: &aws_sdk_cloudformation::Client, stack_id: &str) -> 
                 e.resource_status_reason().unwrap_or("no reason given")
             )
         })
-}
-
-/// The outputs as a JSON file `file` zipped into `output`'s location.
-async fn write_outputs(
-    artifacts: &S3Artifacts,
-    output: &ArtifactDetail,
-    file: &str,
-    variables: &BTreeMap<String, String>,
-    work: &Path,
-) -> Result<ArtifactDetail, ProviderError> {
-    let parts = safe_relative(file).context(|| "configuration OutputFileName".to_string())?;
-    let files = work.join("files");
-    let path = parts.iter().fold(files.clone(), |p, part| p.join(part));
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| ProviderError::Job(format!("creating {}: {e}", parent.display())))?;
-    }
-    let json = serde_json::to_string_pretty(variables).unwrap_or_default();
-    tokio::fs::write(&path, json)
-        .await
-        .map_err(|e| ProviderError::Job(format!("writing {file}: {e}")))?;
-    let location = artifacts
-        .upload_dir(
-            &files,
-            &[],
-            &output.s3_location.bucket,
-            &output.s3_location.key,
-        )
-        .await
-        .context(|| format!("output artifact {}", output.name))?;
-    Ok(ArtifactDetail {
-        name: output.name.clone(),
-        s3_location: location,
-    })
 }
 
 /// Files of the action's input artifacts, each artifact downloaded once.

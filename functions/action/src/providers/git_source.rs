@@ -515,15 +515,7 @@ async fn fetch_into_artifact(
             output.name
         )));
     }
-    artifacts
-        .upload_dir(
-            &files,
-            &[],
-            &output.s3_location.bucket,
-            &output.s3_location.key,
-        )
-        .await
-        .context(|| format!("output artifact {}", output.name))
+    super::upload_output(artifacts, output, &files).await
 }
 
 /// What [`extract_archive`] wrote.

@@ -49,6 +49,7 @@ use pipewright_core::cloudformation::StackChanged;
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
 use pipewright_core::engine::external::WorkEnded;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
+use pipewright_core::execution::ArtifactDetail;
 
 /// Why a provider could not do its work, by CodePipeline's failure types.
 #[derive(Debug, thiserror::Error)]
@@ -551,6 +552,50 @@ fn optional<'a>(prepared: &'a PreparedAction, key: &str) -> Option<&'a str> {
         .get(key)
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
+}
+
+/// Zip the files of `dir` into output artifact `output`'s location.
+async fn upload_output(
+    artifacts: &S3Artifacts,
+    output: &ArtifactDetail,
+    dir: &std::path::Path,
+) -> Result<pipewright_core::execution::ArtifactLocation, ProviderError> {
+    artifacts
+        .upload_dir(
+            dir,
+            &[],
+            &output.s3_location.bucket,
+            &output.s3_location.key,
+        )
+        .await
+        .context(|| format!("output artifact {}", output.name))
+}
+
+/// Output artifact `output` holding one file, `path` (relative; `key` names the configuration
+/// it comes from in errors), with `contents`; `work` is a scratch folder.
+async fn write_output_file(
+    artifacts: &S3Artifacts,
+    output: &ArtifactDetail,
+    (key, path): (&str, &str),
+    contents: &[u8],
+    work: &std::path::Path,
+) -> Result<ArtifactDetail, ProviderError> {
+    let parts = pipewright_aws::artifacts::safe_relative(path)
+        .context(|| format!("configuration {key}"))?;
+    let files = work.join("files");
+    let file = parts.iter().fold(files.clone(), |p, part| p.join(part));
+    if let Some(parent) = file.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| ProviderError::Job(format!("creating {}: {e}", parent.display())))?;
+    }
+    tokio::fs::write(&file, contents)
+        .await
+        .map_err(|e| ProviderError::Job(format!("writing {path}: {e}")))?;
+    Ok(ArtifactDetail {
+        name: output.name.clone(),
+        s3_location: upload_output(artifacts, output, &files).await?,
+    })
 }
 
 /// Remove a work directory, off the async threads.

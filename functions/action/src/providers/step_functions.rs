@@ -21,9 +21,11 @@ use aws_sdk_sfn::types::StateMachineType;
 use pipewright_aws::artifacts::{safe_relative, S3Artifacts};
 use pipewright_core::engine::external::{step_functions_execution_name, WorkEnded};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
-use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus, ArtifactDetail};
+use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus};
 
-use super::{aws_failure, optional, remove_work_dir, required, Context, ProviderError};
+use super::{
+    aws_failure, optional, remove_work_dir, required, write_output_file, Context, ProviderError,
+};
 
 /// The largest input Step Functions takes, in bytes (256 KiB).
 const MAX_INPUT_BYTES: u64 = 256 * 1024;
@@ -110,7 +112,15 @@ pub async fn complete(
             "pipewright-{}",
             prepared.record.action_execution_id
         ));
-        let written = write_output(artifacts, output, ended, &work).await;
+        let contents = ended.output.as_deref().unwrap_or("null");
+        let written = write_output_file(
+            artifacts,
+            output,
+            ("outputArtifacts", "output.json"),
+            contents.as_bytes(),
+            &work,
+        )
+        .await;
         remove_work_dir(work).await;
         output_artifacts.push(written?);
     }
@@ -134,38 +144,6 @@ pub async fn complete(
         source_revision: None,
         log_tail: None,
         log_location: None,
-    })
-}
-
-/// `output.json` (the execution's output) zipped into `output`'s location.
-async fn write_output(
-    artifacts: &S3Artifacts,
-    output: &ArtifactDetail,
-    ended: &WorkEnded,
-    work: &Path,
-) -> Result<ArtifactDetail, ProviderError> {
-    let files = work.join("files");
-    tokio::fs::create_dir_all(&files)
-        .await
-        .map_err(|e| ProviderError::Job(format!("creating {}: {e}", files.display())))?;
-    tokio::fs::write(
-        files.join("output.json"),
-        ended.output.as_deref().unwrap_or("null"),
-    )
-    .await
-    .map_err(|e| ProviderError::Job(format!("writing output.json: {e}")))?;
-    let location = artifacts
-        .upload_dir(
-            &files,
-            &[],
-            &output.s3_location.bucket,
-            &output.s3_location.key,
-        )
-        .await
-        .context(|| format!("output artifact {}", output.name))?;
-    Ok(ArtifactDetail {
-        name: output.name.clone(),
-        s3_location: location,
     })
 }
 
