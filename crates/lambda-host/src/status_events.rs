@@ -179,6 +179,30 @@ impl Poller {
         Ok(out)
     }
 
+    /// Put an event of AWS service `source` about `resource` on the default bus.
+    fn put_event(
+        &self,
+        source: &str,
+        detail_type: &str,
+        detail: &Value,
+        resource: &str,
+    ) -> Result<(), String> {
+        let answer = self.call(
+            "events",
+            "AWSEvents.PutEvents",
+            &json!({"Entries": [{
+                "Source": source,
+                "DetailType": detail_type,
+                "Detail": detail.to_string(),
+                "Resources": [resource],
+            }]}),
+        )?;
+        if answer["FailedEntryCount"].as_u64().unwrap_or(0) > 0 {
+            return Err(format!("PutEvents refused it: {answer}"));
+        }
+        Ok(())
+    }
+
     /// Put the execution's status event on the default bus.
     fn announce(&self, execution: &Ended) -> Result<(), String> {
         let described = self.call(
@@ -199,19 +223,12 @@ impl Poller {
             "error": text("error"),
             "cause": text("cause"),
         });
-        let answer = self.call(
-            "events",
-            "AWSEvents.PutEvents",
-            &json!({"Entries": [{
-                "Source": "aws.states",
-                "DetailType": "Step Functions Execution Status Change",
-                "Detail": detail.to_string(),
-                "Resources": [execution.arn],
-            }]}),
+        self.put_event(
+            "aws.states",
+            "Step Functions Execution Status Change",
+            &detail,
+            &execution.arn,
         )?;
-        if answer["FailedEntryCount"].as_u64().unwrap_or(0) > 0 {
-            return Err(format!("PutEvents refused it: {answer}"));
-        }
         super::gateway::log(&format!(
             "sent the status event of {} ({}) for account {ACCOUNT_ID}",
             execution.arn,
@@ -283,19 +300,12 @@ impl Poller {
             "stack-id": stack.id,
             "status-details": {"status": stack.status, "status-reason": stack.reason},
         });
-        let answer = self.call(
-            "events",
-            "AWSEvents.PutEvents",
-            &json!({"Entries": [{
-                "Source": "aws.cloudformation",
-                "DetailType": "CloudFormation Stack Status Change",
-                "Detail": detail.to_string(),
-                "Resources": [stack.id],
-            }]}),
+        self.put_event(
+            "aws.cloudformation",
+            "CloudFormation Stack Status Change",
+            &detail,
+            &stack.id,
         )?;
-        if answer["FailedEntryCount"].as_u64().unwrap_or(0) > 0 {
-            return Err(format!("PutEvents refused it: {answer}"));
-        }
         super::gateway::log(&format!(
             "sent the status event of stack {} ({})",
             stack.id, stack.status
