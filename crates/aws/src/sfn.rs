@@ -308,8 +308,9 @@ where
 fn refuse_sealed(token: &str) -> Result<(), PortError> {
     if crate::task_tokens::is_sealed(token) {
         return Err(PortError::Other(
-            "this function cannot open sealed task tokens: TASK_TOKEN_KEY_SECRET is not set \
-             (only the functions that answer tokens hold the key)"
+            "a task token reached Step Functions still sealed: this function has no task token \
+             key (TASK_TOKEN_KEY_SECRET; only the functions that answer tokens hold it), or the \
+             token was sealed with a key no longer kept"
                 .into(),
         ));
     }

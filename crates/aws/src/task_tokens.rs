@@ -35,6 +35,9 @@ const TOKEN_MEMBERS: [&str; 2] = ["taskToken", "holderToken"];
 /// every warm function within this).
 const KEYS_TTL: Duration = Duration::from_secs(300);
 
+/// How old the keys read must be before a token of an unknown key has them read again.
+const UNKNOWN_KEY_REFRESH: Duration = Duration::from_secs(5);
+
 /// Bound to every sealed token, so a ciphertext of anything else never opens as one.
 const AAD: &[u8] = b"pipewright task token";
 
@@ -212,30 +215,34 @@ impl TokenSeal {
     }
 
     /// The token `stored` stands for (a token stored plain reads as it is).
-    pub async fn open(&self, stored: &str) -> Result<String, String> {
+    pub async fn open(&self, stored: &str) -> Result<String, OpenError> {
         let Some(rest) = stored.strip_prefix(SEALED_PREFIX) else {
             return Ok(stored.to_string());
         };
         let (id, body) = rest
             .split_once(':')
-            .ok_or_else(|| "a sealed task token has no key id".to_string())?;
-        let mut keys = self.keys().await?;
-        if keys.current.id != id && keys.previous.as_ref().is_none_or(|p| p.id != id) {
-            // Sealed after a rotation this function has not seen yet: read the key again.
+            .ok_or_else(|| OpenError::Token("a sealed task token has no key id".into()))?;
+        let mut keys = self.keys().await.map_err(OpenError::Key)?;
+        let known = |keys: &Keys| {
+            keys.current.id == id || keys.previous.as_ref().is_some_and(|p| p.id == id)
+        };
+        if !known(&keys) && keys.read.elapsed() > UNKNOWN_KEY_REFRESH {
+            // Sealed after a rotation this function has not seen yet: read the key again (at
+            // most every few seconds, however many such tokens come).
             *self.keys.lock().await = None;
-            keys = self.keys().await?;
+            keys = self.keys().await.map_err(OpenError::Key)?;
         }
         let key = [Some(&keys.current), keys.previous.as_ref()]
             .into_iter()
             .flatten()
             .find(|k| k.id == id)
             .ok_or_else(|| {
-                format!(
+                OpenError::Token(format!(
                     "a task token was sealed with key {id}, which is not the current or the \
                      previous task token key"
-                )
+                ))
             })?;
-        key.open(body)
+        key.open(body).map_err(OpenError::Token)
     }
 }
 
@@ -275,12 +282,35 @@ pub async fn seal_record(seal: &TokenSeal, record: &mut Value) -> Result<(), Str
     Ok(())
 }
 
-/// Open every task token member of `record`, at any depth.
+/// Open every task token member of `record`, at any depth. A token that does not open (sealed
+/// with a key no longer kept, altered) stays sealed, so the record still reads and only
+/// answering that task fails; a key that cannot be read now is an error (try again).
 pub async fn open_record(seal: &TokenSeal, record: &mut Value) -> Result<(), String> {
     for token in token_members(record) {
-        *token = seal.open(token).await?;
+        match seal.open(token).await {
+            Ok(opened) => *token = opened,
+            Err(OpenError::Key(e)) => return Err(e),
+            Err(OpenError::Token(e)) => tracing::warn!(error = %e, "a task token stays sealed"),
+        }
     }
     Ok(())
+}
+
+/// Why a sealed token did not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The key could not be read (the same token may open later).
+    Key(String),
+    /// This token does not open with any key kept.
+    Token(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(m) | Self::Token(m) => f.write_str(m),
+        }
+    }
 }
 
 /// The task token strings of `value`: every string member named in [`TOKEN_MEMBERS`].
@@ -344,14 +374,21 @@ mod tests {
         let middle = altered.len() - 10;
         altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
         let altered = String::from_utf8(altered).unwrap();
-        assert!(seal
-            .open(&altered)
-            .await
-            .unwrap_err()
-            .contains("does not open"));
+        let err = seal.open(&altered).await.unwrap_err();
+        assert!(
+            matches!(&err, OpenError::Token(m) if m.contains("does not open")),
+            "{err}"
+        );
         let other = TokenSeal::fixed(OTHER, None);
         let err = other.open(&sealed).await.unwrap_err();
-        assert!(err.contains("not the current or the previous"), "{err}");
+        assert!(
+            err.to_string().contains("not the current or the previous"),
+            "{err}"
+        );
+        // In a record it stays sealed: the record still reads.
+        let mut record = json!({"taskToken": sealed.clone()});
+        open_record(&other, &mut record).await.unwrap();
+        assert_eq!(record["taskToken"], json!(sealed));
     }
 
     #[tokio::test]
