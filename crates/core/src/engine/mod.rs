@@ -195,6 +195,13 @@ pub struct PreparedAction {
     pub pipeline_arn: String,
 }
 
+impl PreparedAction {
+    /// The pipeline's name (the last field of its ARN).
+    pub fn pipeline_name(&self) -> &str {
+        self.pipeline_arn.rsplit(':').next().unwrap_or_default()
+    }
+}
+
 /// How a provider's work ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionOutcome {

@@ -215,7 +215,7 @@ async fn credentials(
                 SecretError::Other(m) => ProviderError::Job(m),
             })?;
             let secret = ConnectionSecret::parse(name, &value)?;
-            let pipeline = prepared.pipeline_arn.rsplit(':').next().unwrap_or_default();
+            let pipeline = prepared.pipeline_name();
             secret.check_pipeline(name, pipeline)?;
             (secret.token, secret.api_base_url)
         }

@@ -269,7 +269,7 @@ impl Providers {
                     .into(),
             )
         })?;
-        let pipeline = prepared.pipeline_arn.rsplit(':').next().unwrap_or_default();
+        let pipeline = prepared.pipeline_name();
         let stack_name = roles.stack_name.clone().ok_or_else(|| {
             ProviderError::Job("STACK_NAME is not set: the action function cannot tell which resources are the stack's".into())
         })?;
