@@ -23,6 +23,12 @@ pub enum Command {
     Create(CreateArgs),
     /// `cp SRC CONTAINER:PATH`.
     CopyIn(CopyArgs),
+    /// `cp CONTAINER:PATH DEST`.
+    CopyOut(CopyArgs),
+    /// `run [FLAGS] IMAGE [COMMAND...]`: a CodeBuild build container (`--entrypoint sleep`).
+    Run(CreateArgs),
+    /// `exec [FLAGS] CONTAINER COMMAND...`: a command in a build container's sandbox.
+    Exec(ExecArgs),
     /// `start ID...`.
     Start { ids: Vec<String> },
     /// `port ID [PRIVATE_PORT[/PROTO]]`.
@@ -68,17 +74,32 @@ pub struct CreateArgs {
     pub add_hosts: Vec<String>,
     pub tmpfs: Vec<String>,
     pub name: Option<String>,
+    /// `--entrypoint`.
+    pub entrypoint: Option<String>,
     /// Flags accepted but without effect here, for the debug log.
     pub ignored: Vec<String>,
 }
 
-/// Arguments of `cp` (host to container only).
+/// Arguments of `exec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecArgs {
+    pub container: String,
+    pub env: Vec<EnvArg>,
+    /// `-w`: the working directory inside the container.
+    pub workdir: Option<String>,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+}
+
+/// Arguments of `cp`, in either direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyArgs {
-    /// The source as given, e.g. `/tmp/x/.`.
+    /// The host side as given, e.g. `/tmp/x/.`: the source of a copy in, the destination of a
+    /// copy out.
     pub src: String,
     pub container: String,
-    /// Absolute path inside the container, e.g. `/var/task`.
+    /// Absolute path inside the container, e.g. `/var/task`, with a trailing `/.` when only
+    /// a directory's contents are copied out.
     pub container_path: String,
 }
 
@@ -166,7 +187,9 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         "network" => parse_network(rest),
         "create" => parse_create(rest).map(Command::Create),
         "container" => parse_container_alias(rest),
-        "cp" => parse_cp(rest).map(Command::CopyIn),
+        "cp" => parse_cp(rest),
+        "run" => parse_create(rest).map(Command::Run),
+        "exec" => parse_exec(rest).map(Command::Exec),
         "start" => parse_start(rest),
         "port" => parse_port(rest),
         "rm" | "stop" | "kill" => parse_remove(sub, rest),
@@ -184,7 +207,10 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
 /// `container create|start|rm|...` is the long form of the same commands.
 fn parse_container_alias(rest: &[String]) -> Result<Command, UsageError> {
     match rest.first().map(String::as_str) {
-        Some("create" | "cp" | "start" | "port" | "rm" | "stop" | "kill" | "logs" | "ps") => {
+        Some(
+            "create" | "cp" | "start" | "port" | "rm" | "stop" | "kill" | "logs" | "ps" | "run"
+            | "exec",
+        ) => {
             parse(rest)
         }
         Some("ls") => {
@@ -331,6 +357,9 @@ fn parse_create(rest: &[String]) -> Result<CreateArgs, UsageError> {
                 .tmpfs
                 .push(take_value(flag, inline, &mut it)?.to_string()),
             "--name" => out.name = Some(take_value(flag, inline, &mut it)?.to_string()),
+            "--entrypoint" => {
+                out.entrypoint = Some(take_value(flag, inline, &mut it)?.to_string())
+            }
             _ if CREATE_IGNORED_VALUE_FLAGS.contains(&flag) => {
                 let v = take_value(flag, inline, &mut it)?;
                 out.ignored.push(format!("{flag} {v}"));
@@ -372,7 +401,35 @@ pub fn split_container_path(arg: &str) -> Option<(&str, &str)> {
     }
 }
 
-fn parse_cp(rest: &[String]) -> Result<CopyArgs, UsageError> {
+fn parse_exec(rest: &[String]) -> Result<ExecArgs, UsageError> {
+    let mut out = ExecArgs::default();
+    let mut it = rest.iter();
+    while let Some(token) = it.next() {
+        if !token.starts_with('-') || token == "-" {
+            out.container = token.clone();
+            out.command = it.by_ref().cloned().collect();
+            if out.command.is_empty() {
+                return Err(usage("exec requires a command"));
+            }
+            return Ok(out);
+        }
+        let (flag, inline) = split_inline(token);
+        match flag {
+            "-e" | "--env" => out.env.push(parse_env(take_value(flag, inline, &mut it)?)?),
+            "-w" | "--workdir" => {
+                out.workdir = Some(take_value(flag, inline, &mut it)?.to_string())
+            }
+            "-u" | "--user" => {
+                take_value(flag, inline, &mut it)?;
+            }
+            "-i" | "--interactive" | "-t" | "--tty" | "-it" => {}
+            _ => return Err(usage(format!("unknown flag for exec: {flag}"))),
+        }
+    }
+    Err(usage("exec requires a container and a command"))
+}
+
+fn parse_cp(rest: &[String]) -> Result<Command, UsageError> {
     let mut positional = Vec::new();
     for token in rest {
         match token.as_str() {
@@ -388,8 +445,18 @@ fn parse_cp(rest: &[String]) -> Result<CopyArgs, UsageError> {
             "cp requires exactly two arguments: SRC CONTAINER:PATH",
         ));
     };
-    if split_container_path(src).is_some() {
-        return Err(usage("copying out of a container is not supported"));
+    if let Some((container, path)) = split_container_path(src) {
+        if split_container_path(dest).is_some() {
+            return Err(usage("copying between containers is not supported"));
+        }
+        if !path.starts_with('/') {
+            return Err(usage(format!("container path must be absolute: {path}")));
+        }
+        return Ok(Command::CopyOut(CopyArgs {
+            src: dest.to_string(),
+            container: container.to_string(),
+            container_path: path.to_string(),
+        }));
     }
     let Some((container, path)) = split_container_path(dest) else {
         return Err(usage(format!(
@@ -399,11 +466,11 @@ fn parse_cp(rest: &[String]) -> Result<CopyArgs, UsageError> {
     if !path.starts_with('/') {
         return Err(usage(format!("container path must be absolute: {path}")));
     }
-    Ok(CopyArgs {
+    Ok(Command::CopyIn(CopyArgs {
         src: src.to_string(),
         container: container.to_string(),
         container_path: path.to_string(),
-    })
+    }))
 }
 
 /// Collect positional ids, skipping the given switches and value flags.
@@ -787,10 +854,51 @@ mod tests {
                 container_path: "/var/task".into(),
             }))
         );
-        assert!(parse(&argv(&["cp", "id:/var/task", "/tmp/out"])).is_err());
+        assert_eq!(
+            parse(&argv(&["cp", "id:/codebuild/build/.", "/tmp/out"])),
+            Ok(Command::CopyOut(CopyArgs {
+                src: "/tmp/out".into(),
+                container: "id".into(),
+                container_path: "/codebuild/build/.".into(),
+            }))
+        );
+        assert!(parse(&argv(&["cp", "id:/var/task", "other:/tmp"])).is_err());
         assert!(parse(&argv(&["cp", "/a", "/b"])).is_err());
         assert!(parse(&argv(&["cp", "/a", "id:relative"])).is_err());
         assert!(parse(&argv(&["cp", "/a"])).is_err());
+    }
+
+    /// What fakecloud's CodeBuild sends to start a build container and run its phases.
+    #[test]
+    fn build_container_shapes() {
+        let Ok(Command::Run(run)) = parse(&argv(&[
+            "run",
+            "-d",
+            "--label",
+            "fakecloud-codebuild=web",
+            "--label",
+            "fakecloud-instance=fakecloud-42",
+            "--entrypoint",
+            "sleep",
+            "public.ecr.aws/docker/library/ubuntu:22.04",
+            "4200",
+        ])) else {
+            panic!("run not parsed");
+        };
+        assert_eq!(run.entrypoint.as_deref(), Some("sleep"));
+        assert_eq!(run.command, vec!["4200".to_string()]);
+        assert_eq!(run.labels[0], ("fakecloud-codebuild".into(), "web".into()));
+        assert_eq!(
+            parse(&argv(&["exec", "-e", "A=1", "-w", "/x", "c1", "sh", "-c", "echo"])),
+            Ok(Command::Exec(ExecArgs {
+                container: "c1".into(),
+                env: vec![EnvArg::Set("A".into(), "1".into())],
+                workdir: Some("/x".into()),
+                command: vec!["sh".into(), "-c".into(), "echo".into()],
+            }))
+        );
+        assert!(parse(&argv(&["exec", "c1"])).is_err());
+        assert!(parse(&argv(&["exec", "--privileged", "c1", "sh"])).is_err());
     }
 
     #[test]

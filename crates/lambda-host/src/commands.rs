@@ -6,8 +6,9 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::cli_args::{Command, CopyArgs, CreateArgs, EnvArg, PsArgs};
+use crate::cli_args::{Command, CopyArgs, CreateArgs, EnvArg, ExecArgs, PsArgs};
 use crate::container::{self, Config, Container, Root, ROOT_ENV};
+use crate::sandbox::{self, BuildMounts, Sandbox};
 use crate::{gateway, process, serve};
 
 /// What `--version` prints: fakecloud must classify us as Docker, not podman.
@@ -42,6 +43,9 @@ pub fn run(root: &Root, cmd: Command, out: &mut dyn Write) -> Result<(), Failure
         Command::NetworkInspect { names } => network_inspect(&names, out),
         Command::Create(args) => create(root, args, out),
         Command::CopyIn(args) => copy_in(root, &args),
+        Command::CopyOut(args) => copy_out(root, &args),
+        Command::Run(args) => run_build_container(root, args, out),
+        Command::Exec(args) => exec(root, args),
         Command::Start { ids } => ids.iter().try_for_each(|id| start(root, id, out)),
         Command::Port { id, private_port } => port(root, &id, private_port.as_deref(), out),
         Command::Remove { ids } => {
@@ -91,19 +95,21 @@ fn network_inspect(names: &[String], out: &mut dyn Write) -> Result<(), Failure>
     Ok(())
 }
 
-fn create(root: &Root, args: CreateArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let mut env = Vec::with_capacity(args.env.len());
-    for e in args.env {
-        match e {
-            EnvArg::Set(k, v) => env.push((k, v)),
-            // As docker: a name without a value copies ours, if we have one.
+/// `-e` arguments as variables; as docker, a name without a value copies ours, if we have one.
+fn resolve_env(args: Vec<EnvArg>) -> Vec<(String, String)> {
+    args.into_iter()
+        .filter_map(|e| match e {
+            EnvArg::Set(k, v) => Some((k, v)),
             EnvArg::Inherit(k) => {
-                if let Some(v) = std::env::var_os(&k) {
-                    env.push((k, v.to_string_lossy().into_owned()));
-                }
+                let v = std::env::var_os(&k)?;
+                Some((k, v.to_string_lossy().into_owned()))
             }
-        }
-    }
+        })
+        .collect()
+}
+
+fn create(root: &Root, args: CreateArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let env = resolve_env(args.env);
     let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
     if !args.ignored.is_empty() {
         root.log(&format!("create: ignoring {}", args.ignored.join(", ")));
@@ -125,9 +131,95 @@ fn create(root: &Root, args: CreateArgs, out: &mut dyn Write) -> Result<(), Fail
         labels,
         name: args.name,
         created_unix: container::unix_now(),
+        entrypoint: None,
     })?;
     writeln!(out, "{}", c.id)?;
     Ok(())
+}
+
+/// `run -d --entrypoint sleep IMAGE SECONDS`, as fakecloud's CodeBuild starts a build container
+/// to `exec` the build's phases in: a container of folders, alive until `rm`. The image is not
+/// pulled: the build's commands run on this machine's system folders (see `exec`).
+fn run_build_container(root: &Root, args: CreateArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    if args.entrypoint.as_deref() != Some("sleep") {
+        return Err(Failure(format!(
+            "only CodeBuild build containers (run --entrypoint sleep) run here, not {} {}",
+            args.image,
+            args.command.join(" ")
+        )));
+    }
+    let c = root.create(Config {
+        id: String::new(),
+        image: args.image,
+        command: args.command,
+        env: resolve_env(args.env),
+        labels: args.labels.into_iter().collect(),
+        name: args.name,
+        created_unix: container::unix_now(),
+        entrypoint: args.entrypoint,
+    })?;
+    std::fs::create_dir(c.codebuild_dir())?;
+    std::fs::create_dir(c.home_dir())?;
+    writeln!(out, "{}", c.id)?;
+    Ok(())
+}
+
+/// `exec CONTAINER COMMAND...` in a build container: the command runs in a sandbox of its own
+/// (as a function's: own PID namespace, no capabilities, the host's system folders read-only)
+/// whose `/codebuild`, `/tmp` and `/root` are the container's; its output is ours, its exit
+/// status ours. Killing this process kills the sandbox (bubblewrap dies with its parent).
+fn exec(root: &Root, args: ExecArgs) -> Result<(), Failure> {
+    let c = root.find(&args.container)?;
+    if !c.is_build() {
+        return Err(Failure(format!(
+            "exec runs only in build containers; {} is a function's",
+            c.id
+        )));
+    }
+    let Sandbox::Bwrap(bwrap) = Sandbox::from_env() else {
+        return Err(Failure(
+            "build containers need bubblewrap (bwrap): apt-get install bubblewrap, or \
+             scripts/install-tools"
+                .into(),
+        ));
+    };
+    let mounts = BuildMounts {
+        codebuild: c.codebuild_dir(),
+        tmp: c.tmp_dir(),
+        home: c.home_dir(),
+    };
+    let mut env = c.config()?.env;
+    env.extend(resolve_env(args.env));
+    let workdir = args.workdir.as_deref().unwrap_or("/");
+    let mut cmd = std::process::Command::new(bwrap);
+    cmd.args(sandbox::build_args(&mounts, workdir, &env))
+        .args(&args.command)
+        .stdin(Stdio::null());
+    let marker = c.dir.join(format!("exec-{}", std::process::id()));
+    std::fs::write(&marker, b"")?;
+    let status = cmd.status();
+    let _ = std::fs::remove_file(&marker);
+    let status = status?;
+    let _ = io::stdout().flush();
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => std::process::exit(code),
+        None => std::process::exit(137),
+    }
+}
+
+/// `cp CONTAINER:PATH DEST`: a build container's files out to the host, as `docker cp`.
+fn copy_out(root: &Root, args: &CopyArgs) -> Result<(), Failure> {
+    let c = root.find(&args.container)?;
+    let contents_only = args.container_path.ends_with("/.");
+    let from = c.host_path(args.container_path.trim_end_matches("/."))?;
+    let from = if contents_only {
+        format!("{}/.", from.display())
+    } else {
+        from.display().to_string()
+    };
+    container::docker_cp(&from, std::path::Path::new(&args.src))
+        .map_err(|e| Failure(format!("copying {from} to {}: {e}", args.src)))
 }
 
 fn copy_in(root: &Root, args: &CopyArgs) -> Result<(), Failure> {
@@ -222,6 +314,19 @@ pub fn remove(c: &Container) -> Result<(), Failure> {
     if let Some(pid) = Container::read_pid(&c.bootstrap_pid_path()) {
         if process::pid_alive(pid) && process::cwd_is(pid, &c.task_dir()) {
             process::signal_group(pid, libc::SIGKILL);
+        }
+    }
+    // A build container's running commands: each `exec` left its pid's marker.
+    for entry in std::fs::read_dir(&c.dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("exec-"))
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(pid) = pid {
+            if process::pid_alive(pid) && process::cmdline_mentions(pid, &c.id) {
+                process::signal_process(pid, libc::SIGKILL);
+            }
         }
     }
     match std::fs::remove_dir_all(&c.dir) {
@@ -329,7 +434,7 @@ fn ps(root: &Root, args: &PsArgs, out: &mut dyn Write) -> Result<(), Failure> {
         let listed = Listed {
             id: &c.id,
             config: &config,
-            running: running_server(&c).is_some(),
+            running: running_server(&c).is_some() || c.is_build(),
         };
         if !args.all && !listed.running {
             continue;

@@ -11,6 +11,9 @@
 //! <root>/<id>/runtime/        /var/runtime
 //! <root>/<id>/opt/            /opt
 //! <root>/<id>/tmp/            /tmp
+//! <root>/<id>/codebuild/      /codebuild (build containers only)
+//! <root>/<id>/home/           /root (build containers only)
+//! <root>/<id>/exec-<pid>      one per `exec` running in a build container
 //! ```
 
 use std::collections::BTreeMap;
@@ -37,6 +40,9 @@ pub struct Config {
     pub labels: BTreeMap<String, String>,
     pub name: Option<String>,
     pub created_unix: u64,
+    /// `run --entrypoint`: set for CodeBuild build containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
 }
 
 /// The directory holding every container.
@@ -180,6 +186,21 @@ impl Container {
         self.dir.join("tmp")
     }
 
+    /// `/codebuild` of a build container.
+    pub fn codebuild_dir(&self) -> PathBuf {
+        self.dir.join("codebuild")
+    }
+
+    /// `/root` of a build container.
+    pub fn home_dir(&self) -> PathBuf {
+        self.dir.join("home")
+    }
+
+    /// Whether this is a CodeBuild build container (made by `run`), not a function's.
+    pub fn is_build(&self) -> bool {
+        self.codebuild_dir().is_dir()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("container.log")
     }
@@ -233,6 +254,8 @@ impl Container {
             ("/var/runtime", "runtime"),
             ("/opt", "opt"),
             ("/tmp", "tmp"),
+            ("/codebuild", "codebuild"),
+            ("/root", "home"),
         ] {
             let rest = match trimmed.strip_prefix(prefix) {
                 Some("") => "",
@@ -249,7 +272,7 @@ impl Container {
             return Ok(out);
         }
         Err(format!(
-            "unsupported container path {container_path}: only /var/task, /var/runtime, /opt and /tmp exist"
+            "unsupported container path {container_path}: only /var/task, /var/runtime, /opt, /tmp, /codebuild and /root exist"
         ))
     }
 

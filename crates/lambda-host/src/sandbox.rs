@@ -130,6 +130,56 @@ pub fn spawn(command: Command) -> std::io::Result<Child> {
 
 /// bubblewrap's arguments for a sandbox over `mounts` (the command comes after).
 pub fn bwrap_args(mounts: &Mounts) -> Vec<String> {
+    let mut args = system_args();
+    for (host, inside, flag) in [
+        (&mounts.task, TASK, "--ro-bind"),
+        (&mounts.runtime, RUNTIME, "--ro-bind"),
+        (&mounts.opt, OPT, "--ro-bind"),
+        (&mounts.tmp, TMP, "--bind"),
+    ] {
+        args.extend([flag.into(), host.display().to_string(), inside.into()]);
+    }
+    args.extend(["--proc", "/proc", "--dev", "/dev", "--chdir", TASK].map(String::from));
+    args
+}
+
+/// The folders of a CodeBuild build container, mapped into its sandbox: `/codebuild` (the
+/// sources and the build's working directory), `/tmp` and `/root`, all writable and its own.
+#[derive(Debug, Clone)]
+pub struct BuildMounts {
+    pub codebuild: PathBuf,
+    pub tmp: PathBuf,
+    pub home: PathBuf,
+}
+
+/// The `PATH` of a build's commands (the one of CodeBuild's Linux images).
+const BUILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// bubblewrap's arguments for one command of a build container (the command comes after): the
+/// same isolation as a function's sandbox, the container's own folders writable, and an
+/// environment of `env` only (nothing of the emulator's own environment leaks in).
+pub fn build_args(mounts: &BuildMounts, workdir: &str, env: &[(String, String)]) -> Vec<String> {
+    let mut args = system_args();
+    for (host, inside) in [
+        (&mounts.codebuild, "/codebuild"),
+        (&mounts.tmp, TMP),
+        (&mounts.home, "/root"),
+    ] {
+        args.extend(["--bind".into(), host.display().to_string(), inside.into()]);
+    }
+    args.extend(["--proc", "/proc", "--dev", "/dev", "--chdir", workdir].map(String::from));
+    args.push("--clearenv".into());
+    for (key, value) in [("PATH", BUILD_PATH), ("HOME", "/root")]
+        .into_iter()
+        .chain(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        args.extend(["--setenv".into(), key.into(), value.into()]);
+    }
+    args
+}
+
+/// The namespaces, capabilities and read-only system folders every sandbox starts from.
+fn system_args() -> Vec<String> {
     let mut args: Vec<String> = [
         "--unshare-pid",
         "--unshare-ipc",
@@ -162,15 +212,6 @@ pub fn bwrap_args(mounts: &Mounts) -> Vec<String> {
             Err(_) => {}
         }
     }
-    for (host, inside, flag) in [
-        (&mounts.task, TASK, "--ro-bind"),
-        (&mounts.runtime, RUNTIME, "--ro-bind"),
-        (&mounts.opt, OPT, "--ro-bind"),
-        (&mounts.tmp, TMP, "--bind"),
-    ] {
-        args.extend([flag.into(), host.display().to_string(), inside.into()]);
-    }
-    args.extend(["--proc", "/proc", "--dev", "/dev", "--chdir", TASK].map(String::from));
     args
 }
 
