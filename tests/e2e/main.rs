@@ -11,6 +11,7 @@ mod approvals;
 mod artifacts;
 mod cli;
 mod cloudformation;
+mod codebuild;
 mod control_plane_clients;
 mod doors;
 mod engine_adapters;

@@ -100,7 +100,8 @@ fn test_role() -> pipewright_local::roles::PipelineRole<'static> {
                     "cloudformation:CreateStack", "cloudformation:UpdateStack",
                     "cloudformation:DeleteStack", "cloudformation:DescribeStacks",
                     "cloudformation:DescribeStackEvents", "sqs:CreateQueue", "sqs:DeleteQueue",
-                    "sqs:GetQueueAttributes", "sqs:TagQueue", "iam:PassRole"
+                    "sqs:GetQueueAttributes", "sqs:TagQueue", "iam:PassRole",
+                    "codebuild:StartBuild", "codebuild:BatchGetBuilds"
                 ],
                 "Resource": "*"
             }

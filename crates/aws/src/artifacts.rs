@@ -398,6 +398,24 @@ impl S3Artifacts {
         }
     }
 
+    /// The object another service wrote at `bucket`/`key` (a CodeBuild build's artifact), with
+    /// its current version id.
+    pub async fn locate(&self, bucket: &str, key: &str) -> Result<ArtifactLocation, ArtifactError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error("HeadObject", bucket, key, e))?;
+        Ok(ArtifactLocation {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: head.version_id().map(str::to_string),
+        })
+    }
+
     /// Copy the source object `source_bucket`/`source_key` (its version `source_version` when
     /// given, else the current one) to `dest`; returns the copy with its new version id plus the
     /// source's version id, ETag and metadata.

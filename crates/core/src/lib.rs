@@ -56,6 +56,7 @@ pub mod abort;
 pub mod access;
 pub mod asl;
 pub mod cloudformation;
+pub mod codebuild;
 pub mod conditions;
 pub mod control_plane;
 pub mod declaration;

@@ -250,7 +250,10 @@ const fn codebuild(category: ActionCategory) -> ActionTypeSpec {
         output_artifacts: ArtifactCount::between(0, 5),
         required_configuration: &["ProjectName"],
         allowed_configuration: None,
-        allowed_values: &[],
+        allowed_values: &[
+            ("BatchEnabled", &["true", "false"]),
+            ("CombineArtifacts", &["true", "false"]),
+        ],
         commands: CommandsUse::NotUsed,
         // CodePipeline waits for the build, whose own limit is 8 hours.
         timeout: Timeout::fixed(8 * 60),

@@ -15,6 +15,7 @@ const PURE: &[&str] = &[
     "access",
     "asl",
     "cloudformation",
+    "codebuild",
     "conditions",
     "declaration",
     "events",

@@ -210,9 +210,7 @@ fn parse_container_alias(rest: &[String]) -> Result<Command, UsageError> {
         Some(
             "create" | "cp" | "start" | "port" | "rm" | "stop" | "kill" | "logs" | "ps" | "run"
             | "exec",
-        ) => {
-            parse(rest)
-        }
+        ) => parse(rest),
         Some("ls") => {
             let mut args = vec!["ps".to_string()];
             args.extend_from_slice(&rest[1..]);
@@ -357,9 +355,7 @@ fn parse_create(rest: &[String]) -> Result<CreateArgs, UsageError> {
                 .tmpfs
                 .push(take_value(flag, inline, &mut it)?.to_string()),
             "--name" => out.name = Some(take_value(flag, inline, &mut it)?.to_string()),
-            "--entrypoint" => {
-                out.entrypoint = Some(take_value(flag, inline, &mut it)?.to_string())
-            }
+            "--entrypoint" => out.entrypoint = Some(take_value(flag, inline, &mut it)?.to_string()),
             _ if CREATE_IGNORED_VALUE_FLAGS.contains(&flag) => {
                 let v = take_value(flag, inline, &mut it)?;
                 out.ignored.push(format!("{flag} {v}"));
@@ -889,7 +885,9 @@ mod tests {
         assert_eq!(run.command, vec!["4200".to_string()]);
         assert_eq!(run.labels[0], ("fakecloud-codebuild".into(), "web".into()));
         assert_eq!(
-            parse(&argv(&["exec", "-e", "A=1", "-w", "/x", "c1", "sh", "-c", "echo"])),
+            parse(&argv(&[
+                "exec", "-e", "A=1", "-w", "/x", "c1", "sh", "-c", "echo"
+            ])),
             Ok(Command::Exec(ExecArgs {
                 container: "c1".into(),
                 env: vec![EnvArg::Set("A".into(), "1".into())],

@@ -10,6 +10,9 @@
 //! The same for CloudFormation's "CloudFormation Stack Status Change" events, which
 //! CloudFormation actions complete on: every stack whose status, or the time it last changed,
 //! differs from the last poll and that rests (not `*_IN_PROGRESS`) is announced.
+//!
+//! And for CodeBuild's "CodeBuild Build State Change" events, which CodeBuild actions complete
+//! on: every build that ended since the gateway started is announced once.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -48,8 +51,30 @@ pub fn spawn(emulator: String, region: String) {
             .stacks()
             .map(|all| all.into_iter().map(|s| (s.id.clone(), s)).collect())
             .unwrap_or_default();
+        let mut builds_ended: HashSet<String> = poller
+            .ended_builds(&HashSet::new())
+            .map(|ended| ended.into_iter().filter_map(|b| build_id(&b)).collect())
+            .unwrap_or_default();
         loop {
             std::thread::sleep(POLL);
+            match poller.ended_builds(&builds_ended) {
+                Ok(ended) => {
+                    for build in ended {
+                        let Some(id) = build_id(&build) else {
+                            continue;
+                        };
+                        match poller.announce_build(&build) {
+                            Ok(()) => {
+                                builds_ended.insert(id);
+                            }
+                            Err(e) => super::gateway::log(&format!(
+                                "state event of build {id} not sent: {e}"
+                            )),
+                        }
+                    }
+                }
+                Err(e) => super::gateway::log(&format!("polling CodeBuild: {e}")),
+            }
             match poller.stacks() {
                 Ok(all) => {
                     for stack in all {
@@ -236,6 +261,83 @@ impl Poller {
         ));
         Ok(())
     }
+}
+
+impl Poller {
+    /// The builds that ended, other than those in `known` (ListBuilds' newest page, then
+    /// BatchGetBuilds of the rest).
+    fn ended_builds(&self, known: &HashSet<String>) -> Result<Vec<Value>, String> {
+        let listed = self.call(
+            "codebuild",
+            "CodeBuild_20161006.ListBuilds",
+            &json!({"sortOrder": "DESCENDING"}),
+        )?;
+        let ids: Vec<&str> = listed["ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|id| !known.contains(*id))
+            .take(100)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let builds = self.call(
+            "codebuild",
+            "CodeBuild_20161006.BatchGetBuilds",
+            &json!({ "ids": ids }),
+        )?;
+        Ok(builds["builds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| !matches!(b["buildStatus"].as_str(), None | Some("IN_PROGRESS")))
+            .cloned()
+            .collect())
+    }
+
+    /// Put a build's state event on the default bus, in CodeBuild's shape.
+    fn announce_build(&self, build: &Value) -> Result<(), String> {
+        let arn = build["arn"].as_str().unwrap_or_default();
+        let detail = json!({
+            "build-status": build["buildStatus"],
+            "project-name": build["projectName"],
+            "build-id": arn,
+            "current-phase": build["currentPhase"],
+            "current-phase-context": "[]",
+            "version": "1",
+            "additional-information": {
+                "build-complete": true,
+                "initiator": build["initiator"],
+                "build-start-time": build["startTime"],
+                "source": build["source"],
+                "source-version": build["sourceVersion"],
+                "artifact": build["artifacts"],
+                "environment": build["environment"],
+                "logs": build["logs"],
+                "phases": build["phases"],
+                "timeout-in-minutes": build["timeoutInMinutes"],
+            },
+        });
+        self.put_event(
+            "aws.codebuild",
+            "CodeBuild Build State Change",
+            &detail,
+            arn,
+        )?;
+        super::gateway::log(&format!(
+            "sent the state event of build {} ({})",
+            build["id"].as_str().unwrap_or("?"),
+            build["buildStatus"].as_str().unwrap_or("?")
+        ));
+        Ok(())
+    }
+}
+
+/// A build's id.
+fn build_id(build: &Value) -> Option<String> {
+    build["id"].as_str().map(str::to_string)
 }
 
 /// A stack as ListStacks shows it: id, status, reason, and when it last changed.

@@ -443,26 +443,48 @@ fn build_container_runs_commands_in_its_own_sandbox() {
     std::fs::create_dir_all(&source).unwrap();
     std::fs::write(source.join("input.txt"), "from the source\n").unwrap();
     sb.ok(&["exec", &id, "mkdir", "-p", "/codebuild/build"]);
-    sb.ok(&["cp", &format!("{}/.", source.display()), &format!("{id}:/codebuild/build")]);
+    sb.ok(&[
+        "cp",
+        &format!("{}/.", source.display()),
+        &format!("{id}:/codebuild/build"),
+    ]);
 
     let script = "cd /codebuild/build && cat input.txt && echo \"$GREETING\" > out.txt \
                   && ls /proc | grep -c '^[0-9]' && ls /work /root/.cargo 2>&1 | head -1";
     let out = sb.cli(&["exec", "-e", "GREETING=hello", &id, "sh", "-c", script]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "from the source");
     let processes: usize = lines[1].parse().unwrap();
     assert!(processes <= 4, "the build sees {processes} processes");
-    assert!(lines[2].contains("No such file"), "the workspace is out of sight: {text}");
+    assert!(
+        lines[2].contains("No such file"),
+        "the workspace is out of sight: {text}"
+    );
 
     let failed = sb.cli(&["exec", &id, "sh", "-c", "echo before; exit 3"]);
-    assert_eq!(failed.status.code(), Some(3), "the command's exit status is exec's");
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "the command's exit status is exec's"
+    );
     assert_eq!(String::from_utf8_lossy(&failed.stdout), "before\n");
 
     let outside = sb.root.join("artifacts");
-    sb.ok(&["cp", &format!("{id}:/codebuild/build/."), outside.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(outside.join("out.txt")).unwrap(), "hello\n");
+    sb.ok(&[
+        "cp",
+        &format!("{id}:/codebuild/build/."),
+        outside.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("out.txt")).unwrap(),
+        "hello\n"
+    );
 
     let listed = sb.ok(&[
         "ps",
@@ -474,6 +496,9 @@ fn build_container_runs_commands_in_its_own_sandbox() {
     ]);
     assert_eq!(listed.trim(), format!("{} fakecloud-1", &id[..12]));
     sb.ok(&["rm", "-f", &id]);
-    assert!(!sb.root.join(&id).exists(), "rm removes the container's folders");
+    assert!(
+        !sb.root.join(&id).exists(),
+        "rm removes the container's folders"
+    );
     assert!(sb.cli(&["exec", &id, "true"]).status.code() != Some(0));
 }

@@ -215,7 +215,7 @@ pub fn find_fakecloud() -> Result<PathBuf, LocalError> {
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
         LocalError::Emulator(format!(
             "fakecloud {FAKECLOUD_VERSION} is not installed; run scripts/install-tools \
-             (or: cargo install fakecloud --version {FAKECLOUD_VERSION} --locked --debug)"
+             (or scripts/build-fakecloud, which builds it with Pipewright's CodeBuild patch)"
         ))
     })
 }

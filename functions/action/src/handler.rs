@@ -1,10 +1,11 @@
 //! Decode a `runAction` task, run the action, complete it (unless it is pending: a job-worker
-//! action completes with its job result, a Step Functions action with its execution's status
-//! event, which reaches this function too).
+//! action completes with its job result; a Step Functions, CloudFormation or CodeBuild action
+//! with its service's event, which reaches this function too).
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
 use pipewright_core::cloudformation::{stack_status_changed, StackChanged};
+use pipewright_core::codebuild::{build_ended, BuildEnded};
 use pipewright_core::engine::external::step_functions_ended;
 use pipewright_core::engine::{ActionOutcome, TaskRequest};
 use pipewright_core::execution::ActionExecutionStatus;
@@ -38,10 +39,15 @@ pub async fn handle(
                 serde_json::from_value(event).map_err(|e| format!("bad task payload: {e}"))?;
             run_task(adapters, providers, task, &context).await
         }
-        ActionEvent::Event(event) => match stack_status_changed(&event) {
-            Some(changed) => stack_rests(adapters, providers, &changed, &context).await,
-            None => work_ended(adapters, providers, &event, &context).await,
-        },
+        ActionEvent::Event(event) => {
+            if let Some(changed) = stack_status_changed(&event) {
+                stack_rests(adapters, providers, &changed, &context).await
+            } else if let Some(ended) = build_ended(&event) {
+                build_ends(adapters, providers, &ended, &context).await
+            } else {
+                work_ended(adapters, providers, &event, &context).await
+            }
+        }
     }
 }
 
@@ -61,6 +67,29 @@ async fn stack_rests(
             return Ok(json!({ "completed": false }));
         };
         let outcome = match providers.complete_stack(&prepared, changed).await {
+            Ok(outcome) => outcome,
+            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
+        };
+        finish(&engine, &prepared, outcome).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// A build an action started ended: complete the action. Events of other builds change nothing.
+async fn build_ends(
+    adapters: &Adapters,
+    providers: &Providers,
+    ended: &BuildEnded,
+    context: &lambda_runtime::Context,
+) -> Result<Value, Error> {
+    let span = tracing::info_span!("build ended", build = %ended.build_id, status = %ended.status);
+    async {
+        let engine = adapters.engine(&context.invoked_function_arn);
+        let Some(prepared) = engine.pending_build(ended).await? else {
+            return Ok(json!({ "completed": false }));
+        };
+        let outcome = match providers.complete_build(&prepared, ended).await {
             Ok(outcome) => outcome,
             Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
         };

@@ -19,9 +19,24 @@ use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
 use crate::execution::{ActionExecution, ActionExecutionStatus, FailureType};
 
 /// True for the action types that complete on their service's event
-/// (`Invoke/AWS/StepFunctions`, `Deploy/AWS/CloudFormation`).
+/// (`Invoke/AWS/StepFunctions`, `Deploy/AWS/CloudFormation`, `Build|Test/AWS/CodeBuild`).
 pub fn completes_on_event(type_id: &ActionTypeId) -> bool {
-    is_step_functions(type_id) || is_cloudformation(type_id)
+    is_step_functions(type_id) || is_named_by_service(type_id)
+}
+
+/// An action whose work the service names (a stack, a build), not the job: the action points
+/// the work's id at itself when it starts it ([`Engine::record_started`]).
+fn is_named_by_service(type_id: &ActionTypeId) -> bool {
+    is_cloudformation(type_id) || is_codebuild(type_id)
+}
+
+/// A CodeBuild build or test action.
+fn is_codebuild(type_id: &ActionTypeId) -> bool {
+    matches!(
+        type_id.category,
+        ActionCategory::Build | ActionCategory::Test
+    ) && type_id.owner == ActionOwner::Aws
+        && type_id.provider == "CodeBuild"
 }
 
 fn is_step_functions(type_id: &ActionTypeId) -> bool {
@@ -30,8 +45,7 @@ fn is_step_functions(type_id: &ActionTypeId) -> bool {
         && type_id.provider == "StepFunctions"
 }
 
-/// A CloudFormation deploy action: its work (a stack) is not named after the job, so the action
-/// points the stack's ARN at itself when it starts ([`Engine::record_started`]).
+/// A CloudFormation deploy action.
 fn is_cloudformation(type_id: &ActionTypeId) -> bool {
     type_id.category == ActionCategory::Deploy
         && type_id.owner == ActionOwner::Aws
@@ -158,7 +172,7 @@ impl Engine<'_> {
         started.last_update_time = now;
         started.output.execution_result = outcome.result;
         started.output.output_variables = outcome.output_variables;
-        if is_cloudformation(&record.input.action_type_id) {
+        if is_named_by_service(&record.input.action_type_id) {
             if let Some(work) = &started.output.execution_result.external_execution_id {
                 self.executions.point_work(work, &started).await?;
             }
@@ -239,14 +253,32 @@ impl Engine<'_> {
         &self,
         changed: &crate::cloudformation::StackChanged,
     ) -> Result<Option<PreparedAction>, JobError> {
+        self.pending_work(&changed.stack_id, is_cloudformation)
+            .await
+    }
+
+    /// The CodeBuild action waiting for the build `ended` names, prepared again to be
+    /// completed; `None` when no pending action started that build.
+    pub async fn pending_build(
+        &self,
+        ended: &crate::codebuild::BuildEnded,
+    ) -> Result<Option<PreparedAction>, JobError> {
+        self.pending_work(&ended.build_id, is_codebuild).await
+    }
+
+    /// The action of type `kind` that recorded starting work `work_id`, while it is pending.
+    async fn pending_work(
+        &self,
+        work_id: &str,
+        kind: fn(&ActionTypeId) -> bool,
+    ) -> Result<Option<PreparedAction>, JobError> {
         let Some(record) = self
             .executions
-            .find_work(&changed.stack_id)
+            .find_work(work_id)
             .await?
-            .filter(|r| is_cloudformation(&r.input.action_type_id))
+            .filter(|r| kind(&r.input.action_type_id))
             .filter(|r| {
-                r.output.execution_result.external_execution_id.as_deref()
-                    == Some(changed.stack_id.as_str())
+                r.output.execution_result.external_execution_id.as_deref() == Some(work_id)
             })
         else {
             return Ok(None);

@@ -3,7 +3,8 @@
 //! values, commands and timeout.
 
 use super::{action_path, Problems};
-use crate::declaration::{Configuration, PipelineDeclaration};
+use crate::codebuild;
+use crate::declaration::{ActionDeclaration, Configuration, PipelineDeclaration};
 use crate::providers::{self, CommandsUse};
 use crate::variables;
 
@@ -80,6 +81,9 @@ pub(super) fn check_action_types(p: &PipelineDeclaration, out: &mut Problems) {
             }
         }
         check_configuration_values(spec, config, &path, out);
+        if spec.provider == "CodeBuild" {
+            check_codebuild(action, &path, out);
+        }
 
         match (spec.commands, &action.commands) {
             (CommandsUse::Required, None) => out.add(
@@ -104,6 +108,30 @@ pub(super) fn check_action_types(p: &PipelineDeclaration, out: &mut Problems) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// A CodeBuild action's `EnvironmentVariables` (a JSON array CodeBuild reads) and
+/// `PrimarySource` (one of its input artifacts).
+fn check_codebuild(action: &ActionDeclaration, path: &str, out: &mut Problems) {
+    let config = action.configuration();
+    if let Some(text) = config.get("EnvironmentVariables") {
+        if let Err(reason) = codebuild::environment_variables(text) {
+            out.add(format!("{path}.configuration.EnvironmentVariables"), reason);
+        }
+    }
+    if let Some(name) = config
+        .get("PrimarySource")
+        .filter(|v| variables::references(v).is_empty())
+    {
+        let inputs: Vec<&str> = action
+            .input_artifacts()
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        if let Err(reason) = codebuild::primary_source(&inputs, Some(name)) {
+            out.add(format!("{path}.configuration.PrimarySource"), reason);
         }
     }
 }

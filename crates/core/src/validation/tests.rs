@@ -457,6 +457,42 @@ fn configuration_key_and_value_lengths() {
 }
 
 #[test]
+fn codebuild_environment_variables_and_primary_source_are_checked() {
+    let mut p = base();
+    action(&mut p, 1, 0).configuration = config(&[
+        ("ProjectName", "x"),
+        (
+            "EnvironmentVariables",
+            r#"[{"name":"A","value":"1","type":"PLAIN"}]"#,
+        ),
+    ]);
+    assert_only(
+        &p,
+        "stages[1].actions[0].configuration.EnvironmentVariables",
+        "entry 0: unknown variant `PLAIN`",
+    );
+    action(&mut p, 1, 0).configuration = config(&[
+        ("ProjectName", "x"),
+        (
+            "EnvironmentVariables",
+            r##"[{"name":"A","value":"#{SourceVars.CommitId}"}]"##,
+        ),
+        ("PrimarySource", "Nope"),
+    ]);
+    assert_only(
+        &p,
+        "stages[1].actions[0].configuration.PrimarySource",
+        "Nope is not one of the action's input artifacts",
+    );
+    action(&mut p, 1, 0).configuration = config(&[("ProjectName", "x"), ("BatchEnabled", "yes")]);
+    assert_only(
+        &p,
+        "stages[1].actions[0].configuration.BatchEnabled",
+        "`yes` is not a valid BatchEnabled",
+    );
+}
+
+#[test]
 fn output_files_and_variables_limits() {
     let mut p = base();
     if let Some(outs) = action(&mut p, 1, 1).output_artifacts.as_mut() {

@@ -16,7 +16,10 @@
 //!   in progress until Step Functions' status event completes it ([`Providers::complete`]);
 //! - `Deploy/AWS/CloudFormation` ([`cloudformation`]): creates, updates or deletes a stack and
 //!   leaves the action in progress until the stack's status event completes it
-//!   ([`Providers::complete_stack`]).
+//!   ([`Providers::complete_stack`]);
+//! - `Build/AWS/CodeBuild` and `Test/AWS/CodeBuild` ([`codebuild`]): starts a build on the input
+//!   artifacts and leaves the action in progress until the build's state event completes it
+//!   ([`Providers::complete_build`]).
 //!
 //! Any other provider is refused with `ConfigurationError`. A provider returns an
 //! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
@@ -24,6 +27,7 @@
 //! result), or a [`ProviderError`], which the handler records with [`ProviderError::code`].
 
 mod cloudformation;
+mod codebuild;
 mod codecommit_source;
 mod commands;
 mod ecr_source;
@@ -46,6 +50,7 @@ use pipewright_aws::roles::{PipelineRoles, RoleSession};
 use pipewright_aws::runner::CommandsRunner;
 use pipewright_core::access::pipeline_roles::{self, StackBoundary};
 use pipewright_core::cloudformation::StackChanged;
+use pipewright_core::codebuild::BuildEnded;
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
 use pipewright_core::engine::external::WorkEnded;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
@@ -129,6 +134,8 @@ struct Clients {
     sfn: aws_sdk_sfn::Client,
     /// What CloudFormation actions deploy with.
     cfn: aws_sdk_cloudformation::Client,
+    /// What CodeBuild actions build with.
+    codebuild: aws_sdk_codebuild::Client,
 }
 
 impl Clients {
@@ -146,6 +153,7 @@ impl Clients {
             ecr: aws_sdk_ecr::Client::new(sdk),
             sfn: aws_sdk_sfn::Client::new(sdk),
             cfn: aws_sdk_cloudformation::Client::new(sdk),
+            codebuild: aws_sdk_codebuild::Client::new(sdk),
         }
     }
 }
@@ -244,6 +252,12 @@ impl Providers {
                     aws_sdk_cloudformation::Config::builder()
                         .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
                         .region(aws_sdk_cloudformation::config::Region::new("us-east-1"))
+                        .build(),
+                ),
+                codebuild: aws_sdk_codebuild::Client::from_conf(
+                    aws_sdk_codebuild::Config::builder()
+                        .behavior_version(aws_sdk_codebuild::config::BehaviorVersion::latest())
+                        .region(aws_sdk_codebuild::config::Region::new("us-east-1"))
                         .build(),
                 ),
             }),
@@ -387,6 +401,9 @@ impl Providers {
                     .await
                     .map(Some)
             }
+            (ActionCategory::Build | ActionCategory::Test, ActionOwner::Aws, "CodeBuild") => {
+                codebuild::run(&c.codebuild, prepared).await.map(Some)
+            }
             _ => unreachable!("is_run_here lists the providers matched above"),
         }
     }
@@ -420,29 +437,44 @@ impl Providers {
         .await
     }
 
+    /// The outcome of CodeBuild action `prepared`, whose build the event `ended` says ended:
+    /// its artifacts and exported variables read with the pipeline role's session.
+    pub async fn complete_build(
+        &self,
+        prepared: &PreparedAction,
+        ended: &BuildEnded,
+    ) -> Result<ActionOutcome, ProviderError> {
+        let (c, _session) = self.clients(prepared, None).await?;
+        codebuild::complete(&c.codebuild, &c.artifacts, prepared, ended).await
+    }
+
     /// For work just started (`outcome` in progress): its outcome when it already ended (a
-    /// stack the emulator, or a quick failure, settled within the call), so nothing waits for
-    /// an event that may have come before the start was recorded.
+    /// stack the emulator, a build, or a quick failure, settled within the call), so nothing
+    /// waits for an event that may have come before the start was recorded.
     pub async fn settled(
         &self,
         prepared: &PreparedAction,
         outcome: &ActionOutcome,
     ) -> Result<Option<ActionOutcome>, ProviderError> {
         let id = &prepared.declaration.action_type_id;
-        if (id.category, id.owner, id.provider.as_str())
-            != (ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation")
-        {
-            return Ok(None);
+        match (id.category, id.owner, id.provider.as_str()) {
+            (ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation") => {
+                let (c, _session) = self.clients(prepared, None).await?;
+                cloudformation::settled(
+                    &c.cfn,
+                    &c.artifacts,
+                    prepared,
+                    outcome,
+                    &std::env::temp_dir(),
+                )
+                .await
+            }
+            (ActionCategory::Build | ActionCategory::Test, ActionOwner::Aws, "CodeBuild") => {
+                let (c, _session) = self.clients(prepared, None).await?;
+                codebuild::settled(&c.codebuild, &c.artifacts, prepared, outcome).await
+            }
+            _ => Ok(None),
         }
-        let (c, _session) = self.clients(prepared, None).await?;
-        cloudformation::settled(
-            &c.cfn,
-            &c.artifacts,
-            prepared,
-            outcome,
-            &std::env::temp_dir(),
-        )
-        .await
     }
 }
 
@@ -464,6 +496,11 @@ fn is_run_here(provider: (ActionCategory, ActionOwner, &str)) -> bool {
             | (ActionCategory::Invoke, ActionOwner::Aws, "Lambda")
             | (ActionCategory::Invoke, ActionOwner::Aws, "StepFunctions")
             | (ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation")
+            | (
+                ActionCategory::Build | ActionCategory::Test,
+                ActionOwner::Aws,
+                "CodeBuild"
+            )
     )
 }
 

@@ -1,0 +1,267 @@
+//! `Build/AWS/CodeBuild` on the local stack: the action starts a build of a project made as
+//! CodePipeline users make them (source and artifacts `CODEPIPELINE`), on the input artifact,
+//! with the pipeline role; the emulator's CodeBuild runs the source's `buildspec.yml` for real
+//! (its commands in a sandbox of the local container CLI), writes the output artifact, and the
+//! build's "CodeBuild Build State Change" event (which the local stack's gateway puts on the
+//! bus, as AWS does) completes the action. The most common pipeline, Source → CodeBuild →
+//! CloudFormation, runs end to end.
+
+use aws_sdk_codebuild::types::{
+    ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+    ProjectSource, SourceType,
+};
+use aws_sdk_codepipeline::types::PipelineExecutionStatus;
+use std::time::Duration;
+
+use pipewright_e2e::pipelines::{
+    action_failure, clients, drain_events, eventually, execution_records, latest_action,
+    s3_source_with, start, subscribe_to, wait_for, Clients, PipelineBuilder,
+};
+use pipewright_e2e::{stack, unique, TEST_ROLE_ARN};
+use serde_json::{json, Value};
+
+/// A build project as CodePipeline users have them: its source and artifacts are the
+/// pipeline's, its buildspec the source's `buildspec.yml`.
+async fn project(c: &Clients) -> String {
+    let name = unique("web-build");
+    aws_sdk_codebuild::Client::new(&c.sdk)
+        .create_project()
+        .name(&name)
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::Codepipeline)
+                .build()
+                .unwrap(),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::Codepipeline)
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::LinuxContainer)
+                .image("aws/codebuild/standard:7.0")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .build()
+                .unwrap(),
+        )
+        .service_role(TEST_ROLE_ARN)
+        .send()
+        .await
+        .expect("CreateProject");
+    name
+}
+
+fn build_stage(project: &str) -> Value {
+    json!({"name": "Build", "actions": [{
+        "name": "Compile",
+        "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+        "configuration": {
+            "ProjectName": project,
+            "EnvironmentVariables": json!([
+                {"name": "STAGE", "value": "prod", "type": "PLAINTEXT"},
+                {"name": "REVISION", "value": "#{SourceVariables.VersionId}"}
+            ]).to_string()
+        },
+        "inputArtifacts": [{"name": "Src"}],
+        "outputArtifacts": [{"name": "BuildOut"}],
+        "namespace": "BuildVars"
+    }]})
+}
+
+/// A template with a parameter-named queue and its outputs.
+const TEMPLATE: &str = r#"{
+  "Parameters": {"QueueName": {"Type": "String"}, "Env": {"Type": "String"}, "Version": {"Type": "String"}},
+  "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "QueueName"}}}},
+  "Outputs": {"Env": {"Value": {"Ref": "Env"}}, "Version": {"Value": {"Ref": "Version"}}}
+}"#;
+
+/// Reads the source, uses the action's variables, exports `VERSION`, writes the template and
+/// its configuration as the build's artifact.
+const BUILDSPEC: &str = r#"version: 0.2
+env:
+  variables:
+    GREETING: hello
+  exported-variables:
+    - VERSION
+    - SEEN_REVISION
+phases:
+  build:
+    commands:
+      - test "$STAGE" = prod
+      - test -f "$CODEBUILD_SRC_DIR/version.txt"
+      - export VERSION=$(cat version.txt)
+      - export SEEN_REVISION="$REVISION"
+      - mkdir -p out
+      - cp infra/template.json out/template.json
+      - sed "s/ENV/$STAGE/" infra/config.tpl > out/config.json
+artifacts:
+  base-directory: out
+  files:
+    - '**/*'
+"#;
+
+#[tokio::test]
+async fn a_build_runs_its_buildspec_and_feeds_cloudformation() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let project = project(&c).await;
+    let stack_name = unique("built-stack");
+    let queue_name = unique("built-queue");
+    let src = s3_source_with(
+        &c,
+        &[
+            ("buildspec.yml", BUILDSPEC),
+            ("version.txt", "2.4.1"),
+            ("infra/template.json", TEMPLATE),
+            ("infra/config.tpl", r#"{"Parameters": {"Env": "ENV"}}"#),
+        ],
+    )
+    .await;
+    let deploy = json!({"name": "Deploy", "actions": [{
+        "name": "Stack",
+        "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CloudFormation", "version": "1"},
+        "configuration": {
+            "ActionMode": "CREATE_UPDATE",
+            "StackName": stack_name,
+            "TemplatePath": "BuildOut::template.json",
+            "TemplateConfiguration": "BuildOut::config.json",
+            "ParameterOverrides": json!({"QueueName": queue_name, "Version": "#{BuildVars.VERSION}"}).to_string(),
+            "RoleArn": TEST_ROLE_ARN
+        },
+        "inputArtifacts": [{"name": "BuildOut"}]
+    }]});
+    let name = PipelineBuilder::new(stack, "built")
+        .source(src)
+        .stage(build_stage(&project))
+        .stage(deploy)
+        .create(stack);
+    let events = subscribe_to(
+        &c,
+        &unique("build-events"),
+        &json!({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"]}),
+    )
+    .await;
+
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
+
+    // The stack was made from the build's artifact, with the build's exported variable.
+    let created = aws_sdk_cloudformation::Client::new(&c.sdk)
+        .describe_stacks()
+        .stack_name(&stack_name)
+        .send()
+        .await
+        .expect("DescribeStacks");
+    let outputs: std::collections::BTreeMap<String, String> = created.stacks()[0]
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap().into(),
+                o.output_value().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outputs["Env"], "prod",
+        "the build wrote config.json with $STAGE"
+    );
+    assert_eq!(
+        outputs["Version"], "2.4.1",
+        "#{{BuildVars.VERSION}} is the exported variable"
+    );
+
+    // The action's record: the build, its exported variables, its artifact.
+    let records = execution_records(&c, stack, &id).await;
+    let source = latest_action(&records, "Source", "Source");
+    let action = latest_action(&records, "Build", "Compile");
+    let variables = &action["output"]["outputVariables"];
+    assert_eq!(variables["VERSION"], "2.4.1");
+    assert_eq!(
+        variables["SEEN_REVISION"], source["output"]["outputVariables"]["VersionId"],
+        "#{{SourceVariables.VersionId}} was resolved in EnvironmentVariables"
+    );
+    let build_id = action["output"]["executionResult"]["externalExecutionId"]
+        .as_str()
+        .expect("the build id")
+        .to_string();
+    assert!(build_id.starts_with(&format!("{project}:")), "{build_id}");
+    assert!(action["output"]["executionResult"]["externalExecutionUrl"]
+        .as_str()
+        .unwrap()
+        .contains("/codebuild/"));
+    let output = &action["output"]["outputArtifacts"][0]["s3location"];
+    assert!(output["versionId"].is_string(), "{output}");
+
+    // CodeBuild ran the build on the source artifact, at its version.
+    let builds = aws_sdk_codebuild::Client::new(&c.sdk)
+        .batch_get_builds()
+        .ids(&build_id)
+        .send()
+        .await
+        .expect("BatchGetBuilds");
+    let build = &builds.builds()[0];
+    assert_eq!(build.build_status().unwrap().as_str(), "SUCCEEDED");
+    let input = &source["output"]["outputArtifacts"][0]["s3location"];
+    assert_eq!(
+        build.source().and_then(|s| s.location()),
+        Some(
+            format!(
+                "{}/{}",
+                input["bucket"].as_str().unwrap(),
+                input["key"].as_str().unwrap()
+            )
+            .as_str()
+        )
+    );
+
+    // The build's state event reached the bus.
+    let build_arn = build.arn().unwrap().to_string();
+    eventually(
+        "the build's state event",
+        Duration::from_millis(200),
+        || async {
+            drain_events(&c, &events, Duration::from_millis(500))
+                .await
+                .into_iter()
+                .find(|e| e["detail"]["build-id"] == json!(build_arn))
+                .filter(|e| e["detail"]["build-status"] == "SUCCEEDED")
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_build_fails_the_action_saying_where_and_why() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let project = project(&c).await;
+    let src = s3_source_with(
+        &c,
+        &[(
+            "buildspec.yml",
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo compiling\n      - exit 3\n",
+        )],
+    )
+    .await;
+    let name = PipelineBuilder::new(stack, "build-fails")
+        .source(src)
+        .stage(build_stage(&project))
+        .create(stack);
+    let id = start(&c, &name).await;
+    let (status, _) = wait_for(&c, &name, &id).await;
+    assert_eq!(status, PipelineExecutionStatus::Failed);
+    let records = execution_records(&c, stack, &id).await;
+    let action = latest_action(&records, "Build", "Compile");
+    let (code, message) = action_failure(action);
+    assert_eq!(code, "JobFailed");
+    assert!(
+        message.starts_with("Build terminated with state: FAILED. Phase: BUILD"),
+        "{message}"
+    );
+    assert!(message.contains(&format!("Build: {project}:")), "{message}");
+}
