@@ -225,7 +225,7 @@ async fn a_stack_that_fails_and_bad_configurations_fail_the_action_saying_why() 
         (
             json!({"ActionMode": "CHANGE_SET_EXECUTE", "StackName": unique("cs"), "ChangeSetName": "x"}),
             "ConfigurationError",
-            "CHANGE_SET_EXECUTE is not run by Pipewright yet",
+            "change set x of stack cs-",
         ),
     ];
     let mut runs = Vec::new();
@@ -245,4 +245,117 @@ async fn a_stack_that_fails_and_bad_configurations_fail_the_action_saying_why() 
         assert_eq!(got, code, "{message}");
         assert!(message.contains(says), "{message:?} lacks {says:?}");
     }
+}
+
+/// The change-set pair SAM pipelines use (CHANGE_SET_REPLACE, then CHANGE_SET_EXECUTE), with a
+/// template too large for the request (CloudFormation reads it from the artifact bucket); then
+/// REPLACE_ON_FAILURE replaces a stack that failed to create.
+#[tokio::test]
+async fn change_sets_are_replaced_then_executed_and_failed_stacks_replaced() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let cfn = aws_sdk_cloudformation::Client::new(&c.sdk);
+
+    // More than the 51,200 bytes CloudFormation takes in a request.
+    let mut large: Value = serde_json::from_str(TEMPLATE).unwrap();
+    large["Metadata"] = json!({"Padding": "x".repeat(60_000)});
+    let large = large.to_string();
+    let stack_name = unique("planned-stack");
+    let parameters =
+        json!({"QueueName": unique("planned-queue"), "Env": "prod", "Version": "7"}).to_string();
+    let src = s3_source_with(&c, &[("template.json", large.as_str())]).await;
+    let plan = json!({"name": "Plan", "actions": [{
+        "name": "Stack",
+        "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CloudFormation", "version": "1"},
+        "configuration": {
+            "ActionMode": "CHANGE_SET_REPLACE", "StackName": stack_name, "ChangeSetName": "pipeline-plan",
+            "TemplatePath": "Src::template.json", "ParameterOverrides": parameters, "RoleArn": TEST_ROLE_ARN
+        },
+        "inputArtifacts": [{"name": "Src"}]
+    }]});
+    let apply = deploy(
+        json!({"ActionMode": "CHANGE_SET_EXECUTE", "StackName": stack_name, "ChangeSetName": "pipeline-plan"}),
+        false,
+    );
+    let name = PipelineBuilder::new(stack, "cfn-plan")
+        .source(src)
+        .stage(plan)
+        .stage(apply)
+        .create(stack);
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
+    let created = stack_of(&c, &stack_name)
+        .await
+        .expect("the change set made the stack");
+    assert_eq!(created.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
+    let records = execution_records(&c, stack, &id).await;
+    let planned = latest_action(&records, "Plan", "Stack");
+    assert!(
+        planned["output"]["executionResult"]["externalExecutionSummary"]
+            .as_str()
+            .unwrap()
+            .contains("change set pipeline-plan of stack"),
+        "{planned}"
+    );
+    assert_eq!(
+        latest_action(&records, "Deploy", "Stack")["output"]["outputVariables"]["Version"],
+        "7",
+        "the executed change set's stack outputs are the action's variables"
+    );
+
+    // A stack that failed to create is deleted and created again by REPLACE_ON_FAILURE.
+    let export = unique("taken-export");
+    let exporting = |queue: &str| {
+        json!({
+            "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}}},
+            "Outputs": {"Url": {"Value": {"Ref": "Queue"}, "Export": {"Name": export}}}
+        })
+        .to_string()
+    };
+    cfn.create_stack()
+        .stack_name(unique("exporter"))
+        .template_body(exporting(&unique("first-queue")))
+        .send()
+        .await
+        .expect("CreateStack");
+    let failed_name = unique("failed-stack");
+    cfn.create_stack()
+        .stack_name(&failed_name)
+        .template_body(exporting(&unique("second-queue")))
+        .send()
+        .await
+        .expect("CreateStack");
+    let failed_status = eventually("the stack to fail", Duration::from_millis(200), || async {
+        stack_of(&c, &failed_name)
+            .await
+            .and_then(|s| s.stack_status().map(|s| s.as_str().to_string()))
+            .filter(|s| !s.ends_with("_IN_PROGRESS"))
+    })
+    .await;
+    assert!(
+        pipewright_core::cloudformation::needs_replacing(&failed_status),
+        "{failed_status}"
+    );
+    let src = s3_source_with(&c, &[("template.json", TEMPLATE)]).await;
+    let replace = json!({
+        "ActionMode": "REPLACE_ON_FAILURE", "StackName": failed_name, "TemplatePath": "Src::template.json",
+        "ParameterOverrides": json!({"QueueName": unique("third-queue"), "Env": "dev", "Version": "1"}).to_string(),
+        "RoleArn": TEST_ROLE_ARN
+    });
+    let name = PipelineBuilder::new(stack, "cfn-replace")
+        .source(src)
+        .stage(deploy(replace, false))
+        .create(stack);
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
+    let replaced = stack_of(&c, &failed_name)
+        .await
+        .expect("the stack was made again");
+    assert_eq!(replaced.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
+    assert!(replaced
+        .outputs()
+        .iter()
+        .any(|o| o.output_key() == Some("Env") && o.output_value() == Some("dev")));
 }

@@ -205,12 +205,37 @@ pub fn stack_status_changed(event: &Value) -> Option<StackChanged> {
 }
 
 /// The stack states in which CREATE_UPDATE cannot update a stack (it must be deleted first:
-/// REPLACE_ON_FAILURE does that).
+/// REPLACE_ON_FAILURE does that), CodePipeline's list of failed states.
 pub fn needs_replacing(status: &str) -> bool {
     matches!(
         status,
-        "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" | "DELETE_FAILED"
+        "ROLLBACK_COMPLETE"
+            | "ROLLBACK_FAILED"
+            | "CREATE_FAILED"
+            | "DELETE_FAILED"
+            | "UPDATE_ROLLBACK_FAILED"
     )
+}
+
+/// Whether a change set's `StatusReason` says it failed only because it changes nothing (which
+/// CodePipeline counts as success, as it does "No updates are to be performed").
+pub fn change_set_without_changes(reason: &str) -> bool {
+    reason.contains("didn't contain changes")
+        || reason.contains("No updates are to be performed")
+        || reason.contains("does not contain any changes")
+}
+
+/// Where a template too large to send in the request (over 51,200 bytes) is put for
+/// CloudFormation to read (`TemplateURL`): beside the action's log, under the pipeline's own
+/// prefix of the artifact bucket (`<pipeline>/logs/<id>.log` → `<pipeline>/templates/<id>.template`).
+pub fn template_key(log_key: &str, action_execution_id: &str) -> String {
+    let pipeline = log_key.split('/').next().unwrap_or_default();
+    format!("{pipeline}/templates/{action_execution_id}.template")
+}
+
+/// The URL CloudFormation reads a template at `bucket`/`key` from.
+pub fn template_url(region: &str, bucket: &str, key: &str) -> String {
+    format!("https://{bucket}.s3.{region}.amazonaws.com/{key}")
 }
 
 #[cfg(test)]
@@ -218,6 +243,25 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn change_sets_without_changes_and_large_templates() {
+        assert!(change_set_without_changes(
+            "The submitted information didn't contain changes. Submit different information to \
+             create a change set."
+        ));
+        assert!(!change_set_without_changes("Template format error"));
+        assert!(needs_replacing("UPDATE_ROLLBACK_FAILED"));
+        assert!(!needs_replacing("UPDATE_ROLLBACK_COMPLETE"));
+        assert_eq!(
+            template_key("web/logs/aaaa.log", "aaaa"),
+            "web/templates/aaaa.template"
+        );
+        assert_eq!(
+            template_url("eu-west-1", "artifacts", "web/templates/aaaa.template"),
+            "https://artifacts.s3.eu-west-1.amazonaws.com/web/templates/aaaa.template"
+        );
+    }
 
     #[test]
     fn artifact_paths_and_overrides_read_as_codepipeline_writes_them() {

@@ -4,7 +4,20 @@
 //! - `CREATE_UPDATE`: the template at `TemplatePath` (`Artifact::path`) creates the stack
 //!   `StackName`, or updates it; an update with nothing to change ("No updates are to be
 //!   performed") succeeds at once, as in CodePipeline.
+//! - `REPLACE_ON_FAILURE`: as `CREATE_UPDATE`, except that a stack in a failed state
+//!   (`ROLLBACK_COMPLETE`, `ROLLBACK_FAILED`, `CREATE_FAILED`, `DELETE_FAILED`,
+//!   `UPDATE_ROLLBACK_FAILED`) is deleted first (the action waits for the deletion), then
+//!   created again.
 //! - `DELETE_ONLY`: deletes the stack; a stack that does not exist is a success.
+//! - `CHANGE_SET_REPLACE`: deletes the change set `ChangeSetName` if the stack has one, and
+//!   creates it again from the template (a stack that does not exist is created in review).
+//!   CloudFormation sends no event for change sets, so the action waits (at most until the
+//!   function's deadline) for it to be created; one that changes nothing succeeds, as in
+//!   CodePipeline.
+//! - `CHANGE_SET_EXECUTE`: executes the change set; the stack's event completes the action (a
+//!   change set without changes succeeds at once).
+//! - A template of more than 51,200 bytes is put beside the action's log in the artifact bucket
+//!   and given to CloudFormation by `TemplateURL`.
 //! - Parameters: the template configuration file's (`TemplateConfiguration`, `Artifact::path`,
 //!   with its `Tags` and `StackPolicy`), then `ParameterOverrides` (strings, `Fn::GetParam`,
 //!   `Fn::GetArtifactAtt`); `Capabilities` (comma separated), `RoleArn` (the stack's service
@@ -13,18 +26,20 @@
 //!   event for the stack reaches the action function ([`complete`]); then the stack's outputs
 //!   become output variables (and the `OutputFileName` file of the output artifact, JSON); a
 //!   stack that ended badly fails the action with its first failed resource and reason.
-//! - Not run yet: `REPLACE_ON_FAILURE`, `CHANGE_SET_REPLACE`, `CHANGE_SET_EXECUTE` (refused with
-//!   a ConfigurationError saying so).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, ExecutionStatus, Parameter, Stack, Tag,
+};
 use pipewright_aws::artifacts::{safe_relative, S3Artifacts};
 use pipewright_core::cloudformation::{
-    artifact_path, needs_replacing, parameter_overrides, template_configuration, ParameterValue,
-    StackChanged, TemplateConfiguration,
+    artifact_path, change_set_without_changes, needs_replacing, parameter_overrides,
+    template_configuration, template_key, template_url, ParameterValue, StackChanged,
+    TemplateConfiguration,
 };
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{
@@ -39,6 +54,14 @@ use super::{
 const MAX_TEMPLATE_BODY: u64 = 51_200;
 /// The largest file read from an artifact (templates, configurations, parameter files).
 const MAX_FILE: u64 = 1024 * 1024;
+/// How long the action waits for what CloudFormation announces no event for (a change set
+/// being created, a failed stack being deleted before it is created again) when the function's
+/// deadline is unknown.
+const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+/// What is kept of the function's time when waiting: enough to record the outcome.
+const WAIT_MARGIN: Duration = Duration::from_secs(20);
+/// How often a wait asks.
+const POLL: Duration = Duration::from_secs(1);
 
 /// Start the stack operation: in progress (CloudFormation's event completes it), or done
 /// already (nothing to update, nothing to delete).
@@ -47,10 +70,14 @@ pub async fn run(
     artifacts: &S3Artifacts,
     prepared: &PreparedAction,
     work_root: &Path,
+    deadline: Option<Instant>,
 ) -> Result<ActionOutcome, ProviderError> {
     let mode = required(prepared, "ActionMode")?;
     let stack_name = required(prepared, "StackName")?;
     let current = describe(cfn, stack_name).await?;
+    let wait_until = deadline
+        .map(|d| d.checked_sub(WAIT_MARGIN).unwrap_or(d))
+        .unwrap_or_else(|| Instant::now() + DEFAULT_WAIT);
     match mode {
         "DELETE_ONLY" => {
             let Some(stack) = current else {
@@ -75,31 +102,38 @@ pub async fn run(
                 format!("deleting stack {stack_name}"),
             ))
         }
-        "CREATE_UPDATE" => {
-            let work = work_root.join(format!(
-                "pipewright-{}",
-                prepared.record.action_execution_id
-            ));
-            let request = StackRequest::read(artifacts, prepared, &work).await;
-            remove_work_dir(work).await;
-            let request = request?;
+        "CREATE_UPDATE" | "REPLACE_ON_FAILURE" => {
+            let request = StackRequest::read_once(artifacts, prepared, work_root).await?;
             match current {
-                Some(stack) if needs_replacing(stack.stack_status().map_or("", |s| s.as_str())) => {
-                    Err(ProviderError::Configuration(format!(
-                        "stack {stack_name} is {} and cannot be updated: delete it, or use \
-                         ActionMode REPLACE_ON_FAILURE",
-                        stack.stack_status().map_or("", |s| s.as_str())
-                    )))
+                Some(stack) if needs_replacing(status_of(&stack)) => {
+                    if mode == "CREATE_UPDATE" {
+                        return Err(ProviderError::Configuration(format!(
+                            "stack {stack_name} is {} and cannot be updated: delete it, or use \
+                             ActionMode REPLACE_ON_FAILURE",
+                            status_of(&stack)
+                        )));
+                    }
+                    delete_and_wait(cfn, prepared, stack_name, &stack, wait_until).await?;
+                    create(cfn, prepared, stack_name, request).await
                 }
                 Some(stack) => update(cfn, prepared, stack_name, &stack, request).await,
                 None => create(cfn, prepared, stack_name, request).await,
             }
         }
-        "REPLACE_ON_FAILURE" | "CHANGE_SET_REPLACE" | "CHANGE_SET_EXECUTE" => {
-            Err(ProviderError::Configuration(format!(
-                "configuration ActionMode: {mode} is not run by Pipewright yet; CREATE_UPDATE \
-                 and DELETE_ONLY are"
-            )))
+        "CHANGE_SET_REPLACE" => {
+            let request = StackRequest::read_once(artifacts, prepared, work_root).await?;
+            replace_change_set(
+                cfn,
+                prepared,
+                stack_name,
+                current.as_ref(),
+                request,
+                wait_until,
+            )
+            .await
+        }
+        "CHANGE_SET_EXECUTE" => {
+            execute_change_set(cfn, prepared, stack_name, current.as_ref()).await
         }
         other => Err(ProviderError::Configuration(format!(
             "configuration ActionMode: {other:?} is not a CloudFormation action mode"
@@ -109,7 +143,7 @@ pub async fn run(
 
 /// What a create or update sends.
 struct StackRequest {
-    template: String,
+    template: Template,
     parameters: Vec<Parameter>,
     tags: Vec<Tag>,
     stack_policy: Option<String>,
@@ -117,7 +151,43 @@ struct StackRequest {
     role_arn: Option<String>,
 }
 
+/// A template: in the request, or (too large for it) at a URL CloudFormation reads.
+enum Template {
+    Body(String),
+    Url(String),
+}
+
 impl StackRequest {
+    /// [`Self::read`] in a scratch folder of its own, removed afterwards.
+    async fn read_once(
+        artifacts: &S3Artifacts,
+        prepared: &PreparedAction,
+        work_root: &Path,
+    ) -> Result<Self, ProviderError> {
+        let work = work_root.join(format!(
+            "pipewright-{}",
+            prepared.record.action_execution_id
+        ));
+        let request = Self::read(artifacts, prepared, &work).await;
+        remove_work_dir(work).await;
+        request
+    }
+
+    /// The template body, or its URL.
+    fn template_body(&self) -> Option<String> {
+        match &self.template {
+            Template::Body(body) => Some(body.clone()),
+            Template::Url(_) => None,
+        }
+    }
+
+    fn template_url(&self) -> Option<String> {
+        match &self.template {
+            Template::Url(url) => Some(url.clone()),
+            Template::Body(_) => None,
+        }
+    }
+
     async fn read(
         artifacts: &S3Artifacts,
         prepared: &PreparedAction,
@@ -131,15 +201,12 @@ impl StackRequest {
         };
         let (artifact, path) = artifact_path("TemplatePath", required(prepared, "TemplatePath")?)
             .map_err(ProviderError::Configuration)?;
-        let template = files.read(&artifact, &path, "TemplatePath").await?;
-        if template.len() as u64 > MAX_TEMPLATE_BODY {
-            return Err(ProviderError::Configuration(format!(
-                "configuration TemplatePath: {path} is {} bytes; templates of more than \
-                 {MAX_TEMPLATE_BODY} bytes (which CloudFormation reads from S3) are not \
-                 supported yet",
-                template.len()
-            )));
-        }
+        let text = files.read(&artifact, &path, "TemplatePath").await?;
+        let template = if text.len() as u64 > MAX_TEMPLATE_BODY {
+            Template::Url(put_template(artifacts, prepared, text).await?)
+        } else {
+            Template::Body(text)
+        };
         let mut configuration = TemplateConfiguration::default();
         if let Some(value) = optional(prepared, "TemplateConfiguration") {
             let (artifact, path) = artifact_path("TemplateConfiguration", value)
@@ -239,7 +306,8 @@ async fn create(
     let created = cfn
         .create_stack()
         .stack_name(stack_name)
-        .template_body(r.template)
+        .set_template_body(r.template_body())
+        .set_template_url(r.template_url())
         .set_parameters(Some(r.parameters))
         .set_tags((!r.tags.is_empty()).then_some(r.tags))
         .set_stack_policy_body(r.stack_policy)
@@ -268,7 +336,8 @@ async fn update(
     let updated = cfn
         .update_stack()
         .stack_name(&stack_id)
-        .template_body(r.template)
+        .set_template_body(r.template_body())
+        .set_template_url(r.template_url())
         .set_parameters(Some(r.parameters))
         .set_tags((!r.tags.is_empty()).then_some(r.tags))
         .set_stack_policy_body(r.stack_policy)
@@ -295,6 +364,240 @@ async fn update(
         }
         Err(e) => Err(cfn_error("UpdateStack", stack_name, &e)),
     }
+}
+
+/// Put a template too large for the request beside the action's log; its URL.
+async fn put_template(
+    artifacts: &S3Artifacts,
+    prepared: &PreparedAction,
+    text: String,
+) -> Result<String, ProviderError> {
+    let bucket = &prepared.log_location.bucket;
+    let key = template_key(
+        &prepared.log_location.key,
+        &prepared.record.action_execution_id,
+    );
+    artifacts
+        .client()
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(text.into_bytes().into())
+        .send()
+        .await
+        .map_err(|e| {
+            let (code, _, message) = aws_failure(&e);
+            let text = format!(
+                "configuration TemplatePath: the template is larger than CloudFormation takes \
+                 in a request ({MAX_TEMPLATE_BODY} bytes), and putting it at s3://{bucket}/{key} \
+                 for CloudFormation to read failed: {}{message}",
+                code.as_deref()
+                    .map(|c| format!("{c}: "))
+                    .unwrap_or_default()
+            );
+            if code.as_deref() == Some("AccessDenied") {
+                ProviderError::Permission(text)
+            } else {
+                ProviderError::Job(text)
+            }
+        })?;
+    let region = prepared.record.input.region.clone().unwrap_or_default();
+    Ok(template_url(&region, bucket, &key))
+}
+
+/// A stack's status.
+fn status_of(stack: &Stack) -> &str {
+    stack.stack_status().map_or("", |s| s.as_str())
+}
+
+/// Delete `stack` (in a failed state) and wait until it is gone, for REPLACE_ON_FAILURE.
+async fn delete_and_wait(
+    cfn: &aws_sdk_cloudformation::Client,
+    prepared: &PreparedAction,
+    stack_name: &str,
+    stack: &Stack,
+    wait_until: Instant,
+) -> Result<(), ProviderError> {
+    let stack_id = stack.stack_id().unwrap_or(stack_name).to_string();
+    tracing::info!(stack = %stack_id, status = status_of(stack), "replacing a failed stack");
+    cfn.delete_stack()
+        .stack_name(&stack_id)
+        .set_role_arn(optional(prepared, "RoleArn").map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| cfn_error("DeleteStack", stack_name, &e))?;
+    loop {
+        match describe(cfn, &stack_id).await? {
+            None => return Ok(()),
+            Some(s) if status_of(&s) == "DELETE_FAILED" => {
+                let reason = first_failure(cfn, &stack_id)
+                    .await
+                    .or_else(|| s.stack_status_reason().map(str::to_string))
+                    .unwrap_or_else(|| "no reason given".into());
+                return Err(ProviderError::Job(format!(
+                    "stack {stack_name} was {} and could not be deleted to be replaced: {reason}",
+                    status_of(stack)
+                )));
+            }
+            Some(_) => {}
+        }
+        if Instant::now() >= wait_until {
+            return Err(ProviderError::Job(format!(
+                "stack {stack_name} was still being deleted (to be replaced) when the action \
+                 had to stop waiting; run the action again once it is gone"
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// CHANGE_SET_REPLACE: the change set `ChangeSetName` made again from the template, waited for.
+async fn replace_change_set(
+    cfn: &aws_sdk_cloudformation::Client,
+    prepared: &PreparedAction,
+    stack_name: &str,
+    current: Option<&Stack>,
+    r: StackRequest,
+    wait_until: Instant,
+) -> Result<ActionOutcome, ProviderError> {
+    let change_set = required(prepared, "ChangeSetName")?;
+    let kind = match current {
+        Some(stack) if needs_replacing(status_of(stack)) => {
+            return Err(ProviderError::Configuration(format!(
+                "stack {stack_name} is {} and cannot take a change set: delete it first",
+                status_of(stack)
+            )))
+        }
+        Some(stack) if status_of(stack) != "REVIEW_IN_PROGRESS" => ChangeSetType::Update,
+        _ => ChangeSetType::Create,
+    };
+    if let Some(stack) = current {
+        let stack_id = stack.stack_id().unwrap_or(stack_name);
+        match cfn
+            .delete_change_set()
+            .stack_name(stack_id)
+            .change_set_name(change_set)
+            .send()
+            .await
+        {
+            Ok(_) => tracing::info!(%change_set, "the earlier change set was deleted"),
+            Err(e) if e.code() == Some("ChangeSetNotFound") => {}
+            Err(e) => return Err(cfn_error("DeleteChangeSet", stack_name, &e)),
+        }
+    }
+    let created = cfn
+        .create_change_set()
+        .stack_name(stack_name)
+        .change_set_name(change_set)
+        .change_set_type(kind)
+        .set_template_body(r.template_body())
+        .set_template_url(r.template_url())
+        .set_parameters(Some(r.parameters))
+        .set_tags((!r.tags.is_empty()).then_some(r.tags))
+        .set_capabilities(Some(r.capabilities))
+        .set_role_arn(r.role_arn)
+        .client_token(&prepared.record.action_execution_id)
+        .send()
+        .await
+        .map_err(|e| cfn_error("CreateChangeSet", stack_name, &e))?;
+    let id = created.id().unwrap_or(change_set).to_string();
+    let stack_id = created.stack_id().unwrap_or(stack_name).to_string();
+    loop {
+        let described = cfn
+            .describe_change_set()
+            .change_set_name(&id)
+            .send()
+            .await
+            .map_err(|e| cfn_error("DescribeChangeSet", stack_name, &e))?;
+        let reason = described.status_reason().unwrap_or_default();
+        let summary = match described.status() {
+            Some(ChangeSetStatus::CreateComplete) => Some(format!(
+                "change set {change_set} of stack {stack_name} created: {} changes",
+                described.changes().len()
+            )),
+            Some(ChangeSetStatus::Failed) if change_set_without_changes(reason) => Some(format!(
+                "change set {change_set} of stack {stack_name}: no changes"
+            )),
+            Some(ChangeSetStatus::Failed) => {
+                return Err(ProviderError::Job(format!(
+                    "change set {change_set} of stack {stack_name} failed: {reason}"
+                )))
+            }
+            _ => None,
+        };
+        if let Some(summary) = summary {
+            let mut outcome = done(prepared, current, summary);
+            outcome.result.external_execution_id = Some(id);
+            outcome.result.external_execution_url = Some(console_link(prepared, &stack_id));
+            return Ok(outcome);
+        }
+        if Instant::now() >= wait_until {
+            return Err(ProviderError::Job(format!(
+                "change set {change_set} of stack {stack_name} was still being created when the \
+                 action had to stop waiting"
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// CHANGE_SET_EXECUTE: execute the change set; the stack's event completes the action.
+async fn execute_change_set(
+    cfn: &aws_sdk_cloudformation::Client,
+    prepared: &PreparedAction,
+    stack_name: &str,
+    current: Option<&Stack>,
+) -> Result<ActionOutcome, ProviderError> {
+    let change_set = required(prepared, "ChangeSetName")?;
+    let described = match cfn
+        .describe_change_set()
+        .stack_name(stack_name)
+        .change_set_name(change_set)
+        .send()
+        .await
+    {
+        Ok(d) => d,
+        Err(e) if e.code() == Some("ChangeSetNotFound") || current.is_none() => {
+            return Err(ProviderError::Configuration(format!(
+                "change set {change_set} of stack {stack_name} does not exist: a \
+                 CHANGE_SET_REPLACE action before this one creates it"
+            )))
+        }
+        Err(e) => return Err(cfn_error("DescribeChangeSet", stack_name, &e)),
+    };
+    let reason = described.status_reason().unwrap_or_default();
+    if described.status() == Some(&ChangeSetStatus::Failed) && change_set_without_changes(reason) {
+        return Ok(done(
+            prepared,
+            current,
+            format!("change set {change_set} of stack {stack_name} has no changes"),
+        ));
+    }
+    if described.execution_status() != Some(&ExecutionStatus::Available) {
+        return Err(ProviderError::Configuration(format!(
+            "change set {change_set} of stack {stack_name} is {} ({}) and cannot be executed{}",
+            described.status().map_or("?", |s| s.as_str()),
+            described.execution_status().map_or("?", |s| s.as_str()),
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        )));
+    }
+    cfn.execute_change_set()
+        .stack_name(stack_name)
+        .change_set_name(change_set)
+        .client_request_token(&prepared.record.action_execution_id)
+        .send()
+        .await
+        .map_err(|e| cfn_error("ExecuteChangeSet", stack_name, &e))?;
+    let stack_id = described.stack_id().unwrap_or(stack_name).to_string();
+    Ok(started(
+        prepared,
+        &stack_id,
+        format!("executing change set {change_set} on stack {stack_name}"),
+    ))
 }
 
 /// In progress on stack `stack_id`.
@@ -421,6 +724,28 @@ pub async fn settled(
     let Some(stack_id) = outcome.result.external_execution_id.as_deref() else {
         return Ok(None);
     };
+    // Until CloudFormation takes up an executed change set, the stack may still rest in the
+    // status of its previous operation.
+    if optional(prepared, "ActionMode") == Some("CHANGE_SET_EXECUTE") {
+        let change_set = required(prepared, "ChangeSetName")?;
+        let taken_up = match cfn
+            .describe_change_set()
+            .stack_name(stack_id)
+            .change_set_name(change_set)
+            .send()
+            .await
+        {
+            Ok(d) => !matches!(
+                d.execution_status(),
+                Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
+            ),
+            // Executed change sets may be gone.
+            Err(_) => true,
+        };
+        if !taken_up {
+            return Ok(None);
+        }
+    }
     let stacks = match cfn.describe_stacks().stack_name(stack_id).send().await {
         Ok(stacks) => stacks,
         // Gone already: deleted.

@@ -397,7 +397,7 @@ impl Providers {
                     .map(Some)
             }
             (ActionCategory::Deploy, ActionOwner::Aws, "CloudFormation") => {
-                cloudformation::run(&c.cfn, &c.artifacts, prepared, &work_root)
+                cloudformation::run(&c.cfn, &c.artifacts, prepared, &work_root, deadline)
                     .await
                     .map(Some)
             }
