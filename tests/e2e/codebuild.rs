@@ -4,7 +4,7 @@
 //! (its commands in a sandbox of the local container CLI), writes the output artifact, and the
 //! build's "CodeBuild Build State Change" event (which the local stack's gateway puts on the
 //! bus, as AWS does) completes the action. The most common pipeline, Source → CodeBuild →
-//! CloudFormation, runs end to end.
+//! CloudFormation (→ Step Functions), runs end to end.
 
 use aws_sdk_codebuild::types::{
     ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
@@ -14,8 +14,8 @@ use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use std::time::Duration;
 
 use pipewright_e2e::pipelines::{
-    action_failure, clients, drain_events, eventually, execution_records, latest_action,
-    s3_source_with, start, subscribe_to, wait_for, Clients, PipelineBuilder,
+    action_failure, clients, commands_action, drain_events, eventually, execution_records,
+    latest_action, s3_source_with, start, subscribe_to, wait_for, Clients, PipelineBuilder,
 };
 use pipewright_e2e::{stack, unique, TEST_ROLE_ARN};
 use serde_json::{json, Value};
@@ -103,6 +103,23 @@ artifacts:
     - '**/*'
 "#;
 
+/// A state machine that passes its input on.
+async fn state_machine(c: &Clients) -> String {
+    aws_sdk_sfn::Client::new(&c.sdk)
+        .create_state_machine()
+        .name(unique("release-flow"))
+        .definition(
+            json!({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})
+                .to_string(),
+        )
+        .role_arn(TEST_ROLE_ARN)
+        .send()
+        .await
+        .expect("CreateStateMachine")
+        .state_machine_arn()
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_build_runs_its_buildspec_and_feeds_cloudformation() {
     let stack = stack();
@@ -131,12 +148,24 @@ async fn a_build_runs_its_buildspec_and_feeds_cloudformation() {
             "ParameterOverrides": json!({"QueueName": queue_name, "Version": "#{BuildVars.VERSION}"}).to_string(),
             "RoleArn": TEST_ROLE_ARN
         },
-        "inputArtifacts": [{"name": "BuildOut"}]
+        "inputArtifacts": [{"name": "BuildOut"}],
+        "namespace": "StackOutputs"
+    }]});
+    let machine = state_machine(&c).await;
+    let invoke = json!({"name": "Release", "actions": [{
+        "name": "Flow",
+        "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "StepFunctions", "version": "1"},
+        "configuration": {
+            "StateMachineArn": machine,
+            "Input": "{\"version\": \"#{BuildVars.VERSION}\", \"env\": \"#{StackOutputs.Env}\"}"
+        },
+        "namespace": "Flow"
     }]});
     let name = PipelineBuilder::new(stack, "built")
         .source(src)
         .stage(build_stage(&project))
         .stage(deploy)
+        .stage(invoke)
         .create(stack);
     let events = subscribe_to(
         &c,
@@ -219,6 +248,21 @@ async fn a_build_runs_its_buildspec_and_feeds_cloudformation() {
         )
     );
 
+    // The state machine ran on variables of both the build and the stack.
+    let execution_arn = latest_action(&records, "Release", "Flow")["output"]["outputVariables"]
+        ["ExecutionArn"]
+        .as_str()
+        .expect("the execution's ARN")
+        .to_string();
+    let described = aws_sdk_sfn::Client::new(&c.sdk)
+        .describe_execution()
+        .execution_arn(&execution_arn)
+        .send()
+        .await
+        .expect("DescribeExecution");
+    let input: Value = serde_json::from_str(described.input().unwrap_or("null")).unwrap();
+    assert_eq!(input, json!({"version": "2.4.1", "env": "prod"}));
+
     // The build's state event reached the bus.
     let build_arn = build.arn().unwrap().to_string();
     eventually(
@@ -264,4 +308,71 @@ async fn a_failing_build_fails_the_action_saying_where_and_why() {
         "{message}"
     );
     assert!(message.contains(&format!("Build: {project}:")), "{message}");
+}
+
+/// Two input artifacts (the second a secondary source, `$CODEBUILD_SRC_DIR_Config`) and two
+/// output artifacts (the buildspec's `secondary-artifacts` of the same names).
+#[tokio::test]
+async fn secondary_sources_and_artifacts_follow_the_artifact_names() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let project = project(&c).await;
+    let buildspec = r#"version: 0.2
+phases:
+  build:
+    commands:
+      - mkdir -p app docs
+      - cat main.txt "$CODEBUILD_SRC_DIR_Config/settings.txt" > app/bundle.txt
+      - echo "docs of $(cat main.txt)" > docs/index.txt
+artifacts:
+  files:
+    - '**/*'
+  secondary-artifacts:
+    App:
+      base-directory: app
+      files:
+        - '**/*'
+    Docs:
+      base-directory: docs
+      files:
+        - '**/*'
+"#;
+    let main = s3_source_with(&c, &[("buildspec.yml", buildspec), ("main.txt", "main")]).await;
+    let mut config = s3_source_with(&c, &[("settings.txt", "settings")]).await;
+    config["name"] = json!("Config");
+    config["namespace"] = json!("ConfigVariables");
+    config["outputArtifacts"] = json!([{"name": "Config"}]);
+    let build = json!({"name": "Build", "actions": [{
+        "name": "Compile",
+        "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+        "configuration": {"ProjectName": project, "PrimarySource": "Src"},
+        "inputArtifacts": [{"name": "Src"}, {"name": "Config"}],
+        "outputArtifacts": [{"name": "App"}, {"name": "Docs"}]
+    }]});
+    let mut check = commands_action(
+        "Check",
+        &[
+            "cat bundle.txt",
+            "cat \"$CODEBUILD_SRC_DIR_Docs/index.txt\"",
+        ],
+    );
+    check["inputArtifacts"] = json!([{"name": "App"}, {"name": "Docs"}]);
+    let name = PipelineBuilder::new(stack, "build-two")
+        .stage(json!({"name": "Source", "actions": [main, config]}))
+        .stage(build)
+        .stage(json!({"name": "Check", "actions": [check]}))
+        .create(stack);
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
+    let records = execution_records(&c, stack, &id).await;
+    let log = latest_action(&records, "Check", "Check")["logTail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        log.contains("mainsettings"),
+        "the bundle joined both sources: {log}"
+    );
+    assert!(log.contains("docs of main"), "{log}");
 }
