@@ -376,3 +376,59 @@ artifacts:
     );
     assert!(log.contains("docs of main"), "{log}");
 }
+
+/// A Commands action that names a project (`PipewrightCodeBuildProject`) runs as a build of it:
+/// its commands, output variables and output files as CodePipeline gives them, the next action
+/// (on the runner) reading both.
+#[tokio::test]
+async fn commands_run_on_codebuild_when_they_name_a_project() {
+    let stack = stack();
+    let c = clients(stack).await;
+    let project = project(&c).await;
+    let src = s3_source_with(&c, &[("README.md", "from the source\n")]).await;
+    let on_codebuild = json!({
+        "name": "Package",
+        "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+        "configuration": {"PipewrightCodeBuildProject": project},
+        "commands": [
+            "mkdir -p out",
+            "cp README.md out/readme.txt",
+            "echo \"built by $CODEBUILD_BUILD_ID\" > out/result.txt",
+            "export RESULT=packaged-$STAGE"
+        ],
+        "environmentVariables": [{"name": "STAGE", "value": "prod"}],
+        "outputVariables": ["RESULT"],
+        "inputArtifacts": [{"name": "Src"}],
+        "outputArtifacts": [{"name": "Package", "files": ["out/**/*"]}],
+        "namespace": "PackageVars"
+    });
+    let mut after = commands_action(
+        "Check",
+        &[
+            "cat out/readme.txt out/result.txt",
+            "echo result=#{PackageVars.RESULT}",
+        ],
+    );
+    after["inputArtifacts"] = json!([{"name": "Package"}]);
+    let name = PipelineBuilder::new(stack, "cmd-build")
+        .source(src)
+        .stage(json!({"name": "Package", "actions": [on_codebuild]}))
+        .stage(json!({"name": "Check", "actions": [after]}))
+        .create(stack);
+    let id = start(&c, &name).await;
+    let (status, summary) = wait_for(&c, &name, &id).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
+    let records = execution_records(&c, stack, &id).await;
+    let packaged = latest_action(&records, "Package", "Package");
+    let build_id = packaged["output"]["executionResult"]["externalExecutionId"]
+        .as_str()
+        .expect("a build id");
+    assert!(build_id.starts_with(&format!("{project}:")), "{build_id}");
+    let log = latest_action(&records, "Check", "Check")["logTail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(log.contains("from the source"), "{log}");
+    assert!(log.contains(&format!("built by {build_id}")), "{log}");
+    assert!(log.contains("result=packaged-prod"), "{log}");
+}

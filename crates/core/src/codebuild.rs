@@ -6,11 +6,65 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId};
+
 /// The `detail-type` of CodeBuild's build state events.
 pub const BUILD_STATE_CHANGE: &str = "CodeBuild Build State Change";
 
 /// The build statuses a build ends in.
 pub const ENDED_STATUSES: &[&str] = &["SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT"];
+
+/// The configuration key with which a `Compute/AWS/Commands` action runs its commands as a
+/// build of the CodeBuild project it names, instead of on Pipewright's Commands runner (for a
+/// container image of its own, more than the runner's 15 minutes, or a Docker daemon). A
+/// Pipewright key: CodePipeline runs every Commands action on CodeBuild compute it manages.
+pub const COMMANDS_PROJECT_KEY: &str = "PipewrightCodeBuildProject";
+
+/// Whether an action of type `type_id` with `configuration` runs as a CodeBuild build: a
+/// CodeBuild build or test action, or a Commands action naming a project
+/// ([`COMMANDS_PROJECT_KEY`]).
+pub fn runs_on_codebuild(
+    type_id: &ActionTypeId,
+    configuration: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    if type_id.owner != ActionOwner::Aws {
+        return false;
+    }
+    match (type_id.category, type_id.provider.as_str()) {
+        (ActionCategory::Build | ActionCategory::Test, "CodeBuild") => true,
+        (ActionCategory::Compute, "Commands") => configuration
+            .get(COMMANDS_PROJECT_KEY)
+            .is_some_and(|p| !p.trim().is_empty()),
+        _ => false,
+    }
+}
+
+/// The buildspec a Commands action runs as on CodeBuild: its commands in the `build` phase (one
+/// shell, the first failing command fails the build, as on the runner), its `outputVariables`
+/// exported, its output artifact's `files` (everything when it names none) as the artifacts.
+/// JSON, which CodeBuild reads as the YAML it is.
+pub fn commands_buildspec(
+    commands: &[String],
+    output_variables: &[String],
+    output_files: Option<&[String]>,
+) -> String {
+    let mut spec = serde_json::json!({
+        "version": "0.2",
+        "phases": {"build": {"commands": commands}},
+    });
+    if !output_variables.is_empty() {
+        spec["env"] = serde_json::json!({"exported-variables": output_variables});
+    }
+    if let Some(files) = output_files {
+        let files: Vec<&str> = if files.is_empty() {
+            vec!["**/*"]
+        } else {
+            files.iter().map(String::as_str).collect()
+        };
+        spec["artifacts"] = serde_json::json!({"files": files});
+    }
+    spec.to_string()
+}
 
 /// How an environment variable's value is read (CodeBuild's `EnvironmentVariableType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -236,6 +290,56 @@ mod tests {
             let err = environment_variables(text).unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn commands_run_on_codebuild_only_when_they_name_a_project() {
+        let id = |category, provider: &str| ActionTypeId {
+            category,
+            owner: ActionOwner::Aws,
+            provider: provider.into(),
+            version: "1".into(),
+        };
+        let none = std::collections::BTreeMap::new();
+        let named = std::collections::BTreeMap::from([(
+            COMMANDS_PROJECT_KEY.to_string(),
+            "runner".to_string(),
+        )]);
+        assert!(runs_on_codebuild(
+            &id(ActionCategory::Test, "CodeBuild"),
+            &none
+        ));
+        assert!(!runs_on_codebuild(
+            &id(ActionCategory::Compute, "Commands"),
+            &none
+        ));
+        assert!(runs_on_codebuild(
+            &id(ActionCategory::Compute, "Commands"),
+            &named
+        ));
+        assert!(!runs_on_codebuild(
+            &id(ActionCategory::Deploy, "S3"),
+            &named
+        ));
+
+        let spec: Value = serde_json::from_str(&commands_buildspec(
+            &["make".into(), "export V=1".into()],
+            &["V".into()],
+            Some(&[]),
+        ))
+        .unwrap();
+        assert_eq!(
+            spec,
+            serde_json::json!({
+                "version": "0.2",
+                "env": {"exported-variables": ["V"]},
+                "phases": {"build": {"commands": ["make", "export V=1"]}},
+                "artifacts": {"files": ["**/*"]}
+            })
+        );
+        let bare: Value =
+            serde_json::from_str(&commands_buildspec(&["true".into()], &[], None)).unwrap();
+        assert!(bare.get("artifacts").is_none() && bare.get("env").is_none());
     }
 
     #[test]

@@ -18,25 +18,24 @@ use crate::engine::jobs::JobError;
 use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
 use crate::execution::{ActionExecution, ActionExecutionStatus, FailureType};
 
-/// True for the action types that complete on their service's event
-/// (`Invoke/AWS/StepFunctions`, `Deploy/AWS/CloudFormation`, `Build|Test/AWS/CodeBuild`).
-pub fn completes_on_event(type_id: &ActionTypeId) -> bool {
-    is_step_functions(type_id) || is_named_by_service(type_id)
+/// True for the actions that complete on their service's event (`Invoke/AWS/StepFunctions`,
+/// `Deploy/AWS/CloudFormation`, CodeBuild builds).
+pub fn completes_on_event(record: &ActionExecution) -> bool {
+    is_step_functions(&record.input.action_type_id) || is_named_by_service(record)
 }
 
 /// An action whose work the service names (a stack, a build), not the job: the action points
 /// the work's id at itself when it starts it ([`Engine::record_started`]).
-fn is_named_by_service(type_id: &ActionTypeId) -> bool {
-    is_cloudformation(type_id) || is_codebuild(type_id)
+fn is_named_by_service(record: &ActionExecution) -> bool {
+    is_cloudformation(record) || is_codebuild(record)
 }
 
-/// A CodeBuild build or test action.
-fn is_codebuild(type_id: &ActionTypeId) -> bool {
-    matches!(
-        type_id.category,
-        ActionCategory::Build | ActionCategory::Test
-    ) && type_id.owner == ActionOwner::Aws
-        && type_id.provider == "CodeBuild"
+/// An action run as a CodeBuild build (a CodeBuild action, or Commands on a project).
+fn is_codebuild(record: &ActionExecution) -> bool {
+    crate::codebuild::runs_on_codebuild(
+        &record.input.action_type_id,
+        &record.input.resolved_configuration,
+    )
 }
 
 fn is_step_functions(type_id: &ActionTypeId) -> bool {
@@ -46,7 +45,8 @@ fn is_step_functions(type_id: &ActionTypeId) -> bool {
 }
 
 /// A CloudFormation deploy action.
-fn is_cloudformation(type_id: &ActionTypeId) -> bool {
+fn is_cloudformation(record: &ActionExecution) -> bool {
+    let type_id = &record.input.action_type_id;
     type_id.category == ActionCategory::Deploy
         && type_id.owner == ActionOwner::Aws
         && type_id.provider == "CloudFormation"
@@ -172,7 +172,7 @@ impl Engine<'_> {
         started.last_update_time = now;
         started.output.execution_result = outcome.result;
         started.output.output_variables = outcome.output_variables;
-        if is_named_by_service(&record.input.action_type_id) {
+        if is_named_by_service(record) {
             if let Some(work) = &started.output.execution_result.external_execution_id {
                 self.executions.point_work(work, &started).await?;
             }
@@ -200,7 +200,7 @@ impl Engine<'_> {
             .executions
             .find_job(&ended.job_id)
             .await?
-            .filter(|r| completes_on_event(&r.input.action_type_id))
+            .filter(|r| completes_on_event(r))
         else {
             return Ok(None);
         };
@@ -270,13 +270,13 @@ impl Engine<'_> {
     async fn pending_work(
         &self,
         work_id: &str,
-        kind: fn(&ActionTypeId) -> bool,
+        kind: fn(&ActionExecution) -> bool,
     ) -> Result<Option<PreparedAction>, JobError> {
         let Some(record) = self
             .executions
             .find_work(work_id)
             .await?
-            .filter(|r| kind(&r.input.action_type_id))
+            .filter(|r| kind(r))
             .filter(|r| {
                 r.output.execution_result.external_execution_id.as_deref() == Some(work_id)
             })

@@ -15,8 +15,14 @@
 //! - Output variables: the buildspec's `exported-variables`. A build that does not succeed fails
 //!   the action with its status, the phase that failed, its reason and the build id.
 //!
-//! `BatchEnabled` batch builds are refused as a configuration error (not run yet). Every call is
-//! made with the pipeline role's session.
+//! `BatchEnabled` batch builds are refused as a configuration error (not run yet).
+//!
+//! A `Compute/AWS/Commands` action that names a project (`PipewrightCodeBuildProject`) runs the
+//! same way ([`run_commands`]): its commands become the build's buildspec, its
+//! `outputVariables` the exported variables, its output artifact's `files` the artifacts, its
+//! `environmentVariables` (SECRETS_MANAGER ones too) the build's.
+//!
+//! Every call is made with the pipeline role's session.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +32,7 @@ use aws_sdk_codebuild::types::{
 };
 use pipewright_aws::artifacts::S3Artifacts;
 use pipewright_core::codebuild::{self, BuildEnded, Phase, VariableType};
+use pipewright_core::declaration::EnvironmentVariableType as DeclaredType;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{
     ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, ArtifactLocation, FailureType,
@@ -50,23 +57,73 @@ pub async fn run(
     let primary = codebuild::primary_source(&names, optional(prepared, "PrimarySource")).map_err(
         |reason| ProviderError::Configuration(format!("configuration PrimarySource: {reason}")),
     )?;
-    let source = prepared.inputs.get(primary).ok_or_else(|| {
-        ProviderError::Configuration("a CodeBuild action needs an input artifact".into())
-    })?;
     let variables = match optional(prepared, "EnvironmentVariables") {
         Some(text) => codebuild::environment_variables(text).map_err(|reason| {
             ProviderError::Configuration(format!("configuration EnvironmentVariables: {reason}"))
         })?,
         None => Vec::new(),
     };
+    start(cb, prepared, project, primary, None, &variables).await
+}
 
+/// Start the commands of Commands action `prepared` as a build of its project.
+pub async fn run_commands(
+    cb: &aws_sdk_codebuild::Client,
+    prepared: &PreparedAction,
+) -> Result<ActionOutcome, ProviderError> {
+    let project = required(prepared, codebuild::COMMANDS_PROJECT_KEY)?;
+    if prepared.commands.is_empty() {
+        return Err(ProviderError::Configuration(
+            "a Commands action needs at least one command".into(),
+        ));
+    }
+    let output_variables = prepared
+        .declaration
+        .output_variables
+        .clone()
+        .unwrap_or_default();
+    let files = prepared
+        .declaration
+        .output_artifacts()
+        .first()
+        .map(|o| o.files.clone().unwrap_or_default());
+    let buildspec =
+        codebuild::commands_buildspec(&prepared.commands, &output_variables, files.as_deref());
+    let variables = super::commands::declared_environment(prepared)?
+        .into_iter()
+        .map(|(name, value, kind)| codebuild::EnvironmentVariable {
+            name,
+            value,
+            kind: match kind {
+                DeclaredType::SecretsManager => VariableType::SecretsManager,
+                DeclaredType::Plaintext => VariableType::Plaintext,
+            },
+        })
+        .collect::<Vec<_>>();
+    start(cb, prepared, project, 0, Some(buildspec), &variables).await
+}
+
+/// StartBuild of `project` on the input artifacts (`primary` the primary source), with
+/// `buildspec` instead of the project's when given.
+async fn start(
+    cb: &aws_sdk_codebuild::Client,
+    prepared: &PreparedAction,
+    project: &str,
+    primary: usize,
+    buildspec: Option<String>,
+    variables: &[codebuild::EnvironmentVariable],
+) -> Result<ActionOutcome, ProviderError> {
+    let source = prepared.inputs.get(primary).ok_or_else(|| {
+        ProviderError::Configuration("a CodeBuild action needs an input artifact".into())
+    })?;
     let mut start = cb
         .start_build()
         .project_name(project)
         .idempotency_token(&prepared.record.action_execution_id)
         .source_type_override(SourceType::S3)
         .source_location_override(s3_location(&source.s3_location))
-        .set_source_version(source.s3_location.version_id.clone());
+        .set_source_version(source.s3_location.version_id.clone())
+        .set_buildspec_override(buildspec);
     for (i, input) in prepared.inputs.iter().enumerate() {
         if i == primary {
             continue;
@@ -112,7 +169,7 @@ pub async fn run(
             }
         }
     }
-    for variable in &variables {
+    for variable in variables {
         start = start.environment_variables_override(
             EnvironmentVariable::builder()
                 .name(&variable.name)
@@ -448,6 +505,50 @@ mod tests {
             json!([{"name": "STAGE", "value": "prod", "type": "PLAINTEXT"},
                    {"name": "DB", "value": "/db", "type": "PARAMETER_STORE"}])
         );
+    }
+
+    /// A Commands action naming a project: its commands, output variables, files and
+    /// environment become the build's.
+    #[tokio::test]
+    async fn commands_run_as_a_build_of_their_project() {
+        let (base, calls) =
+            aws_json_service(|_, _| (200, json!({"build": {"id": "runner:1"}}))).await;
+        let mut p = prepared(json!({
+            "name": "Test",
+            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "configuration": {"PipewrightCodeBuildProject": "runner"},
+            "commands": ["make test", "export RESULT=ok"],
+            "outputVariables": ["RESULT"],
+            "environmentVariables": [
+                {"name": "STAGE", "value": "prod"},
+                {"name": "TOKEN", "value": "team/token", "type": "SECRETS_MANAGER"}
+            ],
+            "outputArtifacts": [{"name": "Report", "files": ["report/**/*"]}]
+        }));
+        p.inputs = vec![artifact("Src", "web/in/Src/a.zip", Some("v1"))];
+        p.outputs = vec![artifact("Report", "web/out/Report/r.zip", None)];
+        let outcome = run_commands(&client(&base), &p).await.unwrap();
+        assert_eq!(
+            outcome.result.external_execution_id.as_deref(),
+            Some("runner:1")
+        );
+        let calls = calls.lock().unwrap();
+        let body = &calls[0].1;
+        assert_eq!(body["projectName"], "runner");
+        let spec: serde_json::Value =
+            serde_json::from_str(body["buildspecOverride"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            spec["phases"]["build"]["commands"],
+            json!(["make test", "export RESULT=ok"])
+        );
+        assert_eq!(spec["env"]["exported-variables"], json!(["RESULT"]));
+        assert_eq!(spec["artifacts"]["files"], json!(["report/**/*"]));
+        assert_eq!(
+            body["environmentVariablesOverride"],
+            json!([{"name": "STAGE", "value": "prod", "type": "PLAINTEXT"},
+                   {"name": "TOKEN", "value": "team/token", "type": "SECRETS_MANAGER"}])
+        );
+        assert_eq!(body["artifactsOverride"]["name"], "r.zip");
     }
 
     #[tokio::test]

@@ -304,6 +304,23 @@ fn outcome(
 
 /// The action's `environmentVariables`, `#{...}` resolved; Secrets Manager values are refused.
 fn user_environment(prepared: &PreparedAction) -> Result<Vec<(String, String)>, ProviderError> {
+    declared_environment(prepared)?
+        .into_iter()
+        .map(|(name, value, kind)| match kind {
+            EnvironmentVariableType::SecretsManager => Err(ProviderError::Configuration(format!(
+                "environment variable {name}: type SECRETS_MANAGER is read by CodeBuild only: \
+                 run the commands on a project ({})",
+                pipewright_core::codebuild::COMMANDS_PROJECT_KEY
+            ))),
+            EnvironmentVariableType::Plaintext => Ok((name, value)),
+        })
+        .collect()
+}
+
+/// The action's `environmentVariables`, `#{...}` resolved, with their types.
+pub(super) fn declared_environment(
+    prepared: &PreparedAction,
+) -> Result<Vec<(String, String, EnvironmentVariableType)>, ProviderError> {
     let mut out = Vec::new();
     for var in prepared
         .declaration
@@ -311,12 +328,6 @@ fn user_environment(prepared: &PreparedAction) -> Result<Vec<(String, String)>, 
         .as_deref()
         .unwrap_or_default()
     {
-        if var.variable_type == Some(EnvironmentVariableType::SecretsManager) {
-            return Err(ProviderError::Configuration(format!(
-                "environment variable {}: type SECRETS_MANAGER is not supported yet",
-                var.name
-            )));
-        }
         if var.name.is_empty() || var.name.contains(['=', '\0']) {
             return Err(ProviderError::Configuration(format!(
                 "environment variable {:?}: not a valid name",
@@ -335,7 +346,12 @@ fn user_environment(prepared: &PreparedAction) -> Result<Vec<(String, String)>, 
                 var.name
             )));
         }
-        out.push((var.name.clone(), value));
+        out.push((
+            var.name.clone(),
+            value,
+            var.variable_type
+                .unwrap_or(EnvironmentVariableType::Plaintext),
+        ));
     }
     Ok(out)
 }
@@ -507,6 +523,6 @@ mod tests {
         }));
         let err = user_environment(&secret).unwrap_err();
         assert_eq!(err.code(), FailureType::ConfigurationError);
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+        assert!(err.to_string().contains("read by CodeBuild only"), "{err}");
     }
 }

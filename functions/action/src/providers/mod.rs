@@ -347,6 +347,13 @@ impl Providers {
             (ActionCategory::Source, ActionOwner::Aws, "S3") => {
                 s3_source::run(&c.artifacts, prepared).await.map(Some)
             }
+            (ActionCategory::Compute, ActionOwner::Aws, "Commands")
+                if pipewright_core::codebuild::runs_on_codebuild(id, &prepared.configuration) =>
+            {
+                codebuild::run_commands(&c.codebuild, prepared)
+                    .await
+                    .map(Some)
+            }
             (ActionCategory::Compute, ActionOwner::Aws, "Commands") => commands::run(
                 &c.artifacts,
                 &self.runner,
@@ -469,7 +476,7 @@ impl Providers {
                 )
                 .await
             }
-            (ActionCategory::Build | ActionCategory::Test, ActionOwner::Aws, "CodeBuild") => {
+            _ if pipewright_core::codebuild::runs_on_codebuild(id, &prepared.configuration) => {
                 let (c, _session) = self.clients(prepared, None).await?;
                 codebuild::settled(&c.codebuild, &c.artifacts, prepared, outcome).await
             }
