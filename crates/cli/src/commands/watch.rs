@@ -37,7 +37,7 @@ pub async fn watch(
     let mut frame = 0usize;
     loop {
         let polled = Instant::now();
-        let (execution, state, actions) = tokio::try_join!(
+        let (execution, state, mut actions) = tokio::try_join!(
             async {
                 ctx.client
                     .get_pipeline_execution()
@@ -66,8 +66,10 @@ pub async fn watch(
             .unwrap_or_default();
         let done = views::is_final(&status);
         if done {
-            // The listing's entry now has the end time.
+            // The listing's entry now has the end time; the actions, read alongside, may predate
+            // the end: every action ended before the execution did, so read them once more.
             summary = find_summary(ctx, name, &id).await.unwrap_or(summary);
+            actions = action_executions(ctx, name, &id).await?;
         }
         let view = views::watch_state(name, &execution, summary.as_ref(), &state, &actions);
         if done {

@@ -116,7 +116,11 @@ pub(super) fn check_action_types(p: &PipelineDeclaration, out: &mut Problems) {
 /// `PrimarySource` (one of its input artifacts).
 fn check_codebuild(action: &ActionDeclaration, path: &str, out: &mut Problems) {
     let config = action.configuration();
-    if let Some(text) = config.get("EnvironmentVariables") {
+    // A value made of variable references is only known at run time.
+    if let Some(text) = config
+        .get("EnvironmentVariables")
+        .filter(|text| text.trim_start().starts_with('[') || variables::references(text).is_empty())
+    {
         if let Err(reason) = codebuild::environment_variables(text) {
             out.add(format!("{path}.configuration.EnvironmentVariables"), reason);
         }

@@ -185,7 +185,10 @@ pub fn build((sources, stages, mode): (usize, Vec<Vec<ActionPlan>>, u8)) -> Pipe
             let config: Vec<(&str, String)> = match plan.kind {
                 0 | 5 => vec![
                     ("ProjectName", "project".into()),
-                    ("EnvironmentVariables", reference_text),
+                    (
+                        "EnvironmentVariables",
+                        format!(r#"[{{"name":"REF","value":"{reference_text}"}}]"#),
+                    ),
                 ],
                 1 => {
                     action.commands = Some(vec!["make".into(), format!("echo {reference_text}")]);
