@@ -12,6 +12,7 @@ mod artifacts;
 mod cli;
 mod cloudformation;
 mod codebuild;
+mod codedeploy;
 mod control_plane_clients;
 mod doors;
 mod engine_adapters;

@@ -101,7 +101,9 @@ fn test_role() -> pipewright_local::roles::PipelineRole<'static> {
                     "cloudformation:DeleteStack", "cloudformation:DescribeStacks",
                     "cloudformation:DescribeStackEvents", "sqs:CreateQueue", "sqs:DeleteQueue",
                     "sqs:GetQueueAttributes", "sqs:TagQueue", "iam:PassRole",
-                    "codebuild:StartBuild", "codebuild:BatchGetBuilds"
+                    "codebuild:StartBuild", "codebuild:BatchGetBuilds",
+                    "codedeploy:CreateDeployment", "codedeploy:GetDeployment",
+                    "codedeploy:ListDeployments", "codedeploy:BatchGetDeployments"
                 ],
                 "Resource": "*"
             }

@@ -57,6 +57,7 @@ pub mod access;
 pub mod asl;
 pub mod cloudformation;
 pub mod codebuild;
+pub mod codedeploy;
 pub mod conditions;
 pub mod control_plane;
 pub mod declaration;

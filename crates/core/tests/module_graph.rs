@@ -16,6 +16,7 @@ const PURE: &[&str] = &[
     "asl",
     "cloudformation",
     "codebuild",
+    "codedeploy",
     "conditions",
     "declaration",
     "events",

@@ -12,7 +12,8 @@
 //! differs from the last poll and that rests (not `*_IN_PROGRESS`) is announced.
 //!
 //! And for CodeBuild's "CodeBuild Build State Change" events, which CodeBuild actions complete
-//! on: every build that ended since the gateway started is announced once.
+//! on: every build that ended since the gateway started is announced once; and CodeDeploy's
+//! "CodeDeploy Deployment State-change Notification" events, likewise for deployments.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -55,8 +56,35 @@ pub fn spawn(emulator: String, region: String) {
             .ended_builds(&HashSet::new())
             .map(|ended| ended.into_iter().filter_map(|b| build_id(&b)).collect())
             .unwrap_or_default();
+        let mut deployments_ended: HashSet<String> = poller
+            .ended_deployments(&HashSet::new())
+            .map(|ended| {
+                ended
+                    .into_iter()
+                    .filter_map(|d| deployment_id(&d))
+                    .collect()
+            })
+            .unwrap_or_default();
         loop {
             std::thread::sleep(POLL);
+            match poller.ended_deployments(&deployments_ended) {
+                Ok(ended) => {
+                    for deployment in ended {
+                        let Some(id) = deployment_id(&deployment) else {
+                            continue;
+                        };
+                        match poller.announce_deployment(&deployment) {
+                            Ok(()) => {
+                                deployments_ended.insert(id);
+                            }
+                            Err(e) => super::gateway::log(&format!(
+                                "state event of deployment {id} not sent: {e}"
+                            )),
+                        }
+                    }
+                }
+                Err(e) => super::gateway::log(&format!("polling CodeDeploy: {e}")),
+            }
             match poller.ended_builds(&builds_ended) {
                 Ok(ended) => {
                     for build in ended {
@@ -333,6 +361,85 @@ impl Poller {
         ));
         Ok(())
     }
+}
+
+impl Poller {
+    /// The deployments that ended, other than those in `known` (ListDeployments, then
+    /// BatchGetDeployments of the rest; fakecloud moves a deployment on as it is read).
+    fn ended_deployments(&self, known: &HashSet<String>) -> Result<Vec<Value>, String> {
+        let listed = self.call(
+            "codedeploy",
+            "CodeDeploy_20141006.ListDeployments",
+            &json!({}),
+        )?;
+        let ids: Vec<&str> = listed["deployments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|id| !known.contains(*id))
+            .take(25)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let got = self.call(
+            "codedeploy",
+            "CodeDeploy_20141006.BatchGetDeployments",
+            &json!({ "deploymentIds": ids }),
+        )?;
+        Ok(got["deploymentsInfo"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| {
+                matches!(
+                    d["status"].as_str(),
+                    Some("Succeeded" | "Failed" | "Stopped")
+                )
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// Put a deployment's state event on the default bus, in CodeDeploy's shape.
+    fn announce_deployment(&self, deployment: &Value) -> Result<(), String> {
+        let id = deployment["deploymentId"].as_str().unwrap_or_default();
+        let state = match deployment["status"].as_str() {
+            Some("Succeeded") => "SUCCESS",
+            Some("Stopped") => "STOP",
+            _ => "FAILURE",
+        };
+        let application = deployment["applicationName"].as_str().unwrap_or_default();
+        let detail = json!({
+            "account": ACCOUNT_ID,
+            "region": self.region,
+            "deploymentId": id,
+            "instanceGroupId": deployment["deploymentGroupName"],
+            "deploymentGroup": deployment["deploymentGroupName"],
+            "application": application,
+            "state": state,
+        });
+        let resource = format!(
+            "arn:aws:codedeploy:{}:{ACCOUNT_ID}:application:{application}",
+            self.region
+        );
+        self.put_event(
+            "aws.codedeploy",
+            "CodeDeploy Deployment State-change Notification",
+            &detail,
+            &resource,
+        )?;
+        super::gateway::log(&format!(
+            "sent the state event of deployment {id} ({state})"
+        ));
+        Ok(())
+    }
+}
+
+/// A deployment's id.
+fn deployment_id(deployment: &Value) -> Option<String> {
+    deployment["deploymentId"].as_str().map(str::to_string)
 }
 
 /// A build's id.

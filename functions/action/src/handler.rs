@@ -1,11 +1,12 @@
 //! Decode a `runAction` task, run the action, complete it (unless it is pending: a job-worker
-//! action completes with its job result; a Step Functions, CloudFormation or CodeBuild action
-//! with its service's event, which reaches this function too).
+//! action completes with its job result; a Step Functions, CloudFormation, CodeBuild or
+//! CodeDeploy action with its service's event, which reaches this function too).
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
 use pipewright_core::cloudformation::{stack_status_changed, StackChanged};
 use pipewright_core::codebuild::{build_ended, BuildEnded};
+use pipewright_core::codedeploy::{deployment_ended, DeploymentEnded};
 use pipewright_core::engine::external::step_functions_ended;
 use pipewright_core::engine::{ActionOutcome, TaskRequest};
 use pipewright_core::execution::ActionExecutionStatus;
@@ -44,6 +45,8 @@ pub async fn handle(
                 stack_rests(adapters, providers, &changed, &context).await
             } else if let Some(ended) = build_ended(&event) {
                 build_ends(adapters, providers, &ended, &context).await
+            } else if let Some(ended) = deployment_ended(&event) {
+                deployment_ends(adapters, providers, &ended, &context).await
             } else {
                 work_ended(adapters, providers, &event, &context).await
             }
@@ -90,6 +93,30 @@ async fn build_ends(
             return Ok(json!({ "completed": false }));
         };
         let outcome = match providers.complete_build(&prepared, ended).await {
+            Ok(outcome) => outcome,
+            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
+        };
+        finish(&engine, &prepared, outcome).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// A deployment an action started ended: complete the action. Events of other deployments
+/// change nothing.
+async fn deployment_ends(
+    adapters: &Adapters,
+    providers: &Providers,
+    ended: &DeploymentEnded,
+    context: &lambda_runtime::Context,
+) -> Result<Value, Error> {
+    let span = tracing::info_span!("deployment ended", deployment = %ended.deployment_id, state = %ended.state);
+    async {
+        let engine = adapters.engine(&context.invoked_function_arn);
+        let Some(prepared) = engine.pending_deployment(ended).await? else {
+            return Ok(json!({ "completed": false }));
+        };
+        let outcome = match providers.complete_deployment(&prepared, ended).await {
             Ok(outcome) => outcome,
             Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
         };

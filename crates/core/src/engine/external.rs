@@ -27,7 +27,15 @@ pub fn completes_on_event(record: &ActionExecution) -> bool {
 /// An action whose work the service names (a stack, a build), not the job: the action points
 /// the work's id at itself when it starts it ([`Engine::record_started`]).
 fn is_named_by_service(record: &ActionExecution) -> bool {
-    is_cloudformation(record) || is_codebuild(record)
+    is_cloudformation(record) || is_codebuild(record) || is_codedeploy(record)
+}
+
+/// A CodeDeploy deploy action.
+fn is_codedeploy(record: &ActionExecution) -> bool {
+    let type_id = &record.input.action_type_id;
+    type_id.category == ActionCategory::Deploy
+        && type_id.owner == ActionOwner::Aws
+        && type_id.provider == "CodeDeploy"
 }
 
 /// An action run as a CodeBuild build (a CodeBuild action, or Commands on a project).
@@ -264,6 +272,15 @@ impl Engine<'_> {
         ended: &crate::codebuild::BuildEnded,
     ) -> Result<Option<PreparedAction>, JobError> {
         self.pending_work(&ended.build_id, is_codebuild).await
+    }
+
+    /// The CodeDeploy action waiting for the deployment `ended` names, prepared again to be
+    /// completed; `None` when no pending action started that deployment.
+    pub async fn pending_deployment(
+        &self,
+        ended: &crate::codedeploy::DeploymentEnded,
+    ) -> Result<Option<PreparedAction>, JobError> {
+        self.pending_work(&ended.deployment_id, is_codedeploy).await
     }
 
     /// The action of type `kind` that recorded starting work `work_id`, while it is pending.

@@ -19,7 +19,10 @@
 //!   ([`Providers::complete_stack`]);
 //! - `Build/AWS/CodeBuild` and `Test/AWS/CodeBuild` ([`codebuild`]): starts a build on the input
 //!   artifacts and leaves the action in progress until the build's state event completes it
-//!   ([`Providers::complete_build`]).
+//!   ([`Providers::complete_build`]);
+//! - `Deploy/AWS/CodeDeploy` ([`codedeploy`]): deploys the input artifact as an S3 revision and
+//!   leaves the action in progress until the deployment's state event completes it
+//!   ([`Providers::complete_deployment`]).
 //!
 //! Any other provider is refused with `ConfigurationError`. A provider returns an
 //! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
@@ -29,6 +32,7 @@
 mod cloudformation;
 mod codebuild;
 mod codecommit_source;
+mod codedeploy;
 mod commands;
 mod ecr_source;
 mod git_source;
@@ -51,6 +55,7 @@ use pipewright_aws::runner::CommandsRunner;
 use pipewright_core::access::pipeline_roles::{self, StackBoundary};
 use pipewright_core::cloudformation::StackChanged;
 use pipewright_core::codebuild::BuildEnded;
+use pipewright_core::codedeploy::DeploymentEnded;
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
 use pipewright_core::engine::external::WorkEnded;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
@@ -136,6 +141,8 @@ struct Clients {
     cfn: aws_sdk_cloudformation::Client,
     /// What CodeBuild actions build with.
     codebuild: aws_sdk_codebuild::Client,
+    /// What CodeDeploy actions deploy with.
+    codedeploy: aws_sdk_codedeploy::Client,
 }
 
 impl Clients {
@@ -154,6 +161,7 @@ impl Clients {
             sfn: aws_sdk_sfn::Client::new(sdk),
             cfn: aws_sdk_cloudformation::Client::new(sdk),
             codebuild: aws_sdk_codebuild::Client::new(sdk),
+            codedeploy: aws_sdk_codedeploy::Client::new(sdk),
         }
     }
 }
@@ -258,6 +266,12 @@ impl Providers {
                     aws_sdk_codebuild::Config::builder()
                         .behavior_version(aws_sdk_codebuild::config::BehaviorVersion::latest())
                         .region(aws_sdk_codebuild::config::Region::new("us-east-1"))
+                        .build(),
+                ),
+                codedeploy: aws_sdk_codedeploy::Client::from_conf(
+                    aws_sdk_codedeploy::Config::builder()
+                        .behavior_version(aws_sdk_codedeploy::config::BehaviorVersion::latest())
+                        .region(aws_sdk_codedeploy::config::Region::new("us-east-1"))
                         .build(),
                 ),
             }),
@@ -411,6 +425,9 @@ impl Providers {
             (ActionCategory::Build | ActionCategory::Test, ActionOwner::Aws, "CodeBuild") => {
                 codebuild::run(&c.codebuild, prepared).await.map(Some)
             }
+            (ActionCategory::Deploy, ActionOwner::Aws, "CodeDeploy") => {
+                codedeploy::run(&c.codedeploy, prepared).await.map(Some)
+            }
             _ => unreachable!("is_run_here lists the providers matched above"),
         }
     }
@@ -455,6 +472,17 @@ impl Providers {
         codebuild::complete(&c.codebuild, &c.artifacts, prepared, ended).await
     }
 
+    /// The outcome of CodeDeploy action `prepared`, whose deployment the event `ended` says
+    /// ended, read with the pipeline role's session.
+    pub async fn complete_deployment(
+        &self,
+        prepared: &PreparedAction,
+        ended: &DeploymentEnded,
+    ) -> Result<ActionOutcome, ProviderError> {
+        let (c, _session) = self.clients(prepared, None).await?;
+        codedeploy::complete(&c.codedeploy, prepared, ended).await
+    }
+
     /// For work just started (`outcome` in progress): its outcome when it already ended (a
     /// stack the emulator, a build, or a quick failure, settled within the call), so nothing
     /// waits for an event that may have come before the start was recorded.
@@ -475,6 +503,10 @@ impl Providers {
                     &std::env::temp_dir(),
                 )
                 .await
+            }
+            (ActionCategory::Deploy, ActionOwner::Aws, "CodeDeploy") => {
+                let (c, _session) = self.clients(prepared, None).await?;
+                codedeploy::settled(&c.codedeploy, prepared, outcome).await
             }
             _ if pipewright_core::codebuild::runs_on_codebuild(id, &prepared.configuration) => {
                 let (c, _session) = self.clients(prepared, None).await?;
@@ -508,6 +540,7 @@ fn is_run_here(provider: (ActionCategory, ActionOwner, &str)) -> bool {
                 ActionOwner::Aws,
                 "CodeBuild"
             )
+            | (ActionCategory::Deploy, ActionOwner::Aws, "CodeDeploy")
     )
 }
 
@@ -891,13 +924,13 @@ mod tests {
     async fn other_providers_are_configuration_errors() {
         let prepared = test_support::prepared(json!({
             "name": "Deploy",
-            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"}
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"}
         }));
         let err = providers().run(&prepared, None).await.unwrap_err();
         assert_eq!(err.code(), FailureType::ConfigurationError);
         assert_eq!(
             err.to_string(),
-            "provider Deploy/AWS/CodeDeploy (version 1) is not run by the action function yet"
+            "provider Deploy/AWS/ECS (version 1) is not run by the action function yet"
         );
     }
 
