@@ -59,10 +59,10 @@
 //! - `version` and `pipeline-execution-attempt` are JSON integers. CodePipeline's
 //!   documentation shows them as `1.0`; `aws_lambda_events` reads `version` as an `i64`, which
 //!   refuses `1.0`.
-//! - `type.version` is a JSON integer when the action type's version is a plain decimal
-//!   number (every built-in provider's `"1"`), and the string otherwise. CodePipeline sends the
-//!   string `"1"`; `aws_lambda_events` reads an `i64` and refuses a string. An EventBridge
-//!   pattern on `detail.type.version` must therefore say `[1]`, not `["1"]`.
+//!
+//! `type.version` is the string CodePipeline sends (`"1"`), so a rule written for CodePipeline
+//! (`"type": {"version": ["1"]}`) matches; `aws_lambda_events` reads it as an `i64`, so a
+//! consumer using that crate for action events must read `type.version` itself.
 //!
 //! Events are published at least once; consumers must tolerate duplicates.
 //!
@@ -496,7 +496,7 @@ pub fn action_event(input: &ActionEventInput) -> EventEntry {
             "owner": action_type.owner.as_str(),
             "category": action_type.category.as_str(),
             "provider": action_type.provider,
-            "version": type_version(&action_type.version),
+            "version": action_type.version,
         }),
     );
     if !input.input_artifacts.is_empty() {
@@ -531,13 +531,6 @@ pub fn action_event(input: &ActionEventInput) -> EventEntry {
 
 /// `type.version`: an integer when the version is a plain decimal number (see the module
 /// docs), else the string.
-fn type_version(version: &str) -> Value {
-    match version.parse::<i64>() {
-        Ok(number) if number.to_string() == version => number.into(),
-        _ => version.into(),
-    }
-}
-
 fn artifacts(list: &[ArtifactRef]) -> Value {
     list.iter()
         .map(|a| json!({"name": a.name, "s3location": {"bucket": a.bucket, "key": a.key}}))
@@ -811,7 +804,7 @@ mod tests {
                 "action": "Upload",
                 "state": "FAILED",
                 "region": "us-west-2",
-                "type": {"owner": "AWS", "category": "Deploy", "provider": "S3", "version": 1},
+                "type": {"owner": "AWS", "category": "Deploy", "provider": "S3", "version": "1"},
                 "version": 3,
                 "pipeline-execution-attempt": 1
             })
@@ -853,16 +846,6 @@ mod tests {
                 "pipeline-execution-attempt": 1
             })
         );
-    }
-
-    #[test]
-    fn type_version_is_a_number_only_when_it_reads_back_the_same() {
-        assert_eq!(type_version("1"), json!(1));
-        assert_eq!(type_version("0"), json!(0));
-        assert_eq!(type_version("12"), json!(12));
-        for text in ["01", "+1", "1.0", " 1", "v1", "", "99999999999999999999"] {
-            assert_eq!(type_version(text), json!(text), "{text:?}");
-        }
     }
 
     #[test]
