@@ -15,6 +15,7 @@ mod codebuild;
 mod codedeploy;
 mod control_plane_clients;
 mod doors;
+mod ecs;
 mod engine_adapters;
 mod execution_modes;
 mod failure_paths;

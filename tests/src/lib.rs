@@ -103,7 +103,9 @@ fn test_role() -> pipewright_local::roles::PipelineRole<'static> {
                     "sqs:GetQueueAttributes", "sqs:TagQueue", "iam:PassRole",
                     "codebuild:StartBuild", "codebuild:BatchGetBuilds",
                     "codedeploy:CreateDeployment", "codedeploy:GetDeployment",
-                    "codedeploy:ListDeployments", "codedeploy:BatchGetDeployments"
+                    "codedeploy:ListDeployments", "codedeploy:BatchGetDeployments",
+                    "ecs:DescribeServices", "ecs:DescribeTaskDefinition",
+                    "ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:TagResource"
                 ],
                 "Resource": "*"
             }

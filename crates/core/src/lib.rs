@@ -61,6 +61,7 @@ pub mod codedeploy;
 pub mod conditions;
 pub mod control_plane;
 pub mod declaration;
+pub mod ecs;
 pub mod engine;
 pub mod events;
 pub mod execution;

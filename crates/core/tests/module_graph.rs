@@ -17,6 +17,7 @@ const PURE: &[&str] = &[
     "cloudformation",
     "codebuild",
     "codedeploy",
+    "ecs",
     "conditions",
     "declaration",
     "events",

@@ -1005,6 +1005,14 @@ impl Utc {
         )
     }
 
+    /// `2026-11-22T01:00:00.000Z`, as AWS events write times.
+    pub(crate) fn iso8601_millis(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
     /// `20261122`.
     pub(crate) fn date_stamp(&self) -> String {
         format!("{:04}{:02}{:02}", self.year, self.month, self.day)

@@ -13,7 +13,10 @@
 //!
 //! And for CodeBuild's "CodeBuild Build State Change" events, which CodeBuild actions complete
 //! on: every build that ended since the gateway started is announced once; and CodeDeploy's
-//! "CodeDeploy Deployment State-change Notification" events, likewise for deployments.
+//! "CodeDeploy Deployment State-change Notification" events, likewise for deployments; and
+//! ECS's "ECS Deployment State Change" events: a service deployment is announced completed once
+//! it is the primary one with every desired task running and no task of another deployment left
+//! (fakecloud leaves `rolloutState` at `IN_PROGRESS`), failed when its `rolloutState` says so.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -65,8 +68,30 @@ pub fn spawn(emulator: String, region: String) {
                     .collect()
             })
             .unwrap_or_default();
+        let mut services_settled: HashSet<String> = poller
+            .settled_service_deployments()
+            .map(|all| all.into_iter().map(|(id, _, _)| id).collect())
+            .unwrap_or_default();
         loop {
             std::thread::sleep(POLL);
+            match poller.settled_service_deployments() {
+                Ok(all) => {
+                    for (id, name, service_arn) in all {
+                        if services_settled.contains(&id) {
+                            continue;
+                        }
+                        match poller.announce_service_deployment(&id, name, &service_arn) {
+                            Ok(()) => {
+                                services_settled.insert(id);
+                            }
+                            Err(e) => super::gateway::log(&format!(
+                                "event of service deployment {id} not sent: {e}"
+                            )),
+                        }
+                    }
+                }
+                Err(e) => super::gateway::log(&format!("polling ECS: {e}")),
+            }
             match poller.ended_deployments(&deployments_ended) {
                 Ok(ended) => {
                     for deployment in ended {
@@ -432,6 +457,91 @@ impl Poller {
         )?;
         super::gateway::log(&format!(
             "sent the state event of deployment {id} ({state})"
+        ));
+        Ok(())
+    }
+}
+
+impl Poller {
+    /// Every service deployment that completed or failed: (id, event name, service ARN).
+    fn settled_service_deployments(&self) -> Result<Vec<(String, &'static str, String)>, String> {
+        const TARGET: &str = "AmazonEC2ContainerServiceV20141113";
+        let clusters = self.call("ecs", &format!("{TARGET}.ListClusters"), &json!({}))?;
+        let mut out = Vec::new();
+        for cluster in clusters["clusterArns"].as_array().into_iter().flatten() {
+            let Some(cluster) = cluster.as_str() else {
+                continue;
+            };
+            let services = self.call(
+                "ecs",
+                &format!("{TARGET}.ListServices"),
+                &json!({"cluster": cluster, "maxResults": 100}),
+            )?;
+            let arns: Vec<&Value> = services["serviceArns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect();
+            for chunk in arns.chunks(10) {
+                let described = self.call(
+                    "ecs",
+                    &format!("{TARGET}.DescribeServices"),
+                    &json!({"cluster": cluster, "services": chunk}),
+                )?;
+                for service in described["services"].as_array().into_iter().flatten() {
+                    let arn = service["serviceArn"].as_str().unwrap_or_default();
+                    let deployments = service["deployments"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    for d in &deployments {
+                        let id = d["id"].as_str().unwrap_or_default().to_string();
+                        let others_drained = deployments
+                            .iter()
+                            .filter(|o| o["id"] != d["id"])
+                            .all(|o| o["runningCount"].as_i64().unwrap_or(0) == 0);
+                        let event = if d["rolloutState"] == "FAILED" {
+                            Some("SERVICE_DEPLOYMENT_FAILED")
+                        } else if d["status"] == "PRIMARY"
+                            && d["runningCount"] == d["desiredCount"]
+                            && others_drained
+                        {
+                            Some("SERVICE_DEPLOYMENT_COMPLETED")
+                        } else {
+                            None
+                        };
+                        if let Some(event) = event.filter(|_| !id.is_empty()) {
+                            out.push((id, event, arn.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Put a service deployment's event on the default bus, in ECS's shape.
+    fn announce_service_deployment(
+        &self,
+        id: &str,
+        name: &str,
+        service_arn: &str,
+    ) -> Result<(), String> {
+        let detail = json!({
+            "eventType": if name == "SERVICE_DEPLOYMENT_FAILED" { "ERROR" } else { "INFO" },
+            "eventName": name,
+            "deploymentId": id,
+            "updatedAt": Utc::from(SystemTime::now()).iso8601_millis(),
+            "reason": format!("ECS deployment {id} {}.", if name == "SERVICE_DEPLOYMENT_FAILED" { "failed" } else { "completed" }),
+        });
+        self.put_event(
+            "aws.ecs",
+            "ECS Deployment State Change",
+            &detail,
+            service_arn,
+        )?;
+        super::gateway::log(&format!(
+            "sent the event of service deployment {id} ({name})"
         ));
         Ok(())
     }

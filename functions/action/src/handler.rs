@@ -1,6 +1,6 @@
 //! Decode a `runAction` task, run the action, complete it (unless it is pending: a job-worker
-//! action completes with its job result; a Step Functions, CloudFormation, CodeBuild or
-//! CodeDeploy action with its service's event, which reaches this function too).
+//! action completes with its job result; a Step Functions, CloudFormation, CodeBuild,
+//! CodeDeploy or ECS action with its service's event, which reaches this function too).
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
@@ -47,6 +47,8 @@ pub async fn handle(
                 build_ends(adapters, providers, &ended, &context).await
             } else if let Some(ended) = deployment_ended(&event) {
                 deployment_ends(adapters, providers, &ended, &context).await
+            } else if let Some(ended) = pipewright_core::ecs::deployment_ended(&event) {
+                service_deployment_ends(adapters, providers, &ended, &context).await
             } else {
                 work_ended(adapters, providers, &event, &context).await
             }
@@ -117,6 +119,33 @@ async fn deployment_ends(
             return Ok(json!({ "completed": false }));
         };
         let outcome = match providers.complete_deployment(&prepared, ended).await {
+            Ok(outcome) => outcome,
+            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
+        };
+        finish(&engine, &prepared, outcome).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// A service deployment an action started ended: complete the action. Events of other
+/// deployments change nothing.
+async fn service_deployment_ends(
+    adapters: &Adapters,
+    providers: &Providers,
+    ended: &pipewright_core::ecs::DeploymentEnded,
+    context: &lambda_runtime::Context,
+) -> Result<Value, Error> {
+    let span = tracing::info_span!("service deployment ended", deployment = %ended.deployment_id, event = %ended.event_name);
+    async {
+        let engine = adapters.engine(&context.invoked_function_arn);
+        let Some(prepared) = engine.pending_service_deployment(ended).await? else {
+            return Ok(json!({ "completed": false }));
+        };
+        let outcome = match providers
+            .complete_service_deployment(&prepared, ended)
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
         };

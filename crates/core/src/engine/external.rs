@@ -27,7 +27,15 @@ pub fn completes_on_event(record: &ActionExecution) -> bool {
 /// An action whose work the service names (a stack, a build), not the job: the action points
 /// the work's id at itself when it starts it ([`Engine::record_started`]).
 fn is_named_by_service(record: &ActionExecution) -> bool {
-    is_cloudformation(record) || is_codebuild(record) || is_codedeploy(record)
+    is_cloudformation(record) || is_codebuild(record) || is_codedeploy(record) || is_ecs(record)
+}
+
+/// An ECS (standard) deploy action.
+fn is_ecs(record: &ActionExecution) -> bool {
+    let type_id = &record.input.action_type_id;
+    type_id.category == ActionCategory::Deploy
+        && type_id.owner == ActionOwner::Aws
+        && type_id.provider == "ECS"
 }
 
 /// A CodeDeploy deploy action.
@@ -208,7 +216,7 @@ impl Engine<'_> {
             .executions
             .find_job(&ended.job_id)
             .await?
-            .filter(|r| completes_on_event(r))
+            .filter(completes_on_event)
         else {
             return Ok(None);
         };
@@ -283,6 +291,15 @@ impl Engine<'_> {
         self.pending_work(&ended.deployment_id, is_codedeploy).await
     }
 
+    /// The ECS action waiting for the service deployment `ended` names, prepared again to be
+    /// completed; `None` when no pending action started that deployment.
+    pub async fn pending_service_deployment(
+        &self,
+        ended: &crate::ecs::DeploymentEnded,
+    ) -> Result<Option<PreparedAction>, JobError> {
+        self.pending_work(&ended.deployment_id, is_ecs).await
+    }
+
     /// The action of type `kind` that recorded starting work `work_id`, while it is pending.
     async fn pending_work(
         &self,
@@ -293,7 +310,7 @@ impl Engine<'_> {
             .executions
             .find_work(work_id)
             .await?
-            .filter(|r| kind(r))
+            .filter(kind)
             .filter(|r| {
                 r.output.execution_result.external_execution_id.as_deref() == Some(work_id)
             })

@@ -22,7 +22,11 @@
 //!   ([`Providers::complete_build`]);
 //! - `Deploy/AWS/CodeDeploy` ([`codedeploy`]): deploys the input artifact as an S3 revision and
 //!   leaves the action in progress until the deployment's state event completes it
-//!   ([`Providers::complete_deployment`]).
+//!   ([`Providers::complete_deployment`]);
+//! - `Deploy/AWS/ECS` ([`ecs`]): registers the service's task definition again with the images
+//!   of the input artifact's image definitions, updates the service, and leaves the action in
+//!   progress until the service deployment's event completes it
+//!   ([`Providers::complete_service_deployment`]).
 //!
 //! Any other provider is refused with `ConfigurationError`. A provider returns an
 //! [`ActionOutcome`] (a failure of the work itself, such as a command's exit code, is an outcome
@@ -35,6 +39,7 @@ mod codecommit_source;
 mod codedeploy;
 mod commands;
 mod ecr_source;
+mod ecs;
 mod git_source;
 mod lambda_invoke;
 mod s3_deploy;
@@ -143,6 +148,8 @@ struct Clients {
     codebuild: aws_sdk_codebuild::Client,
     /// What CodeDeploy actions deploy with.
     codedeploy: aws_sdk_codedeploy::Client,
+    /// What ECS actions deploy with.
+    ecs: aws_sdk_ecs::Client,
 }
 
 impl Clients {
@@ -162,6 +169,7 @@ impl Clients {
             cfn: aws_sdk_cloudformation::Client::new(sdk),
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             codedeploy: aws_sdk_codedeploy::Client::new(sdk),
+            ecs: aws_sdk_ecs::Client::new(sdk),
         }
     }
 }
@@ -272,6 +280,12 @@ impl Providers {
                     aws_sdk_codedeploy::Config::builder()
                         .behavior_version(aws_sdk_codedeploy::config::BehaviorVersion::latest())
                         .region(aws_sdk_codedeploy::config::Region::new("us-east-1"))
+                        .build(),
+                ),
+                ecs: aws_sdk_ecs::Client::from_conf(
+                    aws_sdk_ecs::Config::builder()
+                        .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+                        .region(aws_sdk_ecs::config::Region::new("us-east-1"))
                         .build(),
                 ),
             }),
@@ -428,6 +442,11 @@ impl Providers {
             (ActionCategory::Deploy, ActionOwner::Aws, "CodeDeploy") => {
                 codedeploy::run(&c.codedeploy, prepared).await.map(Some)
             }
+            (ActionCategory::Deploy, ActionOwner::Aws, "ECS") => {
+                ecs::run(&c.ecs, &c.artifacts, prepared, &work_root)
+                    .await
+                    .map(Some)
+            }
             _ => unreachable!("is_run_here lists the providers matched above"),
         }
     }
@@ -483,6 +502,17 @@ impl Providers {
         codedeploy::complete(&c.codedeploy, prepared, ended).await
     }
 
+    /// The outcome of ECS action `prepared`, whose service deployment the event `ended` says
+    /// ended, read with the pipeline role's session.
+    pub async fn complete_service_deployment(
+        &self,
+        prepared: &PreparedAction,
+        ended: &pipewright_core::ecs::DeploymentEnded,
+    ) -> Result<ActionOutcome, ProviderError> {
+        let (c, _session) = self.clients(prepared, None).await?;
+        ecs::complete(&c.ecs, prepared, ended).await
+    }
+
     /// For work just started (`outcome` in progress): its outcome when it already ended (a
     /// stack the emulator, a build, or a quick failure, settled within the call), so nothing
     /// waits for an event that may have come before the start was recorded.
@@ -507,6 +537,10 @@ impl Providers {
             (ActionCategory::Deploy, ActionOwner::Aws, "CodeDeploy") => {
                 let (c, _session) = self.clients(prepared, None).await?;
                 codedeploy::settled(&c.codedeploy, prepared, outcome).await
+            }
+            (ActionCategory::Deploy, ActionOwner::Aws, "ECS") => {
+                let (c, _session) = self.clients(prepared, None).await?;
+                ecs::settled(&c.ecs, prepared, outcome).await
             }
             _ if pipewright_core::codebuild::runs_on_codebuild(id, &prepared.configuration) => {
                 let (c, _session) = self.clients(prepared, None).await?;
@@ -541,6 +575,7 @@ fn is_run_here(provider: (ActionCategory, ActionOwner, &str)) -> bool {
                 "CodeBuild"
             )
             | (ActionCategory::Deploy, ActionOwner::Aws, "CodeDeploy")
+            | (ActionCategory::Deploy, ActionOwner::Aws, "ECS")
     )
 }
 
@@ -924,13 +959,13 @@ mod tests {
     async fn other_providers_are_configuration_errors() {
         let prepared = test_support::prepared(json!({
             "name": "Deploy",
-            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"}
+            "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "CodePipeline", "version": "1"}
         }));
         let err = providers().run(&prepared, None).await.unwrap_err();
         assert_eq!(err.code(), FailureType::ConfigurationError);
         assert_eq!(
             err.to_string(),
-            "provider Deploy/AWS/ECS (version 1) is not run by the action function yet"
+            "provider Invoke/AWS/CodePipeline (version 1) is not run by the action function yet"
         );
     }
 
