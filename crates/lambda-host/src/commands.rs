@@ -176,12 +176,22 @@ fn exec(root: &Root, args: ExecArgs) -> Result<(), Failure> {
             c.id
         )));
     }
-    let Sandbox::Bwrap(bwrap) = Sandbox::from_env() else {
-        return Err(Failure(
-            "build containers need bubblewrap (bwrap): apt-get install bubblewrap, or \
-             scripts/install-tools"
-                .into(),
-        ));
+    let bwrap = match Sandbox::from_env() {
+        Sandbox::Bwrap(bwrap) => bwrap,
+        Sandbox::Off => {
+            return Err(Failure(format!(
+                "build containers always run in a sandbox (a build's commands are a pipeline \
+                 author's); {} is off",
+                sandbox::SANDBOX_ENV
+            )))
+        }
+        Sandbox::Missing => {
+            return Err(Failure(
+                "build containers need bubblewrap (bwrap): apt-get install bubblewrap, or \
+                 scripts/install-tools"
+                    .into(),
+            ))
+        }
     };
     let mounts = BuildMounts {
         codebuild: c.codebuild_dir(),
@@ -211,20 +221,40 @@ fn exec(root: &Root, args: ExecArgs) -> Result<(), Failure> {
 /// `cp CONTAINER:PATH DEST`: a build container's files out to the host, as `docker cp`.
 fn copy_out(root: &Root, args: &CopyArgs) -> Result<(), Failure> {
     let c = root.find(&args.container)?;
+    if !c.is_build() {
+        return Err(Failure(format!(
+            "copying out of a container is for build containers; {} is a function's",
+            c.id
+        )));
+    }
     let contents_only = args.container_path.ends_with("/.");
-    let from = c.host_path(args.container_path.trim_end_matches("/."))?;
-    let from = if contents_only {
-        format!("{}/.", from.display())
-    } else {
-        from.display().to_string()
-    };
-    container::docker_cp(&from, std::path::Path::new(&args.src))
-        .map_err(|e| Failure(format!("copying {from} to {}: {e}", args.src)))
+    let from = c.resolved_path(args.container_path.trim_end_matches("/."))?;
+    container::copy_out(&from, contents_only, std::path::Path::new(&args.src)).map_err(|e| {
+        Failure(format!(
+            "copying {} to {}: {e}",
+            args.container_path, args.src
+        ))
+    })
 }
 
 fn copy_in(root: &Root, args: &CopyArgs) -> Result<(), Failure> {
     let c = root.find(&args.container)?;
     let dest = c.host_path(&args.container_path)?;
+    if c.is_build() {
+        // A build's commands may have linked a folder elsewhere: the folder copied into must be
+        // the container's own.
+        let existing = dest.ancestors().find(|a| a.exists()).unwrap_or(&c.dir);
+        let inside = std::fs::canonicalize(existing)
+            .ok()
+            .zip(std::fs::canonicalize(&c.dir).ok())
+            .is_some_and(|(at, base)| at.starts_with(base));
+        if !inside {
+            return Err(Failure(format!(
+                "{} leads out of the container (through a symbolic link)",
+                args.container_path
+            )));
+        }
+    }
     container::docker_cp(&args.src, &dest)
         .map_err(|e| Failure(format!("copying {} to {}: {e}", args.src, dest.display())))
 }

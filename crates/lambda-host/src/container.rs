@@ -198,7 +198,23 @@ impl Container {
 
     /// Whether this is a CodeBuild build container (made by `run`), not a function's.
     pub fn is_build(&self) -> bool {
-        self.codebuild_dir().is_dir()
+        self.config().is_ok_and(|c| c.entrypoint.is_some())
+    }
+
+    /// `container_path` on the host, for a copy out of a build container: it must stay inside
+    /// the container's folders once every symbolic link on the way (which the build's commands
+    /// may have made) is followed.
+    pub fn resolved_path(&self, container_path: &str) -> Result<PathBuf, String> {
+        let path = self.host_path(container_path)?;
+        let base =
+            fs::canonicalize(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let resolved = fs::canonicalize(&path).map_err(|e| format!("{container_path}: {e}"))?;
+        if !resolved.starts_with(&base) {
+            return Err(format!(
+                "{container_path} leads out of the container (through a symbolic link)"
+            ));
+        }
+        Ok(resolved)
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -361,6 +377,20 @@ pub fn docker_cp(src: &str, dest: &Path) -> io::Result<()> {
 }
 
 fn copy_dir_contents(src: &Path, dest: &Path) -> io::Result<()> {
+    copy_tree(src, dest, Links::Keep)
+}
+
+/// What a copy does with symbolic links.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Links {
+    /// Copied as links (a function's code).
+    Keep,
+    /// Left out: a build's commands made them, and whoever reads the copy on the host would
+    /// follow them to wherever they point.
+    Skip,
+}
+
+fn copy_tree(src: &Path, dest: &Path, links: Links) -> io::Result<()> {
     for entry in fs::read_dir(src)? {
         let entry = entry?;
         let meta = fs::symlink_metadata(entry.path())?;
@@ -368,12 +398,38 @@ fn copy_dir_contents(src: &Path, dest: &Path) -> io::Result<()> {
         if meta.is_dir() {
             fs::create_dir_all(&target)?;
             fs::set_permissions(&target, meta.permissions())?;
-            copy_dir_contents(&entry.path(), &target)?;
+            copy_tree(&entry.path(), &target, links)?;
+        } else if meta.file_type().is_symlink() && links == Links::Skip {
+            continue;
         } else {
             copy_entry(&entry.path(), &target, &meta)?;
         }
     }
     Ok(())
+}
+
+/// Copy `src` (a resolved path inside a build container; its contents only with
+/// `contents_only`) out to `dest` as `docker cp CONTAINER:SRC DEST` does, leaving out every
+/// symbolic link.
+pub fn copy_out(src: &Path, contents_only: bool, dest: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(src)?;
+    if meta.is_dir() {
+        let target = if contents_only || !dest.exists() {
+            dest.to_path_buf()
+        } else {
+            dest.join(src.file_name().unwrap_or_default())
+        };
+        fs::create_dir_all(&target)?;
+        copy_tree(src, &target, Links::Skip)
+    } else if meta.is_file() {
+        let target = match (dest.is_dir(), src.file_name()) {
+            (true, Some(name)) => dest.join(name),
+            _ => dest.to_path_buf(),
+        };
+        copy_entry(src, &target, &meta)
+    } else {
+        Ok(())
+    }
 }
 
 fn copy_entry(src: &Path, target: &Path, meta: &fs::Metadata) -> io::Result<()> {

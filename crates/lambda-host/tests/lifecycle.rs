@@ -486,6 +486,37 @@ fn build_container_runs_commands_in_its_own_sandbox() {
         "hello\n"
     );
 
+    // A link a build makes to a host folder is neither followed nor copied out.
+    let secret_dir = sb.root.join("host-secrets");
+    std::fs::create_dir_all(&secret_dir).unwrap();
+    std::fs::write(secret_dir.join("key"), "host secret").unwrap();
+    let link = format!(
+        "ln -s {dir} /codebuild/build/outside && ln -s {dir}/key /codebuild/build/key-link",
+        dir = secret_dir.display()
+    );
+    sb.ok(&["exec", &id, "sh", "-c", &link]);
+    let escaped = sb.cli(&[
+        "cp",
+        &format!("{id}:/codebuild/build/outside/."),
+        outside.join("x").to_str().unwrap(),
+    ]);
+    assert!(
+        !escaped.status.success(),
+        "a copy through a link to the host is refused"
+    );
+    assert!(String::from_utf8_lossy(&escaped.stderr).contains("leads out of the container"));
+    let again = sb.root.join("artifacts-again");
+    sb.ok(&[
+        "cp",
+        &format!("{id}:/codebuild/build/."),
+        again.to_str().unwrap(),
+    ]);
+    assert!(again.join("out.txt").exists());
+    assert!(
+        !again.join("key-link").exists() && !again.join("outside").exists(),
+        "links are left out"
+    );
+
     let listed = sb.ok(&[
         "ps",
         "-a",
