@@ -885,27 +885,15 @@ impl ArtifactFiles<'_> {
                 .insert(artifact.to_string(), dir.join("files"));
         }
         let parts = safe_relative(path).context(|| format!("configuration {key}"))?;
-        let file = parts
-            .iter()
-            .fold(self.extracted[artifact].clone(), |p, part| p.join(part));
-        let missing = || {
-            ProviderError::Configuration(format!(
-                "configuration {key}: input artifact {artifact} has no file {path}"
-            ))
-        };
-        let meta = tokio::fs::metadata(&file).await.map_err(|_| missing())?;
-        if !meta.is_file() {
-            return Err(missing());
-        }
-        if meta.len() > MAX_FILE {
-            return Err(ProviderError::Configuration(format!(
-                "configuration {key}: {path} is {} bytes, more than the {MAX_FILE} read",
-                meta.len()
-            )));
-        }
-        tokio::fs::read_to_string(&file).await.map_err(|e| {
-            ProviderError::Configuration(format!("configuration {key}: {path} is not text: {e}"))
-        })
+        super::read_extracted(
+            &self.extracted[artifact],
+            &parts,
+            path,
+            artifact,
+            key,
+            MAX_FILE,
+        )
+        .await
     }
 }
 

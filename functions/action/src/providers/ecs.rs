@@ -310,28 +310,15 @@ async fn read_file(
             )
             .await
             .context(|| format!("input artifact {}", artifact.name))?;
-        let path = parts
-            .iter()
-            .fold(work.join("files"), |p, part| p.join(part));
-        let missing = || {
-            ProviderError::Configuration(format!(
-                "configuration FileName: input artifact {} has no file {file}",
-                artifact.name
-            ))
-        };
-        let meta = tokio::fs::metadata(&path).await.map_err(|_| missing())?;
-        if !meta.is_file() {
-            return Err(missing());
-        }
-        if meta.len() > MAX_FILE {
-            return Err(ProviderError::Configuration(format!(
-                "configuration FileName: {file} is {} bytes, more than the {MAX_FILE} read",
-                meta.len()
-            )));
-        }
-        tokio::fs::read_to_string(&path).await.map_err(|e| {
-            ProviderError::Configuration(format!("configuration FileName: {file} is not text: {e}"))
-        })
+        super::read_extracted(
+            &work.join("files"),
+            &parts,
+            file,
+            &artifact.name,
+            "FileName",
+            MAX_FILE,
+        )
+        .await
     };
     let text = read.await;
     remove_work_dir(work).await;

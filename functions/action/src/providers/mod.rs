@@ -666,6 +666,53 @@ fn optional<'a>(prepared: &'a PreparedAction, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// The text of file `parts` (`shown` as configured) of input artifact `artifact`, extracted under
+/// `root`, reached without following a symbolic link: an archive's links may point anywhere on
+/// the machine that extracted it. At most `max` bytes; `key` names the configuration in errors.
+async fn read_extracted(
+    root: &std::path::Path,
+    parts: &[&str],
+    shown: &str,
+    artifact: &str,
+    key: &str,
+    max: u64,
+) -> Result<String, ProviderError> {
+    let missing = || {
+        ProviderError::Configuration(format!(
+            "configuration {key}: input artifact {artifact} has no file {shown}"
+        ))
+    };
+    let mut path = root.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        let meta = tokio::fs::symlink_metadata(&path)
+            .await
+            .map_err(|_| missing())?;
+        if meta.file_type().is_symlink() {
+            return Err(ProviderError::Configuration(format!(
+                "configuration {key}: {shown} of input artifact {artifact} is reached through a \
+                 symbolic link, which is not followed"
+            )));
+        }
+        let last = i + 1 == parts.len();
+        if (last && !meta.is_file()) || (!last && !meta.is_dir()) {
+            return Err(missing());
+        }
+        if last && meta.len() > max {
+            return Err(ProviderError::Configuration(format!(
+                "configuration {key}: {shown} is {} bytes, more than the {max} read",
+                meta.len()
+            )));
+        }
+    }
+    if parts.is_empty() {
+        return Err(missing());
+    }
+    tokio::fs::read_to_string(&path).await.map_err(|e| {
+        ProviderError::Configuration(format!("configuration {key}: {shown} is not text: {e}"))
+    })
+}
+
 /// Zip the files of `dir` into output artifact `output`'s location.
 async fn upload_output(
     artifacts: &S3Artifacts,
@@ -1056,6 +1103,35 @@ mod tests {
             },
         };
         assert_eq!(pattern.code(), FailureType::ConfigurationError);
+    }
+
+    /// A file of an artifact is read only where the archive put it: a link (which an archive
+    /// may hold, pointing anywhere on the machine) is not followed.
+    #[tokio::test]
+    async fn artifact_files_are_read_without_following_links() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "host secret").unwrap();
+        std::fs::create_dir(root.path().join("infra")).unwrap();
+        std::fs::write(root.path().join("infra/template.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("link.json"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("dir")).unwrap();
+        let read = |parts: Vec<&'static str>| {
+            let root = root.path().to_path_buf();
+            async move { read_extracted(&root, &parts, "shown", "Src", "TemplatePath", 100).await }
+        };
+        assert_eq!(read(vec!["infra", "template.json"]).await.unwrap(), "{}");
+        for parts in [vec!["link.json"], vec!["dir", "secret"]] {
+            let err = read(parts).await.unwrap_err();
+            assert_eq!(err.code(), FailureType::ConfigurationError);
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+        }
+        let err = read(vec!["infra", "nope.json"]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration TemplatePath: input artifact Src has no file shown"
+        );
     }
 
     #[test]

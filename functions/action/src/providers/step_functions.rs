@@ -188,27 +188,15 @@ async fn input(
                     )
                     .await
                     .context(|| format!("input artifact {}", artifact.name))?;
-                let file = parts
-                    .iter()
-                    .fold(work.join("files"), |p, part| p.join(part));
-                let meta = tokio::fs::metadata(&file).await.map_err(|_| {
-                    ProviderError::Configuration(format!(
-                        "configuration Input: input artifact {} has no file {path}",
-                        artifact.name
-                    ))
-                })?;
-                if meta.len() > MAX_INPUT_BYTES {
-                    return Err(ProviderError::Configuration(format!(
-                        "configuration Input: {path} is {} bytes; Step Functions takes an \
-                         input of at most {MAX_INPUT_BYTES}",
-                        meta.len()
-                    )));
-                }
-                tokio::fs::read_to_string(&file).await.map_err(|e| {
-                    ProviderError::Configuration(format!(
-                        "configuration Input: {path} cannot be read as text: {e}"
-                    ))
-                })
+                super::read_extracted(
+                    &work.join("files"),
+                    &parts,
+                    path,
+                    &artifact.name,
+                    "Input",
+                    MAX_INPUT_BYTES,
+                )
+                .await
             };
             let text = read.await;
             remove_work_dir(work).await;
