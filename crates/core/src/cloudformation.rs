@@ -233,9 +233,20 @@ pub fn template_key(log_key: &str, action_execution_id: &str) -> String {
     format!("{pipeline}/templates/{action_execution_id}.template")
 }
 
-/// The URL CloudFormation reads a template at `bucket`/`key` from.
+/// The URL CloudFormation reads a template at `bucket`/`key` from: virtual-hosted, or
+/// path-style for a bucket name with dots (which a virtual host's certificate does not cover);
+/// China's regions are under `amazonaws.com.cn`.
 pub fn template_url(region: &str, bucket: &str, key: &str) -> String {
-    format!("https://{bucket}.s3.{region}.amazonaws.com/{key}")
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    if bucket.contains('.') {
+        format!("https://s3.{region}.{domain}/{bucket}/{key}")
+    } else {
+        format!("https://{bucket}.s3.{region}.{domain}/{key}")
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +271,10 @@ mod tests {
         assert_eq!(
             template_url("eu-west-1", "artifacts", "web/templates/aaaa.template"),
             "https://artifacts.s3.eu-west-1.amazonaws.com/web/templates/aaaa.template"
+        );
+        assert_eq!(
+            template_url("cn-north-1", "my.artifacts", "k"),
+            "https://s3.cn-north-1.amazonaws.com.cn/my.artifacts/k"
         );
     }
 

@@ -80,9 +80,10 @@ pub enum Progress {
 }
 
 /// Where deployment `ours` of a service with `deployments` stands. It completed when ECS says
-/// so, or when it is the primary deployment with every desired task running and no task of
-/// another deployment left (the steady state `aws ecs wait services-stable` waits for); it
-/// failed when ECS says so, or when another deployment replaced it (a rollback, a newer update).
+/// so (`rolloutState` `COMPLETED`), or, when ECS reports no rollout state, when it is the
+/// primary deployment with every desired task running and no task of another deployment left
+/// (the steady state `aws ecs wait services-stable` waits for); it failed when ECS says so, or
+/// when another deployment replaced it (a rollback, a newer update).
 pub fn progress(deployments: &[Deployment], ours: &str) -> Progress {
     let Some(deployment) = deployments.iter().find(|d| d.id == ours) else {
         return Progress::Failed(format!(
@@ -112,7 +113,10 @@ pub fn progress(deployments: &[Deployment], ours: &str) -> Progress {
         .iter()
         .filter(|d| d.id != ours)
         .all(|d| d.running == 0);
-    if deployment.running == deployment.desired && others_drained {
+    if deployment.rollout_state.is_none()
+        && deployment.running == deployment.desired
+        && others_drained
+    {
         Progress::Completed
     } else {
         Progress::Running
@@ -201,6 +205,16 @@ mod tests {
     #[test]
     fn a_deployment_completes_at_a_steady_state_and_fails_when_replaced() {
         let ours = deployment("ecs-svc/2", "PRIMARY", 2, 1);
+        let rolling = Deployment {
+            rollout_state: Some("IN_PROGRESS".into()),
+            running: 2,
+            ..ours.clone()
+        };
+        assert_eq!(
+            progress(&[rolling], "ecs-svc/2"),
+            Progress::Running,
+            "while ECS reports a rollout in progress, its word decides"
+        );
         let old = deployment("ecs-svc/1", "ACTIVE", 2, 1);
         assert_eq!(
             progress(&[ours.clone(), old.clone()], "ecs-svc/2"),

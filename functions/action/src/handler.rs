@@ -4,16 +4,13 @@
 
 use lambda_runtime::{Error, LambdaEvent};
 use pipewright_aws::engine::Adapters;
-use pipewright_core::cloudformation::{stack_status_changed, StackChanged};
-use pipewright_core::codebuild::{build_ended, BuildEnded};
-use pipewright_core::codedeploy::{deployment_ended, DeploymentEnded};
-use pipewright_core::engine::external::step_functions_ended;
+use pipewright_core::engine::external::WorkEvent;
 use pipewright_core::engine::{ActionOutcome, TaskRequest};
 use pipewright_core::execution::ActionExecutionStatus;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::providers::Providers;
+use crate::providers::{ProviderError, Providers};
 
 /// What the action function receives: a `runAction` task, or the status event of work an
 /// action started (EventBridge).
@@ -40,113 +37,31 @@ pub async fn handle(
                 serde_json::from_value(event).map_err(|e| format!("bad task payload: {e}"))?;
             run_task(adapters, providers, task, &context).await
         }
-        ActionEvent::Event(event) => {
-            if let Some(changed) = stack_status_changed(&event) {
-                stack_rests(adapters, providers, &changed, &context).await
-            } else if let Some(ended) = build_ended(&event) {
-                build_ends(adapters, providers, &ended, &context).await
-            } else if let Some(ended) = deployment_ended(&event) {
-                deployment_ends(adapters, providers, &ended, &context).await
-            } else if let Some(ended) = pipewright_core::ecs::deployment_ended(&event) {
-                service_deployment_ends(adapters, providers, &ended, &context).await
-            } else {
-                work_ended(adapters, providers, &event, &context).await
-            }
-        }
+        ActionEvent::Event(event) => match WorkEvent::read(&event) {
+            Some(work) => work_ends(adapters, providers, &work, &context).await,
+            None => Err("neither a runAction task nor the event of work an action started".into()),
+        },
     }
 }
 
-/// A stack an action started work on rests: complete the action. Events of other stacks change
-/// nothing.
-async fn stack_rests(
+/// A service says work an action started ended: complete the action. Events of work no pending
+/// action started change nothing. When the service does not yet show what its event says, the
+/// invocation fails, so the event is delivered again.
+async fn work_ends(
     adapters: &Adapters,
     providers: &Providers,
-    changed: &StackChanged,
+    event: &WorkEvent,
     context: &lambda_runtime::Context,
 ) -> Result<Value, Error> {
-    let span =
-        tracing::info_span!("stack rests", stack = %changed.stack_id, status = %changed.status);
+    let span = tracing::info_span!("work ended", work = %event.work_id(), state = %event.state());
     async {
         let engine = adapters.engine(&context.invoked_function_arn);
-        let Some(prepared) = engine.pending_stack(changed).await? else {
+        let Some(prepared) = engine.pending_for(event).await? else {
             return Ok(json!({ "completed": false }));
         };
-        let outcome = match providers.complete_stack(&prepared, changed).await {
+        let outcome = match providers.complete(&prepared, event).await {
             Ok(outcome) => outcome,
-            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
-        };
-        finish(&engine, &prepared, outcome).await
-    }
-    .instrument(span)
-    .await
-}
-
-/// A build an action started ended: complete the action. Events of other builds change nothing.
-async fn build_ends(
-    adapters: &Adapters,
-    providers: &Providers,
-    ended: &BuildEnded,
-    context: &lambda_runtime::Context,
-) -> Result<Value, Error> {
-    let span = tracing::info_span!("build ended", build = %ended.build_id, status = %ended.status);
-    async {
-        let engine = adapters.engine(&context.invoked_function_arn);
-        let Some(prepared) = engine.pending_build(ended).await? else {
-            return Ok(json!({ "completed": false }));
-        };
-        let outcome = match providers.complete_build(&prepared, ended).await {
-            Ok(outcome) => outcome,
-            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
-        };
-        finish(&engine, &prepared, outcome).await
-    }
-    .instrument(span)
-    .await
-}
-
-/// A deployment an action started ended: complete the action. Events of other deployments
-/// change nothing.
-async fn deployment_ends(
-    adapters: &Adapters,
-    providers: &Providers,
-    ended: &DeploymentEnded,
-    context: &lambda_runtime::Context,
-) -> Result<Value, Error> {
-    let span = tracing::info_span!("deployment ended", deployment = %ended.deployment_id, state = %ended.state);
-    async {
-        let engine = adapters.engine(&context.invoked_function_arn);
-        let Some(prepared) = engine.pending_deployment(ended).await? else {
-            return Ok(json!({ "completed": false }));
-        };
-        let outcome = match providers.complete_deployment(&prepared, ended).await {
-            Ok(outcome) => outcome,
-            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
-        };
-        finish(&engine, &prepared, outcome).await
-    }
-    .instrument(span)
-    .await
-}
-
-/// A service deployment an action started ended: complete the action. Events of other
-/// deployments change nothing.
-async fn service_deployment_ends(
-    adapters: &Adapters,
-    providers: &Providers,
-    ended: &pipewright_core::ecs::DeploymentEnded,
-    context: &lambda_runtime::Context,
-) -> Result<Value, Error> {
-    let span = tracing::info_span!("service deployment ended", deployment = %ended.deployment_id, event = %ended.event_name);
-    async {
-        let engine = adapters.engine(&context.invoked_function_arn);
-        let Some(prepared) = engine.pending_service_deployment(ended).await? else {
-            return Ok(json!({ "completed": false }));
-        };
-        let outcome = match providers
-            .complete_service_deployment(&prepared, ended)
-            .await
-        {
-            Ok(outcome) => outcome,
+            Err(ProviderError::NotYet(reason)) => return Err(reason.into()),
             Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
         };
         finish(&engine, &prepared, outcome).await
@@ -167,33 +82,6 @@ async fn finish(
         .complete_action(&prepared.record, outcome, pipewright_aws::now())
         .await?;
     Ok(json!({ "completed": completed, "status": status.as_str() }))
-}
-
-/// A state machine execution an action started ended: complete the action. Events of other
-/// executions change nothing.
-async fn work_ended(
-    adapters: &Adapters,
-    providers: &Providers,
-    event: &Value,
-    context: &lambda_runtime::Context,
-) -> Result<Value, Error> {
-    let Some(ended) = step_functions_ended(event) else {
-        return Err("neither a runAction task nor the status event of a Step Functions execution that ended".into());
-    };
-    let span = tracing::info_span!("work ended", job = %ended.job_id, work = %ended.external_id, status = %ended.status);
-    async {
-        let engine = adapters.engine(&context.invoked_function_arn);
-        let Some(prepared) = engine.pending_external(&ended).await? else {
-            return Ok(json!({ "completed": false }));
-        };
-        let outcome = match providers.complete(&prepared, &ended).await {
-            Ok(outcome) => outcome,
-            Err(e) => ActionOutcome::failed(e.code(), e.to_string()),
-        };
-        finish(&engine, &prepared, outcome).await
-    }
-    .instrument(span)
-    .await
 }
 
 /// Handle one `runAction` task. The result is recorded and the task token answered here, so the
@@ -251,9 +139,13 @@ async fn run_task(
             engine
                 .record_started(&prepared.record, outcome.clone(), pipewright_aws::now())
                 .await?;
+            // A look that fails leaves the action waiting for its event (or its timeout).
             let settled = match providers.settled(&prepared, &outcome).await {
                 Ok(settled) => settled,
-                Err(e) => Some(ActionOutcome::failed(e.code(), e.to_string())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not tell whether the work already ended");
+                    None
+                }
             };
             let Some(settled) = settled else {
                 return Ok(json!({ "status": status.as_str() }));

@@ -110,6 +110,70 @@ impl WorkEnded {
     }
 }
 
+/// A service's event about work an action started: what the action function is told.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkEvent {
+    /// A Step Functions execution ended.
+    StateMachine(WorkEnded),
+    /// A stack rests.
+    Stack(crate::cloudformation::StackChanged),
+    /// A build ended.
+    Build(crate::codebuild::BuildEnded),
+    /// A CodeDeploy deployment ended.
+    Deployment(crate::codedeploy::DeploymentEnded),
+    /// An ECS service deployment ended.
+    ServiceDeployment(crate::ecs::DeploymentEnded),
+}
+
+impl WorkEvent {
+    /// The event read, if it is one of the services' events actions complete on.
+    pub fn read(event: &Value) -> Option<Self> {
+        crate::cloudformation::stack_status_changed(event)
+            .map(Self::Stack)
+            .or_else(|| crate::codebuild::build_ended(event).map(Self::Build))
+            .or_else(|| crate::codedeploy::deployment_ended(event).map(Self::Deployment))
+            .or_else(|| crate::ecs::deployment_ended(event).map(Self::ServiceDeployment))
+            .or_else(|| step_functions_ended(event).map(Self::StateMachine))
+    }
+
+    /// The work's id, as the service names it.
+    pub fn work_id(&self) -> &str {
+        match self {
+            Self::StateMachine(e) => &e.external_id,
+            Self::Stack(c) => &c.stack_id,
+            Self::Build(b) => &b.build_id,
+            Self::Deployment(d) => &d.deployment_id,
+            Self::ServiceDeployment(d) => &d.deployment_id,
+        }
+    }
+
+    /// The state it reached, as the service says it.
+    pub fn state(&self) -> &str {
+        match self {
+            Self::StateMachine(e) => &e.status,
+            Self::Stack(c) => &c.status,
+            Self::Build(b) => &b.status,
+            Self::Deployment(d) => &d.state,
+            Self::ServiceDeployment(d) => &d.event_name,
+        }
+    }
+}
+
+/// The work a pending action already started and recorded ([`Engine::record_started`]), for an
+/// action whose work the service names: a task delivered again waits for that work instead of
+/// starting it a second time.
+pub fn started_work(record: &ActionExecution) -> Option<&str> {
+    if record.status != ActionExecutionStatus::InProgress || !is_named_by_service(record) {
+        return None;
+    }
+    record
+        .output
+        .execution_result
+        .external_execution_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+}
+
 /// The name of the Step Functions execution of job `job_id`: the job id, after `prefix` and a
 /// hyphen when there is one (as CodePipeline names it).
 pub fn step_functions_execution_name(prefix: Option<&str>, job_id: &str) -> String {
@@ -208,7 +272,7 @@ impl Engine<'_> {
     /// not for a pending action of a type that completes on its service's event, or names
     /// other work than the action started (such events change nothing). A job already completed
     /// whose callback was lost has it sent again.
-    pub async fn pending_external(
+    async fn pending_external(
         &self,
         ended: &WorkEnded,
     ) -> Result<Option<PreparedAction>, JobError> {
@@ -261,43 +325,33 @@ impl Engine<'_> {
 }
 
 impl Engine<'_> {
+    /// The action waiting for the work `event` names, prepared again to be completed; `None` when
+    /// no pending action started that work (events of every other stack, build or deployment of
+    /// the account come here too, and change nothing).
+    pub async fn pending_for(&self, event: &WorkEvent) -> Result<Option<PreparedAction>, JobError> {
+        match event {
+            WorkEvent::StateMachine(ended) => self.pending_external(ended).await,
+            WorkEvent::Stack(changed) => self.pending_stack(changed).await,
+            WorkEvent::Build(ended) => self.pending_work(&ended.build_id, is_codebuild).await,
+            WorkEvent::Deployment(ended) => {
+                self.pending_work(&ended.deployment_id, is_codedeploy).await
+            }
+            WorkEvent::ServiceDeployment(ended) => {
+                self.pending_work(&ended.deployment_id, is_ecs).await
+            }
+        }
+    }
+
     /// The CloudFormation action waiting for the stack `changed` names, prepared again to be
     /// completed; `None` when no pending action started work on that stack (events of every
     /// other stack of the account come here too, and change nothing). A completed action whose
     /// callback was lost has it sent again.
-    pub async fn pending_stack(
+    async fn pending_stack(
         &self,
         changed: &crate::cloudformation::StackChanged,
     ) -> Result<Option<PreparedAction>, JobError> {
         self.pending_work(&changed.stack_id, is_cloudformation)
             .await
-    }
-
-    /// The CodeBuild action waiting for the build `ended` names, prepared again to be
-    /// completed; `None` when no pending action started that build.
-    pub async fn pending_build(
-        &self,
-        ended: &crate::codebuild::BuildEnded,
-    ) -> Result<Option<PreparedAction>, JobError> {
-        self.pending_work(&ended.build_id, is_codebuild).await
-    }
-
-    /// The CodeDeploy action waiting for the deployment `ended` names, prepared again to be
-    /// completed; `None` when no pending action started that deployment.
-    pub async fn pending_deployment(
-        &self,
-        ended: &crate::codedeploy::DeploymentEnded,
-    ) -> Result<Option<PreparedAction>, JobError> {
-        self.pending_work(&ended.deployment_id, is_codedeploy).await
-    }
-
-    /// The ECS action waiting for the service deployment `ended` names, prepared again to be
-    /// completed; `None` when no pending action started that deployment.
-    pub async fn pending_service_deployment(
-        &self,
-        ended: &crate::ecs::DeploymentEnded,
-    ) -> Result<Option<PreparedAction>, JobError> {
-        self.pending_work(&ended.deployment_id, is_ecs).await
     }
 
     /// The action of type `kind` that recorded starting work `work_id`, while it is pending.
@@ -363,6 +417,57 @@ mod tests {
         assert_eq!(
             step_functions_execution_arn("arn:aws:lambda:x", &name),
             None
+        );
+    }
+
+    #[test]
+    fn each_services_event_is_read_as_its_work() {
+        let build = json!({"source": "aws.codebuild", "detail-type": "CodeBuild Build State Change",
+            "detail": {"build-status": "SUCCEEDED", "build-id": "arn:aws:codebuild:us-east-1:1:build/web:9"}});
+        let read = WorkEvent::read(&build).unwrap();
+        assert_eq!((read.work_id(), read.state()), ("web:9", "SUCCEEDED"));
+        let deployment = json!({"source": "aws.codedeploy",
+            "detail-type": "CodeDeploy Deployment State-change Notification",
+            "detail": {"deploymentId": "d-1", "state": "FAILURE"}});
+        assert!(matches!(
+            WorkEvent::read(&deployment),
+            Some(WorkEvent::Deployment(_))
+        ));
+        let service = json!({"source": "aws.ecs", "detail-type": "ECS Deployment State Change",
+            "detail": {"eventName": "SERVICE_DEPLOYMENT_COMPLETED", "deploymentId": "ecs-svc/1"}});
+        assert_eq!(WorkEvent::read(&service).unwrap().work_id(), "ecs-svc/1");
+        let stack = json!({"source": "aws.cloudformation",
+            "detail-type": "CloudFormation Stack Status Change",
+            "detail": {"stack-id": "arn:s", "status-details": {"status": "CREATE_COMPLETE"}}});
+        assert!(matches!(WorkEvent::read(&stack), Some(WorkEvent::Stack(_))));
+        assert!(WorkEvent::read(&json!({"source": "my.app"})).is_none());
+    }
+
+    #[test]
+    fn work_a_pending_action_started_is_found_again() {
+        let mut record: ActionExecution = serde_json::from_value(json!({
+            "pipelineExecutionId": "e", "actionExecutionId": "a", "pipelineVersion": 1,
+            "stageName": "Build", "actionName": "Compile", "attempt": 1, "status": "InProgress",
+            "startTime": 0.0, "lastUpdateTime": 0.0,
+            "input": {"actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+                      "configuration": {}, "resolvedConfiguration": {}},
+            "output": {"executionResult": {"externalExecutionId": "web:1"}}
+        }))
+        .unwrap();
+        assert_eq!(started_work(&record), Some("web:1"));
+        record.status = ActionExecutionStatus::Succeeded;
+        assert_eq!(
+            started_work(&record),
+            None,
+            "an ended action starts nothing either way"
+        );
+        record.status = ActionExecutionStatus::InProgress;
+        record.input.action_type_id.category = ActionCategory::Invoke;
+        record.input.action_type_id.provider = "StepFunctions".into();
+        assert_eq!(
+            started_work(&record),
+            None,
+            "executions are named after the job instead"
         );
     }
 

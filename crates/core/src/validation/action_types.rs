@@ -125,6 +125,32 @@ fn check_codebuild(action: &ActionDeclaration, path: &str, out: &mut Problems) {
             out.add(format!("{path}.configuration.EnvironmentVariables"), reason);
         }
     }
+    // Secondary sources and artifacts are named after the artifacts, and CodeBuild takes only
+    // letters, digits and underscores there (`CODEBUILD_SRC_DIR_<name>`).
+    let inputs = action.input_artifacts();
+    let outputs = action.output_artifacts();
+    let named: Vec<(&str, &str)> = inputs
+        .iter()
+        .map(|a| ("inputArtifacts", a.name.as_str()))
+        .filter(|_| inputs.len() > 1)
+        .chain(
+            outputs
+                .iter()
+                .map(|a| ("outputArtifacts", a.name.as_str()))
+                .filter(|_| outputs.len() > 1),
+        )
+        .collect();
+    for (member, name) in named {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out.add(
+                format!("{path}.{member}"),
+                format!(
+                    "artifact {name}: with several, CodeBuild names each after its artifact, \
+                     and takes only letters, digits and _ there"
+                ),
+            );
+        }
+    }
     if let Some(name) = config
         .get("PrimarySource")
         .filter(|v| variables::references(v).is_empty())

@@ -484,6 +484,26 @@ fn codebuild_environment_variables_and_primary_source_are_checked() {
         "stages[1].actions[0].configuration.PrimarySource",
         "Nope is not one of the action's input artifacts",
     );
+    action(&mut p, 1, 0).configuration = config(&[("ProjectName", "x")]);
+    action(&mut p, 1, 0).output_artifacts = Some(vec![
+        OutputArtifact {
+            name: "Bin".into(),
+            files: None,
+        },
+        OutputArtifact {
+            name: "web-docs".into(),
+            files: None,
+        },
+    ]);
+    assert_only(
+        &p,
+        "stages[1].actions[0].outputArtifacts",
+        "artifact web-docs: with several, CodeBuild names each after its artifact",
+    );
+    action(&mut p, 1, 0).output_artifacts = Some(vec![OutputArtifact {
+        name: "Bin".into(),
+        files: None,
+    }]);
     action(&mut p, 1, 0).configuration = config(&[("ProjectName", "x"), ("BatchEnabled", "yes")]);
     assert_only(
         &p,

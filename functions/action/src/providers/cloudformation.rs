@@ -60,8 +60,9 @@ const MAX_FILE: u64 = 1024 * 1024;
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 /// What is kept of the function's time when waiting: enough to record the outcome.
 const WAIT_MARGIN: Duration = Duration::from_secs(20);
-/// How often a wait asks.
-const POLL: Duration = Duration::from_secs(1);
+/// How often a wait asks (CloudFormation's Describe calls are throttled at a few per second
+/// per account).
+const POLL: Duration = Duration::from_secs(2);
 
 /// Start the stack operation: in progress (CloudFormation's event completes it), or done
 /// already (nothing to update, nothing to delete).
@@ -480,7 +481,30 @@ async fn replace_change_set(
             .send()
             .await
         {
-            Ok(_) => tracing::info!(%change_set, "the earlier change set was deleted"),
+            Ok(_) => {
+                tracing::info!(%change_set, "the earlier change set is being deleted");
+                // The deletion may finish after the call: a change set of the same name can be
+                // created only once it is gone.
+                loop {
+                    match cfn
+                        .describe_change_set()
+                        .stack_name(stack_id)
+                        .change_set_name(change_set)
+                        .send()
+                        .await
+                    {
+                        Err(e) if e.code() == Some("ChangeSetNotFound") => break,
+                        Err(e) => return Err(cfn_error("DescribeChangeSet", stack_name, &e)),
+                        Ok(_) if Instant::now() >= wait_until => {
+                            return Err(ProviderError::Job(format!(
+                                "change set {change_set} of stack {stack_name} was still being \
+                                 deleted when the action had to stop waiting"
+                            )))
+                        }
+                        Ok(_) => tokio::time::sleep(POLL).await,
+                    }
+                }
+            }
             Err(e) if e.code() == Some("ChangeSetNotFound") => {}
             Err(e) => return Err(cfn_error("DeleteChangeSet", stack_name, &e)),
         }
@@ -496,7 +520,10 @@ async fn replace_change_set(
         .set_tags((!r.tags.is_empty()).then_some(r.tags))
         .set_capabilities(Some(r.capabilities))
         .set_role_arn(r.role_arn)
-        .client_token(&prepared.record.action_execution_id)
+        .description(format!(
+            "Pipewright action execution {}",
+            prepared.record.action_execution_id
+        ))
         .send()
         .await
         .map_err(|e| cfn_error("CreateChangeSet", stack_name, &e))?;
@@ -739,8 +766,8 @@ pub async fn settled(
                 d.execution_status(),
                 Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
             ),
-            // Executed change sets may be gone.
-            Err(_) => true,
+            // Executed change sets may be gone; any other error says nothing.
+            Err(e) => e.code() == Some("ChangeSetNotFound"),
         };
         if !taken_up {
             return Ok(None);
@@ -906,20 +933,12 @@ fn cfn_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let (code, _, message) = aws_failure(err);
-    let text = format!(
-        "cloudformation:{call} {stack}: {}{message}",
-        code.as_deref()
-            .map(|c| format!("{c}: "))
-            .unwrap_or_default()
-    );
-    match code.as_deref() {
-        Some("AccessDenied" | "AccessDeniedException") => ProviderError::Permission(text),
-        Some(
-            "ValidationError" | "InsufficientCapabilitiesException" | "AlreadyExistsException",
-        ) => ProviderError::Configuration(text),
-        _ => ProviderError::Job(text),
-    }
+    super::service_error("cloudformation", call, stack, err, |code| {
+        matches!(
+            code,
+            "ValidationError" | "InsufficientCapabilitiesException" | "AlreadyExistsException"
+        )
+    })
 }
 
 /// The stack's page in the CloudFormation console.

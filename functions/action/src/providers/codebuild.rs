@@ -38,12 +38,13 @@ use pipewright_core::execution::{
     ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, ArtifactLocation, FailureType,
 };
 
-use super::{aws_failure, optional, required, Context, ProviderError};
+use super::{optional, required, Context, ProviderError};
 
 /// Start the build; the outcome is in progress, its external id the build id.
 pub async fn run(
     cb: &aws_sdk_codebuild::Client,
     prepared: &PreparedAction,
+    stack_secrets: &[String],
 ) -> Result<ActionOutcome, ProviderError> {
     let project = required(prepared, "ProjectName")?;
     if optional(prepared, "BatchEnabled") == Some("true") {
@@ -57,19 +58,24 @@ pub async fn run(
     let primary = codebuild::primary_source(&names, optional(prepared, "PrimarySource")).map_err(
         |reason| ProviderError::Configuration(format!("configuration PrimarySource: {reason}")),
     )?;
-    let variables = match optional(prepared, "EnvironmentVariables") {
-        Some(text) => codebuild::environment_variables(text).map_err(|reason| {
-            ProviderError::Configuration(format!("configuration EnvironmentVariables: {reason}"))
-        })?,
-        None => Vec::new(),
-    };
-    start(cb, prepared, project, primary, None, &variables).await
+    let variables = environment_variables(prepared)?;
+    start(
+        cb,
+        prepared,
+        project,
+        primary,
+        None,
+        &variables,
+        stack_secrets,
+    )
+    .await
 }
 
 /// Start the commands of Commands action `prepared` as a build of its project.
 pub async fn run_commands(
     cb: &aws_sdk_codebuild::Client,
     prepared: &PreparedAction,
+    stack_secrets: &[String],
 ) -> Result<ActionOutcome, ProviderError> {
     let project = required(prepared, codebuild::COMMANDS_PROJECT_KEY)?;
     if prepared.commands.is_empty() {
@@ -100,7 +106,83 @@ pub async fn run_commands(
             },
         })
         .collect::<Vec<_>>();
-    start(cb, prepared, project, 0, Some(buildspec), &variables).await
+    start(
+        cb,
+        prepared,
+        project,
+        0,
+        Some(buildspec),
+        &variables,
+        stack_secrets,
+    )
+    .await
+}
+
+/// The `EnvironmentVariables` configuration: the JSON as declared, each value's `#{...}`
+/// variables resolved in it (resolving the text first would let a variable's value, a commit
+/// message say, add entries or break the JSON). A configuration that is only a variable
+/// reference is that variable's JSON.
+fn environment_variables(
+    prepared: &PreparedAction,
+) -> Result<Vec<codebuild::EnvironmentVariable>, ProviderError> {
+    let error = |reason: String| {
+        ProviderError::Configuration(format!("configuration EnvironmentVariables: {reason}"))
+    };
+    let declared = prepared
+        .declaration
+        .configuration()
+        .get("EnvironmentVariables")
+        .map(String::as_str)
+        .filter(|t| !t.trim().is_empty());
+    let Some(declared) = declared else {
+        return Ok(Vec::new());
+    };
+    let lookup = |ns: &str, key: &str| prepared.variables.get(ns).and_then(|m| m.get(key)).cloned();
+    match codebuild::environment_variables(declared) {
+        Ok(mut variables) => {
+            for variable in &mut variables {
+                variable.value = pipewright_core::variables::resolve(&variable.value, lookup)
+                    .map_err(|e| error(format!("{}: {e}", variable.name)))?;
+            }
+            Ok(variables)
+        }
+        Err(_) if !pipewright_core::variables::references(declared).is_empty() => {
+            let resolved = optional(prepared, "EnvironmentVariables").unwrap_or("[]");
+            codebuild::environment_variables(resolved).map_err(error)
+        }
+        Err(reason) => Err(error(reason)),
+    }
+}
+
+/// Refuse a SECRETS_MANAGER variable naming a secret under one of `prefixes` (the stack's, the
+/// pipelines'): CodeBuild reads it with the project's role, out of the pipeline role session's
+/// reach.
+fn refuse_stack_secrets(
+    variables: &[codebuild::EnvironmentVariable],
+    prefixes: &[String],
+) -> Result<(), ProviderError> {
+    for variable in variables {
+        if variable.kind != VariableType::SecretsManager {
+            continue;
+        }
+        let value = variable.value.as_str();
+        let name = match value.split_once(":secret:") {
+            Some((_, rest)) if value.starts_with("arn:") => rest,
+            _ => value,
+        };
+        let name = name.split(':').next().unwrap_or(name);
+        if let Some(prefix) = prefixes
+            .iter()
+            .find(|p| !p.is_empty() && name.starts_with(p.as_str()))
+        {
+            return Err(ProviderError::Configuration(format!(
+                "environment variable {}: secret {name} is under {prefix}, the Pipewright \
+                 stack's own secrets, which no action may read",
+                variable.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// StartBuild of `project` on the input artifacts (`primary` the primary source), with
@@ -112,7 +194,9 @@ async fn start(
     primary: usize,
     buildspec: Option<String>,
     variables: &[codebuild::EnvironmentVariable],
+    stack_secrets: &[String],
 ) -> Result<ActionOutcome, ProviderError> {
+    refuse_stack_secrets(variables, stack_secrets)?;
     let source = prepared.inputs.get(primary).ok_or_else(|| {
         ProviderError::Configuration("a CodeBuild action needs an input artifact".into())
     })?;
@@ -224,7 +308,7 @@ pub async fn complete(
     match outcome_of(cb, artifacts, prepared, &ended.build_id).await? {
         Some(outcome) => Ok(outcome),
         // The event says it ended; BatchGetBuilds must agree before the action ends.
-        None => Err(ProviderError::Job(format!(
+        None => Err(ProviderError::NotYet(format!(
             "build {} ended {} by its event, but CodeBuild still reports it in progress",
             ended.build_id, ended.status
         ))),
@@ -395,20 +479,9 @@ fn codebuild_error<E>(
 where
     E: aws_sdk_codebuild::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let (code, _, message) = aws_failure(err);
-    let text = format!(
-        "codebuild:{call} {what}: {}{message}",
-        code.as_deref()
-            .map(|c| format!("{c}: "))
-            .unwrap_or_default()
-    );
-    match code.as_deref() {
-        Some("AccessDeniedException" | "AccessDenied") => ProviderError::Permission(text),
-        Some("ResourceNotFoundException" | "InvalidInputException") => {
-            ProviderError::Configuration(text)
-        }
-        _ => ProviderError::Job(text),
-    }
+    super::service_error("codebuild", call, what, err, |code| {
+        matches!(code, "ResourceNotFoundException" | "InvalidInputException")
+    })
 }
 
 #[cfg(test)]
@@ -470,7 +543,7 @@ mod tests {
             "PrimarySource": "Config",
             "EnvironmentVariables": "[{\"name\":\"STAGE\",\"value\":\"prod\"},{\"name\":\"DB\",\"value\":\"/db\",\"type\":\"PARAMETER_STORE\"}]"
         }));
-        let outcome = run(&client(&base), &p).await.unwrap();
+        let outcome = run(&client(&base), &p, &[]).await.unwrap();
         assert_eq!(outcome.status, ActionExecutionStatus::InProgress);
         assert_eq!(
             outcome.result.external_execution_id.as_deref(),
@@ -527,7 +600,7 @@ mod tests {
         }));
         p.inputs = vec![artifact("Src", "web/in/Src/a.zip", Some("v1"))];
         p.outputs = vec![artifact("Report", "web/out/Report/r.zip", None)];
-        let outcome = run_commands(&client(&base), &p).await.unwrap();
+        let outcome = run_commands(&client(&base), &p, &[]).await.unwrap();
         assert_eq!(
             outcome.result.external_execution_id.as_deref(),
             Some("runner:1")
@@ -562,7 +635,7 @@ mod tests {
         .await;
         let mut p = build_action(json!({"ProjectName": "web"}));
         p.outputs.push(artifact("Docs", "web/out/Docs/d.zip", None));
-        let err = run(&client(&base), &p).await.unwrap_err();
+        let err = run(&client(&base), &p, &[]).await.unwrap_err();
         assert_eq!(err.code(), FailureType::ConfigurationError);
         assert!(
             err.to_string().starts_with(
@@ -579,6 +652,44 @@ mod tests {
         assert_eq!(secondary.len(), 2);
         assert_eq!(secondary[1]["artifactIdentifier"], "Docs");
         assert_eq!(secondary[1]["name"], "d.zip");
+    }
+
+    /// A variable's value lands inside one entry's value, whatever it holds; stack secrets are
+    /// refused.
+    #[tokio::test]
+    async fn variables_cannot_add_entries_and_stack_secrets_are_refused() {
+        let (base, calls) = aws_json_service(|_, _| (200, json!({"build": {"id": "web:1"}}))).await;
+        let mut p = build_action(json!({
+            "ProjectName": "web",
+            "EnvironmentVariables": "[{\"name\":\"MESSAGE\",\"value\":\"#{Src.CommitMessage}\"}]"
+        }));
+        let injected =
+            "x\",\"type\":\"PARAMETER_STORE\"},{\"name\":\"BASH_ENV\",\"value\":\"/tmp/evil";
+        p.variables.insert(
+            "Src".into(),
+            std::collections::BTreeMap::from([("CommitMessage".to_string(), injected.to_string())]),
+        );
+        run(&client(&base), &p, &[]).await.unwrap();
+        let body = calls.lock().unwrap()[0].1.clone();
+        assert_eq!(
+            body["environmentVariablesOverride"],
+            json!([{"name": "MESSAGE", "value": injected, "type": "PLAINTEXT"}])
+        );
+
+        let secret = build_action(json!({
+            "ProjectName": "web",
+            "EnvironmentVariables": "[{\"name\":\"KEY\",\"type\":\"SECRETS_MANAGER\",\"value\":\"arn:aws:secretsmanager:us-east-1:1:secret:pipewright/stack/task-token-key-AbCdEf:key\"}]"
+        }));
+        let err = run(&client(&base), &secret, &["pipewright/stack/".into()])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), FailureType::ConfigurationError);
+        assert!(
+            err.to_string()
+                .starts_with("environment variable KEY: secret pipewright/stack/task-token-key"),
+            "{err}"
+        );
+        assert_eq!(calls.lock().unwrap().len(), 1, "nothing was started");
     }
 
     #[tokio::test]
@@ -598,7 +709,7 @@ mod tests {
                 "configuration EnvironmentVariables: entry 0",
             ),
         ] {
-            let err = run(&client(&base), &build_action(configuration))
+            let err = run(&client(&base), &build_action(configuration), &[])
                 .await
                 .unwrap_err();
             assert_eq!(err.code(), FailureType::ConfigurationError);

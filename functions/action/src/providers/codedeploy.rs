@@ -21,7 +21,7 @@ use pipewright_core::codedeploy::{self, DeploymentEnded};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus, FailureType};
 
-use super::{aws_failure, required, ProviderError};
+use super::{required, ProviderError};
 
 /// Start (or find, for a repeated task) the deployment; the outcome is in progress.
 pub async fn run(
@@ -64,7 +64,15 @@ pub async fn run(
                 .send()
                 .await
                 .map_err(|e| codedeploy_error("CreateDeployment", application, &e))?;
-            created.deployment_id().unwrap_or_default().to_string()
+            created
+                .deployment_id()
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| {
+                    ProviderError::Job(format!(
+                        "codedeploy:CreateDeployment {application}: no deployment id in the answer"
+                    ))
+                })?
+                .to_string()
         }
     };
     tracing::info!(deployment = %id, "deployment started");
@@ -104,22 +112,24 @@ async fn earlier(
         .send()
         .await
         .map_err(|e| codedeploy_error("ListDeployments", application, &e))?;
-    let ids = listed.deployments().to_vec();
-    if ids.is_empty() {
-        return Ok(None);
+    // BatchGetDeployments takes at most 25 ids.
+    for ids in listed.deployments().chunks(25) {
+        let got = cd
+            .batch_get_deployments()
+            .set_deployment_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| codedeploy_error("BatchGetDeployments", application, &e))?;
+        if let Some(id) = got
+            .deployments_info()
+            .iter()
+            .find(|d| d.description() == Some(description))
+            .and_then(|d| d.deployment_id())
+        {
+            return Ok(Some(id.to_string()));
+        }
     }
-    let got = cd
-        .batch_get_deployments()
-        .set_deployment_ids(Some(ids))
-        .send()
-        .await
-        .map_err(|e| codedeploy_error("BatchGetDeployments", application, &e))?;
-    Ok(got
-        .deployments_info()
-        .iter()
-        .find(|d| d.description() == Some(description))
-        .and_then(|d| d.deployment_id())
-        .map(str::to_string))
+    Ok(None)
 }
 
 /// The outcome of the deployment `ended` names.
@@ -130,7 +140,7 @@ pub async fn complete(
 ) -> Result<ActionOutcome, ProviderError> {
     match outcome_of(cd, prepared, &ended.deployment_id).await? {
         Some(outcome) => Ok(outcome),
-        None => Err(ProviderError::Job(format!(
+        None => Err(ProviderError::NotYet(format!(
             "deployment {} ended {} by its event, but CodeDeploy still reports it in progress",
             ended.deployment_id, ended.state
         ))),
@@ -219,20 +229,9 @@ fn codedeploy_error<E>(
 where
     E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let (code, _, message) = aws_failure(err);
-    let text = format!(
-        "codedeploy:{call} {what}: {}{message}",
-        code.as_deref()
-            .map(|c| format!("{c}: "))
-            .unwrap_or_default()
-    );
-    match code.as_deref() {
-        Some("AccessDeniedException" | "AccessDenied") => ProviderError::Permission(text),
-        Some(c) if c.ends_with("DoesNotExistException") || c.starts_with("Invalid") => {
-            ProviderError::Configuration(text)
-        }
-        _ => ProviderError::Job(text),
-    }
+    super::service_error("codedeploy", call, what, err, |code| {
+        code.ends_with("DoesNotExistException") || code.starts_with("Invalid")
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use pipewright_core::ecs::{self, DeploymentEnded, ImageDefinition, Progress};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus, FailureType};
 
-use super::{aws_failure, optional, remove_work_dir, required, Context, ProviderError};
+use super::{optional, remove_work_dir, required, Context, ProviderError};
 
 /// The largest image definitions file read.
 const MAX_FILE: u64 = 1024 * 1024;
@@ -171,7 +171,7 @@ pub async fn complete(
     let said_completed = ended.event_name == "SERVICE_DEPLOYMENT_COMPLETED";
     match outcome_of(client, prepared, &ended.deployment_id, said_completed).await? {
         Some(outcome) => Ok(outcome),
-        None => Err(ProviderError::Job(format!(
+        None => Err(ProviderError::NotYet(format!(
             "deployment {} ended ({}) by its event, but the service does not show it ended",
             ended.deployment_id, ended.event_name
         ))),
@@ -336,22 +336,14 @@ fn ecs_error<E>(call: &str, what: &str, err: &aws_sdk_ecs::error::SdkError<E>) -
 where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let (code, _, message) = aws_failure(err);
-    let text = format!(
-        "ecs:{call} {what}: {}{message}",
-        code.as_deref()
-            .map(|c| format!("{c}: "))
-            .unwrap_or_default()
-    );
-    match code.as_deref() {
-        Some("AccessDeniedException" | "AccessDenied") => ProviderError::Permission(text),
-        Some(
+    super::service_error("ecs", call, what, err, |code| {
+        matches!(
+            code,
             "ClusterNotFoundException"
-            | "ServiceNotFoundException"
-            | "ServiceNotActiveException"
-            | "InvalidParameterException"
-            | "ClientException",
-        ) => ProviderError::Configuration(text),
-        _ => ProviderError::Job(text),
-    }
+                | "ServiceNotFoundException"
+                | "ServiceNotActiveException"
+                | "InvalidParameterException"
+                | "ClientException"
+        )
+    })
 }

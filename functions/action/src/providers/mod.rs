@@ -58,13 +58,10 @@ use pipewright_aws::lambda::LambdaFunctions;
 use pipewright_aws::roles::{PipelineRoles, RoleSession};
 use pipewright_aws::runner::CommandsRunner;
 use pipewright_core::access::pipeline_roles::{self, StackBoundary};
-use pipewright_core::cloudformation::StackChanged;
-use pipewright_core::codebuild::BuildEnded;
-use pipewright_core::codedeploy::DeploymentEnded;
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
-use pipewright_core::engine::external::WorkEnded;
+use pipewright_core::engine::external::WorkEvent;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
-use pipewright_core::execution::ArtifactDetail;
+use pipewright_core::execution::{ActionExecutionStatus, ArtifactDetail};
 
 /// Why a provider could not do its work, by CodePipeline's failure types.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +78,10 @@ pub enum ProviderError {
     /// The work failed.
     #[error("{0}")]
     Job(String),
+    /// The service's event says the work ended, and the service does not show it yet: not an
+    /// outcome; the event is to be delivered again.
+    #[error("{0}")]
+    NotYet(String),
     /// Reading or writing an artifact failed.
     #[error("{context}: {source}")]
     Artifact {
@@ -100,7 +101,7 @@ impl ProviderError {
             Self::Configuration(_) => FailureType::ConfigurationError,
             Self::Permission(_) => FailureType::PermissionError,
             Self::RevisionUnavailable(_) => FailureType::RevisionUnavailable,
-            Self::Job(_) => FailureType::JobFailed,
+            Self::Job(_) | Self::NotYet(_) => FailureType::JobFailed,
             Self::Artifact { source, .. } if source.is_access_denied() => {
                 FailureType::PermissionError
             }
@@ -293,6 +294,26 @@ impl Providers {
         }
     }
 
+    /// The secrets no action may have read for it (the stack's own, every pipeline's), which a
+    /// build would read with its project's role, out of the session policy's reach.
+    fn stack_secret_prefixes(&self) -> Vec<String> {
+        let mut prefixes = Vec::new();
+        if let Some(roles) = &self.roles {
+            prefixes.extend(roles.secret_prefixes.iter().cloned());
+            // Every pipeline's, of any stack: their prefixes share the first folder.
+            if let Some(prefix) = &roles.pipeline_secret_prefix {
+                prefixes.push(
+                    prefix
+                        .split_inclusive('/')
+                        .next()
+                        .unwrap_or(prefix)
+                        .to_string(),
+                );
+            }
+        }
+        prefixes
+    }
+
     /// The clients of `prepared`: a session of its role, assumed for it (a role that cannot be
     /// assumed is a configuration error naming the role and STS's reason).
     async fn clients(
@@ -368,6 +389,19 @@ impl Providers {
                 "provider {id} is not run by the action function yet"
             )));
         }
+        if let Some(work) = pipewright_core::engine::external::started_work(&prepared.record) {
+            // An earlier delivery of this task started the work: wait for it, start nothing.
+            tracing::info!(%work, "the work was started by an earlier delivery: waiting for it");
+            return Ok(Some(ActionOutcome {
+                status: ActionExecutionStatus::InProgress,
+                output_artifacts: Vec::new(),
+                output_variables: prepared.record.output.output_variables.clone(),
+                result: prepared.record.output.execution_result.clone(),
+                source_revision: None,
+                log_tail: None,
+                log_location: None,
+            }));
+        }
         let (clients, session) = self.clients(prepared, deadline).await?;
         let work_root = std::env::temp_dir();
         let c = &clients;
@@ -378,7 +412,7 @@ impl Providers {
             (ActionCategory::Compute, ActionOwner::Aws, "Commands")
                 if pipewright_core::codebuild::runs_on_codebuild(id, &prepared.configuration) =>
             {
-                codebuild::run_commands(&c.codebuild, prepared)
+                codebuild::run_commands(&c.codebuild, prepared, &self.stack_secret_prefixes())
                     .await
                     .map(Some)
             }
@@ -437,7 +471,9 @@ impl Providers {
                     .map(Some)
             }
             (ActionCategory::Build | ActionCategory::Test, ActionOwner::Aws, "CodeBuild") => {
-                codebuild::run(&c.codebuild, prepared).await.map(Some)
+                codebuild::run(&c.codebuild, prepared, &self.stack_secret_prefixes())
+                    .await
+                    .map(Some)
             }
             (ActionCategory::Deploy, ActionOwner::Aws, "CodeDeploy") => {
                 codedeploy::run(&c.codedeploy, prepared).await.map(Some)
@@ -451,66 +487,30 @@ impl Providers {
         }
     }
 
-    /// The outcome of `prepared`, whose work the service says ended (`ended`): its output
-    /// artifact written with the pipeline role's session.
+    /// The outcome of `prepared`, whose work the service's `event` says ended, read (and its
+    /// output written) with the pipeline role's session.
     pub async fn complete(
         &self,
         prepared: &PreparedAction,
-        ended: &WorkEnded,
-    ) -> Result<ActionOutcome, ProviderError> {
-        let (clients, _session) = self.clients(prepared, None).await?;
-        step_functions::complete(&clients.artifacts, prepared, ended, &std::env::temp_dir()).await
-    }
-
-    /// The outcome of CloudFormation action `prepared`, whose stack the event `changed` says
-    /// rests: its outputs read and written with the pipeline role's session.
-    pub async fn complete_stack(
-        &self,
-        prepared: &PreparedAction,
-        changed: &StackChanged,
+        event: &WorkEvent,
     ) -> Result<ActionOutcome, ProviderError> {
         let (c, _session) = self.clients(prepared, None).await?;
-        cloudformation::complete(
-            &c.cfn,
-            &c.artifacts,
-            prepared,
-            changed,
-            &std::env::temp_dir(),
-        )
-        .await
-    }
-
-    /// The outcome of CodeBuild action `prepared`, whose build the event `ended` says ended:
-    /// its artifacts and exported variables read with the pipeline role's session.
-    pub async fn complete_build(
-        &self,
-        prepared: &PreparedAction,
-        ended: &BuildEnded,
-    ) -> Result<ActionOutcome, ProviderError> {
-        let (c, _session) = self.clients(prepared, None).await?;
-        codebuild::complete(&c.codebuild, &c.artifacts, prepared, ended).await
-    }
-
-    /// The outcome of CodeDeploy action `prepared`, whose deployment the event `ended` says
-    /// ended, read with the pipeline role's session.
-    pub async fn complete_deployment(
-        &self,
-        prepared: &PreparedAction,
-        ended: &DeploymentEnded,
-    ) -> Result<ActionOutcome, ProviderError> {
-        let (c, _session) = self.clients(prepared, None).await?;
-        codedeploy::complete(&c.codedeploy, prepared, ended).await
-    }
-
-    /// The outcome of ECS action `prepared`, whose service deployment the event `ended` says
-    /// ended, read with the pipeline role's session.
-    pub async fn complete_service_deployment(
-        &self,
-        prepared: &PreparedAction,
-        ended: &pipewright_core::ecs::DeploymentEnded,
-    ) -> Result<ActionOutcome, ProviderError> {
-        let (c, _session) = self.clients(prepared, None).await?;
-        ecs::complete(&c.ecs, prepared, ended).await
+        let work_root = std::env::temp_dir();
+        match event {
+            WorkEvent::StateMachine(ended) => {
+                step_functions::complete(&c.artifacts, prepared, ended, &work_root).await
+            }
+            WorkEvent::Stack(changed) => {
+                cloudformation::complete(&c.cfn, &c.artifacts, prepared, changed, &work_root).await
+            }
+            WorkEvent::Build(ended) => {
+                codebuild::complete(&c.codebuild, &c.artifacts, prepared, ended).await
+            }
+            WorkEvent::Deployment(ended) => {
+                codedeploy::complete(&c.codedeploy, prepared, ended).await
+            }
+            WorkEvent::ServiceDeployment(ended) => ecs::complete(&c.ecs, prepared, ended).await,
+        }
     }
 
     /// For work just started (`outcome` in progress): its outcome when it already ended (a
@@ -624,6 +624,34 @@ where
                 err,
             ),
         ),
+    }
+}
+
+/// A refusal of `service:call` on `what` as the failure it means: access denied is a
+/// `PermissionError`, a code `is_configuration` accepts a `ConfigurationError` (the action's
+/// configuration names something that does not exist or cannot work), anything else `JobFailed`.
+/// The message names the call, what it was about, the code and the service's message.
+fn service_error<E>(
+    service: &str,
+    call: &str,
+    what: &str,
+    err: &SdkError<E>,
+    is_configuration: impl Fn(&str) -> bool,
+) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (code, _, message) = aws_failure(err);
+    let text = format!(
+        "{service}:{call} {what}: {}{message}",
+        code.as_deref()
+            .map(|c| format!("{c}: "))
+            .unwrap_or_default()
+    );
+    match code.as_deref() {
+        Some("AccessDenied" | "AccessDeniedException") => ProviderError::Permission(text),
+        Some(c) if is_configuration(c) => ProviderError::Configuration(text),
+        _ => ProviderError::Job(text),
     }
 }
 

@@ -23,9 +23,7 @@ use pipewright_core::engine::external::{step_functions_execution_name, WorkEnded
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus};
 
-use super::{
-    aws_failure, optional, remove_work_dir, required, write_output_file, Context, ProviderError,
-};
+use super::{optional, remove_work_dir, required, write_output_file, Context, ProviderError};
 
 /// The largest input Step Functions takes, in bytes (256 KiB).
 const MAX_INPUT_BYTES: u64 = 256 * 1024;
@@ -213,26 +211,18 @@ fn sfn_error<E>(call: &str, machine: &str, err: &aws_sdk_sfn::error::SdkError<E>
 where
     E: aws_sdk_sfn::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let (code, _, message) = aws_failure(err);
-    let text = format!(
-        "states:{call} {machine}: {}{message}",
-        code.as_deref()
-            .map(|c| format!("{c}: "))
-            .unwrap_or_default()
-    );
-    match code.as_deref() {
-        Some("AccessDeniedException" | "AccessDenied") => ProviderError::Permission(text),
-        Some(
+    super::service_error("states", call, machine, err, |code| {
+        matches!(
+            code,
             "StateMachineDoesNotExist"
-            | "InvalidArn"
-            | "InvalidName"
-            | "InvalidExecutionInput"
-            | "StateMachineDeleting"
-            | "ExecutionAlreadyExists"
-            | "ValidationException",
-        ) => ProviderError::Configuration(text),
-        _ => ProviderError::Job(text),
-    }
+                | "InvalidArn"
+                | "InvalidName"
+                | "InvalidExecutionInput"
+                | "StateMachineDeleting"
+                | "ExecutionAlreadyExists"
+                | "ValidationException"
+        )
+    })
 }
 
 /// The action's output variables, as CodePipeline names them.
