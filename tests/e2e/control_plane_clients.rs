@@ -769,6 +769,18 @@ bad = dict(sample, name=prefix + "-bad")
 bad["stages"] = bad["stages"][:1]
 expect("InvalidStructureException", cp.create_pipeline, "pipeline.stages", pipeline=bad)
 
+# ---------------------------------------------------------------- action and rule types
+types = cp.list_action_types(actionOwnerFilter="AWS")["actionTypes"]
+build = [t for t in types if t["id"] == {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"}]
+assert build and build[0]["actionConfigurationProperties"][0]["name"] == "ProjectName", build
+assert build[0]["inputArtifactDetails"] == {"minimumCount": 1, "maximumCount": 5}, build
+assert not [t for t in types if t["id"]["owner"] != "AWS"], types
+got = cp.get_action_type(category="Deploy", owner="AWS", provider="CloudFormation", version="1")["actionType"]
+assert any(p["name"] == "ActionMode" and not p["optional"] for p in got["properties"]), got
+expect("ActionTypeNotFoundException", cp.get_action_type, "EKS", category="Deploy", owner="AWS", provider="EKS", version="1")
+rules = cp.list_rule_types()["ruleTypes"]
+assert {r["id"]["provider"] for r in rules} >= {"DeploymentWindow", "VariableCheck", "LambdaInvoke"}, rules
+
 # ---------------------------------------------------------------- tags
 arn = got["metadata"]["pipelineArn"]
 cp.tag_resource(resourceArn=arn, tags=[{"key": f"k{i}", "value": str(i)} for i in range(6)])

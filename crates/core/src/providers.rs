@@ -400,6 +400,175 @@ static SPECS: &[ActionTypeSpec] = &[
     },
 ];
 
+/// One configuration property of an action or rule type, as ListActionTypes / ListRuleTypes
+/// describe it (`ActionConfigurationProperty`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigurationProperty {
+    /// The configuration key.
+    pub name: &'static str,
+    /// Whether every action of the type must set it.
+    pub required: bool,
+    /// Whether its value is secret (masked by GetPipeline).
+    pub secret: bool,
+    /// `String`, `Boolean` or `Number`.
+    pub kind: &'static str,
+    /// What it means.
+    pub description: &'static str,
+}
+
+const fn prop(
+    name: &'static str,
+    required: bool,
+    kind: &'static str,
+    description: &'static str,
+) -> ConfigurationProperty {
+    ConfigurationProperty {
+        name,
+        required,
+        secret: false,
+        kind,
+        description,
+    }
+}
+
+/// The configuration properties of an action type (CodePipeline's action structure reference),
+/// required ones first.
+pub fn configuration_properties(spec: &ActionTypeSpec) -> Vec<ConfigurationProperty> {
+    const S: &str = "String";
+    const B: &str = "Boolean";
+    let list: &[ConfigurationProperty] = match (spec.category, spec.provider) {
+        (ActionCategory::Source, "S3") => &[
+            prop("S3Bucket", true, S, "The bucket the source object is in"),
+            prop("S3ObjectKey", true, S, "The key of the source object (a ZIP file)"),
+            prop("PollForSourceChanges", false, B, "Whether to poll the object for changes"),
+            prop("AllowOverrideForS3ObjectKey", false, B, "Whether a start may name another key"),
+        ],
+        (ActionCategory::Source, "CodeCommit") => &[
+            prop("RepositoryName", true, S, "The repository"),
+            prop("BranchName", true, S, "The branch"),
+            prop("PollForSourceChanges", false, B, "Whether to poll the branch for changes"),
+            prop("OutputArtifactFormat", false, S, "CODE_ZIP"),
+        ],
+        (ActionCategory::Source, "CodeStarSourceConnection") => &[
+            prop("ConnectionArn", true, S, "The connection to the git host"),
+            prop("FullRepositoryId", true, S, "owner/repository"),
+            prop("BranchName", true, S, "The branch"),
+            prop("OutputArtifactFormat", false, S, "CODE_ZIP"),
+            prop("DetectChanges", false, B, "Whether pushes start the pipeline"),
+        ],
+        (ActionCategory::Source, "GitHub") => &[
+            prop("Owner", true, S, "The repository's owner"),
+            prop("Repo", true, S, "The repository"),
+            prop("Branch", true, S, "The branch"),
+            ConfigurationProperty {
+                name: "OAuthToken",
+                required: true,
+                secret: true,
+                kind: S,
+                description: "A GitHub token, or a {{resolve:secretsmanager:...}} reference",
+            },
+            prop("PollForSourceChanges", false, B, "Whether to poll the branch for changes"),
+        ],
+        (ActionCategory::Source, "ECR") => &[
+            prop("RepositoryName", true, S, "The image repository"),
+            prop("ImageTag", false, S, "The tag (latest when absent)"),
+        ],
+        (_, "CodeBuild") => &[
+            prop("ProjectName", true, S, "The build project"),
+            prop("PrimarySource", false, S, "The input artifact that is the primary source"),
+            prop("BatchEnabled", false, B, "Batch builds (not run by Pipewright yet)"),
+            prop("CombineArtifacts", false, B, "Combine a batch's artifacts"),
+            prop("EnvironmentVariables", false, S, "JSON array of {name, value, type}"),
+        ],
+        (ActionCategory::Compute, "Commands") => &[prop(
+            "PipewrightCodeBuildProject",
+            false,
+            S,
+            "Pipewright: run the commands as a build of this CodeBuild project",
+        )],
+        (ActionCategory::Invoke, "Lambda") => &[
+            prop("FunctionName", true, S, "The function to invoke with the job"),
+            prop("UserParameters", false, S, "Text handed to the function"),
+        ],
+        (ActionCategory::Invoke, "StepFunctions") => &[
+            prop("StateMachineArn", true, S, "The state machine"),
+            prop("ExecutionNamePrefix", false, S, "Prefix of the execution's name"),
+            prop("InputType", false, S, "Literal or FilePath"),
+            prop("Input", false, S, "The input, or the path of the input file"),
+        ],
+        (ActionCategory::Deploy, "S3") => &[
+            prop("BucketName", true, S, "The bucket to deploy to"),
+            prop("Extract", true, B, "Whether to extract the artifact's files"),
+            prop("ObjectKey", false, S, "The key (the folder, when extracting)"),
+            prop("KMSEncryptionKeyARN", false, S, "The KMS key to encrypt with"),
+            prop("CannedACL", false, S, "The canned ACL of the objects"),
+            prop("CacheControl", false, S, "The objects' Cache-Control"),
+        ],
+        (ActionCategory::Deploy, "CloudFormation") => &[
+            prop("ActionMode", true, S, "CREATE_UPDATE, DELETE_ONLY, REPLACE_ON_FAILURE, CHANGE_SET_REPLACE or CHANGE_SET_EXECUTE"),
+            prop("StackName", true, S, "The stack"),
+            prop("Capabilities", false, S, "Comma-separated capabilities"),
+            prop("ChangeSetName", false, S, "The change set (change-set modes)"),
+            prop("OutputFileName", false, S, "File of the stack's outputs in the output artifact"),
+            prop("ParameterOverrides", false, S, "JSON of parameter values"),
+            prop("RoleArn", false, S, "The role CloudFormation acts as"),
+            prop("TemplateConfiguration", false, S, "Artifact::path of a configuration file"),
+            prop("TemplatePath", false, S, "Artifact::path of the template"),
+        ],
+        (ActionCategory::Deploy, "CodeDeploy") => &[
+            prop("ApplicationName", true, S, "The CodeDeploy application"),
+            prop("DeploymentGroupName", true, S, "Its deployment group"),
+        ],
+        (ActionCategory::Deploy, "ECS") => &[
+            prop("ClusterName", true, S, "The cluster"),
+            prop("ServiceName", true, S, "The service"),
+            prop("FileName", false, S, "The image definitions file (imagedefinitions.json)"),
+            prop("DeploymentTimeout", false, S, "Minutes to wait for the deployment"),
+        ],
+        (ActionCategory::Approval, "Manual") => &[
+            prop("NotificationArn", false, S, "The SNS topic notified"),
+            prop("CustomData", false, S, "Text for the approver"),
+            prop("ExternalEntityLink", false, S, "A link for the approver to review"),
+            prop("OneClickLinks", false, B, "Pipewright: false turns off one-click links"),
+        ],
+        _ => &[],
+    };
+    list.to_vec()
+}
+
+/// The configuration properties of a condition rule provider.
+pub fn rule_properties(provider: &str) -> Vec<ConfigurationProperty> {
+    const S: &str = "String";
+    let list: &[ConfigurationProperty] = match provider {
+        "CloudWatchAlarm" => &[
+            prop("AlarmName", true, S, "The alarm"),
+            prop(
+                "AlarmStates",
+                false,
+                S,
+                "Comma-separated states that fail the rule",
+            ),
+            prop("WaitTime", false, S, "Minutes to wait for the alarm"),
+        ],
+        "CodeBuild" => &[prop("ProjectName", true, S, "The build project")],
+        "DeploymentWindow" => &[
+            prop("Cron", true, S, "When deployments may run"),
+            prop("TimeZone", false, S, "The time zone of Cron"),
+        ],
+        "LambdaInvoke" => &[
+            prop("FunctionName", true, S, "The function deciding the rule"),
+            prop("UserParameters", false, S, "Text handed to the function"),
+        ],
+        "VariableCheck" => &[
+            prop("Variable", true, S, "The variable compared"),
+            prop("Value", true, S, "What it is compared with"),
+            prop("Operator", true, S, "EQ, NE, CONTAINS, MATCHES"),
+        ],
+        _ => &[],
+    };
+    list.to_vec()
+}
+
 /// The spec of an action type, if Pipewright implements it.
 pub fn lookup(id: &ActionTypeId) -> Option<&'static ActionTypeSpec> {
     SPECS.iter().find(|spec| spec.matches(id))
@@ -456,6 +625,31 @@ pub fn rule_required_keys(provider: &str) -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_required_key_is_a_described_property() {
+        for spec in supported() {
+            let properties = configuration_properties(spec);
+            for key in spec.required_configuration {
+                assert!(
+                    properties.iter().any(|p| p.name == *key && p.required),
+                    "{spec}: {key}"
+                );
+            }
+            if let Some(allowed) = spec.allowed_configuration {
+                for p in &properties {
+                    assert!(allowed.contains(&p.name), "{spec}: {}", p.name);
+                }
+            }
+        }
+        for provider in RULE_PROVIDERS {
+            for key in rule_required_keys(provider) {
+                assert!(rule_properties(provider)
+                    .iter()
+                    .any(|p| p.name == *key && p.required));
+            }
+        }
+    }
 
     fn id(category: ActionCategory, owner: ActionOwner, provider: &str) -> ActionTypeId {
         ActionTypeId {

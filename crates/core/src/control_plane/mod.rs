@@ -8,6 +8,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod action_types;
 mod actions;
 mod approvals;
 mod executions;
@@ -139,6 +140,9 @@ pub async fn handle(
         "TagResource" => tags::tag(store, ctx, parse(body)?).await,
         "UntagResource" => tags::untag(store, ctx, parse(body)?).await,
         "ListTagsForResource" => tags::list(store, ctx, parse(body)?).await,
+        "ListActionTypes" => action_types::list_action_types(parse(body)?),
+        "GetActionType" => action_types::get_action_type(parse(body)?),
+        "ListRuleTypes" => action_types::list_rule_types(parse(body)?),
         other if KNOWN_OPERATIONS.contains(&other) => Err(ApiError::new(
             "UnsupportedOperationException",
             format!("{other} is a CodePipeline operation that Pipewright does not implement yet"),
