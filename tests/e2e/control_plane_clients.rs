@@ -775,8 +775,8 @@ build = [t for t in types if t["id"] == {"category": "Build", "owner": "AWS", "p
 assert build and build[0]["actionConfigurationProperties"][0]["name"] == "ProjectName", build
 assert build[0]["inputArtifactDetails"] == {"minimumCount": 1, "maximumCount": 5}, build
 assert not [t for t in types if t["id"]["owner"] != "AWS"], types
-got = cp.get_action_type(category="Deploy", owner="AWS", provider="CloudFormation", version="1")["actionType"]
-assert any(p["name"] == "ActionMode" and not p["optional"] for p in got["properties"]), got
+action_type = cp.get_action_type(category="Deploy", owner="AWS", provider="CloudFormation", version="1")["actionType"]
+assert any(p["name"] == "ActionMode" and not p["optional"] for p in action_type["properties"]), action_type
 expect("ActionTypeNotFoundException", cp.get_action_type, "EKS", category="Deploy", owner="AWS", provider="EKS", version="1")
 rules = cp.list_rule_types()["ruleTypes"]
 assert {r["id"]["provider"] for r in rules} >= {"DeploymentWindow", "VariableCheck", "LambdaInvoke"}, rules
