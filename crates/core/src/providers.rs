@@ -569,6 +569,99 @@ pub fn rule_properties(provider: &str) -> Vec<ConfigurationProperty> {
     list.to_vec()
 }
 
+/// What a value placed in a URL's path or query must not hold as is.
+const URL_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// GetPipelineState's `entityUrl` of an action: the console page (or repository) of what the
+/// action works on, from its `configuration` (`None` when a value it needs is missing or still
+/// holds a `#{...}` variable). `region` and `account` are the action's.
+pub fn entity_url(
+    type_id: &ActionTypeId,
+    configuration: &Configuration,
+    region: &str,
+    account: &str,
+) -> Option<String> {
+    let get = |key: &str| {
+        configuration
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty() && !v.contains("#{"))
+            .map(|v| percent_encoding::utf8_percent_encode(v, URL_COMPONENT).to_string())
+    };
+    let console = format!("https://{region}.console.aws.amazon.com");
+    let url = match (type_id.category, type_id.provider.as_str()) {
+        (ActionCategory::Source, "S3") => format!(
+            "{console}/s3/buckets/{}?region={region}&prefix={}",
+            get("S3Bucket")?,
+            get("S3ObjectKey")?
+        ),
+        (ActionCategory::Source, "CodeCommit") => format!(
+            "{console}/codesuite/codecommit/repositories/{}/browse?region={region}",
+            get("RepositoryName")?
+        ),
+        (ActionCategory::Source, "GitHub") => format!(
+            "https://github.com/{}/{}/tree/{}",
+            get("Owner")?,
+            get("Repo")?,
+            get("Branch")?
+        ),
+        (ActionCategory::Source, "ECR") => format!(
+            "{console}/ecr/repositories/private/{account}/{}?region={region}",
+            get("RepositoryName")?
+        ),
+        (_, "CodeBuild") => format!(
+            "{console}/codesuite/codebuild/{account}/projects/{}?region={region}",
+            get("ProjectName")?
+        ),
+        (ActionCategory::Invoke, "Lambda") => format!(
+            "{console}/lambda/home?region={region}#/functions/{}",
+            get("FunctionName")?
+        ),
+        (ActionCategory::Invoke, "StepFunctions") => format!(
+            "{console}/states/home?region={region}#/statemachines/view/{}",
+            get("StateMachineArn")?
+        ),
+        (ActionCategory::Deploy, "S3") => format!(
+            "{console}/s3/buckets/{}?region={region}",
+            get("BucketName")?
+        ),
+        (ActionCategory::Deploy, "CloudFormation") => format!(
+            "{console}/cloudformation/home?region={region}#/stacks?filteringText={}",
+            get("StackName")?
+        ),
+        (ActionCategory::Deploy, "CodeDeploy") => format!(
+            "{console}/codesuite/codedeploy/applications/{}/deployment-groups/{}?region={region}",
+            get("ApplicationName")?,
+            get("DeploymentGroupName")?
+        ),
+        (ActionCategory::Deploy, "ECS") => format!(
+            "{console}/ecs/v2/clusters/{}/services/{}?region={region}",
+            get("ClusterName")?,
+            get("ServiceName")?
+        ),
+        (ActionCategory::Approval, "Manual") => configuration
+            .get("ExternalEntityLink")
+            .filter(|l| l.starts_with("https://") || l.starts_with("http://"))
+            .filter(|l| !l.contains("#{"))?
+            .clone(),
+        _ => return None,
+    };
+    Some(url)
+}
+
 /// The spec of an action type, if Pipewright implements it.
 pub fn lookup(id: &ActionTypeId) -> Option<&'static ActionTypeSpec> {
     SPECS.iter().find(|spec| spec.matches(id))
@@ -625,6 +718,62 @@ pub fn rule_required_keys(provider: &str) -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entity_urls_name_what_the_action_works_on() {
+        let config = |pairs: &[(&str, &str)]| -> Configuration {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let build = ActionTypeId {
+            category: ActionCategory::Build,
+            owner: ActionOwner::Aws,
+            provider: "CodeBuild".into(),
+            version: "1".into(),
+        };
+        assert_eq!(
+            entity_url(&build, &config(&[("ProjectName", "web build")]), "eu-west-1", "123"),
+            Some("https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/123/projects/web%20build?region=eu-west-1".into())
+        );
+        assert_eq!(
+            entity_url(
+                &build,
+                &config(&[("ProjectName", "#{Vars.Project}")]),
+                "eu-west-1",
+                "123"
+            ),
+            None
+        );
+        let ecs = ActionTypeId {
+            category: ActionCategory::Deploy,
+            provider: "ECS".into(),
+            ..build.clone()
+        };
+        assert!(entity_url(&ecs, &config(&[("ClusterName", "c")]), "r", "a").is_none());
+        let manual = ActionTypeId {
+            category: ActionCategory::Approval,
+            provider: "Manual".into(),
+            ..build
+        };
+        assert_eq!(
+            entity_url(
+                &manual,
+                &config(&[("ExternalEntityLink", "https://review.example/1")]),
+                "r",
+                "a"
+            ),
+            Some("https://review.example/1".into())
+        );
+        assert!(entity_url(
+            &manual,
+            &config(&[("ExternalEntityLink", "javascript:x")]),
+            "r",
+            "a"
+        )
+        .is_none());
+    }
 
     #[test]
     fn every_required_key_is_a_described_property() {

@@ -19,6 +19,10 @@ const PIPELINE: &str = "state-app";
 const OTHER: &str = "other-app";
 
 /// Source (S3) → Review (manual approval) → Build (two Commands actions in one group).
+
+/// The S3 source's page (GetPipelineState's `entityUrl`).
+const FETCH_URL: &str =
+    "https://us-east-1.console.aws.amazon.com/s3/buckets/src?region=us-east-1&prefix=app.zip";
 fn declaration(name: &str) -> Value {
     let commands = |action: &str, extra: Value| {
         let mut a = json!({
@@ -354,7 +358,7 @@ async fn a_pipeline_that_never_ran_shows_its_stages_and_actions_only() {
             "updated": 2.0,
             "stageStates": [
                 {"stageName": "Source",
-                 "actionStates": [{"actionName": "Fetch"}]},
+                 "actionStates": [{"actionName": "Fetch", "entityUrl": FETCH_URL}]},
                 {"stageName": "Review", "inboundTransitionState": {"enabled": true},
                  "actionStates": [{"actionName": "Approve"}]},
                 {"stageName": "Build", "inboundTransitionState": {"enabled": true},
@@ -380,7 +384,7 @@ async fn the_state_follows_a_run_through_success_approval_and_failure() {
     );
     assert_eq!(
         action(&state, "Source", "Fetch"),
-        &json!({"actionName": "Fetch", "latestExecution": {
+        &json!({"actionName": "Fetch", "entityUrl": FETCH_URL, "latestExecution": {
             "actionExecutionId": "run-fetch", "status": "InProgress",
             "lastStatusChange": 12.0, "lastUpdatedBy": "pipewright"
         }})
@@ -401,7 +405,7 @@ async fn the_state_follows_a_run_through_success_approval_and_failure() {
     );
     assert_eq!(
         action(&state, "Source", "Fetch"),
-        &json!({"actionName": "Fetch",
+        &json!({"actionName": "Fetch", "entityUrl": FETCH_URL,
             "currentRevision": {"revisionId": "v-one", "revisionChangeId": "v-one", "created": 13.0},
             "revisionUrl": "https://console.example/v-one",
             "latestExecution": {
@@ -502,7 +506,7 @@ async fn a_stage_shows_the_last_execution_to_enter_it_even_when_an_older_one_fin
     // The action has not run in the stage's latest execution.
     assert_eq!(
         action(&state, "Source", "Fetch"),
-        &json!({"actionName": "Fetch"})
+        &json!({"actionName": "Fetch", "entityUrl": FETCH_URL})
     );
     // Another stage's latest execution is the older one.
     assert_eq!(

@@ -64,7 +64,7 @@ pub(super) async fn get(engine: &Engine<'_>, input: GetStateInput) -> Result<Val
             .get(stage.name.as_str())
             .and_then(|p| snapshots.get(p.pipeline_execution_id.as_str()))
             .and_then(Option::as_ref);
-        let mut state = stage_state(stage, snapshot);
+        let mut state = stage_state(stage, snapshot, &engine.config);
         // Executions waiting in front of the stage (execution modes' stage lock).
         let (lock, _) = engine
             .executions
@@ -113,14 +113,18 @@ pub(super) async fn get(engine: &Engine<'_>, input: GetStateInput) -> Result<Val
 
 /// `StageState` of `stage`, whose latest execution is `snapshot`'s (none: it never ran, or its
 /// records expired).
-fn stage_state(stage: &StageDeclaration, snapshot: Option<&ExecutionSnapshot>) -> Value {
+fn stage_state(
+    stage: &StageDeclaration,
+    snapshot: Option<&ExecutionSnapshot>,
+    config: &crate::engine::EngineConfig,
+) -> Value {
     let run = snapshot.and_then(|s| s.stage(&stage.name).map(|r| (s, r)));
     let action_states: Vec<Value> = stage
         .actions
         .iter()
         .map(|action| {
             let latest = run.and_then(|(s, _)| s.latest_action(&stage.name, &action.name));
-            action_state(action, latest)
+            action_state(action, latest, config)
         })
         .collect();
     let mut out = json!({
@@ -151,9 +155,30 @@ fn stage_state(stage: &StageDeclaration, snapshot: Option<&ExecutionSnapshot>) -
 }
 
 /// `ActionState` of `action`, whose latest run in the stage's latest execution is `latest`.
-fn action_state(action: &ActionDeclaration, latest: Option<&ActionExecution>) -> Value {
+fn action_state(
+    action: &ActionDeclaration,
+    latest: Option<&ActionExecution>,
+    config: &crate::engine::EngineConfig,
+) -> Value {
     let mut out = Map::new();
     out.insert("actionName".into(), json!(action.name));
+    // The page of what the action works on: from its latest run's resolved configuration, else
+    // the declared one.
+    let region = action.region.as_deref().unwrap_or(&config.region);
+    let url = |configuration| {
+        crate::providers::entity_url(
+            &action.action_type_id,
+            configuration,
+            region,
+            &config.account_id,
+        )
+    };
+    if let Some(url) = latest
+        .and_then(|run| url(&run.input.resolved_configuration))
+        .or_else(|| url(action.configuration()))
+    {
+        out.insert("entityUrl".into(), json!(url));
+    }
     let Some(run) = latest else {
         return Value::Object(out);
     };
