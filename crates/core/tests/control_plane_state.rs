@@ -18,11 +18,11 @@ use serde_json::{json, Value};
 const PIPELINE: &str = "state-app";
 const OTHER: &str = "other-app";
 
-/// Source (S3) → Review (manual approval) → Build (two Commands actions in one group).
-
 /// The S3 source's page (GetPipelineState's `entityUrl`).
 const FETCH_URL: &str =
     "https://us-east-1.console.aws.amazon.com/s3/buckets/src?region=us-east-1&prefix=app.zip";
+
+/// Source (S3) → Review (manual approval) → Build (two Commands actions in one group).
 fn declaration(name: &str) -> Value {
     let commands = |action: &str, extra: Value| {
         let mut a = json!({
