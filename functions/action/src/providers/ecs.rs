@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_sdk_ecs::types::{Service, TaskDefinitionField};
-use pipewright_aws::artifacts::{safe_relative, S3Artifacts};
+use pipewright_aws::artifacts::S3Artifacts;
 use pipewright_core::ecs::{self, DeploymentEnded, ImageDefinition, Progress};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus, FailureType};
 
-use super::{optional, remove_work_dir, required, Context, ProviderError};
+use super::{optional, required, ProviderError};
 
 /// The largest image definitions file read.
 const MAX_FILE: u64 = 1024 * 1024;
@@ -293,36 +293,10 @@ async fn read_file(
                 .into(),
         )
     })?;
-    let parts = safe_relative(file).context(|| "configuration FileName".to_string())?;
-    let work = work_root.join(format!(
-        "pipewright-{}",
-        prepared.record.action_execution_id
-    ));
-    let read = async {
-        tokio::fs::create_dir_all(&work)
-            .await
-            .map_err(|e| ProviderError::Job(format!("creating {}: {e}", work.display())))?;
-        artifacts
-            .download_and_extract(
-                &artifact.s3_location,
-                &work.join("artifact.zip"),
-                &work.join("files"),
-            )
-            .await
-            .context(|| format!("input artifact {}", artifact.name))?;
-        super::read_extracted(
-            &work.join("files"),
-            &parts,
-            file,
-            &artifact.name,
-            "FileName",
-            MAX_FILE,
-        )
-        .await
-    };
-    let text = read.await;
-    remove_work_dir(work).await;
-    text
+    super::read_input_file(
+        artifacts, prepared, artifact, file, "FileName", MAX_FILE, work_root,
+    )
+    .await
 }
 
 /// The service's deployments page.

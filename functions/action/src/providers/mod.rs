@@ -694,6 +694,43 @@ fn optional<'a>(prepared: &'a PreparedAction, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// The text of file `path` (configuration `key`) of input artifact `artifact`: the artifact is
+/// downloaded and extracted in a scratch folder under `work_root` (removed after), the file read
+/// as [`read_extracted`] reads it, at most `max` bytes.
+async fn read_input_file(
+    artifacts: &S3Artifacts,
+    prepared: &PreparedAction,
+    artifact: &ArtifactDetail,
+    path: &str,
+    key: &str,
+    max: u64,
+    work_root: &std::path::Path,
+) -> Result<String, ProviderError> {
+    let parts = pipewright_aws::artifacts::safe_relative(path)
+        .context(|| format!("configuration {key}"))?;
+    let work = work_root.join(format!(
+        "pipewright-{}",
+        prepared.record.action_execution_id
+    ));
+    let read = async {
+        tokio::fs::create_dir_all(&work)
+            .await
+            .map_err(|e| ProviderError::Job(format!("creating {}: {e}", work.display())))?;
+        artifacts
+            .download_and_extract(
+                &artifact.s3_location,
+                &work.join("artifact.zip"),
+                &work.join("files"),
+            )
+            .await
+            .context(|| format!("input artifact {}", artifact.name))?;
+        read_extracted(&work.join("files"), &parts, path, &artifact.name, key, max).await
+    };
+    let text = read.await;
+    remove_work_dir(work).await;
+    text
+}
+
 /// The text of file `parts` (`shown` as configured) of input artifact `artifact`, extracted under
 /// `root`, reached without following a symbolic link: an archive's links may point anywhere on
 /// the machine that extracted it. At most `max` bytes; `key` names the configuration in errors.

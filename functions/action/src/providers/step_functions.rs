@@ -18,12 +18,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_sdk_sfn::types::StateMachineType;
-use pipewright_aws::artifacts::{safe_relative, S3Artifacts};
+use pipewright_aws::artifacts::S3Artifacts;
 use pipewright_core::engine::external::{step_functions_execution_name, WorkEnded};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
 use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus};
 
-use super::{optional, remove_work_dir, required, write_output_file, Context, ProviderError};
+use super::{optional, remove_work_dir, required, write_output_file, ProviderError};
 
 /// The largest input Step Functions takes, in bytes (256 KiB).
 const MAX_INPUT_BYTES: u64 = 256 * 1024;
@@ -169,36 +169,16 @@ async fn input(
                         .into(),
                 )
             })?;
-            let parts = safe_relative(path).context(|| "configuration Input".to_string())?;
-            let work = work_root.join(format!(
-                "pipewright-{}",
-                prepared.record.action_execution_id
-            ));
-            let read = async {
-                tokio::fs::create_dir_all(&work)
-                    .await
-                    .map_err(|e| ProviderError::Job(format!("creating {}: {e}", work.display())))?;
-                artifacts
-                    .download_and_extract(
-                        &artifact.s3_location,
-                        &work.join("artifact.zip"),
-                        &work.join("files"),
-                    )
-                    .await
-                    .context(|| format!("input artifact {}", artifact.name))?;
-                super::read_extracted(
-                    &work.join("files"),
-                    &parts,
-                    path,
-                    &artifact.name,
-                    "Input",
-                    MAX_INPUT_BYTES,
-                )
-                .await
-            };
-            let text = read.await;
-            remove_work_dir(work).await;
-            text
+            super::read_input_file(
+                artifacts,
+                prepared,
+                artifact,
+                path,
+                "Input",
+                MAX_INPUT_BYTES,
+                work_root,
+            )
+            .await
         }
         other => Err(ProviderError::Configuration(format!(
             "configuration InputType: {other:?} is not Literal or FilePath"
