@@ -222,6 +222,40 @@ pub struct ActionOutcome {
 }
 
 impl ActionOutcome {
+    /// Succeeded: `result`, with the output artifacts written and the output variables.
+    pub fn succeeded(
+        result: ActionExecutionResult,
+        output_artifacts: Vec<ArtifactDetail>,
+        output_variables: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            status: ActionExecutionStatus::Succeeded,
+            output_artifacts,
+            output_variables,
+            result,
+            source_revision: None,
+            log_tail: None,
+            log_location: None,
+        }
+    }
+
+    /// Started elsewhere (`result` names the work), still in progress: the service's event
+    /// completes it.
+    pub fn in_progress(
+        result: ActionExecutionResult,
+        output_variables: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            status: ActionExecutionStatus::InProgress,
+            output_artifacts: Vec::new(),
+            output_variables,
+            result,
+            source_revision: None,
+            log_tail: None,
+            log_location: None,
+        }
+    }
+
     /// A failure of type `failure_type`, with `message`.
     pub fn failed(failure_type: FailureType, message: impl Into<String>) -> Self {
         Self {

@@ -629,30 +629,22 @@ async fn execute_change_set(
 
 /// In progress on stack `stack_id`.
 fn started(prepared: &PreparedAction, stack_id: &str, summary: String) -> ActionOutcome {
-    ActionOutcome {
-        status: ActionExecutionStatus::InProgress,
-        output_artifacts: Vec::new(),
-        output_variables: BTreeMap::new(),
-        result: ActionExecutionResult {
+    ActionOutcome::in_progress(
+        ActionExecutionResult {
             external_execution_id: Some(stack_id.to_string()),
             external_execution_summary: Some(summary),
             external_execution_url: Some(console_link(prepared, stack_id)),
             ..Default::default()
         },
-        source_revision: None,
-        log_tail: None,
-        log_location: None,
-    }
+        BTreeMap::new(),
+    )
 }
 
 /// Succeeded at once, with `stack`'s outputs (its output file is not written: nothing changed
 /// or nothing exists).
 fn done(prepared: &PreparedAction, stack: Option<&Stack>, summary: String) -> ActionOutcome {
-    ActionOutcome {
-        status: ActionExecutionStatus::Succeeded,
-        output_artifacts: Vec::new(),
-        output_variables: stack.map(outputs).unwrap_or_default(),
-        result: ActionExecutionResult {
+    ActionOutcome::succeeded(
+        ActionExecutionResult {
             external_execution_id: stack.and_then(|s| s.stack_id()).map(str::to_string),
             external_execution_summary: Some(summary),
             external_execution_url: stack
@@ -660,10 +652,9 @@ fn done(prepared: &PreparedAction, stack: Option<&Stack>, summary: String) -> Ac
                 .map(|id| console_link(prepared, id)),
             ..Default::default()
         },
-        source_revision: None,
-        log_tail: None,
-        log_location: None,
-    }
+        Vec::new(),
+        stack.map(outputs).unwrap_or_default(),
+    )
 }
 
 /// The outcome of the stack operation `changed` says ended.

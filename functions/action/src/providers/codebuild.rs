@@ -281,20 +281,15 @@ async fn start(
         })?
         .to_string();
     tracing::info!(%build_id, "build started");
-    Ok(ActionOutcome {
-        status: ActionExecutionStatus::InProgress,
-        output_artifacts: Vec::new(),
-        output_variables: BTreeMap::new(),
-        result: ActionExecutionResult {
+    Ok(ActionOutcome::in_progress(
+        ActionExecutionResult {
             external_execution_summary: Some(format!("started build {build_id}")),
             external_execution_url: Some(link(prepared, &build_id)),
             external_execution_id: Some(build_id),
             ..Default::default()
         },
-        source_revision: None,
-        log_tail: None,
-        log_location: None,
-    })
+        BTreeMap::new(),
+    ))
 }
 
 /// The outcome of the build `ended` names: its output artifacts and exported variables when it

@@ -19,7 +19,7 @@ use aws_sdk_codedeploy::types::{
 };
 use pipewright_core::codedeploy::{self, DeploymentEnded};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
-use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus, FailureType};
+use pipewright_core::execution::{ActionExecutionResult, FailureType};
 
 use super::{required, ProviderError};
 
@@ -76,11 +76,8 @@ pub async fn run(
         }
     };
     tracing::info!(deployment = %id, "deployment started");
-    Ok(ActionOutcome {
-        status: ActionExecutionStatus::InProgress,
-        output_artifacts: Vec::new(),
-        output_variables: BTreeMap::new(),
-        result: ActionExecutionResult {
+    Ok(ActionOutcome::in_progress(
+        ActionExecutionResult {
             external_execution_summary: Some(format!(
                 "started deployment {id} of {application} to {group}"
             )),
@@ -88,10 +85,8 @@ pub async fn run(
             external_execution_id: Some(id),
             ..Default::default()
         },
-        source_revision: None,
-        log_tail: None,
-        log_location: None,
-    })
+        BTreeMap::new(),
+    ))
 }
 
 /// The deployment a first run of this job created, if it is still going.
@@ -203,15 +198,11 @@ async fn outcome_of(
         };
         return Ok(Some(outcome));
     }
-    Ok(Some(ActionOutcome {
-        status: ActionExecutionStatus::Succeeded,
-        output_artifacts: Vec::new(),
-        output_variables: BTreeMap::new(),
-        result: result(format!("deployment {id} succeeded")),
-        source_revision: None,
-        log_tail: None,
-        log_location: None,
-    }))
+    Ok(Some(ActionOutcome::succeeded(
+        result(format!("deployment {id} succeeded")),
+        Vec::new(),
+        BTreeMap::new(),
+    )))
 }
 
 /// The deployment's console page.

@@ -20,7 +20,7 @@ use aws_sdk_ecs::types::{Service, TaskDefinitionField};
 use pipewright_aws::artifacts::S3Artifacts;
 use pipewright_core::ecs::{self, DeploymentEnded, ImageDefinition, Progress};
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
-use pipewright_core::execution::{ActionExecutionResult, ActionExecutionStatus, FailureType};
+use pipewright_core::execution::{ActionExecutionResult, FailureType};
 
 use super::{optional, required, ProviderError};
 
@@ -112,11 +112,8 @@ pub async fn run(
         })?
         .to_string();
     tracing::info!(%deployment, %revision, "service deployment started");
-    Ok(ActionOutcome {
-        status: ActionExecutionStatus::InProgress,
-        output_artifacts: Vec::new(),
-        output_variables: BTreeMap::new(),
-        result: ActionExecutionResult {
+    Ok(ActionOutcome::in_progress(
+        ActionExecutionResult {
             external_execution_summary: Some(format!(
                 "deploying {} to service {service_name} ({deployment})",
                 revision.rsplit('/').next().unwrap_or(&revision)
@@ -125,10 +122,8 @@ pub async fn run(
             external_execution_id: Some(deployment),
             ..Default::default()
         },
-        source_revision: None,
-        log_tail: None,
-        log_location: None,
-    })
+        BTreeMap::new(),
+    ))
 }
 
 /// The task definition's containers with the images the file names.
@@ -224,17 +219,13 @@ async fn outcome_of(
     };
     match progress {
         Progress::Running => Ok(None),
-        Progress::Completed => Ok(Some(ActionOutcome {
-            status: ActionExecutionStatus::Succeeded,
-            output_artifacts: Vec::new(),
-            output_variables: BTreeMap::new(),
-            result: result(format!(
+        Progress::Completed => Ok(Some(ActionOutcome::succeeded(
+            result(format!(
                 "deployment {id} of service {service_name} completed"
             )),
-            source_revision: None,
-            log_tail: None,
-            log_location: None,
-        })),
+            Vec::new(),
+            BTreeMap::new(),
+        ))),
         Progress::Failed(reason) => {
             let latest = service
                 .events()

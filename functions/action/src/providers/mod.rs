@@ -61,7 +61,7 @@ use pipewright_core::access::pipeline_roles::{self, StackBoundary};
 use pipewright_core::declaration::{ActionCategory, ActionOwner};
 use pipewright_core::engine::external::WorkEvent;
 use pipewright_core::engine::{ActionOutcome, PreparedAction};
-use pipewright_core::execution::{ActionExecutionStatus, ArtifactDetail};
+use pipewright_core::execution::ArtifactDetail;
 
 /// Why a provider could not do its work, by CodePipeline's failure types.
 #[derive(Debug, thiserror::Error)]
@@ -392,15 +392,10 @@ impl Providers {
         if let Some(work) = pipewright_core::engine::external::started_work(&prepared.record) {
             // An earlier delivery of this task started the work: wait for it, start nothing.
             tracing::info!(%work, "the work was started by an earlier delivery: waiting for it");
-            return Ok(Some(ActionOutcome {
-                status: ActionExecutionStatus::InProgress,
-                output_artifacts: Vec::new(),
-                output_variables: prepared.record.output.output_variables.clone(),
-                result: prepared.record.output.execution_result.clone(),
-                source_revision: None,
-                log_tail: None,
-                log_location: None,
-            }));
+            return Ok(Some(ActionOutcome::in_progress(
+                prepared.record.output.execution_result.clone(),
+                prepared.record.output.output_variables.clone(),
+            )));
         }
         let (clients, session) = self.clients(prepared, deadline).await?;
         let work_root = std::env::temp_dir();
