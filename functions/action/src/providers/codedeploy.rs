@@ -231,7 +231,9 @@ mod tests {
 
     use super::super::test_support::{aws_json_service, prepared};
     use super::*;
-    use pipewright_core::execution::{ArtifactDetail, ArtifactLocation, ErrorCode};
+    use pipewright_core::execution::{
+        ActionExecutionStatus, ArtifactDetail, ArtifactLocation, ErrorCode,
+    };
 
     fn client(base: &str) -> aws_sdk_codedeploy::Client {
         aws_sdk_codedeploy::Client::from_conf(
