@@ -74,60 +74,32 @@ pub fn spawn(emulator: String, region: String) {
             .unwrap_or_default();
         loop {
             std::thread::sleep(POLL);
-            match poller.settled_service_deployments() {
-                Ok(all) => {
-                    for (id, name, service_arn) in all {
-                        if services_settled.contains(&id) {
-                            continue;
-                        }
-                        match poller.announce_service_deployment(&id, name, &service_arn) {
-                            Ok(()) => {
-                                services_settled.insert(id);
-                            }
-                            Err(e) => super::gateway::log(&format!(
-                                "event of service deployment {id} not sent: {e}"
-                            )),
-                        }
-                    }
-                }
-                Err(e) => super::gateway::log(&format!("polling ECS: {e}")),
-            }
-            match poller.ended_deployments(&deployments_ended) {
-                Ok(ended) => {
-                    for deployment in ended {
-                        let Some(id) = deployment_id(&deployment) else {
-                            continue;
-                        };
-                        match poller.announce_deployment(&deployment) {
-                            Ok(()) => {
-                                deployments_ended.insert(id);
-                            }
-                            Err(e) => super::gateway::log(&format!(
-                                "state event of deployment {id} not sent: {e}"
-                            )),
-                        }
-                    }
-                }
-                Err(e) => super::gateway::log(&format!("polling CodeDeploy: {e}")),
-            }
-            match poller.ended_builds(&builds_ended) {
-                Ok(ended) => {
-                    for build in ended {
-                        let Some(id) = build_id(&build) else {
-                            continue;
-                        };
-                        match poller.announce_build(&build) {
-                            Ok(()) => {
-                                builds_ended.insert(id);
-                            }
-                            Err(e) => super::gateway::log(&format!(
-                                "state event of build {id} not sent: {e}"
-                            )),
-                        }
-                    }
-                }
-                Err(e) => super::gateway::log(&format!("polling CodeBuild: {e}")),
-            }
+            announce_new(
+                &mut services_settled,
+                "ECS",
+                poller
+                    .settled_service_deployments()
+                    .map(|all| all.into_iter().map(|d| (d.0.clone(), d)).collect()),
+                |(id, name, service_arn)| poller.announce_service_deployment(id, name, service_arn),
+            );
+            let deployments = poller.ended_deployments(&deployments_ended).map(|ended| {
+                ended
+                    .into_iter()
+                    .filter_map(|d| Some((deployment_id(&d)?, d)))
+                    .collect()
+            });
+            announce_new(&mut deployments_ended, "CodeDeploy", deployments, |d| {
+                poller.announce_deployment(d)
+            });
+            let builds = poller.ended_builds(&builds_ended).map(|ended| {
+                ended
+                    .into_iter()
+                    .filter_map(|b| Some((build_id(&b)?, b)))
+                    .collect()
+            });
+            announce_new(&mut builds_ended, "CodeBuild", builds, |b| {
+                poller.announce_build(b)
+            });
             match poller.stacks() {
                 Ok(all) => {
                     for stack in all {
@@ -148,27 +120,42 @@ pub fn spawn(emulator: String, region: String) {
                 }
                 Err(e) => super::gateway::log(&format!("polling CloudFormation: {e}")),
             }
-            match poller.ended() {
-                Ok(ended) => {
-                    for execution in ended {
-                        if seen.contains(&execution.arn) {
-                            continue;
-                        }
-                        match poller.announce(&execution) {
-                            Ok(()) => {
-                                seen.insert(execution.arn);
-                            }
-                            Err(e) => super::gateway::log(&format!(
-                                "status event of {} not sent: {e}",
-                                execution.arn
-                            )),
-                        }
-                    }
-                }
-                Err(e) => super::gateway::log(&format!("polling Step Functions: {e}")),
-            }
+            announce_new(
+                &mut seen,
+                "Step Functions",
+                poller
+                    .ended()
+                    .map(|ended| ended.into_iter().map(|e| (e.arn.clone(), e)).collect()),
+                |execution| poller.announce(execution),
+            );
         }
     });
+}
+
+/// Announce each work item of one poll (`polled`: its id and itself) that `announced` does not
+/// hold yet, remembering those whose event went out; a failed send is logged and tried again at
+/// the next poll. `service` names the poll in the log.
+fn announce_new<T>(
+    announced: &mut HashSet<String>,
+    service: &str,
+    polled: Result<Vec<(String, T)>, String>,
+    send: impl Fn(&T) -> Result<(), String>,
+) {
+    let items = match polled {
+        Ok(items) => items,
+        Err(e) => return super::gateway::log(&format!("polling {service}: {e}")),
+    };
+    for (id, item) in items {
+        if announced.contains(&id) {
+            continue;
+        }
+        match send(&item) {
+            Ok(()) => {
+                announced.insert(id);
+            }
+            Err(e) => super::gateway::log(&format!("{service} event of {id} not sent: {e}")),
+        }
+    }
 }
 
 /// An execution that ended.
