@@ -2,8 +2,9 @@
 
 Reads the endpoints from .pipewright/local.env (written by `pipewright local up`). Creates the
 source and site buckets, uploads infra/sample-app as app.zip, creates (or updates) the sample
-pipeline through the control plane with boto3, subscribes an SQS queue to the pipeline's
-EventBridge events, starts an execution and prints the events until it ends. When the approval
+pipeline through the control plane with boto3 (subscribing an SQS queue to the pipeline's
+EventBridge events first), follows the execution creating it started (or starts one when the
+pipeline existed) and prints the events until it ends. When the approval
 before Deploy waits, it prints the approval notice (as the emulator recorded it on SNS), opens
 the approve link (a confirmation page: nothing is decided yet) and presses its button, as an
 approver would from the email.
@@ -54,20 +55,23 @@ with zipfile.ZipFile(archive, "w") as z:
 put = s3.put_object(Bucket=source["S3Bucket"], Key=source["S3ObjectKey"], Body=archive.getvalue())
 print(f"source: s3://{source['S3Bucket']}/{source['S3ObjectKey']} version {put.get('VersionId')}")
 
-try:
-    codepipeline.create_pipeline(pipeline=declaration)
-    print(f"pipeline {name}: created")
-except codepipeline.exceptions.PipelineNameInUseException:
-    current = codepipeline.get_pipeline(name=name)["pipeline"]
-    declaration["version"] = current["version"]
-    codepipeline.update_pipeline(pipeline=declaration)
-    print(f"pipeline {name}: updated")
-
+# Subscribed before the pipeline is created: creating it runs it (as in CodePipeline).
 queue = sqs.create_queue(QueueName="pipewright-sample-events")["QueueUrl"]
 queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 events.put_rule(Name="pipewright-sample-events", EventPattern=json.dumps({"source": ["pipewright"], "detail": {"pipeline": [name]}}))
 events.put_targets(Rule="pipewright-sample-events", Targets=[{"Id": "queue", "Arn": queue_arn}])
 sqs.purge_queue(QueueUrl=queue)
+
+try:
+    codepipeline.create_pipeline(pipeline=declaration)
+    print(f"pipeline {name}: created")
+    created = True
+except codepipeline.exceptions.PipelineNameInUseException:
+    current = codepipeline.get_pipeline(name=name)["pipeline"]
+    declaration["version"] = current["version"]
+    codepipeline.update_pipeline(pipeline=declaration)
+    print(f"pipeline {name}: updated")
+    created = False
 
 
 
@@ -118,8 +122,21 @@ def approve_by_link(execution_id):
     print(f"POST it again        -> HTTP {status}: a link works once\n---\n")
 
 
-execution = codepipeline.start_pipeline_execution(name=name)["pipelineExecutionId"]
-print(f"execution {execution} started\n")
+def started_by_creation():
+    """The execution CreatePipeline started (None when the stack runs with
+    --no-start-on-create)."""
+    for summary in codepipeline.list_pipeline_executions(pipelineName=name)["pipelineExecutionSummaries"]:
+        if summary.get("trigger", {}).get("triggerType") == "CreatePipeline":
+            return summary["pipelineExecutionId"]
+    return None
+
+
+execution = started_by_creation() if created else None
+if execution:
+    print(f"execution {execution} started by CreatePipeline\n")
+else:
+    execution = codepipeline.start_pipeline_execution(name=name)["pipelineExecutionId"]
+    print(f"execution {execution} started\n")
 started, final = time.time(), None
 deadline = started + 300
 while time.time() < deadline:

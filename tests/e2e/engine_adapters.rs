@@ -69,6 +69,7 @@ fn stage(id: &str, name: &str, attempt: u32, start_time: f64) -> StageExecution 
         retry_mode: None,
         conditions: Vec::new(),
         entered_by: None,
+        retry_trigger: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Two stacks side by side in one emulator (one account, as two teams or a staging and a
 //! production stack would be), with faults injected into the second one's calls: each stack
-//! runs a pipeline of the same name on its own tables and state machines, deleting it in one
+//! runs a pipeline of the same name on its own tables and state machines (the second, keeping
+//! CodePipeline's default, runs it on creation), deleting it in one
 //! leaves the other's untouched, a callback Step Functions never received does not stall the
 //! execution, and an event PutEvents reported as refused is sent again (same id) so every event
 //! arrives.
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_codepipeline::types::PipelineExecutionStatus;
+use aws_sdk_codepipeline::types::{PipelineExecutionStatus, TriggerType as ExecutionTriggerType};
 use aws_sdk_lambda::types::Environment;
 use pipewright_e2e::faults::{self, Fault};
 use pipewright_e2e::pipelines::{
@@ -136,12 +137,45 @@ async fn two_stacks_in_one_account_keep_apart_and_ride_out_lost_callbacks_and_re
             .commands("Build", &["echo built in $CODEBUILD_BUILD_ID"])
             .create(stack)
     };
+    let queue = subscribe(&c1, &name).await;
     declare(first);
     declare(&second);
-    let queue = subscribe(&c1, &name).await;
 
+    // The suite's stack runs a pipeline when asked; the second keeps CodePipeline's default
+    // (StartExecutionOnCreate): creating the pipeline ran it, as its creator.
     let id1 = start(&c1, &name).await;
-    let id2 = start(&c2, &name).await;
+    let created = c2
+        .codepipeline
+        .list_pipeline_executions()
+        .pipeline_name(&name)
+        .send()
+        .await
+        .expect("ListPipelineExecutions in the second stack");
+    let [run] = created.pipeline_execution_summaries() else {
+        panic!("CreatePipeline started one execution: {created:?}");
+    };
+    let trigger = run.trigger().expect("a trigger");
+    assert_eq!(
+        trigger.trigger_type(),
+        Some(&ExecutionTriggerType::CreatePipeline)
+    );
+    assert!(
+        trigger.trigger_detail().is_some_and(|d| d.starts_with("arn:aws:")),
+        "triggerDetail names the creator: {trigger:?}"
+    );
+    let id2 = run.pipeline_execution_id().expect("an id").to_string();
+    let listed = c1
+        .codepipeline
+        .list_pipeline_executions()
+        .pipeline_name(&name)
+        .send()
+        .await
+        .expect("ListPipelineExecutions in the first stack");
+    assert_eq!(
+        listed.pipeline_execution_summaries().len(),
+        1,
+        "the suite's stack starts nothing on CreatePipeline: {listed:?}"
+    );
     for (c, id) in [(&c1, &id1), (&c2, &id2)] {
         let (status, summary) = wait_for(c, &name, id).await;
         assert_eq!(

@@ -119,7 +119,8 @@ pub const ACTION_TIMEOUT_CAP_SECONDS: u64 = 60;
 
 /// The shared stack, started on first use: every action's timeout capped at
 /// [`ACTION_TIMEOUT_CAP_SECONDS`], `GitApiBaseUrl` at the loopback port [`take_git_api_listener`]
-/// hands to the git source tests. With `PIPEWRIGHT_LOCAL_ENV`, that running stack instead.
+/// hands to the git source tests. With `PIPEWRIGHT_LOCAL_ENV`, that running stack instead (bring
+/// it up with `pipewright local up --no-start-on-create`, as the suite's own stack runs).
 pub fn stack() -> &'static Stack {
     STACK.get_or_init(|| {
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
@@ -151,6 +152,9 @@ pub fn stack() -> &'static Stack {
         let mut opts = UpOptions::new(root());
         opts.action_timeout_cap_seconds = Some(ACTION_TIMEOUT_CAP_SECONDS);
         opts.git_api_base_url = Some(git_api_base_url());
+        // The suite's pipelines run when a test starts them; the second stack of
+        // [`stack_beside`] keeps CodePipeline's default and runs each pipeline on creation.
+        opts.start_on_create = false;
         opts.state_dir = root()
             .join("target")
             .join(format!("pipewright-test-{}", std::process::id()));

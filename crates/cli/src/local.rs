@@ -29,6 +29,10 @@ pub enum LocalCommand {
         /// https://<host>/api/v3.
         #[arg(long, value_name = "URL")]
         git_api_base_url: Option<String>,
+        /// CreatePipeline does not run the new pipeline (the stack's StartExecutionOnCreate
+        /// Disabled); by default it runs once, as in CodePipeline.
+        #[arg(long)]
+        no_start_on_create: bool,
         /// The project folder (template.yaml and Cargo.toml); default: found upwards from here.
         #[arg(long)]
         root: Option<PathBuf>,
@@ -69,6 +73,7 @@ pub fn run(command: LocalCommand) -> i32 {
             release,
             action_timeout_cap,
             git_api_base_url,
+            no_start_on_create,
             root,
         } => {
             let Some(root) = project_root(root) else {
@@ -78,6 +83,7 @@ pub fn run(command: LocalCommand) -> i32 {
             opts.port = port;
             opts.action_timeout_cap_seconds = action_timeout_cap.filter(|s| *s > 0);
             opts.git_api_base_url = git_api_base_url.filter(|u| !u.trim().is_empty());
+            opts.start_on_create = !no_start_on_create;
             opts.profile = if release {
                 Profile::Release
             } else {

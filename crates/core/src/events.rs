@@ -130,6 +130,9 @@ wire_enum! {
         Stopping => "STOPPING",
         /// The stop is complete.
         Stopped => "STOPPED",
+        /// Its beforeEntry condition skipped the stage (result SKIP): nothing in it ran, and
+        /// the execution went on to the next stage.
+        Skipped => "SKIPPED",
     }
 }
 
@@ -567,17 +570,18 @@ pub fn transition_allowed(from: Option<PipelineState>, to: PipelineState) -> boo
 /// the same stage of the same execution (`from` is `None` before the first event).
 ///
 /// The same as [`transition_allowed`] without `SUPERSEDED` (an execution is superseded
-/// between stages, never inside one): `STARTED` first; a running stage (`STARTED`, `RESUMED`)
+/// between stages, never inside one): `STARTED` first (or `SKIPPED`, final: its beforeEntry
+/// condition skipped it); a running stage (`STARTED`, `RESUMED`)
 /// ends `SUCCEEDED`, `FAILED` or `CANCELED`, or goes `STOPPING` then `STOPPED`; `FAILED` and
 /// `STOPPED` stages are `RESUMED` by a retry; `SUCCEEDED` and `CANCELED` are final.
 pub fn stage_transition_allowed(from: Option<StageState>, to: StageState) -> bool {
     use StageState::*;
     match from {
-        None => to == Started,
+        None => matches!(to, Started | Skipped),
         Some(Started | Resumed) => matches!(to, Succeeded | Failed | Canceled | Stopping),
         Some(Stopping) => to == Stopped,
         Some(Failed | Stopped) => to == Resumed,
-        Some(Succeeded | Canceled) => false,
+        Some(Succeeded | Canceled | Skipped) => false,
     }
 }
 
@@ -1056,9 +1060,11 @@ mod tests {
             names(&pipeline),
             "STARTED SUCCEEDED RESUMED FAILED CANCELED SUPERSEDED STOPPING STOPPED"
         );
+        // CodePipeline's documented stage states, plus SKIPPED: the upper-case form of the
+        // `Skipped` stage status a beforeEntry SKIP leaves (StageExecutionStatus).
         assert_eq!(
             names(&stage),
-            "STARTED SUCCEEDED RESUMED FAILED CANCELED STOPPING STOPPED"
+            "STARTED SUCCEEDED RESUMED FAILED CANCELED STOPPING STOPPED SKIPPED"
         );
         assert_eq!(
             names(&action),

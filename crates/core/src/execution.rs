@@ -114,6 +114,10 @@ pub struct SourceRevision {
     /// Link to the revision.
     #[serde(default)]
     pub revision_url: Option<String>,
+    /// The change that made the revision (a job worker's `currentRevision.changeIdentifier`);
+    /// none: the revision id itself.
+    #[serde(default)]
+    pub revision_change_id: Option<String>,
 }
 
 /// `SourceRevisionOverride` of StartPipelineExecution.
@@ -433,9 +437,13 @@ pub struct ActionExecution {
     /// artifact bucket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_location: Option<ArtifactLocation>,
-    /// The revision a source action fetched.
+    /// The revision a source action fetched (or a job worker reported as its
+    /// `currentRevision`).
     #[serde(default)]
     pub source_revision: Option<SourceRevision>,
+    /// How far a job worker said it got (`executionDetails.percentComplete`, 0..=100).
+    #[serde(default)]
+    pub percent_complete: Option<u8>,
     /// The Step Functions task token that completes it. Secret: never logged, never returned by
     /// the API except as CodePipeline returns an approval token.
     #[serde(default)]
@@ -463,6 +471,11 @@ pub struct StageExecution {
     /// the actions that succeeded in the previous attempt are not run again).
     #[serde(default)]
     pub retry_mode: Option<String>,
+    /// What began this attempt when it is a retry: `ManualStageRetry` (RetryStageExecution) or
+    /// `AutomatedStageRetry` (an onFailure RETRY condition); GetPipelineState's
+    /// `retryStageMetadata.latestRetryTrigger`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_trigger: Option<String>,
     /// The stage conditions evaluated in this attempt, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ConditionRun>,

@@ -170,6 +170,20 @@ async fn a_skip_result_skips_the_stage_and_the_execution_goes_on() {
         world.snapshot(A).await.stage("Build").unwrap().status,
         StageExecutionStatus::Skipped
     );
+    // The skip is reported: one SKIPPED stage event, and nothing started in it.
+    let build_events: Vec<_> = world
+        .events()
+        .into_iter()
+        .filter(|e| e.0 == "Stage Execution State Change" && e.1 == "Build")
+        .collect();
+    assert_eq!(
+        build_events,
+        vec![(
+            "Stage Execution State Change".into(),
+            "Build".into(),
+            "SKIPPED".into()
+        )]
+    );
     engine
         .enter_stage(&ids(A), "Deploy", "t-deploy", 25.0)
         .await
@@ -352,6 +366,16 @@ async fn on_failure_retry_retries_the_stage_once() {
     assert_eq!(snapshot.execution.status, PipelineExecutionStatus::Failed);
     assert_eq!(snapshot.stage("Build").unwrap().attempt, 2);
     assert_eq!(world.machines.started.lock().unwrap().len(), 2);
+    // GetPipelineState counts the automatic retry.
+    let state = world
+        .api("GetPipelineState", json!({"name": "guarded"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        state["stageStates"][1]["retryStageMetadata"],
+        json!({"autoStageRetryAttempt": 1, "manualStageRetryAttempt": 0,
+               "latestRetryTrigger": "AutomatedStageRetry"})
+    );
 }
 
 /// Step Functions retries a leave whose first delivery already started the automatic retry (its

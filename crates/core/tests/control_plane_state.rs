@@ -219,6 +219,7 @@ fn fetched(run: &Run, revision: &str) -> ActionOutcome {
         revision_id: Some(revision.into()),
         revision_summary: Some("app.zip".into()),
         revision_url: Some(format!("https://console.example/{revision}")),
+        revision_change_id: None,
     });
     outcome
 }

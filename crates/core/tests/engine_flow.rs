@@ -267,6 +267,7 @@ async fn the_api_starts_gets_and_lists_executions() {
     let services = Services {
         pipelines: &world.pipelines,
         engine: Some(&engine),
+        start_on_create: false,
     };
     let ctx = |id: &str| ServiceContext {
         region: "us-east-1".into(),
@@ -542,15 +543,44 @@ async fn a_job_succeeds_through_put_job_success_result_after_a_continuation() {
         running.task_token.is_some(),
         "the token is kept until the job ends"
     );
+    // GetPipelineState shows how far it got.
+    let action_state = |state: &Value| {
+        state["stageStates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["actionStates"].as_array().unwrap().iter())
+            .find(|a| a["actionName"] == "Invoke")
+            .cloned()
+            .unwrap()
+    };
+    let state = world
+        .api("GetPipelineState", json!({"name": "invoker"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        action_state(&state)["latestExecution"]["percentComplete"],
+        50
+    );
 
     world
         .api(
             "PutJobSuccessResult",
             json!({"jobId": job, "outputVariables": {"greeting": "hello"},
+                   "currentRevision": {"revision": "rev-7", "changeIdentifier": "change-7",
+                                       "revisionSummary": "the seventh"},
                    "executionDetails": {"summary": "done", "externalExecutionId": "run-1"}}),
         )
         .await
         .unwrap();
+    // The revision the job worked on is kept, as the action's currentRevision.
+    let state = world
+        .api("GetPipelineState", json!({"name": "invoker"}))
+        .await
+        .unwrap();
+    let current = &action_state(&state)["currentRevision"];
+    assert_eq!(current["revisionId"], "rev-7");
+    assert_eq!(current["revisionChangeId"], "change-7");
     assert_eq!(world.answer("t-invoke"), Some(Ok(json!({}))));
     let snapshot = world.executions_snapshot(id).await;
     let done = snapshot.latest_action("Invoke", "Invoke").unwrap();
@@ -793,4 +823,75 @@ async fn a_job_id_is_unique_across_actions() {
         Err(pipewright_core::store::StoreError::Conflict(_))
     ));
     assert_eq!(world.executions.find_job("nope").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn create_pipeline_starts_the_new_pipeline_once_as_its_creator_when_the_stack_says_so() {
+    let world = World::new().await;
+    let engine = world.engine();
+    let sample: Value =
+        serde_json::from_str(include_str!("../../../infra/pipelines/sample.json")).unwrap();
+    let declaration = |name: &str| {
+        let mut p = sample.get("pipeline").cloned().unwrap_or(sample.clone());
+        p["name"] = json!(name);
+        p
+    };
+    let creator = "arn:aws:sts::123456789012:assumed-role/deployer/ci";
+    for (start_on_create, name) in [(true, "fresh"), (false, "quiet")] {
+        let services = Services {
+            pipelines: &world.pipelines,
+            engine: Some(&engine),
+            start_on_create,
+        };
+        let calls = std::sync::atomic::AtomicU32::new(0x5555_5555);
+        let call = |op: &str, body: Value| {
+            // Each call makes a fresh id, as the Lambda handler does.
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ctx = ServiceContext {
+                region: "us-east-1".into(),
+                account_id: "123456789012".into(),
+                now: 100.0,
+                new_id: format!("{n:08x}-5555-4555-8555-555555555555"),
+                caller: Some(creator.into()),
+            };
+            let services = &services;
+            let target = format!("CodePipeline_20150709.{op}");
+            async move { handle(services, &ctx, &target, body.to_string().as_bytes()).await }
+        };
+        call("CreatePipeline", json!({ "pipeline": declaration(name) }))
+            .await
+            .unwrap();
+        let listed = call("ListPipelineExecutions", json!({ "pipelineName": name }))
+            .await
+            .unwrap();
+        let summaries = listed["pipelineExecutionSummaries"].as_array().unwrap();
+        if !start_on_create {
+            assert!(summaries.is_empty(), "{listed}");
+            continue;
+        }
+        assert_eq!(summaries.len(), 1, "{listed}");
+        assert_eq!(
+            summaries[0]["trigger"],
+            json!({"triggerType": "CreatePipeline", "triggerDetail": creator})
+        );
+        assert_eq!(summaries[0]["status"], "InProgress");
+        // The run is real: its state machine was started.
+        let runs = world.machines.started.lock().unwrap().clone();
+        assert_eq!(runs.len(), 1, "one state machine run: {runs:?}");
+        assert!(runs[0].1.contains("55555555"), "{runs:?}");
+        // A StartPipelineExecution names its caller too.
+        let out = call("StartPipelineExecution", json!({ "name": name }))
+            .await
+            .unwrap();
+        let got = call(
+            "GetPipelineExecution",
+            json!({"pipelineName": name, "pipelineExecutionId": out["pipelineExecutionId"]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            got["pipelineExecution"]["trigger"],
+            json!({"triggerType": "StartPipelineExecution", "triggerDetail": creator})
+        );
+    }
 }

@@ -153,6 +153,32 @@ async fn failed_actions_runs_only_what_failed_and_the_execution_goes_on() {
         .events()
         .iter()
         .any(|e| e.0 == "Pipeline Execution State Change" && e.2 == "RESUMED"));
+    // The retried attempt's stage events say when it was retried; the first attempt's do not.
+    let retried_at: Vec<Option<Value>> = world
+        .executions
+        .outbox()
+        .iter()
+        .filter(|e| e.detail.get("stage") == Some(&json!("Build")) && e.detail.get("action").is_none())
+        .map(|e| e.detail.get("stage-last-retry-attempt-time").cloned())
+        .collect();
+    assert!(retried_at.first().is_some_and(Option::is_none), "{retried_at:?}");
+    assert!(retried_at.last().is_some_and(Option::is_some), "{retried_at:?}");
+    // GetPipelineState counts the retry, by hand.
+    let state = world
+        .api("GetPipelineState", json!({"name": "retried"}))
+        .await
+        .unwrap();
+    let build_state = state["stageStates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stageName"] == "Build")
+        .unwrap();
+    assert_eq!(
+        build_state["retryStageMetadata"],
+        json!({"autoStageRetryAttempt": 0, "manualStageRetryAttempt": 1,
+               "latestRetryTrigger": "ManualStageRetry"})
+    );
     // And on to Deploy and success.
     engine
         .enter_stage(&ids(A), "Deploy", "t-deploy", 30.0)

@@ -623,6 +623,7 @@ async fn call(store: &Racing, op: &str, body: Value) -> Result<Value, ApiError> 
         &Services {
             pipelines: store,
             engine: None,
+            start_on_create: false,
         },
         &ctx,
         &format!("CodePipeline_20150709.{op}"),

@@ -1063,6 +1063,7 @@ fn call(target: &str, body: &[u8]) -> Result<(), TestCaseError> {
         let services = Services {
             pipelines: &world.pipelines,
             engine: Some(&engine),
+            start_on_create: false,
         };
         let ctx = ServiceContext {
             region: "us-east-1".into(),

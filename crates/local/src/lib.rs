@@ -107,6 +107,9 @@ pub struct UpOptions {
     /// The stack's `GitApiBaseUrl`: where git source actions fetch commits (`None`: the
     /// template's default, github.com's API).
     pub git_api_base_url: Option<String>,
+    /// The stack's `StartExecutionOnCreate`: CreatePipeline runs the new pipeline once, as
+    /// CodePipeline does (default true).
+    pub start_on_create: bool,
 }
 
 impl UpOptions {
@@ -119,6 +122,7 @@ impl UpOptions {
             port: 0,
             profile: Profile::Dev,
             action_timeout_cap_seconds: None,
+            start_on_create: true,
             git_api_base_url: None,
         }
     }
@@ -321,6 +325,9 @@ async fn deploy_into(
         }
         if let Some(url) = &opts.git_api_base_url {
             parameters.insert("GitApiBaseUrl".into(), url.clone());
+        }
+        if !opts.start_on_create {
+            parameters.insert("StartExecutionOnCreate".into(), "Disabled".into());
         }
         let outputs = stack::deploy(
             &emulator.endpoint,

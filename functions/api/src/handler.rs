@@ -31,6 +31,9 @@ pub struct Service<'a, K: KeyStore> {
     pub region: &'a str,
     /// The door this function serves.
     pub door: Door,
+    /// CreatePipeline starts the pipeline's first execution (`START_ON_CREATE`, the stack's
+    /// `StartExecutionOnCreate`).
+    pub start_on_create: bool,
     /// Pipewright access keys (the key door checks signatures against them; the IAM door
     /// manages them).
     pub keys: &'a CachedKeys<K>,
@@ -174,6 +177,7 @@ impl<K: KeyStore> Service<'_, K> {
                 &Services {
                     pipelines: self.store,
                     engine: self.engine,
+                    start_on_create: self.start_on_create,
                 },
                 &ctx,
                 &target,
@@ -351,6 +355,7 @@ mod tests {
             engine: None,
             region: "us-east-1",
             door,
+            start_on_create: false,
             keys,
             iam_policies: None,
         }

@@ -31,6 +31,14 @@ async fn main() -> Result<(), Error> {
         })?;
     let iam_policies = (door == Door::Iam && authorization == IamDoorAuthorization::IamPolicies)
         .then(|| CachedPolicies::new(IamPolicies::new(&adapters.sdk)));
+    // CodePipeline runs a pipeline once it is created; a stack may turn that off.
+    let start_on_create = match std::env::var("START_ON_CREATE").as_deref() {
+        Ok("Enabled") | Err(_) => true,
+        Ok("Disabled") => false,
+        Ok(other) => {
+            return Err(format!("START_ON_CREATE must be Enabled or Disabled, not {other:?}").into())
+        }
+    };
     let region = adapters.region();
     run(service_fn(|request: Request| {
         let function_arn = request
@@ -46,6 +54,7 @@ async fn main() -> Result<(), Error> {
                 engine: Some(&engine),
                 region,
                 door,
+                start_on_create,
                 keys,
                 iam_policies,
             };

@@ -202,7 +202,7 @@ pub(super) async fn start(
         pipeline_execution_id: ctx.new_id.clone(),
         trigger: ExecutionTrigger {
             trigger_type: TriggerType::StartPipelineExecution,
-            trigger_detail: "StartPipelineExecution".into(),
+            trigger_detail: super::caller_detail(ctx, "StartPipelineExecution"),
         },
         variables: input
             .variables

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ServiceContext};
 use crate::engine::{Engine, EngineError};
-use crate::execution::FailureType;
+use crate::execution::{FailureType, SourceRevision};
 use crate::jobs::{JobError, JobResult};
 
 /// CodePipeline's limit on an action's output variables together, in bytes.
@@ -30,6 +30,7 @@ pub(super) struct SuccessInput {
 struct CurrentRevision {
     revision: String,
     change_identifier: String,
+    /// Accepted as the model allows; GetPipelineState shows when the pipeline heard of it.
     #[allow(dead_code)]
     created: Option<f64>,
     revision_summary: Option<String>,
@@ -178,6 +179,15 @@ pub(super) async fn put_success(
         summary: details.summary,
         external_execution_id: details.external_execution_id,
         output_variables,
+        // Checked to be 0..=100 above.
+        percent_complete: details.percent_complete.map(|p| p as u8),
+        current_revision: input.current_revision.map(|r| SourceRevision {
+            action_name: String::new(),
+            revision_id: Some(r.revision),
+            revision_summary: r.revision_summary,
+            revision_url: None,
+            revision_change_id: Some(r.change_identifier),
+        }),
     };
     engine
         .put_job_result(&input.job_id, result, ctx.now)

@@ -88,6 +88,18 @@ pub struct Services<'a> {
     pub pipelines: &'a dyn PipelineStore,
     /// The execution engine; without it, execution operations answer that they are unavailable.
     pub engine: Option<&'a Engine<'a>>,
+    /// CreatePipeline starts the new pipeline's first execution, as CodePipeline does (the
+    /// stack's `StartExecutionOnCreate`; needs `engine`).
+    pub start_on_create: bool,
+}
+
+/// `triggerDetail` of an execution a caller started: the caller's ARN, as CodePipeline records
+/// it, else `fallback` (a caller the door did not identify).
+pub(crate) fn caller_detail(ctx: &ServiceContext, fallback: &str) -> String {
+    ctx.caller
+        .clone()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| fallback.to_string())
 }
 
 /// Run the operation named by `target` (`CodePipeline_20150709.<Operation>`) on `body`.
@@ -110,7 +122,10 @@ pub async fn handle(
         body
     };
     match operation {
-        "CreatePipeline" => pipelines::create_pipeline(store, ctx, parse(body)?).await,
+        "CreatePipeline" => {
+            let engine = services.engine.filter(|_| services.start_on_create);
+            pipelines::create_pipeline(store, engine, ctx, parse(body)?).await
+        }
         "UpdatePipeline" => pipelines::update_pipeline(store, ctx, parse(body)?).await,
         "GetPipeline" => pipelines::get_pipeline(store, ctx, parse(body)?).await,
         "ListPipelines" => pipelines::list_pipelines(store, parse(body)?).await,
@@ -301,6 +316,7 @@ mod tests {
             &Services {
                 pipelines: store,
                 engine: None,
+                start_on_create: false,
             },
             &ctx(),
             &format!("{TARGET_PREFIX}{op}"),
@@ -348,6 +364,7 @@ mod tests {
             &Services {
                 pipelines: &store,
                 engine: None,
+                start_on_create: false,
             },
             &ctx(),
             "CodePipeline_20150709.GetPipeline",
@@ -360,6 +377,7 @@ mod tests {
             &Services {
                 pipelines: &store,
                 engine: None,
+                start_on_create: false,
             },
             &ctx(),
             "CodePipeline_20150709.Nope",
@@ -372,6 +390,7 @@ mod tests {
             &Services {
                 pipelines: &store,
                 engine: None,
+                start_on_create: false,
             },
             &ctx(),
             "CodePipeline_20150709.ListRuleExecutions",

@@ -5,6 +5,9 @@ use serde_json::{json, Value};
 
 use super::{check_name, not_found, tags, ApiError, ServiceContext};
 use crate::declaration::PipelineDeclaration;
+use crate::engine::{Engine, StartRequest};
+use crate::events::TriggerType;
+use crate::execution::ExecutionTrigger;
 use crate::store::{PipelineRecord, PipelineStore, StoreError, Tag};
 use crate::validation;
 
@@ -76,8 +79,13 @@ fn check_declaration(pipeline: &PipelineDeclaration) -> Result<(), ApiError> {
     })
 }
 
+/// CreatePipeline. As in CodePipeline, the new pipeline then runs once (trigger
+/// `CreatePipeline`) when `engine` is given ([`super::Services::start_on_create`]); a start that
+/// fails is logged and does not undo the creation (its idempotency key lets the sweep resume a
+/// start that was claimed but not run).
 pub(super) async fn create_pipeline(
     store: &dyn PipelineStore,
+    engine: Option<&Engine<'_>>,
     ctx: &ServiceContext,
     input: CreatePipelineInput,
 ) -> Result<Value, ApiError> {
@@ -105,11 +113,47 @@ pub(super) async fn create_pipeline(
         }
         Err(e) => return Err(ApiError::internal(e)),
     }
+    if let Some(engine) = engine {
+        start_created(engine, ctx, &record).await;
+    }
     let mut out = json!({ "pipeline": record.declaration.masked() });
     if !record.tags.is_empty() {
         out["tags"] = json!(record.tags);
     }
     Ok(out)
+}
+
+/// The first execution of a pipeline just created.
+async fn start_created(engine: &Engine<'_>, ctx: &ServiceContext, record: &PipelineRecord) {
+    let name = &record.declaration.name;
+    let request = StartRequest {
+        pipeline_name: name.clone(),
+        pipeline_execution_id: ctx.new_id.clone(),
+        trigger: ExecutionTrigger {
+            trigger_type: TriggerType::CreatePipeline,
+            trigger_detail: super::caller_detail(ctx, "CreatePipeline"),
+        },
+        variables: Vec::new(),
+        source_revisions: Vec::new(),
+        // Per creation: a pipeline deleted and created again under its name runs again.
+        idempotency_key: Some(format!(
+            "create/{name}/{}",
+            (record.created * 1000.0) as u64
+        )),
+        now: ctx.now,
+    };
+    match engine.start_execution(request).await {
+        Ok(started) => tracing::info!(
+            pipeline = %name,
+            execution = %started.pipeline_execution_id,
+            "started the new pipeline (trigger CreatePipeline)"
+        ),
+        Err(e) => tracing::warn!(
+            pipeline = %name,
+            error = %e,
+            "the new pipeline was created but its first execution did not start"
+        ),
+    }
 }
 
 pub(super) async fn update_pipeline(

@@ -144,6 +144,9 @@ fn stage_state(
             }
         }
     }
+    if let Some(metadata) = snapshot.and_then(|s| retry_metadata(s, &stage.name)) {
+        out["retryStageMetadata"] = metadata;
+    }
     if let Some((snapshot, record)) = run {
         out["latestExecution"] = json!({
             "pipelineExecutionId": record.pipeline_execution_id,
@@ -152,6 +155,30 @@ fn stage_state(
         });
     }
     out
+}
+
+/// `RetryStageMetadata` of `stage` in the execution of `snapshot`: how often it was retried, by
+/// hand and automatically, and by what last (none: never retried).
+fn retry_metadata(snapshot: &ExecutionSnapshot, stage: &str) -> Option<Value> {
+    let retries: Vec<&str> = {
+        let mut attempts: Vec<_> = snapshot
+            .stages
+            .iter()
+            .filter(|s| s.stage_name == stage)
+            .collect();
+        attempts.sort_by_key(|s| s.attempt);
+        attempts
+            .iter()
+            .filter_map(|s| s.retry_trigger.as_deref())
+            .collect()
+    };
+    let latest = retries.last()?;
+    let count = |trigger: &str| retries.iter().filter(|t| **t == trigger).count();
+    Some(json!({
+        "autoStageRetryAttempt": count("AutomatedStageRetry"),
+        "manualStageRetryAttempt": count("ManualStageRetry"),
+        "latestRetryTrigger": latest,
+    }))
 }
 
 /// `ActionState` of `action`, whose latest run in the stage's latest execution is `latest`.
@@ -188,7 +215,7 @@ fn action_state(
                 "currentRevision".into(),
                 json!({
                     "revisionId": id,
-                    "revisionChangeId": id,
+                    "revisionChangeId": revision.revision_change_id.as_deref().unwrap_or(id),
                     "created": run.last_update_time,
                 }),
             );
@@ -223,6 +250,9 @@ fn action_execution(run: &ActionExecution) -> Value {
     }
     if let Some(by) = &run.updated_by {
         out.insert("lastUpdatedBy".into(), json!(by));
+    }
+    if let Some(percent) = run.percent_complete {
+        out.insert("percentComplete".into(), json!(percent));
     }
     if let Some(id) = &result.external_execution_id {
         out.insert("externalExecutionId".into(), json!(id));

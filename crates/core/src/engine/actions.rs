@@ -167,6 +167,7 @@ impl Engine<'_> {
             log_location: None,
             source_revision: None,
             task_token: Some(token.to_string()),
+            percent_complete: None,
         };
         let started = [self.action_event(&snapshot.execution, &record, ActionState::Started)];
         match self.executions.put_action(&record, None, &started).await {

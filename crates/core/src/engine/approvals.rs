@@ -666,6 +666,7 @@ pub(crate) mod tests {
                 revision_id: Some("v123".into()),
                 revision_summary: Some("Fix the login\n\nlong body".into()),
                 revision_url: None,
+                revision_change_id: None,
             }],
             one_click_links: true,
         }

@@ -286,6 +286,14 @@ impl Engine<'_> {
             start_time: now,
             last_update_time: now,
             retry_mode: Some(retry_mode.to_string()),
+            retry_trigger: Some(
+                if automatic {
+                    "AutomatedStageRetry"
+                } else {
+                    "ManualStageRetry"
+                }
+                .to_string(),
+            ),
             conditions: Vec::new(),
             entered_by: None,
         };

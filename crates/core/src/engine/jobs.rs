@@ -24,6 +24,7 @@ use crate::declaration::{ActionCategory, ActionOwner, ActionTypeId};
 use crate::engine::{ActionOutcome, Engine, EngineError, PreparedAction};
 use crate::execution::{
     ActionExecution, ActionExecutionResult, ActionExecutionStatus, ArtifactDetail, FailureType,
+    SourceRevision,
 };
 use crate::port_error::PortError;
 use crate::store::StoreError;
@@ -112,6 +113,11 @@ pub enum JobResult {
         external_execution_id: Option<String>,
         /// `outputVariables`, exported to the action's namespace.
         output_variables: BTreeMap<String, String>,
+        /// `executionDetails.percentComplete` (0..=100).
+        percent_complete: Option<u8>,
+        /// `currentRevision`: the revision the job worked on, shown as the action's
+        /// `currentRevision` by GetPipelineState.
+        current_revision: Option<SourceRevision>,
     },
     /// `PutJobFailureResult`.
     Failed {
@@ -122,6 +128,14 @@ pub enum JobResult {
         /// `failureDetails.externalExecutionId`.
         external_execution_id: Option<String>,
     },
+}
+
+/// What a job that goes on (a continuation token) reported of its progress.
+struct Progress {
+    summary: Option<String>,
+    external_execution_id: Option<String>,
+    percent_complete: Option<u8>,
+    current_revision: Option<SourceRevision>,
 }
 
 /// Why a job result was refused.
@@ -175,22 +189,36 @@ impl Engine<'_> {
             )));
         }
         let prepared = self.prepare_again(&record).await?;
+        let named = |revision: Option<SourceRevision>| {
+            revision.map(|r| SourceRevision {
+                action_name: record.action_name.clone(),
+                ..r
+            })
+        };
         let outcome = match result {
             JobResult::Succeeded {
                 continuation_token: Some(token),
                 summary,
                 external_execution_id,
+                percent_complete,
+                current_revision,
                 ..
             } => {
-                return self
-                    .continue_job(prepared, &token, summary, external_execution_id, now)
-                    .await
+                let progress = Progress {
+                    summary,
+                    external_execution_id,
+                    percent_complete,
+                    current_revision: named(current_revision),
+                };
+                return self.continue_job(prepared, &token, progress, now).await;
             }
             JobResult::Succeeded {
                 continuation_token: None,
                 summary,
                 external_execution_id,
                 output_variables,
+                percent_complete: _,
+                current_revision,
             } => ActionOutcome {
                 status: ActionExecutionStatus::Succeeded,
                 output_artifacts: prepared.outputs.clone(),
@@ -200,7 +228,7 @@ impl Engine<'_> {
                     external_execution_summary: summary,
                     ..Default::default()
                 },
-                source_revision: None,
+                source_revision: named(current_revision),
                 log_tail: None,
                 log_location: None,
             },
@@ -237,18 +265,23 @@ impl Engine<'_> {
         &self,
         prepared: PreparedAction,
         token: &str,
-        summary: Option<String>,
-        external_execution_id: Option<String>,
+        progress: Progress,
         now: f64,
     ) -> Result<(), JobError> {
         let mut record = prepared.record.clone();
         record.last_update_time = now;
         let result = &mut record.output.execution_result;
-        if summary.is_some() {
-            result.external_execution_summary = summary;
+        if progress.summary.is_some() {
+            result.external_execution_summary = progress.summary;
         }
-        if external_execution_id.is_some() {
-            result.external_execution_id = external_execution_id;
+        if progress.external_execution_id.is_some() {
+            result.external_execution_id = progress.external_execution_id;
+        }
+        if progress.percent_complete.is_some() {
+            record.percent_complete = progress.percent_complete;
+        }
+        if progress.current_revision.is_some() {
+            record.source_revision = progress.current_revision;
         }
         match self
             .executions

@@ -59,7 +59,11 @@ impl Engine<'_> {
             stage: stage.stage_name.clone(),
             state,
             start_time: Some(events::format_time_millis(execution.start_time)),
-            last_retry_time: None,
+            // A retried attempt began when it was retried.
+            last_retry_time: stage
+                .retry_trigger
+                .is_some()
+                .then(|| events::format_time_millis(stage.start_time)),
         })
         .at(stage.last_update_time)
     }

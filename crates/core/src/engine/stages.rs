@@ -179,6 +179,7 @@ impl Engine<'_> {
                     retry_mode: None,
                     conditions: Vec::new(),
                     entered_by: None,
+                    retry_trigger: None,
                 },
                 StageState::Started,
             ),
@@ -194,12 +195,13 @@ impl Engine<'_> {
         if refused == Some(crate::declaration::ConditionResult::Skip) {
             record.status = StageExecutionStatus::Skipped;
         }
-        // A skipped stage reports nothing; a stage entered (or refused by a failed condition)
-        // reports that it started.
-        let events = match refused {
-            Some(crate::declaration::ConditionResult::Skip) => Vec::new(),
-            _ => vec![self.stage_event(execution, &record, state)],
+        // A skipped stage reports that it was skipped; a stage entered (or refused by a failed
+        // condition) that it started.
+        let state = match refused {
+            Some(crate::declaration::ConditionResult::Skip) => StageState::Skipped,
+            _ => state,
         };
+        let events = vec![self.stage_event(execution, &record, state)];
         self.executions
             .put_stage(&execution.pipeline_name, &record, &events)
             .await?;
@@ -583,6 +585,7 @@ impl Engine<'_> {
             retry_mode: None,
             conditions: Vec::new(),
             entered_by: None,
+            retry_trigger: None,
         });
         let mode = snapshot.execution.execution_mode;
         if record.status == StageExecutionStatus::Skipped {

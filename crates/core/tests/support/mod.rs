@@ -122,6 +122,7 @@ impl World {
         let services = Services {
             pipelines: &self.pipelines,
             engine: Some(&engine),
+            start_on_create: false,
         };
         let ctx = ServiceContext {
             region: "us-east-1".into(),
@@ -193,6 +194,7 @@ impl World {
             revision_id: Some(version.into()),
             revision_summary: Some("app.zip".into()),
             revision_url: None,
+            revision_change_id: None,
         });
         engine
             .complete_action(&source.record, outcome, 13.0)

@@ -65,6 +65,7 @@ pub async fn run(
             revision_id: Some(image.digest.clone()),
             revision_summary: Some(source.tag.clone()),
             revision_url: Some(url),
+            revision_change_id: None,
         }),
         log_tail: None,
         log_location: None,

@@ -189,6 +189,7 @@ pub async fn run(
             revision_id: Some(commit.sha.clone()),
             revision_summary: Some(summary),
             revision_url: commit.html_url.clone(),
+            revision_change_id: None,
         }),
         log_tail: None,
         log_location: None,

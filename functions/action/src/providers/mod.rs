@@ -873,6 +873,7 @@ pub(crate) mod test_support {
                 log_location: None,
                 source_revision: None,
                 task_token: None,
+                percent_complete: None,
             },
             configuration: declaration.configuration().clone(),
             commands: declaration.commands().to_vec(),

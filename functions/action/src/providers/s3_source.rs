@@ -97,6 +97,7 @@ pub async fn run(
             revision_id,
             revision_summary: Some(summary),
             revision_url: None,
+            revision_change_id: None,
         }),
         log_tail: None,
         log_location: None,
