@@ -437,6 +437,13 @@ async fn the_aws_cli_drives_pipelines_tags_executions_and_transitions() {
         json!([{"name": "Sleep", "resolvedValue": "20"}])
     );
     assert_eq!(running["trigger"]["triggerType"], "StartPipelineExecution");
+    // As CodePipeline records it: who started it.
+    assert!(
+        running["trigger"]["triggerDetail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("arn:aws:")),
+        "{running}"
+    );
 
     let state = ok(stack, &["get-pipeline-state", "--name", &name]);
     assert_eq!(state["pipelineName"], json!(name));

@@ -242,32 +242,20 @@ impl EventEntry {
     /// the change (to the millisecond). A state change written once has one id; the outbox
     /// delivers it at least once, every copy with that id.
     pub fn stable_id(&self, epoch_seconds: f64) -> String {
-        use sha2::{Digest, Sha256};
         let member = |name: &str| match self.detail.get(name) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => String::new(),
             Some(other) => other.to_string(),
         };
-        let mut hash = Sha256::new();
-        for part in [
-            self.detail_type.clone(),
-            member("execution-id"),
-            member("pipeline-execution-attempt"),
-            member("stage"),
-            member("action-execution-id"),
-            member("state"),
-            instant(epoch_seconds).timestamp_millis().to_string(),
-        ] {
-            // Length-prefixed, so no two different lists hash alike.
-            hash.update((part.len() as u64).to_be_bytes());
-            hash.update(part.as_bytes());
-        }
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&hash.finalize()[..16]);
-        // A version 8 (custom) UUID, RFC 9562.
-        uuid::Builder::from_custom_bytes(bytes)
-            .into_uuid()
-            .to_string()
+        digest_uuid(&[
+            &self.detail_type,
+            &member("execution-id"),
+            &member("pipeline-execution-attempt"),
+            &member("stage"),
+            &member("action-execution-id"),
+            &member("state"),
+            &instant(epoch_seconds).timestamp_millis().to_string(),
+        ])
     }
 
     /// The event as EventBridge delivers it to a rule's target: `version` `"0"`, the event `id`,
@@ -468,6 +456,23 @@ pub fn pipeline_event(input: &PipelineEventInput) -> EventEntry {
         detail.insert("stop-execution-comments".into(), comments.as_str().into());
     }
     EventEntry::new(PIPELINE_DETAIL_TYPE, &execution.pipeline_arn, detail)
+}
+
+/// A UUID-shaped digest of `parts` (a version 8, custom, UUID of RFC 9562): the same parts give
+/// the same id, different lists of parts different ids.
+pub fn digest_uuid(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in parts {
+        // Length-prefixed, so no two different lists hash alike.
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash.finalize()[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// A `CodePipeline Stage Execution State Change` event.

@@ -196,6 +196,61 @@ async fn a_skip_result_skips_the_stage_and_the_execution_goes_on() {
         world.answer("t-enter-2"),
         Some(Err("Pipewright.Skipped".into()))
     );
+    // ListRuleExecutions shows each run of the rule, newest first, as botocore reads it.
+    let listed = world
+        .api("ListRuleExecutions", json!({"pipelineName": "guarded"}))
+        .await
+        .unwrap();
+    support::model::check_shape("ListRuleExecutionsOutput", &listed, "ListRuleExecutions");
+    let runs = listed["ruleExecutionDetails"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{listed:#}");
+    assert_eq!(runs[0]["pipelineExecutionId"], B);
+    assert_eq!(runs[1]["pipelineExecutionId"], A);
+    let run = &runs[1];
+    assert_eq!(run["ruleName"], "OnlyProd");
+    assert_eq!(run["stageName"], "Build");
+    assert_eq!(run["status"], "Failed");
+    assert_eq!(run["input"]["ruleTypeId"]["provider"], "VariableCheck");
+    assert_eq!(run["input"]["configuration"]["Operator"], "EQ");
+    assert!(
+        run["output"]["executionResult"]["externalExecutionSummary"]
+            .as_str()
+            .is_some_and(|s| s.contains("dev")),
+        "{run:#}"
+    );
+    assert_ne!(runs[0]["ruleExecutionId"], runs[1]["ruleExecutionId"]);
+    // One execution's, one per page.
+    let page = world
+        .api(
+            "ListRuleExecutions",
+            json!({"pipelineName": "guarded", "filter": {"pipelineExecutionId": A}, "maxResults": 1}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page["ruleExecutionDetails"], json!([run.clone()]));
+    // Its only rule run fit the page: no next page.
+    assert!(page.get("nextToken").is_none(), "{page:#}");
+    let both = world
+        .api(
+            "ListRuleExecutions",
+            json!({"pipelineName": "guarded", "maxResults": 1}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(both["ruleExecutionDetails"], json!([runs[0].clone()]));
+    let rest = world
+        .api(
+            "ListRuleExecutions",
+            json!({"pipelineName": "guarded", "maxResults": 1, "nextToken": both["nextToken"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest["ruleExecutionDetails"], json!([run.clone()]));
+    let missing = world
+        .api("ListRuleExecutions", json!({"pipelineName": "nope"}))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind, "PipelineNotFoundException");
 }
 
 #[tokio::test]

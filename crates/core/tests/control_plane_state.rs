@@ -1,6 +1,6 @@
 //! GetPipelineState and ListActionExecutions through the control plane, with executions driven
 //! through the engine over in-memory ports. Every response is checked against botocore's shapes
-//! (`tests/model/codepipeline-state-shapes.json`, see [`check_shape`]).
+//! (`tests/model/codepipeline-state-shapes.json`, see `support::model`).
 
 mod support;
 
@@ -14,6 +14,7 @@ use pipewright_core::execution::{
 };
 use pipewright_core::store::PipelineStore;
 use serde_json::{json, Value};
+use support::model::check_shape;
 
 const PIPELINE: &str = "state-app";
 const OTHER: &str = "other-app";
@@ -247,82 +248,6 @@ fn action<'v>(state: &'v Value, stage_name: &str, name: &str) -> &'v Value {
 }
 
 // ---------------------------------------------------------------------- model check
-
-/// Botocore's shapes reachable from GetPipelineStateOutput, ListActionExecutionsOutput and
-/// ListPipelineExecutionsOutput and GetPipelineExecutionOutput,
-/// generated from `botocore/data/codepipeline/2015-07-09/service-2.json.gz` (structure members
-/// and required members, list members, map values, scalar types and enums).
-fn shapes() -> Value {
-    serde_json::from_str(include_str!("model/codepipeline-state-shapes.json")).unwrap()
-}
-
-/// Panics unless `value` has shape `shape`: only the model's member names, its required members,
-/// JSON types matching (timestamps are epoch seconds), enum values from the enum.
-fn check_shape(shape: &str, value: &Value, path: &str) {
-    let shapes = shapes();
-    check(&shapes["shapes"], shape, value, path);
-}
-
-fn check(shapes: &Value, shape: &str, value: &Value, path: &str) {
-    let s = &shapes[shape];
-    assert!(
-        s.is_object(),
-        "{path}: shape {shape} is not in the model file"
-    );
-    match s["type"].as_str().unwrap() {
-        "structure" => {
-            let members = value
-                .as_object()
-                .unwrap_or_else(|| panic!("{path}: {shape} must be an object, got {value}"));
-            for (name, v) in members {
-                let member = s["members"][name].as_str().unwrap_or_else(|| {
-                    panic!("{path}.{name}: {shape} has no member {name} in botocore's model")
-                });
-                check(shapes, member, v, &format!("{path}.{name}"));
-            }
-            for required in s["required"].as_array().unwrap() {
-                let required = required.as_str().unwrap();
-                assert!(
-                    members.contains_key(required),
-                    "{path}: {shape} requires {required}"
-                );
-            }
-        }
-        "list" => {
-            let items = value
-                .as_array()
-                .unwrap_or_else(|| panic!("{path}: {shape} must be an array"));
-            let member = s["member"].as_str().unwrap();
-            for (i, v) in items.iter().enumerate() {
-                check(shapes, member, v, &format!("{path}[{i}]"));
-            }
-        }
-        "map" => {
-            let entries = value
-                .as_object()
-                .unwrap_or_else(|| panic!("{path}: {shape} must be an object"));
-            let member = s["value"].as_str().unwrap();
-            for (k, v) in entries {
-                check(shapes, member, v, &format!("{path}.{k}"));
-            }
-        }
-        "string" => {
-            let text = value
-                .as_str()
-                .unwrap_or_else(|| panic!("{path}: {shape} must be a string, got {value}"));
-            if let Some(values) = s["enum"].as_array() {
-                assert!(
-                    values.iter().any(|v| v == text),
-                    "{path}: {text} is not a {shape} ({values:?})"
-                );
-            }
-        }
-        "integer" | "long" => assert!(value.is_i64(), "{path}: {shape} must be an integer"),
-        "timestamp" => assert!(value.is_number(), "{path}: {shape} must be epoch seconds"),
-        "boolean" => assert!(value.is_boolean(), "{path}: {shape} must be a boolean"),
-        other => panic!("{path}: unexpected type {other} of {shape}"),
-    }
-}
 
 #[test]
 fn the_shape_check_catches_foreign_members() {

@@ -1,6 +1,7 @@
-//! ListActionExecutions: the action executions of one pipeline execution
-//! (`filter.pipelineExecutionId`) or of the pipeline's executions, newest execution first and,
-//! within an execution, newest action first (start time, then action execution id, descending).
+//! ListActionExecutions and ListRuleExecutions: the action executions (or the stage-condition
+//! rule runs) of one pipeline execution (`filter.pipelineExecutionId`) or of the pipeline's
+//! executions, newest execution first and, within an execution, newest first (start time, then
+//! id, descending).
 //!
 //! The `nextToken` is opaque to callers: base64url of a small JSON [`Cursor`] naming the pipeline,
 //! the execution being listed, the executions-list token of the page holding it, and the last
@@ -18,9 +19,12 @@ use serde_with::skip_serializing_none;
 
 use super::executions::{require_pipeline, store_error};
 use super::{check_name, parse_pipeline_execution_id, ApiError};
-use crate::declaration::masked_configuration;
+use crate::declaration::{masked_configuration, RuleDeclaration, StageDeclaration};
 use crate::engine::Engine;
-use crate::execution::{ActionExecution, ArtifactDetail, ExecutionSnapshot};
+use crate::execution::{
+    ActionExecution, ArtifactDetail, ConditionKind, ConditionRun, ExecutionSnapshot,
+    RuleRun, StageExecution,
+};
 use crate::store::PipelineRecord;
 
 #[derive(Deserialize)]
@@ -69,7 +73,7 @@ struct Cursor {
     after: Option<ActionKey>,
 }
 
-/// An action's place in the order: start time and action execution id.
+/// A row's place in the order: start time and action (or rule) execution id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ActionKey(f64, String);
 
@@ -115,15 +119,112 @@ fn execution_not_found(pipeline: &str, id: &str) -> ApiError {
     )
 }
 
+/// What is listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listing {
+    /// ListActionExecutions.
+    Actions,
+    /// ListRuleExecutions.
+    Rules,
+}
+
+impl Listing {
+    /// The answer's list member.
+    fn member(self) -> &'static str {
+        match self {
+            Listing::Actions => "actionExecutionDetails",
+            Listing::Rules => "ruleExecutionDetails",
+        }
+    }
+}
+
+/// One row of a listing, before it is written out.
+enum Row<'s> {
+    Action(&'s ActionExecution),
+    Rule(RuleRow<'s>),
+}
+
+/// One rule's run in a stage attempt's condition.
+struct RuleRow<'s> {
+    id: String,
+    stage: &'s StageExecution,
+    condition: &'s ConditionRun,
+    rule: &'s RuleRun,
+    pipeline_version: u32,
+}
+
+impl Row<'_> {
+    fn key(&self) -> ActionKey {
+        match self {
+            Row::Action(a) => ActionKey::of(a),
+            Row::Rule(r) => ActionKey(r.rule.at, r.id.clone()),
+        }
+    }
+    fn version(&self) -> u32 {
+        match self {
+            Row::Action(a) => a.pipeline_version,
+            Row::Rule(r) => r.pipeline_version,
+        }
+    }
+    fn stage_name(&self) -> &str {
+        match self {
+            Row::Action(a) => &a.stage_name,
+            Row::Rule(r) => &r.stage.stage_name,
+        }
+    }
+}
+
+/// The rule runs of `snapshot`, each with a stable id (a digest of where it ran). Only the
+/// latest attempt of each stage when `latest_only`.
+fn rule_rows(snapshot: &ExecutionSnapshot, latest_only: bool) -> Vec<RuleRow<'_>> {
+    let execution = &snapshot.execution;
+    snapshot
+        .stages
+        .iter()
+        .filter(|s| {
+            !latest_only
+                || snapshot
+                    .stage(&s.stage_name)
+                    .is_some_and(|latest| latest.attempt == s.attempt)
+        })
+        .flat_map(|stage| {
+            stage
+                .conditions
+                .iter()
+                .enumerate()
+                .flat_map(move |(c, condition)| {
+                    condition.rules.iter().enumerate().map(move |(r, rule)| {
+                        let id = crate::events::digest_uuid(&[
+                            &execution.pipeline_execution_id,
+                            &stage.stage_name,
+                            &stage.attempt.to_string(),
+                            &c.to_string(),
+                            &r.to_string(),
+                            &rule.rule_name,
+                        ]);
+                        RuleRow {
+                            id,
+                            stage,
+                            condition,
+                            rule,
+                            pipeline_version: execution.pipeline_version,
+                        }
+                    })
+                })
+        })
+        .collect()
+}
+
 /// What a listing collects.
 struct Collector<'p> {
     pipeline_name: String,
     limit: usize,
     details: Vec<Value>,
-    /// Declarations by version, for each action's `roleArn`.
+    /// Declarations by version, for each action's `roleArn` and each rule's declaration.
     versions: BTreeMap<u32, Option<PipelineRecord>>,
-    /// Only the latest run of each action of an execution.
+    /// Only the latest run of each action (or stage attempt) of an execution.
     latest_only: bool,
+    listing: Listing,
     engine: &'p Engine<'p>,
 }
 
@@ -137,24 +238,32 @@ impl Collector<'_> {
         page_token: Option<&str>,
         after: Option<&ActionKey>,
     ) -> Result<Option<Cursor>, ApiError> {
-        let latest = self.latest_only.then(|| latest_runs(snapshot));
-        let mut actions: Vec<&ActionExecution> = snapshot
-            .actions
-            .iter()
-            .filter(|a| after.is_none_or(|after| ActionKey::of(a).follows(after)))
-            .filter(|a| {
-                latest
-                    .as_ref()
-                    .is_none_or(|ids| ids.contains(a.action_execution_id.as_str()))
-            })
-            .collect();
-        actions.sort_by(|a, b| {
-            b.start_time
-                .total_cmp(&a.start_time)
-                .then_with(|| b.action_execution_id.cmp(&a.action_execution_id))
+        let mut rows: Vec<Row> = match self.listing {
+            Listing::Actions => {
+                let latest = self.latest_only.then(|| latest_runs(snapshot));
+                snapshot
+                    .actions
+                    .iter()
+                    .filter(|a| {
+                        latest
+                            .as_ref()
+                            .is_none_or(|ids| ids.contains(a.action_execution_id.as_str()))
+                    })
+                    .map(Row::Action)
+                    .collect()
+            }
+            Listing::Rules => rule_rows(snapshot, self.latest_only)
+                .into_iter()
+                .map(Row::Rule)
+                .collect(),
+        };
+        rows.retain(|row| after.is_none_or(|after| row.key().follows(after)));
+        rows.sort_by(|a, b| {
+            let (a, b) = (a.key(), b.key());
+            b.0.total_cmp(&a.0).then_with(|| b.1.cmp(&a.1))
         });
         let mut last: Option<ActionKey> = after.cloned();
-        for action in actions {
+        for row in rows {
             if self.details.len() == self.limit {
                 return Ok(Some(Cursor {
                     pipeline_name: self.pipeline_name.clone(),
@@ -163,16 +272,36 @@ impl Collector<'_> {
                     after: last,
                 }));
             }
-            let role_arn = self.role_arn(action).await?;
-            self.details.push(detail_json(action, role_arn.as_deref()));
-            last = Some(ActionKey::of(action));
+            let detail = match &row {
+                Row::Action(action) => {
+                    let role_arn = self
+                        .declared_stage(row.version(), row.stage_name())
+                        .await?
+                        .and_then(|s| s.actions.iter().find(|a| a.name == action.action_name))
+                        .and_then(|a| a.role_arn.clone());
+                    detail_json(action, role_arn.as_deref())
+                }
+                Row::Rule(rule) => {
+                    let declared = self
+                        .declared_stage(row.version(), row.stage_name())
+                        .await?
+                        .and_then(|s| declared_rule(s, rule))
+                        .cloned();
+                    rule_detail_json(snapshot, rule, declared.as_ref())
+                }
+            };
+            self.details.push(detail);
+            last = Some(row.key());
         }
         Ok(None)
     }
 
-    /// The `roleArn` the action declares in the pipeline version it ran.
-    async fn role_arn(&mut self, action: &ActionExecution) -> Result<Option<String>, ApiError> {
-        let version = action.pipeline_version;
+    /// Stage `stage` as pipeline version `version` declared it.
+    async fn declared_stage(
+        &mut self,
+        version: u32,
+        stage: &str,
+    ) -> Result<Option<&StageDeclaration>, ApiError> {
         if !self.versions.contains_key(&version) {
             let record = self
                 .engine
@@ -186,18 +315,29 @@ impl Collector<'_> {
             .versions
             .get(&version)
             .and_then(Option::as_ref)
-            .and_then(|r| {
-                r.declaration
-                    .stages
-                    .iter()
-                    .find(|s| s.name == action.stage_name)
-            })
-            .and_then(|s| s.actions.iter().find(|a| a.name == action.action_name))
-            .and_then(|a| a.role_arn.clone()))
+            .and_then(|r| r.declaration.stages.iter().find(|s| s.name == stage)))
     }
 }
 
-pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value, ApiError> {
+/// The declaration of the rule `row` ran: the rule of that name in a condition of the same
+/// kind.
+fn declared_rule<'d>(stage: &'d StageDeclaration, row: &RuleRow) -> Option<&'d RuleDeclaration> {
+    let conditions = match row.condition.kind {
+        ConditionKind::BeforeEntry => stage.before_entry.as_ref().map(|c| &c.conditions),
+        ConditionKind::OnSuccess => stage.on_success.as_ref().map(|c| &c.conditions),
+        ConditionKind::OnFailure => stage.on_failure.as_ref().and_then(|c| c.conditions.as_ref()),
+    }?;
+    conditions
+        .iter()
+        .flat_map(|c| c.rules.iter().flatten())
+        .find(|r| r.name == row.rule.rule_name)
+}
+
+pub(super) async fn list(
+    engine: &Engine<'_>,
+    input: ListInput,
+    listing: Listing,
+) -> Result<Value, ApiError> {
     check_name("pipelineName", &input.pipeline_name)?;
     let limit = match input.max_results {
         None => 100,
@@ -266,6 +406,7 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
         details: Vec::new(),
         versions: BTreeMap::new(),
         latest_only,
+        listing,
         engine,
     };
     let next = match &filter.pipeline_execution_id {
@@ -282,7 +423,7 @@ pub(super) async fn list(engine: &Engine<'_>, input: ListInput) -> Result<Value,
         }
         None => walk(engine, &mut collector, cursor).await?,
     };
-    let mut out = json!({ "actionExecutionDetails": collector.details });
+    let mut out = json!({ listing.member(): collector.details });
     if let Some(cursor) = next {
         out["nextToken"] = json!(cursor.encode());
     }
@@ -441,6 +582,64 @@ pub fn detail_json(a: &ActionExecution, role_arn: Option<&str>) -> Value {
     out.insert("input".into(), Value::Object(input));
     out.insert("output".into(), Value::Object(output));
     Value::Object(out)
+}
+
+/// `RuleExecutionDetail` of one rule run: its declaration (type, configuration, role, region,
+/// input artifacts) as the pipeline version that ran it declared it, and its result.
+fn rule_detail_json(
+    snapshot: &ExecutionSnapshot,
+    row: &RuleRow,
+    declared: Option<&RuleDeclaration>,
+) -> Value {
+    let mut input = Map::new();
+    if let Some(rule) = declared {
+        input.insert("ruleTypeId".into(), json!(rule.rule_type_id));
+        if let Some(configuration) = &rule.configuration {
+            input.insert(
+                "configuration".into(),
+                json!(masked_configuration(configuration)),
+            );
+        }
+        if let Some(role) = &rule.role_arn {
+            input.insert("roleArn".into(), json!(role));
+        }
+        if let Some(region) = &rule.region {
+            input.insert("region".into(), json!(region));
+        }
+        // Where the artifacts it was given were, in this execution.
+        let artifacts = snapshot.artifacts();
+        let inputs: Vec<Value> = rule
+            .input_artifacts
+            .iter()
+            .flatten()
+            .filter_map(|a| {
+                let at = artifacts.get(&a.name)?;
+                Some(json!({"name": a.name, "s3location": {"bucket": at.bucket, "key": at.key}}))
+            })
+            .collect();
+        input.insert("inputArtifacts".into(), json!(inputs));
+    }
+    let mut result = Map::new();
+    result.insert("externalExecutionId".into(), json!(row.id));
+    result.insert("externalExecutionSummary".into(), json!(row.rule.summary));
+    if row.rule.status == "Failed" {
+        result.insert(
+            "errorDetails".into(),
+            json!({"code": "RuleFailed", "message": row.rule.summary}),
+        );
+    }
+    json!({
+        "pipelineExecutionId": snapshot.execution.pipeline_execution_id,
+        "ruleExecutionId": row.id,
+        "pipelineVersion": row.pipeline_version,
+        "stageName": row.stage.stage_name,
+        "ruleName": row.rule.rule_name,
+        "startTime": row.rule.at,
+        "lastUpdateTime": row.rule.at,
+        "status": row.rule.status,
+        "input": input,
+        "output": {"executionResult": result},
+    })
 }
 
 #[cfg(test)]

@@ -148,7 +148,12 @@ pub async fn handle(
             executions::transition(engine(services)?, ctx, parse(body)?, true).await
         }
         "GetPipelineState" => state::get(engine(services)?, parse(body)?).await,
-        "ListActionExecutions" => actions::list(engine(services)?, parse(body)?).await,
+        "ListActionExecutions" => {
+            actions::list(engine(services)?, parse(body)?, actions::Listing::Actions).await
+        }
+        "ListRuleExecutions" => {
+            actions::list(engine(services)?, parse(body)?, actions::Listing::Rules).await
+        }
         "PutJobSuccessResult" => jobs::put_success(engine(services)?, ctx, parse(body)?).await,
         "PutJobFailureResult" => jobs::put_failure(engine(services)?, ctx, parse(body)?).await,
         "PutApprovalResult" => approvals::put_result(engine(services)?, ctx, parse(body)?).await,
@@ -393,7 +398,7 @@ mod tests {
                 start_on_create: false,
             },
             &ctx(),
-            "CodePipeline_20150709.ListRuleExecutions",
+            "CodePipeline_20150709.PollForJobs",
             b"{}",
         )
         .await

@@ -7,6 +7,7 @@
 
 pub mod asl;
 pub mod generate;
+pub mod model;
 
 use pipewright_core::asl::AslTargets;
 use pipewright_core::control_plane::{handle, ApiError, ServiceContext, Services};
