@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 /// A build project as CodePipeline users have them: its source and artifacts are the
 /// pipeline's, its buildspec the source's `buildspec.yml`.
-async fn project(c: &Clients) -> String {
+pub(crate) async fn project(c: &Clients) -> String {
     let name = unique("web-build");
     aws_sdk_codebuild::Client::new(&c.sdk)
         .create_project()

@@ -437,11 +437,12 @@ async fn the_aws_cli_drives_pipelines_tags_executions_and_transitions() {
         json!([{"name": "Sleep", "resolvedValue": "20"}])
     );
     assert_eq!(running["trigger"]["triggerType"], "StartPipelineExecution");
-    // As CodePipeline records it: who started it.
+    // As CodePipeline records it: who started it (here the key door's name of the caller's
+    // access key; through the IAM door, the caller's ARN).
     assert!(
         running["trigger"]["triggerDetail"]
             .as_str()
-            .is_some_and(|d| d.starts_with("arn:aws:")),
+            .is_some_and(|d| d.starts_with("pipewright-key/local-admin")),
         "{running}"
     );
 

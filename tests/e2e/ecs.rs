@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 /// A cluster with service `web` of task definition family `<family>` (containers `app` and
 /// `log-router`); returns the cluster's name.
-async fn service(c: &Clients, family: &str) -> String {
+pub(crate) async fn service(c: &Clients, family: &str) -> String {
     let ecs = aws_sdk_ecs::Client::new(&c.sdk);
     let cluster = unique("apps");
     ecs.create_cluster()

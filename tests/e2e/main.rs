@@ -24,6 +24,7 @@ mod isolation;
 mod lambda_invoke;
 mod pipeline_runs;
 mod polling;
+mod published;
 mod repo_sources;
 mod sample_events;
 mod step_functions;

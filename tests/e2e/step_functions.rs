@@ -12,7 +12,7 @@ use pipewright_e2e::{stack, unique, TEST_ROLE_ARN};
 use serde_json::{json, Value};
 
 /// A state machine of `definition` (not named `pipewright-`: those are the engine's own).
-async fn state_machine(c: &Clients, definition: Value) -> String {
+pub(crate) async fn state_machine(c: &Clients, definition: Value) -> String {
     aws_sdk_sfn::Client::new(&c.sdk)
         .create_state_machine()
         .name(unique("deploy-flow"))
@@ -26,7 +26,7 @@ async fn state_machine(c: &Clients, definition: Value) -> String {
 }
 
 /// The input an execution was started with.
-async fn execution_input(c: &Clients, execution_arn: &str) -> Value {
+pub(crate) async fn execution_input(c: &Clients, execution_arn: &str) -> Value {
     let described = aws_sdk_sfn::Client::new(&c.sdk)
         .describe_execution()
         .execution_arn(execution_arn)

@@ -159,11 +159,23 @@ async fn two_stacks_in_one_account_keep_apart_and_ride_out_lost_callbacks_and_re
         trigger.trigger_type(),
         Some(&ExecutionTriggerType::CreatePipeline)
     );
-    assert!(
-        trigger.trigger_detail().is_some_and(|d| d.starts_with("arn:aws:")),
-        "triggerDetail names the creator: {trigger:?}"
-    );
     let id2 = run.pipeline_execution_id().expect("an id").to_string();
+    // Its trigger names the creator, as a start names its caller (the same key here).
+    let started = c1
+        .codepipeline
+        .get_pipeline_execution()
+        .pipeline_name(&name)
+        .pipeline_execution_id(&id1)
+        .send()
+        .await
+        .expect("GetPipelineExecution");
+    let starter = started
+        .pipeline_execution()
+        .and_then(|e| e.trigger())
+        .and_then(|t| t.trigger_detail())
+        .expect("a trigger detail");
+    assert_eq!(trigger.trigger_detail(), Some(starter), "{trigger:?}");
+    assert!(starter.starts_with("pipewright-key/"), "{starter}");
     let listed = c1
         .codepipeline
         .list_pipeline_executions()

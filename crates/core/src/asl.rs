@@ -552,14 +552,30 @@ fn action_groups(stage: &StageDeclaration) -> Vec<(u32, Vec<usize>)> {
     groups.into_iter().collect()
 }
 
-/// The action's timeout in seconds: its `timeoutInMinutes`, else its type's default; at most
+/// A timeout an action's configuration sets: an ECS action's `DeploymentTimeout` (minutes).
+fn configured_timeout_minutes(action: &ActionDeclaration) -> Option<u32> {
+    let id = &action.action_type_id;
+    if id.category == crate::declaration::ActionCategory::Deploy && id.provider == "ECS" {
+        return action
+            .configuration()
+            .get("DeploymentTimeout")
+            .and_then(|v| crate::ecs::deployment_timeout_minutes(v));
+    }
+    None
+}
+
+/// The action's timeout in seconds: its `timeoutInMinutes`, else what its configuration says
+/// (ECS `DeploymentTimeout`), else its type's default; at most
 /// `cap` (at least 1 second).
 pub(crate) fn timeout_seconds(action: &ActionDeclaration, cap: Option<u64>) -> u64 {
-    let minutes = action.timeout_in_minutes.unwrap_or_else(|| {
-        lookup(&action.action_type_id).map_or(UNKNOWN_TYPE_TIMEOUT_MINUTES, |spec| {
-            spec.timeout.default_minutes
-        })
-    });
+    let minutes = action
+        .timeout_in_minutes
+        .or_else(|| configured_timeout_minutes(action))
+        .unwrap_or_else(|| {
+            lookup(&action.action_type_id).map_or(UNKNOWN_TYPE_TIMEOUT_MINUTES, |spec| {
+                spec.timeout.default_minutes
+            })
+        });
     let seconds = u64::from(minutes) * 60;
     cap.map_or(seconds, |cap| seconds.min(cap.max(1)))
 }
@@ -1068,6 +1084,31 @@ mod tests {
             version: "1".into(),
         };
         assert_eq!(timeout_seconds(&unknown, None), 3600);
+        // An ECS deployment waits its DeploymentTimeout, unless timeoutInMinutes says otherwise.
+        let ecs = |config: &str, timeout: &str| {
+            parse_pipeline(&format!(
+                r#"{{"name": "t", "roleArn": "r", "artifactStore": {{"type": "S3", "location": "b"}},
+                  "stages": [{{"name": "S", "actions": [{{"name": "Svc", {timeout}
+                    "actionTypeId": {{"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"}},
+                    "configuration": {{"ClusterName": "c", "ServiceName": "s"{config}}}}}]}}]}}"#
+            ))
+            .expect("parses")
+            .stages[0]
+                .actions[0]
+                .clone()
+        };
+        assert_eq!(timeout_seconds(&ecs("", ""), None), 3600);
+        assert_eq!(
+            timeout_seconds(&ecs(r#", "DeploymentTimeout": "15""#, ""), None),
+            900
+        );
+        assert_eq!(
+            timeout_seconds(
+                &ecs(r#", "DeploymentTimeout": "15""#, r#""timeoutInMinutes": 5,"#),
+                None
+            ),
+            300
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //!   rules all pass (its own `result`, else the stage's) applies; if none passes, `FAIL`.
 //!
 //! Rules: `VariableCheck` (`Variable` resolved like any configuration, compared with `Value` by
-//! `Operator` EQ, NE, CONTAINS, MATCHES (`*` and `?` wildcards,
-//! [`crate::triggers::glob::wildcard_match`]), GT, GE, LT, LE), `DeploymentWindow` (`Cron`: an
+//! `Operator` EQ, NE, CONTAINS, MATCHES (a regular expression the whole value matches, as in
+//! CodePipeline, [`regex_match`]), GT, GE, LT, LE), `DeploymentWindow` (`Cron`: an
 //! EventBridge cron expression, or CodePipeline's seven-field form, [`cron_matches`]; the rule
 //! passes while the current minute matches, on the wall clock of `TimeZone` (an IANA name,
 //! default UTC, daylight saving time included)), `LambdaInvoke` (`FunctionName`, optional
@@ -38,7 +38,6 @@ use serde_json::{json, Value};
 
 use crate::declaration::{Condition, ConditionResult, RuleDeclaration};
 use crate::port_error::PortError;
-use crate::triggers::glob::wildcard_match;
 
 /// How many times `onFailure: RETRY` retries a stage by itself.
 pub const MAX_AUTOMATIC_RETRIES: u32 = 1;
@@ -233,7 +232,7 @@ pub fn variable_check(variable: &str, operator: &str, value: &str) -> Result<boo
         "EQ" => variable == value,
         "NE" => variable != value,
         "CONTAINS" => variable.contains(value),
-        "MATCHES" => wildcard_match(value, variable),
+        "MATCHES" => regex_match(value, variable)?,
         "GT" => numbers().map(|(a, b)| a > b)?,
         "GE" => numbers().map(|(a, b)| a >= b)?,
         "LT" => numbers().map(|(a, b)| a < b)?,
@@ -244,6 +243,17 @@ pub fn variable_check(variable: &str, operator: &str, value: &str) -> Result<boo
             ))
         }
     })
+}
+
+/// `MATCHES`: whether all of `text` matches the regular expression `pattern`, as CodePipeline's
+/// rules match (Java's `Pattern.matches`: the whole value, not a part of it). Patterns use the
+/// common syntax (classes, groups, alternation, repetition, anchors); one that does not compile
+/// fails the rule naming it.
+pub fn regex_match(pattern: &str, text: &str) -> Result<bool, String> {
+    let whole = format!("^(?:{pattern})$");
+    let regex = regex_lite::Regex::new(&whole)
+        .map_err(|e| format!("Value {pattern:?} is not a regular expression: {e}"))?;
+    Ok(regex.is_match(text))
 }
 
 /// How far the wall clock of IANA time zone `zone` (`UTC`, `Europe/Paris`, ...) is ahead of UTC
@@ -465,8 +475,19 @@ mod tests {
         assert!(variable_check("main", "EQ", "main").unwrap());
         assert!(variable_check("main", "NE", "dev").unwrap());
         assert!(variable_check("release/1.2", "CONTAINS", "release").unwrap());
-        assert!(variable_check("release/1.2", "MATCHES", "release/*").unwrap());
-        assert!(!variable_check("hotfix/1", "MATCHES", "release/*").unwrap());
+        // MATCHES is a regular expression over the whole value (Java's Pattern.matches).
+        assert!(variable_check("release/1.2", "MATCHES", "release/.*").unwrap());
+        assert!(variable_check("prod", "MATCHES", "^(staging|prod)$").unwrap());
+        assert!(variable_check("prod", "MATCHES", "staging|prod").unwrap());
+        assert!(!variable_check("hotfix/1", "MATCHES", "release/.*").unwrap());
+        assert!(
+            !variable_check("v1.2-rc", "MATCHES", r"v\d+\.\d+").unwrap(),
+            "a part of the value is not a match"
+        );
+        assert!(variable_check("v1.2", "MATCHES", r"v\d+\.\d+").unwrap());
+        assert!(variable_check("x", "MATCHES", "(unclosed")
+            .unwrap_err()
+            .contains("not a regular expression"));
         assert!(variable_check("10", "GT", "9").unwrap());
         assert!(!variable_check("10", "LT", "9").unwrap());
         assert!(variable_check("3", "LE", "3").unwrap());

@@ -161,6 +161,15 @@ pub fn console_link(region: &str, cluster: &str, service: &str) -> String {
     )
 }
 
+/// An ECS action's `DeploymentTimeout` in minutes: a whole number from 1 to 60 (CodePipeline's
+/// limit for the action, which is also its default).
+pub fn deployment_timeout_minutes(text: &str) -> Option<u32> {
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|m| (1..=60).contains(m))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

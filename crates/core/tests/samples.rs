@@ -114,3 +114,36 @@ fn json_and_yaml_samples_are_the_same_pipeline() {
     yaml.name = json.name.clone();
     assert_eq!(yaml, json);
 }
+
+/// Pipelines as CodePipeline users have them (`infra/pipelines/published`, `get-pipeline`
+/// output of the documented shapes: S3 or CodeCommit sources, CodeBuild, every CloudFormation
+/// change-set step with an approval between, CodeDeploy, ECS, Step Functions with variables and
+/// stage conditions) load and validate unchanged; the end-to-end suite runs each
+/// (`tests/e2e/published.rs`).
+#[test]
+fn published_pipeline_definitions_load_and_validate_unchanged() {
+    let files = support::declaration_files(&support::pipelines_dir().join("published"));
+    let mut providers = std::collections::BTreeSet::new();
+    for path in &files {
+        let text = read(path);
+        let lines = report(&text);
+        assert!(
+            lines.is_empty(),
+            "{} should be valid, but:\n{}",
+            path.display(),
+            lines.join("\n")
+        );
+        let pipeline = parse_pipeline(&text).unwrap();
+        for stage in &pipeline.stages {
+            for action in &stage.actions {
+                providers.insert(action.action_type_id.provider.clone());
+            }
+        }
+    }
+    for provider in ["CodeBuild", "CloudFormation", "CodeDeploy", "ECS", "StepFunctions", "Manual"] {
+        assert!(
+            providers.contains(provider),
+            "no published definition uses {provider}: {providers:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Core's one pattern matcher: the glob patterns of CodePipeline's trigger filters (branches,
-//! tags, file paths; [`Glob`], [`glob_match`]) and the plain wildcards of a `VariableCheck`
-//! rule's `MATCHES` operator ([`wildcard_match`]).
+//! tags, file paths; [`Glob`], [`glob_match`]) and the plain wildcards of an IAM policy's
+//! action and resource patterns ([`wildcard_match`]). A `VariableCheck` rule's `MATCHES` is a
+//! regular expression instead ([`crate::conditions::regex_match`]).
 //!
 //! Glob rules (CodePipeline user guide, "Working with glob patterns in syntax"; where it is
 //! silent, the choice made here is stated):

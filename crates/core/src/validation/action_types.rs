@@ -84,6 +84,9 @@ pub(super) fn check_action_types(p: &PipelineDeclaration, out: &mut Problems) {
         if spec.provider == "CodeBuild" {
             check_codebuild(action, &path, out);
         }
+        if spec.provider == "ECS" {
+            check_ecs(action, &path, out);
+        }
 
         match (spec.commands, &action.commands) {
             (CommandsUse::Required, None) => out.add(
@@ -112,10 +115,33 @@ pub(super) fn check_action_types(p: &PipelineDeclaration, out: &mut Problems) {
     }
 }
 
+/// An ECS action's `DeploymentTimeout`: whole minutes, 1 to 60 (the action's own limit).
+fn check_ecs(action: &ActionDeclaration, path: &str, out: &mut Problems) {
+    if let Some(text) = action
+        .configuration()
+        .get("DeploymentTimeout")
+        .filter(|v| variables::references(v).is_empty())
+    {
+        if crate::ecs::deployment_timeout_minutes(text).is_none() {
+            out.add(
+                format!("{path}.configuration.DeploymentTimeout"),
+                format!("`{text}` is not a number of minutes from 1 to 60"),
+            );
+        }
+    }
+}
+
 /// A CodeBuild action's `EnvironmentVariables` (a JSON array CodeBuild reads) and
-/// `PrimarySource` (one of its input artifacts).
+/// `PrimarySource` (one of its input artifacts); batch builds are refused.
 fn check_codebuild(action: &ActionDeclaration, path: &str, out: &mut Problems) {
     let config = action.configuration();
+    if config.get("BatchEnabled").map(String::as_str) == Some("true") {
+        out.add(
+            format!("{path}.configuration.BatchEnabled"),
+            "batch builds are not run by Pipewright: run the batch's builds as CodeBuild \
+             actions of one stage (same runOrder to run them together)",
+        );
+    }
     // A value made of variable references is only known at run time.
     if let Some(text) = config
         .get("EnvironmentVariables")

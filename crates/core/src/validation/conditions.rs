@@ -236,6 +236,18 @@ fn check_conditions(
                     }
                 }
             }
+            if provider == "VariableCheck"
+                && config.get("Operator").map(String::as_str) == Some("MATCHES")
+            {
+                if let Some(pattern) = config
+                    .get("Value")
+                    .filter(|v| crate::variables::references(v).is_empty())
+                {
+                    if let Err(e) = crate::conditions::regex_match(pattern, "") {
+                        out.add(format!("{rule_path}.configuration.Value"), e);
+                    }
+                }
+            }
             for key in providers::rule_required_keys(provider) {
                 if !config.contains_key(*key) {
                     out.add(

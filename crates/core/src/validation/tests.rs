@@ -513,6 +513,41 @@ fn codebuild_environment_variables_and_primary_source_are_checked() {
 }
 
 #[test]
+fn batch_builds_are_refused_and_ecs_deployment_timeouts_checked() {
+    let mut p = base();
+    action(&mut p, 1, 0).configuration =
+        config(&[("ProjectName", "x"), ("BatchEnabled", "true")]);
+    assert_only(
+        &p,
+        "stages[1].actions[0].configuration.BatchEnabled",
+        "batch builds are not run by Pipewright",
+    );
+    action(&mut p, 1, 0).configuration =
+        config(&[("ProjectName", "x"), ("BatchEnabled", "false")]);
+    assert!(problems(&p).is_empty(), "{:#?}", problems(&p));
+
+    for (value, ok) in [("15", true), ("60", true), ("0", false), ("61", false), ("ten", false)] {
+        let mut p = base();
+        let a = action(&mut p, 3, 0);
+        a.action_type_id = type_id(ActionCategory::Deploy, "ECS");
+        a.configuration = config(&[
+            ("ClusterName", "c"),
+            ("ServiceName", "s"),
+            ("DeploymentTimeout", value),
+        ]);
+        if ok {
+            assert!(problems(&p).is_empty(), "{value}: {:#?}", problems(&p));
+        } else {
+            assert_only(
+                &p,
+                "stages[3].actions[0].configuration.DeploymentTimeout",
+                "is not a number of minutes from 1 to 60",
+            );
+        }
+    }
+}
+
+#[test]
 fn output_files_and_variables_limits() {
     let mut p = base();
     if let Some(outs) = action(&mut p, 1, 1).output_artifacts.as_mut() {
@@ -1557,5 +1592,35 @@ fn paths_sort_numerically() {
             "stages[2].actions[10].name",
             "stages[10].name"
         ]
+    );
+}
+
+#[test]
+fn a_matches_value_must_be_a_regular_expression() {
+    let check = |value: &str| {
+        let mut p = base();
+        p.stages[3].before_entry = Some(BeforeEntryConditions {
+            conditions: vec![condition(
+                ConditionResult::Fail,
+                vec![rule(
+                    "Env",
+                    "VariableCheck",
+                    &[
+                        ("Variable", "#{variables.Bucket}"),
+                        ("Operator", "MATCHES"),
+                        ("Value", value),
+                    ],
+                )],
+            )],
+        });
+        p
+    };
+    assert!(problems(&check("^(site|web)-.*$")).is_empty());
+    // Known only at run time.
+    assert!(problems(&check("#{variables.Bucket}")).is_empty());
+    assert_only(
+        &check("(site"),
+        "stages[3].beforeEntry.conditions[0].rules[0].configuration.Value",
+        "is not a regular expression",
     );
 }

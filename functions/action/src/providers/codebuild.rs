@@ -15,7 +15,7 @@
 //! - Output variables: the buildspec's `exported-variables`. A build that does not succeed fails
 //!   the action with its status, the phase that failed, its reason and the build id.
 //!
-//! `BatchEnabled` batch builds are refused as a configuration error (not run yet).
+//! `BatchEnabled` batch builds are refused at CreatePipeline, and here too (a configuration error).
 //!
 //! A `Compute/AWS/Commands` action that names a project (`PipewrightCodeBuildProject`) runs the
 //! same way ([`run_commands`]): its commands become the build's buildspec, its
