@@ -20,8 +20,9 @@
 //! default UTC, daylight saving time included)), `LambdaInvoke` (`FunctionName`, optional
 //! `UserParameters`: invoked synchronously; passes unless the function errs or answers
 //! `{"status": "FAILED"}`) and `CloudWatchAlarm`
-//! (`AlarmName`: passes unless the alarm is in `ALARM`). `Commands` and `CodeBuild` rules fail
-//! with a clear message (not run by Pipewright).
+//! (`AlarmName`: passes unless the alarm is in `ALARM`). `Commands` and `CodeBuild` rules are
+//! refused at CreatePipeline ([`crate::providers::RULES_NOT_RUN`]); one met here anyway (a
+//! pipeline stored before) fails its rule saying so.
 //!
 //! Each evaluation is recorded on the stage execution ([`ConditionRun`]) and shown by
 //! GetPipelineState (`beforeEntryConditionState`, ...).

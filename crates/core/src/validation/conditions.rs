@@ -207,6 +207,15 @@ fn check_conditions(
                         providers::RULE_PROVIDERS.join(", ")
                     ),
                 );
+            } else if providers::RULES_NOT_RUN.contains(&provider) {
+                out.add(
+                    format!("{rule_path}.ruleTypeId.provider"),
+                    format!(
+                        "{provider} rules are not run by Pipewright yet; run the check as a \
+                         {provider} action instead (in a stage of its own before this one, or \
+                         at the end of this one)"
+                    ),
+                );
             } else if site == ConditionSite::BeforeEntry
                 && condition.result == Some(ConditionResult::Skip)
                 && !matches!(provider, "LambdaInvoke" | "VariableCheck")

@@ -1511,23 +1511,39 @@ fn deployment_windows_are_checked_at_create_time() {
 }
 
 #[test]
-fn commands_rule_needs_commands() {
+fn commands_and_codebuild_rules_are_refused_until_they_run() {
     let mut p = base();
     let mut r = rule("Smoke", "Commands", &[]);
     p.stages[3].on_success = Some(SuccessConditions {
         conditions: vec![condition(ConditionResult::Fail, vec![r.clone()])],
     });
-    assert_only(
-        &p,
-        "stages[3].onSuccess.conditions[0].rules[0].commands",
-        "the Commands rule requires a commands list",
+    let found = problems(&p);
+    assert!(
+        found.iter().any(|f| f.path == "stages[3].onSuccess.conditions[0].rules[0].commands"
+            && f.reason.contains("the Commands rule requires a commands list")),
+        "{found:#?}"
     );
     r.commands = Some(vec!["curl #{variables.Bucket}".into()]);
     r.input_artifacts = inputs(&["Bin"]);
     p.stages[3].on_success = Some(SuccessConditions {
         conditions: vec![condition(ConditionResult::Fail, vec![r])],
     });
-    assert_eq!(validate(&p), Ok(()));
+    assert_only(
+        &p,
+        "stages[3].onSuccess.conditions[0].rules[0].ruleTypeId.provider",
+        "Commands rules are not run by Pipewright yet",
+    );
+    p.stages[3].on_success = Some(SuccessConditions {
+        conditions: vec![condition(
+            ConditionResult::Fail,
+            vec![rule("Tests", "CodeBuild", &[("ProjectName", "tests")])],
+        )],
+    });
+    assert_only(
+        &p,
+        "stages[3].onSuccess.conditions[0].rules[0].ruleTypeId.provider",
+        "CodeBuild rules are not run by Pipewright yet",
+    );
 }
 
 #[test]
