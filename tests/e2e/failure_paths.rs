@@ -510,9 +510,9 @@ async fn a_runner_killed_mid_run_fails_the_action_and_the_next_execution_runs() 
     );
 }
 
-/// What EventBridge hands the orchestrator (run status events, sweeps) and the trigger
-/// (source changes, schedules) and they fail on after Lambda's retries is kept in a dead-letter
-/// queue of the stack, not dropped.
+/// What EventBridge hands the orchestrator (run status events, sweeps), the trigger (source
+/// changes, schedules) and the action function (service status events) and they fail on after
+/// Lambda's retries is kept in a dead-letter queue of the stack, not dropped.
 #[tokio::test(flavor = "multi_thread")]
 async fn asynchronous_invocations_that_keep_failing_land_in_dead_letter_queues() {
     let stack = stack();
@@ -521,6 +521,7 @@ async fn asynchronous_invocations_that_keep_failing_land_in_dead_letter_queues()
     for (logical, output) in [
         ("OrchestratorFunction", "OrchestratorDeadLetterQueueUrl"),
         ("TriggerFunction", "TriggerDeadLetterQueueUrl"),
+        ("ActionFunction", "ActionDeadLetterQueueUrl"),
     ] {
         let function =
             pipewright_e2e::pipelines::function_of(&c, pipewright_local::STACK_NAME, logical).await;

@@ -769,6 +769,24 @@ fn io_error(what: String, source: std::io::Error) -> ArtifactError {
     ArtifactError::Io { what, source }
 }
 
+/// Presigning for `expires_in` (S3 allows one second to seven days).
+fn presigning(
+    expires_in: std::time::Duration,
+    bucket: &str,
+    key: &str,
+) -> Result<aws_sdk_s3::presigning::PresigningConfig, ArtifactError> {
+    aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in).map_err(|e| {
+        ArtifactError::S3(Box::new(S3Failure {
+            operation: "presigning",
+            bucket: bucket.into(),
+            key: key.into(),
+            code: None,
+            status: None,
+            message: e.to_string(),
+        }))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -836,22 +854,4 @@ mod tests {
             "S3 GetObject s3://b/k: m"
         );
     }
-}
-
-/// Presigning for `expires_in` (S3 allows one second to seven days).
-fn presigning(
-    expires_in: std::time::Duration,
-    bucket: &str,
-    key: &str,
-) -> Result<aws_sdk_s3::presigning::PresigningConfig, ArtifactError> {
-    aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in).map_err(|e| {
-        ArtifactError::S3(Box::new(S3Failure {
-            operation: "presigning",
-            bucket: bucket.into(),
-            key: key.into(),
-            code: None,
-            status: None,
-            message: e.to_string(),
-        }))
-    })
 }

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 
-use crate::error_chain;
+use crate::port_errors::call_failed;
+use pipewright_core::port_error::PortError;
 
 /// How long a secret (or its absence) is remembered.
 pub const CACHE_SECONDS: u64 = 300;
@@ -71,7 +72,7 @@ impl WebhookSecrets {
     pub async fn secret_for(
         &self,
         pipeline: Option<&str>,
-    ) -> Result<Option<(Vec<u8>, SecretSource)>, String> {
+    ) -> Result<Option<(Vec<u8>, SecretSource)>, PortError> {
         if let Some(pipeline) = pipeline.filter(|_| !self.prefix.is_empty()) {
             let name = self.pipeline_secret_name(pipeline);
             if let Some(value) = self.read(&name, true).await? {
@@ -83,12 +84,15 @@ impl WebhookSecrets {
         }
         match self.read(&self.stack_secret, false).await? {
             Some(value) => Ok(Some((value, SecretSource::Stack))),
-            None => Err(format!("the webhook secret {} is empty", self.stack_secret)),
+            None => Err(PortError::Other(format!(
+                "the webhook secret {} is empty",
+                self.stack_secret
+            ))),
         }
     }
 
     /// Whether `pipeline` has a secret of its own.
-    pub async fn has_own_secret(&self, pipeline: &str) -> Result<bool, String> {
+    pub async fn has_own_secret(&self, pipeline: &str) -> Result<bool, PortError> {
         if self.prefix.is_empty() {
             return Ok(false);
         }
@@ -100,7 +104,7 @@ impl WebhookSecrets {
 
     /// The value of secret `id` (cached); `None` when it is empty, or when it does not exist
     /// and `optional`.
-    async fn read(&self, id: &str, optional: bool) -> Result<Option<Vec<u8>>, String> {
+    async fn read(&self, id: &str, optional: bool) -> Result<Option<Vec<u8>>, PortError> {
         let ttl = Duration::from_secs(CACHE_SECONDS);
         if let Ok(cache) = self.cache.lock() {
             if let Some((at, value)) = cache.get(id) {
@@ -117,7 +121,7 @@ impl WebhookSecrets {
                 .filter(|v| !v.is_empty()),
             Err(e) if optional && e.code() == Some("ResourceNotFoundException") => None,
             Err(e) => {
-                return Err(error_chain(
+                return Err(call_failed(
                     &format!("secretsmanager:GetSecretValue {id}"),
                     &e,
                 ))
@@ -135,13 +139,13 @@ impl WebhookSecrets {
 /// there.
 #[async_trait::async_trait]
 impl pipewright_core::engine::webhooks::WebhookSecrets for WebhookSecrets {
-    async fn secret_for(&self, pipeline: Option<&str>) -> Result<Option<Vec<u8>>, String> {
+    async fn secret_for(&self, pipeline: Option<&str>) -> Result<Option<Vec<u8>>, PortError> {
         WebhookSecrets::secret_for(self, pipeline)
             .await
             .map(|found| found.map(|(secret, _source)| secret))
     }
 
-    async fn has_own_secret(&self, pipeline: &str) -> Result<bool, String> {
+    async fn has_own_secret(&self, pipeline: &str) -> Result<bool, PortError> {
         WebhookSecrets::has_own_secret(self, pipeline).await
     }
 }

@@ -1,7 +1,7 @@
 //! The event outbox: every state change is written together with the events that report it
 //! ([`crate::engine::ExecutionStore`] takes them with each write, in one transaction), and the
-//! `publisher` function, fed by the executions table's DynamoDB stream, sends them to
-//! EventBridge.
+//! `publisher` function, fed by the events table's DynamoDB stream (`EventsTable`), sends them
+//! to EventBridge.
 //!
 //! What a consumer can rely on:
 //!

@@ -406,6 +406,45 @@ Outputs:
         assert!(msg.contains("!Ref"), "{msg}");
     }
 
+    /// Nothing asynchronous is dropped: every EventBridge rule and schedule of the template
+    /// names a dead-letter queue for what EventBridge cannot deliver, and every function they
+    /// invoke keeps what it failed on after Lambda's retries in a queue of its own. (fakecloud's
+    /// SAM transform drops a rule's `DeadLetterConfig`, so the local stack cannot show the
+    /// first; this keeps the template honest.)
+    #[test]
+    fn every_asynchronous_event_of_the_template_has_a_dead_letter_queue() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let t = Template::load(&path).unwrap();
+        let mut checked = 0;
+        for (id, resource) in t.resources() {
+            let props = &resource["Properties"];
+            let events = props["Events"].as_object().cloned().unwrap_or_default();
+            let asynchronous: Vec<&String> = events
+                .iter()
+                .filter(|(_, e)| matches!(e["Type"].as_str(), Some("EventBridgeRule" | "Schedule")))
+                .map(|(name, _)| name)
+                .collect();
+            for name in &asynchronous {
+                assert!(
+                    events[name.as_str()]["Properties"]["DeadLetterConfig"]["Arn"].is_object(),
+                    "{id}.Events.{name} has no DeadLetterConfig"
+                );
+                checked += 1;
+            }
+            if !asynchronous.is_empty() {
+                assert!(
+                    props["DeadLetterQueue"]["TargetArn"].is_object(),
+                    "{id} is invoked asynchronously but has no DeadLetterQueue"
+                );
+                assert!(
+                    props["EventInvokeConfig"]["MaximumRetryAttempts"].is_number(),
+                    "{id} does not say how often Lambda retries it"
+                );
+            }
+        }
+        assert!(checked >= 10, "only {checked} rules and schedules found");
+    }
+
     #[test]
     fn the_project_template_reads_and_names_its_functions() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");

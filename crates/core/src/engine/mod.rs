@@ -9,8 +9,9 @@
 //! - [`Engine::begin_action`] / [`Engine::complete_action`] around a provider's work;
 //! - [`Engine::check_group`] after each action group.
 //!
-//! Every state change is written to the store first, then published as a CodePipeline-shaped
-//! event (best effort, at least once, as CodePipeline's own events).
+//! Every state change is written to the store together with the CodePipeline-shaped events
+//! that report it (one transaction, [`crate::outbox`]); the publisher sends them at least once,
+//! each with a stable `detail.event-id`.
 //!
 //! Every `impl Engine` lives here, over the pure modules (declaration, execution records,
 //! events, locks, rule evaluation, the ASL compiler, triggers), which never refer back to it:

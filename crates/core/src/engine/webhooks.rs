@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use super::{Engine, StartRequest};
 use crate::execution::ExecutionTrigger;
+use crate::port_error::PortError;
 use crate::store::{PipelineRecord, PipelineStore};
 use crate::triggers::webhooks::{self as wire, Delivery, Headers, WebhookEvent};
 use crate::triggers::{plan_git_change, GitChange};
@@ -56,10 +57,10 @@ pub trait WebhookSecrets: Send + Sync {
     /// The secret for deliveries to `pipeline` (its own when it has one, else the stack's when
     /// the stack-wide secret is on), or the stack's for the stack-wide URL (`None`). `Ok(None)`:
     /// no secret takes deliveries there (the stack-wide secret is off, the default).
-    async fn secret_for(&self, pipeline: Option<&str>) -> Result<Option<Vec<u8>>, String>;
+    async fn secret_for(&self, pipeline: Option<&str>) -> Result<Option<Vec<u8>>, PortError>;
 
     /// Whether `pipeline` has a secret of its own.
-    async fn has_own_secret(&self, pipeline: &str) -> Result<bool, String>;
+    async fn has_own_secret(&self, pipeline: &str) -> Result<bool, PortError>;
 }
 
 /// One request to the webhook's URL.
@@ -399,9 +400,11 @@ mod tests {
 
     #[async_trait]
     impl WebhookSecrets for Secrets {
-        async fn secret_for(&self, pipeline: Option<&str>) -> Result<Option<Vec<u8>>, String> {
+        async fn secret_for(&self, pipeline: Option<&str>) -> Result<Option<Vec<u8>>, PortError> {
             if self.unreadable {
-                return Err("secretsmanager:GetSecretValue: AccessDeniedException".into());
+                return Err(PortError::Other(
+                    "secretsmanager:GetSecretValue: AccessDeniedException".into(),
+                ));
             }
             Ok(pipeline
                 .and_then(|p| self.own.get(p))
@@ -409,9 +412,11 @@ mod tests {
                 .or_else(|| (!self.stack_secret_off).then(|| STACK_SECRET.to_vec())))
         }
 
-        async fn has_own_secret(&self, pipeline: &str) -> Result<bool, String> {
+        async fn has_own_secret(&self, pipeline: &str) -> Result<bool, PortError> {
             if self.unreadable || self.own_unreadable {
-                return Err("secretsmanager:GetSecretValue: AccessDeniedException".into());
+                return Err(PortError::Other(
+                    "secretsmanager:GetSecretValue: AccessDeniedException".into(),
+                ));
             }
             Ok(self.own.contains_key(pipeline))
         }
