@@ -10,8 +10,9 @@
 //! Answers (JSON): 200 started or filtered out (with the reasons), 200 ping, 202 an event that
 //! starts nothing, 400 not a webhook delivery or an unreadable payload, 401 a missing or wrong
 //! signature (nothing starts), 404 no such pipeline (only after the signature held), 405 not a
-//! POST, 500 a start failed (redeliver: the signed body keeps it to one execution), 503 the
-//! secret could not be read.
+//! POST, 500 a start failed before anything was recorded (redeliver: the signed body keeps it
+//! to one execution; a start recorded but whose run did not start is answered 200, with its
+//! status, since a redelivery would change nothing), 503 the secret could not be read.
 //!
 //! A pull request from a fork (another repository, whose code anyone may write) starts nothing
 //! unless the pipeline opts in with the tag [`FORK_PULL_REQUESTS_TAG`] = `allow`: its commit
@@ -310,9 +311,10 @@ async fn act_on(
             report.skip(Some(name), reason);
             continue;
         }
+        let request_id = (ctx.new_id)();
         let request = StartRequest {
             pipeline_name: name.to_string(),
-            pipeline_execution_id: (ctx.new_id)(),
+            pipeline_execution_id: request_id.clone(),
             trigger: ExecutionTrigger {
                 trigger_type: plan.trigger_type,
                 trigger_detail: wire::trigger_detail(delivery, change),
@@ -329,8 +331,22 @@ async fn act_on(
             }
             Err(e) => {
                 tracing::error!(pipeline = %name, error = %e, "could not start");
-                report.failed += 1;
-                report.skip(Some(name), format!("could not start: {e}"));
+                // Recorded already (its run did not start: the execution ended Failed saying
+                // why, or the sweep resumes it): a redelivery would change nothing, so the
+                // sender is not asked for one. Nothing recorded: it is.
+                match ctx.engine.executions.snapshot(&request_id).await {
+                    Ok(Some(recorded)) => report.started.push(json!({
+                        "pipelineName": name,
+                        "pipelineExecutionId": request_id,
+                        "new": true,
+                        "status": recorded.execution.status,
+                        "reason": format!("recorded, but its run did not start: {e}"),
+                    })),
+                    _ => {
+                        report.failed += 1;
+                        report.skip(Some(name), format!("could not start: {e}"));
+                    }
+                }
             }
         }
     }
@@ -484,6 +500,8 @@ mod tests {
         checks: MemoryRuleChecks,
         /// The engine is not configured to start executions: every start fails.
         cannot_start: bool,
+        /// Step Functions refuses every StartExecution (after the execution is recorded).
+        machines_refuse: bool,
         ids: AtomicUsize,
     }
 
@@ -546,7 +564,11 @@ mod tests {
                 pipelines: &self.pipelines,
                 executions: &self.executions,
                 tasks: &self.tasks,
-                machines: &self.machines,
+                machines: if self.machines_refuse {
+                    &RefusingMachines
+                } else {
+                    &self.machines
+                },
                 functions: &self.functions,
                 checks: &self.checks,
                 config: EngineConfig {
@@ -914,6 +936,50 @@ mod tests {
         assert_eq!(answer.body["notStarted"][0]["pipelineName"], "app");
         assert!(
             reasons(&answer)[0].starts_with("could not start: state machine: "),
+            "{}",
+            answer.body
+        );
+    }
+
+    /// Step Functions unavailable: StartExecution always fails.
+    struct RefusingMachines;
+
+    #[async_trait]
+    impl crate::engine::StateMachines for RefusingMachines {
+        async fn ensure(&self, name: &str, _definition: &Value) -> Result<String, PortError> {
+            Ok(format!("arn:aws:states:us-east-1:123456789012:stateMachine:{name}"))
+        }
+        async fn start(&self, _arn: &str, _name: &str, _input: &Value) -> Result<String, PortError> {
+            Err(PortError::Unavailable("states:StartExecution: ServiceUnavailable".into()))
+        }
+        async fn delete(&self, _name: &str) -> Result<(), PortError> {
+            Ok(())
+        }
+        async fn run_status(&self, _run: &str) -> Result<crate::sweep::RunStatus, PortError> {
+            Ok(crate::sweep::RunStatus::Missing)
+        }
+        async fn has_running(&self, _name: &str) -> Result<Option<bool>, PortError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_recorded_whose_run_did_not_start_asks_for_no_redelivery() {
+        let world = World {
+            machines_refuse: true,
+            ..World::default()
+        };
+        world.add("app", "pipewright/app", "main").await;
+        let answer = world.github("/", "push", &push(), STACK_SECRET).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let started = &answer.body["started"][0];
+        assert_eq!(started["pipelineName"], "app");
+        assert_eq!(started["status"], "Failed");
+        assert!(
+            started["reason"]
+                .as_str()
+                .unwrap()
+                .contains("its run did not start"),
             "{}",
             answer.body
         );
