@@ -13,6 +13,7 @@ mod cli;
 mod cloudformation;
 mod codebuild;
 mod codedeploy;
+mod condition_rules;
 mod control_plane_clients;
 mod doors;
 mod ecs;

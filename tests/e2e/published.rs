@@ -41,7 +41,11 @@ async fn run(c: &Clients, pipeline: &Value, variables: &[(&str, &str)]) -> Strin
     let name = pipeline["name"].as_str().expect("a name");
     let id = start_with(c, name, variables).await;
     let (status, summary) = wait_for(c, name, &id).await;
-    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{name}: {summary:?}");
+    assert_eq!(
+        status,
+        PipelineExecutionStatus::Succeeded,
+        "{name}: {summary:?}"
+    );
     id
 }
 

@@ -119,6 +119,14 @@ pub const STAGE_FAILED_ERROR: &str = "Pipewright.StageFailed";
 pub const OP_ENTER_STAGE: &str = "enterStage";
 /// The payload `op` of the action function's call (answered through its task token).
 pub const OP_RUN_ACTION: &str = "runAction";
+/// The payload `op` of the action function's run of a stage's work rules (`Commands`,
+/// `CodeBuild` rules of its `onSuccess` / `onFailure` conditions), answered through its task
+/// token with what each found ([`crate::engine::work_rules`]).
+pub const OP_RUN_RULES: &str = "runRules";
+/// Where a `runRules` task puts what the work rules found, for the leave task after it.
+pub const RULES_RESULT: &str = "$.rules";
+/// How long a `runRules` task may take: the action function's 15 minutes, and a minute more.
+pub const RULES_TIMEOUT_SECONDS: u64 = 960;
 /// The payload `op` of the orchestrator's end-of-group check (returns `{"failed": bool}`).
 pub const OP_CHECK_GROUP: &str = "checkGroup";
 /// The payload `op` of the orchestrator's stage-leave call (`outcome`: `Succeeded` / `Failed`).
@@ -134,6 +142,9 @@ pub const ABORTED_ERROR: &str = "Pipewright.Aborted";
 
 /// The first state: a `Choice` on `$.startStage`.
 const START: &str = "Start";
+/// Before [`START`] in a definition with work rules: `$.rules` starts empty, so every leave
+/// task that reads it finds it.
+const INIT: &str = "Init";
 /// The task recording a successful execution.
 const SUCCEEDED: &str = "Succeeded";
 /// The `Succeed` state after [`SUCCEEDED`].
@@ -270,7 +281,7 @@ fn fnv1a_32(bytes: &[u8]) -> u32 {
 pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
     let names = StateNames::assign(p);
     let mut states = Map::new();
-    let start_at = match names.stages.first() {
+    let mut start_at = match names.stages.first() {
         Some(first) => {
             states.insert(START.into(), start_choice(p, &names, &first.enter));
             START
@@ -278,6 +289,24 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
         // Not a valid pipeline; still a valid definition.
         None => SUCCEEDED,
     };
+    let work =
+        |stage: &StageDeclaration, kind| !crate::conditions::work_rules_of(stage, kind).is_empty();
+    if p.stages.iter().any(|s| {
+        work(s, crate::conditions::ConditionKind::OnSuccess)
+            || work(s, crate::conditions::ConditionKind::OnFailure)
+    }) {
+        states.insert(
+            INIT.into(),
+            json!({
+                "Type": "Pass",
+                "Comment": "No work rule has run yet.",
+                "Result": {},
+                "ResultPath": RULES_RESULT,
+                "Next": start_at,
+            }),
+        );
+        start_at = INIT;
+    }
 
     for (i, stage) in p.stages.iter().enumerate() {
         let stage_names = &names.stages[i];
@@ -286,20 +315,33 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
             .get(i + 1)
             .map_or(SUCCEEDED, |next| next.enter.as_str());
         let groups = action_groups(stage);
+        let on_success = work(stage, crate::conditions::ConditionKind::OnSuccess);
+        let on_failure = work(stage, crate::conditions::ConditionKind::OnFailure);
+        // A stage with work rules runs them in a task of their own before it leaves.
+        let succeed_to = if on_success {
+            &stage_names.rules_on_success
+        } else {
+            &stage_names.leave
+        };
+        let fail_to = if on_failure {
+            &stage_names.rules_on_failure
+        } else {
+            &stage_names.failed
+        };
         let first_step = stage_names
             .groups
             .first()
-            .map_or(&stage_names.leave, |group| &group.parallel);
+            .map_or(succeed_to, |group| &group.parallel);
         states.insert(
             stage_names.enter.clone(),
-            enter_state(stage, stage_names, first_step, targets),
+            enter_state(stage, stage_names, first_step, fail_to, targets),
         );
         for (k, (run_order, members)) in groups.iter().enumerate() {
             let group_names = &stage_names.groups[k];
             let next_step = stage_names
                 .groups
                 .get(k + 1)
-                .map_or(&stage_names.leave, |next| &next.parallel);
+                .map_or(succeed_to, |next| &next.parallel);
             states.insert(
                 group_names.parallel.clone(),
                 group_parallel(stage, stage_names, k, *run_order, members, targets),
@@ -310,17 +352,39 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
             );
             states.insert(
                 group_names.outcome.clone(),
-                group_outcome(stage, stage_names, next_step),
+                group_outcome(stage, fail_to, next_step),
             );
         }
         states.insert(
             stage_names.leave.clone(),
-            leave_state(stage, after, targets),
+            leave_state(stage, after, on_success, targets),
         );
         states.insert(
             stage_names.failed.clone(),
-            stage_failed_state(stage, targets),
+            stage_failed_state(stage, on_failure, targets),
         );
+        if on_success {
+            states.insert(
+                stage_names.rules_on_success.clone(),
+                rules_state(
+                    stage,
+                    crate::conditions::ConditionKind::OnSuccess,
+                    &stage_names.leave,
+                    targets,
+                ),
+            );
+        }
+        if on_failure {
+            states.insert(
+                stage_names.rules_on_failure.clone(),
+                rules_state(
+                    stage,
+                    crate::conditions::ConditionKind::OnFailure,
+                    &stage_names.failed,
+                    targets,
+                ),
+            );
+        }
     }
 
     let has_stages = !p.stages.is_empty();
@@ -382,6 +446,10 @@ struct StageNames {
     leave: String,
     /// `S.Failed`.
     failed: String,
+    /// `S.RulesOnSuccess`: the work rules of `onSuccess`, before `S.Leave` (when it has any).
+    rules_on_success: String,
+    /// `S.RulesOnFailure`: the work rules of `onFailure`, before `S.Failed` (when it has any).
+    rules_on_failure: String,
     /// One per action, in declaration order.
     actions: Vec<ActionNames>,
 }
@@ -407,6 +475,8 @@ impl StageNames {
                 .collect(),
             leave: format!("{prefix}.Leave"),
             failed: format!("{prefix}.Failed"),
+            rules_on_success: format!("{prefix}.RulesOnSuccess"),
+            rules_on_failure: format!("{prefix}.RulesOnFailure"),
             actions: Vec::new(),
         }
     }
@@ -421,7 +491,12 @@ impl StageNames {
                 group.outcome.as_str(),
             ]);
         }
-        names.extend([self.leave.as_str(), self.failed.as_str()]);
+        names.extend([
+            self.leave.as_str(),
+            self.failed.as_str(),
+            self.rules_on_success.as_str(),
+            self.rules_on_failure.as_str(),
+        ]);
         names
     }
 }
@@ -716,6 +791,7 @@ fn enter_state(
     stage: &StageDeclaration,
     names: &StageNames,
     next: &str,
+    fail_to: &str,
     targets: &AslTargets,
 ) -> Value {
     let mut body = payload(OP_ENTER_STAGE);
@@ -742,7 +818,7 @@ fn enter_state(
             catch(STOPPED_ERROR, STOPPED),
             catch(FINISHED_ERROR, DONE),
             catch(SKIPPED_ERROR, &names.leave),
-            catch("States.ALL", &names.failed),
+            catch("States.ALL", fail_to),
         ]),
     );
     task.insert("Next".into(), next.into());
@@ -878,38 +954,47 @@ fn group_check(
 }
 
 /// `S.Group<k>.Outcome`: to `S.Failed` when the group failed, else onwards.
-fn group_outcome(stage: &StageDeclaration, stage_names: &StageNames, next: &str) -> Value {
+fn group_outcome(stage: &StageDeclaration, fail_to: &str, next: &str) -> Value {
     json!({
         "Type": "Choice",
         "Comment": format!("Stage {}: fail the stage when the group failed.", stage.name),
         "Choices": [{
             "Variable": "$.check.failed",
             "BooleanEquals": true,
-            "Next": stage_names.failed,
+            "Next": fail_to,
         }],
         "Default": next,
     })
 }
 
 /// `S.Leave`: the stage succeeded; hand it over and go on.
-fn leave_state(stage: &StageDeclaration, next: &str, targets: &AslTargets) -> Value {
-    let mut task = leave_task(stage, "Succeeded", targets);
+fn leave_state(stage: &StageDeclaration, next: &str, work: bool, targets: &AslTargets) -> Value {
+    let mut task = leave_task(stage, "Succeeded", work, targets);
     task.insert("Next".into(), next.into());
     Value::Object(task)
 }
 
 /// `S.Failed`: the stage failed; hand it over and fail the execution.
-fn stage_failed_state(stage: &StageDeclaration, targets: &AslTargets) -> Value {
-    let mut task = leave_task(stage, "Failed", targets);
+fn stage_failed_state(stage: &StageDeclaration, work: bool, targets: &AslTargets) -> Value {
+    let mut task = leave_task(stage, "Failed", work, targets);
     task.insert("Next".into(), FAILED.into());
     Value::Object(task)
 }
 
-/// The `leaveStage` invocation shared by [`leave_state`] and [`stage_failed_state`].
-fn leave_task(stage: &StageDeclaration, outcome: &str, targets: &AslTargets) -> Map<String, Value> {
+/// The `leaveStage` invocation shared by [`leave_state`] and [`stage_failed_state`]; with
+/// `work`, it passes on what the stage's work rules found (`$.rules`).
+fn leave_task(
+    stage: &StageDeclaration,
+    outcome: &str,
+    work: bool,
+    targets: &AslTargets,
+) -> Map<String, Value> {
     let mut body = payload(OP_LEAVE_STAGE);
     body.insert("stage".into(), stage.name.clone().into());
     body.insert("outcome".into(), outcome.into());
+    if work {
+        body.insert("workRules.$".into(), RULES_RESULT.into());
+    }
     // Which run leaves: a repeat from a run an automatic retry replaced changes nothing.
     body.insert("run.$".into(), "$$.Execution.Id".into());
     let mut task = lambda_task(
@@ -921,6 +1006,47 @@ fn leave_task(stage: &StageDeclaration, outcome: &str, targets: &AslTargets) -> 
     task.insert("ResultPath".into(), DISCARD_RESULT.into());
     task.insert("Catch".into(), json!([catch("States.ALL", ABORT)]));
     task
+}
+
+/// `S.RulesOnSuccess` / `S.RulesOnFailure`: the action function runs the work rules of the
+/// stage's `kind` conditions and answers with what each found (into `$.rules`); then the leave
+/// task checks the conditions. When the task fails or times out, the leave task goes on without
+/// those results, and each such rule fails saying it did not finish.
+fn rules_state(
+    stage: &StageDeclaration,
+    kind: crate::conditions::ConditionKind,
+    next: &str,
+    targets: &AslTargets,
+) -> Value {
+    let mut body = payload(OP_RUN_RULES);
+    body.insert("stage".into(), stage.name.clone().into());
+    body.insert("kind".into(), json!(kind));
+    let mut task = lambda_task(
+        LAMBDA_INVOKE_WAIT,
+        format!(
+            "Stage {}: run the Commands and CodeBuild rules of its {} conditions.",
+            stage.name,
+            match kind {
+                crate::conditions::ConditionKind::OnFailure => "onFailure",
+                _ => "onSuccess",
+            }
+        ),
+        &targets.action_arn,
+        with_token(body),
+    );
+    let timeout = targets
+        .action_timeout_cap_seconds
+        .map_or(RULES_TIMEOUT_SECONDS, |cap| {
+            RULES_TIMEOUT_SECONDS.min(cap.max(1))
+        });
+    task.insert("TimeoutSeconds".into(), timeout.into());
+    task.insert("ResultPath".into(), RULES_RESULT.into());
+    task.insert(
+        "Catch".into(),
+        json!([{"ErrorEquals": ["States.ALL"], "ResultPath": DISCARD_RESULT, "Next": next}]),
+    );
+    task.insert("Next".into(), next.into());
+    Value::Object(task)
 }
 
 /// `Succeeded`: records the execution's success (its failure is caught into `Abort` when the
@@ -1104,7 +1230,10 @@ mod tests {
         );
         assert_eq!(
             timeout_seconds(
-                &ecs(r#", "DeploymentTimeout": "15""#, r#""timeoutInMinutes": 5,"#),
+                &ecs(
+                    r#", "DeploymentTimeout": "15""#,
+                    r#""timeoutInMinutes": 5,"#
+                ),
                 None
             ),
             300
@@ -1193,5 +1322,73 @@ mod tests {
         assert_eq!(asl["StartAt"], "Succeeded");
         let names: Vec<&String> = asl["States"].as_object().expect("states").keys().collect();
         assert_eq!(names, ["Done", "Succeeded"]);
+    }
+
+    #[test]
+    fn work_rules_run_in_a_task_of_their_own_before_the_stage_leaves() {
+        let text = r#"{"name": "t", "roleArn": "r", "pipelineType": "V2",
+          "artifactStore": {"type": "S3", "location": "b"},
+          "stages": [
+            {"name": "Src", "actions": [{"name": "Get", "actionTypeId":
+              {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+              "configuration": {"S3Bucket": "b", "S3ObjectKey": "k"},
+              "outputArtifacts": [{"name": "Out"}]}]},
+            {"name": "Ship", "actions": [{"name": "Go", "actionTypeId":
+              {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+              "commands": ["true"], "inputArtifacts": [{"name": "Out"}]}],
+             "onSuccess": {"conditions": [{"result": "FAIL", "rules": [{"name": "Smoke",
+               "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
+               "commands": ["curl -f https://example.com"], "inputArtifacts": [{"name": "Out"}]}]}]},
+             "onFailure": {"result": "ROLLBACK", "conditions": [{"rules": [{"name": "Tests",
+               "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+               "configuration": {"ProjectName": "tests"}}]}]}}
+          ]}"#;
+        let p = parse_pipeline(text).expect("parses");
+        let asl = compile(&p, &targets());
+        let states = &asl["States"];
+        // `$.rules` exists before any leave reads it.
+        assert_eq!(asl["StartAt"], INIT);
+        assert_eq!(states[INIT]["ResultPath"], RULES_RESULT);
+        assert_eq!(states[INIT]["Next"], START);
+        // Success: the group's outcome goes to the rules task, then to the leave task, which
+        // reads what the rules found.
+        assert_eq!(
+            states["Ship.Group1.Outcome"]["Default"],
+            "Ship.RulesOnSuccess"
+        );
+        let rules = &states["Ship.RulesOnSuccess"];
+        assert_eq!(rules["Resource"], LAMBDA_INVOKE_WAIT);
+        assert_eq!(rules["Parameters"]["FunctionName"], targets().action_arn);
+        assert_eq!(rules["Parameters"]["Payload"]["op"], OP_RUN_RULES);
+        assert_eq!(rules["Parameters"]["Payload"]["kind"], "ON_SUCCESS");
+        assert_eq!(rules["ResultPath"], RULES_RESULT);
+        assert_eq!(rules["Next"], "Ship.Leave");
+        assert_eq!(rules["Catch"][0]["Next"], "Ship.Leave");
+        assert_eq!(
+            states["Ship.Leave"]["Parameters"]["Payload"]["workRules.$"],
+            RULES_RESULT
+        );
+        // Failure: through the onFailure rules to the failed stage's leave task.
+        assert_eq!(
+            states["Ship.Group1.Outcome"]["Choices"][0]["Next"],
+            "Ship.RulesOnFailure"
+        );
+        assert_eq!(
+            states["Ship.RulesOnFailure"]["Parameters"]["Payload"]["kind"],
+            "ON_FAILURE"
+        );
+        assert_eq!(states["Ship.RulesOnFailure"]["Next"], "Ship.Failed");
+        let enter_catches = states["Ship.Enter"]["Catch"].as_array().unwrap();
+        assert_eq!(enter_catches.last().unwrap()["Next"], "Ship.RulesOnFailure");
+        // A skipped stage leaves without running them.
+        assert!(enter_catches
+            .iter()
+            .any(|c| c["ErrorEquals"][0] == SKIPPED_ERROR && c["Next"] == "Ship.Leave"));
+        // The stage without work rules is as before.
+        assert_eq!(states["Src.Group1.Outcome"]["Default"], "Src.Leave");
+        assert!(states.get("Src.RulesOnSuccess").is_none());
+        assert!(states["Src.Leave"]["Parameters"]["Payload"]
+            .get("workRules.$")
+            .is_none());
     }
 }

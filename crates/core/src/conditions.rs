@@ -20,9 +20,10 @@
 //! default UTC, daylight saving time included)), `LambdaInvoke` (`FunctionName`, optional
 //! `UserParameters`: invoked synchronously; passes unless the function errs or answers
 //! `{"status": "FAILED"}`) and `CloudWatchAlarm`
-//! (`AlarmName`: passes unless the alarm is in `ALARM`). `Commands` and `CodeBuild` rules are
-//! refused at CreatePipeline ([`crate::providers::RULES_NOT_RUN`]); one met here anyway (a
-//! pipeline stored before) fails its rule saying so.
+//! (`AlarmName`: passes unless the alarm is in `ALARM`). `Commands` and `CodeBuild` rules (work
+//! rules, [`is_work_rule`]) of `onSuccess` and `onFailure` conditions run in a task of the state
+//! machine before the check ([`crate::engine::work_rules`]); the check reads what they found
+//! ([`RuleContext::work`]). In `beforeEntry` they are refused at CreatePipeline.
 //!
 //! Each evaluation is recorded on the stage execution ([`ConditionRun`]) and shown by
 //! GetPipelineState (`beforeEntryConditionState`, ...).
@@ -37,7 +38,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::declaration::{Condition, ConditionResult, RuleDeclaration};
+use crate::declaration::{
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, Condition, ConditionResult,
+    RuleDeclaration, StageDeclaration,
+};
 use crate::port_error::PortError;
 
 /// How many times `onFailure: RETRY` retries a stage by itself.
@@ -69,6 +73,85 @@ pub struct RuleContext<'a> {
     /// When every rule that calls out (`LambdaInvoke`, `CloudWatchAlarm`) must have answered: the
     /// rules of one check share [`RULE_CALL_BUDGET`], so they never outlive the orchestrator.
     pub deadline: tokio::time::Instant,
+    /// Which conditions run (the key of a work rule's result, [`work_rule_key`]).
+    pub kind: ConditionKind,
+    /// What the work rules (`Commands`, `CodeBuild`) of this check found: they ran before it,
+    /// in a task of their own ([`crate::asl`]), by [`work_rule_key`].
+    pub work: &'a BTreeMap<String, WorkRuleResult>,
+}
+
+/// Whether rules of `provider` do work that takes minutes (`Commands`, `CodeBuild`): they run in
+/// a task of the state machine before the condition is checked, not in the check.
+pub fn is_work_rule(provider: &str) -> bool {
+    matches!(provider, "Commands" | "CodeBuild")
+}
+
+/// The work rules of `stage`'s `kind` conditions.
+pub fn work_rules_of(stage: &StageDeclaration, kind: ConditionKind) -> Vec<&RuleDeclaration> {
+    let conditions = match kind {
+        ConditionKind::BeforeEntry => stage.before_entry.as_ref().map(|c| &c.conditions),
+        ConditionKind::OnSuccess => stage.on_success.as_ref().map(|c| &c.conditions),
+        ConditionKind::OnFailure => stage
+            .on_failure
+            .as_ref()
+            .and_then(|c| c.conditions.as_ref()),
+    };
+    conditions
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.rules.iter().flatten())
+        .filter(|r| is_work_rule(&r.rule_type_id.provider))
+        .collect()
+}
+
+/// The action a work rule runs as: a `Commands` rule as a Commands action, a `CodeBuild` rule as
+/// a CodeBuild build action, with the rule's configuration, commands, input artifacts, role,
+/// region and timeout; no output artifacts.
+pub fn rule_as_action(rule: &RuleDeclaration) -> ActionDeclaration {
+    let (category, provider) = match rule.rule_type_id.provider.as_str() {
+        "CodeBuild" => (ActionCategory::Build, "CodeBuild"),
+        _ => (ActionCategory::Compute, "Commands"),
+    };
+    ActionDeclaration {
+        name: rule.name.clone(),
+        action_type_id: ActionTypeId {
+            category,
+            owner: ActionOwner::Aws,
+            provider: provider.into(),
+            version: "1".into(),
+        },
+        run_order: None,
+        configuration: rule.configuration.clone(),
+        commands: rule.commands.clone(),
+        output_artifacts: None,
+        input_artifacts: rule.input_artifacts.clone(),
+        output_variables: None,
+        role_arn: rule.role_arn.clone(),
+        region: rule.region.clone(),
+        namespace: None,
+        timeout_in_minutes: rule.timeout_in_minutes,
+        environment_variables: None,
+    }
+}
+
+/// How a work rule's result is named in what its task answers: stage, condition kind, rule.
+pub fn work_rule_key(stage: &str, kind: ConditionKind, rule: &str) -> String {
+    let kind = match kind {
+        ConditionKind::BeforeEntry => "BEFORE_ENTRY",
+        ConditionKind::OnSuccess => "ON_SUCCESS",
+        ConditionKind::OnFailure => "ON_FAILURE",
+    };
+    format!("{stage}/{kind}/{rule}")
+}
+
+/// What a work rule (`Commands`, `CodeBuild`) found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkRuleResult {
+    /// Its commands exited 0, or its build succeeded.
+    pub passed: bool,
+    /// What happened, for a person.
+    pub summary: String,
 }
 
 /// How long the calls of the rules of one condition check may take together. The orchestrator
@@ -209,6 +292,16 @@ pub async fn run_rule(
                 Err(format!("alarm {alarm} is in ALARM"))
             } else {
                 Ok(format!("alarm {alarm} is {state}"))
+            }
+        }
+        provider if is_work_rule(provider) => {
+            let key = work_rule_key(ctx.stage_name, ctx.kind, &rule.name);
+            match ctx.work.get(&key) {
+                Some(found) if found.passed => Ok(found.summary.clone()),
+                Some(found) => Err(found.summary.clone()),
+                None => Err(format!(
+                    "the {provider} rule did not finish (its task failed or timed out)"
+                )),
             }
         }
         other => Err(format!("{other} rules are not run by Pipewright")),
@@ -418,6 +511,7 @@ mod tests {
             .build()
             .expect("a runtime");
         let variables = BTreeMap::new();
+        let work = BTreeMap::new();
         let ctx = |budget_ms: u64| RuleContext {
             pipeline_name: "p",
             stage_name: "S",
@@ -425,6 +519,8 @@ mod tests {
             variables: &variables,
             now: 0.0,
             deadline: tokio::time::Instant::now() + std::time::Duration::from_millis(budget_ms),
+            kind: ConditionKind::OnSuccess,
+            work: &work,
         };
         let lambda = rule("LambdaInvoke", json!({"FunctionName": "gate"}));
         let alarm = rule("CloudWatchAlarm", json!({"AlarmName": "errors"}));

@@ -703,12 +703,6 @@ pub const RULE_PROVIDERS: &[&str] = &[
     "VariableCheck",
 ];
 
-/// The rule providers of [`RULE_PROVIDERS`] Pipewright does not run yet: a declaration naming
-/// one is refused at CreatePipeline (never accepted and failed when the stage is reached), and
-/// ListRuleTypes leaves them out. They run for minutes on CodeBuild, which the synchronous
-/// condition checks of the engine cannot wait for.
-pub const RULES_NOT_RUN: &[&str] = &["CodeBuild", "Commands"];
-
 /// The configuration keys a condition rule provider requires.
 pub fn rule_required_keys(provider: &str) -> &'static [&'static str] {
     match provider {

@@ -449,7 +449,14 @@ async fn a_repeated_leave_from_the_run_a_retry_replaced_does_nothing() {
         .expect("a run");
     assert_eq!(build(&engine, &world, A, "1", false).await, Some(true));
     engine
-        .leave_stage_of_run(&ids(A), "Build", false, Some(&first_run), 24.0)
+        .leave_stage_of_run(
+            &ids(A),
+            "Build",
+            false,
+            Some(&first_run),
+            &Default::default(),
+            24.0,
+        )
         .await
         .unwrap();
     let retried = world.snapshot(A).await;
@@ -464,7 +471,14 @@ async fn a_repeated_leave_from_the_run_a_retry_replaced_does_nothing() {
 
     // The repeat, from the first run.
     engine
-        .leave_stage_of_run(&ids(A), "Build", false, Some(&first_run), 24.5)
+        .leave_stage_of_run(
+            &ids(A),
+            "Build",
+            false,
+            Some(&first_run),
+            &Default::default(),
+            24.5,
+        )
         .await
         .unwrap();
     let after = world.snapshot(A).await;
@@ -480,7 +494,14 @@ async fn a_repeated_leave_from_the_run_a_retry_replaced_does_nothing() {
     // The new run's own leave still counts.
     assert_eq!(build(&engine, &world, A, "2", false).await, Some(true));
     engine
-        .leave_stage_of_run(&ids(A), "Build", false, Some(&new_run), 25.0)
+        .leave_stage_of_run(
+            &ids(A),
+            "Build",
+            false,
+            Some(&new_run),
+            &Default::default(),
+            25.0,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -583,4 +604,87 @@ async fn overriding_a_failed_success_condition_moves_on_to_the_next_stage() {
         .await
         .unwrap();
     assert_eq!(world.answer("t-deploy"), Some(Ok(json!({}))));
+}
+
+/// A Commands rule of onSuccess: prepared as the Commands action it runs as (its commands, its
+/// input artifacts where they are, the pipeline's role); what its task found decides the stage,
+/// and a rule whose task never answered fails saying so.
+#[tokio::test]
+async fn work_rules_are_prepared_as_actions_and_their_results_decide_the_stage() {
+    use pipewright_core::conditions::{work_rule_key, ConditionKind, WorkRuleResult};
+    let world = World::with_pipeline(pipeline(json!({"onSuccess": {"conditions": [{
+        "result": "FAIL",
+        "rules": [{
+            "name": "Smoke",
+            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": ["test \"#{variables.Env}\" = dev", "exit 1"],
+            "inputArtifacts": [{"name": "Src"}]
+        }]
+    }]}})))
+    .await;
+    let engine = world.engine();
+    for (id, tag, found) in [
+        (
+            A,
+            "1",
+            Some(WorkRuleResult {
+                passed: false,
+                summary: "the commands failed: exit 1".into(),
+            }),
+        ),
+        (B, "2", None),
+    ] {
+        world
+            .run_source(&engine, "guarded", id, &format!("v{tag}"))
+            .await;
+        assert_eq!(build(&engine, &world, id, tag, true).await, Some(false));
+        let rules = engine
+            .prepare_work_rules(&ids(id), "Build", ConditionKind::OnSuccess, 23.5)
+            .await
+            .unwrap();
+        assert_eq!(rules.len(), 1);
+        let key = work_rule_key("Build", ConditionKind::OnSuccess, "Smoke");
+        assert_eq!(rules[0].key, key);
+        let prepared = rules[0].prepared.as_ref().expect("runnable");
+        assert_eq!(prepared.declaration.action_type_id.provider, "Commands");
+        assert_eq!(prepared.commands, ["test \"dev\" = dev", "exit 1"]);
+        assert_eq!(prepared.inputs.len(), 1);
+        assert_eq!(prepared.inputs[0].name, "Src");
+        assert!(prepared.outputs.is_empty());
+        assert!(prepared.role_arn.is_some());
+        // Nothing is recorded for it.
+        assert!(world
+            .snapshot(id)
+            .await
+            .actions
+            .iter()
+            .all(|a| a.action_name != "Smoke"));
+
+        let work = found.iter().map(|f| (key.clone(), f.clone())).collect();
+        engine
+            .leave_stage_of_run(&ids(id), "Build", true, None, &work, 24.0)
+            .await
+            .unwrap();
+        let snapshot = world.snapshot(id).await;
+        assert_eq!(
+            snapshot.stage("Build").unwrap().status,
+            StageExecutionStatus::Failed
+        );
+        let summary = snapshot
+            .execution
+            .status_summary
+            .clone()
+            .unwrap_or_default();
+        let expected = if found.is_some() {
+            "the commands failed: exit 1"
+        } else {
+            "did not finish"
+        };
+        assert!(
+            summary.contains("onSuccess")
+                && summary.contains("Smoke")
+                && summary.contains(expected),
+            "{summary}"
+        );
+    }
 }

@@ -158,11 +158,19 @@ async fn failed_actions_runs_only_what_failed_and_the_execution_goes_on() {
         .executions
         .outbox()
         .iter()
-        .filter(|e| e.detail.get("stage") == Some(&json!("Build")) && e.detail.get("action").is_none())
+        .filter(|e| {
+            e.detail.get("stage") == Some(&json!("Build")) && e.detail.get("action").is_none()
+        })
         .map(|e| e.detail.get("stage-last-retry-attempt-time").cloned())
         .collect();
-    assert!(retried_at.first().is_some_and(Option::is_none), "{retried_at:?}");
-    assert!(retried_at.last().is_some_and(Option::is_some), "{retried_at:?}");
+    assert!(
+        retried_at.first().is_some_and(Option::is_none),
+        "{retried_at:?}"
+    );
+    assert!(
+        retried_at.last().is_some_and(Option::is_some),
+        "{retried_at:?}"
+    );
     // GetPipelineState counts the retry, by hand.
     let state = world
         .api("GetPipelineState", json!({"name": "retried"}))

@@ -140,7 +140,14 @@ fn published_pipeline_definitions_load_and_validate_unchanged() {
             }
         }
     }
-    for provider in ["CodeBuild", "CloudFormation", "CodeDeploy", "ECS", "StepFunctions", "Manual"] {
+    for provider in [
+        "CodeBuild",
+        "CloudFormation",
+        "CodeDeploy",
+        "ECS",
+        "StepFunctions",
+        "Manual",
+    ] {
         assert!(
             providers.contains(provider),
             "no published definition uses {provider}: {providers:?}"

@@ -92,15 +92,32 @@ async fn run_task(
     task: TaskRequest,
     context: &lambda_runtime::Context,
 ) -> Result<Value, Error> {
-    let TaskRequest::RunAction {
-        ids,
-        stage,
-        action,
-        task_token,
-        ..
-    } = task
-    else {
-        return Err("the action function runs only runAction tasks".into());
+    let (ids, stage, action, task_token) = match task {
+        TaskRequest::RunAction {
+            ids,
+            stage,
+            action,
+            task_token,
+            ..
+        } => (ids, stage, action, task_token),
+        TaskRequest::RunRules {
+            ids,
+            stage,
+            kind,
+            task_token,
+        } => {
+            return crate::rules::run(
+                adapters,
+                providers,
+                &ids,
+                &stage,
+                kind,
+                &task_token,
+                context,
+            )
+            .await
+        }
+        _ => return Err("the action function runs only runAction and runRules tasks".into()),
     };
     // From the task token: a repeated task is the same action execution.
     let action_execution_id = pipewright_core::engine::action_execution_id(&task_token);

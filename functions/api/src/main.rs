@@ -36,7 +36,9 @@ async fn main() -> Result<(), Error> {
         Ok("Enabled") | Err(_) => true,
         Ok("Disabled") => false,
         Ok(other) => {
-            return Err(format!("START_ON_CREATE must be Enabled or Disabled, not {other:?}").into())
+            return Err(
+                format!("START_ON_CREATE must be Enabled or Disabled, not {other:?}").into(),
+            )
         }
     };
     let region = adapters.region();

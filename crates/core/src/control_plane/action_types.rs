@@ -175,7 +175,6 @@ pub(super) fn list_rule_types(input: ListRuleTypesInput) -> Result<Value, ApiErr
     check_region(input.region_filter.as_deref())?;
     let types: Vec<Value> = providers::RULE_PROVIDERS
         .iter()
-        .filter(|provider| !providers::RULES_NOT_RUN.contains(provider))
         .map(|provider| {
             json!({
                 "id": {"category": "Rule", "owner": "AWS", "provider": provider, "version": "1"},
@@ -275,11 +274,7 @@ mod tests {
         })
         .unwrap();
         let rules = rules["ruleTypes"].as_array().unwrap();
-        assert_eq!(
-            rules.len(),
-            providers::RULE_PROVIDERS.len() - providers::RULES_NOT_RUN.len()
-        );
-        assert!(!rules.iter().any(|r| r["id"]["provider"] == "Commands"));
+        assert_eq!(rules.len(), providers::RULE_PROVIDERS.len());
         assert!(rules
             .iter()
             .any(|r| r["id"]["provider"] == "DeploymentWindow"

@@ -22,8 +22,8 @@ use super::{check_name, parse_pipeline_execution_id, ApiError};
 use crate::declaration::{masked_configuration, RuleDeclaration, StageDeclaration};
 use crate::engine::Engine;
 use crate::execution::{
-    ActionExecution, ArtifactDetail, ConditionKind, ConditionRun, ExecutionSnapshot,
-    RuleRun, StageExecution,
+    ActionExecution, ArtifactDetail, ConditionKind, ConditionRun, ExecutionSnapshot, RuleRun,
+    StageExecution,
 };
 use crate::store::PipelineRecord;
 
@@ -325,7 +325,10 @@ fn declared_rule<'d>(stage: &'d StageDeclaration, row: &RuleRow) -> Option<&'d R
     let conditions = match row.condition.kind {
         ConditionKind::BeforeEntry => stage.before_entry.as_ref().map(|c| &c.conditions),
         ConditionKind::OnSuccess => stage.on_success.as_ref().map(|c| &c.conditions),
-        ConditionKind::OnFailure => stage.on_failure.as_ref().and_then(|c| c.conditions.as_ref()),
+        ConditionKind::OnFailure => stage
+            .on_failure
+            .as_ref()
+            .and_then(|c| c.conditions.as_ref()),
     }?;
     conditions
         .iter()

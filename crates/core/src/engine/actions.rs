@@ -98,45 +98,13 @@ impl Engine<'_> {
         }
         // A rollback reads what its target produced before the stage.
         let base = self.with_rollback_base(snapshot.clone()).await?;
-        let artifacts = base.artifacts();
-        let scope = variable_scope(&base, declaration);
-        let mut problems = Vec::new();
-        let inputs: Vec<ArtifactDetail> = action_decl
-            .input_artifacts()
-            .iter()
-            .filter_map(|a| match artifacts.get(&a.name) {
-                Some(location) => Some(ArtifactDetail {
-                    name: a.name.clone(),
-                    s3_location: location.clone(),
-                }),
-                None => {
-                    problems.push(format!("input artifact {} was not produced", a.name));
-                    None
-                }
-            })
-            .collect();
-        let configuration: BTreeMap<String, String> = action_decl
-            .configuration()
-            .iter()
-            .filter_map(|(k, v)| match resolve(v, &scope) {
-                Ok(value) => Some((k.clone(), value)),
-                Err(e) => {
-                    problems.push(format!("configuration {k}: {e}"));
-                    None
-                }
-            })
-            .collect();
-        let commands: Vec<String> = action_decl
-            .commands()
-            .iter()
-            .filter_map(|c| match resolve(c, &scope) {
-                Ok(value) => Some(value),
-                Err(e) => {
-                    problems.push(format!("commands: {e}"));
-                    None
-                }
-            })
-            .collect();
+        let Resolved {
+            inputs,
+            configuration,
+            commands,
+            scope,
+            problems,
+        } = resolve_action(&base, declaration, &action_decl);
         let outputs = self.output_locations(&ids.pipeline_name, &action_decl, action_execution_id);
         let record = ActionExecution {
             pipeline_execution_id: ids.pipeline_execution_id.clone(),
@@ -510,4 +478,72 @@ pub fn action_role(pipeline: &PipelineDeclaration, action: &ActionDeclaration) -
         .clone()
         .filter(|r| !r.trim().is_empty())
         .or_else(|| Some(pipeline.role_arn.clone()).filter(|r| !r.trim().is_empty()))
+}
+
+/// An action's declaration resolved against what its execution produced so far.
+pub(crate) struct Resolved {
+    /// Its input artifacts, where they are.
+    pub inputs: Vec<ArtifactDetail>,
+    /// Its configuration, variables resolved.
+    pub configuration: BTreeMap<String, String>,
+    /// Its commands, variables resolved.
+    pub commands: Vec<String>,
+    /// The variables visible to it.
+    pub scope: BTreeMap<String, BTreeMap<String, String>>,
+    /// What could not be resolved (a missing artifact, an unknown variable), for a person.
+    pub problems: Vec<String>,
+}
+
+/// Resolve `action_decl` (of `declaration`) against `base`, the execution it runs in.
+pub(crate) fn resolve_action(
+    base: &ExecutionSnapshot,
+    declaration: &PipelineDeclaration,
+    action_decl: &ActionDeclaration,
+) -> Resolved {
+    let artifacts = base.artifacts();
+    let scope = variable_scope(base, declaration);
+    let mut problems = Vec::new();
+    let inputs: Vec<ArtifactDetail> = action_decl
+        .input_artifacts()
+        .iter()
+        .filter_map(|a| match artifacts.get(&a.name) {
+            Some(location) => Some(ArtifactDetail {
+                name: a.name.clone(),
+                s3_location: location.clone(),
+            }),
+            None => {
+                problems.push(format!("input artifact {} was not produced", a.name));
+                None
+            }
+        })
+        .collect();
+    let configuration: BTreeMap<String, String> = action_decl
+        .configuration()
+        .iter()
+        .filter_map(|(k, v)| match resolve(v, &scope) {
+            Ok(value) => Some((k.clone(), value)),
+            Err(e) => {
+                problems.push(format!("configuration {k}: {e}"));
+                None
+            }
+        })
+        .collect();
+    let commands: Vec<String> = action_decl
+        .commands()
+        .iter()
+        .filter_map(|c| match resolve(c, &scope) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                problems.push(format!("commands: {e}"));
+                None
+            }
+        })
+        .collect();
+    Resolved {
+        inputs,
+        configuration,
+        commands,
+        scope,
+        problems,
+    }
 }

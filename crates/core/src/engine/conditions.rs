@@ -3,6 +3,8 @@
 //! place, roll back), and OverrideStageCondition ([`OverrideError`]). The rules themselves are
 //! evaluated by [`crate::conditions`], which knows nothing of the engine.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use crate::conditions::*;
@@ -24,6 +26,7 @@ pub enum After {
 }
 
 impl Engine<'_> {
+    #[allow(clippy::too_many_arguments)]
     async fn run_conditions(
         &self,
         kind: ConditionKind,
@@ -31,6 +34,7 @@ impl Engine<'_> {
         snapshot: &ExecutionSnapshot,
         declaration: &PipelineDeclaration,
         stage: &str,
+        work: &BTreeMap<String, WorkRuleResult>,
         now: f64,
     ) -> Result<Vec<ConditionRun>, EngineError> {
         let base = self.with_rollback_base(snapshot.clone()).await?;
@@ -42,6 +46,8 @@ impl Engine<'_> {
             variables: &variables,
             now,
             deadline: tokio::time::Instant::now() + RULE_CALL_BUDGET,
+            kind,
+            work,
         };
         let mut runs = Vec::new();
         for condition in conditions {
@@ -83,6 +89,7 @@ impl Engine<'_> {
                 snapshot,
                 &pipeline.declaration,
                 stage,
+                &BTreeMap::new(),
                 now,
             )
             .await?;
@@ -104,6 +111,7 @@ impl Engine<'_> {
         snapshot: &ExecutionSnapshot,
         stage: &StageDeclaration,
         record: &mut StageExecution,
+        work: &BTreeMap<String, WorkRuleResult>,
         now: f64,
     ) -> Result<Option<(String, After)>, EngineError> {
         let Some(on_success) = &stage.on_success else {
@@ -117,6 +125,7 @@ impl Engine<'_> {
                 snapshot,
                 &declaration,
                 &stage.name,
+                work,
                 now,
             )
             .await?;
@@ -144,6 +153,7 @@ impl Engine<'_> {
         snapshot: &ExecutionSnapshot,
         stage: &StageDeclaration,
         record: &mut StageExecution,
+        work: &BTreeMap<String, WorkRuleResult>,
         now: f64,
     ) -> Result<After, EngineError> {
         let Some(on_failure) = &stage.on_failure else {
@@ -160,6 +170,7 @@ impl Engine<'_> {
                         snapshot,
                         &declaration,
                         &stage.name,
+                        work,
                         now,
                     )
                     .await?;

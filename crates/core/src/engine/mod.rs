@@ -49,6 +49,7 @@ mod stages;
 mod start;
 mod tasks;
 pub mod webhooks;
+pub mod work_rules;
 
 pub use crate::port_error::PortError;
 pub use actions::variable_scope;

@@ -551,7 +551,7 @@ impl Engine<'_> {
         succeeded: bool,
         now: f64,
     ) -> Result<(), EngineError> {
-        self.leave_stage_of_run(ids, stage, succeeded, None, now)
+        self.leave_stage_of_run(ids, stage, succeeded, None, &BTreeMap::new(), now)
             .await
     }
 
@@ -559,12 +559,15 @@ impl Engine<'_> {
     /// another run as its current one, this leave is a repeat from a run an automatic retry (or a
     /// condition override) has replaced — Step Functions retrying a leave whose first delivery
     /// already started the new run — and does nothing: the new run's attempt is not its to end.
+    /// `work` holds what the stage's work rules (`Commands`, `CodeBuild` in its `onSuccess` or
+    /// `onFailure` conditions) found, in the task before this one.
     pub async fn leave_stage_of_run(
         &self,
         ids: &ExecutionIds,
         stage: &str,
         succeeded: bool,
         run: Option<&str>,
+        work: &BTreeMap<String, crate::conditions::WorkRuleResult>,
         now: f64,
     ) -> Result<(), EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
@@ -607,7 +610,7 @@ impl Engine<'_> {
         let mut succeeded = succeeded;
         if succeeded && !stopping {
             if let Some((summary, then)) = self
-                .check_on_success(&snapshot, declaration, &mut record, now)
+                .check_on_success(&snapshot, declaration, &mut record, work, now)
                 .await?
             {
                 succeeded = false;
@@ -616,7 +619,7 @@ impl Engine<'_> {
             }
         } else if !succeeded && !stopping && !record.condition_failed() {
             after = self
-                .check_on_failure(&snapshot, declaration, &mut record, now)
+                .check_on_failure(&snapshot, declaration, &mut record, work, now)
                 .await?;
         }
         record.status = match (succeeded, stopping) {

@@ -1,6 +1,8 @@
 //! What the orchestrator function receives (state machine tasks, status changes of runs, the
 //! sweep) and how each is handled.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError, ExecutionIds};
@@ -49,6 +51,10 @@ pub enum TaskRequest {
         /// records as current (an automatic retry started another) does nothing.
         #[serde(default)]
         run: Option<String>,
+        /// What the stage's work rules found (`$.rules`, answered by its `runRules` task), by
+        /// [`crate::conditions::work_rule_key`]; empty when the stage has none.
+        #[serde(default)]
+        work_rules: BTreeMap<String, crate::conditions::WorkRuleResult>,
     },
     /// `finishExecution`.
     #[serde(rename_all = "camelCase")]
@@ -71,6 +77,20 @@ pub enum TaskRequest {
         /// The run that aborts (`$$.Execution.Id`).
         #[serde(default)]
         run: Option<String>,
+    },
+    /// `runRules` (waits for its token): run the work rules (`Commands`, `CodeBuild`) of the
+    /// stage's `kind` conditions (`ON_SUCCESS`, `ON_FAILURE`); the action function's.
+    #[serde(rename_all = "camelCase")]
+    RunRules {
+        /// The execution.
+        #[serde(flatten)]
+        ids: ExecutionIds,
+        /// Stage.
+        stage: String,
+        /// Which conditions.
+        kind: crate::conditions::ConditionKind,
+        /// Token to answer, with the results by [`crate::conditions::work_rule_key`].
+        task_token: String,
     },
     /// `runAction` (waits for its token).
     #[serde(rename_all = "camelCase")]
@@ -176,6 +196,7 @@ impl Engine<'_> {
                 stage,
                 outcome,
                 run,
+                work_rules,
             } => {
                 let succeeded = match outcome.as_str() {
                     "Succeeded" => true,
@@ -186,7 +207,7 @@ impl Engine<'_> {
                         )))
                     }
                 };
-                self.leave_stage_of_run(&ids, &stage, succeeded, run.as_deref(), now)
+                self.leave_stage_of_run(&ids, &stage, succeeded, run.as_deref(), &work_rules, now)
                     .await?;
                 Ok(json!({}))
             }
@@ -199,9 +220,11 @@ impl Engine<'_> {
                     .await?;
                 Ok(json!({}))
             }
-            TaskRequest::RunAction { .. } => Err(EngineError::Invalid(
-                "op: runAction is handled by the action function".into(),
-            )),
+            TaskRequest::RunAction { .. } | TaskRequest::RunRules { .. } => {
+                Err(EngineError::Invalid(
+                    "op: runAction and runRules are handled by the action function".into(),
+                ))
+            }
         }
     }
 }

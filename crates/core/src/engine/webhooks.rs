@@ -947,10 +947,19 @@ mod tests {
     #[async_trait]
     impl crate::engine::StateMachines for RefusingMachines {
         async fn ensure(&self, name: &str, _definition: &Value) -> Result<String, PortError> {
-            Ok(format!("arn:aws:states:us-east-1:123456789012:stateMachine:{name}"))
+            Ok(format!(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
+            ))
         }
-        async fn start(&self, _arn: &str, _name: &str, _input: &Value) -> Result<String, PortError> {
-            Err(PortError::Unavailable("states:StartExecution: ServiceUnavailable".into()))
+        async fn start(
+            &self,
+            _arn: &str,
+            _name: &str,
+            _input: &Value,
+        ) -> Result<String, PortError> {
+            Err(PortError::Unavailable(
+                "states:StartExecution: ServiceUnavailable".into(),
+            ))
         }
         async fn delete(&self, _name: &str) -> Result<(), PortError> {
             Ok(())

@@ -207,13 +207,16 @@ fn check_conditions(
                         providers::RULE_PROVIDERS.join(", ")
                     ),
                 );
-            } else if providers::RULES_NOT_RUN.contains(&provider) {
+            } else if site == ConditionSite::BeforeEntry
+                && crate::conditions::is_work_rule(provider)
+            {
                 out.add(
                     format!("{rule_path}.ruleTypeId.provider"),
                     format!(
-                        "{provider} rules are not run by Pipewright yet; run the check as a \
-                         {provider} action instead (in a stage of its own before this one, or \
-                         at the end of this one)"
+                        "{provider} rules run in onSuccess and onFailure conditions; in a \
+                         beforeEntry condition they are not run by Pipewright yet (put the check \
+                         in the onSuccess condition of the stage before, or in a {provider} \
+                         action)"
                     ),
                 );
             } else if site == ConditionSite::BeforeEntry

@@ -515,18 +515,22 @@ fn codebuild_environment_variables_and_primary_source_are_checked() {
 #[test]
 fn batch_builds_are_refused_and_ecs_deployment_timeouts_checked() {
     let mut p = base();
-    action(&mut p, 1, 0).configuration =
-        config(&[("ProjectName", "x"), ("BatchEnabled", "true")]);
+    action(&mut p, 1, 0).configuration = config(&[("ProjectName", "x"), ("BatchEnabled", "true")]);
     assert_only(
         &p,
         "stages[1].actions[0].configuration.BatchEnabled",
         "batch builds are not run by Pipewright",
     );
-    action(&mut p, 1, 0).configuration =
-        config(&[("ProjectName", "x"), ("BatchEnabled", "false")]);
+    action(&mut p, 1, 0).configuration = config(&[("ProjectName", "x"), ("BatchEnabled", "false")]);
     assert!(problems(&p).is_empty(), "{:#?}", problems(&p));
 
-    for (value, ok) in [("15", true), ("60", true), ("0", false), ("61", false), ("ten", false)] {
+    for (value, ok) in [
+        ("15", true),
+        ("60", true),
+        ("0", false),
+        ("61", false),
+        ("ten", false),
+    ] {
         let mut p = base();
         let a = action(&mut p, 3, 0);
         a.action_type_id = type_id(ActionCategory::Deploy, "ECS");
@@ -1511,38 +1515,37 @@ fn deployment_windows_are_checked_at_create_time() {
 }
 
 #[test]
-fn commands_and_codebuild_rules_are_refused_until_they_run() {
+fn commands_and_codebuild_rules_run_after_the_stage_not_before_it() {
     let mut p = base();
     let mut r = rule("Smoke", "Commands", &[]);
     p.stages[3].on_success = Some(SuccessConditions {
         conditions: vec![condition(ConditionResult::Fail, vec![r.clone()])],
     });
-    let found = problems(&p);
-    assert!(
-        found.iter().any(|f| f.path == "stages[3].onSuccess.conditions[0].rules[0].commands"
-            && f.reason.contains("the Commands rule requires a commands list")),
-        "{found:#?}"
+    assert_only(
+        &p,
+        "stages[3].onSuccess.conditions[0].rules[0].commands",
+        "the Commands rule requires a commands list",
     );
     r.commands = Some(vec!["curl #{variables.Bucket}".into()]);
     r.input_artifacts = inputs(&["Bin"]);
     p.stages[3].on_success = Some(SuccessConditions {
-        conditions: vec![condition(ConditionResult::Fail, vec![r])],
+        conditions: vec![condition(ConditionResult::Fail, vec![r.clone()])],
     });
-    assert_only(
-        &p,
-        "stages[3].onSuccess.conditions[0].rules[0].ruleTypeId.provider",
-        "Commands rules are not run by Pipewright yet",
-    );
+    assert_eq!(validate(&p), Ok(()));
     p.stages[3].on_success = Some(SuccessConditions {
         conditions: vec![condition(
             ConditionResult::Fail,
             vec![rule("Tests", "CodeBuild", &[("ProjectName", "tests")])],
         )],
     });
+    assert_eq!(validate(&p), Ok(()));
+    p.stages[3].before_entry = Some(BeforeEntryConditions {
+        conditions: vec![condition(ConditionResult::Fail, vec![r])],
+    });
     assert_only(
         &p,
-        "stages[3].onSuccess.conditions[0].rules[0].ruleTypeId.provider",
-        "CodeBuild rules are not run by Pipewright yet",
+        "stages[3].beforeEntry.conditions[0].rules[0].ruleTypeId.provider",
+        "in a beforeEntry condition they are not run by Pipewright yet",
     );
 }
 

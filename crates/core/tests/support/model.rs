@@ -78,4 +78,3 @@ fn check(shapes: &Value, shape: &str, value: &Value, path: &str) {
         other => panic!("{path}: unexpected type {other} of {shape}"),
     }
 }
-
