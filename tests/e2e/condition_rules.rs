@@ -1,7 +1,8 @@
-//! `Commands` and `CodeBuild` rules of stage conditions on the local stack: after the stage's
-//! actions, a `runRules` task of the action function runs them as the actions they would be
-//! (the commands in the runner, a build of the project in the emulator's CodeBuild), and the
-//! leave task decides the stage with what they found.
+//! `Commands` and `CodeBuild` rules of stage conditions on the local stack: a `runRules` task
+//! of the action function runs them as the actions they would be (the commands in the runner, a
+//! build of the project in the emulator's CodeBuild) — after the stage's actions for onSuccess,
+//! once the execution holds the stage for beforeEntry — and the conditions are checked with
+//! what they found.
 
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use pipewright_e2e::pipelines::{
@@ -50,7 +51,13 @@ async fn commands_and_codebuild_rules_run_after_the_stage_and_decide_it() {
                 "inputArtifacts": [{"name": "Src"}]
             }
         ])))
-        .commands("Deploy", &["echo deployed"])
+        .stage(json!({
+            "name": "Deploy",
+            "actions": [commands_action("Deploy", &["echo deployed"])],
+            "beforeEntry": {"conditions": [{"result": "FAIL", "rules": [
+                commands_rule("Ready", &["test -s README.md"])
+            ]}]}
+        }))
         .create(stack);
     let id = start(&c, &name).await;
     let (status, summary) = wait_for(&c, &name, &id).await;
@@ -82,17 +89,21 @@ async fn commands_and_codebuild_rules_run_after_the_stage_and_decide_it() {
         })
         .collect();
     runs.sort();
-    assert_eq!(runs.len(), 2, "{runs:?}");
+    let found: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|(name, status, _)| (name.as_str(), status.as_str()))
+        .collect();
     assert_eq!(
-        (runs[0].0.as_str(), runs[0].1.as_str()),
-        ("Smoke", "Succeeded")
+        found,
+        [
+            ("Ready", "Succeeded"),
+            ("Smoke", "Succeeded"),
+            ("Tests", "Succeeded")
+        ],
+        "{runs:?}"
     );
-    assert!(runs[0].2.contains("the commands succeeded"), "{runs:?}");
-    assert_eq!(
-        (runs[1].0.as_str(), runs[1].1.as_str()),
-        ("Tests", "Succeeded")
-    );
-    assert!(runs[1].2.contains("the build succeeded"), "{runs:?}");
+    assert!(runs[1].2.contains("the commands succeeded"), "{runs:?}");
+    assert!(runs[2].2.contains("the build succeeded"), "{runs:?}");
 
     // A rule whose commands fail fails the stage, naming it and why; the next stage never runs.
     let failing = PipelineBuilder::new(stack, "rules-fail")

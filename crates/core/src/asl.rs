@@ -123,6 +123,9 @@ pub const OP_RUN_ACTION: &str = "runAction";
 /// `CodeBuild` rules of its `onSuccess` / `onFailure` conditions), answered through its task
 /// token with what each found ([`crate::engine::work_rules`]).
 pub const OP_RUN_RULES: &str = "runRules";
+/// The payload `op` of the orchestrator's beforeEntry check once the stage's work rules ran
+/// (returns `{"refused": bool}`).
+pub const OP_CHECK_ENTRY: &str = "checkEntry";
 /// Where a `runRules` task puts what the work rules found, for the leave task after it.
 pub const RULES_RESULT: &str = "$.rules";
 /// How long a `runRules` task may take: the action function's 15 minutes, and a minute more.
@@ -292,7 +295,8 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
     let work =
         |stage: &StageDeclaration, kind| !crate::conditions::work_rules_of(stage, kind).is_empty();
     if p.stages.iter().any(|s| {
-        work(s, crate::conditions::ConditionKind::OnSuccess)
+        work(s, crate::conditions::ConditionKind::BeforeEntry)
+            || work(s, crate::conditions::ConditionKind::OnSuccess)
             || work(s, crate::conditions::ConditionKind::OnFailure)
     }) {
         states.insert(
@@ -332,10 +336,47 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
             .groups
             .first()
             .map_or(succeed_to, |group| &group.parallel);
+        let before_entry = work(stage, crate::conditions::ConditionKind::BeforeEntry);
+        let entered = if before_entry {
+            &stage_names.rules_before_entry
+        } else {
+            first_step
+        };
         states.insert(
             stage_names.enter.clone(),
-            enter_state(stage, stage_names, first_step, fail_to, targets),
+            enter_state(stage, stage_names, entered, fail_to, targets),
         );
+        if before_entry {
+            states.insert(
+                stage_names.rules_before_entry.clone(),
+                rules_state(
+                    stage,
+                    crate::conditions::ConditionKind::BeforeEntry,
+                    &stage_names.check_entry,
+                    targets,
+                ),
+            );
+            states.insert(
+                stage_names.check_entry.clone(),
+                check_entry_state(stage, &stage_names.entry_outcome, targets),
+            );
+            states.insert(
+                stage_names.entry_outcome.clone(),
+                json!({
+                    "Type": "Choice",
+                    "Comment": format!(
+                        "Stage {}: fail the stage when its beforeEntry condition refused the execution.",
+                        stage.name
+                    ),
+                    "Choices": [{
+                        "Variable": "$.entry.refused",
+                        "BooleanEquals": true,
+                        "Next": fail_to,
+                    }],
+                    "Default": first_step,
+                }),
+            );
+        }
         for (k, (run_order, members)) in groups.iter().enumerate() {
             let group_names = &stage_names.groups[k];
             let next_step = stage_names
@@ -446,6 +487,11 @@ struct StageNames {
     leave: String,
     /// `S.Failed`.
     failed: String,
+    /// `S.RulesBeforeEntry`, `S.CheckEntry`, `S.EntryOutcome`: the work rules of `beforeEntry`
+    /// after `S.Enter`, the check of its conditions, and where it leads (when it has any).
+    rules_before_entry: String,
+    check_entry: String,
+    entry_outcome: String,
     /// `S.RulesOnSuccess`: the work rules of `onSuccess`, before `S.Leave` (when it has any).
     rules_on_success: String,
     /// `S.RulesOnFailure`: the work rules of `onFailure`, before `S.Failed` (when it has any).
@@ -475,6 +521,9 @@ impl StageNames {
                 .collect(),
             leave: format!("{prefix}.Leave"),
             failed: format!("{prefix}.Failed"),
+            rules_before_entry: format!("{prefix}.RulesBeforeEntry"),
+            check_entry: format!("{prefix}.CheckEntry"),
+            entry_outcome: format!("{prefix}.EntryOutcome"),
             rules_on_success: format!("{prefix}.RulesOnSuccess"),
             rules_on_failure: format!("{prefix}.RulesOnFailure"),
             actions: Vec::new(),
@@ -494,6 +543,9 @@ impl StageNames {
         names.extend([
             self.leave.as_str(),
             self.failed.as_str(),
+            self.rules_before_entry.as_str(),
+            self.check_entry.as_str(),
+            self.entry_outcome.as_str(),
             self.rules_on_success.as_str(),
             self.rules_on_failure.as_str(),
         ]);
@@ -1027,8 +1079,9 @@ fn rules_state(
             "Stage {}: run the Commands and CodeBuild rules of its {} conditions.",
             stage.name,
             match kind {
+                crate::conditions::ConditionKind::BeforeEntry => "beforeEntry",
                 crate::conditions::ConditionKind::OnFailure => "onFailure",
-                _ => "onSuccess",
+                crate::conditions::ConditionKind::OnSuccess => "onSuccess",
             }
         ),
         &targets.action_arn,
@@ -1045,6 +1098,31 @@ fn rules_state(
         "Catch".into(),
         json!([{"ErrorEquals": ["States.ALL"], "ResultPath": DISCARD_RESULT, "Next": next}]),
     );
+    task.insert("Next".into(), next.into());
+    Value::Object(task)
+}
+
+/// `S.CheckEntry`: the orchestrator checks the stage's beforeEntry conditions with what its
+/// work rules found; `{"refused": bool}` goes to `$.entry`.
+fn check_entry_state(stage: &StageDeclaration, next: &str, targets: &AslTargets) -> Value {
+    let mut body = payload(OP_CHECK_ENTRY);
+    body.insert("stage".into(), stage.name.clone().into());
+    body.insert("workRules.$".into(), RULES_RESULT.into());
+    let mut task = lambda_task(
+        LAMBDA_INVOKE,
+        format!(
+            "Stage {}: check its beforeEntry conditions, now that their Commands and CodeBuild rules ran.",
+            stage.name
+        ),
+        &targets.orchestrator_arn,
+        body,
+    );
+    task.insert(
+        "ResultSelector".into(),
+        json!({"refused.$": "$.Payload.refused"}),
+    );
+    task.insert("ResultPath".into(), "$.entry".into());
+    task.insert("Catch".into(), json!([catch("States.ALL", ABORT)]));
     task.insert("Next".into(), next.into());
     Value::Object(task)
 }
@@ -1339,6 +1417,9 @@ mod tests {
              "onSuccess": {"conditions": [{"result": "FAIL", "rules": [{"name": "Smoke",
                "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
                "commands": ["curl -f https://example.com"], "inputArtifacts": [{"name": "Out"}]}]}]},
+             "beforeEntry": {"conditions": [{"result": "FAIL", "rules": [{"name": "Ready",
+               "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
+               "commands": ["true"], "inputArtifacts": [{"name": "Out"}]}]}]},
              "onFailure": {"result": "ROLLBACK", "conditions": [{"rules": [{"name": "Tests",
                "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
                "configuration": {"ProjectName": "tests"}}]}]}}
@@ -1380,6 +1461,23 @@ mod tests {
         assert_eq!(states["Ship.RulesOnFailure"]["Next"], "Ship.Failed");
         let enter_catches = states["Ship.Enter"]["Catch"].as_array().unwrap();
         assert_eq!(enter_catches.last().unwrap()["Next"], "Ship.RulesOnFailure");
+        // Entry: the work rules of beforeEntry run once the execution holds the stage, then
+        // the orchestrator checks the conditions; a refusal fails the stage.
+        assert_eq!(states["Ship.Enter"]["Next"], "Ship.RulesBeforeEntry");
+        assert_eq!(
+            states["Ship.RulesBeforeEntry"]["Parameters"]["Payload"]["kind"],
+            "BEFORE_ENTRY"
+        );
+        assert_eq!(states["Ship.RulesBeforeEntry"]["Next"], "Ship.CheckEntry");
+        let check = &states["Ship.CheckEntry"];
+        assert_eq!(check["Parameters"]["Payload"]["op"], OP_CHECK_ENTRY);
+        assert_eq!(check["Parameters"]["Payload"]["workRules.$"], RULES_RESULT);
+        assert_eq!(check["Next"], "Ship.EntryOutcome");
+        assert_eq!(
+            states["Ship.EntryOutcome"]["Choices"][0]["Next"],
+            "Ship.RulesOnFailure"
+        );
+        assert_eq!(states["Ship.EntryOutcome"]["Default"], "Ship.Group1");
         // A skipped stage leaves without running them.
         assert!(enter_catches
             .iter()

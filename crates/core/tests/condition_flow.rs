@@ -688,3 +688,88 @@ async fn work_rules_are_prepared_as_actions_and_their_results_decide_the_stage()
         );
     }
 }
+
+/// A Commands rule of beforeEntry: the execution is admitted without checking, its runRules
+/// task runs, and checkEntry decides with what it found (once: a repeat answers the same).
+#[tokio::test]
+async fn before_entry_work_rules_are_checked_once_they_ran() {
+    use pipewright_core::conditions::{work_rule_key, ConditionKind, WorkRuleResult};
+    let world = World::with_pipeline(pipeline(json!({"beforeEntry": {"conditions": [{
+        "result": "FAIL",
+        "rules": [{
+            "name": "Ready",
+            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": ["./ready.sh"],
+            "inputArtifacts": [{"name": "Src"}]
+        }]
+    }]}})))
+    .await;
+    let engine = world.engine();
+    let key = work_rule_key("Build", ConditionKind::BeforeEntry, "Ready");
+    for (id, tag, passed) in [(A, "1", false), (B, "2", true)] {
+        world
+            .run_source(&engine, "guarded", id, &format!("v{tag}"))
+            .await;
+        let token = format!("t-enter-{tag}");
+        engine
+            .enter_stage(&ids(id), "Build", &token, 20.0)
+            .await
+            .unwrap();
+        // Admitted: the rules run in the execution's own next task.
+        assert_eq!(world.answer(&token), Some(Ok(json!({}))));
+        let rules = engine
+            .prepare_work_rules(&ids(id), "Build", ConditionKind::BeforeEntry, 20.5)
+            .await
+            .unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].key, key);
+        let work = [(
+            key.clone(),
+            WorkRuleResult {
+                passed,
+                summary: format!("ready: {passed}"),
+            },
+        )]
+        .into_iter()
+        .collect();
+        let refused = engine
+            .check_entry(&ids(id), "Build", &work, 21.0)
+            .await
+            .unwrap();
+        assert_eq!(refused, !passed);
+        // Delivered again (even without the results): the same answer.
+        assert_eq!(
+            engine
+                .check_entry(&ids(id), "Build", &Default::default(), 21.5)
+                .await
+                .unwrap(),
+            !passed
+        );
+        let stage = world.snapshot(id).await.stage("Build").unwrap().clone();
+        let run = stage
+            .conditions
+            .iter()
+            .find(|c| c.kind == ConditionKind::BeforeEntry)
+            .unwrap();
+        assert_eq!(run.rules[0].summary, format!("ready: {passed}"));
+        if !passed {
+            // The state machine goes to the failed stage's leave.
+            engine
+                .leave_stage(&ids(id), "Build", false, 22.0)
+                .await
+                .unwrap();
+            let snapshot = world.snapshot(id).await;
+            assert_eq!(snapshot.execution.status, PipelineExecutionStatus::Failed);
+            assert!(
+                snapshot
+                    .execution
+                    .status_summary
+                    .clone()
+                    .unwrap_or_default()
+                    .contains("Ready"),
+                "{:?}",
+                snapshot.execution.status_summary
+            );
+        }
+    }
+}

@@ -63,6 +63,7 @@ impl Engine<'_> {
         snapshot: &ExecutionSnapshot,
         stage: &str,
         record: &mut StageExecution,
+        work: &BTreeMap<String, WorkRuleResult>,
         now: f64,
     ) -> Result<Option<ConditionResult>, EngineError> {
         let execution = &snapshot.execution;
@@ -89,7 +90,7 @@ impl Engine<'_> {
                 snapshot,
                 &pipeline.declaration,
                 stage,
-                &BTreeMap::new(),
+                work,
                 now,
             )
             .await?;

@@ -186,10 +186,13 @@ impl Engine<'_> {
         };
         record.entered_by = Some(entry);
         // beforeEntry conditions (a resumed attempt has passed them already, or was let through).
+        // With work rules (Commands, CodeBuild) they are checked once those have run, by the
+        // execution's own checkEntry task after its runRules task ([`Engine::check_entry`]).
         let mut refused = None;
-        if state == StageState::Started {
+        if state == StageState::Started && !self.entry_waits_for_work_rules(snapshot, stage).await?
+        {
             refused = self
-                .check_before_entry(snapshot, stage, &mut record, now)
+                .check_before_entry(snapshot, stage, &mut record, &BTreeMap::new(), now)
                 .await?;
         }
         if refused == Some(crate::declaration::ConditionResult::Skip) {
@@ -553,6 +556,80 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         self.leave_stage_of_run(ids, stage, succeeded, None, &BTreeMap::new(), now)
             .await
+    }
+
+    /// `checkEntry`: the stage's beforeEntry conditions, now that its work rules have run
+    /// (`work`, from its `runRules` task). Returns whether a condition refused the execution
+    /// (the state machine then fails the stage). A repeat answers from the attempt's record.
+    pub async fn check_entry(
+        &self,
+        ids: &ExecutionIds,
+        stage: &str,
+        work: &BTreeMap<String, crate::conditions::WorkRuleResult>,
+        now: f64,
+    ) -> Result<bool, EngineError> {
+        let (snapshot, pipeline) = self.load(ids).await?;
+        stage_of(&pipeline.declaration, stage)?;
+        let mut record = snapshot.stage(stage).cloned().ok_or_else(|| {
+            EngineError::NotInPipeline(format!(
+                "execution {} has not entered stage {stage}",
+                ids.pipeline_execution_id
+            ))
+        })?;
+        // A retried attempt resumes the stage (its conditions passed before); an overridden
+        // condition lets the execution in.
+        if record.retry_mode.is_some() || record.status != StageExecutionStatus::InProgress {
+            return Ok(false);
+        }
+        let before: Vec<_> = record
+            .conditions
+            .iter()
+            .filter(|c| c.kind == crate::conditions::ConditionKind::BeforeEntry)
+            .collect();
+        if before.iter().any(|c| c.status == "Overridden") {
+            return Ok(false);
+        }
+        if !before.is_empty() {
+            // Checked already: this task came again.
+            return Ok(before
+                .iter()
+                .any(|c| c.applied == Some(crate::declaration::ConditionResult::Fail)));
+        }
+        let refused = self
+            .check_before_entry(&snapshot, stage, &mut record, work, now)
+            .await?
+            .is_some();
+        record.last_update_time = now;
+        self.executions
+            .put_stage(&ids.pipeline_name, &record, &[])
+            .await?;
+        Ok(refused)
+    }
+
+    /// Whether `stage`'s beforeEntry conditions have work rules: then they are checked by
+    /// [`Engine::check_entry`], not when the execution is admitted.
+    async fn entry_waits_for_work_rules(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        stage: &str,
+    ) -> Result<bool, EngineError> {
+        let execution = &snapshot.execution;
+        let Some(pipeline) = self
+            .pipelines
+            .get(&execution.pipeline_name, Some(execution.pipeline_version))
+            .await?
+        else {
+            return Ok(false);
+        };
+        Ok(pipeline
+            .declaration
+            .stages
+            .iter()
+            .find(|s| s.name == stage)
+            .is_some_and(|s| {
+                !crate::conditions::work_rules_of(s, crate::conditions::ConditionKind::BeforeEntry)
+                    .is_empty()
+            }))
     }
 
     /// [`Engine::leave_stage`], sent by state machine run `run`: when the execution records

@@ -78,8 +78,22 @@ pub enum TaskRequest {
         #[serde(default)]
         run: Option<String>,
     },
+    /// `checkEntry`: the stage's beforeEntry conditions, once its work rules ran (returns
+    /// `{"refused": bool}`).
+    #[serde(rename_all = "camelCase")]
+    CheckEntry {
+        /// The execution.
+        #[serde(flatten)]
+        ids: ExecutionIds,
+        /// Stage.
+        stage: String,
+        /// What the work rules found (`$.rules`).
+        #[serde(default)]
+        work_rules: BTreeMap<String, crate::conditions::WorkRuleResult>,
+    },
     /// `runRules` (waits for its token): run the work rules (`Commands`, `CodeBuild`) of the
-    /// stage's `kind` conditions (`ON_SUCCESS`, `ON_FAILURE`); the action function's.
+    /// stage's `kind` conditions (`BEFORE_ENTRY`, `ON_SUCCESS`, `ON_FAILURE`); the action
+    /// function's.
     #[serde(rename_all = "camelCase")]
     RunRules {
         /// The execution.
@@ -219,6 +233,14 @@ impl Engine<'_> {
                 self.abort_execution(&ids, &error, run.as_deref(), now)
                     .await?;
                 Ok(json!({}))
+            }
+            TaskRequest::CheckEntry {
+                ids,
+                stage,
+                work_rules,
+            } => {
+                let refused = self.check_entry(&ids, &stage, &work_rules, now).await?;
+                Ok(json!({ "refused": refused }))
             }
             TaskRequest::RunAction { .. } | TaskRequest::RunRules { .. } => {
                 Err(EngineError::Invalid(

@@ -208,18 +208,6 @@ fn check_conditions(
                     ),
                 );
             } else if site == ConditionSite::BeforeEntry
-                && crate::conditions::is_work_rule(provider)
-            {
-                out.add(
-                    format!("{rule_path}.ruleTypeId.provider"),
-                    format!(
-                        "{provider} rules run in onSuccess and onFailure conditions; in a \
-                         beforeEntry condition they are not run by Pipewright yet (put the check \
-                         in the onSuccess condition of the stage before, or in a {provider} \
-                         action)"
-                    ),
-                );
-            } else if site == ConditionSite::BeforeEntry
                 && condition.result == Some(ConditionResult::Skip)
                 && !matches!(provider, "LambdaInvoke" | "VariableCheck")
             {

@@ -1515,7 +1515,7 @@ fn deployment_windows_are_checked_at_create_time() {
 }
 
 #[test]
-fn commands_and_codebuild_rules_run_after_the_stage_not_before_it() {
+fn commands_and_codebuild_rules_run_in_conditions_that_do_not_skip() {
     let mut p = base();
     let mut r = rule("Smoke", "Commands", &[]);
     p.stages[3].on_success = Some(SuccessConditions {
@@ -1540,12 +1540,18 @@ fn commands_and_codebuild_rules_run_after_the_stage_not_before_it() {
     });
     assert_eq!(validate(&p), Ok(()));
     p.stages[3].before_entry = Some(BeforeEntryConditions {
-        conditions: vec![condition(ConditionResult::Fail, vec![r])],
+        conditions: vec![condition(ConditionResult::Fail, vec![r.clone()])],
+    });
+    assert_eq!(validate(&p), Ok(()));
+    // Not where a condition skips the stage (CodePipeline allows only LambdaInvoke and
+    // VariableCheck there).
+    p.stages[3].before_entry = Some(BeforeEntryConditions {
+        conditions: vec![condition(ConditionResult::Skip, vec![r])],
     });
     assert_only(
         &p,
         "stages[3].beforeEntry.conditions[0].rules[0].ruleTypeId.provider",
-        "in a beforeEntry condition they are not run by Pipewright yet",
+        "only LambdaInvoke and VariableCheck rules, found Commands",
     );
 }
 
