@@ -142,6 +142,18 @@ pub struct ResolvedPipelineVariable {
     pub resolved_value: String,
 }
 
+/// The ids every state-machine task carries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionIds {
+    /// Pipeline name.
+    pub pipeline_name: String,
+    /// Pipeline version.
+    pub pipeline_version: u32,
+    /// Execution id.
+    pub pipeline_execution_id: String,
+}
+
 /// `PipelineExecution` plus what the engine keeps about it.
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

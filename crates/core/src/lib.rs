@@ -71,7 +71,6 @@ pub mod locks;
 pub mod outbox;
 pub mod port_error;
 pub mod providers;
-pub mod retire;
 pub mod runner;
 pub mod sources;
 pub mod store;

@@ -1,5 +1,5 @@
 //! The storage the domain needs, as traits. `pipewright-aws` implements them over DynamoDB;
-//! [`memory`] implements them in memory for unit tests of the domain.
+//! `engine::memory` (feature `testing`) implements them in memory for unit tests of the domain.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -300,7 +300,7 @@ pub(super) async fn list_pipelines(
 }
 
 /// DeletePipeline. With the engine, what the pipeline runs goes too: running executions end,
-/// its state machines and stage locks are deleted ([`crate::retire`]), so a pipeline created
+/// its state machines and stage locks are deleted ([`crate::engine::retire`]), so a pipeline created
 /// later under the name starts clean.
 pub(super) async fn delete_pipeline(
     store: &dyn PipelineStore,

@@ -32,6 +32,7 @@ use crate::execution::{
 };
 use crate::store::{PipelineRecord, PipelineStore, StoreError};
 
+mod abort;
 mod actions;
 pub mod approval_links;
 pub mod approvals;
@@ -45,8 +46,10 @@ pub mod memory;
 pub mod polling;
 mod ports;
 mod publish;
+pub mod retire;
 mod stages;
 mod start;
+mod sweep;
 mod tasks;
 pub mod webhooks;
 pub mod work_rules;
@@ -148,17 +151,7 @@ pub struct Started {
     pub new: bool,
 }
 
-/// The ids every state-machine task carries.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionIds {
-    /// Pipeline name.
-    pub pipeline_name: String,
-    /// Pipeline version.
-    pub pipeline_version: u32,
-    /// Execution id.
-    pub pipeline_execution_id: String,
-}
+pub use crate::execution::ExecutionIds;
 
 /// The action execution id of the `runAction` task holding `task_token`: a UUID-shaped digest
 /// of the token, so a repeated task (Step Functions retried it, Lambda delivered it again)
