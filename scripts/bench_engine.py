@@ -29,7 +29,9 @@ s3 = boto3.client("s3", endpoint_url=endpoint)
 sfn = boto3.client("stepfunctions", endpoint_url=endpoint)
 codepipeline = boto3.client("codepipeline", endpoint_url=api)
 
-name, bucket = "pipewright-bench-noop", "pipewright-bench-source"
+# Named under the sample role's pipelines and buckets (pipewright-sample*), which `pipewright local
+# up` makes.
+name, bucket = "pipewright-sample-bench-noop", "pipewright-sample-bench-source"
 try:
     s3.create_bucket(Bucket=bucket)
 except s3.exceptions.BucketAlreadyOwnedByYou:
@@ -50,7 +52,9 @@ noop = lambda stage: {
 }
 pipeline = {
     "name": name,
-    "roleArn": "arn:aws:iam::123456789012:role/bench",
+    # The sample role `pipewright local up` makes (a pipeline role must be assumable by the
+    # action function, under the stack's PipelineRolePath: docs/security.md).
+    "roleArn": "arn:aws:iam::123456789012:role/pipewright/pipewright-sample",
     "artifactStore": {"type": "S3", "location": env["PIPEWRIGHT_ARTIFACT_BUCKET_NAME"]},
     "pipelineType": "V2",
     "stages": [
@@ -66,7 +70,9 @@ pipeline = {
 try:
     codepipeline.create_pipeline(pipeline=pipeline)
 except codepipeline.exceptions.PipelineNameInUseException:
-    pass
+    # An earlier run's declaration: bench this one.
+    pipeline["version"] = codepipeline.get_pipeline(name=name)["pipeline"]["version"]
+    codepipeline.update_pipeline(pipeline=pipeline)
 
 log = STATE / "fakecloud.log"
 request = re.compile(r"handling request service=(\w+) action=(\w*)")
@@ -74,6 +80,13 @@ request = re.compile(r"handling request service=(\w+) action=(\w*)")
 # sweep schedule is one orchestrator invocation and one PutItem (its rate limit), not the
 # execution's work. They are counted apart.
 sweep = re.compile(r'payload=\{"sweep": \{\}\}')
+# The local gateway's status-event poller (fakecloud sends no Step Functions, CloudFormation,
+# CodeBuild, CodeDeploy or ECS events; crates/lambda-host/src/status_events.rs) lists those
+# services once a second, whatever runs: not the execution's work, and not made on AWS.
+POLLER = {"ecs:ListClusters", "ecs:ListServices", "ecs:DescribeServices",
+          "codedeploy:ListDeployments", "codedeploy:BatchGetDeployments",
+          "codebuild:ListBuilds", "codebuild:BatchGetBuilds", "cloudformation:ListStacks",
+          "states:ListStateMachines", "states:ListExecutions"}
 
 def calls_since(offset):
     with open(log, "rb") as f:
@@ -82,14 +95,15 @@ def calls_since(offset):
     calls = collections.Counter(f"{s}:{a or '(REST)'}" for s, a in request.findall(text))
     sweeps = len(sweep.findall(text))
     calls["dynamodb:PutItem"] -= sweeps
-    return calls, sweeps
+    polled = sum(calls.pop(key, 0) for key in list(calls) if key in POLLER)
+    return calls, sweeps, polled
 
 latencies, transitions, totals = [], [], []
 for run in range(RUNS):
     offset = log.stat().st_size
     execution = codepipeline.start_pipeline_execution(name=name)["pipelineExecutionId"]
     time.sleep(8)  # no polling while it runs: every call in the log window is the execution's own
-    calls, sweeps = calls_since(offset)
+    calls, sweeps, polled = calls_since(offset)
     summary = next(
         e for e in codepipeline.list_pipeline_executions(pipelineName=name)["pipelineExecutionSummaries"]
         if e["pipelineExecutionId"] == execution
@@ -98,9 +112,10 @@ for run in range(RUNS):
         sys.exit(f"execution {execution} is {summary['status']} after 8 s: {summary.get('statusSummary')}")
     seconds = (summary["lastUpdateTime"] - summary["startTime"]).total_seconds()
     # Machines are named pipewright-<pipeline>-v<version>-<hash of the definition>.
+    version = summary.get("pipelineVersion") or codepipeline.get_pipeline(name=name)["pipeline"]["version"]
     machine = next(
         m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-        if m["name"].startswith(f"pipewright-{name}-v1-")
+        if m["name"].startswith(f"pipewright-{name}-v{version}-")
     )
     arn = f"{machine.replace(':stateMachine:', ':execution:', 1)}:{execution}"
     history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
@@ -109,7 +124,8 @@ for run in range(RUNS):
     transitions.append(entered)
     totals.append(sum(calls.values()))
     print(f"run {run + 1}: {seconds:5.2f} s start->Succeeded, {entered} state transitions, "
-          f"{sum(calls.values())} API calls (besides {sweeps} sweep schedule deliveries)")
+          f"{sum(calls.values())} API calls (besides {sweeps} sweep schedule deliveries and "
+          f"{polled} calls of the local status-event poller)")
     if run == 0:
         for key, n in sorted(calls.items(), key=lambda kv: -kv[1]):
             print(f"         {n:4}  {key}")
