@@ -342,9 +342,11 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
         } else {
             first_step
         };
+        // An entry refused (or an Enter that failed) fails the stage without onFailure's work
+        // rules: a stage whose beforeEntry condition failed checks no onFailure condition.
         states.insert(
             stage_names.enter.clone(),
-            enter_state(stage, stage_names, entered, fail_to, targets),
+            enter_state(stage, stage_names, entered, &stage_names.failed, targets),
         );
         if before_entry {
             states.insert(
@@ -371,7 +373,7 @@ pub fn compile(p: &PipelineDeclaration, targets: &AslTargets) -> Value {
                     "Choices": [{
                         "Variable": "$.entry.refused",
                         "BooleanEquals": true,
-                        "Next": fail_to,
+                        "Next": stage_names.failed,
                     }],
                     "Default": first_step,
                 }),
@@ -1073,6 +1075,8 @@ fn rules_state(
     let mut body = payload(OP_RUN_RULES);
     body.insert("stage".into(), stage.name.clone().into());
     body.insert("kind".into(), json!(kind));
+    // Which run asks: a run a retry replaced runs nothing.
+    body.insert("run.$".into(), "$$.Execution.Id".into());
     let mut task = lambda_task(
         LAMBDA_INVOKE_WAIT,
         format!(
@@ -1459,8 +1463,10 @@ mod tests {
             "ON_FAILURE"
         );
         assert_eq!(states["Ship.RulesOnFailure"]["Next"], "Ship.Failed");
+        // A refused or failed entry fails the stage without onFailure's work rules (a stage its
+        // beforeEntry condition failed checks no onFailure condition).
         let enter_catches = states["Ship.Enter"]["Catch"].as_array().unwrap();
-        assert_eq!(enter_catches.last().unwrap()["Next"], "Ship.RulesOnFailure");
+        assert_eq!(enter_catches.last().unwrap()["Next"], "Ship.Failed");
         // Entry: the work rules of beforeEntry run once the execution holds the stage, then
         // the orchestrator checks the conditions; a refusal fails the stage.
         assert_eq!(states["Ship.Enter"]["Next"], "Ship.RulesBeforeEntry");
@@ -1475,7 +1481,7 @@ mod tests {
         assert_eq!(check["Next"], "Ship.EntryOutcome");
         assert_eq!(
             states["Ship.EntryOutcome"]["Choices"][0]["Next"],
-            "Ship.RulesOnFailure"
+            "Ship.Failed"
         );
         assert_eq!(states["Ship.EntryOutcome"]["Default"], "Ship.Group1");
         // A skipped stage leaves without running them.

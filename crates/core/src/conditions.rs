@@ -344,11 +344,27 @@ pub fn variable_check(variable: &str, operator: &str, value: &str) -> Result<boo
 /// common syntax (classes, groups, alternation, repetition, anchors); one that does not compile
 /// fails the rule naming it.
 pub fn regex_match(pattern: &str, text: &str) -> Result<bool, String> {
-    let whole = format!("^(?:{pattern})$");
-    let regex = regex_lite::Regex::new(&whole)
-        .map_err(|e| format!("Value {pattern:?} is not a regular expression: {e}"))?;
-    Ok(regex.is_match(text))
+    if pattern.len() > MAX_PATTERN_CHARS {
+        return Err(format!(
+            "Value: a regular expression of at most {MAX_PATTERN_CHARS} characters"
+        ));
+    }
+    let compile = |source: &str| {
+        regex_lite::RegexBuilder::new(source)
+            .size_limit(MAX_REGEX_SIZE)
+            .build()
+            .map_err(|e| format!("Value {pattern:?} is not a regular expression: {e}"))
+    };
+    // The pattern must stand on its own: wrapped first, `a)|(?:.*` would match everything.
+    compile(pattern)?;
+    Ok(compile(&format!("^(?:{pattern})$"))?.is_match(text))
 }
+
+/// The longest `MATCHES` pattern a VariableCheck rule takes.
+pub const MAX_PATTERN_CHARS: usize = 1_000;
+/// How large a compiled `MATCHES` pattern may grow (`[a-z]{50000}` does not fit): matching time
+/// stays proportional to the value's length.
+const MAX_REGEX_SIZE: usize = 1 << 16;
 
 /// How far the wall clock of IANA time zone `zone` (`UTC`, `Europe/Paris`, ...) is ahead of UTC
 /// at `now` (seconds since the epoch), daylight saving time included.
@@ -583,6 +599,13 @@ mod tests {
         );
         assert!(variable_check("v1.2", "MATCHES", r"v\d+\.\d+").unwrap());
         assert!(variable_check("x", "MATCHES", "(unclosed")
+            .unwrap_err()
+            .contains("not a regular expression"));
+        // A pattern cannot escape the whole-value anchoring.
+        assert!(variable_check("anything", "MATCHES", "x)|(?:.*")
+            .unwrap_err()
+            .contains("not a regular expression"));
+        assert!(variable_check("x", "MATCHES", "[a-z]{50000}")
             .unwrap_err()
             .contains("not a regular expression"));
         assert!(variable_check("10", "GT", "9").unwrap());

@@ -639,7 +639,7 @@ async fn work_rules_are_prepared_as_actions_and_their_results_decide_the_stage()
             .await;
         assert_eq!(build(&engine, &world, id, tag, true).await, Some(false));
         let rules = engine
-            .prepare_work_rules(&ids(id), "Build", ConditionKind::OnSuccess, 23.5)
+            .prepare_work_rules(&ids(id), "Build", ConditionKind::OnSuccess, None, 23.5)
             .await
             .unwrap();
         assert_eq!(rules.len(), 1);
@@ -718,7 +718,7 @@ async fn before_entry_work_rules_are_checked_once_they_ran() {
         // Admitted: the rules run in the execution's own next task.
         assert_eq!(world.answer(&token), Some(Ok(json!({}))));
         let rules = engine
-            .prepare_work_rules(&ids(id), "Build", ConditionKind::BeforeEntry, 20.5)
+            .prepare_work_rules(&ids(id), "Build", ConditionKind::BeforeEntry, None, 20.5)
             .await
             .unwrap();
         assert_eq!(rules.len(), 1);
@@ -772,4 +772,106 @@ async fn before_entry_work_rules_are_checked_once_they_ran() {
             );
         }
     }
+}
+
+/// Work rules run only when their result decides something: not for a run a retry replaced,
+/// not once the execution is stopping, not for onFailure after a beforeEntry condition failed
+/// the stage.
+#[tokio::test]
+async fn work_rules_run_only_when_their_result_is_read() {
+    use pipewright_core::conditions::ConditionKind;
+    let world = World::with_pipeline(pipeline(json!({"onSuccess": {"conditions": [{
+        "result": "FAIL",
+        "rules": [{
+            "name": "Smoke",
+            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": ["true"],
+            "inputArtifacts": [{"name": "Src"}]
+        }]
+    }]}})))
+    .await;
+    let engine = world.engine();
+    world.run_source(&engine, "guarded", A, "v1").await;
+    assert_eq!(build(&engine, &world, A, "1", true).await, Some(false));
+    let current = world
+        .snapshot(A)
+        .await
+        .execution
+        .state_machine_execution_arn
+        .expect("a recorded run");
+    let prepare = |run: Option<String>| {
+        let engine = &engine;
+        async move {
+            engine
+                .prepare_work_rules(
+                    &ids(A),
+                    "Build",
+                    ConditionKind::OnSuccess,
+                    run.as_deref(),
+                    23.5,
+                )
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(prepare(Some(current.clone())).await, 1);
+    assert_eq!(prepare(None).await, 1);
+    assert_eq!(
+        prepare(Some(format!("{current}-replaced"))).await,
+        0,
+        "a run a retry replaced runs nothing"
+    );
+    world
+        .api(
+            "StopPipelineExecution",
+            json!({"pipelineName": "guarded", "pipelineExecutionId": A, "reason": "enough"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        prepare(Some(current)).await,
+        0,
+        "a stopping execution checks no condition"
+    );
+}
+
+/// A listing of rule runs over a long history with none reads a bounded number of executions
+/// per call and pages on, never repeating or losing one.
+#[tokio::test]
+async fn rule_listings_read_a_bounded_history_per_call() {
+    use pipewright_core::engine::ExecutionStore;
+    let world = World::with_pipeline(pipeline(json!({}))).await;
+    let template = {
+        let engine = world.engine();
+        world.run_source(&engine, "guarded", A, "v1").await;
+        world.snapshot(A).await.execution
+    };
+    for n in 0..450u32 {
+        let mut execution = template.clone();
+        execution.pipeline_execution_id = format!("{n:08x}-0000-4000-8000-000000000000");
+        execution.start_time = 100.0 + f64::from(n);
+        world
+            .executions
+            .create_execution(&execution, None, &[])
+            .await
+            .unwrap();
+    }
+    let mut token: Option<Value> = None;
+    let mut calls = 0;
+    loop {
+        let mut body = json!({"pipelineName": "guarded"});
+        if let Some(t) = &token {
+            body["nextToken"] = t.clone();
+        }
+        let page = world.api("ListRuleExecutions", body).await.unwrap();
+        calls += 1;
+        assert_eq!(page["ruleExecutionDetails"], json!([]));
+        match page.get("nextToken") {
+            Some(t) => token = Some(t.clone()),
+            None => break,
+        }
+        assert!(calls < 10, "the listing does not end");
+    }
+    assert_eq!(calls, 3, "451 executions, at most 200 read per call");
 }

@@ -105,6 +105,7 @@ async fn run_task(
             stage,
             kind,
             task_token,
+            run,
         } => {
             return crate::rules::run(
                 adapters,
@@ -112,6 +113,7 @@ async fn run_task(
                 &ids,
                 &stage,
                 kind,
+                run.as_deref(),
                 &task_token,
                 context,
             )

@@ -23,13 +23,15 @@ const POLL: Duration = Duration::from_secs(5);
 /// What is kept of the function's time to answer the token.
 const ANSWER_MARGIN: Duration = Duration::from_secs(20);
 
-/// Run the work rules of `stage`'s `kind` conditions and answer `token`.
+/// Run the work rules of `stage`'s `kind` conditions and answer `token` (at once, with nothing,
+/// when they would decide nothing: `rules_matter`).
 pub async fn run(
     adapters: &Adapters,
     providers: &Providers,
     ids: &ExecutionIds,
     stage: &str,
     kind: ConditionKind,
+    run: Option<&str>,
     token: &str,
     context: &lambda_runtime::Context,
 ) -> Result<Value, Error> {
@@ -38,7 +40,7 @@ pub async fn run(
     async {
         let engine = adapters.engine(&context.invoked_function_arn);
         let rules = engine
-            .prepare_work_rules(ids, stage, kind, pipewright_aws::now())
+            .prepare_work_rules(ids, stage, kind, run, pipewright_aws::now())
             .await?;
         let deadline = lambda_deadline(context.deadline);
         let runs = rules

@@ -119,6 +119,9 @@ fn execution_not_found(pipeline: &str, id: &str) -> ApiError {
     )
 }
 
+/// The most executions one listing call reads the records of (see `walk`).
+const MAX_EXECUTIONS_READ: usize = 200;
+
 /// What is listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Listing {
@@ -462,6 +465,10 @@ async fn walk(
         None => (None, None),
         Some(c) => (c.page_token, Some((c.pipeline_execution_id, c.after))),
     };
+    // Executions whose records were read by this call: past MAX_EXECUTIONS_READ the page ends
+    // short, with a cursor after the last one read (most executions run no rule: a listing of
+    // rule runs must not read a long history in one call).
+    let mut read = 0;
     loop {
         let page = engine
             .executions
@@ -483,6 +490,15 @@ async fn walk(
                 after = last.clone();
                 resume = None;
             }
+            if read == MAX_EXECUTIONS_READ {
+                return Ok(Some(Cursor {
+                    pipeline_name: collector.pipeline_name.clone(),
+                    page_token: page_token.clone(),
+                    pipeline_execution_id: execution.pipeline_execution_id.clone(),
+                    after: None,
+                }));
+            }
+            read += 1;
             let Some(snapshot) = engine
                 .executions
                 .snapshot(&execution.pipeline_execution_id)

@@ -598,7 +598,7 @@ impl Engine<'_> {
         let refused = self
             .check_before_entry(&snapshot, stage, &mut record, work, now)
             .await?
-            .is_some();
+            == Some(crate::declaration::ConditionResult::Fail);
         record.last_update_time = now;
         self.executions
             .put_stage(&ids.pipeline_name, &record, &[])

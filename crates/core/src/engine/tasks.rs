@@ -105,6 +105,9 @@ pub enum TaskRequest {
         kind: crate::conditions::ConditionKind,
         /// Token to answer, with the results by [`crate::conditions::work_rule_key`].
         task_token: String,
+        /// The run that asks (`$$.Execution.Id`): a run a retry replaced runs nothing.
+        #[serde(default)]
+        run: Option<String>,
     },
     /// `runAction` (waits for its token).
     #[serde(rename_all = "camelCase")]

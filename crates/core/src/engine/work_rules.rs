@@ -35,6 +35,47 @@ pub struct WorkRule {
     pub prepared: Result<PreparedAction, String>,
 }
 
+/// Whether the work rules of `stage`'s `kind` conditions would decide anything in run `run` of
+/// the execution: it is still in progress (not stopping: a stopping stage checks no condition),
+/// `run` is its current run (a run a retry replaced decides nothing), the stage's latest attempt
+/// is in progress, and the condition will be checked (beforeEntry: not for a retried or
+/// overridden attempt; onFailure: not after a beforeEntry condition failed the stage). When not,
+/// nothing runs: no build is started, no command runs, for a result nobody reads.
+pub fn rules_matter(
+    snapshot: &crate::execution::ExecutionSnapshot,
+    stage: &str,
+    kind: ConditionKind,
+    run: Option<&str>,
+) -> bool {
+    use crate::execution::{PipelineExecutionStatus, StageExecutionStatus};
+    let execution = &snapshot.execution;
+    if execution.status != PipelineExecutionStatus::InProgress {
+        return false;
+    }
+    if let (Some(run), Some(current)) = (run, &execution.state_machine_execution_arn) {
+        if run != current {
+            return false;
+        }
+    }
+    let Some(attempt) = snapshot.stage(stage) else {
+        return false;
+    };
+    if attempt.status != StageExecutionStatus::InProgress {
+        return false;
+    }
+    match kind {
+        ConditionKind::BeforeEntry => {
+            attempt.retry_mode.is_none()
+                && !attempt
+                    .conditions
+                    .iter()
+                    .any(|c| c.kind == ConditionKind::BeforeEntry)
+        }
+        ConditionKind::OnFailure => !attempt.condition_failed(),
+        ConditionKind::OnSuccess => true,
+    }
+}
+
 impl Engine<'_> {
     /// The work rules of `stage`'s `kind` conditions in execution `ids`, each prepared as the
     /// action it runs as (in the stage's latest attempt; nothing is recorded).
@@ -43,10 +84,14 @@ impl Engine<'_> {
         ids: &ExecutionIds,
         stage: &str,
         kind: ConditionKind,
+        run: Option<&str>,
         now: f64,
     ) -> Result<Vec<WorkRule>, EngineError> {
         let (snapshot, pipeline) = self.load(ids).await?;
         let declaration = stage_of(&pipeline.declaration, stage)?;
+        if !rules_matter(&snapshot, stage, kind, run) {
+            return Ok(Vec::new());
+        }
         let attempt = snapshot.stage(stage).map_or(1, |s| s.attempt);
         let base = self.with_rollback_base(snapshot.clone()).await?;
         let mut out = Vec::new();
