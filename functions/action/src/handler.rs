@@ -110,11 +110,13 @@ async fn run_task(
             return crate::rules::run(
                 adapters,
                 providers,
-                &ids,
-                &stage,
-                kind,
-                run.as_deref(),
-                &task_token,
+                crate::rules::RulesTask {
+                    ids: &ids,
+                    stage: &stage,
+                    kind,
+                    run: run.as_deref(),
+                    token: &task_token,
+                },
                 context,
             )
             .await

@@ -23,18 +23,35 @@ const POLL: Duration = Duration::from_secs(5);
 /// What is kept of the function's time to answer the token.
 const ANSWER_MARGIN: Duration = Duration::from_secs(20);
 
-/// Run the work rules of `stage`'s `kind` conditions and answer `token` (at once, with nothing,
-/// when they would decide nothing: `rules_matter`).
+/// One `runRules` task.
+pub struct RulesTask<'a> {
+    /// The execution.
+    pub ids: &'a ExecutionIds,
+    /// The stage.
+    pub stage: &'a str,
+    /// Which conditions.
+    pub kind: ConditionKind,
+    /// The run that asks.
+    pub run: Option<&'a str>,
+    /// The token to answer.
+    pub token: &'a str,
+}
+
+/// Run the work rules of the task's stage and conditions and answer its token (at once, with
+/// nothing, when they would decide nothing: `rules_matter`).
 pub async fn run(
     adapters: &Adapters,
     providers: &Providers,
-    ids: &ExecutionIds,
-    stage: &str,
-    kind: ConditionKind,
-    run: Option<&str>,
-    token: &str,
+    task: RulesTask<'_>,
     context: &lambda_runtime::Context,
 ) -> Result<Value, Error> {
+    let RulesTask {
+        ids,
+        stage,
+        kind,
+        run,
+        token,
+    } = task;
     let span =
         tracing::info_span!("work rules", execution = %ids.pipeline_execution_id, %stage, ?kind);
     async {
