@@ -86,8 +86,8 @@ pub fn is_work_rule(provider: &str) -> bool {
     matches!(provider, "Commands" | "CodeBuild")
 }
 
-/// The work rules of `stage`'s `kind` conditions.
-pub fn work_rules_of(stage: &StageDeclaration, kind: ConditionKind) -> Vec<&RuleDeclaration> {
+/// `stage`'s `kind` conditions, as declared (none: it has no such conditions).
+pub fn conditions_of(stage: &StageDeclaration, kind: ConditionKind) -> &[Condition] {
     let conditions = match kind {
         ConditionKind::BeforeEntry => stage.before_entry.as_ref().map(|c| &c.conditions),
         ConditionKind::OnSuccess => stage.on_success.as_ref().map(|c| &c.conditions),
@@ -96,9 +96,13 @@ pub fn work_rules_of(stage: &StageDeclaration, kind: ConditionKind) -> Vec<&Rule
             .as_ref()
             .and_then(|c| c.conditions.as_ref()),
     };
-    conditions
-        .into_iter()
-        .flatten()
+    conditions.map_or(&[], Vec::as_slice)
+}
+
+/// The work rules of `stage`'s `kind` conditions.
+pub fn work_rules_of(stage: &StageDeclaration, kind: ConditionKind) -> Vec<&RuleDeclaration> {
+    conditions_of(stage, kind)
+        .iter()
         .flat_map(|c| c.rules.iter().flatten())
         .filter(|r| is_work_rule(&r.rule_type_id.provider))
         .collect()

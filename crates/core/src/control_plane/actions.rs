@@ -22,8 +22,7 @@ use super::{check_name, parse_pipeline_execution_id, ApiError};
 use crate::declaration::{masked_configuration, RuleDeclaration, StageDeclaration};
 use crate::engine::Engine;
 use crate::execution::{
-    ActionExecution, ArtifactDetail, ConditionKind, ConditionRun, ExecutionSnapshot, RuleRun,
-    StageExecution,
+    ActionExecution, ArtifactDetail, ConditionRun, ExecutionSnapshot, RuleRun, StageExecution,
 };
 use crate::store::PipelineRecord;
 
@@ -325,15 +324,7 @@ impl Collector<'_> {
 /// The declaration of the rule `row` ran: the rule of that name in a condition of the same
 /// kind.
 fn declared_rule<'d>(stage: &'d StageDeclaration, row: &RuleRow) -> Option<&'d RuleDeclaration> {
-    let conditions = match row.condition.kind {
-        ConditionKind::BeforeEntry => stage.before_entry.as_ref().map(|c| &c.conditions),
-        ConditionKind::OnSuccess => stage.on_success.as_ref().map(|c| &c.conditions),
-        ConditionKind::OnFailure => stage
-            .on_failure
-            .as_ref()
-            .and_then(|c| c.conditions.as_ref()),
-    }?;
-    conditions
+    crate::conditions::conditions_of(stage, row.condition.kind)
         .iter()
         .flat_map(|c| c.rules.iter().flatten())
         .find(|r| r.name == row.rule.rule_name)
