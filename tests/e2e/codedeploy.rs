@@ -11,10 +11,30 @@ use std::time::Duration;
 
 use pipewright_e2e::pipelines::{
     clients, drain_events, eventually, execution_records, latest_action, s3_source_with, start,
-    subscribe_to, wait_for, PipelineBuilder,
+    subscribe_to, wait_for, Clients, PipelineBuilder,
 };
 use pipewright_e2e::{stack, unique, TEST_ROLE_ARN};
 use serde_json::json;
+
+/// A server application `application` with deployment group `group`, as a team has them.
+pub(crate) async fn application_with_group(c: &Clients, application: &str, group: &str) {
+    let codedeploy = aws_sdk_codedeploy::Client::new(&c.sdk);
+    codedeploy
+        .create_application()
+        .application_name(application)
+        .compute_platform(ComputePlatform::Server)
+        .send()
+        .await
+        .expect("CreateApplication");
+    codedeploy
+        .create_deployment_group()
+        .application_name(application)
+        .deployment_group_name(group)
+        .service_role_arn(TEST_ROLE_ARN)
+        .send()
+        .await
+        .expect("CreateDeploymentGroup");
+}
 
 #[tokio::test]
 async fn a_deployment_of_the_artifact_completes_the_action() {
@@ -22,21 +42,7 @@ async fn a_deployment_of_the_artifact_completes_the_action() {
     let c = clients(stack).await;
     let codedeploy = aws_sdk_codedeploy::Client::new(&c.sdk);
     let application = unique("web-app");
-    codedeploy
-        .create_application()
-        .application_name(&application)
-        .compute_platform(ComputePlatform::Server)
-        .send()
-        .await
-        .expect("CreateApplication");
-    codedeploy
-        .create_deployment_group()
-        .application_name(&application)
-        .deployment_group_name("prod")
-        .service_role_arn(TEST_ROLE_ARN)
-        .send()
-        .await
-        .expect("CreateDeploymentGroup");
+    application_with_group(&c, &application, "prod").await;
     let src = s3_source_with(
         &c,
         &[(

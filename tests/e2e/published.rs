@@ -9,7 +9,6 @@ use std::path::Path;
 
 use aws_sdk_codecommit::primitives::Blob;
 use aws_sdk_codecommit::types::{FileModeTypeEnum, PutFileEntry};
-use aws_sdk_codedeploy::types::ComputePlatform;
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use pipewright_e2e::pipelines::{
     approve_when_asked, clients, create_pipeline, execution_records, latest_action, start,
@@ -157,22 +156,8 @@ async fn codecommit_and_codedeploy() {
         .send()
         .await
         .expect("CreateCommit");
+    crate::codedeploy::application_with_group(&c, &application, "MyDemoDeploymentGroup").await;
     let codedeploy = aws_sdk_codedeploy::Client::new(&c.sdk);
-    codedeploy
-        .create_application()
-        .application_name(&application)
-        .compute_platform(ComputePlatform::Server)
-        .send()
-        .await
-        .expect("CreateApplication");
-    codedeploy
-        .create_deployment_group()
-        .application_name(&application)
-        .deployment_group_name("MyDemoDeploymentGroup")
-        .service_role_arn(TEST_ROLE_ARN)
-        .send()
-        .await
-        .expect("CreateDeploymentGroup");
     let pipeline = published(
         "codecommit-codedeploy.json",
         &[

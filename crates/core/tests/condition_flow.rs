@@ -50,6 +50,17 @@ fn pipeline(build: Value) -> Value {
     })
 }
 
+/// Conditions at `site` (`beforeEntry`, `onSuccess`) with one Commands rule `name` running
+/// `commands` on the artifact `Src`, result FAIL.
+fn commands_rule_at(site: &str, name: &str, commands: &[&str]) -> Value {
+    json!({site: {"conditions": [{"result": "FAIL", "rules": [{
+        "name": name,
+        "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
+        "commands": commands,
+        "inputArtifacts": [{"name": "Src"}]
+    }]}]}})
+}
+
 fn ids(id: &str) -> ExecutionIds {
     support::ids("guarded", id)
 }
@@ -612,15 +623,11 @@ async fn overriding_a_failed_success_condition_moves_on_to_the_next_stage() {
 #[tokio::test]
 async fn work_rules_are_prepared_as_actions_and_their_results_decide_the_stage() {
     use pipewright_core::conditions::{work_rule_key, ConditionKind, WorkRuleResult};
-    let world = World::with_pipeline(pipeline(json!({"onSuccess": {"conditions": [{
-        "result": "FAIL",
-        "rules": [{
-            "name": "Smoke",
-            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
-            "commands": ["test \"#{variables.Env}\" = dev", "exit 1"],
-            "inputArtifacts": [{"name": "Src"}]
-        }]
-    }]}})))
+    let world = World::with_pipeline(pipeline(commands_rule_at(
+        "onSuccess",
+        "Smoke",
+        &["test \"#{variables.Env}\" = dev", "exit 1"],
+    )))
     .await;
     let engine = world.engine();
     for (id, tag, found) in [
@@ -694,15 +701,11 @@ async fn work_rules_are_prepared_as_actions_and_their_results_decide_the_stage()
 #[tokio::test]
 async fn before_entry_work_rules_are_checked_once_they_ran() {
     use pipewright_core::conditions::{work_rule_key, ConditionKind, WorkRuleResult};
-    let world = World::with_pipeline(pipeline(json!({"beforeEntry": {"conditions": [{
-        "result": "FAIL",
-        "rules": [{
-            "name": "Ready",
-            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
-            "commands": ["./ready.sh"],
-            "inputArtifacts": [{"name": "Src"}]
-        }]
-    }]}})))
+    let world = World::with_pipeline(pipeline(commands_rule_at(
+        "beforeEntry",
+        "Ready",
+        &["./ready.sh"],
+    )))
     .await;
     let engine = world.engine();
     let key = work_rule_key("Build", ConditionKind::BeforeEntry, "Ready");
@@ -780,16 +783,8 @@ async fn before_entry_work_rules_are_checked_once_they_ran() {
 #[tokio::test]
 async fn work_rules_run_only_when_their_result_is_read() {
     use pipewright_core::conditions::ConditionKind;
-    let world = World::with_pipeline(pipeline(json!({"onSuccess": {"conditions": [{
-        "result": "FAIL",
-        "rules": [{
-            "name": "Smoke",
-            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
-            "commands": ["true"],
-            "inputArtifacts": [{"name": "Src"}]
-        }]
-    }]}})))
-    .await;
+    let world =
+        World::with_pipeline(pipeline(commands_rule_at("onSuccess", "Smoke", &["true"]))).await;
     let engine = world.engine();
     world.run_source(&engine, "guarded", A, "v1").await;
     assert_eq!(build(&engine, &world, A, "1", true).await, Some(false));
