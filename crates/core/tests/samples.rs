@@ -118,8 +118,9 @@ fn json_and_yaml_samples_are_the_same_pipeline() {
 /// Pipelines as CodePipeline users have them (`infra/pipelines/published`, `get-pipeline`
 /// output of the documented shapes: S3 or CodeCommit sources, CodeBuild, every CloudFormation
 /// change-set step with an approval between, CodeDeploy, ECS, Step Functions with variables and
-/// stage conditions) load and validate unchanged; the end-to-end suite runs each
-/// (`tests/e2e/published.rs`).
+/// stage conditions, a connection source with git triggers, ECR and Commands feeding
+/// CloudFormation parameters) load and validate unchanged; the end-to-end suite runs four of them
+/// on the emulator's services (`tests/e2e/published.rs`).
 #[test]
 fn published_pipeline_definitions_load_and_validate_unchanged() {
     let files = support::declaration_files(&support::pipelines_dir().join("published"));
