@@ -57,13 +57,15 @@ impl Engine<'_> {
     }
 
     /// `beforeEntry` of `stage`: the runs go on `record`; returns the result that keeps the
-    /// execution out of the stage (`FAIL` or `SKIP`), if any.
+    /// execution out of the stage (`FAIL` or `SKIP`), if any. `work` is what the conditions'
+    /// work rules (Commands, CodeBuild) found; `None` at admission, when they have not run yet:
+    /// conditions with work rules are then left to [`Engine::check_entry`] (nothing is checked).
     pub(crate) async fn check_before_entry(
         &self,
         snapshot: &ExecutionSnapshot,
         stage: &str,
         record: &mut StageExecution,
-        work: &BTreeMap<String, WorkRuleResult>,
+        work: Option<&BTreeMap<String, WorkRuleResult>>,
         now: f64,
     ) -> Result<Option<ConditionResult>, EngineError> {
         let execution = &snapshot.execution;
@@ -74,14 +76,19 @@ impl Engine<'_> {
         else {
             return Ok(None);
         };
-        let Some(before) = pipeline
-            .declaration
-            .stages
-            .iter()
-            .find(|s| s.name == stage)
-            .and_then(|s| s.before_entry.as_ref())
-        else {
+        let Some(declared) = pipeline.declaration.stages.iter().find(|s| s.name == stage) else {
             return Ok(None);
+        };
+        let Some(before) = declared.before_entry.as_ref() else {
+            return Ok(None);
+        };
+        let no_work = BTreeMap::new();
+        let work = match work {
+            Some(work) => work,
+            None if !work_rules_of(declared, ConditionKind::BeforeEntry).is_empty() => {
+                return Ok(None)
+            }
+            None => &no_work,
         };
         let mut runs = self
             .run_conditions(

@@ -189,10 +189,9 @@ impl Engine<'_> {
         // With work rules (Commands, CodeBuild) they are checked once those have run, by the
         // execution's own checkEntry task after its runRules task ([`Engine::check_entry`]).
         let mut refused = None;
-        if state == StageState::Started && !self.entry_waits_for_work_rules(snapshot, stage).await?
-        {
+        if state == StageState::Started {
             refused = self
-                .check_before_entry(snapshot, stage, &mut record, &BTreeMap::new(), now)
+                .check_before_entry(snapshot, stage, &mut record, None, now)
                 .await?;
         }
         if refused == Some(crate::declaration::ConditionResult::Skip) {
@@ -596,7 +595,7 @@ impl Engine<'_> {
                 .any(|c| c.applied == Some(crate::declaration::ConditionResult::Fail)));
         }
         let refused = self
-            .check_before_entry(&snapshot, stage, &mut record, work, now)
+            .check_before_entry(&snapshot, stage, &mut record, Some(work), now)
             .await?
             == Some(crate::declaration::ConditionResult::Fail);
         record.last_update_time = now;
@@ -604,32 +603,6 @@ impl Engine<'_> {
             .put_stage(&ids.pipeline_name, &record, &[])
             .await?;
         Ok(refused)
-    }
-
-    /// Whether `stage`'s beforeEntry conditions have work rules: then they are checked by
-    /// [`Engine::check_entry`], not when the execution is admitted.
-    async fn entry_waits_for_work_rules(
-        &self,
-        snapshot: &ExecutionSnapshot,
-        stage: &str,
-    ) -> Result<bool, EngineError> {
-        let execution = &snapshot.execution;
-        let Some(pipeline) = self
-            .pipelines
-            .get(&execution.pipeline_name, Some(execution.pipeline_version))
-            .await?
-        else {
-            return Ok(false);
-        };
-        Ok(pipeline
-            .declaration
-            .stages
-            .iter()
-            .find(|s| s.name == stage)
-            .is_some_and(|s| {
-                !crate::conditions::work_rules_of(s, crate::conditions::ConditionKind::BeforeEntry)
-                    .is_empty()
-            }))
     }
 
     /// [`Engine::leave_stage`], sent by state machine run `run`: when the execution records
