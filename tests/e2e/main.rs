@@ -14,6 +14,7 @@ mod cloudformation;
 mod codebuild;
 mod codedeploy;
 mod condition_rules;
+mod console;
 mod control_plane_clients;
 mod doors;
 mod ecs;

@@ -18,6 +18,7 @@ use pipewright_aws::config::{self, Target};
 use pipewright_local::UpOptions;
 
 pub mod approvals;
+pub mod browser;
 pub mod faults;
 pub mod pipelines;
 pub mod signing;

@@ -35,6 +35,7 @@ pub struct ApprovalChannel {
     base_url_setting: Option<String>,
     function_name: Option<String>,
     one_click_links: bool,
+    console_url: Option<String>,
     keys: Mutex<Option<(Instant, Arc<LinkKeys>)>>,
     base_url: OnceCell<String>,
 }
@@ -62,6 +63,7 @@ impl ApprovalChannel {
             function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
             one_click_links: get("APPROVAL_ONE_CLICK_LINKS")
                 .is_none_or(|v| !v.eq_ignore_ascii_case("Disabled")),
+            console_url: get("CONSOLE_URL"),
             keys: Mutex::new(None),
             base_url: OnceCell::new(),
         })
@@ -77,6 +79,11 @@ impl ApprovalChannel {
     /// Whether the stack allows one-click links (`APPROVAL_ONE_CLICK_LINKS` is not `Disabled`).
     pub fn one_click_links(&self) -> bool {
         self.one_click_links
+    }
+
+    /// The console's base URL (stack parameter `ConsoleUrl`), when the stack knows it.
+    pub fn console_url(&self) -> Option<&str> {
+        self.console_url.as_deref()
     }
 
     /// The link keys: the current one signs, it and the previous one verify.

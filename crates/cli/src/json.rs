@@ -606,6 +606,18 @@ fn rollback_metadata(r: &sdk::PipelineRollbackMetadata) -> Value {
         .done()
 }
 
+/// `PipelineSummary` (ListPipelines' item).
+pub fn pipeline_summary(p: &sdk::PipelineSummary) -> Value {
+    Obj::new()
+        .opt("name", str_opt(&p.name))
+        .opt("version", p.version.map(Value::from))
+        .opt("pipelineType", enum_opt(p.pipeline_type.as_ref()))
+        .opt("executionMode", enum_opt(p.execution_mode.as_ref()))
+        .opt("created", time_opt(p.created.as_ref()))
+        .opt("updated", time_opt(p.updated.as_ref()))
+        .done()
+}
+
 /// `PipelineExecutionSummary`.
 pub fn pipeline_execution_summary(s: &sdk::PipelineExecutionSummary) -> Value {
     Obj::new()

@@ -334,6 +334,67 @@ pub fn render_history(rows: &[HistoryRow], now: f64) -> String {
     )
 }
 
+/// A row of `pipewright list`: a pipeline and its latest execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListRow {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Its execution mode.
+    pub mode: Option<String>,
+    /// Its latest execution, if it ever ran.
+    pub latest: Option<HistoryRow>,
+}
+
+/// `pipewright list`: every pipeline with its latest execution.
+pub fn render_list(rows: &[ListRow], now: f64) -> String {
+    if rows.is_empty() {
+        return "no pipelines\n".to_owned();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let Some(latest) = &r.latest else {
+                return vec![
+                    r.pipeline.clone(),
+                    r.mode.clone().unwrap_or_default(),
+                    "never run".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ];
+            };
+            let end = if is_running(Some(&latest.status)) {
+                Some(now)
+            } else {
+                latest.updated
+            };
+            let duration = match (latest.started, end) {
+                (Some(start), Some(end)) => fmt_duration(end - start),
+                _ => String::new(),
+            };
+            vec![
+                r.pipeline.clone(),
+                r.mode.clone().unwrap_or_default(),
+                latest.status.clone(),
+                latest.execution_id.clone(),
+                latest.started.map(fmt_time).unwrap_or_default(),
+                duration,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PIPELINE",
+            "MODE",
+            "LATEST",
+            "EXECUTION",
+            "STARTED (UTC)",
+            "DURATION",
+        ],
+        &cells,
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // watch
 

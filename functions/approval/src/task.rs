@@ -132,6 +132,7 @@ async fn notify(
         region,
         review_url: link(LinkPurpose::Review),
         one_click,
+        console: channel.console_url().map(str::to_string),
     };
     let id = channel
         .publish(&topic, &notice.subject(), &notice.sns_message())

@@ -2,6 +2,7 @@
 //! client: one module per group, each doing its own I/O; rendering is in [`crate::render`].
 
 mod approve;
+mod console;
 mod execution;
 mod keys;
 mod pipeline;
@@ -106,6 +107,31 @@ pub enum Remote {
         /// An idempotency token: starting twice with the same token starts once.
         #[arg(long, value_name = "T")]
         client_request_token: Option<String>,
+    },
+    /// List every pipeline with its latest execution (ListPipelines, ListPipelineExecutions).
+    #[command(after_help = concat!(
+        "Examples:\n  pipewright list\n  pipewright list --output json\n\n",
+        exit_codes!()
+    ))]
+    List,
+    /// Serve the pipeline console on 127.0.0.1: pipelines, executions and actions, live;
+    /// approve, retry, stop and roll back from the page.
+    ///
+    /// Prints the console's URL (it carries a one-time token, exchanged for a session cookie
+    /// on first use) and opens it in the browser. The pages call the control plane with your
+    /// own credentials, through the endpoint the other commands use. Runs until interrupted.
+    #[command(after_help = concat!(
+        "Examples:\n  pipewright console\n  pipewright console --port 8642 --no-open\n  \
+         pipewright console --iam-endpoint-url \"$(aws cloudformation describe-stacks --stack-name pipewright \\\n    --query \"Stacks[0].Outputs[?OutputKey=='ApiIamUrl'].OutputValue\" --output text)\"\n\n",
+        exit_codes!()
+    ))]
+    Console {
+        /// The port on 127.0.0.1 (default: any free port).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        port: u16,
+        /// Print the URL without opening a browser.
+        #[arg(long)]
+        no_open: bool,
     },
     /// Show each stage's latest execution and each action's latest run (GetPipelineState).
     ///
@@ -215,6 +241,8 @@ impl Remote {
             Remote::Update { .. } => "update",
             Remote::Get { .. } => "get",
             Remote::Start { .. } => "start",
+            Remote::List => "list",
+            Remote::Console { .. } => "console",
             Remote::Status { .. } => "status",
             Remote::History { .. } => "history",
             Remote::Approve(_) => "approve",
@@ -331,6 +359,8 @@ pub fn run(
                 vars,
                 client_request_token,
             } => execution::start(&ctx, &name, &vars, client_request_token).await,
+            Remote::List => status::list(&ctx).await,
+            Remote::Console { port, no_open } => console::run(&ctx, port, no_open).await,
             Remote::Status { name } => status::status(&ctx, &name).await,
             Remote::History { name, max } => status::history(&ctx, &name, max).await,
             Remote::Approve(args) => approve::decide(&ctx, &args, true).await,

@@ -516,9 +516,32 @@ pub struct ApprovalNotice<'a> {
     pub review_url: String,
     /// The one-click links (approve, reject), when one-click approval is on.
     pub one_click: Option<(String, String)>,
+    /// The console's base URL (stack parameter `ConsoleUrl`), when the stack knows it: then
+    /// `consoleLink` opens the execution's page there ([`console_page`]).
+    pub console: Option<String>,
+}
+
+/// The console's page of execution `execution` of `pipeline`, under the console's `base` URL.
+/// (Pipeline names and execution ids need no escaping in a path.)
+pub fn console_page(base: &str, pipeline: &str, execution: &str) -> String {
+    format!(
+        "{}/pipelines/{pipeline}/executions/{execution}",
+        base.trim_end_matches('/')
+    )
 }
 
 impl ApprovalNotice<'_> {
+    /// The execution's console page, when the stack knows the console's URL.
+    fn console_link(&self) -> Option<String> {
+        self.console.as_deref().map(|base| {
+            console_page(
+                base,
+                &self.pending.ids.pipeline_name,
+                &self.pending.ids.pipeline_execution_id,
+            )
+        })
+    }
+
     /// The SNS subject (at most 100 characters, as SNS requires).
     pub fn subject(&self) -> String {
         let subject = format!(
@@ -531,8 +554,9 @@ impl ApprovalNotice<'_> {
         cut
     }
 
-    /// CodePipeline's approval message JSON (`consoleLink` and `approvalReviewLink` are the
-    /// review page), plus Pipewright's members inside `approval`: `pipelineExecutionId`,
+    /// CodePipeline's approval message JSON (`approvalReviewLink` is the review page;
+    /// `consoleLink` the execution's console page when the stack knows the console, else the
+    /// review page too), plus Pipewright's members inside `approval`: `pipelineExecutionId`,
     /// `sourceRevisions`, and `approveLink`/`rejectLink` when one-click approval is on.
     pub fn json(&self) -> Value {
         let p = self.pending;
@@ -556,7 +580,7 @@ impl ApprovalNotice<'_> {
         }
         json!({
             "region": self.region,
-            "consoleLink": self.review_url,
+            "consoleLink": self.console_link().unwrap_or_else(|| self.review_url.clone()),
             "approval": approval,
         })
     }
@@ -591,6 +615,13 @@ impl ApprovalNotice<'_> {
             text.push_str(&format!("\nContent to review: {link}\n"));
         }
         text.push_str(&format!("\nReview:  {}\n", self.review_url));
+        match self.console_link() {
+            Some(page) => text.push_str(&format!("Console: {page}\n")),
+            None => text.push_str(&format!(
+                "Console: run `pipewright console` and open /pipelines/{}/executions/{}\n",
+                p.ids.pipeline_name, p.ids.pipeline_execution_id
+            )),
+        }
         match &self.one_click {
             Some((approve, reject)) => text.push_str(&format!(
                 "\nApprove: {approve}\n\nReject:  {reject}\n\n\
@@ -680,6 +711,7 @@ pub(crate) mod tests {
             region: "us-east-1",
             review_url: "https://x/?t=v".into(),
             one_click: Some(("https://x/?t=a".into(), "https://x/?t=r".into())),
+            console: None,
         };
         let v = notice.json();
         assert_eq!(v["region"], "us-east-1");
@@ -731,6 +763,7 @@ pub(crate) mod tests {
             region: "us-east-1",
             review_url: "https://x/?t=v".into(),
             one_click: None,
+            console: None,
         };
         let v = notice.json();
         assert!(v["approval"].get("approveLink").is_none(), "{v}");
@@ -747,6 +780,37 @@ pub(crate) mod tests {
         );
         assert!(
             text.contains("pipewright approve app 'Go live' Release"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stack_that_knows_its_console_links_the_execution_page() {
+        let p = pending();
+        let mut notice = ApprovalNotice {
+            pending: &p,
+            region: "us-east-1",
+            review_url: "https://x/?t=v".into(),
+            one_click: None,
+            console: Some("https://console.example/".into()),
+        };
+        let page = format!(
+            "https://console.example/pipelines/app/executions/{}",
+            p.ids.pipeline_execution_id
+        );
+        assert_eq!(notice.json()["consoleLink"], json!(page));
+        assert_eq!(
+            notice.json()["approval"]["approvalReviewLink"],
+            "https://x/?t=v"
+        );
+        assert!(notice.email_text().contains(&format!("Console: {page}")));
+        notice.console = None;
+        let text = notice.email_text();
+        assert!(
+            text.contains(&format!(
+                "Console: run `pipewright console` and open /pipelines/app/executions/{}",
+                p.ids.pipeline_execution_id
+            )),
             "{text}"
         );
     }
