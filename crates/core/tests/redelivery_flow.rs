@@ -312,3 +312,51 @@ async fn a_task_that_died_is_recorded_with_its_error_and_a_timeout_as_timed_out(
         assert!(details.message.contains(says), "{}", details.message);
     }
 }
+
+/// An action whose task failed or timed out before it began (it never recorded a run) is
+/// recorded Failed with that error, and the failed stage's summary names it and says why
+/// (instead of a bare "stage Build failed").
+#[tokio::test]
+async fn an_action_that_never_began_is_named_in_the_stage_failure() {
+    let world = World::with_pipeline(three_stages("again", ExecutionMode::Queued)).await;
+    let engine = world.engine();
+    world.run_source(&engine, "again", A, "v1").await;
+    engine
+        .enter_stage(&ids(A), "Build", "t-enter-build", 20.0)
+        .await
+        .unwrap();
+    let branches: Vec<serde_json::Value> = serde_json::from_value(serde_json::json!([{
+        "failedAction": "Build",
+        "error": {"Error": "States.Timeout", "Cause": ""}
+    }]))
+    .unwrap();
+    for at in [30.0, 31.0] {
+        // Twice, as a retried check: one record.
+        assert!(engine
+            .check_group_after(&ids(A), "Build", 1, &branches, at)
+            .await
+            .unwrap());
+    }
+    let snapshot = world.snapshot(A).await;
+    let runs: Vec<_> = snapshot
+        .actions
+        .iter()
+        .filter(|a| a.stage_name == "Build")
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, ActionExecutionStatus::Failed);
+    engine
+        .leave_stage(&ids(A), "Build", false, 32.0)
+        .await
+        .unwrap();
+    let summary = world
+        .snapshot(A)
+        .await
+        .execution
+        .status_summary
+        .unwrap_or_default();
+    assert!(
+        summary.contains("action Build: TimedOut: action Build did not start in time"),
+        "{summary}"
+    );
+}

@@ -302,3 +302,131 @@ fn rollback(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_codepipeline::types::{
+        ActionExecution, ActionExecutionStatus, ActionOwner, ActionTypeId, StageExecution,
+        StageExecutionStatus, TransitionState,
+    };
+
+    fn action(name: &str, category: ActionCategory, provider: &str) -> ActionDeclaration {
+        ActionDeclaration::builder()
+            .name(name)
+            .action_type_id(
+                ActionTypeId::builder()
+                    .category(category)
+                    .owner(ActionOwner::Aws)
+                    .provider(provider)
+                    .version("1")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn stage(name: &str, actions: Vec<ActionDeclaration>) -> StageDeclaration {
+        StageDeclaration::builder()
+            .name(name)
+            .set_actions(Some(actions))
+            .build()
+            .unwrap()
+    }
+
+    fn stage_state(
+        name: &str,
+        status: StageExecutionStatus,
+        action: Option<(&str, ActionExecutionStatus, Option<&str>)>,
+    ) -> StageState {
+        let mut s = StageState::builder().stage_name(name).latest_execution(
+            StageExecution::builder()
+                .pipeline_execution_id("e1")
+                .status(status)
+                .build()
+                .unwrap(),
+        );
+        if let Some((a, st, token)) = action {
+            s = s.action_states(
+                ActionState::builder()
+                    .action_name(a)
+                    .latest_execution(
+                        ActionExecution::builder()
+                            .status(st)
+                            .set_token(token.map(str::to_string))
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        s.build()
+    }
+
+    #[test]
+    fn a_waiting_approval_gets_its_buttons_a_failed_stage_its_retry_a_disabled_transition_its_reason(
+    ) {
+        let declaration = PipelineDeclaration::builder()
+            .name("web")
+            .role_arn("arn:aws:iam::1:role/r")
+            .stages(stage(
+                "Source",
+                vec![action("Fetch", ActionCategory::Source, "S3")],
+            ))
+            .stages(stage(
+                "Build",
+                vec![action("Compile", ActionCategory::Build, "CodeBuild")],
+            ))
+            .stages(stage(
+                "Approve",
+                vec![action("Release", ActionCategory::Approval, "Manual")],
+            ))
+            .build()
+            .unwrap();
+        let state = GetPipelineStateOutput::builder()
+            .pipeline_name("web")
+            .stage_states(stage_state("Source", StageExecutionStatus::Succeeded, None))
+            .stage_states(stage_state(
+                "Build",
+                StageExecutionStatus::Failed,
+                Some(("Compile", ActionExecutionStatus::Failed, None)),
+            ))
+            .stage_states({
+                let mut s = stage_state(
+                    "Approve",
+                    StageExecutionStatus::InProgress,
+                    Some((
+                        "Release",
+                        ActionExecutionStatus::InProgress,
+                        Some("tok-<1>"),
+                    )),
+                );
+                s.inbound_transition_state = Some(
+                    TransitionState::builder()
+                        .enabled(false)
+                        .disabled_reason("freeze <friday>")
+                        .build(),
+                );
+                s
+            })
+            .build();
+        let view = View {
+            declaration: &declaration,
+            state: &state,
+            recent: &[],
+        };
+        let html = render(&view, &Flash::default(), 0.0).main.into_string();
+        // The approval's form carries its token (escaped) and both decisions.
+        assert!(html.contains("value=\"tok-&lt;1&gt;\""), "{html}");
+        assert!(html.contains("value=\"Approved\"") && html.contains("value=\"Rejected\""));
+        // Only the failed stage offers a retry, in both modes.
+        assert_eq!(html.matches("Retry failed actions").count(), 1);
+        assert!(html.contains("value=\"ALL_ACTIONS\""));
+        // The disabled transition says why and offers Enable.
+        assert!(html.contains("data-enabled=\"false\""));
+        assert!(html.contains("freeze &lt;friday&gt;"));
+        assert!(html.contains(">Enable<"));
+        // No execution runs: no Stop button.
+        assert!(!html.contains("Stop and abandon"));
+    }
+}

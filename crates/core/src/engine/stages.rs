@@ -537,11 +537,92 @@ impl Engine<'_> {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                _ => failed = true,
+                Some(run) if run.attempt == stage_attempt => failed = true,
+                // It never began in this attempt (its task failed or timed out before it
+                // recorded anything): recorded Failed with its task's error, so the stage's
+                // summary names it and says why. A stopping execution's actions are not run.
+                _ => {
+                    failed = true;
+                    if !crate::control::is_stopping(snapshot.execution.status) {
+                        self.record_unstarted(
+                            &snapshot,
+                            stage,
+                            action,
+                            stage_attempt,
+                            branches,
+                            now,
+                        )
+                        .await?;
+                    }
+                }
             }
         }
         // A stopping execution starts no further action group.
         Ok(failed || crate::control::is_stopping(snapshot.execution.status))
+    }
+
+    /// Record action `action` of `stage` Failed for attempt `attempt`, which it never began:
+    /// the error its task ended with (from `branches`), or that it did not start in time.
+    async fn record_unstarted(
+        &self,
+        snapshot: &ExecutionSnapshot,
+        stage: &str,
+        action: &ActionDeclaration,
+        attempt: u32,
+        branches: &[Value],
+        now: f64,
+    ) -> Result<(), EngineError> {
+        let execution = &snapshot.execution;
+        let mut error = branch_failure(&action.name, branches);
+        if error.code == ErrorCode::TimedOut {
+            error.message = format!("action {} did not start in time", action.name);
+        }
+        let record = crate::execution::ActionExecution {
+            pipeline_execution_id: execution.pipeline_execution_id.clone(),
+            action_execution_id: crate::conditions::derived_id(&format!(
+                "unstarted\0{}\0{stage}\0{}\0{attempt}",
+                execution.pipeline_execution_id, action.name
+            )),
+            pipeline_version: execution.pipeline_version,
+            stage_name: stage.to_string(),
+            action_name: action.name.clone(),
+            attempt,
+            status: ActionExecutionStatus::Failed,
+            start_time: now,
+            last_update_time: now,
+            updated_by: Some("pipewright".into()),
+            input: crate::execution::ActionExecutionInput {
+                action_type_id: action.action_type_id.clone(),
+                configuration: action.configuration().clone(),
+                resolved_configuration: Default::default(),
+                region: Some(
+                    action
+                        .region
+                        .clone()
+                        .unwrap_or_else(|| self.config.region.clone()),
+                ),
+                input_artifacts: Vec::new(),
+                namespace: action.namespace.clone(),
+            },
+            output: crate::execution::ActionExecutionOutput {
+                execution_result: crate::execution::ActionExecutionResult {
+                    error_details: Some(error),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            log_tail: None,
+            log_location: None,
+            source_revision: None,
+            task_token: None,
+            percent_complete: None,
+        };
+        let event = self.action_event(execution, &record, ActionState::Failed);
+        match self.executions.put_action(&record, None, &[event]).await {
+            // A repeated check recorded it already.
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The stage ended (`succeeded` or not): record it and publish; a failed stage fails the
