@@ -242,6 +242,25 @@ async fn create_update_start_watch_status_and_history() {
         json!(id)
     );
 
+    // `list`: every pipeline, this one with its latest execution.
+    let list = pipewright(s, &["list"]).ok();
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("list shows {name}:\n{}", list.stdout));
+    assert!(row.contains("Succeeded") && row.contains(&id), "{row}");
+    let list = pipewright(s, &["list", "--output", "json"]).ok().json();
+    let item = list["pipelines"]
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .find(|p| p["name"] == json!(name))
+        .unwrap_or_else(|| panic!("{name} in {list:#}"));
+    assert_eq!(item["version"], json!(2));
+    assert_eq!(item["latestExecution"]["pipelineExecutionId"], json!(id));
+    assert_eq!(item["latestExecution"]["status"], "Succeeded");
+
     // A succeeded execution can be neither retried nor stopped: the service's answer (or its
     // UnsupportedOperationException while these are being built) is printed, exit 5.
     for args in [

@@ -166,10 +166,21 @@ async fn a_person_watches_approves_retries_and_stops_from_the_console() {
     // The link opens the pipelines list (its token gone from the address), every pipeline there.
     b.goto(&console.url);
     assert_eq!(b.eval("location.pathname + location.search"), json!("/"));
-    for name in [&release, &broken, &slow] {
-        let row = format!("document.querySelector('tr[data-pipeline=\"{name}\"]') !== null");
-        assert_eq!(b.eval(&row), json!(true), "{name} listed:\n{}", b.text());
+    // Every pipeline, page after page (50 a page).
+    let mut missing: Vec<&String> = vec![&release, &broken, &slow];
+    loop {
+        missing.retain(|name| {
+            let row = format!("document.querySelector('tr[data-pipeline=\"{name}\"]') !== null");
+            b.eval(&row) != json!(true)
+        });
+        if missing.is_empty()
+            || b.eval("document.querySelector('a[rel=next]') === null") == json!(true)
+        {
+            break;
+        }
+        b.click("a[rel=next]");
     }
+    assert!(missing.is_empty(), "{missing:?} not listed:\n{}", b.text());
 
     // A pipeline: Release change, then the stages move to the approval without a reload.
     b.goto(&format!("{}/pipelines/{release}", console.base));

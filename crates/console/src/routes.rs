@@ -224,30 +224,46 @@ async fn not_found(State(c): Shared, headers: HeaderMap) -> Response {
 }
 
 /// Every pipeline (ListPipelines, all pages), each with its 10 latest executions.
-async fn list(State(c): Shared, headers: HeaderMap, Query(flash): Query<Flash>) -> Response {
-    match list_rows(&c).await {
-        Ok(rows) => respond(&c, &headers, pages::list::render(&rows, &flash, now())),
+#[derive(Deserialize)]
+struct ListQuery {
+    /// ListPipelines' token of the page to show.
+    next: Option<String>,
+    #[serde(flatten)]
+    flash: Flash,
+}
+
+/// Pipelines shown on one page of the list (each costs a ListPipelineExecutions per refresh).
+const PIPELINES_PER_PAGE: i32 = 50;
+
+/// One page of pipelines (ListPipelines), each with its 10 latest executions.
+async fn list(State(c): Shared, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
+    match list_rows(&c, q.next.filter(|t| !t.is_empty())).await {
+        Ok((rows, next)) => respond(
+            &c,
+            &headers,
+            pages::list::render(&rows, next.as_deref(), &q.flash, now()),
+        ),
         Err(p) => problem(&c, &headers, "Pipelines", p),
     }
 }
 
-async fn list_rows(c: &Console) -> Result<Vec<pages::list::Row>, Problem> {
-    let mut pipelines = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let page = call!(
-            c,
-            c.client
-                .list_pipelines()
-                .set_next_token(next.clone())
-                .send()
-        )?;
-        pipelines.extend(page.pipelines().iter().cloned());
-        match page.next_token() {
-            Some(t) if !t.is_empty() && pipelines.len() < 1000 => next = Some(t.to_string()),
-            _ => break,
-        }
-    }
+async fn list_rows(
+    c: &Console,
+    next: Option<String>,
+) -> Result<(Vec<pages::list::Row>, Option<String>), Problem> {
+    let page = call!(
+        c,
+        c.client
+            .list_pipelines()
+            .max_results(PIPELINES_PER_PAGE)
+            .set_next_token(next)
+            .send()
+    )?;
+    let next = page
+        .next_token()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let mut pipelines = page.pipelines().to_vec();
     pipelines.sort_by(|a, b| a.name().cmp(&b.name()));
     let names: Vec<String> = pipelines
         .iter()
@@ -267,14 +283,15 @@ async fn list_rows(c: &Console) -> Result<Vec<pages::list::Row>, Problem> {
     });
     // At most 8 at once: a list of hundreds of pipelines must not flood the control plane.
     let executions: Vec<_> = futures::stream::iter(reads).buffered(8).collect().await;
-    Ok(pipelines
+    let rows = pipelines
         .into_iter()
         .zip(executions)
         .map(|(pipeline, executions)| pages::list::Row {
             pipeline,
             executions,
         })
-        .collect())
+        .collect();
+    Ok((rows, next))
 }
 
 /// GetPipeline, GetPipelineState and the recent executions, side by side.

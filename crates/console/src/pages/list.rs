@@ -18,8 +18,9 @@ fn secs(t: Option<&aws_sdk_codepipeline::primitives::DateTime>) -> Option<f64> {
     t.map(|t| t.as_secs_f64())
 }
 
-/// The pipelines page.
-pub fn render(rows: &[Row], flash: &Flash, now: f64) -> Page {
+/// The pipelines page: `rows`, and a link to the next page when ListPipelines gave a `next`
+/// token.
+pub fn render(rows: &[Row], next: Option<&str>, flash: &Flash, now: f64) -> Page {
     let main = html! {
         h1 { "Pipelines" }
         (flash.render())
@@ -91,6 +92,9 @@ pub fn render(rows: &[Row], flash: &Flash, now: f64) -> Page {
                 }
             }
         }
+        @if let Some(token) = next {
+            p.pager { a.button rel="next" href={ "/?next=" (crate::text::enc(token)) } { "Next pipelines" } }
+        }
     };
     Page {
         title: "Pipelines".into(),
@@ -130,7 +134,9 @@ mod tests {
                 executions: Ok(vec![]),
             },
         ];
-        let html = render(&rows, &Flash::default(), 1180.0).main.into_string();
+        let html = render(&rows, Some("t/2"), &Flash::default(), 1180.0)
+            .main
+            .into_string();
         assert!(
             html.contains("web &lt;app&gt;"),
             "names are escaped: {html}"
@@ -141,11 +147,12 @@ mod tests {
         assert!(html.contains("1 min 4 s"));
         assert_eq!(html.matches("class=\"tick ").count(), 2);
         assert!(html.contains("never run"));
+        assert!(html.contains("href=\"/?next=t%2F2\""));
     }
 
     #[test]
     fn no_pipelines_says_how_to_make_one() {
-        let html = render(&[], &Flash::default(), 0.0).main.into_string();
+        let html = render(&[], None, &Flash::default(), 0.0).main.into_string();
         assert!(html.contains("pipewright create"));
     }
 }
