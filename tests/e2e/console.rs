@@ -11,7 +11,8 @@ use std::time::Duration;
 use aws_sdk_codepipeline::types::{ActionExecutionFilter, PipelineExecutionStatus};
 use pipewright_e2e::browser::Browser;
 use pipewright_e2e::pipelines::{
-    clients, eventually, source_bucket, start, wait_for, Clients, PipelineBuilder,
+    approve_when_asked, clients, eventually, source_bucket, start, wait_for, Clients,
+    PipelineBuilder,
 };
 use pipewright_e2e::{root, stack, Stack};
 use serde_json::json;
@@ -146,7 +147,9 @@ async fn a_person_watches_approves_retries_and_stops_from_the_console() {
         "name": "Release",
         "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}
     }]});
+    // SUPERSEDED: CodePipeline rolls back stages of SUPERSEDED and QUEUED pipelines only.
     let release = PipelineBuilder::new(stack, "console-release")
+        .mode("SUPERSEDED")
         .s3_source(&bucket)
         .commands("Build", &["echo built"])
         .stage(approval)
@@ -254,6 +257,87 @@ async fn a_person_watches_approves_retries_and_stops_from_the_console() {
     b.dark(true);
     shot(&mut b, "execution-dark");
     b.dark(false);
+
+    // The transition into Build, disabled with a reason from the page, then enabled again.
+    b.goto(&format!("{}/pipelines/{release}", console.base));
+    b.eval("document.querySelector('[data-transition=\"Build\"] details').open = true");
+    b.eval("document.querySelector('[data-transition=\"Build\"] input[name=reason]').value = 'freeze for the demo'");
+    b.click("[data-transition=\"Build\"] details button[type=submit]");
+    assert!(
+        b.text().contains("Disabled the transition into Build"),
+        "{}",
+        b.text()
+    );
+    let transition =
+        |state: &aws_sdk_codepipeline::operation::get_pipeline_state::GetPipelineStateOutput| {
+            state
+                .stage_states()
+                .iter()
+                .find(|s| s.stage_name() == Some("Build"))
+                .and_then(|s| s.inbound_transition_state())
+                .map(|t| (t.enabled(), t.disabled_reason().map(str::to_string)))
+        };
+    let state = c
+        .codepipeline
+        .get_pipeline_state()
+        .name(&release)
+        .send()
+        .await
+        .expect("GetPipelineState");
+    assert_eq!(
+        transition(&state),
+        Some((false, Some("freeze for the demo".to_string())))
+    );
+    assert!(b.text().contains("freeze for the demo"));
+    b.click("[data-transition=\"Build\"] form button[type=submit]");
+    assert!(
+        b.text().contains("Enabled the transition into Build"),
+        "{}",
+        b.text()
+    );
+    let state = c
+        .codepipeline
+        .get_pipeline_state()
+        .name(&release)
+        .send()
+        .await
+        .expect("GetPipelineState");
+    assert_eq!(transition(&state).map(|t| t.0), Some(true));
+
+    // Roll Deploy back to the first execution, once a second one has succeeded.
+    let second = start(&c, &release).await;
+    approve_when_asked(&c, &release, "Approve", "Release").await;
+    let (status, summary) = wait_for(&c, &release, &second).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
+    b.goto(&format!("{}/pipelines/{release}", console.base));
+    b.eval("document.querySelector('[data-stage=\"Deploy\"] details.rollback').open = true");
+    b.eval(&format!(
+        "(() => {{ const s = document.querySelector('[data-stage=\"Deploy\"] select[name=target]'); \
+         s.value = [...s.options].find(o => o.value.startsWith({})).value; }})()",
+        json!(id)
+    ));
+    b.click("[data-stage=\"Deploy\"] details.rollback button[type=submit]");
+    let text = b.text();
+    assert!(text.contains("Rolling Deploy back to execution"), "{text}");
+    let rollback = eventually(
+        "the rollback execution",
+        Duration::from_millis(500),
+        || async {
+            c.codepipeline
+                .list_pipeline_executions()
+                .pipeline_name(&release)
+                .send()
+                .await
+                .expect("ListPipelineExecutions")
+                .pipeline_execution_summaries()
+                .iter()
+                .find(|e| e.execution_type().map(|t| t.as_str()) == Some("ROLLBACK"))
+                .and_then(|e| e.pipeline_execution_id().map(str::to_string))
+        },
+    )
+    .await;
+    let (status, summary) = wait_for(&c, &release, &rollback).await;
+    assert_eq!(status, PipelineExecutionStatus::Succeeded, "{summary:?}");
 
     // A failed stage, retried from its column.
     let failed = start(&c, &broken).await;

@@ -24,8 +24,11 @@
 //! Lost status events (EventBridge delivers at least once, but a rule can be disabled or a target
 //! throttled), runs stopped while the reconciler was failing, and the local emulator (which emits
 //! no Step Functions status events at all) are all covered by it. Each sweep looks at no more
-//! than [`MAX_RUNS_PER_SWEEP`] runs, newest pipelines' executions first, so it finishes well
-//! inside the orchestrator's timeout; what it did not reach, the next sweep does.
+//! than [`MAX_RUNS_PER_SWEEP`] runs and starts no pipeline after [`SWEEP_BUDGET_SECONDS`], so
+//! it finishes well inside the orchestrator's timeout however many pipelines the account has;
+//! each sweep begins at another pipeline, so what one did not reach, a later one does
+//! ([`Swept::unswept`] says how many it left). `{"sweep": {"now": true, "pipeline": NAME}}`
+//! sweeps one pipeline at once.
 
 use serde_json::json;
 
@@ -38,6 +41,8 @@ pub const SWEEP_EXECUTIONS_PER_PIPELINE: usize = 100;
 pub const MAX_RUNS_PER_SWEEP: usize = 200;
 /// How long an execution may stay without a recorded run before the sweep resumes its start.
 pub const LAUNCH_GRACE_SECONDS: f64 = 300.0;
+/// How long a sweep starts new pipelines for (the orchestrator's timeout is 30 s).
+pub const SWEEP_BUDGET_SECONDS: f64 = 15.0;
 /// Scheduled sweeps closer together than this do the work once (EventBridge may deliver a
 /// schedule twice; the local emulator delivers it once per event put on the bus).
 pub const SWEEP_INTERVAL_SECONDS: f64 = 240.0;
@@ -78,6 +83,20 @@ pub struct Swept {
     pub skipped: bool,
     /// What could not be checked (kept for the next sweep), one line each.
     pub problems: Vec<String>,
+    /// Pipelines this sweep did not reach in its time budget (a later sweep begins elsewhere).
+    pub unswept: usize,
+}
+
+/// The order a sweep visits `count` pipelines in: all of them, beginning at an index that
+/// changes from sweep to sweep (`seed`), so that sweeps cut short by their budget still reach
+/// every pipeline in turn.
+pub fn sweep_order(count: usize, seed: u64) -> impl Iterator<Item = usize> {
+    let start = if count == 0 {
+        0
+    } else {
+        (seed % count as u64) as usize
+    };
+    (0..count).map(move |i| (start + i) % count)
 }
 
 /// The versions older than `current` that `executions` (a pipeline's newest) ran, none of whose
@@ -154,4 +173,18 @@ pub fn ended_run(
         status,
         error: json!({ "Error": error, "Cause": cause }),
     })
+}
+
+#[cfg(test)]
+mod order_tests {
+    #[test]
+    fn every_pipeline_is_visited_once_from_a_moving_start() {
+        let order: Vec<usize> = super::sweep_order(5, 7).collect();
+        assert_eq!(order, vec![2, 3, 4, 0, 1]);
+        assert_eq!(super::sweep_order(0, 3).count(), 0);
+        let starts: std::collections::BTreeSet<usize> = (0..50)
+            .filter_map(|seed| super::sweep_order(5, seed).next())
+            .collect();
+        assert_eq!(starts.len(), 5);
+    }
 }

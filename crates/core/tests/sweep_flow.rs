@@ -265,3 +265,29 @@ fn idle_old_versions_are_the_older_ones_with_nothing_running() {
     assert_eq!(idle_old_versions(6, &page), [1, 2, 4]);
     assert!(idle_old_versions(1, &page).is_empty());
 }
+
+/// `{"sweep": {"now": true, "pipeline": NAME}}` sweeps that pipeline alone (what an operator, or
+/// a test on a busy stack, asks for); the scheduled one sweeps them all.
+#[tokio::test]
+async fn a_sweep_of_one_pipeline_looks_at_that_pipeline_only() {
+    let world = World::with_pipeline(three_stages("sweep", ExecutionMode::Queued)).await;
+    world
+        .add_pipeline(three_stages("other", ExecutionMode::Queued))
+        .await;
+    let engine = world.engine();
+    world.in_build("sweep", A).await;
+    world.in_build("other", B).await;
+    let one = engine
+        .scheduled_sweep_of(50.0, true, Some("other"))
+        .await
+        .unwrap();
+    assert_eq!(one.in_progress, 1, "{one:?}");
+    assert_eq!(one.unswept, 0);
+    let all = engine.scheduled_sweep_of(51.0, true, None).await.unwrap();
+    assert_eq!(all.in_progress, 2, "{all:?}");
+    let missing = engine
+        .scheduled_sweep_of(52.0, true, Some("nope"))
+        .await
+        .unwrap();
+    assert_eq!(missing.in_progress, 0);
+}

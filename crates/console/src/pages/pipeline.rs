@@ -32,6 +32,8 @@ fn running(e: &PipelineExecutionSummary) -> bool {
 pub fn render(view: &View<'_>, flash: &Flash, now: f64) -> Page {
     let name = view.declaration.name();
     let base = pipeline_path(name);
+    let parallel = view.declaration.execution_mode()
+        == Some(&aws_sdk_codepipeline::types::ExecutionMode::Parallel);
     let main = html! {
         div.title-row {
             h1 { (name) }
@@ -53,7 +55,7 @@ pub fn render(view: &View<'_>, flash: &Flash, now: f64) -> Page {
                 @if i > 0 {
                     (transition(&base, stage.name(), state))
                 }
-                (stage_column(name, &base, i, stage, state, view.recent, now))
+                (stage_column(name, &base, parallel, i, stage, state, view.recent, now))
             }
         }
     };
@@ -131,9 +133,11 @@ fn transition(base: &str, stage: &str, state: Option<&StageState>) -> Markup {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn stage_column(
     name: &str,
     base: &str,
+    parallel: bool,
     index: usize,
     stage: &StageDeclaration,
     state: Option<&StageState>,
@@ -182,7 +186,8 @@ fn stage_column(
                     }
                 }
             }
-            @if index > 0 {
+            // CodePipeline rolls back stages of SUPERSEDED and QUEUED pipelines only.
+            @if index > 0 && !parallel {
                 (rollback(base, stage.name(), latest.map(|l| l.pipeline_execution_id()), recent))
             }
         }

@@ -8,6 +8,17 @@ impl Engine<'_> {
     /// A scheduled sweep (`{"sweep": {}}`): [`Engine::sweep`], unless another one was claimed
     /// less than [`SWEEP_INTERVAL_SECONDS`] ago. `{"sweep": {"now": true}}` always sweeps.
     pub async fn scheduled_sweep(&self, now: f64, force: bool) -> Result<Swept, EngineError> {
+        self.scheduled_sweep_of(now, force, None).await
+    }
+
+    /// [`Engine::scheduled_sweep`], of pipeline `only` alone when given
+    /// (`{"sweep": {"now": true, "pipeline": NAME}}`).
+    pub async fn scheduled_sweep_of(
+        &self,
+        now: f64,
+        force: bool,
+        only: Option<&str>,
+    ) -> Result<Swept, EngineError> {
         if !force
             && !self
                 .executions
@@ -19,14 +30,31 @@ impl Engine<'_> {
                 ..Default::default()
             });
         }
-        self.sweep(now).await
+        self.sweep_pipelines(now, only).await
     }
 
     /// One sweep over every pipeline's recent executions (see the module docs).
     pub async fn sweep(&self, now: f64) -> Result<Swept, EngineError> {
+        self.sweep_pipelines(now, None).await
+    }
+
+    /// [`Engine::sweep`] of every pipeline, or of pipeline `only`.
+    async fn sweep_pipelines(&self, now: f64, only: Option<&str>) -> Result<Swept, EngineError> {
         let mut swept = Swept::default();
         let mut asked = 0;
-        for pipeline in crate::store::all_pipelines(self.pipelines).await? {
+        let began = std::time::Instant::now();
+        let pipelines = match only {
+            Some(name) => self.pipelines.get(name, None).await?.into_iter().collect(),
+            None => crate::store::all_pipelines(self.pipelines).await?,
+        };
+        let seed = (now * 1000.0) as u64;
+        let order: Vec<usize> = crate::sweep::sweep_order(pipelines.len(), seed).collect();
+        for (visited, index) in order.into_iter().enumerate() {
+            if began.elapsed().as_secs_f64() > SWEEP_BUDGET_SECONDS {
+                swept.unswept = pipelines.len() - visited;
+                break;
+            }
+            let pipeline = &pipelines[index];
             let name = &pipeline.declaration.name;
             for stage in &pipeline.declaration.stages {
                 if let Err(e) = self.sweep_lock(name, &stage.name, now).await {

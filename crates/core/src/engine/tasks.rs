@@ -161,7 +161,8 @@ impl Engine<'_> {
             // The periodic sweep (its schedule's input).
             OrchestratorEvent::Event(event) if event.get("sweep").is_some() => {
                 let force = event["sweep"]["now"].as_bool().unwrap_or(false);
-                let swept = self.scheduled_sweep(now, force).await?;
+                let only = event["sweep"]["pipeline"].as_str();
+                let swept = self.scheduled_sweep_of(now, force, only).await?;
                 if !swept.reconciled.is_empty() || !swept.resumed.is_empty() {
                     tracing::warn!(?swept, "the sweep repaired executions no event had");
                 }
