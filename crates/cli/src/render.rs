@@ -113,6 +113,21 @@ pub struct HistoryRow {
     pub summary: Option<String>,
 }
 
+impl HistoryRow {
+    /// How long the execution has taken: until `now` while it runs, else until its last update.
+    fn duration(&self, now: f64) -> String {
+        let end = if is_running(Some(&self.status)) {
+            Some(now)
+        } else {
+            self.updated
+        };
+        match (self.started, end) {
+            (Some(start), Some(end)) => fmt_duration(end - start),
+            _ => String::new(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small pieces.
 
@@ -299,15 +314,7 @@ pub fn render_history(rows: &[HistoryRow], now: f64) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let end = if is_running(Some(&r.status)) {
-                Some(now)
-            } else {
-                r.updated
-            };
-            let duration = match (r.started, end) {
-                (Some(start), Some(end)) => fmt_duration(end - start),
-                _ => String::new(),
-            };
+            let duration = r.duration(now);
             vec![
                 r.execution_id.clone(),
                 r.status.clone(),
@@ -363,15 +370,7 @@ pub fn render_list(rows: &[ListRow], now: f64) -> String {
                     String::new(),
                 ];
             };
-            let end = if is_running(Some(&latest.status)) {
-                Some(now)
-            } else {
-                latest.updated
-            };
-            let duration = match (latest.started, end) {
-                (Some(start), Some(end)) => fmt_duration(end - start),
-                _ => String::new(),
-            };
+            let duration = latest.duration(now);
             vec![
                 r.pipeline.clone(),
                 r.mode.clone().unwrap_or_default(),
