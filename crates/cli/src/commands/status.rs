@@ -124,35 +124,39 @@ pub async fn list(ctx: &Ctx) -> Result<i32, CliError> {
     Ok(EXIT_OK)
 }
 
-/// The latest execution of each pipeline, read concurrently.
+/// The latest execution of each pipeline, read 8 at a time (an account of hundreds of pipelines
+/// must not flood the control plane).
 async fn futures_latest(
     ctx: &Ctx,
     pipelines: &[aws_sdk_codepipeline::types::PipelineSummary],
 ) -> Result<Vec<Option<aws_sdk_codepipeline::types::PipelineExecutionSummary>>, CliError> {
-    let mut reads = tokio::task::JoinSet::new();
-    for (i, p) in pipelines.iter().enumerate() {
-        let client = ctx.client.clone();
-        let name = p.name().unwrap_or_default().to_owned();
-        reads.spawn(async move {
-            let out = client
-                .list_pipeline_executions()
-                .pipeline_name(name)
-                .max_results(1)
-                .send()
-                .await;
-            (i, out)
-        });
-    }
     let mut latest = vec![None; pipelines.len()];
-    while let Some(joined) = reads.join_next().await {
-        let Ok((i, out)) = joined else { continue };
-        match out {
-            Ok(out) => latest[i] = out.pipeline_execution_summaries().first().cloned(),
-            // Deleted between the two calls: shown as never run.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_pipeline_not_found_exception()) => {}
-            Err(e) => return Err(ctx.sdk(e)),
+    for (chunk_index, chunk) in pipelines.chunks(8).enumerate() {
+        let mut reads = tokio::task::JoinSet::new();
+        for (i, p) in chunk.iter().enumerate() {
+            let client = ctx.client.clone();
+            let name = p.name().unwrap_or_default().to_owned();
+            let index = chunk_index * 8 + i;
+            reads.spawn(async move {
+                let out = client
+                    .list_pipeline_executions()
+                    .pipeline_name(name)
+                    .max_results(1)
+                    .send()
+                    .await;
+                (index, out)
+            });
+        }
+        while let Some(joined) = reads.join_next().await {
+            let Ok((i, out)) = joined else { continue };
+            match out {
+                Ok(out) => latest[i] = out.pipeline_execution_summaries().first().cloned(),
+                // Deleted between the two calls: shown as never run.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_pipeline_not_found_exception()) => {}
+                Err(e) => return Err(ctx.sdk(e)),
+            }
         }
     }
     Ok(latest)
