@@ -93,6 +93,19 @@ fn status_of(url: &str, cookie: Option<&str>) -> u16 {
         .as_u16()
 }
 
+/// GetPipelineState of `pipeline`.
+async fn state_of(
+    c: &Clients,
+    pipeline: &str,
+) -> aws_sdk_codepipeline::operation::get_pipeline_state::GetPipelineStateOutput {
+    c.codepipeline
+        .get_pipeline_state()
+        .name(pipeline)
+        .send()
+        .await
+        .expect("GetPipelineState")
+}
+
 /// The runs of `stage`/`action` in execution `id` (ListActionExecutions).
 async fn runs_of(c: &Clients, pipeline: &str, id: &str, action: &str) -> usize {
     c.codepipeline
@@ -222,13 +235,7 @@ async fn a_person_watches_approves_retries_and_stops_from_the_console() {
         json!(true),
         "the page reloaded"
     );
-    let state = c
-        .codepipeline
-        .get_pipeline_state()
-        .name(&release)
-        .send()
-        .await
-        .expect("GetPipelineState");
+    let state = state_of(&c, &release).await;
     let approved = state
         .stage_states()
         .iter()
@@ -277,13 +284,7 @@ async fn a_person_watches_approves_retries_and_stops_from_the_console() {
                 .and_then(|s| s.inbound_transition_state())
                 .map(|t| (t.enabled(), t.disabled_reason().map(str::to_string)))
         };
-    let state = c
-        .codepipeline
-        .get_pipeline_state()
-        .name(&release)
-        .send()
-        .await
-        .expect("GetPipelineState");
+    let state = state_of(&c, &release).await;
     assert_eq!(
         transition(&state),
         Some((false, Some("freeze for the demo".to_string())))
@@ -295,13 +296,7 @@ async fn a_person_watches_approves_retries_and_stops_from_the_console() {
         "{}",
         b.text()
     );
-    let state = c
-        .codepipeline
-        .get_pipeline_state()
-        .name(&release)
-        .send()
-        .await
-        .expect("GetPipelineState");
+    let state = state_of(&c, &release).await;
     assert_eq!(transition(&state).map(|t| t.0), Some(true));
 
     // Roll Deploy back to the first execution, once a second one has succeeded.
